@@ -1,0 +1,176 @@
+/* delete.c - soft deletes: JOURNAL + WITNESS (+ META) + MANIFEST.
+ *
+ * As in the reference, only ids that exist and are live enter the
+ * manifest's deletion list, and they stay deleted until compaction even if
+ * re-ingested.  In a branch child an inherited id is hidden by clearing its
+ * membership bit instead. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "error.h"
+#include "filter.h"
+#include "store.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static unsigned char *journal_encode(const uint64_t *ids, size_t n,
+				     uint32_t epoch, size_t *len)
+{
+	*len = 16 + 12 * n;
+	unsigned char *p = calloc(1, *len);
+	if (!p)
+		return NULL;
+	st32(p, (uint32_t)n);
+	st32(p + 4, epoch);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *e = p + 16 + 12 * i;
+		e[0] = 0x01; /* DELETE_VECTOR */
+		st16(e + 2, 8);
+		st64(e + 4, ids[i]);
+	}
+	return p;
+}
+
+/* Adds `id` to the sorted deletion list of the new manifest. */
+static rvf_code add_deleted(commit *c, uint64_t id, rvf_error *err)
+{
+	manifest *m = &c->next;
+	uint64_t *d = realloc(m->deleted, (m->deleted_len + 1) * sizeof(uint64_t));
+	if (!d)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	m->deleted = d;
+	d[m->deleted_len++] = id;
+	return RVF_OK;
+}
+
+rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
+			  rvf_commit_info *info, rvf_error *err)
+{
+	commit c;
+	rvf_code rc = commit_begin(s, &c, err);
+	if (rc != RVF_OK)
+		return rc;
+	const rvf_view *b = c.base;
+	if (n > UINT32_MAX) {
+		rc = rvf_fail(err, RVF_E_TOO_LARGE, "too many ids in one delete");
+		goto fail;
+	}
+	c.next.epoch = b->info.epoch + 1;
+	uint64_t *sorted = malloc((n ? n : 1) * sizeof(uint64_t));
+	if (!sorted) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto fail;
+	}
+	memcpy(sorted, ids, n * sizeof(uint64_t));
+	qsort(sorted, n, sizeof(uint64_t), cmp_u64);
+
+	uint64_t deleted = 0;
+	size_t bitmap_len = b->is_branch ? (size_t)(8 * ((b->cow.capacity_bits + 63) / 64)) : 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = sorted[i];
+		if (i && sorted[i - 1] == id)
+			continue;
+		bool own_live = view_own_row(b, id) && !view_is_deleted(b, id);
+		bool visible = rvf_view_find(b, id) >= 0;
+		if (own_live) {
+			rc = add_deleted(&c, id, err);
+			if (rc != RVF_OK)
+				goto fail_sorted;
+		}
+		if (b->is_branch && id < b->cow.capacity_bits) {
+			if (!c.membership) {
+				c.membership = malloc(bitmap_len ? bitmap_len : 1);
+				if (!c.membership) {
+					rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+					goto fail_sorted;
+				}
+				memcpy(c.membership, b->cow.bitmap, bitmap_len);
+			}
+			c.membership[id / 8] &= (unsigned char)~(1u << (id % 8));
+		}
+		if (own_live || visible)
+			deleted++;
+	}
+	qsort(c.next.deleted, c.next.deleted_len, sizeof(uint64_t), cmp_u64);
+
+	/* The journal lists the ids as given, like the reference's. */
+	size_t jlen;
+	unsigned char *j = journal_encode(ids, n, c.next.epoch, &jlen);
+	if (!j) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto fail_sorted;
+	}
+	rc = commit_append(&c, RVF_SEG_JOURNAL, j, jlen, err);
+	free(j);
+	if (rc != RVF_OK)
+		goto fail_sorted;
+	/* Forget their metadata, so an id reused after any compaction (ours
+	 * or the reference's) starts clean. */
+	meta_write w = { 0 };
+	rc = meta_encode_delete(b->meta, n, sorted, 0, &w, err);
+	if (rc == RVF_OK && w.payload)
+		rc = commit_append(&c, RVF_SEG_META, w.payload, w.len, err);
+	if (rc == RVF_OK && w.payload) {
+		c.meta = w.table;
+		w.table = NULL;
+	}
+	meta_write_release(&w);
+	free(sorted);
+	if (rc != RVF_OK)
+		goto fail;
+	commit_drop_type(&c, RVF_SEG_INDEX);
+	char action[96];
+	snprintf(action, sizeof(action), "delete:count=%llu,epoch=%u",
+		 (unsigned long long)deleted, c.next.epoch);
+	rc = commit_witness(&c, 0, action, err);
+	if (rc != RVF_OK)
+		goto fail;
+	rc = commit_finish(&c, info, err);
+	if (info)
+		info->accepted = deleted;
+	return rc;
+fail_sorted:
+	free(sorted);
+fail:
+	commit_abort(&c);
+	return rc;
+}
+
+rvf_code rvf_store_delete_filter(rvf_store *s, const rvf_filter *f,
+				 rvf_commit_info *info, rvf_error *err)
+{
+	rvf_view *v = rvf_store_view(s);
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	rvf_code rc = RVF_OK;
+	if (info)
+		memset(info, 0, sizeof(*info));
+	/* Only own live rows, as the reference (never inherited ones). */
+	ids = malloc((v->nown ? v->nown : 1) * sizeof(uint64_t));
+	if (!ids) {
+		rvf_view_release(v);
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	for (size_t i = 0; i < v->nown; i++) {
+		uint64_t id = v->own[i].id;
+		if (!view_is_deleted(v, id) && filter_match(f, v->meta, id))
+			ids[n++] = id;
+	}
+	if (n == 0) {
+		/* Nothing matched: the reference writes nothing either. */
+		rc = store_check_writable(s, err);
+		if (info)
+			info->epoch = v->info.epoch;
+	} else {
+		rc = rvf_store_delete(s, n, ids, info, err);
+	}
+	free(ids);
+	rvf_view_release(v);
+	return rc;
+}

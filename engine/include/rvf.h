@@ -1,0 +1,537 @@
+/*
+ * rvf.h - librvf, a C library for RVF (RuVector Format) vector stores.
+ *
+ * An RVF file is an append-only sequence of segments (64-byte header +
+ * payload) whose newest MANIFEST segment is the root of trust.  librvf reads
+ * and writes such files byte-compatibly with the reference runtime
+ * (@ruvector/rvf-node 0.2.3); see docs/format.md for the layout as we
+ * implement it.
+ *
+ * Model
+ * -----
+ * - An `rvf_store` is an open file: read-write (holds the writer lock
+ *   `<path>.lock`, as the reference does) or read-only (no lock, never
+ *   writes).
+ * - An `rvf_view` is an immutable, reference-counted snapshot of one
+ *   committed state of a store: the decoded manifest, the visible vectors
+ *   (indexed in place in a read-only mapping of the file, never copied), the
+ *   metadata, kernel, eBPF and witness chain.  Readers take a view and may
+ *   use it from any thread while a writer commits: they see a commit entirely
+ *   or not at all.  Release views when done.
+ * - Every function that can fail returns an `rvf_code` and, when `err` is not
+ *   NULL, fills it with a readable message.  librvf never exits, never prints
+ *   and keeps no global state.
+ *
+ * Thread safety: views are safe to share.  Store functions lock the store
+ * internally, so one writer commit runs at a time; they may be called from
+ * several threads.
+ */
+#ifndef RVF_H
+#define RVF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything declared here is exported; the rest of librvf is hidden. */
+#pragma GCC visibility push(default)
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum rvf_code {
+	RVF_OK = 0,
+	RVF_E_IO,                 /* an OS call failed (err->sys_errno says which) */
+	RVF_E_MANIFEST_NOT_FOUND, /* reference 0x0106: no parseable manifest */
+	RVF_E_INVALID_MANIFEST,   /* reference 0x0105: bad dimension and the like */
+	RVF_E_INVALID_CHECKSUM,   /* reference 0x0102: a payload's content hash failed */
+	RVF_E_CORRUPT,            /* a segment the manifest names is damaged */
+	RVF_E_DIMENSION_MISMATCH, /* reference 0x0200 */
+	RVF_E_LOCK_HELD,          /* reference 0x0300: another writer holds the lock */
+	RVF_E_EXISTS,             /* create on an existing path */
+	RVF_E_READ_ONLY,          /* reference 0x0305: read-only or frozen handle */
+	RVF_E_PARENT_NOT_FOUND,   /* reference 0x0600 */
+	RVF_E_PARENT_HASH_MISMATCH, /* reference 0x0601 */
+	RVF_E_COW_MAP_CORRUPT,    /* branch state (COW_MAP/MEMBERSHIP) invalid */
+	RVF_E_MEMBERSHIP_INVALID, /* reference 0x0705: e.g. ids too large to branch */
+	RVF_E_INVALID_ARGUMENT,   /* bad argument or bad input data */
+	RVF_E_NOT_FOUND,          /* no such vector, kernel or eBPF program */
+	RVF_E_TOO_LARGE,          /* a size limit of the format */
+	RVF_E_NO_MEMORY,
+	RVF_E_FILTER,             /* a filter expression could not be parsed */
+} rvf_code;
+
+typedef struct rvf_error {
+	rvf_code code;
+	int sys_errno;      /* errno for RVF_E_IO, else 0 */
+	char message[512];  /* one readable line, no trailing newline */
+} rvf_error;
+
+/* A short stable name for a code, e.g. "InvalidChecksum". */
+const char *rvf_code_name(rvf_code code);
+
+/* The errno that best describes a code (EIO, ENOENT, EBUSY, EROFS, ...). */
+int rvf_code_errno(rvf_code code, int sys_errno);
+
+/* ------------------------------------------------------------------ */
+/* Basic types                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Values are the manifest's metric byte (any other byte reads as L2). */
+typedef enum rvf_metric {
+	RVF_METRIC_L2 = 0,            /* squared Euclidean distance */
+	RVF_METRIC_INNER_PRODUCT = 1, /* -dot(q, x) */
+	RVF_METRIC_COSINE = 2,        /* 1 - cos(q, x); 1.0 when a norm is zero */
+} rvf_metric;
+
+/* "l2", "inner_product", "cosine". */
+const char *rvf_metric_name(rvf_metric m);
+/* Parses "l2", "cosine", "ip"/"inner_product"/"dot"; false when unknown. */
+bool rvf_metric_parse(const char *s, rvf_metric *out);
+
+/* Segment type codes as written in the header's seg_type byte. */
+enum {
+	RVF_SEG_VEC = 0x01,
+	RVF_SEG_INDEX = 0x02,
+	RVF_SEG_JOURNAL = 0x04,
+	RVF_SEG_MANIFEST = 0x05,
+	RVF_SEG_META = 0x07,
+	RVF_SEG_WITNESS = 0x0A,
+	RVF_SEG_KERNEL = 0x0E,
+	RVF_SEG_EBPF = 0x0F,
+	RVF_SEG_COW_MAP = 0x20,
+	RVF_SEG_MEMBERSHIP = 0x22,
+	RVF_SEG_SIGNATURE = 0x53, /* rvffs signature segment (docs/format.md) */
+};
+
+/* "vec", "manifest", ..., or NULL for a type without a name. */
+const char *rvf_segment_type_name(uint8_t type);
+
+#define RVF_SEGMENT_HEADER_SIZE 64
+#define RVF_MAX_PAYLOAD (256u * 1024u * 1024u)
+
+/* The decoded 64-byte header of a segment. */
+typedef struct rvf_segment {
+	uint64_t offset;         /* file offset of the header */
+	uint8_t type;
+	uint8_t version;
+	uint16_t flags;
+	uint64_t id;
+	uint64_t payload_length;
+	uint64_t timestamp_ns;
+	uint8_t checksum_algo;
+	uint8_t compression;
+	uint8_t content_hash[16];
+	bool readable;           /* a header with this type and length is at offset */
+	bool hash_ok;            /* readable, and content hash verified (or all zero) */
+	bool listed;             /* in the manifest directory (false: the manifest itself) */
+} rvf_segment;
+
+/* FileIdentity: lineage of a store. */
+typedef struct rvf_identity {
+	uint8_t file_id[16];
+	uint8_t parent_id[16];
+	uint8_t parent_hash[32];
+	uint32_t lineage_depth;
+} rvf_identity;
+
+/* Metadata values.  Type codes follow the upstream META v1 layout. */
+typedef enum rvf_value_type {
+	RVF_VALUE_STRING = 1,
+	RVF_VALUE_BYTES = 2,
+	RVF_VALUE_I64 = 3,
+	RVF_VALUE_U64 = 4,
+	RVF_VALUE_F64 = 5,
+	RVF_VALUE_BOOL = 6,
+} rvf_value_type;
+
+typedef struct rvf_value {
+	rvf_value_type type;
+	union {
+		struct {
+			const char *ptr; /* not NUL-terminated in general */
+			size_t len;
+		} str;               /* STRING and BYTES */
+		int64_t i64;
+		uint64_t u64;
+		double f64;
+		bool b;
+	} u;
+} rvf_value;
+
+/* One named metadata field of one vector. */
+typedef struct rvf_meta_field {
+	const char *name;
+	rvf_value value;
+} rvf_meta_field;
+
+/* ------------------------------------------------------------------ */
+/* Opening and creating                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct rvf_store rvf_store;
+typedef struct rvf_view rvf_view;
+
+enum {
+	RVF_OPEN_READ_ONLY = 1 << 0, /* no lock, never writes */
+};
+
+/* Opens an existing store.  Read-write opens take the writer lock and fail
+ * with RVF_E_LOCK_HELD when a live writer (the reference included) holds
+ * it; a stale lock (dead pid and older than 30 s, as the reference rules)
+ * is broken. */
+rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
+			rvf_error *err);
+
+typedef struct rvf_create_options {
+	uint32_t dimension;    /* 1..65535 */
+	rvf_metric metric;
+	uint8_t profile;       /* stored in the manifest, 0 = generic */
+} rvf_create_options;
+
+/* Creates a new store exclusively (RVF_E_EXISTS if the path exists), takes
+ * the writer lock and writes the epoch-0 manifest.  The store stays open
+ * read-write. */
+rvf_code rvf_store_create(const char *path, const rvf_create_options *opt,
+			  rvf_store **out, rvf_error *err);
+
+/* Closes the store, removing our lock file.  Views taken from it stay valid
+ * until released. */
+void rvf_store_close(rvf_store *s);
+
+/* Read-only stores: re-reads the file to pick up a writer's later commits.
+ * Returns RVF_OK with nothing changed when the file did not change. */
+rvf_code rvf_store_refresh(rvf_store *s, rvf_error *err);
+
+bool rvf_store_read_only(const rvf_store *s);
+const char *rvf_store_path(const rvf_store *s);
+
+/* A new reference to the store's current committed state. */
+rvf_view *rvf_store_view(rvf_store *s);
+rvf_view *rvf_view_ref(rvf_view *v);
+void rvf_view_release(rvf_view *v);
+
+/* ------------------------------------------------------------------ */
+/* Reading a view                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct rvf_info {
+	uint32_t dimension;
+	rvf_metric metric;
+	uint8_t metric_byte;     /* the raw manifest byte */
+	uint8_t profile;
+	uint32_t epoch;
+	uint64_t file_size;      /* bytes covered by this view */
+	uint64_t visible;        /* vectors a query can return (inherited ones included) */
+	uint64_t own_live;       /* own rows not deleted (the reference's totalVectors) */
+	uint64_t deleted;        /* ids in the manifest's deletion list */
+	uint64_t inherited;      /* visible rows that come from a branch parent */
+	uint64_t manifest_total; /* the manifest's total_vectors field */
+	uint32_t directory_len;  /* entries in the newest manifest's directory */
+	uint64_t manifest_offset;
+	rvf_identity identity;
+	bool has_identity;       /* the manifest carries FIDI */
+	bool read_only;          /* the store handle is read-only or frozen */
+	bool frozen;             /* frozen (branch children record it in COW_MAP) */
+	bool is_branch;          /* has COW_MAP + MEMBERSHIP */
+	const char *parent_path; /* branch parent as stored (relative), or NULL */
+	const char *parent_resolved; /* the path we opened, or NULL */
+} rvf_info;
+
+const rvf_info *rvf_view_info(const rvf_view *v);
+
+/* The visible vectors, ascending by id: index 0 .. info->visible-1. */
+uint64_t rvf_view_id_at(const rvf_view *v, size_t index);
+/* Index of `id` among the visible vectors, or -1. */
+long rvf_view_find(const rvf_view *v, uint64_t id);
+/* Copies the components of the vector at `index` into out[dimension]. */
+void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
+/* Largest id ever used by this store (own rows, deletions, parent rows);
+ * false when the store never held a vector. */
+bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
+
+/* Segments: the newest manifest's directory plus the newest manifest
+ * itself, sorted by file offset. */
+size_t rvf_view_segment_count(const rvf_view *v);
+const rvf_segment *rvf_view_segment(const rvf_view *v, size_t index);
+/* The directory in manifest order (what the reference's segments() lists). */
+size_t rvf_view_directory_count(const rvf_view *v);
+const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
+/* Pointer to a segment's bytes on disk (header + payload) in the mapping;
+ * valid while the view is held. */
+const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
+					    const rvf_segment *seg);
+/* Deleted ids of the manifest, ascending. */
+size_t rvf_view_deleted_count(const rvf_view *v);
+uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index);
+
+/* Kernel (first KERNEL entry of the directory, as the reference reads). */
+typedef struct rvf_kernel_info {
+	uint8_t arch;
+	uint8_t kernel_type;
+	uint32_t flags;
+	uint32_t min_memory_mb;
+	uint64_t entry_point;
+	uint64_t image_size;      /* header field */
+	uint64_t compressed_size; /* header field */
+	uint8_t compression;      /* 0 none, 1 zstd (rvffs --compress) */
+	uint8_t api_transport;
+	uint16_t api_port;        /* decoded from big-endian */
+	uint32_t api_version;
+	uint8_t image_hash[32];
+	uint64_t cmdline_offset;
+	uint32_t cmdline_length;
+	uint64_t stored_length;   /* payload bytes after the 128-byte header */
+	const rvf_segment *segment;
+} rvf_kernel_info;
+
+/* False when the view has no kernel. */
+bool rvf_view_kernel(const rvf_view *v, rvf_kernel_info *out);
+/* The image bytes (without cmdline), decompressed when stored compressed.
+ * The caller frees *image.  *cmdline (NUL-terminated) may be NULL. */
+rvf_code rvf_view_kernel_image(const rvf_view *v, unsigned char **image,
+			       size_t *image_len, char **cmdline,
+			       rvf_error *err);
+
+typedef struct rvf_ebpf_info {
+	uint8_t program_type;
+	uint8_t attach_type;
+	uint32_t program_flags;
+	uint16_t insn_count;
+	uint16_t max_dimension;
+	uint64_t program_size;
+	uint32_t map_count;
+	uint32_t btf_size;
+	uint8_t program_hash[32];
+	const rvf_segment *segment;
+	const unsigned char *bytecode; /* in the mapping */
+	const unsigned char *btf;      /* in the mapping, btf_size bytes */
+} rvf_ebpf_info;
+
+/* False when the view has no eBPF program. */
+bool rvf_view_ebpf(const rvf_view *v, rvf_ebpf_info *out);
+
+/* Witness entries in directory order. */
+typedef struct rvf_witness {
+	uint8_t type;          /* 1 computation (ingest, compact), 0 provenance (delete) */
+	uint64_t timestamp_ns;
+	const char *action;    /* NUL-terminated copy */
+	uint8_t prev_hash[32];
+	bool links;            /* prev_hash == H(previous witness payload) */
+	const rvf_segment *segment;
+} rvf_witness;
+
+size_t rvf_view_witness_count(const rvf_view *v);
+const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index);
+
+/* Metadata of the vector `id` (persisted in META segments).  Returns the
+ * number of fields; *fields points into the view. */
+size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
+			 const rvf_meta_field **fields);
+
+/* The branch parent view, or NULL. */
+const rvf_view *rvf_view_parent(const rvf_view *v);
+
+/* Verifies the content hash of every segment the directory lists (and the
+ * manifest); returns the first failure. */
+rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Search                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct rvf_hit {
+	uint64_t id;
+	float distance;
+} rvf_hit;
+
+typedef struct rvf_filter rvf_filter;
+
+/* Parses a filter in the reference's JSON form
+ * ({"op":"eq","fieldId":0,"valueType":"string","value":"a"}) or the named
+ * form ({"op":"eq","field":"color","value":"red"}).  Ops: eq ne lt le gt ge
+ * in range and or not. */
+rvf_filter *rvf_filter_parse(const char *json, rvf_error *err);
+void rvf_filter_free(rvf_filter *f);
+
+typedef struct rvf_search_options {
+	unsigned threads;          /* 0 = one per CPU */
+	const rvf_filter *filter;  /* NULL = all visible vectors */
+} rvf_search_options;
+
+/* Exact k-nearest-neighbour search for nq queries (queries[nq*dimension])
+ * in one pass over the data.  out[q*k .. q*k+k) receives the hits of query
+ * q ordered by (distance, id); counts[q] how many there are (< k when fewer
+ * vectors are visible).  Distances are the reference's. */
+rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
+			 size_t k, const rvf_search_options *opt, rvf_hit *out,
+			 size_t *counts, rvf_error *err);
+
+/* Distance between two vectors under a metric, as search computes it. */
+float rvf_distance(rvf_metric m, const float *a, const float *b, size_t dim);
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+/* ------------------------------------------------------------------ */
+
+/* What a commit did. */
+typedef struct rvf_commit_info {
+	uint32_t epoch;     /* epoch of the new manifest */
+	uint64_t accepted;  /* vectors written / deleted */
+	uint64_t bytes;     /* bytes appended */
+} rvf_commit_info;
+
+/* Streaming ingest: rows are appended to the file as they come (payloads
+ * split at 256 MiB), and become visible together, at commit, with one
+ * manifest.  abort truncates the file back: nothing is committed. */
+typedef struct rvf_ingest rvf_ingest;
+
+rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err);
+
+/* Adds n rows.  ids may be NULL: ids are then assigned consecutively after
+ * the largest id the store ever used (0 in an empty store).  vectors holds
+ * n*dimension floats.  meta may be NULL; else row i has the fields
+ * meta[meta_start[i] .. meta_start[i+1]). */
+rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
+			const float *vectors, const rvf_meta_field *meta,
+			const size_t *meta_start, rvf_error *err);
+
+/* Rows added so far. */
+uint64_t rvf_ingest_rows(const rvf_ingest *t);
+
+/* Writes the witness and manifest, fsyncs (data, then manifest) and
+ * publishes the new view.  Frees t whatever the result; on failure nothing
+ * is committed. */
+rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
+			   rvf_error *err);
+void rvf_ingest_abort(rvf_ingest *t);
+
+/* One-shot ingest of n rows (ids may be NULL as above). */
+rvf_code rvf_store_ingest(rvf_store *s, size_t n, const uint64_t *ids,
+			  const float *vectors, const rvf_meta_field *meta,
+			  const size_t *meta_start, rvf_commit_info *info,
+			  rvf_error *err);
+
+/* Soft-deletes ids (JOURNAL + WITNESS + MANIFEST).  Only existing live own
+ * ids enter the deletion list; in a branch child inherited ids are hidden
+ * by clearing their membership bit.  info->accepted counts them. */
+rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
+			  rvf_commit_info *info, rvf_error *err);
+
+/* Deletes the own live vectors matching a filter; nothing is written when
+ * none matches. */
+rvf_code rvf_store_delete_filter(rvf_store *s, const rvf_filter *f,
+				 rvf_commit_info *info, rvf_error *err);
+
+/* Rewrites the file without deleted rows (temp file, fsync, rename, fsync
+ * directory), in the reference's compacted layout; unknown segments are
+ * preserved.  info->accepted = dead rows dropped. */
+rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info,
+			   rvf_error *err);
+
+/* Makes this handle read-only (and, for a branch child, records it). */
+rvf_code rvf_store_freeze(rvf_store *s, rvf_commit_info *info, rvf_error *err);
+
+typedef struct rvf_child_options {
+	uint32_t dimension;  /* 0 = the parent's */
+	int metric;          /* -1 = the parent's */
+} rvf_child_options;
+
+/* Creates CHILD with lineage only (parent id, parent hash, depth+1); it
+ * holds none of the parent's vectors.  The child is returned open
+ * read-write.  The parent may be read-only; it is not modified. */
+rvf_code rvf_store_derive(rvf_store *parent, const char *child_path,
+			  const rvf_child_options *opt, rvf_store **child,
+			  rvf_error *err);
+
+/* Creates a queryable copy-on-write branch CHILD (COW_MAP + MEMBERSHIP)
+ * that sees the parent's vectors.  The parent must not change afterwards. */
+rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
+			  rvf_store **child, rvf_error *err);
+
+typedef struct rvf_kernel_spec {
+	uint8_t arch;
+	uint8_t kernel_type;
+	uint32_t flags;
+	uint16_t api_port;
+	const char *cmdline;   /* NULL or "" = none */
+	bool compress;         /* store zstd-compressed (rvffs extension) */
+} rvf_kernel_spec;
+
+/* Embeds a kernel image, replacing any earlier one (older KERNEL entries
+ * leave the directory so the reference sees this one). */
+rvf_code rvf_store_embed_kernel(rvf_store *s, const rvf_kernel_spec *spec,
+				const unsigned char *image, size_t image_len,
+				rvf_commit_info *info, rvf_error *err);
+/* Removes the kernel from the directory. RVF_E_NOT_FOUND if none. */
+rvf_code rvf_store_remove_kernel(rvf_store *s, rvf_commit_info *info,
+				 rvf_error *err);
+
+typedef struct rvf_ebpf_spec {
+	uint8_t program_type;
+	uint8_t attach_type;
+	uint16_t max_dimension;
+} rvf_ebpf_spec;
+
+rvf_code rvf_store_embed_ebpf(rvf_store *s, const rvf_ebpf_spec *spec,
+			      const unsigned char *bytecode, size_t len,
+			      const unsigned char *btf, size_t btf_len,
+			      rvf_commit_info *info, rvf_error *err);
+rvf_code rvf_store_remove_ebpf(rvf_store *s, rvf_commit_info *info,
+			       rvf_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Import: vector files in common formats                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum rvf_import_format {
+	RVF_IMPORT_CSV,   /* .csv .tsv .txt: id then components per line */
+	RVF_IMPORT_JSONL, /* .jsonl .ndjson: {"id":N,"vector":[...],"metadata":{...}} */
+	RVF_IMPORT_JSON,  /* .json: an array of the same objects */
+	RVF_IMPORT_FVECS, /* .fvecs: int32 dim then dim float32, per row */
+	RVF_IMPORT_NPY,   /* .npy: float32, 2-D, C order */
+	RVF_IMPORT_F32,   /* .f32: raw little-endian float32 rows */
+} rvf_import_format;
+
+/* Picks the format from a file name's extension; false when unknown. */
+bool rvf_import_format_from_name(const char *name, rvf_import_format *out);
+const char *rvf_import_format_name(rvf_import_format f);
+
+/* Receives parsed rows in batches.  ids is NULL for formats without ids
+ * (fvecs, npy, f32): the store assigns them.  Row i has the metadata fields
+ * meta[meta_start[i] .. meta_start[i+1]) (meta NULL: none).  Pointers are
+ * valid during the call only.  A non-OK return stops the import. */
+typedef rvf_code (*rvf_import_sink)(void *ctx, size_t n, const uint64_t *ids,
+				    const float *vectors,
+				    const rvf_meta_field *meta,
+				    const size_t *meta_start, rvf_error *err);
+
+/* Streams the file open at fd (read from its current position to EOF) in
+ * bounded memory, checking every row has `dimension` components.  On bad
+ * input returns RVF_E_INVALID_ARGUMENT with a message naming `name`, the
+ * line or record, and what was wrong.  *rows (may be NULL) = rows parsed. */
+rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
+		       uint32_t dimension, rvf_import_sink sink, void *ctx,
+		       uint64_t *rows, rvf_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Hashes (exposed for tools and tests)                                */
+/* ------------------------------------------------------------------ */
+
+/* CRC-32/IEEE replicated as the reference's 16-byte content hash. */
+void rvf_content_hash(const void *data, size_t len, uint8_t out[16]);
+/* The reference's simple_hash256 (not SHAKE-256). */
+void rvf_simple_hash256(const void *data, size_t len, uint8_t out[32]);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RVF_H */

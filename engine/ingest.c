@@ -1,0 +1,310 @@
+/* ingest.c - streaming ingest: rows go to the file as they come, in VEC
+ * segments of at most 256 MiB, and become visible together at commit. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "bytes.h"
+#include "error.h"
+#include "hash.h"
+#include "io.h"
+#include "segment.h"
+#include "store.h"
+
+#define WRITE_BUFFER (4u << 20)
+
+struct rvf_ingest {
+	commit c;
+	uint32_t dim;
+	size_t stride;            /* bytes per row: id + components */
+	uint64_t rows;
+
+	/* the VEC segment being written */
+	bool seg_open;
+	uint64_t seg_offset;
+	uint64_t seg_id;
+	uint32_t seg_rows;
+	uint32_t seg_crc;         /* CRC of the rows written so far */
+	uint64_t seg_max_rows;
+	uint64_t write_pos;       /* next file offset for row bytes */
+	unsigned char *buf;
+	size_t buf_len;
+
+	uint64_t *ids;            /* every id added, for the manifest total */
+	size_t nids, ids_cap;
+	bool have_max;
+	uint64_t max_id;          /* for assigning ids */
+	meta_batch *meta;         /* NULL until a row brings metadata */
+};
+
+rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err)
+{
+	rvf_ingest *t = calloc(1, sizeof(*t));
+	if (!t)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rvf_code rc = commit_begin(s, &t->c, err);
+	if (rc != RVF_OK) {
+		free(t);
+		return rc;
+	}
+	t->buf = malloc(WRITE_BUFFER);
+	if (!t->buf) {
+		commit_abort(&t->c);
+		free(t);
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	t->dim = t->c.base->info.dimension;
+	t->stride = 8 + 4 * (size_t)t->dim;
+	t->seg_max_rows = (RVF_MAX_PAYLOAD - 6) / t->stride;
+	t->have_max = rvf_view_max_id(t->c.base, &t->max_id);
+	*out = t;
+	return RVF_OK;
+}
+
+uint64_t rvf_ingest_rows(const rvf_ingest *t)
+{
+	return t->rows;
+}
+
+static rvf_code flush_buffer(rvf_ingest *t, rvf_error *err)
+{
+	if (!t->buf_len)
+		return RVF_OK;
+	if (io_pwrite_all(t->c.s->fd, t->buf, t->buf_len, (off_t)t->write_pos) != 0)
+		return rvf_fail_io(err, errno, "cannot append to %s", t->c.s->path);
+	t->write_pos += t->buf_len;
+	t->buf_len = 0;
+	return RVF_OK;
+}
+
+/* Writes the header and row count of the open VEC segment. */
+static rvf_code close_segment(rvf_ingest *t, rvf_error *err)
+{
+	if (!t->seg_open)
+		return RVF_OK;
+	rvf_code rc = flush_buffer(t, err);
+	if (rc != RVF_OK)
+		return rc;
+	unsigned char prefix[6];
+	st16(prefix, (uint16_t)t->dim);
+	st32(prefix + 2, t->seg_rows);
+	uint64_t rows_len = (uint64_t)t->seg_rows * t->stride;
+	/* The CRC covers the count, known only now: combine it in. */
+	uint32_t crc = crc32_update(0, prefix, 6);
+	crc = (uint32_t)crc32_combine(crc, t->seg_crc, (z_off_t)rows_len);
+	uint8_t hash[16];
+	content_hash_from_crc(crc, hash);
+	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
+	uint64_t plen = 6 + rows_len;
+	segment_encode(hdr, RVF_SEG_VEC, t->seg_id, plen, hash);
+	rvf_store *s = t->c.s;
+	if (io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)t->seg_offset) != 0 ||
+	    io_pwrite_all(s->fd, prefix, 6, (off_t)(t->seg_offset + sizeof(hdr))) != 0)
+		return rvf_fail_io(err, errno, "cannot append to %s", s->path);
+	rc = commit_push_entry(&t->c, RVF_SEG_VEC, t->seg_id, t->seg_offset, plen,
+			       err);
+	s->end = t->seg_offset + sizeof(hdr) + plen;
+	t->seg_open = false;
+	return rc;
+}
+
+static void open_segment(rvf_ingest *t)
+{
+	rvf_store *s = t->c.s;
+	t->seg_open = true;
+	t->seg_offset = s->end;
+	t->seg_id = s->next_seg_id++;
+	t->seg_rows = 0;
+	t->seg_crc = 0;
+	t->write_pos = s->end + RVF_SEGMENT_HEADER_SIZE + 6;
+	/* Until closed, s->end marks where the segment began; a failure
+	 * truncates back to the commit's start anyway. */
+}
+
+static rvf_code remember_ids(rvf_ingest *t, size_t n, const uint64_t *ids,
+			     rvf_error *err)
+{
+	if (t->nids + n > t->ids_cap) {
+		size_t cap = t->ids_cap ? t->ids_cap * 2 : 4096;
+		while (cap < t->nids + n)
+			cap *= 2;
+		uint64_t *p = realloc(t->ids, cap * sizeof(uint64_t));
+		if (!p)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		t->ids = p;
+		t->ids_cap = cap;
+	}
+	memcpy(t->ids + t->nids, ids, n * sizeof(uint64_t));
+	t->nids += n;
+	return RVF_OK;
+}
+
+rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
+			const float *vectors, const rvf_meta_field *meta,
+			const size_t *meta_start, rvf_error *err)
+{
+	rvf_code rc = RVF_OK;
+	uint64_t *assigned = NULL;
+	if (!ids && n) {
+		/* Ids continue after the largest the store ever used, so a new
+		 * row can never land on a deleted (and so invisible) id. */
+		uint64_t first = t->have_max ? t->max_id + 1 : 0;
+		if (t->have_max && (t->max_id == UINT64_MAX ||
+				    UINT64_MAX - first < n - 1))
+			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+					"no ids left to assign after %llu",
+					(unsigned long long)t->max_id);
+		assigned = malloc(n * sizeof(uint64_t));
+		if (!assigned)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			assigned[i] = first + i;
+		ids = assigned;
+	}
+	if (meta && meta_start && meta_start[n] > meta_start[0]) {
+		if (!t->meta) {
+			t->meta = meta_batch_new(t->c.base->meta, err);
+			if (!t->meta) {
+				rc = err ? err->code : RVF_E_NO_MEMORY;
+				goto out;
+			}
+		}
+		rc = meta_batch_add(t->meta, n, ids, meta, meta_start, err);
+		if (rc != RVF_OK)
+			goto out;
+	}
+	rc = remember_ids(t, n, ids, err);
+	if (rc != RVF_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!t->seg_open)
+			open_segment(t);
+		if (t->buf_len + t->stride > WRITE_BUFFER) {
+			rc = flush_buffer(t, err);
+			if (rc != RVF_OK)
+				goto out;
+		}
+		unsigned char *row = t->buf + t->buf_len;
+		st64(row, ids[i]);
+		memcpy(row + 8, vectors + i * t->dim, 4 * (size_t)t->dim);
+		t->seg_crc = crc32_update(t->seg_crc, row, t->stride);
+		t->buf_len += t->stride;
+		t->seg_rows++;
+		if (!t->have_max || ids[i] > t->max_id) {
+			t->max_id = ids[i];
+			t->have_max = true;
+		}
+		if (t->seg_rows == t->seg_max_rows) {
+			rc = close_segment(t, err);
+			if (rc != RVF_OK)
+				goto out;
+		}
+	}
+	t->rows += n;
+out:
+	free(assigned);
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void ingest_free(rvf_ingest *t)
+{
+	if (t->meta)
+		meta_batch_free(t->meta);
+	free(t->ids);
+	free(t->buf);
+	free(t);
+}
+
+void rvf_ingest_abort(rvf_ingest *t)
+{
+	if (!t)
+		return;
+	commit_abort(&t->c);
+	ingest_free(t);
+}
+
+rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
+			   rvf_error *err)
+{
+	commit *c = &t->c;
+	rvf_code rc;
+	if (info)
+		memset(info, 0, sizeof(*info));
+	if (t->rows == 0) {
+		/* The reference writes nothing for an empty batch. */
+		if (info)
+			info->epoch = c->base->info.epoch;
+		rvf_ingest_abort(t);
+		return RVF_OK;
+	}
+	rc = close_segment(t, err);
+	if (rc != RVF_OK)
+		goto fail;
+	/* Manifest total = distinct own ids, deleted ones included. */
+	qsort(t->ids, t->nids, sizeof(uint64_t), cmp_u64);
+	uint64_t fresh = 0;
+	for (size_t i = 0; i < t->nids; i++) {
+		if (i && t->ids[i] == t->ids[i - 1])
+			continue;
+		if (!view_own_row(c->base, t->ids[i]))
+			fresh++;
+	}
+	c->next.total_vectors = view_total_rows(c->base) + fresh;
+	c->next.epoch = c->base->info.epoch + 1;
+	/* Vectors changed: an INDEX would be stale (the reference rebuilds). */
+	commit_drop_type(c, RVF_SEG_INDEX);
+	if (t->meta) {
+		meta_write w = { 0 };
+		rc = meta_batch_finish(t->meta, 0, &w, err);
+		t->meta = NULL;
+		if (rc == RVF_OK && w.payload)
+			rc = commit_append(c, RVF_SEG_META, w.payload, w.len, err);
+		if (rc == RVF_OK) {
+			c->meta = w.table;
+			w.table = NULL;
+		}
+		meta_write_release(&w);
+		if (rc != RVF_OK)
+			goto fail;
+	}
+	char action[96];
+	snprintf(action, sizeof(action), "ingest:count=%llu,epoch=%u",
+		 (unsigned long long)t->rows, c->next.epoch);
+	rc = commit_witness(c, 1, action, err);
+	if (rc != RVF_OK)
+		goto fail;
+	uint64_t rows = t->rows;
+	rc = commit_finish(c, info, err);
+	if (info)
+		info->accepted = rows;
+	ingest_free(t);
+	return rc;
+fail:
+	rvf_ingest_abort(t);
+	return rc;
+}
+
+rvf_code rvf_store_ingest(rvf_store *s, size_t n, const uint64_t *ids,
+			  const float *vectors, const rvf_meta_field *meta,
+			  const size_t *meta_start, rvf_commit_info *info,
+			  rvf_error *err)
+{
+	rvf_ingest *t;
+	rvf_code rc = rvf_ingest_begin(s, &t, err);
+	if (rc != RVF_OK)
+		return rc;
+	rc = rvf_ingest_add(t, n, ids, vectors, meta, meta_start, err);
+	if (rc != RVF_OK) {
+		rvf_ingest_abort(t);
+		return rc;
+	}
+	return rvf_ingest_commit(t, info, err);
+}

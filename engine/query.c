@@ -1,0 +1,36 @@
+/* query.c - rvf_view_search: exact k-NN over a view's visible rows. */
+#include "error.h"
+#include "filter.h"
+#include "store.h"
+
+typedef struct filter_ctx {
+	const rvf_filter *filter;
+	const meta_table *meta;
+} filter_ctx;
+
+static bool accept_row(void *ctx, const search_row *row)
+{
+	const filter_ctx *f = ctx;
+	return filter_match(f->filter, f->meta, row->id);
+}
+
+rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
+			 size_t k, const rvf_search_options *opt, rvf_hit *out,
+			 size_t *counts, rvf_error *err)
+{
+	/* Inherited rows carry the parent's metadata, own rows the child's. */
+	filter_ctx fc = { .filter = opt ? opt->filter : NULL, .meta = v->meta };
+	search_request req = {
+		.metric = v->info.metric,
+		.dim = v->info.dimension,
+		.queries = queries,
+		.nq = nq,
+		.k = k,
+		.rows = v->visible,
+		.nrows = v->nvisible,
+		.accept = fc.filter ? accept_row : NULL,
+		.accept_ctx = &fc,
+		.threads = opt ? opt->threads : 0,
+	};
+	return search_exact(&req, out, counts, err);
+}

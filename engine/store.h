@@ -1,0 +1,170 @@
+/* store.h - the store and view structures shared by the engine's files. */
+#ifndef RVF_STORE_H
+#define RVF_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "lock.h"
+#include "manifest.h"
+#include "meta.h"
+#include "rvf.h"
+#include "search.h"
+
+/* A read-only mapping of a store file, shared by the views that read it.
+ * It is made larger than the file so that appends need no new mapping
+ * (pages past EOF are never touched). */
+typedef struct rvf_map {
+	atomic_int refs;
+	unsigned char *base;
+	size_t capacity;
+	dev_t dev;
+	ino_t ino;
+} rvf_map;
+
+/* Branch state decoded from the last COW_MAP and MEMBERSHIP entries. */
+typedef struct cow_state {
+	uint32_t cluster_size;
+	uint32_t vectors_per_cluster;
+	uint8_t base_file_id[16];
+	uint8_t base_file_hash[32];
+	uint32_t bytes_per_vector;
+	bool frozen;
+	uint32_t snapshot_epoch;
+	char *parent_path;             /* as stored */
+	const unsigned char *map_bytes; /* cluster map, in the mapping */
+	uint32_t map_len;
+	uint64_t capacity_bits;        /* membership vector_count */
+	const unsigned char *bitmap;   /* in the mapping, capacity_bits bits */
+} cow_state;
+
+struct rvf_view {
+	atomic_int refs;
+	rvf_map *map;
+	rvf_info info;
+	manifest man;                 /* the newest manifest (directory, deletions) */
+	rvf_segment *dir;             /* decoded headers, directory order */
+	rvf_segment *sorted;          /* dir + the manifest itself, by offset */
+	size_t nsorted;
+
+	search_row *own;              /* own rows, ascending id, latest data */
+	size_t nown;
+	uint64_t *deleted;            /* sorted, unique */
+	size_t ndeleted;
+	search_row *visible;          /* what queries see, ascending id */
+	size_t nvisible;
+	bool visible_is_own;          /* visible aliases own (no deletes, no parent) */
+	bool own_has_max;
+	uint64_t own_max;             /* largest own row id */
+
+	long kernel_index;            /* into dir, or -1 */
+	long ebpf_index;
+	rvf_witness *witness;
+	size_t nwitness;
+	meta_table *meta;
+
+	bool is_branch;
+	cow_state cow;
+	rvf_view *parent;             /* branch parent (read-only) */
+	char *parent_resolved;
+};
+
+/* A segment the writer appended that no manifest lists yet (the witness
+ * compaction writes after its manifest). */
+struct rvf_store {
+	char *path;
+	int fd;
+	bool read_only;
+	bool frozen;
+	rvf_lock lock;
+	pthread_mutex_t write_mu;     /* one writer at a time */
+	pthread_mutex_t view_mu;      /* guards `current` */
+	rvf_view *current;
+	rvf_map *map;                 /* mapping new views use */
+
+	/* writer state (under write_mu) */
+	uint64_t next_seg_id;
+	uint64_t end;                 /* committed end of file: appends go here */
+	uint8_t witness_prev[32];     /* H(previous witness payload) */
+	bool witness_started;         /* a witness was written this session */
+	dir_entry *pending;           /* appended, listed by the next manifest */
+	size_t npending;
+};
+
+/* view.c */
+rvf_map *map_file(int fd, uint64_t size, rvf_error *err);
+rvf_map *map_ref(rvf_map *m);
+void map_unref(rvf_map *m);
+/* Builds a view of the committed file state (size bytes of map). `prev`
+ * (may be NULL) lets rows of VEC segments it already indexed be reused:
+ * only directory entries past prev's are read.  `trusted_from` = offset
+ * from which segments were just written by us (hashes not re-checked).
+ * `meta` (may be NULL: replay the META segments) is the metadata table of
+ * the new state, when the writer already has it. */
+rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
+		    const rvf_view *prev, uint64_t trusted_from,
+		    unsigned depth, meta_table *meta, rvf_view **out,
+		    rvf_error *err);
+void view_free(rvf_view *v);
+/* True when id is in v's (sorted) deletion list. */
+bool view_is_deleted(const rvf_view *v, uint64_t id);
+/* Own row with this id (deleted or not), or NULL. */
+const search_row *view_own_row(const rvf_view *v, uint64_t id);
+/* Number of distinct own ids (incl. deleted): the manifest total. */
+uint64_t view_total_rows(const rvf_view *v);
+
+/* open.c */
+void store_publish(rvf_store *s, rvf_view *v);
+/* Writes MANIFEST#1 of a new, empty file open at s->fd and its view. */
+rvf_code store_write_first_manifest(rvf_store *s, const manifest *m,
+				    rvf_error *err);
+rvf_store *store_alloc(const char *path);
+void store_discard(rvf_store *s);
+/* Opens the branch parent of a child at `child_path` read-only. */
+rvf_code open_view_readonly(const char *path, unsigned depth,
+			    rvf_view **out, rvf_error *err);
+
+/* write.c: appending segments and committing manifests (under write_mu). */
+typedef struct commit {
+	rvf_store *s;
+	rvf_view *base;               /* view the commit starts from */
+	uint64_t start;               /* s->end at begin: abort truncates here */
+	size_t dir_cap;               /* allocated entries of next.dir */
+	manifest next;                /* new manifest being prepared */
+	uint8_t saved_prev[32];       /* witness chain state, for abort */
+	bool saved_started;
+	uint64_t saved_next_id;
+	unsigned char *membership;    /* branch child: bitmap to write, or NULL = base's */
+	bool freeze;                  /* branch child: record frozen in COW_MAP */
+	meta_table *meta;             /* metadata after the commit; NULL = base's */
+} commit;
+
+rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err);
+/* Appends one whole segment (header + payload) at the end. */
+rvf_code commit_append(commit *c, uint8_t type, const void *payload,
+		       size_t len, rvf_error *err);
+/* Appends a witness with `action`, chaining to the session's previous. */
+rvf_code commit_witness(commit *c, uint8_t wtype, const char *action,
+			rvf_error *err);
+/* Records a segment written by the caller at `offset` in the new D. */
+rvf_code commit_push_entry(commit *c, uint8_t type, uint64_t seg_id,
+			   uint64_t offset, uint64_t len, rvf_error *err);
+/* fsync data, append branch state + manifest (epoch as set in c->next),
+ * fsync, publish the new view.  On failure truncates back. */
+rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err);
+void commit_abort(commit *c);
+/* Ends a commit whose work is already durable: frees it, unlocks. */
+void commit_done(commit *c);
+/* Drops directory entries of `type` from the new manifest's directory. */
+void commit_drop_type(commit *c, uint8_t type);
+/* Checks the store can be written. */
+rvf_code store_check_writable(rvf_store *s, rvf_error *err);
+uint64_t now_ns_wall(void);
+
+/* lineage.c: branch state payloads. */
+unsigned char *cow_map_encode(const cow_state *c, size_t *len);
+unsigned char *membership_encode(const unsigned char *bitmap,
+				 uint64_t capacity_bits, size_t *len);
+
+#endif

@@ -1,0 +1,876 @@
+/* view.c - building an immutable snapshot of a committed store state.
+ *
+ * A view indexes rows in place: each visible vector is an (id, pointer into
+ * the mapping) pair, sorted by id.  Nothing is copied onto the heap but
+ * those pairs, so opening a large store costs about as much as reading its
+ * ids.  After a commit, the new view reuses the rows of the previous one
+ * and reads only the segments the commit appended. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bytes.h"
+#include "error.h"
+#include "hash.h"
+#include "segment.h"
+#include "store.h"
+
+/* ------------------------------------------------------------------ */
+/* Mappings                                                            */
+/* ------------------------------------------------------------------ */
+
+rvf_map *map_file(int fd, uint64_t size, rvf_error *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		rvf_fail_io(err, errno, "cannot stat the store");
+		return NULL;
+	}
+	long page = sysconf(_SC_PAGESIZE);
+	/* Leave room to grow so appends need no new mapping. */
+	uint64_t cap = size * 2;
+	if (cap < size + (64u << 20))
+		cap = size + (64u << 20);
+	cap = (cap + (uint64_t)page - 1) & ~((uint64_t)page - 1);
+	rvf_map *m = calloc(1, sizeof(*m));
+	if (!m) {
+		rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		return NULL;
+	}
+	m->base = mmap(NULL, (size_t)cap, PROT_READ, MAP_SHARED, fd, 0);
+	if (m->base == MAP_FAILED) {
+		rvf_fail_io(err, errno, "cannot map the store (%llu bytes)",
+			    (unsigned long long)size);
+		free(m);
+		return NULL;
+	}
+	m->capacity = (size_t)cap;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	atomic_init(&m->refs, 1);
+	return m;
+}
+
+rvf_map *map_ref(rvf_map *m)
+{
+	atomic_fetch_add(&m->refs, 1);
+	return m;
+}
+
+void map_unref(rvf_map *m)
+{
+	if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+		munmap(m->base, m->capacity);
+		free(m);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A row with its arrival order, so that the later of two equal ids wins. */
+typedef struct seq_row {
+	uint64_t id;
+	const unsigned char *data;
+	size_t seq;
+} seq_row;
+
+static int cmp_seq_row(const void *a, const void *b)
+{
+	const seq_row *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+bool view_is_deleted(const rvf_view *v, uint64_t id)
+{
+	return bsearch(&id, v->deleted, v->ndeleted, sizeof(uint64_t),
+		       cmp_u64) != NULL;
+}
+
+static long row_find(const search_row *rows, size_t n, uint64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (rows[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && rows[lo].id == id ? (long)lo : -1;
+}
+
+const search_row *view_own_row(const rvf_view *v, uint64_t id)
+{
+	long i = row_find(v->own, v->nown, id);
+	return i < 0 ? NULL : &v->own[i];
+}
+
+uint64_t view_total_rows(const rvf_view *v)
+{
+	return v->nown;
+}
+
+static int cmp_seg_offset(const void *a, const void *b)
+{
+	const rvf_segment *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* ------------------------------------------------------------------ */
+/* Building                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Decodes directory entry e; for entries we read (`must`), damage is an
+ * error, for the rest it only marks the segment unreadable. */
+static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
+			     uint64_t size, const rvf_view *prev,
+			     uint64_t trusted_from, rvf_segment *out,
+			     rvf_error *err)
+{
+	const unsigned char *map = v->map->base;
+	rvf_error local;
+	char label[16];
+	segment_type_label(e->type, label);
+	memset(out, 0, sizeof(*out));
+	out->offset = e->offset;
+	out->type = e->type;
+	out->id = e->seg_id;
+	out->payload_length = e->payload_length;
+	out->listed = true;
+	if (segment_at(map, size, e->offset, out, &local) != RVF_OK ||
+	    out->type != e->type) {
+		out->offset = e->offset;
+		out->type = e->type;
+		out->id = e->seg_id;
+		out->payload_length = e->payload_length;
+		out->listed = true;
+		out->readable = false;
+		if (e->type == RVF_SEG_VEC)
+			return rvf_fail(err, RVF_E_CORRUPT,
+					"%s segment id %llu at offset %llu: %s",
+					label, (unsigned long long)e->seg_id,
+					(unsigned long long)e->offset,
+					out->type != e->type && local.code == RVF_OK ?
+					"header has another type" : local.message);
+		return RVF_OK;
+	}
+	out->listed = true;
+	out->readable = true;
+	const unsigned char *payload = map + e->offset + RVF_SEGMENT_HEADER_SIZE;
+	if (e->offset >= trusted_from) {
+		out->hash_ok = true;
+	} else if (prev) {
+		/* Reuse the verdict of the view that already checked it. */
+		rvf_segment key = { .offset = e->offset };
+		const rvf_segment *old = bsearch(&key, prev->sorted, prev->nsorted,
+						 sizeof(rvf_segment), cmp_seg_offset);
+		out->hash_ok = old && old->readable &&
+			       old->payload_length == out->payload_length ?
+			       old->hash_ok :
+			       content_hash_ok(out->content_hash, payload,
+					       (size_t)out->payload_length);
+	} else {
+		out->hash_ok = content_hash_ok(out->content_hash, payload,
+					       (size_t)out->payload_length);
+	}
+	if (!out->hash_ok && (e->type == RVF_SEG_VEC || e->type == RVF_SEG_META ||
+			      e->type == RVF_SEG_COW_MAP ||
+			      e->type == RVF_SEG_MEMBERSHIP))
+		return rvf_fail(err, RVF_E_INVALID_CHECKSUM,
+				"%s segment id %llu at offset %llu: content hash mismatch",
+				label, (unsigned long long)e->seg_id,
+				(unsigned long long)e->offset);
+	return RVF_OK;
+}
+
+/* Appends the rows of one VEC segment to *rows. */
+static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
+				 seq_row **rows, size_t *n, size_t *cap,
+				 rvf_error *err)
+{
+	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
+	uint64_t len = seg->payload_length;
+	if (len < 6)
+		return rvf_fail(err, RVF_E_CORRUPT,
+				"VEC segment id %llu at offset %llu: payload too short",
+				(unsigned long long)seg->id,
+				(unsigned long long)seg->offset);
+	uint32_t dim = ld16(p), count = ld32(p + 2);
+	if (dim != v->info.dimension)
+		return RVF_OK; /* the reference skips rows of another dimension */
+	uint64_t stride = 8 + 4 * (uint64_t)dim;
+	if ((len - 6) / stride < count)
+		return rvf_fail(err, RVF_E_CORRUPT,
+				"VEC segment id %llu at offset %llu: %u rows do not fit in %llu bytes",
+				(unsigned long long)seg->id,
+				(unsigned long long)seg->offset, count,
+				(unsigned long long)len);
+	if (*n + count > *cap) {
+		size_t nc = (*cap ? *cap * 2 : 1024);
+		while (nc < *n + count)
+			nc *= 2;
+		seq_row *r = realloc(*rows, nc * sizeof(seq_row));
+		if (!r)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+		*rows = r;
+		*cap = nc;
+	}
+	const unsigned char *row = p + 6;
+	for (uint32_t k = 0; k < count; k++, row += stride) {
+		seq_row *r = &(*rows)[*n];
+		r->id = ld64(row);
+		r->data = row + 8;
+		r->seq = *n;
+		(*n)++;
+	}
+	return RVF_OK;
+}
+
+/* Sorts rows by (id, arrival) and keeps the last row of each id. */
+static size_t sort_dedup(seq_row *rows, size_t n)
+{
+	bool sorted = true;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = rows[i - 1].id < rows[i].id;
+	if (!sorted)
+		qsort(rows, n, sizeof(seq_row), cmp_seq_row);
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w > 0 && rows[w - 1].id == rows[i].id)
+			rows[w - 1] = rows[i];
+		else
+			rows[w++] = rows[i];
+	}
+	return w;
+}
+
+/* own = merge(prev own, new rows); new rows win on equal ids. */
+static rvf_code merge_own(rvf_view *v, const search_row *old, size_t nold,
+			  const seq_row *add, size_t nadd, rvf_error *err)
+{
+	size_t cap = nold + nadd;
+	v->own = malloc((cap ? cap : 1) * sizeof(search_row));
+	if (!v->own)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+	size_t i = 0, j = 0, w = 0;
+	while (i < nold || j < nadd) {
+		if (j >= nadd || (i < nold && old[i].id < add[j].id)) {
+			v->own[w++] = old[i++];
+		} else {
+			if (i < nold && old[i].id == add[j].id)
+				i++;
+			v->own[w].id = add[j].id;
+			v->own[w].data = add[j].data;
+			w++;
+			j++;
+		}
+	}
+	v->nown = w;
+	if (w) {
+		v->own_has_max = true;
+		v->own_max = v->own[w - 1].id;
+	}
+	return RVF_OK;
+}
+
+static bool bit_set(const cow_state *c, uint64_t id)
+{
+	return id < c->capacity_bits && (c->bitmap[id / 8] >> (id % 8)) & 1;
+}
+
+/* Visible rows: own live rows, plus in a branch child the parent's own
+ * live rows whose membership bit is set and that the child does not
+ * override (§6 of the format document). */
+static rvf_code build_visible(rvf_view *v, rvf_error *err)
+{
+	size_t dead = 0;
+	for (size_t i = 0; i < v->ndeleted; i++)
+		if (view_own_row(v, v->deleted[i]))
+			dead++;
+	v->info.own_live = v->nown - dead;
+	if (!v->is_branch && dead == 0) {
+		v->visible = v->own;
+		v->nvisible = v->nown;
+		v->visible_is_own = true;
+		v->info.visible = v->nown;
+		return RVF_OK;
+	}
+	const rvf_view *p = v->parent;
+	size_t cap = v->nown - dead + (p ? p->nown : 0);
+	v->visible = malloc((cap ? cap : 1) * sizeof(search_row));
+	if (!v->visible)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+	size_t i = 0, j = 0, w = 0, inherited = 0;
+	size_t np = p ? p->nown : 0;
+	while (i < v->nown || j < np) {
+		if (j >= np || (i < v->nown && v->own[i].id <= p->own[j].id)) {
+			if (j < np && p->own[j].id == v->own[i].id)
+				j++; /* the child's row overrides, live or deleted */
+			if (!view_is_deleted(v, v->own[i].id))
+				v->visible[w++] = v->own[i];
+			i++;
+		} else {
+			const search_row *r = &p->own[j++];
+			if (bit_set(&v->cow, r->id) && !view_is_deleted(p, r->id)) {
+				v->visible[w++] = *r;
+				inherited++;
+			}
+		}
+	}
+	v->nvisible = w;
+	v->info.visible = w;
+	v->info.inherited = inherited;
+	return RVF_OK;
+}
+
+static rvf_code parse_witnesses(rvf_view *v, rvf_error *err)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < v->man.dir_len; i++)
+		if (v->dir[i].type == RVF_SEG_WITNESS && v->dir[i].readable)
+			n++;
+	if (!n)
+		return RVF_OK;
+	v->witness = calloc(n, sizeof(rvf_witness));
+	if (!v->witness)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	const unsigned char *prev = NULL;
+	size_t prev_len = 0;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const rvf_segment *s = &v->dir[i];
+		if (s->type != RVF_SEG_WITNESS || !s->readable)
+			continue;
+		const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		size_t len = (size_t)s->payload_length;
+		rvf_witness *w = &v->witness[v->nwitness];
+		w->segment = s;
+		uint32_t alen = len >= 13 ? ld32(p + 9) : 0;
+		if (len < 45 || alen > len - 45) {
+			w->action = strdup("(malformed witness)");
+		} else {
+			w->type = p[0];
+			w->timestamp_ns = ld64(p + 1);
+			w->action = strndup((const char *)p + 13, alen);
+			memcpy(w->prev_hash, p + 13 + alen, 32);
+			if (prev) {
+				uint8_t h[32];
+				rvf_simple_hash256(prev, prev_len, h);
+				w->links = memcmp(h, w->prev_hash, 32) == 0;
+			}
+		}
+		if (!w->action)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		v->nwitness++;
+		prev = p;
+		prev_len = len;
+	}
+	return RVF_OK;
+}
+
+/* Decodes the last COW_MAP and MEMBERSHIP entries (§3.8, §3.9). */
+static rvf_code parse_cow(rvf_view *v, long cm, long mb, rvf_error *err)
+{
+	if (cm < 0 || mb < 0)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"branch state incomplete: a %s segment without a %s segment",
+				cm < 0 ? "MEMBERSHIP" : "COW_MAP",
+				cm < 0 ? "COW_MAP" : "MEMBERSHIP");
+	const rvf_segment *s = &v->dir[cm];
+	if (!s->readable)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"COW_MAP segment at offset %llu is unreadable",
+				(unsigned long long)s->offset);
+	const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+	uint64_t len = s->payload_length;
+	cow_state *c = &v->cow;
+	if (len < 81 || ld32(p) != 0x5256434Du || ld16(p + 4) != 1)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"COW_MAP segment at offset %llu: bad magic, version or size",
+				(unsigned long long)s->offset);
+	c->cluster_size = ld32(p + 8);
+	c->vectors_per_cluster = ld32(p + 12);
+	memcpy(c->base_file_id, p + 16, 16);
+	memcpy(c->base_file_hash, p + 32, 32);
+	c->bytes_per_vector = ld32(p + 0x40);
+	uint8_t frozen = p[0x44];
+	c->snapshot_epoch = ld32(p + 0x45);
+	uint32_t plen = ld32(p + 0x49), mlen = ld32(p + 0x4D);
+	if (frozen > 1 || plen == 0 || (uint64_t)81 + plen + mlen != len)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"COW_MAP segment at offset %llu: inconsistent fields",
+				(unsigned long long)s->offset);
+	c->frozen = frozen;
+	c->parent_path = strndup((const char *)p + 81, plen);
+	if (!c->parent_path)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	c->map_bytes = p + 81 + plen;
+	c->map_len = mlen;
+
+	s = &v->dir[mb];
+	p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+	len = s->payload_length;
+	if (!s->readable || len < 96 || ld32(p) != 0x52564D42u ||
+	    ld16(p + 4) != 1 || p[6] != 0 || p[7] != 0)
+		return rvf_fail(err, RVF_E_MEMBERSHIP_INVALID,
+				"MEMBERSHIP segment at offset %llu: bad magic, version or kind",
+				(unsigned long long)s->offset);
+	uint64_t bits = ld64(p + 8), members = ld64(p + 0x10);
+	uint64_t foff = ld64(p + 0x18);
+	uint32_t fsize = ld32(p + 0x20);
+	if (foff != 96 || foff + fsize != len || bits > (uint64_t)fsize * 8 ||
+	    (uint64_t)fsize != 8 * ((bits + 63) / 64))
+		return rvf_fail(err, RVF_E_MEMBERSHIP_INVALID,
+				"MEMBERSHIP segment at offset %llu: bitmap size does not match",
+				(unsigned long long)s->offset);
+	const unsigned char *bm = p + 96;
+	uint8_t h[32];
+	rvf_simple_hash256(bm, fsize, h);
+	uint64_t count = 0;
+	for (uint32_t i = 0; i < fsize; i++)
+		count += (uint64_t)__builtin_popcount(bm[i]);
+	if (memcmp(h, p + 0x28, 32) != 0 || count != members)
+		return rvf_fail(err, RVF_E_MEMBERSHIP_INVALID,
+				"MEMBERSHIP segment at offset %llu: bitmap hash or member count mismatch",
+				(unsigned long long)s->offset);
+	c->capacity_bits = bits;
+	c->bitmap = bm;
+	return RVF_OK;
+}
+
+/* Resolves `rel` against the directory of `child`. */
+static char *resolve_parent(const char *child, const char *rel)
+{
+	if (rel[0] == '/')
+		return strdup(rel);
+	const char *slash = strrchr(child, '/');
+	size_t dl = slash ? (size_t)(slash - child) + 1 : 0;
+	char *out = malloc(dl + strlen(rel) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, child, dl);
+	strcpy(out + dl, rel);
+	return out;
+}
+
+static rvf_code attach_parent(rvf_view *v, const char *path,
+			      const rvf_view *prev, unsigned depth,
+			      rvf_error *err)
+{
+	const rvf_identity *id = &v->info.identity;
+	if (id->lineage_depth < 1)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"branch state present but lineage depth is 0");
+	if (v->cow.bytes_per_vector != 4 * v->info.dimension)
+		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+				"COW_MAP bytes_per_vector %u does not match dimension %u",
+				v->cow.bytes_per_vector, v->info.dimension);
+	if (prev && prev->parent && prev->cow.parent_path &&
+	    strcmp(prev->cow.parent_path, v->cow.parent_path) == 0 &&
+	    memcmp(prev->cow.base_file_hash, v->cow.base_file_hash, 32) == 0) {
+		v->parent = rvf_view_ref(prev->parent);
+		v->parent_resolved = strdup(prev->parent_resolved);
+		return v->parent_resolved ? RVF_OK :
+		       rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	v->parent_resolved = resolve_parent(path, v->cow.parent_path);
+	if (!v->parent_resolved)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rvf_code rc = open_view_readonly(v->parent_resolved, depth + 1,
+					 &v->parent, err);
+	if (rc == RVF_E_IO && err && err->sys_errno == ENOENT)
+		return rvf_fail(err, RVF_E_PARENT_NOT_FOUND,
+				"branch parent %s (stored as \"%s\") not found",
+				v->parent_resolved, v->cow.parent_path);
+	if (rc != RVF_OK)
+		return rc;
+	const rvf_view *p = v->parent;
+	uint8_t h[32];
+	uint64_t tail = p->info.file_size < 65536 ? p->info.file_size : 65536;
+	rvf_simple_hash256(p->map->base + p->info.file_size - tail, (size_t)tail, h);
+	if (memcmp(h, id->parent_hash, 32) != 0 ||
+	    memcmp(h, v->cow.base_file_hash, 32) != 0)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s changed since the branch was made (parent hash mismatch)",
+				v->parent_resolved);
+	if (memcmp(p->info.identity.file_id, id->parent_id, 16) != 0 ||
+	    memcmp(p->info.identity.file_id, v->cow.base_file_id, 16) != 0 ||
+	    p->info.identity.lineage_depth + 1 != id->lineage_depth)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s is not this store's parent (file id or depth differ)",
+				v->parent_resolved);
+	return RVF_OK;
+}
+
+/* Replays META payloads in directory order.  A damaged META segment
+ * (bad hash) is refused like any payload we use. */
+static rvf_code replay_meta(rvf_view *v, rvf_error *err)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < v->man.dir_len; i++)
+		n += v->dir[i].type == RVF_SEG_META;
+	meta_blob *blobs = calloc(n ? n : 1, sizeof(meta_blob));
+	if (!blobs)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	size_t k = 0;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const rvf_segment *s = &v->dir[i];
+		if (s->type != RVF_SEG_META)
+			continue;
+		if (!s->readable) {
+			free(blobs);
+			return rvf_fail(err, RVF_E_CORRUPT,
+					"META segment id %llu at offset %llu is unreadable",
+					(unsigned long long)s->id,
+					(unsigned long long)s->offset);
+		}
+		blobs[k].data = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		blobs[k].len = (size_t)s->payload_length;
+		k++;
+	}
+	rvf_code rc = meta_replay(blobs, k, &v->meta, NULL, err);
+	free(blobs);
+	return rc;
+}
+
+rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
+		    const rvf_view *prev, uint64_t trusted_from,
+		    unsigned depth, meta_table *meta, rvf_view **out,
+		    rvf_error *err)
+{
+	rvf_code rc;
+	seq_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	rvf_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	atomic_init(&v->refs, 1);
+	v->map = map_ref(map);
+	v->kernel_index = v->ebpf_index = -1;
+
+	rvf_segment mseg;
+	rc = manifest_locate(map->base, size, &v->man, &mseg, err);
+	if (rc != RVF_OK)
+		goto fail;
+	if (v->man.dimension == 0) {
+		rc = rvf_fail(err, RVF_E_INVALID_MANIFEST,
+			      "manifest at offset %llu has dimension 0",
+			      (unsigned long long)mseg.offset);
+		goto fail;
+	}
+	rvf_info *info = &v->info;
+	info->dimension = v->man.dimension;
+	info->metric_byte = v->man.metric;
+	info->metric = v->man.metric <= 2 ? (rvf_metric)v->man.metric : RVF_METRIC_L2;
+	info->profile = v->man.profile;
+	info->epoch = v->man.epoch;
+	info->file_size = size;
+	info->manifest_total = v->man.total_vectors;
+	info->directory_len = v->man.dir_len;
+	info->manifest_offset = mseg.offset;
+	info->has_identity = v->man.has_identity;
+	info->identity = v->man.identity;
+
+	/* Directory and the offset-sorted segment list. */
+	v->dir = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
+	v->sorted = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
+	if (!v->dir || !v->sorted) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto fail;
+	}
+	long last_cow = -1, last_mb = -1;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const dir_entry *e = &v->man.dir[i];
+		rc = decode_entry(v, e, size, prev, trusted_from, &v->dir[i], err);
+		if (rc != RVF_OK)
+			goto fail;
+		switch (e->type) {
+		case RVF_SEG_KERNEL:
+			if (v->kernel_index < 0)
+				v->kernel_index = i;
+			break;
+		case RVF_SEG_EBPF:
+			if (v->ebpf_index < 0)
+				v->ebpf_index = i;
+			break;
+		case RVF_SEG_COW_MAP:
+			last_cow = i;
+			break;
+		case RVF_SEG_MEMBERSHIP:
+			last_mb = i;
+			break;
+		}
+	}
+	memcpy(v->sorted, v->dir, sizeof(rvf_segment) * v->man.dir_len);
+	mseg.readable = true;
+	mseg.hash_ok = content_hash_ok(mseg.content_hash,
+				       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
+				       (size_t)mseg.payload_length);
+	mseg.listed = false;
+	v->sorted[v->man.dir_len] = mseg;
+	v->nsorted = v->man.dir_len + 1;
+	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
+
+	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours. */
+	size_t vec_from = 0;
+	const search_row *old = NULL;
+	size_t nold = 0;
+	if (prev && prev->info.dimension == info->dimension) {
+		size_t a = 0, b = 0;
+		bool prefix = true;
+		for (; a < prev->man.dir_len && prefix; a++) {
+			if (prev->dir[a].type != RVF_SEG_VEC)
+				continue;
+			while (b < v->man.dir_len && v->dir[b].type != RVF_SEG_VEC)
+				b++;
+			prefix = b < v->man.dir_len &&
+				 v->dir[b].offset == prev->dir[a].offset;
+			b++;
+		}
+		if (prefix) {
+			vec_from = b; /* first entry after the reused VEC ones */
+			old = prev->own;
+			nold = prev->nown;
+		}
+	}
+	for (size_t i = vec_from; i < v->man.dir_len; i++) {
+		if (v->dir[i].type != RVF_SEG_VEC)
+			continue;
+		rc = collect_vec_rows(v, &v->dir[i], &rows, &nrows, &cap, err);
+		if (rc != RVF_OK)
+			goto fail;
+	}
+	nrows = sort_dedup(rows, nrows);
+	rc = merge_own(v, old, nold, rows, nrows, err);
+	free(rows);
+	rows = NULL;
+	if (rc != RVF_OK)
+		goto fail;
+
+	/* Deletions, sorted and unique (foreign writers may not sort). */
+	if (v->man.deleted_len) {
+		v->deleted = malloc(sizeof(uint64_t) * v->man.deleted_len);
+		if (!v->deleted) {
+			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+			goto fail;
+		}
+		memcpy(v->deleted, v->man.deleted, sizeof(uint64_t) * v->man.deleted_len);
+		qsort(v->deleted, v->man.deleted_len, sizeof(uint64_t), cmp_u64);
+		size_t w = 0;
+		for (size_t i = 0; i < v->man.deleted_len; i++)
+			if (w == 0 || v->deleted[w - 1] != v->deleted[i])
+				v->deleted[w++] = v->deleted[i];
+		v->ndeleted = w;
+	}
+	info->deleted = v->ndeleted;
+
+	/* Branch state and parent. */
+	if (last_cow >= 0 || last_mb >= 0) {
+		rc = parse_cow(v, last_cow, last_mb, err);
+		if (rc == RVF_OK)
+			rc = attach_parent(v, path, prev, depth, err);
+		if (rc != RVF_OK)
+			goto fail;
+		v->is_branch = true;
+		info->is_branch = true;
+		info->frozen = v->cow.frozen;
+		info->parent_path = v->cow.parent_path;
+		info->parent_resolved = v->parent_resolved;
+	}
+	rc = build_visible(v, err);
+	if (rc != RVF_OK)
+		goto fail;
+	rc = parse_witnesses(v, err);
+	if (rc != RVF_OK)
+		goto fail;
+
+	/* Metadata: the writer's table, or a replay of the META segments. */
+	if (meta) {
+		v->meta = meta_table_ref(meta);
+	} else {
+		rc = replay_meta(v, err);
+		if (rc != RVF_OK)
+			goto fail;
+	}
+	*out = v;
+	return RVF_OK;
+fail:
+	free(rows);
+	view_free(v);
+	return rc;
+}
+
+void view_free(rvf_view *v)
+{
+	if (!v)
+		return;
+	if (!v->visible_is_own)
+		free(v->visible);
+	free(v->own);
+	free(v->deleted);
+	for (size_t i = 0; i < v->nwitness; i++)
+		free((char *)v->witness[i].action);
+	free(v->witness);
+	free(v->dir);
+	free(v->sorted);
+	manifest_free(&v->man);
+	free(v->cow.parent_path);
+	free(v->parent_resolved);
+	if (v->parent)
+		rvf_view_release(v->parent);
+	if (v->meta)
+		meta_table_unref(v->meta);
+	map_unref(v->map);
+	free(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public accessors                                                    */
+/* ------------------------------------------------------------------ */
+
+rvf_view *rvf_view_ref(rvf_view *v)
+{
+	atomic_fetch_add(&v->refs, 1);
+	return v;
+}
+
+void rvf_view_release(rvf_view *v)
+{
+	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
+		view_free(v);
+}
+
+const rvf_info *rvf_view_info(const rvf_view *v)
+{
+	return &v->info;
+}
+
+uint64_t rvf_view_id_at(const rvf_view *v, size_t index)
+{
+	return index < v->nvisible ? v->visible[index].id : 0;
+}
+
+long rvf_view_find(const rvf_view *v, uint64_t id)
+{
+	return row_find(v->visible, v->nvisible, id);
+}
+
+void rvf_view_vector_at(const rvf_view *v, size_t index, float *out)
+{
+	if (index < v->nvisible)
+		memcpy(out, v->visible[index].data, 4 * (size_t)v->info.dimension);
+}
+
+bool rvf_view_max_id(const rvf_view *v, uint64_t *out)
+{
+	bool any = false;
+	uint64_t m = 0;
+	if (v->own_has_max) {
+		m = v->own_max;
+		any = true;
+	}
+	if (v->ndeleted && (!any || v->deleted[v->ndeleted - 1] > m)) {
+		m = v->deleted[v->ndeleted - 1];
+		any = true;
+	}
+	if (v->parent && v->parent->own_has_max &&
+	    (!any || v->parent->own_max > m)) {
+		m = v->parent->own_max;
+		any = true;
+	}
+	*out = m;
+	return any;
+}
+
+size_t rvf_view_segment_count(const rvf_view *v)
+{
+	return v->nsorted;
+}
+
+const rvf_segment *rvf_view_segment(const rvf_view *v, size_t index)
+{
+	return index < v->nsorted ? &v->sorted[index] : NULL;
+}
+
+size_t rvf_view_directory_count(const rvf_view *v)
+{
+	return v->man.dir_len;
+}
+
+const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index)
+{
+	return index < v->man.dir_len ? &v->dir[index] : NULL;
+}
+
+const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
+					    const rvf_segment *seg)
+{
+	if (!seg->readable)
+		return NULL;
+	return v->map->base + seg->offset;
+}
+
+size_t rvf_view_deleted_count(const rvf_view *v)
+{
+	return v->ndeleted;
+}
+
+uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index)
+{
+	return index < v->ndeleted ? v->deleted[index] : 0;
+}
+
+size_t rvf_view_witness_count(const rvf_view *v)
+{
+	return v->nwitness;
+}
+
+const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index)
+{
+	return index < v->nwitness ? &v->witness[index] : NULL;
+}
+
+size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
+			 const rvf_meta_field **fields)
+{
+	return meta_table_get(v->meta, id, fields);
+}
+
+const rvf_view *rvf_view_parent(const rvf_view *v)
+{
+	return v->parent;
+}
+
+rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
+{
+	for (size_t i = 0; i < v->nsorted; i++) {
+		const rvf_segment *s = &v->sorted[i];
+		char label[16];
+		segment_type_label(s->type, label);
+		if (!s->readable)
+			return rvf_fail(err, RVF_E_CORRUPT,
+					"%s segment id %llu at offset %llu: no valid header there",
+					label, (unsigned long long)s->id,
+					(unsigned long long)s->offset);
+		const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		if (!content_hash_ok(s->content_hash, p, (size_t)s->payload_length))
+			return rvf_fail(err, RVF_E_INVALID_CHECKSUM,
+					"%s segment id %llu at offset %llu: content hash mismatch",
+					label, (unsigned long long)s->id,
+					(unsigned long long)s->offset);
+	}
+	return RVF_OK;
+}

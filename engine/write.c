@@ -1,0 +1,309 @@
+/* write.c - the commit protocol shared by every mutation.
+ *
+ * A commit appends its segments at the end of the file, fsyncs them, then
+ * appends (for a branch child) COW_MAP + MEMBERSHIP and the new MANIFEST
+ * and fsyncs again: the reference's order, so a crash leaves either the old
+ * or the new manifest as the newest parseable one.  Until the manifest is
+ * durable nothing is published; a failure truncates the file back. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bytes.h"
+#include "error.h"
+#include "hash.h"
+#include "io.h"
+#include "segment.h"
+#include "store.h"
+
+uint64_t now_ns_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+rvf_code store_check_writable(rvf_store *s, rvf_error *err)
+{
+	if (s->read_only)
+		return rvf_fail(err, RVF_E_READ_ONLY, "%s is open read-only",
+				s->path);
+	if (s->frozen)
+		return rvf_fail(err, RVF_E_READ_ONLY, "%s is frozen", s->path);
+	return RVF_OK;
+}
+
+static rvf_code grow_dir(commit *c, size_t more, rvf_error *err)
+{
+	size_t need = c->next.dir_len + more;
+	if (need <= c->dir_cap)
+		return RVF_OK;
+	size_t cap = c->dir_cap ? c->dir_cap * 2 : 16;
+	while (cap < need)
+		cap *= 2;
+	dir_entry *d = realloc(c->next.dir, cap * sizeof(dir_entry));
+	if (!d)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	c->next.dir = d;
+	c->dir_cap = cap;
+	return RVF_OK;
+}
+
+rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->s = s;
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = store_check_writable(s, err);
+	if (rc != RVF_OK) {
+		pthread_mutex_unlock(&s->write_mu);
+		return rc;
+	}
+	c->base = rvf_store_view(s);
+	c->start = s->end;
+	memcpy(c->saved_prev, s->witness_prev, 32);
+	c->saved_started = s->witness_started;
+	c->saved_next_id = s->next_seg_id;
+
+	const manifest *bm = &c->base->man;
+	c->next = *bm;
+	c->next.dir = NULL;
+	c->next.dir_len = 0;
+	c->next.deleted = NULL;
+	c->next.deleted_len = 0;
+	c->next.total_vectors = view_total_rows(c->base);
+	rc = grow_dir(c, bm->dir_len + s->npending + 8, err);
+	if (rc != RVF_OK)
+		goto fail;
+	memcpy(c->next.dir, bm->dir, bm->dir_len * sizeof(dir_entry));
+	memcpy(c->next.dir + bm->dir_len, s->pending,
+	       s->npending * sizeof(dir_entry));
+	c->next.dir_len = bm->dir_len + (uint32_t)s->npending;
+	if (c->base->ndeleted) {
+		c->next.deleted = malloc(c->base->ndeleted * sizeof(uint64_t));
+		if (!c->next.deleted) {
+			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+			goto fail;
+		}
+		memcpy(c->next.deleted, c->base->deleted,
+		       c->base->ndeleted * sizeof(uint64_t));
+		c->next.deleted_len = (uint32_t)c->base->ndeleted;
+	}
+	return RVF_OK;
+fail:
+	commit_abort(c);
+	return rc;
+}
+
+rvf_code commit_push_entry(commit *c, uint8_t type, uint64_t seg_id,
+			   uint64_t offset, uint64_t len, rvf_error *err)
+{
+	rvf_code rc = grow_dir(c, 1, err);
+	if (rc != RVF_OK)
+		return rc;
+	c->next.dir[c->next.dir_len++] = (dir_entry){
+		.seg_id = seg_id, .offset = offset, .payload_length = len,
+		.type = type };
+	return RVF_OK;
+}
+
+rvf_code commit_append(commit *c, uint8_t type, const void *payload,
+		       size_t len, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	if (len > RVF_MAX_PAYLOAD)
+		return rvf_fail(err, RVF_E_TOO_LARGE,
+				"segment payload of %zu bytes exceeds the 256 MiB limit",
+				len);
+	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
+	uint8_t hash[16];
+	rvf_content_hash(payload, len, hash);
+	uint64_t id = s->next_seg_id++;
+	segment_encode(hdr, type, id, len, hash);
+	if (io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)s->end) != 0 ||
+	    io_pwrite_all(s->fd, payload, len, (off_t)(s->end + sizeof(hdr))) != 0)
+		return rvf_fail_io(err, errno, "cannot append to %s", s->path);
+	rvf_code rc = commit_push_entry(c, type, id, s->end, len, err);
+	s->end += sizeof(hdr) + len;
+	return rc;
+}
+
+rvf_code commit_witness(commit *c, uint8_t wtype, const char *action,
+			rvf_error *err)
+{
+	rvf_store *s = c->s;
+	size_t alen = strlen(action), len = 13 + alen + 32;
+	unsigned char *p = malloc(len);
+	if (!p)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	p[0] = wtype;
+	st64(p + 1, now_ns_wall());
+	st32(p + 9, (uint32_t)alen);
+	memcpy(p + 13, action, alen);
+	/* The first witness of a session carries zeros, as the reference's. */
+	if (s->witness_started)
+		memcpy(p + 13 + alen, s->witness_prev, 32);
+	else
+		memset(p + 13 + alen, 0, 32);
+	rvf_code rc = commit_append(c, RVF_SEG_WITNESS, p, len, err);
+	if (rc == RVF_OK) {
+		rvf_simple_hash256(p, len, s->witness_prev);
+		s->witness_started = true;
+	}
+	free(p);
+	return rc;
+}
+
+void commit_drop_type(commit *c, uint8_t type)
+{
+	uint32_t w = 0;
+	for (uint32_t i = 0; i < c->next.dir_len; i++)
+		if (c->next.dir[i].type != type)
+			c->next.dir[w++] = c->next.dir[i];
+	c->next.dir_len = w;
+}
+
+static rvf_code append_branch_state(commit *c, rvf_error *err)
+{
+	const rvf_view *b = c->base;
+	cow_state cow = b->cow;
+	if (c->freeze) {
+		cow.frozen = true;
+		cow.snapshot_epoch = c->next.epoch;
+	}
+	size_t len;
+	unsigned char *p = cow_map_encode(&cow, &len);
+	if (!p)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rvf_code rc = commit_append(c, RVF_SEG_COW_MAP, p, len, err);
+	free(p);
+	if (rc != RVF_OK)
+		return rc;
+	p = membership_encode(c->membership ? c->membership : b->cow.bitmap,
+			      b->cow.capacity_bits, &len);
+	if (!p)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rc = commit_append(c, RVF_SEG_MEMBERSHIP, p, len, err);
+	free(p);
+	return rc;
+}
+
+static void commit_release(commit *c)
+{
+	free(c->next.dir);
+	free(c->next.deleted);
+	free(c->membership);
+	if (c->meta)
+		meta_table_unref(c->meta);
+	c->meta = NULL;
+	c->next.dir = NULL;
+	c->next.deleted = NULL;
+	c->membership = NULL;
+	if (c->base)
+		rvf_view_release(c->base);
+	c->base = NULL;
+}
+
+void commit_abort(commit *c)
+{
+	rvf_store *s = c->s;
+	if (s->end != c->start) {
+		/* Nothing after the old manifest is referenced: drop it. */
+		io_ftruncate(s->fd, (off_t)c->start);
+		s->end = c->start;
+	}
+	memcpy(s->witness_prev, c->saved_prev, 32);
+	s->witness_started = c->saved_started;
+	s->next_seg_id = c->saved_next_id;
+	commit_release(c);
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+void commit_done(commit *c)
+{
+	rvf_store *s = c->s;
+	commit_release(c);
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+/* A new view of the file after the commit, reusing the base view's rows. */
+static rvf_code publish_new_view(commit *c, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	rvf_map *map = s->map;
+	if (s->end > map->capacity) {
+		map = map_file(s->fd, s->end, err);
+		if (!map)
+			return err ? err->code : RVF_E_NO_MEMORY;
+		map_unref(s->map);
+		s->map = map;
+	}
+	rvf_view *v;
+	rvf_code rc = view_build(s->map, s->end, s->path, c->base, c->start, 0,
+				 c->meta ? c->meta : c->base->meta, &v, err);
+	if (rc != RVF_OK)
+		return rc;
+	v->info.read_only = s->read_only || s->frozen;
+	store_publish(s, v);
+	return RVF_OK;
+}
+
+rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	rvf_code rc;
+	if (s->end != c->start && io_fsync(s->fd) != 0) {
+		rc = rvf_fail_io(err, errno, "cannot fsync %s", s->path);
+		goto fail;
+	}
+	if (c->base->is_branch) {
+		rc = append_branch_state(c, err);
+		if (rc != RVF_OK)
+			goto fail;
+	}
+	size_t len;
+	unsigned char *p = manifest_encode(&c->next, &len);
+	if (!p) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto fail;
+	}
+	uint64_t moff = s->end, mid = s->next_seg_id;
+	/* The manifest does not list itself: write it without pushing. */
+	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
+	uint8_t hash[16];
+	rvf_content_hash(p, len, hash);
+	segment_encode(hdr, RVF_SEG_MANIFEST, mid, len, hash);
+	int bad = io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)moff) ||
+		  io_pwrite_all(s->fd, p, len, (off_t)(moff + sizeof(hdr))) ||
+		  io_fsync(s->fd);
+	int e = errno;
+	free(p);
+	if (bad) {
+		rc = rvf_fail_io(err, e, "cannot write the manifest of %s", s->path);
+		goto fail;
+	}
+	s->next_seg_id++;
+	s->end = moff + sizeof(hdr) + len;
+	/* Committed.  The next manifest lists this one (same session). */
+	dir_entry me = { .seg_id = mid, .offset = moff, .payload_length = len,
+			 .type = RVF_SEG_MANIFEST };
+	free(s->pending);
+	s->pending = malloc(sizeof(dir_entry));
+	s->npending = 0;
+	if (s->pending) {
+		s->pending[0] = me;
+		s->npending = 1;
+	}
+	if (info) {
+		info->epoch = c->next.epoch;
+		info->bytes = s->end - c->start;
+	}
+	rc = publish_new_view(c, err);
+	commit_release(c);
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+fail:
+	commit_abort(c);
+	return rc;
+}

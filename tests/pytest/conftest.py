@@ -1,0 +1,248 @@
+"""Shared fixtures for the rvffs pytest suites.
+
+Layout assumptions (never absolute paths):
+  <repo>/tests/pytest/      this folder
+  <repo>/tests/interop/     ref.js + package.json (the reference, via node)
+  <repo>/../shared/corpus/  the conformance corpus (optional)
+
+Environment:
+  RVF_BUILD_DIR  build directory holding ctl/rvfctl (default <repo>/build;
+                 a relative path is taken relative to the repository root)
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+INTEROP = REPO / "tests" / "interop"
+REF_JS = INTEROP / "ref.js"
+
+# The exact versions tests/interop/package.json pins.
+REF_PACKAGES = {
+    "@ruvector/rvf-node": "0.2.3",
+    "@ruvector/rvf-node-linux-x64-gnu": "0.2.2",
+}
+
+TIMEOUT = float(os.environ.get("RVF_TEST_TIMEOUT", "300"))
+
+# Sanitizer reports on stderr mean a memory/UB bug even when the exit code
+# looks right (UBSan keeps running unless halt_on_error is set).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "WARNING: AddressSanitizer")
+
+
+def build_dir_path():
+    b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
+    if not b.is_absolute():
+        b = REPO / b
+    return b
+
+
+def shared_missing_reason():
+    return None if CORPUS.is_dir() else "../shared is absent"
+
+
+# ---------------------------------------------------------------- basics
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    return build_dir_path()
+
+
+@pytest.fixture(scope="session")
+def rvfctl(build_dir):
+    exe = build_dir / "ctl" / "rvfctl"
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        pytest.skip(f"rvfctl is not built ({exe} is missing; build with meson/ninja "
+                    f"or run tests/run-all.sh)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def corpus_dir():
+    reason = shared_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return CORPUS
+
+
+# ---------------------------------------------------------------- rvfctl
+
+def check_sanitizers(cp, what):
+    err = cp.stderr or ""
+    for m in SANITIZER_MARKERS:
+        if m in err:
+            pytest.fail(f"sanitizer report from {what}:\n{err[-6000:]}", pytrace=False)
+
+
+def fmt_cp(cp):
+    out = (cp.stdout or "")
+    err = (cp.stderr or "")
+    if len(out) > 3000:
+        out = out[:3000] + "...[truncated]"
+    return (f"$ {' '.join(map(str, cp.args))}\nexit {cp.returncode}\n"
+            f"--- stdout\n{out}\n--- stderr\n{err[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def run_ctl(rvfctl):
+    """run_ctl(*args, check=True, input=None, cwd=None) -> CompletedProcess.
+
+    Arguments are converted with str(). With check=True a non-zero exit is a
+    test failure showing the command, exit code, stdout and stderr. A
+    sanitizer report on stderr is always a failure."""
+
+    def run(*args, check=True, input=None, cwd=None, timeout=TIMEOUT):
+        cmd = [str(rvfctl)] + [str(a) for a in args]
+        try:
+            cp = subprocess.run(cmd, input=input, cwd=cwd, capture_output=True,
+                                text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"timeout after {timeout}s: {' '.join(cmd)}", pytrace=False)
+        check_sanitizers(cp, " ".join(cmd))
+        if cp.returncode < 0:
+            pytest.fail(f"rvfctl killed by signal {-cp.returncode}\n{fmt_cp(cp)}",
+                        pytrace=False)
+        if check and cp.returncode != 0:
+            pytest.fail(f"rvfctl failed\n{fmt_cp(cp)}", pytrace=False)
+        return cp
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ctl_json(run_ctl):
+    """ctl_json(*args, check=True) -> parsed JSON stdout of rvfctl."""
+
+    def run(*args, check=True, **kw):
+        cp = run_ctl(*args, check=check, **kw)
+        try:
+            return json.loads(cp.stdout)
+        except ValueError as e:
+            pytest.fail(f"rvfctl printed no valid JSON ({e})\n{fmt_cp(cp)}", pytrace=False)
+
+    return run
+
+
+# ---------------------------------------------------------------- reference
+
+class RefError(AssertionError):
+    pass
+
+
+class Ref:
+    """Calls `node tests/interop/ref.js ...` and parses its JSON."""
+
+    def __init__(self, node, tmpdir):
+        self.node = node
+        self.tmpdir = Path(tmpdir)
+        self._n = 0
+
+    def _tmpjson(self, obj, stem):
+        self._n += 1
+        p = self.tmpdir / f"{stem}-{self._n}.json"
+        p.write_text(json.dumps(obj))
+        return p
+
+    def call(self, *args, check=True):
+        cmd = [self.node, str(REF_JS)] + [str(a) for a in args]
+        try:
+            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"timeout: {' '.join(cmd)}", pytrace=False)
+        try:
+            out = json.loads(cp.stdout)
+        except ValueError:
+            pytest.fail(f"ref.js printed no valid JSON\n{fmt_cp(cp)}", pytrace=False)
+        if check and cp.returncode != 0:
+            pytest.fail(f"ref.js failed: {out.get('error')}\n{fmt_cp(cp)}", pytrace=False)
+        return out
+
+    def dump(self, file, queries=None):
+        """Reference view of FILE (read-only open). queries: list of vectors
+        (or {"vector", "k"}): out["exact"][i] = [[id, distance], ...], the
+        reference's exact answer, all visible vectors unless k is given."""
+        args = ["dump", file]
+        if queries is not None:
+            args += ["--queries", self._tmpjson(queries, "queries")]
+        return self.call(*args)
+
+    def run(self, ops, check=True):
+        """Executes reference operations (see ref.js cmdRun)."""
+        return self.call("run", self._tmpjson(ops, "script"), check=check)
+
+    def selfcheck(self, file, entries, k=8):
+        """entries: [(id, vector), ...]."""
+        entries = [[i, list(v)] for i, v in entries]
+        return self.call("selfcheck", file, self._tmpjson(entries, "vectors"), "--k", k)
+
+    def query(self, file, vector, k=10, exact=False, filter=None):
+        args = ["query", file, "--vector", json.dumps(list(vector)), "--k", k]
+        if exact:
+            args.append("--exact")
+        if filter is not None:
+            args += ["--filter", filter if isinstance(filter, str) else json.dumps(filter)]
+        return self.call(*args)["results"]
+
+
+def reference_install_problem():
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        return None, "node is not installed"
+    for name, version in REF_PACKAGES.items():
+        pj = INTEROP / "node_modules" / name / "package.json"
+        if not pj.is_file():
+            return node, f"{pj.relative_to(REPO)} is missing"
+        try:
+            got = json.loads(pj.read_text()).get("version")
+        except ValueError:
+            got = None
+        if got != version:
+            return node, f"{name} is {got}, tests need {version}"
+    return node, None
+
+
+@pytest.fixture(scope="session")
+def ref(tmp_path_factory):
+    node, problem = reference_install_problem()
+    if problem:
+        pytest.fail(f"the reference implementation is not installed ({problem}): "
+                    f"run tests/run-all.sh (or `npm install` in tests/interop)",
+                    pytrace=False)
+    return Ref(node, tmp_path_factory.mktemp("ref"))
+
+
+# ---------------------------------------------------------------- stores
+
+@pytest.fixture
+def store(tmp_path, run_ctl):
+    """store(name=None, dim=None, metric="l2", profile=None) -> Path.
+
+    Returns a fresh path in tmp_path; with dim, the store is created with
+    `rvfctl create` first."""
+    counter = [0]
+
+    def make(name=None, dim=None, metric="l2", profile=None):
+        counter[0] += 1
+        p = tmp_path / (name or f"s{counter[0]}.rvf")
+        assert not p.exists(), f"{p} exists"
+        if dim is not None:
+            args = ["create", p, "--dim", dim, "--metric", metric]
+            if profile is not None:
+                args += ["--profile", profile]
+            run_ctl(*args)
+        return p
+
+    return make
