@@ -67,8 +67,10 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		goto fail;
 	}
-	memcpy(sorted, ids, n * sizeof(uint64_t));
-	qsort(sorted, n, sizeof(uint64_t), cmp_u64);
+	if (n) {
+		memcpy(sorted, ids, n * sizeof(uint64_t));
+		qsort(sorted, n, sizeof(uint64_t), cmp_u64);
+	}
 
 	uint64_t deleted = 0;
 	size_t bitmap_len = b->is_branch ? (size_t)(8 * ((b->cow.capacity_bits + 63) / 64)) : 0;
@@ -97,7 +99,8 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 		if (own_live || visible)
 			deleted++;
 	}
-	qsort(c.next.deleted, c.next.deleted_len, sizeof(uint64_t), cmp_u64);
+	if (c.next.deleted_len)
+		qsort(c.next.deleted, c.next.deleted_len, sizeof(uint64_t), cmp_u64);
 
 	/* The journal lists the ids as given, like the reference's. */
 	size_t jlen;

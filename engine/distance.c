@@ -406,9 +406,189 @@ const dist_ops *dist_ops_avx2(void)
 	return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* AVX-512: the AVX2 arithmetic, two rows per register                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A zmm register holds the same 8-float chunk of two rows, one per 256-bit
+ * half, and the query chunk is broadcast to both halves.  Each half then
+ * performs exactly the AVX2 operations for its pair, so the results are the
+ * AVX2 results bit for bit, at twice the width, and leftovers can fall back
+ * to the AVX2 tiles.
+ */
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx2,fma")))
+
+AVX512_INLINE __m512 join(__m256 lo, __m256 hi)
+{
+	return _mm512_castpd_ps(_mm512_insertf64x4(
+		_mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+		_mm256_castps_pd(hi), 1));
+}
+
+AVX512_INLINE __m256 half_lo(__m512 v)
+{
+	return _mm512_castps512_ps256(v);
+}
+
+AVX512_INLINE __m256 half_hi(__m512 v)
+{
+	return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+AVX512_INLINE __m512 broadcast(__m256 q)
+{
+	return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(q)));
+}
+
+AVX512_INLINE __m512 tile512_step(__m512 acc, __m512 q, __m512 x,
+				  const int KIND)
+{
+	if (KIND == K_L2) {
+		__m512 t = _mm512_sub_ps(q, x);
+
+		return _mm512_fmadd_ps(t, t, acc);
+	}
+	return _mm512_fmadd_ps(q, x, acc);
+}
+
+/* QT queries x RP row pairs; accumulator j is query j % QT against rows
+ * 2(j / QT) and 2(j / QT) + 1.  32 registers hold 4 x 4 (32 distances). */
+AVX512_INLINE void tile512(const float *q, size_t dim,
+			   const unsigned char *const *x, float *out,
+			   size_t ostride, const int QT, const int RP,
+			   const int KIND)
+{
+	__m512 acc[16], qv[4], xv = _mm512_setzero_ps();
+	size_t d = 0, rem = dim & 7;
+
+	UNROLL for (int j = 0; j < QT * RP; j++)
+		acc[j] = _mm512_setzero_ps();
+	for (; d + 8 <= dim; d += 8) {
+		UNROLL for (int i = 0; i < QT; i++)
+			qv[i] = broadcast(_mm256_loadu_ps(q + i * dim + d));
+		UNROLL for (int j = 0; j < QT * RP; j++) {
+			if (j % QT == 0)
+				xv = join(load_row(x[2 * (j / QT)] + 4 * d),
+					  load_row(x[2 * (j / QT) + 1] + 4 * d));
+			acc[j] = tile512_step(acc[j], qv[j % QT], xv, KIND);
+		}
+	}
+	if (rem) {
+		__m256i m = tail_mask(rem);
+
+		UNROLL for (int i = 0; i < QT; i++)
+			qv[i] = broadcast(_mm256_maskload_ps(q + i * dim + d, m));
+		UNROLL for (int j = 0; j < QT * RP; j++) {
+			if (j % QT == 0)
+				xv = join(load_row_tail(x[2 * (j / QT)] + 4 * d, m),
+					  load_row_tail(x[2 * (j / QT) + 1] + 4 * d, m));
+			acc[j] = tile512_step(acc[j], qv[j % QT], xv, KIND);
+		}
+	}
+	if (RP % 2 == 0) {
+		/* two accumulators = four rows of one query: one hsum4 */
+		UNROLL for (int j = 0; j < QT * RP / 2; j++) {
+			int i = j % QT, p = j / QT * 2;
+			__m512 a = acc[p * QT + i], b = acc[(p + 1) * QT + i];
+			__m128 s = hsum4(half_lo(a), half_hi(a), half_lo(b),
+					 half_hi(b));
+
+			if (KIND == K_NEG_DOT)
+				s = _mm_xor_ps(s, _mm_set1_ps(-0.0f));
+			_mm_storeu_ps(out + i * ostride + 2 * p, s);
+		}
+	} else {
+		UNROLL for (int j = 0; j < QT * RP; j++) {
+			float *o = out + j % QT * ostride + 2 * (j / QT);
+			float lo = hsum(half_lo(acc[j])), hi = hsum(half_hi(acc[j]));
+
+			o[0] = KIND == K_NEG_DOT ? -lo : lo;
+			o[1] = KIND == K_NEG_DOT ? -hi : hi;
+		}
+	}
+}
+
+AVX512_INLINE void tiles512(const float *q, size_t nq, size_t dim,
+			    const unsigned char *const *x, size_t n,
+			    float *out, const int KIND)
+{
+	size_t i = 0, r;
+
+	for (; i + 4 <= nq; i += 4) {
+		const float *qi = q + i * dim;
+		float *o = out + i * n;
+
+		for (r = 0; r + 8 <= n; r += 8)
+			tile512(qi, dim, x + r, o + r, n, 4, 4, KIND);
+		for (; r + 2 <= n; r += 2)
+			tile512(qi, dim, x + r, o + r, n, 4, 1, KIND);
+		for (; r < n; r++)
+			for (int k = 0; k < 4; k++)
+				tile(qi + k * dim, dim, x + r, o + k * n + r,
+				     n, 1, 1, KIND);
+	}
+	for (; i < nq; i++) {
+		const float *qi = q + i * dim;
+		float *o = out + i * n;
+
+		for (r = 0; r + 16 <= n; r += 16)
+			tile512(qi, dim, x + r, o + r, n, 1, 8, KIND);
+		for (; r + 8 <= n; r += 8)
+			tile(qi, dim, x + r, o + r, n, 1, 8, KIND);
+		for (; r < n; r++)
+			tile(qi, dim, x + r, o + r, n, 1, 1, KIND);
+	}
+}
+
+static AVX512 void avx512_l2(const float *q, size_t nq, size_t dim,
+			     const unsigned char *const *x, size_t n,
+			     float *out)
+{
+	tiles512(q, nq, dim, x, n, out, K_L2);
+}
+
+static AVX512 void avx512_dot(const float *q, size_t nq, size_t dim,
+			      const unsigned char *const *x, size_t n,
+			      float *out)
+{
+	tiles512(q, nq, dim, x, n, out, K_DOT);
+}
+
+static AVX512 void avx512_ip(const float *q, size_t nq, size_t dim,
+			     const unsigned char *const *x, size_t n,
+			     float *out)
+{
+	tiles512(q, nq, dim, x, n, out, K_NEG_DOT);
+}
+
+/* Norms and the cosine finish are a small share: the AVX2 ones serve. */
+static const dist_ops avx512_ops = {
+	.name = "avx512",
+	.norms = avx2_norms,
+	.l2 = avx512_l2,
+	.dot = avx512_dot,
+	.ip = avx512_ip,
+	.cosine = avx2_cosine,
+};
+
+const dist_ops *dist_ops_avx512(void)
+{
+	__builtin_cpu_init();
+	if (dist_ops_avx2() && __builtin_cpu_supports("avx512f"))
+		return &avx512_ops;
+	return NULL;
+}
+
 #else
 
 const dist_ops *dist_ops_avx2(void)
+{
+	return NULL;
+}
+
+const dist_ops *dist_ops_avx512(void)
 {
 	return NULL;
 }
@@ -423,12 +603,21 @@ const dist_ops *dist_ops_avx2(void)
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 static const dist_ops *chosen;
 
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+/* RVF_NO_SIMD=1 forces scalar, RVF_NO_AVX512=1 stops at AVX2: tests and
+ * benchmarks compare the implementations that way. */
 static void choose(void)
 {
-	const char *off = getenv("RVF_NO_SIMD");
-
 	chosen = NULL;
-	if (!off || !*off || strcmp(off, "0") == 0)
+	if (!env_set("RVF_NO_SIMD") && !env_set("RVF_NO_AVX512"))
+		chosen = dist_ops_avx512();
+	if (!chosen && !env_set("RVF_NO_SIMD"))
 		chosen = dist_ops_avx2();
 	if (!chosen)
 		chosen = &scalar_ops;

@@ -1,9 +1,11 @@
 /* distance.h - distance kernels: queries against rows read in place.
  *
  * Rows are `dim` little-endian float32 at any alignment (the mapping of a
- * VEC payload); queries are ordinary float arrays.  Kernels come in two
- * implementations, portable scalar and AVX2+FMA, picked once per process:
- * AVX2 when the CPU has it, unless the environment sets RVF_NO_SIMD=1.
+ * VEC payload); queries are ordinary float arrays.  Kernels come as
+ * portable scalar code, AVX2+FMA and AVX-512 (the AVX2 arithmetic at twice
+ * the width, identical results), picked once per process: the best the CPU
+ * has, unless the environment sets RVF_NO_SIMD=1 (scalar) or
+ * RVF_NO_AVX512=1 (AVX2 at most).
  *
  * Every kernel computes each (query, row) pair with the same sequence of
  * float operations whatever the block shape, so a batch of queries gives
@@ -43,6 +45,8 @@ const dist_ops *dist_ops_get(void);
 const dist_ops *dist_ops_scalar(void);
 /* NULL when the CPU (or this build) lacks AVX2+FMA. */
 const dist_ops *dist_ops_avx2(void);
+/* NULL without AVX-512F; gives the AVX2 results bit for bit, faster. */
+const dist_ops *dist_ops_avx512(void);
 
 /* Metric bytes other than IP and cosine read as L2, as in the manifest. */
 rvf_metric dist_metric(rvf_metric m);

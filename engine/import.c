@@ -13,9 +13,9 @@
  * first; the raw "id" token is checked as plain digits (no sign, fraction,
  * exponent or leading zero) up to UINT64_MAX, and the "vector" array is
  * parsed from its raw text (exact float rounding, no json_t per component).
- * Both values are then overwritten in the buffer by "0" and blanks (newlines
- * kept, so jansson's line numbers stay right) and jansson parses the rest,
- * i.e. checks the syntax and decodes "metadata".
+ * Both values are then cut out of the buffer, leaving "0" and their newlines
+ * (so jansson's line numbers stay right), and jansson parses the rest, i.e.
+ * checks the syntax and decodes "metadata".
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strtof_l */
@@ -632,10 +632,12 @@ static char *skip_ws(char *p, const char *end)
 static char *skip_string(char *p, const char *end)
 {
 	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
+		if (*p == '\\') {
+			if (++p == end)
+				break;
+		} else if (*p == '"') {
 			return p + 1;
+		}
 	}
 	return NULL;
 }
@@ -857,13 +859,19 @@ done:
 	return RVF_OK;
 }
 
-/* Overwrites a value we parsed ourselves with 0 (newlines kept). */
-static void blank(char *s, const char *e)
+/* Replaces the value [v, e) of the record [s, s + *n) by 0 and the value's
+ * newlines (so jansson's line numbers stay right), shortening the record:
+ * jansson is slow at skipping blanks. */
+static void cut(char *s, size_t *n, char *v, char *e)
 {
-	*s++ = '0';
-	for (; s < e; s++)
-		if (*s != '\n')
-			*s = ' ';
+	char *w = v + 1;
+
+	*v = '0';
+	for (v++; v < e; v++)
+		if (*v == '\n')
+			*w++ = '\n';
+	memmove(w, e, (size_t)(s + *n - e));
+	*n -= (size_t)(e - w);
 }
 
 static const char *json_kind(const json_t *v)
@@ -962,8 +970,14 @@ static rvf_code json_record(struct imp *im, char *s, size_t n, uint64_t line)
 		rc = json_vector(im, js.vec, js.vec_end, row);
 		if (rc)
 			return rc;
-		blank(js.id, js.id_end);
-		blank(js.vec, js.vec_end);
+		/* The later value first, so the other stays in place. */
+		if (js.id > js.vec) {
+			cut(s, &n, js.id, js.id_end);
+			cut(s, &n, js.vec, js.vec_end);
+		} else {
+			cut(s, &n, js.vec, js.vec_end);
+			cut(s, &n, js.id, js.id_end);
+		}
 	}
 	doc = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!doc) {
@@ -1576,8 +1590,11 @@ rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
 		       uint64_t *rows, rvf_error *err)
 {
 	struct imp im;
+	rvf_error local;
 	rvf_code rc;
 
+	if (!err) /* the sink may always write its reason */
+		err = &local;
 	if (rows)
 		*rows = 0;
 	if (!name)

@@ -136,7 +136,8 @@ static rvf_code remember_ids(rvf_ingest *t, size_t n, const uint64_t *ids,
 		t->ids = p;
 		t->ids_cap = cap;
 	}
-	memcpy(t->ids + t->nids, ids, n * sizeof(uint64_t));
+	if (n)
+		memcpy(t->ids + t->nids, ids, n * sizeof(uint64_t));
 	t->nids += n;
 	return RVF_OK;
 }
@@ -249,7 +250,8 @@ rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
 	if (rc != RVF_OK)
 		goto fail;
 	/* Manifest total = distinct own ids, deleted ones included. */
-	qsort(t->ids, t->nids, sizeof(uint64_t), cmp_u64);
+	if (t->nids)
+		qsort(t->ids, t->nids, sizeof(uint64_t), cmp_u64);
 	uint64_t fresh = 0;
 	for (size_t i = 0; i < t->nids; i++) {
 		if (i && t->ids[i] == t->ids[i - 1])

@@ -80,7 +80,8 @@ rvf_code rvf_store_embed_kernel(rvf_store *s, const rvf_kernel_spec *spec,
 	rvf_simple_hash256(image, image_len, p + 0x30);
 	st64(p + 0x70, KERNEL_HEADER);
 	st32(p + 0x78, (uint32_t)clen);
-	memcpy(p + KERNEL_HEADER, packed ? packed : image, stored);
+	if (stored)
+		memcpy(p + KERNEL_HEADER, packed ? packed : image, stored);
 	memcpy(p + KERNEL_HEADER + stored, cmdline, clen);
 	free(packed);
 	rvf_code rc = embed(s, RVF_SEG_KERNEL, p, len, info, err);

@@ -96,7 +96,7 @@ static int cmp_seq_row(const void *a, const void *b)
 
 bool view_is_deleted(const rvf_view *v, uint64_t id)
 {
-	return bsearch(&id, v->deleted, v->ndeleted, sizeof(uint64_t),
+	return v->ndeleted && bsearch(&id, v->deleted, v->ndeleted, sizeof(uint64_t),
 		       cmp_u64) != NULL;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bytes.h"
@@ -76,9 +77,11 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 	rc = grow_dir(c, bm->dir_len + s->npending + 8, err);
 	if (rc != RVF_OK)
 		goto fail;
-	memcpy(c->next.dir, bm->dir, bm->dir_len * sizeof(dir_entry));
-	memcpy(c->next.dir + bm->dir_len, s->pending,
-	       s->npending * sizeof(dir_entry));
+	if (bm->dir_len)
+		memcpy(c->next.dir, bm->dir, bm->dir_len * sizeof(dir_entry));
+	if (s->npending)
+		memcpy(c->next.dir + bm->dir_len, s->pending,
+		       s->npending * sizeof(dir_entry));
 	c->next.dir_len = bm->dir_len + (uint32_t)s->npending;
 	if (c->base->ndeleted) {
 		c->next.deleted = malloc(c->base->ndeleted * sizeof(uint64_t));
@@ -208,11 +211,12 @@ static void commit_release(commit *c)
 void commit_abort(commit *c)
 {
 	rvf_store *s = c->s;
-	if (s->end != c->start) {
-		/* Nothing after the old manifest is referenced: drop it. */
+	/* Nothing after the old manifest is referenced: drop what this
+	 * commit wrote (a streaming ingest writes before s->end moves). */
+	struct stat st;
+	if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size != c->start)
 		io_ftruncate(s->fd, (off_t)c->start);
-		s->end = c->start;
-	}
+	s->end = c->start;
 	memcpy(s->witness_prev, c->saved_prev, 32);
 	s->witness_started = c->saved_started;
 	s->next_seg_id = c->saved_next_id;

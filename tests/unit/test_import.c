@@ -245,16 +245,17 @@ static void res_init(struct res *r, uint32_t dim)
 	r->g.meta_ok = true;
 }
 
-/* Imports data written to a regular file; r->g.fail_on_call is kept. */
-static void run(struct res *r, const char *name, rvf_import_format fmt,
-		uint32_t dim, const void *data, size_t len)
+/* Imports data written to a regular file; the sink fails on call number
+ * fail_on_call (0: never). */
+static void run_fail(struct res *r, size_t fail_on_call, const char *name,
+		     rvf_import_format fmt, uint32_t dim, const void *data,
+		     size_t len)
 {
-	size_t fail = r->g.fail_on_call;
 	char path[128];
 	int fd;
 
 	res_init(r, dim);
-	r->g.fail_on_call = fail;
+	r->g.fail_on_call = fail_on_call;
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, data, len) != (ssize_t)len ||
@@ -267,6 +268,12 @@ static void run(struct res *r, const char *name, rvf_import_format fmt,
 	CHECK(r->g.meta_ok);
 	if (r->rc == RVF_OK)
 		CHECK(r->rows == r->g.n);
+}
+
+static void run(struct res *r, const char *name, rvf_import_format fmt,
+		uint32_t dim, const void *data, size_t len)
+{
+	run_fail(r, 0, name, fmt, dim, data, len);
 }
 
 /* The same through a pipe fed by a child process. */
@@ -1276,15 +1283,15 @@ static void test_npy(void)
 
 static void test_sink_error(void)
 {
+	static const char jl[] =
+		"{\"id\":1,\"vector\":[1],\"metadata\":{\"a\":\"b\"}}";
 	struct buf b = { 0 };
 	struct res r;
 	size_t i;
 
 	for (i = 0; i < 10000; i++)
 		buf_printf(&b, "%zu 1 2\n", i);
-	memset(&r, 0, sizeof(r));
-	r.g.fail_on_call = 2;
-	run(&r, "s.csv", RVF_IMPORT_CSV, 2, b.p, b.n);
+	run_fail(&r, 2, "s.csv", RVF_IMPORT_CSV, 2, b.p, b.n);
 	CHECK(r.rc == RVF_E_IO);
 	CHECK(!strcmp(r.err.message, "sink says no") &&
 	      r.err.sys_errno == ENOSPC);
@@ -1293,18 +1300,13 @@ static void test_sink_error(void)
 	buf_free(&b);
 
 	make_f32(&b, 10, 2);
-	memset(&r, 0, sizeof(r));
-	r.g.fail_on_call = 1;
-	run(&r, "s.f32", RVF_IMPORT_F32, 2, b.p, b.n);
+	run_fail(&r, 1, "s.f32", RVF_IMPORT_F32, 2, b.p, b.n);
 	CHECK(r.rc == RVF_E_IO && !strcmp(r.err.message, "sink says no"));
 	CHECK(r.rows == 0);
 	got_free(&r.g);
 	buf_free(&b);
 
-	memset(&r, 0, sizeof(r));
-	r.g.fail_on_call = 1;
-	run_str(&r, "s.jsonl", RVF_IMPORT_JSONL, 1,
-		"{\"id\":1,\"vector\":[1],\"metadata\":{\"a\":\"b\"}}");
+	run_fail(&r, 1, "s.jsonl", RVF_IMPORT_JSONL, 1, jl, strlen(jl));
 	CHECK(r.rc == RVF_E_IO && !strcmp(r.err.message, "sink says no"));
 	got_free(&r.g);
 

@@ -1,8 +1,9 @@
 /* test_search.c - search_exact and the distance kernels against a naive
  * double-precision brute force.
  *
- * The whole suite runs twice: in a forked child with RVF_NO_SIMD=1 (scalar
- * kernels), then in the parent with whatever the CPU offers.
+ * The whole suite runs once per kernel set: in forked children with
+ * RVF_NO_SIMD=1 (scalar) and RVF_NO_AVX512=1 (AVX2), then in the parent
+ * with the best the CPU offers.
  */
 #include <float.h>
 #include <math.h>
@@ -558,22 +559,24 @@ static void test_batch(void)
 	}
 }
 
-/* The scalar and AVX2 kernels agree to 1e-5 of the terms' magnitude. */
+/* The scalar and AVX2 kernels agree to 1e-5 of the terms' magnitude;
+ * AVX-512 gives the AVX2 bits exactly. */
 static void test_kernels_agree(void)
 {
 	const dist_ops *sc = dist_ops_scalar(), *vx = dist_ops_avx2();
-	const size_t n = 41, nq = 7;
+	const dist_ops *v5 = dist_ops_avx512();
+	const size_t n = 45, nqs[] = { 1, 2, 3, 4, 5, 7, 9 };
 
 	if (!vx) {
 		fprintf(stderr, "test_search: no AVX2 here, kernel comparison skipped\n");
 		return;
 	}
 	for (size_t di = 0; di < NELEM(dims); di++) {
-		size_t dim = dims[di];
+		size_t dim = dims[di], nq = nqs[di];
 		dataset ds;
-		float *q = malloc(nq * dim * sizeof(float));
-		float a[7 * 41], b[7 * 41], qq[7], xa[41], xb[41];
-		const unsigned char *px[41];
+		float *q = malloc(9 * dim * sizeof(float));
+		float a[9 * 45], b[9 * 45], c[9 * 45], qq[9], xa[45], xb[45];
+		const unsigned char *px[45];
 
 		dataset_init(&ds, n, dim, false);
 		for (size_t i = 0; i < nq * dim; i++)
@@ -588,11 +591,11 @@ static void test_kernels_agree(void)
 		for (size_t i = 0; i < nq; i++) {
 			const unsigned char *p = (const unsigned char *)(q + i * dim);
 
-			sc->norms(&p, 1, dim, &qq[i]);
+			vx->norms(&p, 1, dim, &qq[i]);
 		}
 		for (size_t mi = 0; mi < NELEM(metrics); mi++) {
-			dist_block(sc, metrics[mi], q, qq, nq, dim, px, xa, n, a);
-			dist_block(vx, metrics[mi], q, qq, nq, dim, px, xa, n, b);
+			dist_block(sc, metrics[mi], q, qq, nq, dim, px, xb, n, a);
+			dist_block(vx, metrics[mi], q, qq, nq, dim, px, xb, n, b);
 			for (size_t i = 0; i < nq; i++)
 				for (size_t r = 0; r < n; r++) {
 					double s;
@@ -604,10 +607,24 @@ static void test_kernels_agree(void)
 					      "dim %zu metric %d: scalar %.9g avx2 %.9g",
 					      dim, metrics[mi], a[i * n + r], b[i * n + r]);
 				}
+			if (!v5)
+				continue;
+			/* every block shape, so leftovers meet the wide tiles */
+			for (size_t m = 1; m <= n; m += 3) {
+				dist_block(v5, metrics[mi], q, qq, nq, dim, px, xb,
+					   m, c);
+				dist_block(vx, metrics[mi], q, qq, nq, dim, px, xb,
+					   m, b);
+				CHECK(!memcmp(b, c, nq * m * sizeof(float)),
+				      "dim %zu metric %d nq %zu n %zu: avx512 differs from avx2",
+				      dim, metrics[mi], nq, m);
+			}
 		}
 		dataset_free(&ds);
 		free(q);
 	}
+	if (!v5)
+		fprintf(stderr, "test_search: no AVX-512 here, not compared\n");
 }
 
 static int suite(void)
@@ -627,29 +644,39 @@ static int suite(void)
 	return failures ? 1 : 0;
 }
 
-int main(void)
+/* Runs the suite in a child with one kernel choice forced by env. */
+static bool run_child(const char *env)
 {
-	const char *no_simd = getenv("RVF_NO_SIMD");
-	int status = 0, rc;
+	int status = 0;
 	pid_t pid;
 
-	if (no_simd && strcmp(no_simd, "0") != 0)
-		return suite();
-	/* the scalar run first, in a child that picks its kernels afresh */
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		setenv("RVF_NO_SIMD", "1", 1);
+		setenv(env, "1", 1);
 		_exit(suite());
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-		fprintf(stderr, "test_search: cannot fork the scalar run\n");
-		return 1;
+		fprintf(stderr, "test_search: cannot fork the %s run\n", env);
+		return false;
 	}
-	rc = suite();
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "test_search: the scalar run failed\n");
-		rc = 1;
+		fprintf(stderr, "test_search: the %s run failed\n", env);
+		return false;
 	}
-	return rc;
+	return true;
+}
+
+int main(void)
+{
+	const char *forced = getenv("RVF_NO_SIMD");
+	bool ok = true;
+
+	if (forced || getenv("RVF_NO_AVX512"))
+		return suite();
+	/* each kernel set in a child that picks its kernels afresh */
+	ok &= run_child("RVF_NO_SIMD");
+	if (dist_ops_avx512())
+		ok &= run_child("RVF_NO_AVX512");
+	return suite() || !ok;
 }
