@@ -1,10 +1,12 @@
-/* distance.c - L2, inner-product and cosine kernels, scalar and AVX2+FMA.
+/* distance.c - L2, inner-product and cosine kernels: scalar, AVX2+FMA and
+ * AVX-512.
  *
  * Each (query, row) pair is summed in 8 lanes (lane j takes components
  * j, j+8, ...) and the lanes are folded in one fixed order, so the blocking
- * of queries and rows never changes a result.  Only the AVX2 code uses
- * fused multiply-adds, which is why scalar and AVX2 agree closely but not
- * bit for bit.
+ * of queries and rows never changes a result, and AVX-512 (which runs the
+ * AVX2 lanes two rows at a time) matches AVX2 exactly.  The SIMD code fuses
+ * multiply-adds and the scalar code need not, so scalar agrees with them
+ * closely but not bit for bit.
  */
 #include "distance.h"
 
@@ -125,6 +127,16 @@ static void scalar_ip(const float *q, size_t nq, size_t dim,
 			out[i * n + r] = -scalar_dot_pair(q + i * dim, rows[r], dim);
 }
 
+static void scalar_dot_norms(const float *q, size_t dim,
+			     const unsigned char *const *rows, size_t n,
+			     float *dot, float *xx)
+{
+	for (size_t r = 0; r < n; r++) {
+		dot[r] = scalar_dot_pair(q, rows[r], dim);
+		xx[r] = scalar_norm(rows[r], dim);
+	}
+}
+
 static void scalar_cosine(float *io, const float *qq, size_t nq,
 			  const float *xx, size_t n)
 {
@@ -139,6 +151,7 @@ static const dist_ops scalar_ops = {
 	.l2 = scalar_l2,
 	.dot = scalar_dot,
 	.ip = scalar_ip,
+	.dot_norms = scalar_dot_norms,
 	.cosine = scalar_cosine,
 };
 
@@ -361,6 +374,58 @@ static AVX2 void avx2_norms(const unsigned char *const *x, size_t n,
 	}
 }
 
+/* Dot products and norms of one query in one pass: the same FMA chains as
+ * tile() and avx2_norms(), so the same bits, reading each row once. */
+AVX2_INLINE void dot_norm_tile(const float *q, size_t dim,
+			       const unsigned char *const *x, float *dot,
+			       float *xx, const int RT)
+{
+	__m256 ad[4], an[4], qv, xv;
+	size_t d = 0, rem = dim & 7;
+
+	UNROLL for (int r = 0; r < RT; r++)
+		ad[r] = an[r] = _mm256_setzero_ps();
+	for (; d + 8 <= dim; d += 8) {
+		qv = _mm256_loadu_ps(q + d);
+		UNROLL for (int r = 0; r < RT; r++) {
+			xv = load_row(x[r] + 4 * d);
+			ad[r] = _mm256_fmadd_ps(qv, xv, ad[r]);
+			an[r] = _mm256_fmadd_ps(xv, xv, an[r]);
+		}
+	}
+	if (rem) {
+		__m256i m = tail_mask(rem);
+
+		qv = _mm256_maskload_ps(q + d, m);
+		UNROLL for (int r = 0; r < RT; r++) {
+			xv = load_row_tail(x[r] + 4 * d, m);
+			ad[r] = _mm256_fmadd_ps(qv, xv, ad[r]);
+			an[r] = _mm256_fmadd_ps(xv, xv, an[r]);
+		}
+	}
+	if (RT == 4) {
+		_mm_storeu_ps(dot, hsum4(ad[0], ad[1], ad[2], ad[3]));
+		_mm_storeu_ps(xx, hsum4(an[0], an[1], an[2], an[3]));
+	} else {
+		UNROLL for (int r = 0; r < RT; r++) {
+			dot[r] = hsum(ad[r]);
+			xx[r] = hsum(an[r]);
+		}
+	}
+}
+
+static AVX2 void avx2_dot_norms(const float *q, size_t dim,
+				const unsigned char *const *x, size_t n,
+				float *dot, float *xx)
+{
+	size_t r = 0;
+
+	for (; r + 4 <= n; r += 4)
+		dot_norm_tile(q, dim, x + r, dot + r, xx + r, 4);
+	for (; r < n; r++)
+		dot_norm_tile(q, dim, x + r, dot + r, xx + r, 1);
+}
+
 /* dist_cosine() eight pairs at a time: sqrt and divide are IEEE-exact in
  * both, so the results are the same bits. */
 static AVX2 void avx2_cosine(float *io, const float *qq, size_t nq,
@@ -395,6 +460,7 @@ static const dist_ops avx2_ops = {
 	.l2 = avx2_l2,
 	.dot = avx2_dot,
 	.ip = avx2_ip,
+	.dot_norms = avx2_dot_norms,
 	.cosine = avx2_cosine,
 };
 
@@ -563,13 +629,15 @@ static AVX512 void avx512_ip(const float *q, size_t nq, size_t dim,
 	tiles512(q, nq, dim, x, n, out, K_NEG_DOT);
 }
 
-/* Norms and the cosine finish are a small share: the AVX2 ones serve. */
+/* Norms, the single-query cosine pass (memory bound) and the cosine
+ * finish gain nothing from the width: the AVX2 ones serve. */
 static const dist_ops avx512_ops = {
 	.name = "avx512",
 	.norms = avx2_norms,
 	.l2 = avx512_l2,
 	.dot = avx512_dot,
 	.ip = avx512_ip,
+	.dot_norms = avx2_dot_norms,
 	.cosine = avx2_cosine,
 };
 

@@ -34,6 +34,11 @@ typedef struct dist_ops {
 	/* out[i * n + r] = −dot(q_i, x_r), the inner-product distance. */
 	void (*ip)(const float *q, size_t nq, size_t dim,
 		   const unsigned char *const *rows, size_t n, float *out);
+	/* One query: dot[r] = dot(q, x_r) and xx[r] = ‖x_r‖² in one pass over
+	 * the rows, equal to what dot and norms give. */
+	void (*dot_norms)(const float *q, size_t dim,
+			  const unsigned char *const *rows, size_t n,
+			  float *dot, float *xx);
 	/* io[i * n + r] = dist_cosine(io[i * n + r], qq[i], xx[r]). */
 	void (*cosine)(float *io, const float *qq, size_t nq, const float *xx,
 		       size_t n);

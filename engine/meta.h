@@ -11,11 +11,12 @@
  *
  * A meta_table is one immutable version of the metadata: a schema (field
  * name <-> field_id <-> value type) and, per vector id, a record of fields.
- * Tables are reference-counted and may be read from any thread.  A new
- * version is a layer of the changed records stacked on the old version, so a
- * commit costs what it changes rather than the size of the table; layers are
- * merged when a layer grows to half the size of the one below it (and at a
- * depth cap), which keeps lookups at a handful of binary searches.
+ * Tables are reference-counted and may be read from any thread.  A table is
+ * a sorted array of (id, record); records are immutable and shared (and
+ * reference-counted) between versions, so a commit copies the index, not the
+ * values: O(records) pointer copies per commit.  Every writer builds its
+ * payload first and then applies it with the decoder replay uses, so the
+ * table a writer holds is exactly what a reader will rebuild from the file.
  *
  * Record semantics follow upstream: an upsert in a delta sets the fields it
  * lists and removes those tagged delete-field, keeping the others; a
@@ -91,9 +92,6 @@ const meta_field_def *meta_table_field_by_name(const meta_table *t,
 typedef bool (*meta_visit_fn)(void *ctx, uint64_t id, const meta_record *rec);
 void meta_table_foreach(const meta_table *t, meta_visit_fn fn, void *ctx);
 
-/* Layers stacked in t (for tests and diagnostics). */
-unsigned meta_table_layers(const meta_table *t);
-
 /* ------------------------------------------------------------------ */
 /* Values                                                              */
 /* ------------------------------------------------------------------ */
@@ -149,13 +147,13 @@ typedef struct meta_replay_info {
 } meta_replay_info;
 
 /* Rebuilds the table from the META payloads of a directory, in directory
- * order, as upstream's open does: walking back to the newest readable
- * snapshot (skipping damaged payloads and older duplicates of a generation),
- * then applying forward while each delta follows its predecessor.  What is
- * dropped is reported in info (may be NULL), not as an error; a truncated
- * chain makes the next encode write a snapshot.  Fails (RVF_E_CORRUPT) only
- * when no snapshot is readable or more than META_MAX_DELTAS deltas follow
- * it.  n == 0 gives the empty table. */
+ * order: starts at the newest snapshot (payloads before it are ignored, not
+ * even checked) and applies every later payload, each delta following its
+ * predecessor.  Fails with RVF_E_CORRUPT, naming the payload, when one at or
+ * after that snapshot is damaged or out of sequence, when there is no
+ * snapshot, or when more than META_MAX_DELTAS deltas follow it.  (No
+ * walk-back recovery: info->dropped is always 0.)  info may be NULL.  n == 0
+ * gives the empty table. */
 rvf_code meta_replay(const meta_blob *payloads, size_t n, meta_table **out,
 		     meta_replay_info *info, rvf_error *err);
 
@@ -186,14 +184,16 @@ void meta_write_release(meta_write *w);
  * Every encoder writes generation base+1.  It writes a snapshot instead of a
  * delta when the base has no generation yet, when (base+1) % 32 == 0, when
  * META_SNAPSHOT_INTERVAL deltas already follow the last snapshot, when the
- * chain would pass META_MAX_PAYLOAD bytes, after a truncated replay, or when
- * META_FORCE_SNAPSHOT is set.  Payloads larger than META_MAX_PAYLOAD, or
+ * chain would pass META_MAX_PAYLOAD bytes, or when META_FORCE_SNAPSHOT is
+ * set.  Payloads larger than META_MAX_PAYLOAD, or
  * holding more than META_MAX_RECORDS records, fail with RVF_E_TOO_LARGE.
  */
 
 /* Accumulates the metadata of ingested rows until commit.  Rows follow
  * rvf_ingest_add: row i has fields meta[meta_start[i] .. meta_start[i+1]).
- * A row with fields replaces the id's whole record; a row without fields
+ * A row with fields replaces the id's whole record (written as an upsert of
+ * its fields plus delete-field for the base record's other fields, so any
+ * upstream reader agrees); a row without fields
  * leaves the id's metadata alone (as the reference does); of several rows
  * with one id the last one with fields wins.  Within a row, the first
  * occurrence of a name wins (as the reference does).  A new name gets the
@@ -229,9 +229,8 @@ rvf_code meta_encode_delete(const meta_table *base, size_t n,
 			    meta_write *out, rvf_error *err);
 
 /* A full snapshot of base restricted to the ids keep() accepts (keep NULL:
- * all), e.g. the live ids at compaction.  The resulting table is one
- * layer.  Nothing to write when base never had a generation and nothing is
- * kept. */
+ * all), e.g. the live ids at compaction.  Nothing to write when base never
+ * had a generation (it then holds nothing to keep). */
 typedef bool (*meta_keep_fn)(void *ctx, uint64_t id);
 rvf_code meta_encode_snapshot(const meta_table *base, meta_keep_fn keep,
 			      void *ctx, meta_write *out, rvf_error *err);

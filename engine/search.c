@@ -141,20 +141,37 @@ static inline float heap_bar(const rvf_hit *h, size_t len, size_t cap)
 	return len == cap ? h[0].distance : NAN;
 }
 
+/* True when some distance in d[0..8) may enter: not above the bar, or NaN
+ * on either side.  Branch-free, so the compiler can vectorise it. */
+static inline bool any_candidate(const float *d, float bar)
+{
+	int any = 0;
+
+	for (int j = 0; j < 8; j++)
+		any |= !(d[j] > bar);
+	return any;
+}
+
 static void offer_block(worker *w, size_t q, const float *dist, size_t n)
 {
 	rvf_hit *h = w->heaps + q * w->hstride;
 	size_t len = w->len[q], cap = w->cap;
 	float bar = heap_bar(h, len, cap);
 
-	for (size_t r = 0; r < n; r++) {
-		/* most rows lose to the worst kept hit: one compare each
-		 * (false for NaN on either side, which takes the full path) */
-		if (dist[r] > bar)
+	for (size_t r0 = 0; r0 < n; r0 += 8) {
+		size_t end = r0 + 8 < n ? r0 + 8 : n;
+
+		/* most rows lose to the worst kept hit: skip eight at once */
+		if (end == r0 + 8 && !any_candidate(dist + r0, bar))
 			continue;
-		heap_offer(h, &len, cap,
-			   (rvf_hit){ .id = w->ids[r], .distance = dist[r] });
-		bar = heap_bar(h, len, cap);
+		for (size_t r = r0; r < end; r++) {
+			if (dist[r] > bar)
+				continue;
+			heap_offer(h, &len, cap,
+				   (rvf_hit){ .id = w->ids[r],
+					      .distance = dist[r] });
+			bar = heap_bar(h, len, cap);
+		}
 	}
 	w->len[q] = len;
 }
@@ -169,7 +186,9 @@ static void scan_rows(worker *w)
 		size_t e = b + sc->block < w->end ? b + sc->block : w->end;
 		size_t n = 0;
 
-		/* the filter runs once per row, whatever the batch size */
+		/* the filter runs once per row, whatever the batch size, on
+		 * the worker threads: accept must be safe to call
+		 * concurrently (a read-only match over the view is) */
 		for (size_t r = b; r < e; r++) {
 			const search_row *row = &req->rows[r];
 
@@ -181,6 +200,14 @@ static void scan_rows(worker *w)
 		}
 		if (!n)
 			continue;
+		if (sc->metric == RVF_METRIC_COSINE && nq == 1) {
+			/* one pass over the rows instead of two */
+			sc->ops->dot_norms(req->queries, dim, w->px, n, w->dist,
+					   w->xx);
+			sc->ops->cosine(w->dist, sc->qq, 1, w->xx, n);
+			offer_block(w, 0, w->dist, n);
+			continue;
+		}
 		if (sc->metric == RVF_METRIC_COSINE)
 			sc->ops->norms(w->px, n, dim, w->xx);
 		for (size_t q0 = 0; q0 < nq; q0 += sc->group) {

@@ -555,7 +555,7 @@ static void rand_component(char *out, size_t cap, unsigned *seed)
 		break;
 	case 2:
 		d = (double)rand_r(seed) / RAND_MAX;
-		snprintf(out, cap, "%.17g", d * pow(10, rand_r(seed) % 60 - 30));
+		snprintf(out, cap, "%.17fe%d", d, rand_r(seed) % 60 - 30);
 		break;
 	case 3: { /* random digits, point and exponent */
 		size_t k = 0;
@@ -572,9 +572,12 @@ static void rand_component(char *out, size_t cap, unsigned *seed)
 		break;
 	}
 	case 4: { /* exactly between two floats, and one digit off */
-		float a = (float)rand_r(seed) / (float)RAND_MAX * 100;
-		float c = nextafterf(a, 1000);
+		float a = (float)rand_r(seed) / (float)RAND_MAX * 100, c;
+		uint32_t u;
 
+		memcpy(&u, &a, 4);
+		u++; /* the next float up (a is positive and finite) */
+		memcpy(&c, &u, 4);
 		d = ((double)a + (double)c) / 2;
 		if (rand_r(seed) % 2)
 			snprintf(out, cap, "%.40g", d);

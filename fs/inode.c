@@ -1,0 +1,314 @@
+/* inode.c - inode numbers and attributes of every node in the tree. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rvffs.h"
+
+#define BLKSIZE (1u << 20) /* tools read in large blocks */
+
+node_kind fs_node_kind(uint64_t ino)
+{
+	if (ino >= INO_VEC_BASE)
+		return NODE_VECTOR;
+	if (ino >= INO_SEG_BASE)
+		return NODE_SEGMENT;
+	if (ino >= INO_BIGID_BASE)
+		return NODE_VECTOR;
+	if (ino >= INO_DYN_BASE)
+		return NODE_STAGED; /* or a slot: callers look both up */
+	if (ino >= INO_ROOT && ino < INO_FIXED_END)
+		return NODE_FIXED;
+	return NODE_NONE;
+}
+
+uint64_t seg_ino(rvffs *fs, uint64_t offset)
+{
+	pthread_mutex_lock(&fs->mu);
+	uint64_t gen = fs->seg_gen & 0xFFFFF;
+	pthread_mutex_unlock(&fs->mu);
+	return INO_SEG_BASE | gen << SEG_OFFSET_BITS |
+	       (offset & ((1ull << SEG_OFFSET_BITS) - 1));
+}
+
+uint64_t vec_ino(rvffs *fs, uint64_t id)
+{
+	if (id < INO_VEC_BASE)
+		return INO_VEC_BASE | id;
+	/* Ids with the top bit set get a number from a small table. */
+	pthread_mutex_lock(&fs->mu);
+	size_t i;
+	for (i = 0; i < fs->nbigids; i++)
+		if (fs->bigids[i] == id)
+			break;
+	if (i == fs->nbigids) {
+		uint64_t *n = realloc(fs->bigids, (i + 1) * sizeof(uint64_t));
+		if (n) {
+			fs->bigids = n;
+			fs->bigids[fs->nbigids++] = id;
+		}
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return INO_BIGID_BASE + i;
+}
+
+bool vec_id_of(rvffs *fs, uint64_t ino, uint64_t *id)
+{
+	if (ino >= INO_VEC_BASE) {
+		*id = ino & ~INO_VEC_BASE;
+		return true;
+	}
+	bool ok = false;
+	pthread_mutex_lock(&fs->mu);
+	if (ino >= INO_BIGID_BASE && ino - INO_BIGID_BASE < fs->nbigids) {
+		*id = fs->bigids[ino - INO_BIGID_BASE];
+		ok = true;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return ok;
+}
+
+static struct timespec view_mtime(rvffs *fs, rvf_view *v)
+{
+	(void)v;
+	struct stat st;
+	if (stat(fs->store_path, &st) == 0)
+		return st.st_mtim;
+	return fs->mount_time;
+}
+
+static void fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
+		 uint64_t size, struct timespec mtime)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	bool dir = S_ISDIR(mode);
+	if (fs->read_only && !dir)
+		mode &= ~(mode_t)0222;
+	if (fs->read_only && dir)
+		mode &= ~(mode_t)0222;
+	st->st_mode = mode;
+	st->st_nlink = dir ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_size = (off_t)size;
+	st->st_blksize = BLKSIZE;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	if (dir)
+		st->st_blocks = 1;
+	st->st_mtim = st->st_ctim = st->st_atim = mtime;
+}
+
+static uint64_t text_size(char *(*gen)(rvf_view *, size_t *), rvf_view *v)
+{
+	size_t len = 0;
+	free(gen(v, &len));
+	return len;
+}
+
+static uint64_t kernel_size(rvf_view *v)
+{
+	rvf_kernel_info k;
+	if (!rvf_view_kernel(v, &k))
+		return 0;
+	if (k.compression == 1)
+		return k.image_size;
+	return k.stored_length >= k.cmdline_length ?
+	       k.stored_length - k.cmdline_length : k.stored_length;
+}
+
+bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
+{
+	struct timespec vt = view_mtime(fs, v);
+	size_t len;
+	switch (fs_node_kind(ino)) {
+	case NODE_FIXED:
+		switch (ino) {
+		case INO_ROOT:
+		case INO_SEGMENTS:
+		case INO_VECTORS:
+			fill(fs, st, ino, S_IFDIR | 0755, 0, vt);
+			return true;
+		case INO_INGEST:
+		case INO_QUERIES:
+			fill(fs, st, ino, S_IFDIR | 0755, 0, vt);
+			return true;
+		case INO_STATUS:
+			free(text_status(fs, v, &len));
+			fill(fs, st, ino, S_IFREG | 0444, len, vt);
+			return true;
+		case INO_MANIFEST:
+			fill(fs, st, ino, S_IFREG | 0444, text_size(text_manifest, v), vt);
+			return true;
+		case INO_LINEAGE:
+			fill(fs, st, ino, S_IFREG | 0444, text_size(text_lineage, v), vt);
+			return true;
+		case INO_WITNESS:
+			fill(fs, st, ino, S_IFREG | 0444, text_size(text_witness, v), vt);
+			return true;
+		case INO_ERRORS:
+			pthread_mutex_lock(&fs->mu);
+			len = fs->errors_len;
+			pthread_mutex_unlock(&fs->mu);
+			fill(fs, st, ino, S_IFREG | 0444, len, fs->mount_time);
+			return true;
+		case INO_QUERY:
+			fill(fs, st, ino, S_IFREG | 0666, 0, fs->mount_time);
+			return true;
+		case INO_KERNEL: {
+			rvf_kernel_info k;
+			if (!rvf_view_kernel(v, &k))
+				return false;
+			fill(fs, st, ino, S_IFREG | 0644, kernel_size(v), vt);
+			return true;
+		}
+		case INO_EBPF: {
+			rvf_ebpf_info e;
+			if (!rvf_view_ebpf(v, &e))
+				return false;
+			fill(fs, st, ino, S_IFREG | 0644, e.program_size, vt);
+			return true;
+		}
+		}
+		return false;
+	case NODE_SEGMENT: {
+		long i = seg_find_ino(fs, v, ino);
+		if (i < 0)
+			return false;
+		const rvf_segment *s = rvf_view_segment(v, (size_t)i);
+		fill(fs, st, ino, S_IFREG | 0444,
+		     RVF_SEGMENT_HEADER_SIZE + s->payload_length,
+		     seg_mtime(v, (size_t)i));
+		return true;
+	}
+	case NODE_VECTOR: {
+		uint64_t id;
+		if (!vec_id_of(fs, ino, &id))
+			return false;
+		long i = rvf_view_find(v, id);
+		if (i < 0)
+			return false;
+		free(text_vector(v, (size_t)i, &len));
+		fill(fs, st, ino, S_IFREG | 0644, len, vt);
+		return true;
+	}
+	case NODE_STAGED: {
+		bool found = false;
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_ino(fs, ino);
+		if (s) {
+			fill(fs, st, ino, S_IFREG | (s->mode & 07777), s->size, s->mtime);
+			found = true;
+		}
+		slot *q = slot_find_ino(fs, ino);
+		if (q) {
+			found = true;
+			if (ino == q->ino)
+				fill(fs, st, ino, S_IFDIR | 0755, 0, q->mtime);
+			else if (ino == q->ino + 1)
+				fill(fs, st, ino, S_IFREG | 0666, q->request_len, q->mtime);
+			else
+				fill(fs, st, ino, S_IFREG | 0444, q->result_len, q->mtime);
+		}
+		pthread_mutex_unlock(&fs->mu);
+		return found;
+	}
+	default:
+		return false;
+	}
+}
+
+static const struct {
+	const char *name;
+	uint64_t ino;
+} root_names[] = {
+	{ "status", INO_STATUS },     { "manifest", INO_MANIFEST },
+	{ "lineage", INO_LINEAGE },   { "witness", INO_WITNESS },
+	{ "errors", INO_ERRORS },     { "query", INO_QUERY },
+	{ "kernel", INO_KERNEL },     { "ebpf", INO_EBPF },
+	{ "segments", INO_SEGMENTS }, { "vectors", INO_VECTORS },
+	{ "ingest", INO_INGEST },     { "queries", INO_QUERIES },
+};
+
+size_t fs_root_count(void)
+{
+	return sizeof(root_names) / sizeof(root_names[0]);
+}
+
+const char *fs_root_name(size_t i, uint64_t *ino)
+{
+	*ino = root_names[i].ino;
+	return root_names[i].name;
+}
+
+/* Parses a plain decimal id (no sign, no leading zeros but "0"). */
+static bool parse_id(const char *s, uint64_t *out)
+{
+	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 20)
+		return false;
+	uint64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
+			const char *name)
+{
+	uint64_t ino = 0, id;
+	switch (parent) {
+	case INO_ROOT:
+		for (size_t i = 0; i < fs_root_count(); i++)
+			if (!strcmp(name, root_names[i].name))
+				ino = root_names[i].ino;
+		break;
+	case INO_SEGMENTS: {
+		long i = seg_find(v, name);
+		if (i >= 0)
+			ino = seg_ino(fs, rvf_view_segment(v, (size_t)i)->offset);
+		break;
+	}
+	case INO_VECTORS:
+		if (parse_id(name, &id) && rvf_view_find(v, id) >= 0)
+			ino = vec_ino(fs, id);
+		break;
+	case INO_INGEST: {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_name(fs, name);
+		ino = s ? s->ino : 0;
+		pthread_mutex_unlock(&fs->mu);
+		break;
+	}
+	case INO_QUERIES: {
+		pthread_mutex_lock(&fs->mu);
+		slot *q = slot_find_name(fs, name);
+		ino = q ? q->ino : 0;
+		pthread_mutex_unlock(&fs->mu);
+		break;
+	}
+	default: {
+		pthread_mutex_lock(&fs->mu);
+		slot *q = slot_find_ino(fs, parent);
+		if (q && parent == q->ino) {
+			if (!strcmp(name, "request"))
+				ino = q->ino + 1;
+			else if (!strcmp(name, "result"))
+				ino = q->ino + 2;
+		}
+		pthread_mutex_unlock(&fs->mu);
+	}
+	}
+	struct stat st;
+	if (ino && !fs_stat(fs, v, ino, &st))
+		ino = 0; /* e.g. kernel when the store has none */
+	return ino;
+}

@@ -1,0 +1,331 @@
+/* rvffs - mount an RVF store as a directory tree.
+ *
+ *   rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT
+ *
+ * Returns to the shell once the mount is ready (or with one line saying
+ * why it could not mount); -f stays in the foreground. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "rvffs.h"
+
+struct options {
+	char *store;
+	int read_only;
+	int create;
+	unsigned dim;
+	char *metric;
+	char *config;
+	unsigned threads;
+	unsigned k;
+	int show_help;
+	int show_version;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+enum { KEY_RO = 100 };
+static const struct fuse_opt option_spec[] = {
+	FUSE_OPT_KEY("ro", KEY_RO),
+	OPT("create", create),
+	OPT("dim=%u", dim),
+	OPT("metric=%s", metric),
+	OPT("config=%s", config),
+	OPT("threads=%u", threads),
+	OPT("k=%u", k),
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	FUSE_OPT_END
+};
+
+/* The first non-option argument is the store; the rest go to FUSE. */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	(void)outargs;
+	struct options *o = data;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
+		o->store = strdup(arg);
+		return 0;
+	}
+	if (key == KEY_RO) {
+		o->read_only = 1;
+		return 1; /* also tell the kernel */
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-o OPTIONS] STORE.rvf MOUNTPOINT\n\n"
+	       "rvffs options:\n"
+	       "    -o ro                  read-only: no lock, nothing written\n"
+	       "    -o create,dim=N[,metric=l2|cosine|ip]\n"
+	       "                           create STORE if it does not exist\n"
+	       "    -o config=FILE         configuration file (rvffs.conf(5))\n"
+	       "    -o threads=N           search threads (0 = one per CPU)\n"
+	       "    -o k=N                 default k of the query file (10)\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug output (implies -f)\n"
+	       "    -s                     single-threaded\n\n", prog);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* Absolute path of STORE (which may not exist yet, with create). */
+static char *absolute_store(const char *path)
+{
+	char buf[PATH_MAX];
+	if (realpath(path, buf))
+		return strdup(buf);
+	char *copy = strdup(path), *copy2 = strdup(path);
+	char *out = NULL;
+	if (copy && copy2 && realpath(dirname(copy), buf)) {
+		const char *base = basename(copy2);
+		if (asprintf(&out, "%s/%s", buf, base) < 0)
+			out = NULL;
+	}
+	free(copy);
+	free(copy2);
+	return out;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.release = op_release,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.statfs = op_statfs,
+};
+
+/* Opens (or creates) the store; prints why not and returns false. */
+static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
+		       char *why, size_t why_len)
+{
+	rvf_error err;
+	rvf_code rc;
+	if (o->create && access(o->store, F_OK) != 0) {
+		rvf_create_options co = { .dimension = o->dim,
+					  .metric = cfg->create_metric };
+		if (o->metric && !rvf_metric_parse(o->metric, &co.metric)) {
+			snprintf(why, why_len, "unknown metric '%s' (l2, cosine or ip)",
+				 o->metric);
+			return false;
+		}
+		if (!o->dim) {
+			snprintf(why, why_len, "-o create needs dim=N");
+			return false;
+		}
+		rc = rvf_store_create(o->store, &co, &fs->store, &err);
+	} else {
+		rc = rvf_store_open(o->store, o->read_only ? RVF_OPEN_READ_ONLY : 0,
+				    &fs->store, &err);
+	}
+	if (rc != RVF_OK) {
+		snprintf(why, why_len, "%s (%s)", err.message, rvf_code_name(rc));
+		return false;
+	}
+	return true;
+}
+
+/* Runs the mounted filesystem until unmounted. */
+static int serve(rvffs *fs, struct fuse_cmdline_opts *copts)
+{
+	int rc;
+	if (copts->singlethread) {
+		rc = fuse_session_loop(fs->se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, copts->clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, copts->max_threads);
+		rc = fuse_session_loop_mt(fs->se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .k = 0 };
+	struct fuse_cmdline_opts copts = { 0 };
+	rvffs fs = { 0 };
+	int ret = 1;
+	char why[1024];
+
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) != 0)
+		return 2;
+	if (o.show_help) {
+		usage(argv[0]);
+		return 0;
+	}
+	if (o.show_version) {
+		printf("rvffs 0.1.0 (FUSE %s)\n", fuse_pkgversion());
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &copts) != 0)
+		return 2;
+	if (!o.store || !copts.mountpoint) {
+		fprintf(stderr, "rvffs: usage: rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT (see --help)\n");
+		return 2;
+	}
+	rvffs_config cfg;
+	if (!config_load(o.config, &cfg, why, sizeof(why))) {
+		fprintf(stderr, "rvffs: %s\n", why);
+		return 2;
+	}
+	char *store = absolute_store(o.store);
+	if (!store) {
+		fprintf(stderr, "rvffs: cannot mount %s: %s\n", o.store, strerror(errno));
+		return 1;
+	}
+	free(o.store);
+	o.store = store;
+	fs.store_path = o.store;
+	fs.read_only = o.read_only;
+	fs.foreground = copts.foreground;
+	fs.search_threads = o.threads ? o.threads : cfg.threads;
+	fs.default_k = o.k ? o.k : cfg.query_k;
+	fs.next_dyn = INO_DYN_BASE;
+	pthread_mutex_init(&fs.mu, NULL);
+	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
+
+	/* In the background, the child does the work and tells the parent
+	 * through a pipe whether the mount is ready: the parent's exit status
+	 * is the mount's, and the writer lock is held by the daemon's pid. */
+	int pipefd[2] = { -1, -1 };
+	if (!copts.foreground) {
+		if (pipe(pipefd) != 0) {
+			perror("rvffs: pipe");
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("rvffs: fork");
+			return 1;
+		}
+		if (pid > 0) {
+			close(pipefd[1]);
+			char msg[1100];
+			ssize_t n = read(pipefd[0], msg, sizeof(msg) - 1);
+			if (n > 0 && msg[0] == '+')
+				return 0;
+			int status;
+			waitpid(pid, &status, WNOHANG);
+			if (n > 1)
+				fprintf(stderr, "%.*s\n", (int)n - 1, msg + 1);
+			else
+				fprintf(stderr, "rvffs: the daemon exited before the mount was ready\n");
+			return 1;
+		}
+		close(pipefd[0]);
+		setsid();
+		openlog("rvffs", LOG_PID, LOG_DAEMON);
+	}
+
+	if (!open_store(&fs, &o, &cfg, why, sizeof(why))) {
+		char line[1100];
+		snprintf(line, sizeof(line), "-rvffs: cannot mount %s: %s", o.store, why);
+		if (pipefd[1] >= 0)
+			ret = write(pipefd[1], line, strlen(line)) < 0;
+		else
+			fprintf(stderr, "%s\n", line + 1);
+		ret = 1;
+		goto out;
+	}
+	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	if (!fs.se || fuse_set_signal_handlers(fs.se) != 0 ||
+	    fuse_session_mount(fs.se, copts.mountpoint) != 0) {
+		char line[1100];
+		snprintf(line, sizeof(line),
+			 "-rvffs: cannot mount %s on %s (see the message above; is the mount point an empty directory?)",
+			 o.store, copts.mountpoint);
+		if (pipefd[1] >= 0) {
+			if (write(pipefd[1], line, strlen(line)) < 0)
+				ret = 1;
+		} else {
+			fprintf(stderr, "%s\n", line + 1);
+		}
+		ret = 1;
+		goto out_session;
+	}
+	if (fs_invalidator_start(&fs) != 0) {
+		ret = 1;
+		goto out_unmount;
+	}
+	fs_log(&fs, LOG_INFO, "mounted %s on %s (%s)", o.store, copts.mountpoint,
+	       fs.read_only ? "read-only" : "read-write");
+	if (pipefd[1] >= 0) {
+		/* Ready: release the shell, detach from the terminal. */
+		if (write(pipefd[1], "+", 1) < 0)
+			fs_log(&fs, LOG_WARNING, "could not notify the parent");
+		close(pipefd[1]);
+		pipefd[1] = -1;
+		if (chdir("/") != 0)
+			fs_log(&fs, LOG_WARNING, "chdir /: %s", strerror(errno));
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+	}
+	ret = serve(&fs, &copts) ? 1 : 0;
+	fs_invalidator_stop(&fs);
+	fs_log(&fs, LOG_INFO, "unmounted %s", o.store);
+out_unmount:
+	fuse_session_unmount(fs.se);
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	if (fs.se)
+		fuse_session_destroy(fs.se);
+out:
+	if (fs.store)
+		rvf_store_close(fs.store);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	while (fs.staged)
+		staged_remove(&fs, fs.staged);
+	while (fs.slots)
+		slot_remove(&fs, fs.slots);
+	free(fs.last_result);
+	free(fs.errors);
+	free(fs.bigids);
+	free(copts.mountpoint);
+	free(o.store);
+	free(o.metric);
+	free(o.config);
+	fuse_opt_free_args(&args);
+	return ret;
+}

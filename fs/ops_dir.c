@@ -1,0 +1,415 @@
+/* ops_dir.c - FUSE handlers for names: lookup, attributes, directory
+ * listings, mkdir/rmdir (queries/), unlink, rename, statfs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rvffs.h"
+
+/* Segments never change: the kernel may keep them long.  Everything else
+ * changes with commits, which also send invalidations. */
+double fs_attr_timeout(uint64_t ino)
+{
+	switch (fs_node_kind(ino)) {
+	case NODE_SEGMENT:
+		return 3600.0;
+	case NODE_VECTOR:
+		return 1.0;
+	case NODE_FIXED:
+		return ino == INO_ROOT || ino == INO_SEGMENTS || ino == INO_VECTORS ||
+		       ino == INO_INGEST || ino == INO_QUERIES ? 1.0 : 0.0;
+	default:
+		return 0.0;
+	}
+}
+
+static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	if (!ino || !fs_stat(fs, v, ino, &e.attr)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = ino;
+	e.generation = 1;
+	e.attr_timeout = fs_attr_timeout(ino);
+	e.entry_timeout = e.attr_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	rvffs *fs = fs_of(req);
+	rvf_view *v = fs_view(fs);
+	reply_entry(req, fs, v, fs_lookup_name(fs, v, parent, name));
+	rvf_view_release(v);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	rvffs *fs = fs_of(req);
+	rvf_view *v = fs_view(fs);
+	struct stat st;
+	if (fs_stat(fs, v, ino, &st))
+		fuse_reply_attr(req, &st, fs_attr_timeout(ino));
+	else
+		fuse_reply_err(req, ENOENT);
+	rvf_view_release(v);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	node_kind kind = fs_node_kind(ino);
+	if (kind == NODE_STAGED) {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_ino(fs, ino);
+		int rc = 0;
+		if (s) {
+			if ((to_set & FUSE_SET_ATTR_SIZE) &&
+			    ftruncate(s->fd, attr->st_size) == 0) {
+				s->size = (uint64_t)attr->st_size;
+				s->dirty = true;
+			} else if (to_set & FUSE_SET_ATTR_SIZE) {
+				rc = errno;
+			}
+			/* chmod and utime are accepted, as tools expect. */
+			if (to_set & FUSE_SET_ATTR_MODE)
+				s->mode = attr->st_mode & 07777;
+			if (to_set & FUSE_SET_ATTR_MTIME)
+				s->mtime = attr->st_mtim;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		if (!s && !slot_find_ino(fs, ino)) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		if (rc) {
+			fuse_reply_err(req, rc);
+			return;
+		}
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* O_TRUNC on query, vectors, kernel, eBPF: the new content
+		 * comes from the writes that follow. */
+		bool writable = kind == NODE_VECTOR || ino == INO_QUERY ||
+				ino == INO_KERNEL || ino == INO_EBPF;
+		if (!writable || fs->read_only) {
+			fuse_reply_err(req, fs->read_only ? EROFS : EACCES);
+			return;
+		}
+		if (fi && fi->fh && attr->st_size == 0) {
+			handle *h = (handle *)(uintptr_t)fi->fh;
+			h->wlen = 0;
+			h->wdirty = true;
+		}
+	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			     FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, fs->read_only ? EROFS : EPERM);
+		return;
+	}
+	op_getattr(req, ino, fi);
+}
+
+/* A listing taken at opendir, so offsets stay valid across commits. */
+typedef struct listing {
+	rvf_view *view;
+	char **names;       /* ingest/, queries/, slots: names */
+	uint64_t *inos;
+	size_t n;
+} listing;
+
+static void listing_add(listing *l, const char *name, uint64_t ino)
+{
+	char **nn = realloc(l->names, (l->n + 1) * sizeof(char *));
+	uint64_t *ni = realloc(l->inos, (l->n + 1) * sizeof(uint64_t));
+	if (nn)
+		l->names = nn;
+	if (ni)
+		l->inos = ni;
+	if (!nn || !ni)
+		return;
+	l->names[l->n] = strdup(name);
+	l->inos[l->n] = ino;
+	if (l->names[l->n])
+		l->n++;
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	listing *l = calloc(1, sizeof(*l));
+	if (!l) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	l->view = fs_view(fs);
+	struct stat st;
+	if (!fs_stat(fs, l->view, ino, &st) || !S_ISDIR(st.st_mode)) {
+		rvf_view_release(l->view);
+		free(l);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (ino == INO_ROOT) {
+		for (size_t i = 0; i < fs_root_count(); i++) {
+			uint64_t rino;
+			const char *name = fs_root_name(i, &rino);
+			if (fs_stat(fs, l->view, rino, &st))
+				listing_add(l, name, rino);
+		}
+	} else if (ino == INO_INGEST || ino == INO_QUERIES) {
+		pthread_mutex_lock(&fs->mu);
+		if (ino == INO_INGEST)
+			for (staged *s = fs->staged; s; s = s->next)
+				listing_add(l, s->name, s->ino);
+		else
+			for (slot *q = fs->slots; q; q = q->next)
+				listing_add(l, q->name, q->ino);
+		pthread_mutex_unlock(&fs->mu);
+	} else if (ino >= INO_DYN_BASE && ino < INO_BIGID_BASE) {
+		listing_add(l, "request", ino + 1);
+		listing_add(l, "result", ino + 2);
+	}
+	fi->fh = (uintptr_t)l;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	listing *l = (listing *)(uintptr_t)fi->fh;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->inos);
+	rvf_view_release(l->view);
+	free(l);
+	fuse_reply_err(req, 0);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	listing *l = (listing *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	uint64_t total;
+	if (ino == INO_SEGMENTS)
+		total = rvf_view_segment_count(l->view);
+	else if (ino == INO_VECTORS)
+		total = rvf_view_info(l->view)->visible;
+	else
+		total = l->n;
+	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
+	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
+		struct stat st = { 0 };
+		char name[32];
+		const char *n;
+		if (pos == 0) {
+			n = ".";
+			st.st_ino = ino;
+			st.st_mode = S_IFDIR;
+		} else if (pos == 1) {
+			n = "..";
+			st.st_ino = INO_ROOT;
+			st.st_mode = S_IFDIR;
+		} else if (ino == INO_SEGMENTS) {
+			size_t i = (size_t)(pos - 2);
+			seg_name(l->view, i, name);
+			n = name;
+			st.st_ino = seg_ino(fs, rvf_view_segment(l->view, i)->offset);
+			st.st_mode = S_IFREG;
+		} else if (ino == INO_VECTORS) {
+			uint64_t id = rvf_view_id_at(l->view, (size_t)(pos - 2));
+			snprintf(name, sizeof(name), "%llu", (unsigned long long)id);
+			n = name;
+			st.st_ino = vec_ino(fs, id);
+			st.st_mode = S_IFREG;
+		} else {
+			n = l->names[pos - 2];
+			st.st_ino = l->inos[pos - 2];
+			struct stat full;
+			st.st_mode = fs_stat(fs, l->view, st.st_ino, &full) ?
+				     full.st_mode & S_IFMT : S_IFREG;
+		}
+		size_t need = fuse_add_direntry(req, buf + used, size - used, n, &st,
+						(off_t)(pos + 1));
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)mode;
+	rvffs *fs = fs_of(req);
+	if (parent != INO_QUERIES) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	slot *q;
+	int rc = slot_create(fs, name, &q);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rvf_view *v = fs_view(fs);
+	reply_entry(req, fs, v, q->ino);
+	rvf_view_release(v);
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	rvffs *fs = fs_of(req);
+	if (parent != INO_QUERIES) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	pthread_mutex_lock(&fs->mu);
+	slot *q = slot_find_name(fs, name);
+	if (q)
+		slot_remove(fs, q);
+	pthread_mutex_unlock(&fs->mu);
+	fuse_reply_err(req, q ? 0 : ENOENT);
+}
+
+static int parse_vector_id(const char *name, uint64_t *id)
+{
+	char *end;
+	if (!*name || name[0] == '-' || name[0] == '+')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(name, &end, 10);
+	if (*end || errno)
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	rvffs *fs = fs_of(req);
+	rvf_error err;
+	rvf_commit_info info;
+	if (parent == INO_INGEST) {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_name(fs, name);
+		pthread_mutex_unlock(&fs->mu);
+		if (s)
+			staged_remove(fs, s);
+		fuse_reply_err(req, s ? 0 : ENOENT);
+		return;
+	}
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (parent == INO_VECTORS) {
+		uint64_t id;
+		if (parse_vector_id(name, &id)) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		rvf_view *v = fs_view(fs);
+		bool exists = rvf_view_find(v, id) >= 0;
+		rvf_view_release(v);
+		if (!exists) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		if (rvf_store_delete(fs->store, 1, &id, &info, &err) != RVF_OK) {
+			fuse_reply_err(req, fs_rvf_errno(fs, "rm vectors", &err));
+			return;
+		}
+		fs_invalidate(fs, false);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (parent == INO_ROOT && (!strcmp(name, "kernel") || !strcmp(name, "ebpf"))) {
+		bool k = name[0] == 'k';
+		rvf_code rc = k ? rvf_store_remove_kernel(fs->store, &info, &err) :
+			      rvf_store_remove_ebpf(fs->store, &info, &err);
+		if (rc != RVF_OK) {
+			fuse_reply_err(req, rc == RVF_E_NOT_FOUND ? ENOENT :
+				       fs_rvf_errno(fs, name, &err));
+			return;
+		}
+		fs_invalidate(fs, false);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, EPERM);
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	rvffs *fs = fs_of(req);
+	if (parent != INO_INGEST || newparent != INO_INGEST) {
+		fuse_reply_err(req, parent == INO_INGEST || newparent == INO_INGEST ?
+				    EXDEV : EPERM);
+		return;
+	}
+	pthread_mutex_lock(&fs->mu);
+	staged *s = staged_find_name(fs, name);
+	staged *clash = staged_find_name(fs, newname);
+	int rc = 0;
+	char *nn = NULL;
+	if (!s)
+		rc = ENOENT;
+	else if (clash && clash != s && (flags & RENAME_NOREPLACE))
+		rc = EEXIST;
+	else if (!(nn = strdup(newname)))
+		rc = ENOMEM;
+	if (!rc) {
+		free(s->name);
+		s->name = nn;
+		s->opens++; /* keep it while we commit without the lock */
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	if (clash && clash != s)
+		staged_remove(fs, clash);
+	/* rsync's final rename: the data is complete, commit it now. */
+	if (staged_commits_at_close(newname)) {
+		rc = staged_commit(fs, s);
+		staged_remove(fs, s);
+	}
+	staged_put(fs, s);
+	fuse_reply_err(req, -rc);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	rvffs *fs = fs_of(req);
+	struct statvfs sv;
+	memset(&sv, 0, sizeof(sv));
+	rvf_view *v = fs_view(fs);
+	const rvf_info *i = rvf_view_info(v);
+	sv.f_bsize = sv.f_frsize = 4096;
+	sv.f_blocks = (i->file_size + 4095) / 4096;
+	sv.f_files = i->visible + rvf_view_segment_count(v) + INO_FIXED_END;
+	sv.f_namemax = 255;
+	rvf_view_release(v);
+	fuse_reply_statfs(req, &sv);
+}

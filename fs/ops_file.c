@@ -1,0 +1,676 @@
+/* ops_file.c - FUSE handlers for open files: generated texts, the query
+ * file, segments, vectors, kernel / eBPF images and ingest staging. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rvffs.h"
+
+static handle *handle_new(uint64_t ino)
+{
+	handle *h = calloc(1, sizeof(*h));
+	if (h)
+		h->ino = ino;
+	return h;
+}
+
+static void handle_free(handle *h)
+{
+	if (h->view)
+		rvf_view_release(h->view);
+	free(h->text);
+	free(h->req);
+	free(h->wbuf);
+	free(h);
+}
+
+static handle *fh(struct fuse_file_info *fi)
+{
+	return (handle *)(uintptr_t)fi->fh;
+}
+
+static bool wants_write(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* Loads the current kernel image or eBPF bytecode into h->text. */
+static int load_image(rvffs *fs, rvf_view *v, handle *h)
+{
+	rvf_error err;
+	if (h->ino == INO_KERNEL) {
+		unsigned char *img;
+		size_t len;
+		if (rvf_view_kernel_image(v, &img, &len, NULL, &err) != RVF_OK)
+			return -fs_rvf_errno(fs, "kernel", &err);
+		h->text = (char *)img;
+		h->len = len;
+		return 0;
+	}
+	rvf_ebpf_info e;
+	if (!rvf_view_ebpf(v, &e))
+		return -ENOENT;
+	if (!e.bytecode) {
+		fs_error(fs, "ebpf: the eBPF segment is damaged (hash mismatch or truncated)");
+		return -EIO;
+	}
+	h->text = malloc(e.program_size ? (size_t)e.program_size : 1);
+	if (!h->text)
+		return -ENOMEM;
+	memcpy(h->text, e.bytecode, (size_t)e.program_size);
+	h->len = (size_t)e.program_size;
+	return 0;
+}
+
+static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
+		      struct fuse_file_info *fi)
+{
+	bool w = wants_write(fi);
+	fi->direct_io = 1; /* generated: the page cache must not truncate it */
+	switch (h->ino) {
+	case INO_STATUS:
+	case INO_MANIFEST:
+	case INO_LINEAGE:
+	case INO_WITNESS:
+	case INO_ERRORS:
+		if (w)
+			return -EACCES;
+		if (h->ino == INO_STATUS)
+			h->text = text_status(fs, v, &h->len);
+		else if (h->ino == INO_MANIFEST)
+			h->text = text_manifest(v, &h->len);
+		else if (h->ino == INO_LINEAGE)
+			h->text = text_lineage(v, &h->len);
+		else if (h->ino == INO_WITNESS)
+			h->text = text_witness(v, &h->len);
+		else {
+			pthread_mutex_lock(&fs->mu);
+			h->text = fs->errors_len ? strndup(fs->errors, fs->errors_len) :
+				  strdup("");
+			h->len = fs->errors_len;
+			pthread_mutex_unlock(&fs->mu);
+		}
+		return h->text ? 0 : -ENOMEM;
+	case INO_QUERY:
+		fi->nonseekable = 1;
+		return 0;
+	case INO_KERNEL:
+	case INO_EBPF:
+		if (w && fs->read_only)
+			return -EROFS;
+		h->for_write = w;
+		if (w && (fi->flags & O_TRUNC)) {
+			h->wdirty = true;
+			return 0;
+		}
+		return load_image(fs, v, h);
+	default:
+		return -EISDIR;
+	}
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	handle *h = handle_new(ino);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rvf_view *v = fs_view(fs);
+	int rc = 0;
+	bool w = wants_write(fi);
+	switch (fs_node_kind(ino)) {
+	case NODE_FIXED:
+		rc = open_fixed(fs, v, h, fi);
+		break;
+	case NODE_SEGMENT: {
+		if (w) {
+			rc = fs->read_only ? -EROFS : -EACCES;
+			break;
+		}
+		long i = seg_find_ino(fs, v, ino);
+		if (i < 0) {
+			rc = -ENOENT;
+			break;
+		}
+		h->view = rvf_view_ref(v);
+		fi->keep_cache = 1; /* immutable */
+		break;
+	}
+	case NODE_VECTOR: {
+		uint64_t id;
+		long i = vec_id_of(fs, ino, &id) ? rvf_view_find(v, id) : -1;
+		if (w && fs->read_only) {
+			rc = -EROFS;
+			break;
+		}
+		h->for_write = w;
+		if (i >= 0 && !(w && (fi->flags & O_TRUNC)))
+			h->text = text_vector(v, (size_t)i, &h->len);
+		else if (i < 0 && !w)
+			rc = -ENOENT;
+		if (w && h->text) {
+			/* Read-modify-write: start from the current text. */
+			h->wbuf = (unsigned char *)h->text;
+			h->wlen = h->wcap = h->len;
+			h->text = NULL;
+			h->len = 0;
+		}
+		if (w && (fi->flags & O_TRUNC))
+			h->wdirty = true;
+		fi->direct_io = 1;
+		break;
+	}
+	case NODE_STAGED: {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_ino(fs, ino);
+		slot *q = s ? NULL : slot_find_ino(fs, ino);
+		if (s) {
+			s->opens++;
+			h->st = s;
+			if (w && (fi->flags & O_TRUNC) && ftruncate(s->fd, 0) == 0) {
+				s->size = 0;
+				s->dirty = true;
+			}
+		} else if (q && ino == q->ino + 1) {
+			if (w && (fi->flags & O_TRUNC)) {
+				free(q->request);
+				q->request = NULL;
+				q->request_len = 0;
+			}
+			fi->direct_io = 1;
+		} else if (q && ino == q->ino + 2) {
+			if (w)
+				rc = -EACCES;
+			h->text = q->result_len ? strndup(q->result, q->result_len) : strdup("");
+			h->len = q->result_len;
+			fi->direct_io = 1;
+		} else {
+			rc = -ENOENT;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		break;
+	}
+	default:
+		rc = -ENOENT;
+	}
+	rvf_view_release(v);
+	if (rc) {
+		handle_free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	handle *h = handle_new(0);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = 0;
+	if (parent == INO_INGEST) {
+		rvf_import_format f;
+		if (name[0] != '.' && !rvf_import_format_from_name(name, &f)) {
+			fs_error(fs, "ingest/%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)",
+				 name);
+			rc = -EINVAL;
+		} else {
+			pthread_mutex_lock(&fs->mu);
+			staged *old = staged_find_name(fs, name);
+			pthread_mutex_unlock(&fs->mu);
+			if (old)
+				staged_remove(fs, old);
+			staged *s;
+			rc = staged_create(fs, name, mode & 07777, &s);
+			if (!rc) {
+				h->ino = s->ino;
+				h->st = s;
+				s->opens++;
+			}
+		}
+	} else if (parent == INO_VECTORS) {
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(name, &end, 10);
+		if (*end || errno || name[0] == '-' || name[0] == '+' || !*name) {
+			fs_error(fs, "vectors/%s: a vector file is named by its decimal id", name);
+			rc = -EINVAL;
+		} else {
+			h->ino = vec_ino(fs, id);
+			h->for_write = true;
+			h->wdirty = true;
+			fi->direct_io = 1;
+		}
+	} else if (parent == INO_ROOT && (!strcmp(name, "kernel") || !strcmp(name, "ebpf"))) {
+		h->ino = name[0] == 'k' ? INO_KERNEL : INO_EBPF;
+		h->for_write = true;
+		h->wdirty = true;
+		fi->direct_io = 1;
+	} else {
+		rc = -EPERM;
+	}
+	if (rc) {
+		handle_free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = h->ino;
+	e.generation = 1;
+	rvf_view *v = fs_view(fs);
+	if (!fs_stat(fs, v, h->ino, &e.attr)) {
+		/* Not visible until the flush commits it. */
+		e.attr.st_ino = h->ino;
+		e.attr.st_mode = S_IFREG | 0644;
+		e.attr.st_nlink = 1;
+		e.attr.st_uid = getuid();
+		e.attr.st_gid = getgid();
+		e.attr.st_blksize = 1 << 20;
+	}
+	rvf_view_release(v);
+	fi->fh = (uintptr_t)h;
+	fuse_reply_create(req, &e, fi);
+}
+
+/* Query file: run the complete lines written so far; results replace the
+ * previous ones once those were read. */
+static int query_process(rvffs *fs, handle *h, bool all)
+{
+	size_t upto = h->req_len;
+	if (!all) {
+		while (upto && h->req[upto - 1] != '\n')
+			upto--;
+	}
+	if (!upto)
+		return 0;
+	rvf_view *v = fs_view(fs);
+	char *out = NULL;
+	size_t out_len = 0;
+	int rc = query_run(fs, v, h->req, upto, &out, &out_len);
+	rvf_view_release(v);
+	memmove(h->req, h->req + upto, h->req_len - upto);
+	h->req_len -= upto;
+	if (rc || h->rpos) {
+		free(h->text);
+		h->text = NULL;
+		h->len = 0;
+		h->rpos = 0;
+	}
+	if (rc) {
+		h->req_len = 0;
+		fs_error(fs, "query: %.*s", (int)(out_len && out[out_len - 1] == '\n' ?
+						  out_len - 1 : out_len), out ? out : "");
+	}
+	if (h->len && out_len) {
+		/* Another batch of the same request: groups stay separated. */
+		char *n = realloc(h->text, h->len + 1 + out_len);
+		if (!n) {
+			free(out);
+			return -ENOMEM;
+		}
+		h->text = n;
+		h->text[h->len++] = '\n';
+		memcpy(h->text + h->len, out, out_len);
+		h->len += out_len;
+		free(out);
+	} else {
+		free(h->text);
+		h->text = out;
+		h->len = out_len;
+	}
+	if (!rc) {
+		pthread_mutex_lock(&fs->mu);
+		char *copy = h->len ? malloc(h->len) : NULL;
+		if (copy) {
+			memcpy(copy, h->text, h->len);
+			free(fs->last_result);
+			fs->last_result = copy;
+			fs->last_result_len = h->len;
+		}
+		pthread_mutex_unlock(&fs->mu);
+	}
+	return rc;
+}
+
+static void reply_slice(fuse_req_t req, const char *p, size_t len, size_t size,
+			off_t off)
+{
+	if ((uint64_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, p + off, len - (size_t)off < size ?
+					     len - (size_t)off : size);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	handle *h = fh(fi);
+	if (ino == INO_QUERY) {
+		if (!h->wrote) {
+			/* Nothing written here: the mount's most recent results. */
+			pthread_mutex_lock(&fs->mu);
+			if (!h->text && fs->last_result) {
+				h->text = malloc(fs->last_result_len);
+				if (h->text) {
+					memcpy(h->text, fs->last_result, fs->last_result_len);
+					h->len = fs->last_result_len;
+				}
+			}
+			pthread_mutex_unlock(&fs->mu);
+		} else if (h->req_len) {
+			query_process(fs, h, true);
+		}
+		size_t n = h->len - h->rpos < size ? h->len - h->rpos : size;
+		fuse_reply_buf(req, h->text ? h->text + h->rpos : NULL, n);
+		h->rpos += n;
+		return;
+	}
+	switch (fs_node_kind(ino)) {
+	case NODE_SEGMENT: {
+		long i = seg_find_ino(fs, h->view, ino);
+		const rvf_segment *s = i >= 0 ? rvf_view_segment(h->view, (size_t)i) : NULL;
+		if (!s || !s->readable || !s->hash_ok) {
+			char name[32] = "?";
+			if (s)
+				seg_name(h->view, (size_t)i, name);
+			fs_error(fs, "segments/%s: %s: refusing to read it (EIO)", name,
+				 !s ? "gone" : !s->readable ? "no valid segment header at its offset" :
+				 "content hash mismatch");
+			fuse_reply_err(req, EIO);
+			return;
+		}
+		reply_slice(req, (const char *)rvf_view_segment_bytes(h->view, s),
+			    RVF_SEGMENT_HEADER_SIZE + s->payload_length, size, off);
+		return;
+	}
+	case NODE_STAGED:
+		if (h->st) {
+			char *buf = malloc(size);
+			ssize_t r = buf ? pread(h->st->fd, buf, size, off) : -1;
+			if (r < 0)
+				fuse_reply_err(req, buf ? errno : ENOMEM);
+			else
+				fuse_reply_buf(req, buf, (size_t)r);
+			free(buf);
+			return;
+		}
+		if (!h->text) { /* slot request */
+			pthread_mutex_lock(&fs->mu);
+			slot *q = slot_find_ino(fs, ino);
+			char *copy = q && q->request_len ? strndup(q->request, q->request_len) : NULL;
+			size_t len = copy ? q->request_len : 0;
+			pthread_mutex_unlock(&fs->mu);
+			reply_slice(req, copy, len, size, off);
+			free(copy);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if (h->for_write && h->wbuf && !h->text) {
+		reply_slice(req, (const char *)h->wbuf, h->wlen, size, off);
+		return;
+	}
+	reply_slice(req, h->text, h->len, size, off);
+}
+
+static int buffer_write(handle *h, const char *buf, size_t size, off_t off)
+{
+	size_t end = (size_t)off + size;
+	if (end > (1u << 28)) /* kernels are at most 128 MiB */
+		return -EFBIG;
+	if (end > h->wcap) {
+		size_t cap = h->wcap ? h->wcap : 4096;
+		while (cap < end)
+			cap *= 2;
+		unsigned char *n = realloc(h->wbuf, cap);
+		if (!n)
+			return -ENOMEM;
+		h->wbuf = n;
+		h->wcap = cap;
+	}
+	if ((size_t)off > h->wlen)
+		memset(h->wbuf + h->wlen, 0, (size_t)off - h->wlen);
+	memcpy(h->wbuf + off, buf, size);
+	if (end > h->wlen)
+		h->wlen = end;
+	h->wdirty = true;
+	return 0;
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi)
+{
+	rvffs *fs = fs_of(req);
+	handle *h = fh(fi);
+	int rc = 0;
+	if (ino == INO_QUERY) {
+		char *n = realloc(h->req, h->req_len + size + 1);
+		if (!n) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		h->req = n;
+		memcpy(h->req + h->req_len, buf, size);
+		h->req_len += size;
+		h->wrote = true;
+		rc = query_process(fs, h, false);
+	} else if (h->st) {
+		ssize_t w = pwrite(h->st->fd, buf, size, off);
+		if (w < 0) {
+			rc = -errno;
+		} else {
+			pthread_mutex_lock(&fs->mu);
+			if ((uint64_t)off + (uint64_t)w > h->st->size)
+				h->st->size = (uint64_t)off + (uint64_t)w;
+			h->st->dirty = true;
+			clock_gettime(CLOCK_REALTIME, &h->st->mtime);
+			pthread_mutex_unlock(&fs->mu);
+			fuse_reply_write(req, (size_t)w);
+			return;
+		}
+	} else if (fs_node_kind(ino) == NODE_STAGED) {
+		/* slot request file */
+		pthread_mutex_lock(&fs->mu);
+		slot *q = slot_find_ino(fs, ino);
+		if (!q || ino != q->ino + 1) {
+			rc = -EACCES;
+		} else {
+			size_t end = (size_t)off + size;
+			char *n = end > q->request_len ? realloc(q->request, end) : q->request;
+			if (!n) {
+				rc = -ENOMEM;
+			} else {
+				if ((size_t)off > q->request_len)
+					memset(n + q->request_len, ' ', (size_t)off - q->request_len);
+				memcpy(n + off, buf, size);
+				q->request = n;
+				if (end > q->request_len)
+					q->request_len = end;
+				h->wdirty = true;
+			}
+		}
+		pthread_mutex_unlock(&fs->mu);
+	} else if (h->for_write) {
+		rc = buffer_write(h, buf, size, off);
+	} else {
+		rc = -EBADF;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* A vector file's text: exactly `dimension` numbers. */
+static int commit_vector(rvffs *fs, handle *h)
+{
+	uint64_t id;
+	if (!vec_id_of(fs, h->ino, &id))
+		return -ENOENT;
+	rvf_view *v = fs_view(fs);
+	uint32_t dim = rvf_view_info(v)->dimension;
+	rvf_view_release(v);
+	char *text = strndup((const char *)h->wbuf ? (const char *)h->wbuf : "", h->wlen);
+	float *x = malloc(4 * (size_t)dim);
+	int rc = 0;
+	size_t n = 0;
+	if (!text || !x) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	char *save = NULL;
+	for (char *tok = strtok_r(text, " \t\r\n,[]", &save); tok;
+	     tok = strtok_r(NULL, " \t\r\n,[]", &save)) {
+		char *end;
+		float f = strtof(tok, &end);
+		if (*end || !isfinite(f) || n == dim) {
+			fs_error(fs, "vectors/%llu: %s; nothing written",
+				 (unsigned long long)id,
+				 n == dim ? "too many numbers" : "not a list of finite numbers");
+			rc = -EINVAL;
+			goto out;
+		}
+		x[n++] = f;
+	}
+	if (n != dim) {
+		fs_error(fs, "vectors/%llu: expected %u numbers, found %zu; nothing written",
+			 (unsigned long long)id, dim, n);
+		rc = -EINVAL;
+		goto out;
+	}
+	rvf_error err;
+	rvf_commit_info info;
+	if (rvf_store_ingest(fs->store, 1, &id, x, NULL, NULL, &info, &err) != RVF_OK)
+		rc = -fs_rvf_errno(fs, "vectors write", &err);
+	else
+		fs_invalidate(fs, false);
+out:
+	free(text);
+	free(x);
+	return rc;
+}
+
+/* Kernel / eBPF written whole: re-embed it, keeping the header fields. */
+static int commit_image(rvffs *fs, handle *h)
+{
+	rvf_view *v = fs_view(fs);
+	rvf_error err;
+	rvf_code rc;
+	if (h->ino == INO_KERNEL) {
+		rvf_kernel_info k;
+		rvf_kernel_spec spec = { 0 };
+		char *cmd = NULL;
+		if (rvf_view_kernel(v, &k)) {
+			unsigned char *img;
+			size_t len;
+			spec.arch = k.arch;
+			spec.kernel_type = k.kernel_type;
+			spec.flags = k.flags;
+			spec.api_port = k.api_port;
+			spec.compress = k.compression == 1;
+			if (rvf_view_kernel_image(v, &img, &len, &cmd, NULL) == RVF_OK)
+				free(img);
+			spec.cmdline = cmd;
+		}
+		rc = rvf_store_embed_kernel(fs->store, &spec, h->wbuf, h->wlen, NULL, &err);
+		free(cmd);
+	} else {
+		rvf_ebpf_info e;
+		rvf_ebpf_spec spec = { 0 };
+		const unsigned char *btf = NULL;
+		size_t btf_len = 0;
+		if (rvf_view_ebpf(v, &e)) {
+			spec.program_type = e.program_type;
+			spec.attach_type = e.attach_type;
+			spec.max_dimension = e.max_dimension;
+			btf = e.btf;
+			btf_len = e.btf_size;
+		}
+		rc = rvf_store_embed_ebpf(fs->store, &spec, h->wbuf, h->wlen, btf,
+					  btf_len, NULL, &err);
+	}
+	rvf_view_release(v);
+	if (rc != RVF_OK)
+		return -fs_rvf_errno(fs, h->ino == INO_KERNEL ? "kernel" : "ebpf", &err);
+	fs_invalidate(fs, false);
+	return 0;
+}
+
+static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
+{
+	if (ino == INO_QUERY)
+		return h->req_len ? query_process(fs, h, true) : 0;
+	if (h->st) {
+		pthread_mutex_lock(&fs->mu);
+		bool go = h->st->dirty && !h->st->gone &&
+			  staged_commits_at_close(h->st->name);
+		h->st->dirty = false;
+		pthread_mutex_unlock(&fs->mu);
+		if (!go)
+			return 0;
+		int rc = staged_commit(fs, h->st);
+		staged_remove(fs, h->st); /* committed, or refused: it leaves */
+		return rc;
+	}
+	if (fs_node_kind(ino) == NODE_STAGED) {
+		if (h->wdirty) {
+			h->wdirty = false;
+			slot_run(fs, ino - 1);
+		}
+		return 0;
+	}
+	if (!h->for_write || !h->wdirty)
+		return 0;
+	h->wdirty = false;
+	if (fs_node_kind(ino) == NODE_VECTOR)
+		return commit_vector(fs, h);
+	if (ino == INO_KERNEL || ino == INO_EBPF)
+		return commit_image(fs, h);
+	return 0;
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	fuse_reply_err(req, -rc);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi)
+{
+	(void)datasync;
+	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	fuse_reply_err(req, -rc);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	rvffs *fs = fs_of(req);
+	handle *h = fh(fi);
+	if (h->st)
+		staged_put(fs, h->st);
+	handle_free(h);
+	fuse_reply_err(req, 0);
+}

@@ -1,0 +1,246 @@
+/* rvffs.h - the daemon's state and the pieces of the tree.
+ *
+ * rvffs is a thin layer over librvf: every handler takes a view (an
+ * immutable snapshot) of the store, answers from it, and releases it; every
+ * change goes through one librvf commit that is durable before the
+ * system call that asked for it returns. */
+#ifndef RVFFS_H
+#define RVFFS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "rvf.h"
+
+/* Inode numbers, derived from what they name so they are stable across
+ * mounts (the squashfuse way): fixed entries, then dynamic objects (ingest
+ * staging files, query slots), then segments (from their file offset and
+ * the mount's compaction generation), then vectors (from their id). */
+enum {
+	INO_ROOT = 1,
+	INO_STATUS,
+	INO_MANIFEST,
+	INO_LINEAGE,
+	INO_WITNESS,
+	INO_ERRORS,
+	INO_QUERY,
+	INO_KERNEL,
+	INO_EBPF,
+	INO_SEGMENTS,
+	INO_VECTORS,
+	INO_INGEST,
+	INO_QUERIES,
+	INO_FIXED_END,
+};
+#define INO_DYN_BASE (1ull << 32)
+#define INO_BIGID_BASE (1ull << 61) /* vectors with ids >= 2^63 */
+#define INO_SEG_BASE (1ull << 62)
+#define INO_VEC_BASE (1ull << 63)
+#define SEG_OFFSET_BITS 41
+
+typedef enum node_kind {
+	NODE_NONE,
+	NODE_FIXED,     /* ino < INO_FIXED_END */
+	NODE_STAGED,    /* a file in ingest/ */
+	NODE_SLOT,      /* queries/NAME */
+	NODE_SLOT_REQ,  /* queries/NAME/request */
+	NODE_SLOT_RES,  /* queries/NAME/result */
+	NODE_SEGMENT,
+	NODE_VECTOR,
+} node_kind;
+
+struct staged;
+struct slot;
+
+typedef struct rvffs {
+	rvf_store *store;
+	const char *store_path;
+	bool read_only;
+	bool foreground;
+	unsigned search_threads;
+	uint32_t default_k;
+	struct fuse_session *se;
+	struct timespec mount_time;
+
+	pthread_mutex_t mu;        /* guards everything below */
+	uint64_t next_dyn;         /* next dynamic inode */
+	struct staged *staged;     /* ingest/ entries */
+	struct slot *slots;        /* queries/ entries */
+	char *last_result;         /* results of the last query on this mount */
+	size_t last_result_len;
+	char *errors;              /* recent error lines, newest last */
+	size_t errors_len;
+	uint32_t seg_gen;          /* bumps when the store is compacted */
+	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
+	size_t nbigids;
+	struct timespec last_refresh;
+	pthread_t inval_thread;    /* sends kernel cache invalidations */
+	pthread_cond_t inval_cond;
+	bool inval_pending, inval_stop;
+} rvffs;
+
+/* The daemon state of a request. */
+static inline rvffs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* log.c */
+void fs_log(rvffs *fs, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Logs an error and keeps it for the `errors` file. */
+void fs_error(rvffs *fs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* errno for a librvf failure, logging it. */
+int fs_rvf_errno(rvffs *fs, const char *what, const rvf_error *err);
+
+/* view.c: the current snapshot (refreshing a read-only mount now and then). */
+rvf_view *fs_view(rvffs *fs);
+/* After a commit: drop cached directory contents the commit changed. */
+void fs_invalidate(rvffs *fs, bool compacted);
+int fs_invalidator_start(rvffs *fs);
+void fs_invalidator_stop(rvffs *fs);
+
+/* inode.c */
+node_kind fs_node_kind(uint64_t ino);
+uint64_t seg_ino(rvffs *fs, uint64_t offset);
+uint64_t vec_ino(rvffs *fs, uint64_t id);
+/* Vector id of a vector inode; false if unknown. */
+bool vec_id_of(rvffs *fs, uint64_t ino, uint64_t *id);
+/* Fills st for ino from view v; false when it does not exist. */
+bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
+/* Looks up NAME in directory PARENT. */
+uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
+			const char *name);
+size_t fs_root_count(void);
+const char *fs_root_name(size_t i, uint64_t *ino);
+
+/* text.c: generated files, complete at open. */
+char *text_status(rvffs *fs, rvf_view *v, size_t *len);
+char *text_manifest(rvf_view *v, size_t *len);
+char *text_lineage(rvf_view *v, size_t *len);
+char *text_witness(rvf_view *v, size_t *len);
+/* Text of a vector file: components on one line. */
+char *text_vector(rvf_view *v, size_t index, size_t *len);
+
+/* segfiles.c */
+/* Name of segment index i of v ("0001-vec"); out >= 32 bytes. */
+void seg_name(rvf_view *v, size_t i, char *out);
+/* Segment index for a name, or -1. */
+long seg_find(rvf_view *v, const char *name);
+/* Segment index for an inode, or -1. */
+long seg_find_ino(rvffs *fs, rvf_view *v, uint64_t ino);
+/* Value of a segment xattr into buf; returns length or -errno. */
+long seg_xattr(rvf_view *v, size_t i, const char *name, char *buf, size_t size);
+extern const char *const seg_xattr_names[];
+struct timespec seg_mtime(rvf_view *v, size_t i);
+
+/* query.c */
+/* Runs the request text; returns the result text (malloc'd) and 0, or
+ * -EINVAL with *out an "error: ..." text. */
+int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
+	      char **out, size_t *out_len);
+
+/* staging.c: files in ingest/ */
+typedef struct staged {
+	struct staged *next;
+	uint64_t ino;
+	char *name;
+	int fd;                 /* O_TMPFILE holding the bytes */
+	uint64_t size;
+	int opens;
+	bool dirty;             /* written since the last commit attempt */
+	bool gone;              /* left ingest/: freed at the last release */
+	struct timespec mtime;
+	mode_t mode;
+} staged;
+
+staged *staged_find_ino(rvffs *fs, uint64_t ino);
+staged *staged_find_name(rvffs *fs, const char *name);
+int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out);
+/* Parses and commits the staged file; on success it leaves ingest/.
+ * Returns 0 or -errno (the reason is logged and in `errors`). */
+int staged_commit(rvffs *fs, staged *s);
+/* Takes s out of ingest/; it is freed when no handle uses it. */
+void staged_remove(rvffs *fs, staged *s);
+void staged_put(rvffs *fs, staged *s);
+/* True when NAME is committed at close (not hidden, known extension). */
+bool staged_commits_at_close(const char *name);
+
+/* slots.c: queries/NAME */
+typedef struct slot {
+	struct slot *next;
+	uint64_t ino;           /* the directory; request = ino+1, result = ino+2 */
+	char *name;
+	char *request;
+	size_t request_len;
+	char *result;
+	size_t result_len;
+	struct timespec mtime;
+} slot;
+
+slot *slot_find_ino(rvffs *fs, uint64_t ino);
+slot *slot_find_name(rvffs *fs, const char *name);
+int slot_create(rvffs *fs, const char *name, slot **out);
+void slot_remove(rvffs *fs, slot *q);
+/* Runs the slot's request into its result (caller holds no lock). */
+void slot_run(rvffs *fs, uint64_t slot_ino);
+
+/* An open file (fi->fh). */
+typedef struct handle {
+	uint64_t ino;
+	rvf_view *view;         /* pinned for reads of one snapshot */
+	char *text;             /* generated content or query results */
+	size_t len;
+	size_t rpos;            /* query file: read cursor (offsets ignored) */
+	char *req;              /* query file: unprocessed request bytes */
+	size_t req_len;
+	bool wrote;             /* query file: something was written */
+	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
+	size_t wlen, wcap;
+	bool wdirty;
+	staged *st;
+	bool for_write;
+} handle;
+
+/* Timeouts handed to the kernel for a node. */
+double fs_attr_timeout(uint64_t ino);
+
+/* ops*.c handlers */
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+#endif

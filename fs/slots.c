@@ -1,0 +1,90 @@
+/* slots.c - queries/NAME: a request file and a result file per slot, so
+ * scripts can run queries in parallel without sharing the query file. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rvffs.h"
+
+slot *slot_find_ino(rvffs *fs, uint64_t ino)
+{
+	for (slot *q = fs->slots; q; q = q->next)
+		if (ino >= q->ino && ino <= q->ino + 2)
+			return q;
+	return NULL;
+}
+
+slot *slot_find_name(rvffs *fs, const char *name)
+{
+	for (slot *q = fs->slots; q; q = q->next)
+		if (!strcmp(q->name, name))
+			return q;
+	return NULL;
+}
+
+int slot_create(rvffs *fs, const char *name, slot **out)
+{
+	slot *q = calloc(1, sizeof(*q));
+	if (!q || !(q->name = strdup(name))) {
+		free(q);
+		return -ENOMEM;
+	}
+	clock_gettime(CLOCK_REALTIME, &q->mtime);
+	pthread_mutex_lock(&fs->mu);
+	if (slot_find_name(fs, name)) {
+		pthread_mutex_unlock(&fs->mu);
+		free(q->name);
+		free(q);
+		return -EEXIST;
+	}
+	q->ino = fs->next_dyn;
+	fs->next_dyn += 3; /* directory, request, result */
+	q->next = fs->slots;
+	fs->slots = q;
+	pthread_mutex_unlock(&fs->mu);
+	*out = q;
+	return 0;
+}
+
+void slot_remove(rvffs *fs, slot *q)
+{
+	for (slot **p = &fs->slots; *p; p = &(*p)->next) {
+		if (*p == q) {
+			*p = q->next;
+			break;
+		}
+	}
+	free(q->name);
+	free(q->request);
+	free(q->result);
+	free(q);
+}
+
+void slot_run(rvffs *fs, uint64_t slot_ino)
+{
+	pthread_mutex_lock(&fs->mu);
+	slot *q = slot_find_ino(fs, slot_ino);
+	char *req = q && q->request_len ? strndup(q->request, q->request_len) : NULL;
+	size_t len = req ? q->request_len : 0;
+	pthread_mutex_unlock(&fs->mu);
+	if (!req)
+		return;
+	rvf_view *v = fs_view(fs);
+	char *out = NULL;
+	size_t out_len = 0;
+	query_run(fs, v, req, len, &out, &out_len);
+	rvf_view_release(v);
+	free(req);
+	pthread_mutex_lock(&fs->mu);
+	q = slot_find_ino(fs, slot_ino); /* may have been removed meanwhile */
+	if (q) {
+		free(q->result);
+		q->result = out;
+		q->result_len = out_len;
+		clock_gettime(CLOCK_REALTIME, &q->mtime);
+		out = NULL;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	free(out);
+}

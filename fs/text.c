@@ -1,0 +1,174 @@
+/* text.c - the generated files: status, manifest, lineage, witness and
+ * the text of one vector.  Each is built whole from one view. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rvffs.h"
+
+static void hex(FILE *f, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+static char *finish(FILE *f, char *buf, size_t *len)
+{
+	fclose(f);
+	*len = buf ? strlen(buf) : 0;
+	return buf;
+}
+
+char *text_status(rvffs *fs, rvf_view *v, size_t *len)
+{
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f)
+		return NULL;
+	const rvf_info *i = rvf_view_info(v);
+	fprintf(f, "dimension: %u\n", i->dimension);
+	fprintf(f, "metric: %s\n", rvf_metric_name(i->metric));
+	fprintf(f, "vectors: %llu\n", (unsigned long long)i->visible);
+	fprintf(f, "deleted: %llu\n", (unsigned long long)i->deleted);
+	fprintf(f, "epoch: %u\n", i->epoch);
+	fprintf(f, "segments: %zu\n", rvf_view_segment_count(v));
+	fprintf(f, "file_size: %llu\n", (unsigned long long)i->file_size);
+	fputs("file_id: ", f);
+	hex(f, i->identity.file_id, 16);
+	fputs("\nparent_id: ", f);
+	hex(f, i->identity.parent_id, 16);
+	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	fprintf(f, "read_only: %s\n",
+		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
+	fprintf(f, "pid: %ld\n", (long)getpid());
+	return finish(f, buf, len);
+}
+
+char *text_manifest(rvf_view *v, size_t *len)
+{
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f)
+		return NULL;
+	const rvf_info *i = rvf_view_info(v);
+	fprintf(f, "offset: %llu\nepoch: %u\ndimension: %u\nmetric: %s (byte %u)\n"
+		   "profile: %u\ntotal_vectors: %llu\ndirectory: %zu entries\n",
+		(unsigned long long)i->manifest_offset, i->epoch, i->dimension,
+		rvf_metric_name(i->metric), i->metric_byte, i->profile,
+		(unsigned long long)i->manifest_total, rvf_view_directory_count(v));
+	fputs("# position id type offset length\n", f);
+	for (size_t k = 0; k < rvf_view_directory_count(v); k++) {
+		const rvf_segment *s = rvf_view_directory(v, k);
+		const char *n = rvf_segment_type_name(s->type);
+		fprintf(f, "entry: %zu %llu ", k + 1, (unsigned long long)s->id);
+		if (n)
+			fputs(n, f);
+		else
+			fprintf(f, "type-%02x", s->type);
+		fprintf(f, " %llu %llu\n", (unsigned long long)s->offset,
+			(unsigned long long)s->payload_length);
+	}
+	fprintf(f, "deleted: %zu\n", rvf_view_deleted_count(v));
+	fprintf(f, "file_identity: %s\n", i->has_identity ? "present" : "absent");
+	fputs("file_id: ", f);
+	hex(f, i->identity.file_id, 16);
+	fputs("\nparent_id: ", f);
+	hex(f, i->identity.parent_id, 16);
+	fputs("\nparent_hash: ", f);
+	hex(f, i->identity.parent_hash, 32);
+	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	return finish(f, buf, len);
+}
+
+char *text_lineage(rvf_view *v, size_t *len)
+{
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f)
+		return NULL;
+	const rvf_info *i = rvf_view_info(v);
+	fputs("file_id: ", f);
+	hex(f, i->identity.file_id, 16);
+	fputs("\nparent_id: ", f);
+	hex(f, i->identity.parent_id, 16);
+	fputs("\nparent_hash: ", f);
+	hex(f, i->identity.parent_hash, 32);
+	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	fprintf(f, "kind: %s\n", i->is_branch ? "branch" :
+		i->identity.lineage_depth ? "derived" : "root");
+	if (i->is_branch) {
+		fprintf(f, "parent_path: %s\n", i->parent_path);
+		fprintf(f, "parent_resolved: %s\n", i->parent_resolved);
+		fprintf(f, "inherited_vectors: %llu\n",
+			(unsigned long long)i->inherited);
+		fprintf(f, "frozen: %s\n", i->frozen ? "true" : "false");
+	}
+	return finish(f, buf, len);
+}
+
+char *text_witness(rvf_view *v, size_t *len)
+{
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f)
+		return NULL;
+	fputs("# type time action link\n", f);
+	for (size_t k = 0; k < rvf_view_witness_count(v); k++) {
+		const rvf_witness *w = rvf_view_witness(v, k);
+		time_t secs = (time_t)(w->timestamp_ns / 1000000000ull);
+		struct tm tm;
+		char stamp[40];
+		gmtime_r(&secs, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		bool zero = true;
+		for (int b = 0; b < 32; b++)
+			zero = zero && !w->prev_hash[b];
+		fprintf(f, "%s %s.%09lluZ %s %s\n",
+			w->type == 1 ? "computation" : w->type == 0 ? "provenance" : "other",
+			stamp, (unsigned long long)(w->timestamp_ns % 1000000000ull),
+			w->action,
+			w->links ? "linked" : zero ? "session-start" : "unlinked");
+	}
+	return finish(f, buf, len);
+}
+
+/* Shortest %g form that reads back as the same float32. */
+static void put_float(FILE *f, float x)
+{
+	char b[32];
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(b, sizeof(b), "%.*g", prec, (double)x);
+		if (isnan(x) || strtof(b, NULL) == x)
+			break;
+	}
+	fputs(b, f);
+}
+
+char *text_vector(rvf_view *v, size_t index, size_t *len)
+{
+	uint32_t dim = rvf_view_info(v)->dimension;
+	float *x = malloc(4 * (size_t)dim);
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = x ? open_memstream(&buf, &sz) : NULL;
+	if (!f) {
+		free(x);
+		return NULL;
+	}
+	rvf_view_vector_at(v, index, x);
+	for (uint32_t d = 0; d < dim; d++) {
+		if (d)
+			fputc(' ', f);
+		put_float(f, x[d]);
+	}
+	fputc('\n', f);
+	free(x);
+	return finish(f, buf, len);
+}
