@@ -56,10 +56,25 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rvffs *fs = fs_of(req);
 	rvf_view *v = fs_view(fs);
 	struct stat st;
-	if (fs_stat(fs, v, ino, &st))
-		fuse_reply_attr(req, &st, fs_attr_timeout(ino));
-	else
+	long long pending = writer_size(fs, ino);
+	if (fs_stat(fs, v, ino, &st)) {
+		if (pending >= 0)
+			st.st_size = (off_t)pending; /* being rewritten */
+		fuse_reply_attr(req, &st, pending >= 0 ? 0 : fs_attr_timeout(ino));
+	} else if (pending >= 0) {
+		/* Created and not committed yet (cp fstats before writing). */
+		memset(&st, 0, sizeof(st));
+		st.st_ino = ino;
+		st.st_mode = S_IFREG | 0644;
+		st.st_nlink = 1;
+		st.st_uid = getuid();
+		st.st_gid = getgid();
+		st.st_size = (off_t)pending;
+		st.st_blksize = 1 << 20;
+		fuse_reply_attr(req, &st, 0);
+	} else {
 		fuse_reply_err(req, ENOENT);
+	}
 	rvf_view_release(v);
 }
 

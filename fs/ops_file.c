@@ -29,6 +29,36 @@ static void handle_free(handle *h)
 	free(h);
 }
 
+void writer_add(rvffs *fs, handle *h)
+{
+	pthread_mutex_lock(&fs->mu);
+	h->next_writer = fs->writers;
+	fs->writers = h;
+	pthread_mutex_unlock(&fs->mu);
+}
+
+void writer_remove(rvffs *fs, handle *h)
+{
+	pthread_mutex_lock(&fs->mu);
+	for (handle **p = &fs->writers; *p; p = &(*p)->next_writer)
+		if (*p == h) {
+			*p = h->next_writer;
+			break;
+		}
+	pthread_mutex_unlock(&fs->mu);
+}
+
+long long writer_size(rvffs *fs, uint64_t ino)
+{
+	long long size = -1;
+	pthread_mutex_lock(&fs->mu);
+	for (handle *h = fs->writers; h; h = h->next_writer)
+		if (h->ino == ino && h->wdirty)
+			size = (long long)h->wlen;
+	pthread_mutex_unlock(&fs->mu);
+	return size;
+}
+
 static handle *fh(struct fuse_file_info *fi)
 {
 	return (handle *)(uintptr_t)fi->fh;
@@ -206,6 +236,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (h->for_write)
+		writer_add(fs, h);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -285,6 +317,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		e.attr.st_blksize = 1 << 20;
 	}
 	rvf_view_release(v);
+	if (h->for_write)
+		writer_add(fs, h);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_create(req, &e, fi);
 }
@@ -671,6 +705,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	handle *h = fh(fi);
 	if (h->st)
 		staged_put(fs, h->st);
+	if (h->for_write)
+		writer_remove(fs, h);
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }

@@ -82,6 +82,7 @@ typedef struct rvffs {
 	pthread_t inval_thread;    /* sends kernel cache invalidations */
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
+	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
 } rvffs;
 
 /* The daemon state of a request. */
@@ -206,7 +207,15 @@ typedef struct handle {
 	bool wdirty;
 	staged *st;
 	bool for_write;
+	struct handle *next_writer;
 } handle;
+
+/* Handles that are writing ino (created files exist only there until
+ * their flush commits them). */
+void writer_add(rvffs *fs, handle *h);
+void writer_remove(rvffs *fs, handle *h);
+/* Size being written to ino, or -1 when nobody writes it. */
+long long writer_size(rvffs *fs, uint64_t ino);
 
 /* Timeouts handed to the kernel for a node. */
 double fs_attr_timeout(uint64_t ino);

@@ -15,11 +15,12 @@ static void hex(FILE *f, const uint8_t *p, size_t n)
 		fprintf(f, "%02x", p[i]);
 }
 
-static char *finish(FILE *f, char *buf, size_t *len)
+/* Closes the memstream (which sets *buf) and returns its text. */
+static char *finish(FILE *f, char **buf, size_t *len)
 {
 	fclose(f);
-	*len = buf ? strlen(buf) : 0;
-	return buf;
+	*len = *buf ? strlen(*buf) : 0;
+	return *buf;
 }
 
 char *text_status(rvffs *fs, rvf_view *v, size_t *len)
@@ -45,7 +46,7 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
 	fprintf(f, "pid: %ld\n", (long)getpid());
-	return finish(f, buf, len);
+	return finish(f, &buf, len);
 }
 
 char *text_manifest(rvf_view *v, size_t *len)
@@ -82,7 +83,7 @@ char *text_manifest(rvf_view *v, size_t *len)
 	fputs("\nparent_hash: ", f);
 	hex(f, i->identity.parent_hash, 32);
 	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
-	return finish(f, buf, len);
+	return finish(f, &buf, len);
 }
 
 char *text_lineage(rvf_view *v, size_t *len)
@@ -109,7 +110,7 @@ char *text_lineage(rvf_view *v, size_t *len)
 			(unsigned long long)i->inherited);
 		fprintf(f, "frozen: %s\n", i->frozen ? "true" : "false");
 	}
-	return finish(f, buf, len);
+	return finish(f, &buf, len);
 }
 
 char *text_witness(rvf_view *v, size_t *len)
@@ -136,7 +137,7 @@ char *text_witness(rvf_view *v, size_t *len)
 			w->action,
 			w->links ? "linked" : zero ? "session-start" : "unlinked");
 	}
-	return finish(f, buf, len);
+	return finish(f, &buf, len);
 }
 
 /* Shortest %g form that reads back as the same float32. */
@@ -170,5 +171,5 @@ char *text_vector(rvf_view *v, size_t index, size_t *len)
 	}
 	fputc('\n', f);
 	free(x);
-	return finish(f, buf, len);
+	return finish(f, &buf, len);
 }
