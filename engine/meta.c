@@ -317,11 +317,12 @@ static int cmp_u64_f64(uint64_t x, double d)
 		return 1;
 	if (d >= 18446744073709551616.0)
 		return -1;
-	double t = trunc(d);
-	uint64_t ti = (uint64_t)t; /* exact: 0 <= t < 2^64 */
+	/* The cast truncates; (double)ti is exact (below 2^53 any integer
+	 * is, above it d is itself an integer).  No libm needed. */
+	uint64_t ti = (uint64_t)d;
 	if (x != ti)
 		return x < ti ? -1 : 1;
-	return d > t ? -1 : 0;
+	return d > (double)ti ? -1 : 0;
 }
 
 static int cmp_i64_f64(int64_t x, double d)
@@ -332,11 +333,10 @@ static int cmp_i64_f64(int64_t x, double d)
 		return -1;
 	if (d < -9223372036854775808.0)
 		return 1;
-	double t = trunc(d);
-	int64_t ti = (int64_t)t; /* exact: -2^63 <= t <= 0 */
+	int64_t ti = (int64_t)d; /* truncates; exact back as above */
 	if (x != ti)
 		return x < ti ? -1 : 1;
-	return d < t ? 1 : 0;
+	return d < (double)ti ? 1 : 0;
 }
 
 static bool is_num(rvf_value_type t)
@@ -416,10 +416,9 @@ bool meta_value_convert(const rvf_value *v, rvf_value_type to, rvf_value *out)
 			r.u.i64 = (int64_t)v->u.u64;
 		} else {
 			double d = v->u.f64;
-			if (d != trunc(d) || d < -9223372036854775808.0 ||
-			    d >= 9223372036854775808.0)
+			if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
 				return false;
-			r.u.i64 = (int64_t)d;
+			r.u.i64 = (int64_t)d; /* a fraction fails the check below */
 		}
 		break;
 	case RVF_VALUE_U64:
@@ -429,7 +428,7 @@ bool meta_value_convert(const rvf_value *v, rvf_value_type to, rvf_value *out)
 			r.u.u64 = (uint64_t)v->u.i64;
 		} else {
 			double d = v->u.f64;
-			if (d != trunc(d) || d < 0 || d >= 18446744073709551616.0)
+			if (d < 0 || d >= 18446744073709551616.0)
 				return false;
 			r.u.u64 = (uint64_t)d;
 		}

@@ -32,10 +32,16 @@ APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodiu
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")
 
 failed_steps=()
+uncounted=0 # failed steps that no pytest count covers
 py_passed=0 py_failed=0 py_skipped=0 py_errors=0 py_xfailed=0 py_xpassed=0
 
 say() { printf '\n=== %s\n' "$*"; }
-fail_step() { failed_steps+=("$1"); printf '*** FAILED: %s\n' "$1"; }
+# fail_step NAME [counted]: "counted" when pytest's own counts already show it
+fail_step() {
+	failed_steps+=("$1")
+	[ "${2:-}" = counted ] || uncounted=$((uncounted + 1))
+	printf '*** FAILED: %s\n' "$1"
+}
 
 # ------------------------------------------------------------ 1. packages
 installed() {
@@ -150,7 +156,7 @@ done
 
 # ------------------------------------------------------------ 5. pytest
 run_pytest() { # variant, env...
-	local variant=$1 log rc line n word
+	local variant=$1 log rc line n word bad=0
 	shift
 	log=$(mktemp)
 	say "pytest: RVF_BUILD_DIR=$variant"
@@ -162,16 +168,20 @@ run_pytest() { # variant, env...
 	while read -r n word; do
 		case $word in
 		passed*) py_passed=$((py_passed + n)) ;;
-		failed*) py_failed=$((py_failed + n)) ;;
+		failed*) py_failed=$((py_failed + n)) bad=$((bad + n)) ;;
 		skipped*) py_skipped=$((py_skipped + n)) ;;
-		error*) py_errors=$((py_errors + n)) ;;
+		error*) py_errors=$((py_errors + n)) bad=$((bad + n)) ;;
 		xfailed*) py_xfailed=$((py_xfailed + n)) ;;
 		xpassed*) py_xpassed=$((py_xpassed + n)) ;;
 		esac
 	done < <(grep -oE '[0-9]+ [a-z]+' <<<"$line")
 	# anything but 0 (all passed) is a failure, 5 (nothing collected) included
 	if [ "$rc" != 0 ]; then
-		fail_step "pytest ($variant, exit $rc)"
+		if [ "$bad" -gt 0 ]; then
+			fail_step "pytest ($variant, exit $rc)" counted
+		else
+			fail_step "pytest ($variant, exit $rc)"
+		fi
 	fi
 }
 
@@ -194,9 +204,6 @@ fi
 
 # ------------------------------------------------------------ summary
 elapsed=$((SECONDS - START))
-py_step_fail=0
-for s in "${failed_steps[@]}"; do case $s in pytest*) py_step_fail=$((py_step_fail + 1)) ;; esac; done
-other_errors=$((${#failed_steps[@]} - py_step_fail))
 
 say "summary"
 if [ ${#failed_steps[@]} -eq 0 ]; then
@@ -211,7 +218,7 @@ parts=()
 [ "$py_skipped" -gt 0 ] && parts+=("$py_skipped skipped")
 [ "$py_xfailed" -gt 0 ] && parts+=("$py_xfailed xfailed")
 [ "$py_xpassed" -gt 0 ] && parts+=("$py_xpassed xpassed")
-errs=$((py_errors + other_errors))
+errs=$((py_errors + uncounted))
 [ "$errs" -gt 0 ] && parts+=("$errs error$([ "$errs" -gt 1 ] && echo s)")
 [ ${#parts[@]} -eq 0 ] && parts+=("no tests ran")
 summary=${parts[0]}
