@@ -327,9 +327,14 @@ static void test_errors(void)
 	char buf[4096];
 	for (int depth = 64; depth <= 65; depth++) {
 		size_t n = 0;
-		for (int i = 1; i < depth; i++)
-			n += (size_t)sprintf(buf + n, "{\"op\":\"not\",\"child\":");
-		n += (size_t)sprintf(buf + n, "{\"op\":\"and\",\"children\":[]}");
+		static const char open_not[] = "{\"op\":\"not\",\"child\":";
+		static const char leaf[] = "{\"op\":\"and\",\"children\":[]}";
+		for (int i = 1; i < depth; i++) {
+			memcpy(buf + n, open_not, sizeof(open_not) - 1);
+			n += sizeof(open_not) - 1;
+		}
+		memcpy(buf + n, leaf, sizeof(leaf) - 1);
+		n += sizeof(leaf) - 1;
 		for (int i = 1; i < depth; i++)
 			buf[n++] = '}';
 		buf[n] = '\0';

@@ -1,0 +1,567 @@
+"""Helpers and fixtures for the black-box tests of the rvffs mount
+(tests/pytest/test_mount_*.py).
+
+Import what a test module needs:
+
+    from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+    from mountlib import write_csv, parse_results, ...
+
+`mount` is a factory fixture: mount(STORE, "ro", "k=3", ...) runs the built
+`rvffs -o OPTIONS STORE MNT` on a fresh directory under tmp_path, waits for
+it to return, finds the daemon it left behind and returns a Mount. Every
+mount made through it is unmounted at teardown (fusermount3 -u, retried,
+then fusermount3 -uz), and the daemon's pid must then exit; a daemon that
+does not is ours, so it is terminated, and the test fails. Only processes
+this module started are ever signalled.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
+
+LOCK_SIZE = 104
+SEG_HEADER = 64
+
+
+def build_dir_path():
+    b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
+    if not b.is_absolute():
+        b = REPO / b
+    return b
+
+
+# ------------------------------------------------------------------ numbers
+
+def f32(x):
+    """x rounded to float32 (as a Python float)."""
+    return struct.unpack("<f", struct.pack("<f", float(x)))[0]
+
+
+def f32bits(x):
+    return struct.pack("<f", float(x))
+
+
+def vec_f32(v):
+    return [f32(x) for x in v]
+
+
+def fmt_num(x):
+    """Text that parses back to the same float32."""
+    x = f32(x)
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def fmt_vec(v, sep=" "):
+    return sep.join(fmt_num(x) for x in v)
+
+
+def sqdist(a, b):
+    """Squared L2 of two float32 vectors, rounded to float32. Exact for
+    small integer data (every partial sum is an integer < 2^24)."""
+    return f32(sum((f32(x) - f32(y)) ** 2 for x, y in zip(a, b)))
+
+
+def knn(vectors, q, k):
+    """Expected (id, distance) list: ordered by distance, then id."""
+    scored = sorted((sqdist(v, q), i) for i, v in vectors.items())
+    return [(i, d) for d, i in scored[:k]]
+
+
+def parse_results(text):
+    """Query results -> list of groups, each a list of (id, float, raw).
+    Groups are separated by exactly one empty line."""
+    assert text.endswith("\n") or text == "", f"results do not end with a newline: {text!r}"
+    groups = [[]]
+    lines = text.split("\n")[:-1] if text else []
+    for ln in lines:
+        if ln == "":
+            assert groups[-1], f"two empty lines in a row or a leading empty line: {text!r}"
+            groups.append([])
+            continue
+        parts = ln.split(" ")
+        assert len(parts) == 2, f"result line is not 'ID DISTANCE': {ln!r}"
+        groups[-1].append((int(parts[0]), float(parts[1]), parts[1]))
+    if groups == [[]]:
+        return []
+    assert groups[-1], f"trailing empty line: {text!r}"
+    return groups
+
+
+def assert_sorted_group(group, what=""):
+    keys = [(f32(d), i) for i, d, _ in group]
+    assert keys == sorted(keys), f"{what}: not ordered by (distance, id): {group}"
+
+
+# ------------------------------------------------------------------ files
+
+def write_csv(path, rows, sep=","):
+    """rows: [(id, vector)]"""
+    Path(path).write_text("".join(
+        sep.join([str(i)] + [fmt_num(x) for x in v]) + "\n" for i, v in rows))
+    return Path(path)
+
+
+def write_jsonl(path, rows, metadata=None):
+    out = []
+    for n, (i, v) in enumerate(rows):
+        o = {"id": i, "vector": [f32(x) for x in v]}
+        if metadata is not None and metadata[n] is not None:
+            o["metadata"] = metadata[n]
+        out.append(json.dumps(o) + "\n")
+    Path(path).write_text("".join(out))
+    return Path(path)
+
+
+def write_json(path, rows):
+    Path(path).write_text(json.dumps([{"id": i, "vector": [f32(x) for x in v]}
+                                      for i, v in rows]))
+    return Path(path)
+
+
+def write_fvecs(path, vecs):
+    with open(path, "wb") as f:
+        for v in vecs:
+            f.write(struct.pack("<i", len(v)) + struct.pack(f"<{len(v)}f", *v))
+    return Path(path)
+
+
+def write_f32(path, vecs):
+    with open(path, "wb") as f:
+        for v in vecs:
+            f.write(struct.pack(f"<{len(v)}f", *v))
+    return Path(path)
+
+
+def npy_bytes(vecs, dim, rows=None):
+    """NPY v1.0, float32 little endian, C order, shape (rows, dim)."""
+    rows = len(vecs) if rows is None else rows
+    header = ("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }"
+              % (rows, dim)).encode()
+    total = 10 + len(header) + 1
+    header += b" " * ((64 - total % 64) % 64) + b"\n"
+    data = b"".join(struct.pack(f"<{dim}f", *v) for v in vecs)
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + data
+
+
+def write_npy(path, vecs, dim, rows=None):
+    Path(path).write_bytes(npy_bytes(vecs, dim, rows))
+    return Path(path)
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def crc_content_hash(payload):
+    """The 16-byte content hash the format stores: CRC-32 four times,
+    rotated by 8 bits each time."""
+    c = zlib.crc32(payload) & 0xFFFFFFFF
+    rot = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x
+    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24)).hex()
+
+
+def parse_kv(text):
+    """'key: value' lines -> dict (first occurrence wins)."""
+    out = {}
+    for ln in text.splitlines():
+        if ":" in ln and not ln.startswith("#"):
+            k, v = ln.split(":", 1)
+            out.setdefault(k.strip(), v.strip())
+    return out
+
+
+# ------------------------------------------------------------------ processes
+
+def run(cmd, check=True, input=None, cwd=None, env=None, timeout=60):
+    if isinstance(cmd, str):
+        cmd = ["bash", "-c", cmd]
+    cmd = [str(c) for c in cmd]
+    try:
+        cp = subprocess.run(cmd, input=input, cwd=cwd, env=env, capture_output=True,
+                            timeout=timeout,
+                            text=not isinstance(input, bytes))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"timeout after {timeout}s: {cmd}", pytrace=False)
+    if check and cp.returncode != 0:
+        pytest.fail(f"command failed (exit {cp.returncode}): {cmd}\n"
+                    f"--- stdout\n{str(cp.stdout)[-2000:]}\n--- stderr\n{str(cp.stderr)[-2000:]}",
+                    pytrace=False)
+    return cp
+
+
+def _unescape_mountinfo(s):
+    out, i = "", 0
+    while i < len(s):
+        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
+            out += chr(int(s[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += s[i]
+            i += 1
+    return out
+
+
+def mount_entry(path):
+    """The /proc/self/mountinfo fields for a mount on path (or None)."""
+    path = os.path.realpath(str(path))
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            fields = ln.split()
+            if _unescape_mountinfo(fields[4]) == path:
+                found = fields  # the last one is the top of the stack
+    return found
+
+
+def is_mounted(path):
+    e = mount_entry(path)
+    return e is not None and e[e.index("-") + 1].startswith("fuse")
+
+
+def pid_running(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] not in "ZX"
+
+
+def pid_gone(pid):
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    end = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(step)
+
+
+def daemon_pids(exe, mnt):
+    """Running rvffs processes whose command line names mountpoint mnt."""
+    mnt = str(mnt)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in argv if a]
+        if argv and os.path.basename(argv[0]) == "rvffs" and mnt in argv and \
+                pid_running(int(d)):
+            pids.append(int(d))
+    return pids
+
+
+# ------------------------------------------------------------------ mounts
+
+class Mount:
+    def __init__(self, mounter, store, path, pid, opts, popen=None):
+        self.mounter = mounter
+        self.store = Path(store)
+        self.path = Path(path)
+        self.pid = pid
+        self.opts = list(opts)
+        self.popen = popen
+        self.active = True
+        self.killed = False
+
+    @property
+    def lock(self):
+        return Path(str(self.store) + ".lock")
+
+    def __truediv__(self, rel):
+        return self.path / rel
+
+    def __str__(self):
+        return str(self.path)
+
+    def env(self):
+        e = dict(os.environ)
+        e.update(M=str(self.path), S=str(self.store), LC_ALL="C")
+        return e
+
+    def sh(self, script, check=True, input=None, timeout=60):
+        """bash -c SCRIPT in the test's tmp dir with $M = mount point and
+        $S = store file."""
+        return run(["bash", "-c", script], check=check, input=input,
+                   cwd=self.mounter.tmp, env=self.env(), timeout=timeout)
+
+    def cat(self, rel):
+        return self.sh(f'cat "$M/{rel}"').stdout
+
+    def cat_bytes(self, rel):
+        return run(["cat", str(self.path / rel)], input=b"").stdout
+
+    def status(self):
+        return parse_kv(self.cat("status"))
+
+    def errors(self):
+        return self.cat("errors")
+
+    def ls(self, rel=""):
+        out = self.sh(f'ls -1a "$M/{rel}"').stdout.split("\n")
+        return [x for x in out if x and x not in (".", "..")]
+
+    def vector_ids(self):
+        return sorted(int(x) for x in self.ls("vectors"))
+
+    def read_vector(self, i):
+        txt = self.cat(f"vectors/{i}")
+        assert txt.endswith("\n") and txt.count("\n") == 1, \
+            f"vectors/{i} is not one line: {txt!r}"
+        return [float(x) for x in txt.split()]
+
+    def query(self, request):
+        """printf '%s\\n' REQUEST > query; cat query (one shell, two opens)."""
+        cp = run(["bash", "-c", 'printf "%s\\n" "$1" > "$M/query" && cat "$M/query"',
+                  "query", request], env=self.env(), cwd=self.mounter.tmp)
+        return cp.stdout
+
+    def getfattr(self, rel, name):
+        cp = run(["getfattr", "--only-values", "-n", name, str(self.path / rel)],
+                 input=b"")
+        return cp.stdout
+
+    def xattrs(self, rel):
+        """getfattr -d -m - : {name: value_text}."""
+        cp = run(["getfattr", "-d", "-m", "-", "-e", "text", "--absolute-names",
+                  str(self.path / rel)])
+        out = {}
+        for ln in cp.stdout.splitlines():
+            if "=" in ln and not ln.startswith("#"):
+                k, v = ln.split("=", 1)
+                if v.startswith('"') and v.endswith('"'):
+                    v = v[1:-1]
+                out[k] = v
+        return out
+
+    def unmount(self):
+        self.mounter.unmount(self)
+
+    def kill9(self):
+        """SIGKILL the daemon (ours), wait for it to die, and clear the dead
+        mount with fusermount3 -uz."""
+        os.kill(self.pid, signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+        # the zombie is reaped by init; its lock counts as live until then
+        assert wait_for(lambda: pid_gone(self.pid), 15), f"daemon {self.pid} survived SIGKILL"
+        run([FUSERMOUNT, "-uz", str(self.path)], check=False)
+        assert wait_for(lambda: not is_mounted(self.path), 5), "fusermount3 -uz left the mount"
+        self.active = False
+        self.killed = True
+
+
+class Mounter:
+    """The `mount` fixture: mount(store, *options, mnt=None) -> Mount."""
+
+    def __init__(self, exe, tmp):
+        self.exe = Path(exe)
+        self.tmp = Path(tmp)
+        self.mounts = []
+        self.n = 0
+
+    def mountpoint(self):
+        self.n += 1
+        p = self.tmp / f"mnt{self.n}"
+        p.mkdir()
+        return p
+
+    def command(self, store, opts, mnt, extra=()):
+        cmd = [str(self.exe)]
+        if opts:
+            cmd += ["-o", ",".join(opts)]
+        cmd += list(extra)
+        return cmd + [str(store), str(mnt)]
+
+    def run(self, store, *opts, mnt=None, extra=(), timeout=30):
+        """Runs rvffs; returns (CompletedProcess, Mount or None). A mount
+        that came up is registered for cleanup even when not expected."""
+        mnt = Path(mnt) if mnt is not None else self.mountpoint()
+        cmd = self.command(store, opts, mnt, extra)
+        try:
+            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL, cwd=self.tmp)
+        except subprocess.TimeoutExpired:
+            self._adopt(store, mnt, opts)
+            pytest.fail(f"rvffs did not return within {timeout}s: {cmd}", pytrace=False)
+        m = self._adopt(store, mnt, opts) if is_mounted(mnt) else None
+        return cp, m
+
+    def _adopt(self, store, mnt, opts):
+        pids = daemon_pids(self.exe, mnt)
+        m = Mount(self, store, mnt, pids[0] if pids else None, opts)
+        self.mounts.append(m)
+        return m
+
+    def __call__(self, store, *opts, mnt=None):
+        cp, m = self.run(store, *opts, mnt=mnt)
+        if cp.returncode != 0 or m is None:
+            pytest.fail(f"rvffs {' '.join(opts)} {store} failed (exit {cp.returncode}, "
+                        f"mounted: {m is not None})\n{cp.stderr}", pytrace=False)
+        assert m.pid is not None, "rvffs returned but no daemon process serves the mount"
+        return m
+
+    def foreground(self, store, *opts, mnt=None, timeout=15):
+        """rvffs -f in a child process; returns the Mount once mounted."""
+        mnt = Path(mnt) if mnt is not None else self.mountpoint()
+        cmd = self.command(store, opts, mnt, ["-f"])
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        m = Mount(self, store, mnt, p.pid, opts, popen=p)
+        self.mounts.append(m)
+        if not wait_for(lambda: is_mounted(mnt) or p.poll() is not None, timeout):
+            pytest.fail(f"rvffs -f did not mount within {timeout}s", pytrace=False)
+        if p.poll() is not None:
+            m.active = False
+            out, err = p.communicate()
+            pytest.fail(f"rvffs -f exited {p.returncode}: {err}", pytrace=False)
+        return m
+
+    def unmount(self, m, timeout=15):
+        """fusermount3 -u (retried while busy), then -uz; waits for the
+        daemon to exit. Fails the test when it does not."""
+        if not m.active:
+            return
+        m.active = False
+        last = None
+        end = time.monotonic() + 5
+        while is_mounted(m.path):
+            cp = run([FUSERMOUNT, "-u", str(m.path)], check=False)
+            if cp.returncode == 0 or not is_mounted(m.path):
+                break
+            last = cp.stderr
+            if time.monotonic() > end:
+                run([FUSERMOUNT, "-uz", str(m.path)], check=False)
+                break
+            time.sleep(0.1)
+        problems = []
+        if is_mounted(m.path):
+            problems.append(f"{m.path} is still mounted ({last})")
+        if m.popen is not None:
+            try:
+                m.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if m.pid is not None and not wait_for(lambda: not pid_running(m.pid), timeout):
+            problems.append(f"daemon {m.pid} still runs {timeout}s after the unmount; terminated")
+            try:
+                os.kill(m.pid, signal.SIGTERM)
+                if not wait_for(lambda: not pid_running(m.pid), 3):
+                    os.kill(m.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if problems:
+            pytest.fail("; ".join(problems), pytrace=False)
+
+    def cleanup(self):
+        problems = []
+        for m in self.mounts:
+            if m.active:
+                try:
+                    self.unmount(m)
+                except BaseException as e:  # keep cleaning the others
+                    problems.append(str(e))
+            elif is_mounted(m.path):
+                run([FUSERMOUNT, "-uz", str(m.path)], check=False)
+        return problems
+
+
+@pytest.fixture(scope="session")
+def rvffs():
+    exe = build_dir_path() / "fs" / "rvffs"
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        pytest.skip(f"rvffs is not built ({exe} is missing)")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("/dev/fuse is missing")
+    return exe
+
+
+@pytest.fixture
+def mount(rvffs, tmp_path):
+    m = Mounter(rvffs, tmp_path)
+    yield m
+    problems = m.cleanup()
+    if problems:
+        pytest.fail("mount cleanup: " + "; ".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------------ shortcuts
+
+def make_store(run_ctl, store, dim=4, rows=None, metric="l2", tmp=None, metadata=None):
+    """A store created by rvfctl, optionally with rows [(id, vec)] ingested
+    (as .jsonl when metadata is given, else .csv)."""
+    p = store(dim=dim, metric=metric)
+    if rows:
+        if metadata is not None:
+            src = write_jsonl(Path(str(p) + ".in.jsonl"), rows, metadata)
+        else:
+            src = write_csv(Path(str(p) + ".in.csv"), rows)
+        run_ctl("ingest", p, src)
+        src.unlink()
+    return p
+
+
+def int_rows(n, dim, start=1, seed=1):
+    """n rows of small integer vectors with ids start, start+1, ..."""
+    import random
+    rng = random.Random(seed)
+    return [(start + i, [float(rng.randint(-20, 20)) for _ in range(dim)]) for i in range(n)]
+
+
+def rand_rows(n, dim, start=1, seed=1):
+    import random
+    rng = random.Random(seed)
+    return [(start + i, [f32(rng.uniform(-10, 10)) for _ in range(dim)]) for i in range(n)]
+
+
+def os_error(fn, *args):
+    """errno of fn(*args), or 0 when it succeeds."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def write_close(path, data, flags=os.O_WRONLY | os.O_TRUNC):
+    """open/write/close; returns (errno of write, errno of close)."""
+    fd = os.open(str(path), flags, 0o644)
+    werr = 0
+    try:
+        os.write(fd, data if isinstance(data, bytes) else data.encode())
+    except OSError as e:
+        werr = e.errno
+    cerr = 0
+    try:
+        os.close(fd)
+    except OSError as e:
+        cerr = e.errno
+    return werr, cerr
+
+
+__all__ = [n for n in dir() if not n.startswith("_")] + ["errno"]
