@@ -211,6 +211,13 @@ int main(int argc, char **argv)
 	free(o.store);
 	o.store = store;
 	fs.store_path = o.store;
+	/* Name the mount after the store in /proc/mounts and df. */
+	char *fsname = NULL;
+	if (asprintf(&fsname, "-ofsname=%s,subtype=rvffs", o.store) > 0 &&
+	    !strchr(o.store, ',')) {
+		fuse_opt_add_arg(&args, fsname);
+	}
+	free(fsname);
 	fs.read_only = o.read_only;
 	fs.foreground = copts.foreground;
 	fs.search_threads = o.threads ? o.threads : cfg.threads;

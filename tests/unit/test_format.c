@@ -40,6 +40,7 @@ static void test_content_hash(void)
 	unhex("2639f4cbcb2639f4f4cb2639" "39f4cb26", want);
 	CHECK(memcmp(h, want, 16) == 0);
 	CHECK(crc32_update(0, "123456789", 9) == 0xCBF43926u);
+	CHECK(crc32_update(crc32_update(0, "1234", 4), "56789", 5) == 0xCBF43926u);
 	rvf_content_hash("", 0, h);
 	CHECK(content_hash_is_zero(h));
 	CHECK(content_hash_ok(h, "anything", 8)); /* zero = unchecked */
