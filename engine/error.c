@@ -28,6 +28,7 @@ const char *rvf_code_name(rvf_code code)
 	case RVF_E_TOO_LARGE: return "TooLarge";
 	case RVF_E_NO_MEMORY: return "OutOfMemory";
 	case RVF_E_FILTER: return "BadFilter";
+	case RVF_E_SIGNATURE: return "SignatureInvalid";
 	}
 	return "Unknown";
 }
@@ -47,6 +48,7 @@ int rvf_code_errno(rvf_code code, int sys_errno)
 	case RVF_E_FILTER: return EINVAL;
 	case RVF_E_TOO_LARGE: return EFBIG;
 	case RVF_E_NO_MEMORY: return ENOMEM;
+	case RVF_E_SIGNATURE: return EBADMSG;
 	default: return EIO; /* damaged or refused file */
 	}
 }

@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,37 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--version", show_version),
 	FUSE_OPT_END
 };
+
+/* libfuse's own messages: while `capturing`, they are kept (the last line
+ * is folded into our one-line reason) instead of printed. */
+static bool capturing;
+static char captured[1024];
+
+static void fuse_log_handler(enum fuse_log_level level, const char *fmt,
+			     va_list ap)
+{
+	(void)level;
+	if (!capturing) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
+	size_t used = strlen(captured);
+	if (used < sizeof(captured) - 1)
+		vsnprintf(captured + used, sizeof(captured) - used, fmt, ap);
+}
+
+/* The last line libfuse said, without its "fuse: " prefix, or dflt. */
+static const char *fuse_said(const char *dflt)
+{
+	size_t n = strlen(captured);
+	while (n && (captured[n - 1] == '\n' || captured[n - 1] == ' '))
+		captured[--n] = '\0';
+	char *line = strrchr(captured, '\n');
+	line = line ? line + 1 : captured;
+	if (!strncmp(line, "fuse: ", 6))
+		line += 6;
+	return *line ? line : dflt;
+}
 
 /* The first non-option argument is the store; the rest go to FUSE. */
 static int opt_proc(void *data, const char *arg, int key,
@@ -182,8 +214,13 @@ int main(int argc, char **argv)
 	int ret = 1;
 	char why[1024];
 
-	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) != 0)
+	fuse_set_log_func(fuse_log_handler);
+	capturing = true;
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) != 0) {
+		fprintf(stderr, "rvffs: %s\n", fuse_said("bad options"));
 		return 2;
+	}
+	capturing = false;
 	if (o.show_help) {
 		usage(argv[0]);
 		return 0;
@@ -192,8 +229,13 @@ int main(int argc, char **argv)
 		printf("rvffs 0.1.0 (FUSE %s)\n", fuse_pkgversion());
 		return 0;
 	}
-	if (fuse_parse_cmdline(&args, &copts) != 0)
+	captured[0] = '\0';
+	capturing = true;
+	if (fuse_parse_cmdline(&args, &copts) != 0) {
+		fprintf(stderr, "rvffs: %s\n", fuse_said("bad options"));
 		return 2;
+	}
+	capturing = false;
 	if (!o.store || !copts.mountpoint) {
 		fprintf(stderr, "rvffs: usage: rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT (see --help)\n");
 		return 2;
@@ -259,6 +301,23 @@ int main(int argc, char **argv)
 		openlog("rvffs", LOG_PID, LOG_DAEMON);
 	}
 
+	captured[0] = '\0';
+	capturing = true;
+	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	capturing = false;
+	if (!fs.se) {
+		char line[1100];
+		snprintf(line, sizeof(line), "-rvffs: cannot mount %s: %s", o.store,
+			 fuse_said("bad FUSE options"));
+		if (pipefd[1] >= 0) {
+			if (write(pipefd[1], line, strlen(line)) < 0)
+				ret = 1;
+		} else {
+			fprintf(stderr, "%s\n", line + 1);
+		}
+		ret = 1;
+		goto out;
+	}
 	if (!open_store(&fs, &o, &cfg, why, sizeof(why))) {
 		char line[1100];
 		snprintf(line, sizeof(line), "-rvffs: cannot mount %s: %s", o.store, why);
@@ -267,15 +326,18 @@ int main(int argc, char **argv)
 		else
 			fprintf(stderr, "%s\n", line + 1);
 		ret = 1;
-		goto out;
+		goto out_session;
 	}
-	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
-	if (!fs.se || fuse_set_signal_handlers(fs.se) != 0 ||
-	    fuse_session_mount(fs.se, copts.mountpoint) != 0) {
+	captured[0] = '\0';
+	capturing = true;
+	int mounted = fuse_set_signal_handlers(fs.se) == 0 &&
+		      fuse_session_mount(fs.se, copts.mountpoint) == 0;
+	capturing = false;
+	if (!mounted) {
 		char line[1100];
-		snprintf(line, sizeof(line),
-			 "-rvffs: cannot mount %s on %s (see the message above; is the mount point an empty directory?)",
-			 o.store, copts.mountpoint);
+		snprintf(line, sizeof(line), "-rvffs: cannot mount %s on %s: %s",
+			 o.store, copts.mountpoint,
+			 fuse_said("is the mount point an empty directory?"));
 		if (pipefd[1] >= 0) {
 			if (write(pipefd[1], line, strlen(line)) < 0)
 				ret = 1;

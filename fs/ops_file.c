@@ -59,6 +59,24 @@ long long writer_size(rvffs *fs, uint64_t ino)
 	return size;
 }
 
+/* The process (thread group) of the thread that made a request. */
+static pid_t caller_tgid(fuse_req_t req)
+{
+	pid_t tid = fuse_req_ctx(req)->pid, tgid = tid;
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	FILE *f = tid > 0 ? fopen(path, "re") : NULL;
+	if (!f)
+		return tid;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Tgid:", 5)) {
+			tgid = (pid_t)atoi(line + 5);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
 static handle *fh(struct fuse_file_info *fi)
 {
 	return (handle *)(uintptr_t)fi->fh;
@@ -238,6 +256,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (h->for_write)
 		writer_add(fs, h);
+	if (h->for_write || (h->st && w))
+		h->owner = caller_tgid(req);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -319,6 +339,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rvf_view_release(v);
 	if (h->for_write)
 		writer_add(fs, h);
+	h->owner = caller_tgid(req);
 	fi->fh = (uintptr_t)h;
 	fuse_reply_create(req, &e, fi);
 }
@@ -369,11 +390,14 @@ static int query_process(rvffs *fs, handle *h, bool all)
 		h->text = out;
 		h->len = out_len;
 	}
-	if (!rc) {
+	if (rc != -ENOMEM) {
+		/* `cat query` shows the outcome of the last request: its
+		 * results, or its error line. */
 		pthread_mutex_lock(&fs->mu);
 		char *copy = h->len ? malloc(h->len) : NULL;
-		if (copy) {
-			memcpy(copy, h->text, h->len);
+		if (copy || !h->len) { /* no hits: no results either */
+			if (copy)
+				memcpy(copy, h->text, h->len);
 			free(fs->last_result);
 			fs->last_result = copy;
 			fs->last_result_len = h->len;
@@ -413,9 +437,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		} else if (h->req_len) {
 			query_process(fs, h, true);
 		}
-		size_t n = h->len - h->rpos < size ? h->len - h->rpos : size;
-		fuse_reply_buf(req, h->text ? h->text + h->rpos : NULL, n);
-		h->rpos += n;
+		/* Advance the cursor before replying: the kernel may send the
+		 * next read as soon as it has this reply. */
+		size_t at = h->rpos < h->len ? h->rpos : h->len;
+		size_t n = h->len - at < size ? h->len - at : size;
+		h->rpos = at + n;
+		fuse_reply_buf(req, h->text ? h->text + at : NULL, n);
 		return;
 	}
 	switch (fs_node_kind(ino)) {
@@ -684,9 +711,33 @@ static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
 	return 0;
 }
 
+/* Writes still pending at the last close (the opener never closed it
+ * itself): commit them now; the reason of a failure is in `errors`. */
+static bool pending_at_release(rvffs *fs, fuse_ino_t ino, handle *h)
+{
+	if (!h->owner)
+		return false; /* opened for reading */
+	if (h->st) {
+		pthread_mutex_lock(&fs->mu);
+		bool go = h->st->dirty && !h->st->gone;
+		pthread_mutex_unlock(&fs->mu);
+		return go;
+	}
+	return h->for_write && h->wdirty && ino != INO_QUERY;
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	handle *h = fh(fi);
+	/* A close by another process that holds a copy of the descriptor (a
+	 * child that inherited it and exits, close-on-exec) does not end the
+	 * writing: the opener's own close commits, or else the last release.
+	 * Closing a staged file opened for reading commits nothing. */
+	if ((h->st || h->for_write) && (!h->owner || caller_tgid(req) != h->owner)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	int rc = flush_handle(fs_of(req), ino, h);
 	fuse_reply_err(req, -rc);
 }
 
@@ -700,9 +751,10 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
 	rvffs *fs = fs_of(req);
 	handle *h = fh(fi);
+	if (pending_at_release(fs, ino, h))
+		flush_handle(fs, ino, h);
 	if (h->st)
 		staged_put(fs, h->st);
 	if (h->for_write)

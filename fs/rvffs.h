@@ -208,6 +208,7 @@ typedef struct handle {
 	staged *st;
 	bool for_write;
 	struct handle *next_writer;
+	pid_t owner;            /* process that opened it: its close commits */
 } handle;
 
 /* Handles that are writing ino (created files exist only there until

@@ -157,7 +157,10 @@ int staged_commit(rvffs *fs, staged *s)
 	}
 	close(fd);
 	if (rc != RVF_OK) {
-		fs_error(fs, "%s: %s; nothing committed", label, err.message);
+		/* The importer's message usually names the file already. */
+		bool named = !strncmp(err.message, label, strlen(label));
+		fs_error(fs, "%s%s%s; nothing committed", named ? "" : label,
+			 named ? "" : ": ", err.message);
 		return -rvf_code_errno(rc, err.sys_errno);
 	}
 	fs_log(fs, LOG_INFO, "%s: %llu vectors committed (epoch %u)", label,

@@ -64,6 +64,7 @@ typedef enum rvf_code {
 	RVF_E_TOO_LARGE,          /* a size limit of the format */
 	RVF_E_NO_MEMORY,
 	RVF_E_FILTER,             /* a filter expression could not be parsed */
+	RVF_E_SIGNATURE,          /* a signature or a chain does not verify */
 } rvf_code;
 
 typedef struct rvf_error {
@@ -341,6 +342,23 @@ const rvf_view *rvf_view_parent(const rvf_view *v);
  * manifest); returns the first failure. */
 rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err);
 
+/* What rvf_view_verify_chains found. */
+typedef struct rvf_chain_report {
+	uint32_t manifests;        /* older manifests the directory lists */
+	uint32_t manifests_bad;    /* ... that do not parse, or are newer than the newest */
+	uint32_t witnesses;        /* witness entries */
+	uint32_t witness_sessions; /* entries that start a chain (zero predecessor hash) */
+	uint32_t witness_breaks;   /* entries that neither start nor link to the previous */
+} rvf_chain_report;
+
+/* Checks the manifest chain (every older MANIFEST the directory lists
+ * parses and has an epoch <= the newest's) and the witness chain (each
+ * witness carries H(previous witness payload), or zeros where a writer
+ * session began).  Fills *report (may be NULL) and returns
+ * RVF_E_SIGNATURE naming the first failure. */
+rvf_code rvf_view_verify_chains(const rvf_view *v, rvf_chain_report *report,
+				rvf_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Search                                                              */
 /* ------------------------------------------------------------------ */
@@ -484,6 +502,64 @@ rvf_code rvf_store_embed_ebpf(rvf_store *s, const rvf_ebpf_spec *spec,
 			      rvf_commit_info *info, rvf_error *err);
 rvf_code rvf_store_remove_ebpf(rvf_store *s, rvf_commit_info *info,
 			       rvf_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Signing (rvffs extension; docs/format-signature.md)                 */
+/* ------------------------------------------------------------------ */
+
+/* Ed25519 keys as libsodium holds them: the secret key embeds the public
+ * key in its last 32 bytes. */
+#define RVF_SIGN_PUBLIC_KEY_BYTES 32
+#define RVF_SIGN_SECRET_KEY_BYTES 64
+
+/* Makes a new key pair and writes PREFIX (secret key, mode 0600) and
+ * PREFIX.pub, one hex line each.  Refuses (RVF_E_EXISTS) to overwrite
+ * either.  public_key (may be NULL) receives the public key. */
+rvf_code rvf_sign_keygen(const char *prefix,
+			 uint8_t public_key[RVF_SIGN_PUBLIC_KEY_BYTES],
+			 rvf_error *err);
+
+/* Reads a key file written by rvf_sign_keygen.  With secret_key NULL a
+ * public key file (or a secret one, whose public half is taken) is
+ * accepted; otherwise the file must hold a secret key. */
+rvf_code rvf_sign_read_key(const char *path,
+			   uint8_t secret_key[RVF_SIGN_SECRET_KEY_BYTES],
+			   uint8_t public_key[RVF_SIGN_PUBLIC_KEY_BYTES],
+			   rvf_error *err);
+
+/* Signs the store's committed content: appends a SIGNATURE segment over
+ * every segment the current directory lists (SIGNATURE segments excepted)
+ * and commits it with a new manifest.  Earlier signatures by the same key
+ * leave the directory.  The content must be undamaged (hashes verify). */
+rvf_code rvf_store_sign(rvf_store *s,
+			const uint8_t secret_key[RVF_SIGN_SECRET_KEY_BYTES],
+			const uint8_t public_key[RVF_SIGN_PUBLIC_KEY_BYTES],
+			rvf_commit_info *info, rvf_error *err);
+
+/* The check of one SIGNATURE segment. */
+typedef struct rvf_signature_check {
+	uint64_t offset;          /* file offset of the SIGNATURE segment */
+	uint32_t epoch;           /* epoch of the signed state */
+	uint8_t public_key[RVF_SIGN_PUBLIC_KEY_BYTES];
+	uint32_t covered;         /* segments the signature covers */
+	uint32_t uncovered;       /* directory entries committed after it
+				   * (manifests and signatures not counted) */
+	bool ok;                  /* content digest and Ed25519 signature verify */
+	bool trusted;             /* made with the key the caller asked for */
+	char problem[200];        /* why not ok, or "" */
+} rvf_signature_check;
+
+/* Checks every SIGNATURE segment the directory lists: the signed state
+ * (the newest manifest before the signature) still has the recorded epoch,
+ * its segments hash to the recorded digest, and the signature over that
+ * digest verifies with the recorded public key.  *checks (caller frees;
+ * NULL when there are none) gets one entry per signature.  Returns RVF_OK
+ * when every signature verifies and, when public_key is not NULL, at least
+ * one was made with it; RVF_E_SIGNATURE naming the first failure otherwise. */
+rvf_code rvf_view_verify_signatures(const rvf_view *v,
+				    const uint8_t *public_key,
+				    rvf_signature_check **checks, size_t *n,
+				    rvf_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Import: vector files in common formats                              */

@@ -34,6 +34,8 @@ FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
 LOCK_SIZE = 104
 SEG_HEADER = 64
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "WARNING: AddressSanitizer")
 
 
 def build_dir_path():
@@ -341,22 +343,27 @@ class Mount:
                   "query", request], env=self.env(), cwd=self.mounter.tmp)
         return cp.stdout
 
-    def getfattr(self, rel, name):
+    def getfattr_bytes(self, rel, name):
+        """getfattr --only-values -n NAME: the raw value."""
         cp = run(["getfattr", "--only-values", "-n", name, str(self.path / rel)],
                  input=b"")
         return cp.stdout
 
+    def getfattr(self, rel, name):
+        return self.getfattr_bytes(rel, name).decode()
+
     def xattrs(self, rel):
-        """getfattr -d -m - : {name: value_text}."""
-        cp = run(["getfattr", "-d", "-m", "-", "-e", "text", "--absolute-names",
+        """getfattr -d -m - : {name: value as text (undecodable bytes
+        replaced)}; binary values: getfattr_bytes."""
+        cp = run(["getfattr", "-d", "-m", "-", "-e", "hex", "--absolute-names",
                   str(self.path / rel)])
         out = {}
         for ln in cp.stdout.splitlines():
-            if "=" in ln and not ln.startswith("#"):
-                k, v = ln.split("=", 1)
-                if v.startswith('"') and v.endswith('"'):
-                    v = v[1:-1]
-                out[k] = v
+            if not ln or ln.startswith("#"):
+                continue
+            k, _, v = ln.partition("=")
+            raw = bytes.fromhex(v[2:]) if v.startswith("0x") else v.encode()
+            out[k] = raw.decode("utf-8", "replace")
         return out
 
     def unmount(self):
@@ -391,6 +398,24 @@ class Mounter:
         p.mkdir()
         return p
 
+    def env(self):
+        """The daemons' environment: sanitizer reports (build-asan) go to
+        files under tmp_path, checked at teardown (the daemon's stderr is
+        /dev/null once it is in the background)."""
+        e = dict(os.environ)
+        log = f"log_path={self.tmp / 'sanitizer'}"
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=0") + ":" + log
+        e["UBSAN_OPTIONS"] = e.get("UBSAN_OPTIONS", "print_stacktrace=1") + ":" + log
+        return e
+
+    def sanitizer_reports(self):
+        out = []
+        for f in sorted(self.tmp.glob("sanitizer*")):
+            text = f.read_text(errors="replace")
+            if any(k in text for k in SANITIZER_MARKERS):
+                out.append(f"{f.name}:\n{text[-4000:]}")
+        return out
+
     def command(self, store, opts, mnt, extra=()):
         cmd = [str(self.exe)]
         if opts:
@@ -405,7 +430,7 @@ class Mounter:
         cmd = self.command(store, opts, mnt, extra)
         try:
             cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, cwd=self.tmp)
+                                stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env())
         except subprocess.TimeoutExpired:
             self._adopt(store, mnt, opts)
             pytest.fail(f"rvffs did not return within {timeout}s: {cmd}", pytrace=False)
@@ -430,16 +455,18 @@ class Mounter:
         """rvffs -f in a child process; returns the Mount once mounted."""
         mnt = Path(mnt) if mnt is not None else self.mountpoint()
         cmd = self.command(store, opts, mnt, ["-f"])
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        log = self.tmp / f"rvffs-f-{self.n}.log"
+        with open(log, "w") as errf:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=errf, cwd=self.tmp, env=self.env())
         m = Mount(self, store, mnt, p.pid, opts, popen=p)
+        m.log = log
         self.mounts.append(m)
         if not wait_for(lambda: is_mounted(mnt) or p.poll() is not None, timeout):
             pytest.fail(f"rvffs -f did not mount within {timeout}s", pytrace=False)
         if p.poll() is not None:
             m.active = False
-            out, err = p.communicate()
-            pytest.fail(f"rvffs -f exited {p.returncode}: {err}", pytrace=False)
+            pytest.fail(f"rvffs -f exited {p.returncode}: {log.read_text()}", pytrace=False)
         return m
 
     def unmount(self, m, timeout=15):
@@ -480,6 +507,7 @@ class Mounter:
 
     def cleanup(self):
         problems = []
+
         for m in self.mounts:
             if m.active:
                 try:
@@ -488,7 +516,12 @@ class Mounter:
                     problems.append(str(e))
             elif is_mounted(m.path):
                 run([FUSERMOUNT, "-uz", str(m.path)], check=False)
-        return problems
+            log = getattr(m, "log", None)
+            if log is not None and log.exists():
+                err = log.read_text(errors="replace")
+                if any(k in err for k in SANITIZER_MARKERS):
+                    problems.append(f"sanitizer report from rvffs -f:\n{err[-4000:]}")
+        return problems + self.sanitizer_reports()
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,7 @@ def test_manifest_decoded(mount, small, ctl_json, tmp_path):
              0x0A: "witness", 0x0E: "kernel", 0x0F: "ebpf"}
     for pos, sid, typ, off, length in ents:
         hdr = data[off:off + SEG_HEADER]
-        assert hdr[:4] == b"RVFS" or struct.unpack_from("<I", hdr)[0] != 0, hdr
+        assert hdr[:4] == b"SFVR", (pos, hdr[:4])
         assert struct.unpack_from("<Q", hdr, 8)[0] == sid, (pos, sid)
         assert struct.unpack_from("<Q", hdr, 0x10)[0] == length, (pos, length)
         assert types.get(hdr[5], f"type-{hdr[5]:02x}") == typ, (pos, typ, hdr[5])
@@ -171,9 +171,12 @@ def test_witness_one_line_per_entry(mount, small, tmp_path):
         assert len(f) == 4, f"witness line is not 'type time action link': {ln!r}"
         assert f[0] in ("computation", "provenance", "other"), ln
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", f[1]), ln
-    # one entry per commit, naming what was done, chained to the previous
+    # one entry per commit, naming what was done; within a session each
+    # entry is chained to the previous one
     for ln in lines[len(lines0):]:
         assert "ingest" in ln.split(" ")[2], ln
+        assert ln.split(" ")[3] in ("linked", "session-start", "unlinked"), ln
+    for ln in lines[-2:]:
         assert ln.split(" ")[3] == "linked", ln
     # also one witness segment per entry
     nwit = sum(1 for n in m.ls("segments") if n.endswith("-witness"))

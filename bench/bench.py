@@ -1,0 +1,869 @@
+#!/usr/bin/env python3
+"""bench.py: rvffs against the reference (@ruvector/rvf-node), one run.
+
+Started by bench/run.sh (see bench/README.md for what every figure means):
+
+    bash bench/run.sh [--size small|100k|1m] [--json] [--reps N]
+                      [--workloads query,ingest,mount,reads,compact]
+                      [--skip-ref-query | --ref-query] [--no-cold]
+                      [--queries Q] [--seed S] [--tmpdir DIR] [--keep]
+
+Python standard library only. Progress goes to stderr; stdout gets the
+table, or with --json one JSON document.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+REF_JS = BENCH / "ref_bench.js"
+
+SIZES = {
+    # n, queries, repetitions (query, others)
+    "small": dict(n=10_000, queries=200, reps_query=3, reps=3),
+    "100k": dict(n=100_000, queries=200, reps_query=5, reps=3),
+    "1m": dict(n=1_000_000, queries=200, reps_query=3, reps=3),
+}
+WORKLOADS = ("query", "ingest", "mount", "reads", "compact")
+DIM = 128
+K = 10
+DELETE_EVERY = 10  # compaction: ids 0, 10, 20, ... (10%) are deleted first
+
+# Targets from issue 5: (workload, row key) -> (op, value, kind, nominal size)
+# kind "ratio": on rvffs / reference; "abs": on the rvffs figure.
+TARGETS = {
+    ("query", "qps_per_open"): (">=", 1.5, "ratio", "100k"),
+    ("query", "recall_per_open"): (">=", 0.99, "abs", "100k"),
+    ("query", "qps_batch"): (">=", 10.0, "ratio", "100k"),
+    ("ingest", "fvecs_vps"): (">=", 1.0, "ratio", "100k"),
+    ("ingest", "csv_mbps"): (">=", 150.0, "abs", None),
+    ("mount", "open_seconds"): ("<=", 0.25, "ratio", "1m"),
+    ("mount", "memory"): ("<=", 0.1, "ratio", "1m"),
+    ("mount", "first_query"): ("<", 0.1, "abs", "1m"),
+    ("reads", "cat_warm"): (">=", 0.8, "ratio", None),
+    ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
+    ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- statistics
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def percentile(xs, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    xs = sorted(xs)
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * p / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def recall(results, truth, k=K):
+    """Mean over queries of |returned top-k ∩ exact top-k| / k."""
+    if len(results) != len(truth):
+        raise BenchError(f"{len(results)} answers for {len(truth)} queries")
+    hits = 0
+    for got, want in zip(results, truth):
+        hits += len(set(got[:k]) & set(want[:k]))
+    return hits / (k * len(truth))
+
+
+# ---------------------------------------------------------------- processes
+
+def run(cmd, check=True, **kw):
+    cp = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if check and cp.returncode != 0:
+        raise BenchError(f"$ {' '.join(map(str, cmd))}\nexit {cp.returncode}\n"
+                         f"{cp.stdout[-2000:]}{cp.stderr[-2000:]}")
+    return cp
+
+
+def timed_sh(script):
+    """Wall seconds of `sh -c script` (fork/exec included, ~1-2 ms)."""
+    t = time.perf_counter()
+    cp = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if cp.returncode != 0:
+        raise BenchError(f"$ {script}\nexit {cp.returncode}\n{cp.stderr[-2000:]}")
+    return dt
+
+
+def node_ref(*args):
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        raise BenchError("node is not installed (the reference runs in node)")
+    cp = subprocess.run([node, "--expose-gc", str(REF_JS)] + [str(a) for a in args],
+                        capture_output=True, text=True)
+    try:
+        out = json.loads(cp.stdout)
+    except ValueError:
+        raise BenchError(f"ref_bench.js printed no JSON (exit {cp.returncode})\n"
+                         f"{cp.stdout[-2000:]}{cp.stderr[-2000:]}")
+    if cp.returncode != 0 or "error" in out:
+        raise BenchError(f"ref_bench.js {args[0]}: {out.get('error')}")
+    return out
+
+
+def drop_caches():
+    """sync + echo 3 > /proc/sys/vm/drop_caches (root only)."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def can_drop_caches():
+    return os.geteuid() == 0 and os.access("/proc/sys/vm/drop_caches", os.W_OK)
+
+
+def loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def proc_kb(pid, field, fname="smaps_rollup"):
+    try:
+        for line in open(f"/proc/{pid}/{fname}"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ---------------------------------------------------------------- the bench
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        cfg = SIZES[a.size]
+        self.n = cfg["n"]
+        self.nq = a.queries or cfg["queries"]
+        self.reps_query = a.reps or cfg["reps_query"]
+        self.reps = a.reps or cfg["reps"]
+        build = Path(os.environ.get("RVF_BUILD_DIR", "build"))
+        self.build = build if build.is_absolute() else REPO / build
+        self.rvffs = self.build / "fs" / "rvffs"
+        self.rvfctl = self.build / "ctl" / "rvfctl"
+        self.bench_data = self.build / "bench" / "bench_data"
+        self.mounts = {}  # mount point -> daemon pid (only ours)
+        self.query_errors = {}  # mode -> failed query-file requests
+        self.tmp = None
+        self.rows = {w: [] for w in WORKLOADS}
+        self.notes = []
+        self.info = {}
+        self.cold = not a.no_cold and can_drop_caches()
+        if a.ref_query is None:
+            self.ref_query = a.size != "1m"
+        else:
+            self.ref_query = a.ref_query
+
+    # ------------------------------------------------------------ rows
+    def row(self, workload, key, label, unit, rvffs, reference, better,
+            base="reference", compare=True, note=None):
+        ratio = None
+        if compare and rvffs is not None and reference not in (None, 0):
+            ratio = rvffs / reference
+        r = dict(key=key, label=label, unit=unit, rvffs=rvffs, reference=reference,
+                 ratio=ratio, better=better, base=base, compare=compare, note=note)
+        t = TARGETS.get((workload, key))
+        if t:
+            op, value, kind, size = t
+            r["target"] = f"{'ratio' if kind == 'ratio' else 'rvffs'} {op} {value}" + (
+                f" at {size}" if size else "")
+            x = ratio if kind == "ratio" else rvffs
+            if size and size != self.a.size:
+                r["met"] = None  # the target is set for another size
+            elif x is None:
+                r["met"] = None
+            else:
+                r["met"] = {"<": x < value, "<=": x <= value,
+                            ">=": x >= value}[op]
+        self.rows[workload].append(r)
+        return r
+
+    # ------------------------------------------------------------ mounts
+    def mount(self, store, mnt, *opts):
+        """Mounts; returns (seconds until status answers, daemon pid)."""
+        mnt.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        cp = subprocess.run([str(self.rvffs), *opts, str(store), str(mnt)],
+                            capture_output=True, text=True)
+        if cp.returncode != 0:
+            raise BenchError(f"rvffs {store} {mnt}: exit {cp.returncode}: {cp.stderr.strip()}")
+        self.mounts[mnt] = None  # unmounted by cleanup() whatever happens next
+        while True:
+            try:
+                status = (mnt / "status").read_text()
+                break
+            except OSError:
+                if time.perf_counter() - t > 60:
+                    raise BenchError(f"{mnt}/status does not answer")
+                time.sleep(0.0005)
+        dt = time.perf_counter() - t
+        pid = None
+        for line in status.splitlines():
+            if line.startswith("pid:"):
+                pid = int(line.split()[1])
+        self.mounts[mnt] = pid
+        return dt, pid, status
+
+    def unmount(self, mnt):
+        pid = self.mounts.pop(mnt, None)
+        ok = False
+        for _ in range(50):
+            if subprocess.run(["fusermount3", "-u", str(mnt)],
+                              capture_output=True).returncode == 0:
+                ok = True
+                break
+            time.sleep(0.1)
+        if not ok:
+            log(f"fusermount3 -u {mnt} keeps failing: lazy unmount (-uz)")
+            subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
+        # the writer lock goes with the daemon: wait for it
+        if pid:
+            t = time.monotonic()
+            while pid_alive(pid) and time.monotonic() - t < 60:
+                time.sleep(0.01)
+            if pid_alive(pid):
+                # ours (it served the mount we made): end it, by its pid
+                log(f"rvffs daemon {pid} still running after unmount: SIGTERM")
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
+    def cleanup(self):
+        for mnt in list(self.mounts):
+            try:
+                self.unmount(mnt)
+            except Exception as e:  # keep cleaning up
+                log(f"unmount {mnt}: {e}")
+        if self.tmp and not self.a.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        elif self.tmp:
+            log(f"kept {self.tmp}")
+
+    def status(self, mnt):
+        out = {}
+        for line in (mnt / "status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+        return out
+
+    # ------------------------------------------------------------ data
+    def generate(self):
+        for exe in (self.rvffs, self.rvfctl, self.bench_data):
+            if not os.access(exe, os.X_OK):
+                raise BenchError(f"{exe} is missing: build with `ninja -C {self.build}`")
+        self.data = self.tmp / "data"
+        log(f"generating {self.n} x {DIM} + {self.nq} queries (seed {self.a.seed})")
+        cp = run([self.bench_data, "--n", self.n, "--dim", DIM, "--queries", self.nq,
+                  "--k", K, "--seed", self.a.seed, "--out", self.data])
+        self.info["data"] = json.loads(cp.stdout)
+        self.queries = (self.data / "queries.txt").read_text().splitlines()
+        self.truth = [[int(x) for x in line.split()]
+                      for line in (self.data / "truth.txt").read_text().splitlines()]
+        self.rvffs_store = self.tmp / "rvffs.rvf"
+        self.ref_store = self.tmp / "ref.rvf"
+
+    # ------------------------------------------------------------ 2 ingest
+    def ingest(self, timed=True):
+        reps = self.reps if timed else 1
+        mnt = self.tmp / "mnt-ingest"
+        res = {}
+        for fmt in ("fvecs", "npy", "csv") if timed else ("fvecs",):
+            src = self.data / f"base.{fmt}"
+            times = []
+            for r in range(reps):
+                store = self.tmp / f"ingest-{fmt}.rvf"
+                for p in (store, Path(str(store) + ".lock")):
+                    p.unlink(missing_ok=True)
+                run([self.rvfctl, "create", store, "--dim", DIM, "--metric", "l2"])
+                self.mount(store, mnt)
+                t = time.perf_counter()
+                run(["cp", src, mnt / "ingest" / f"base.{fmt}"])
+                times.append(time.perf_counter() - t)
+                st = self.status(mnt)
+                self.unmount(mnt)
+                if int(st["vectors"]) != self.n:
+                    raise BenchError(f"cp base.{fmt}: {st['vectors']} vectors, expected {self.n}")
+                if fmt == "fvecs" and r == reps - 1:
+                    store.rename(self.rvffs_store)
+                else:
+                    store.unlink()
+            res[fmt] = dict(seconds=median(times), bytes=src.stat().st_size, runs=times)
+            log(f"ingest {fmt}: median {res[fmt]['seconds']:.3f} s")
+        ref = node_ref("ingest", "--npy", self.data / "base.npy", "--out", self.ref_store,
+                       "--batch", 10000, "--reps", reps)
+        ref_s = median([r["seconds"] for r in ref["runs"]])
+        log(f"ingest reference: median {ref_s:.3f} s")
+        if not timed:
+            return
+        ref_vps = self.n / ref_s
+        for fmt, label in (("fvecs", "cp .fvecs"), ("npy", "cp .npy"), ("csv", "cp .csv")):
+            self.row("ingest", f"{fmt}_vps", f"{label} into ingest/ vs ingestBatch (10k batches)",
+                     "vectors/s", self.n / res[fmt]["seconds"], ref_vps, "higher")
+        self.row("ingest", "csv_mbps", "CSV parse+commit throughput", "MB/s",
+                 res["csv"]["bytes"] / res["csv"]["seconds"] / 1e6, None, "higher",
+                 compare=False, note="the reference has no CSV import")
+        self.row("ingest", "fvecs_mbps", ".fvecs throughput", "MB/s",
+                 res["fvecs"]["bytes"] / res["fvecs"]["seconds"] / 1e6,
+                 self.n * DIM * 4 / ref_s / 1e6, "higher",
+                 note="reference: float32 bytes handed to ingestBatch")
+        self.info["ingest"] = dict(rvffs=res, reference=ref)
+
+    # ------------------------------------------------------------ 1 query
+    def read_all(self, fd):
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 17)  # cat's buffer size
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+
+    def write_all(self, fd, data):
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def parse_groups(self, text, nq):
+        """ID lists of nq answers of min(k, n) hits each; None if the text
+        is not exactly that (a damaged answer, see query_error)."""
+        want = min(K, self.n)
+        groups = []
+        try:
+            body = text.decode()
+        except UnicodeDecodeError:
+            return None
+        if body.startswith("error"):
+            raise BenchError(f"query failed: {body[:300]}")
+        for g in body.rstrip("\n").split("\n\n"):
+            lines = g.split("\n")
+            if len(lines) != want:
+                return None
+            try:
+                groups.append([int(line.split(" ")[0]) for line in lines
+                               if float(line.split(" ")[1]) >= 0])
+            except (ValueError, IndexError):
+                return None
+        return groups if len(groups) == nq and all(len(g) == want for g in groups) else None
+
+    def query_error(self, mode, what):
+        """A request whose answer was an I/O error or damaged: counted,
+        reported, and asked again (its time is not counted)."""
+        self.query_errors[mode] = self.query_errors.get(mode, 0) + 1
+        if self.query_errors[mode] > 50:
+            raise BenchError(f"query file ({mode}): too many failed requests ({what})")
+
+    def request(self, path, blob, nq, mode):
+        """open, write, read to EOF, close; returns (seconds, id lists)."""
+        while True:
+            t = time.perf_counter()
+            try:
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    self.write_all(fd, blob)
+                    out = self.read_all(fd)
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                self.query_error(mode, str(e))
+                continue
+            dt = time.perf_counter() - t
+            ids = self.parse_groups(out, nq)
+            if ids is not None:
+                return dt, ids
+            self.query_error(mode, "damaged answer")
+
+    def q_per_open(self, mnt, lines):
+        lat, ids = [], []
+        path = str(mnt / "query")
+        for line in lines:
+            dt, got = self.request(path, line, 1, "per_open")
+            lat.append(dt)
+            ids.extend(got)
+        return lat, ids
+
+    def q_batch(self, mnt, blob):
+        return self.request(str(mnt / "query"), blob, self.nq, "batch")
+
+    def q_slots(self, mnt, lines):
+        slot = mnt / "queries" / "bench"
+        if not slot.is_dir():
+            slot.mkdir()
+        req, res = str(slot / "request"), str(slot / "result")
+        lat, ids = [], []
+        for line in lines:
+            t = time.perf_counter()
+            fd = os.open(req, os.O_WRONLY | os.O_TRUNC)
+            try:
+                self.write_all(fd, line)
+            finally:
+                os.close(fd)  # the query runs at close
+            fd = os.open(res, os.O_RDONLY)
+            try:
+                out = self.read_all(fd)
+            finally:
+                os.close(fd)
+            lat.append(time.perf_counter() - t)
+            got = self.parse_groups(out, 1)
+            if got is None:
+                raise BenchError(f"queries/bench/result: damaged answer {out[:200]!r}")
+            ids.extend(got)
+        return lat, ids
+
+    def query(self):
+        mnt = self.tmp / "mnt-query"
+        lines = [f"k={K} {q}\n".encode() for q in self.queries]
+        blob = b"".join(lines)
+        self.mount(self.rvffs_store, mnt)
+        try:
+            self.q_per_open(mnt, lines[:5])  # warm: first query pays page faults
+            per_open, batch, slots = [], [], []
+            for r in range(self.reps_query):
+                lat, ids = self.q_per_open(mnt, lines)
+                per_open.append(dict(qps=len(lat) / sum(lat), p50=percentile(lat, 50),
+                                     p99=percentile(lat, 99), recall=recall(ids, self.truth)))
+                dt, ids = self.q_batch(mnt, blob)
+                batch.append(dict(seconds=dt, qps=len(lines) / dt, recall=recall(ids, self.truth)))
+                lat, ids = self.q_slots(mnt, lines)
+                slots.append(dict(qps=len(lat) / sum(lat), p50=percentile(lat, 50),
+                                  p99=percentile(lat, 99), recall=recall(ids, self.truth)))
+                log(f"query rep {r + 1}/{self.reps_query}: per open {per_open[-1]['qps']:.0f} q/s, "
+                    f"batch {batch[-1]['qps']:.0f} q/s, slots {slots[-1]['qps']:.0f} q/s")
+        finally:
+            self.unmount(mnt)
+
+        if self.ref_query:
+            log("reference queries (its first query builds the HNSW index"
+                + (": minutes at 100k" if self.n >= 100_000 else "") + ")")
+        ref = node_ref("query", "--store", self.ref_store, "--queries", self.data / "queries.f32",
+                       "--dim", DIM, "--k", K, "--reps", self.reps_query,
+                       "--hnsw", 1 if self.ref_query else 0,
+                       "--exact-reps", min(self.reps_query, 3))
+
+        def ref_stats(runs):
+            return dict(qps=median([len(r["latencies"]) / r["seconds"] for r in runs]),
+                        p50=median([percentile(r["latencies"], 50) for r in runs]),
+                        p99=median([percentile(r["latencies"], 99) for r in runs]),
+                        seconds=median([r["seconds"] for r in runs]),
+                        recall=recall(runs[-1]["ids"], self.truth))
+        rx = ref_stats(ref["exact"])
+        rh = ref_stats(ref["hnsw"]) if self.ref_query else None
+        m = lambda runs, key: median([x[key] for x in runs])  # noqa: E731
+        skipped = None if self.ref_query else "reference HNSW queries skipped (--skip-ref-query)"
+        if skipped:
+            self.notes.append(skipped + ": query rows compare with the reference's exact scan only")
+        h = lambda key: rh[key] if rh else None  # noqa: E731
+
+        self.row("query", "qps_per_open", "queries/s, query file, one query per open vs HNSW",
+                 "q/s", m(per_open, "qps"), h("qps"), "higher", note=skipped)
+        self.row("query", "p50_per_open", "p50 latency, one query per open vs HNSW", "ms",
+                 m(per_open, "p50") * 1e3, h("p50") and h("p50") * 1e3, "lower", note=skipped)
+        self.row("query", "p99_per_open", "p99 latency, one query per open vs HNSW", "ms",
+                 m(per_open, "p99") * 1e3, h("p99") and h("p99") * 1e3, "lower", note=skipped)
+        self.row("query", "recall_per_open", "recall@10, one query per open vs HNSW (default ef)",
+                 "", m(per_open, "recall"), h("recall"), "higher", note=skipped)
+        self.row("query", "qps_batch", f"queries/s, all {self.nq} in one write vs HNSW",
+                 "q/s", m(batch, "qps"), h("qps"), "higher", note=skipped)
+        self.row("query", "batch_latency", f"latency of the {self.nq}-query batch vs "
+                 f"{self.nq} HNSW queries", "ms", m(batch, "seconds") * 1e3,
+                 h("seconds") and h("seconds") * 1e3, "lower", note=skipped)
+        self.row("query", "recall_batch", "recall@10, one write vs HNSW", "",
+                 m(batch, "recall"), h("recall"), "higher", note=skipped)
+        self.row("query", "qps_slots", "queries/s, queries/NAME slot vs HNSW", "q/s",
+                 m(slots, "qps"), h("qps"), "higher", note=skipped)
+        self.row("query", "p50_slots", "p50 latency, slot vs HNSW", "ms",
+                 m(slots, "p50") * 1e3, h("p50") and h("p50") * 1e3, "lower", note=skipped)
+        self.row("query", "p99_slots", "p99 latency, slot vs HNSW", "ms",
+                 m(slots, "p99") * 1e3, h("p99") and h("p99") * 1e3, "lower", note=skipped)
+        self.row("query", "recall_slots", "recall@10, slot vs HNSW", "",
+                 m(slots, "recall"), h("recall"), "higher", note=skipped)
+        self.row("query", "index_build", "reference's first query (builds HNSW)", "s",
+                 None, ref.get("first_query_seconds"), "lower", compare=False,
+                 note="rvffs has no index to build" + ("; skipped" if skipped else ""))
+        self.row("query", "qps_vs_exact", "queries/s, one query per open vs the reference's "
+                 "exact scan (match-all filter)", "q/s", m(per_open, "qps"), rx["qps"], "higher")
+        self.row("query", "p50_vs_exact", "p50 latency, one query per open vs exact scan", "ms",
+                 m(per_open, "p50") * 1e3, rx["p50"] * 1e3, "lower")
+        self.row("query", "qps_batch_vs_exact", "queries/s, one write vs exact scan", "q/s",
+                 m(batch, "qps"), rx["qps"], "higher")
+        self.row("query", "recall_vs_exact", "recall@10, one query per open vs exact scan", "",
+                 m(per_open, "recall"), rx["recall"], "higher")
+        nerr = sum(self.query_errors.values())
+        self.row("query", "failed_requests", "query-file requests answered with EIO or a "
+                 "damaged answer (asked again, time not counted)", "count", nerr, None, "lower",
+                 compare=False, note="a daemon fault, not a speed")
+        if nerr:
+            self.notes.append(f"query file: {nerr} request(s) failed and were asked again "
+                              f"({self.query_errors}); see bench/README.md, 'Known faults'")
+        self.info["query"] = dict(
+            rvffs=dict(per_open=per_open, batch=batch, slots=slots, errors=self.query_errors),
+            reference=dict(exact=rx, hnsw=rh, first_query_seconds=ref.get("first_query_seconds"),
+                           index=ref.get("index"), skipped=bool(skipped)))
+
+    # ------------------------------------------------------------ 3 mount
+    def mount_wl(self):
+        mnt = self.tmp / "mnt-mount"
+        line = f"k={K} {self.queries[0]}\n".encode()
+        runs = []
+        for r in range(self.reps):
+            dt, pid, _ = self.mount(self.rvffs_store, mnt)
+            try:
+                anon = proc_kb(pid, "Anonymous")
+                if anon is None:
+                    anon = proc_kb(pid, "RssAnon", "status")
+                rss = proc_kb(pid, "Rss")
+                lat, ids = self.q_per_open(mnt, [line])
+                anon_q = proc_kb(pid, "Anonymous")
+                rss_q = proc_kb(pid, "Rss")
+            finally:
+                self.unmount(mnt)
+            runs.append(dict(seconds=dt, anon=anon, rss=rss, first_query=lat[0],
+                             anon_after_query=anon_q, rss_after_query=rss_q,
+                             first_ids=ids[0]))
+        if runs[-1]["first_ids"][:K] != self.truth[0][:K]:
+            self.notes.append("mount: the first query's answer differs from the exact one")
+        ref = [node_ref("open", "--store", self.ref_store, "--queries", self.data / "queries.f32",
+                        "--dim", DIM, "--k", K) for _ in range(self.reps)]
+        m = lambda key: median([x[key] for x in runs])  # noqa: E731
+        rm = lambda key: median([x[key] for x in ref])  # noqa: E731
+        size = f"{self.n // 1000}k x {DIM}" if self.n < 1_000_000 else f"{self.n // 1_000_000}M x {DIM}"
+        self.row("mount", "open_seconds", f"mount until `status` answers vs openReadonly ({size})",
+                 "ms", m("seconds") * 1e3, rm("open_seconds") * 1e3, "lower")
+        self.row("mount", "memory", "daemon anonymous memory after mount vs openReadonly RSS delta",
+                 "MB", m("anon") / 1e6, rm("rss_delta") / 1e6, "lower")
+        self.row("mount", "memory_after_query", "daemon anonymous memory after the first query "
+                 "vs RSS delta after the first exact query", "MB", m("anon_after_query") / 1e6,
+                 rm("rss_delta_after_query") / 1e6, "lower")
+        self.row("mount", "rss_after_query", "daemon RSS after the first query (incl. mapped "
+                 "store pages) vs RSS delta", "MB", m("rss_after_query") / 1e6,
+                 rm("rss_delta_after_query") / 1e6, "lower", compare=False,
+                 note="RSS counts the page-cache pages of the mmap'd store")
+        self.row("mount", "first_query", "first query after mount (query file) vs first "
+                 "exact-scan query after open", "ms", m("first_query") * 1e3,
+                 rm("first_exact_query_seconds") * 1e3, "lower",
+                 note="the reference's first HNSW query builds the index (query workload)")
+        self.info["mount"] = dict(rvffs=runs, reference=ref)
+
+    # ------------------------------------------------------------ 4 reads
+    def reads(self):
+        mnt = self.tmp / "mnt-reads"
+        store = self.rvffs_store
+        size = store.stat().st_size
+        seg = f"{mnt}/segments"
+        cat_seg = f"cat {seg}/* > /dev/null"
+        cat_file = f"cat {store} > /dev/null"
+        # GNU tar skips reading when the archive is /dev/null: pipe it
+        tar_seg = f"tar cf - -C {mnt} segments | cat > /dev/null"
+        tar_file = f"tar cf - -C {store.parent} {store.name} | cat > /dev/null"
+        res = {k: [] for k in ("cat_seg", "cat_file", "tar_seg", "tar_file", "cat_seg_first",
+                               "cat_seg_cold", "cat_file_cold", "tar_seg_cold", "tar_file_cold",
+                               "ls_first", "ls")}
+        # through the daemon: fresh mount (empty FUSE page cache), store file cached
+        timed_sh(cat_file)
+        for r in range(self.reps):
+            self.mount(store, mnt)
+            try:
+                seg_bytes = sum(p.stat().st_size for p in (mnt / "segments").iterdir())
+                res["cat_seg_first"].append(timed_sh(cat_seg))
+                res["ls_first"].append(timed_sh(f"ls -l {mnt}/vectors > /dev/null"))
+            finally:
+                self.unmount(mnt)
+        # warm: everything in the page cache (FUSE's included)
+        self.mount(store, mnt)
+        try:
+            timed_sh(cat_seg)
+            timed_sh(tar_seg)
+            for r in range(self.reps):
+                res["cat_seg"].append(timed_sh(cat_seg))
+                res["cat_file"].append(timed_sh(cat_file))
+                res["tar_seg"].append(timed_sh(tar_seg))
+                res["tar_file"].append(timed_sh(tar_file))
+                res["ls"].append(timed_sh(f"ls -l {mnt}/vectors > /dev/null"))
+        finally:
+            self.unmount(mnt)
+        # cold: unmount, drop caches, mount (not timed), read
+        if self.cold:
+            for r in range(self.reps):
+                for key, script, mounted in (("cat_seg_cold", cat_seg, True),
+                                             ("tar_seg_cold", tar_seg, True),
+                                             ("cat_file_cold", cat_file, False),
+                                             ("tar_file_cold", tar_file, False)):
+                    drop_caches()
+                    if mounted:
+                        self.mount(store, mnt)
+                    try:
+                        res[key].append(timed_sh(script))
+                    finally:
+                        if mounted:
+                            self.unmount(mnt)
+        else:
+            why = ("--no-cold" if self.a.no_cold else
+                   "not root: cannot write /proc/sys/vm/drop_caches")
+            self.notes.append(f"cold reads skipped ({why})")
+        mbps = lambda key, nbytes: nbytes / median(res[key]) / 1e6 if res[key] else None  # noqa
+        self.row("reads", "cat_warm", "`cat segments/*` vs `cat STORE`, warm", "MB/s",
+                 mbps("cat_seg", seg_bytes), mbps("cat_file", size), "higher", base="store file")
+        self.row("reads", "tar_warm", "`tar` of segments/ vs `tar` of STORE, warm", "MB/s",
+                 mbps("tar_seg", seg_bytes), mbps("tar_file", size), "higher", base="store file")
+        self.row("reads", "cat_daemon", "`cat segments/*` after a fresh mount (store cached, "
+                 "FUSE cache empty) vs `cat STORE` warm", "MB/s",
+                 mbps("cat_seg_first", seg_bytes), mbps("cat_file", size), "higher",
+                 base="store file")
+        cold_note = None if self.cold else "skipped"
+        self.row("reads", "cat_cold", "`cat segments/*` vs `cat STORE`, cold (caches dropped)",
+                 "MB/s", mbps("cat_seg_cold", seg_bytes), mbps("cat_file_cold", size), "higher",
+                 base="store file", compare=self.cold, note=cold_note)
+        self.row("reads", "tar_cold", "`tar` of segments/ vs `tar` of STORE, cold", "MB/s",
+                 mbps("tar_seg_cold", seg_bytes), mbps("tar_file_cold", size), "higher",
+                 base="store file", compare=self.cold, note=cold_note)
+        self.row("reads", "ls_first", f"`ls -l vectors/` ({self.n} files), first after mount",
+                 "ms", median(res["ls_first"]) * 1e3, None, "lower", compare=False,
+                 note="no reference counterpart")
+        self.row("reads", "ls_warm", f"`ls -l vectors/` ({self.n} files), again", "ms",
+                 median(res["ls"]) * 1e3, None, "lower", compare=False,
+                 note="no reference counterpart")
+        self.info["reads"] = dict(seconds=res, store_bytes=size, segment_bytes=seg_bytes,
+                                  cold=self.cold)
+
+    # ------------------------------------------------------------ 5 compact
+    def compact(self):
+        work = self.tmp / "compact.rvf"
+        ids = list(range(0, self.n, DELETE_EVERY))
+        runs = []
+        for r in range(self.reps):
+            for p in (work, Path(str(work) + ".lock")):
+                p.unlink(missing_ok=True)
+            shutil.copyfile(self.rvffs_store, work)
+            for i in range(0, len(ids), 10_000):  # stays under the kernel's argument limit
+                run([self.rvfctl, "delete", work, "--ids",
+                     ",".join(map(str, ids[i:i + 10_000]))])
+            before = work.stat().st_size
+            t = time.perf_counter()
+            run([self.rvfctl, "compact", work, "--json"])
+            dt = time.perf_counter() - t
+            st = json.loads(run([self.rvfctl, "status", work, "--json"]).stdout)
+            if st["vectors"] != self.n - len(ids):
+                raise BenchError(f"after compaction: {st['vectors']} vectors, "
+                                 f"expected {self.n - len(ids)}")
+            runs.append(dict(seconds=dt, bytes_before=before, bytes_after=work.stat().st_size))
+        work.unlink(missing_ok=True)
+        ref = node_ref("compact", "--store", self.ref_store, "--work", self.tmp / "ref-compact.rvf",
+                       "--every", DELETE_EVERY, "--reps", self.reps)
+        for x in ref["runs"]:
+            if x["vectors_after"] != self.n - len(ids):
+                raise BenchError(f"reference compaction left {x['vectors_after']} vectors")
+        rs = median([x["seconds"] for x in runs])
+        self.row("compact", "compact_seconds", f"`rvfctl compact` (whole process) vs compact(), "
+                 f"{len(ids)} of {self.n} deleted", "ms", rs * 1e3,
+                 median([x["compact_seconds"] for x in ref["runs"]]) * 1e3, "lower")
+        self.row("compact", "compact_vs_open_close", "`rvfctl compact` vs open + compact() + close",
+                 "ms", rs * 1e3, median([x["open_compact_close_seconds"] for x in ref["runs"]]) * 1e3,
+                 "lower")
+        self.row("compact", "size_after", "file size after compaction", "MB",
+                 median([x["bytes_after"] for x in runs]) / 1e6,
+                 median([x["bytes_after"] for x in ref["runs"]]) / 1e6, "lower")
+        self.info["compact"] = dict(rvffs=runs, reference=ref)
+
+    # ------------------------------------------------------------ all
+    def run(self):
+        wl = self.a.workloads
+        t0 = time.perf_counter()
+        self.load_before = loadavg()
+        base = self.a.tmpdir or os.environ.get("TMPDIR") or "/tmp"
+        self.tmp = Path(tempfile.mkdtemp(prefix="rvffs-bench-", dir=base))
+        log(f"size {self.a.size}: {self.n} x {DIM}, {self.nq} queries, k={K}, "
+            f"reps {self.reps_query}/{self.reps}, in {self.tmp}; load {self.load_before}")
+        self.generate()
+        self.ingest(timed="ingest" in wl)
+        steps = dict(query=self.query, mount=self.mount_wl, reads=self.reads,
+                     compact=self.compact)
+        for name in WORKLOADS:
+            if name in steps and name in wl:
+                log(f"workload {name}")
+                steps[name]()
+        self.seconds = time.perf_counter() - t0
+        self.load_after = loadavg()
+
+    def document(self):
+        return dict(
+            size=self.a.size, n=self.n, dim=DIM, queries=self.nq, k=K, seed=self.a.seed,
+            reps=dict(query=self.reps_query, other=self.reps),
+            reference="@ruvector/rvf-node 0.2.3 (tests/interop/node_modules), in-process in node",
+            machine=dict(cpus=os.cpu_count(), cpu=cpu_model(), kernel=platform.release(),
+                         load_before=self.load_before, load_after=self.load_after),
+            cold_reads=self.cold, reference_queries=self.ref_query,
+            seconds=round(self.seconds, 1), notes=self.notes,
+            workloads={w: dict(rows=self.rows[w]) for w in self.a.workloads},
+            details=self.info,
+        )
+
+
+# ---------------------------------------------------------------- output
+
+def fmt(x, unit=""):
+    if x is None:
+        return "-"
+    if unit == "count":
+        return f"{x:d}"
+    if unit == "":
+        return f"{x:.3f}"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def table(doc):
+    out = []
+    m = doc["machine"]
+    out.append(f"rvffs vs {doc['reference']}")
+    out.append(f"size {doc['size']}: {doc['n']} x {doc['dim']} float32 uniform[-1,1) seed "
+               f"{doc['seed']}, {doc['queries']} queries, k={doc['k']}, medians of "
+               f"{doc['reps']['query']} (query) / {doc['reps']['other']} (others) repetitions")
+    out.append(f"machine: {m['cpus']} CPUs ({m['cpu']}), load average before "
+               f"{' '.join(f'{x:.2f}' for x in m['load_before'] or [])}, after "
+               f"{' '.join(f'{x:.2f}' for x in m['load_after'] or [])}; run took {doc['seconds']} s")
+    for note in doc["notes"]:
+        out.append(f"note: {note}")
+    for w, body in doc["workloads"].items():
+        rows = body["rows"]
+        if not rows:
+            continue
+        out.append("")
+        out.append(f"== {w}")
+        hdr = ("figure", "unit", "rvffs", "base", "ratio", "target", "met")
+        cells = []
+        for r in rows:
+            base = r["reference"]
+            ratio = r["ratio"]
+            met = {True: "yes", False: "NO", None: "-"}[r.get("met")]
+            if "target" not in r:
+                met = ""
+            label = r["label"] + (f" [{r['base']}]" if r["base"] != "reference" else "")
+            if r.get("note") and (r["reference"] is None or not r["compare"]):
+                label += f" ({r['note']})"
+            cells.append((label, r["unit"], fmt(r["rvffs"], r["unit"]), fmt(base, r["unit"]),
+                          "-" if ratio is None else f"{ratio:.2f}x", r.get("target", ""), met))
+        widths = [max(len(c[i]) for c in cells + [hdr]) for i in range(len(hdr))]
+        widths[0] = min(widths[0], 90)
+        line = lambda c: "  ".join(  # noqa: E731
+            (c[i][:widths[i]].ljust(widths[i]) if i in (0, 1, 5, 6) else c[i].rjust(widths[i]))
+            for i in range(len(c)))
+        out.append(line(hdr))
+        for c in cells:
+            out.append(line(c))
+    out.append("")
+    out.append("ratio = rvffs / base (base = the reference, or the store file read directly); "
+               "\"better\" is higher for rates and recall, lower for times and memory.")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    ap.add_argument("--reps", type=int, help="repetitions of every measurement")
+    ap.add_argument("--queries", type=int, help="number of queries (default 200)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="comma-separated subset of " + ",".join(WORKLOADS))
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--skip-ref-query", dest="ref_query", action="store_false", default=None,
+                   help="skip the reference's HNSW queries (its index build takes minutes "
+                        "at 100k); the default at 1m")
+    g.add_argument("--ref-query", dest="ref_query", action="store_true",
+                   help="run the reference's HNSW queries also at 1m")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold-cache reads")
+    ap.add_argument("--tmpdir", help="where the data and stores go (default $TMPDIR or /tmp); "
+                    "must be a disk, not tmpfs, for cold reads")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--save-json", metavar="FILE", help="also write the JSON document to FILE")
+    a = ap.parse_args()
+    a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    for w in a.workloads:
+        if w not in WORKLOADS:
+            ap.error(f"unknown workload {w} (choose from {', '.join(WORKLOADS)})")
+
+    b = Bench(a)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        b.run()
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        b.cleanup()
+    doc = b.document()
+    if a.save_json:
+        Path(a.save_json).write_text(json.dumps(doc, indent=1) + "\n")
+    if a.json:
+        print(json.dumps(doc))
+    else:
+        print(table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

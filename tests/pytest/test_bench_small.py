@@ -1,0 +1,83 @@
+"""The benchmark's small size, so bench/ never rots (issue 5).
+
+Runs `bash bench/run.sh --size small --json` (rvffs through real mounts and
+the reference in node, about half a minute) and checks the shape of what it
+prints: every workload is there, each with figures for both sides, and every
+compared figure is a number on both sides. No timing thresholds: the
+figures themselves are for people (bench/README.md).
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO, build_dir_path, reference_install_problem
+
+WORKLOADS = {"query", "ingest", "mount", "reads", "compact"}
+# rows every run has, per workload (keys of bench/bench.py's rows)
+REQUIRED = {
+    "query": {"qps_per_open", "p50_per_open", "p99_per_open", "recall_per_open",
+              "qps_batch", "qps_slots", "index_build", "qps_vs_exact"},
+    "ingest": {"fvecs_vps", "npy_vps", "csv_vps", "csv_mbps"},
+    "mount": {"open_seconds", "memory", "first_query"},
+    "reads": {"cat_warm", "tar_warm", "cat_cold", "tar_cold", "ls_first", "ls_warm"},
+    "compact": {"compact_seconds"},
+}
+
+
+def number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def test_bench_small(tmp_path):
+    build = build_dir_path()
+    for exe in (build / "fs" / "rvffs", build / "ctl" / "rvfctl"):
+        if not os.access(exe, os.X_OK):
+            pytest.skip(f"{exe} is not built")
+    if not shutil.which("fusermount3") or not os.path.exists("/dev/fuse"):
+        pytest.skip("FUSE is not available (fusermount3, /dev/fuse)")
+    _, problem = reference_install_problem()
+    if problem:
+        pytest.fail(f"the reference implementation is not installed ({problem}): "
+                    f"run tests/run-all.sh (or `npm install` in tests/interop)", pytrace=False)
+
+    cmd = ["bash", str(REPO / "bench" / "run.sh"), "--size", "small", "--json",
+           "--tmpdir", str(tmp_path)]
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, RVF_BUILD_DIR=str(build)))
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{' '.join(cmd)}: no answer after {e.timeout} s", pytrace=False)
+    assert cp.returncode == 0, f"exit {cp.returncode}\n{cp.stderr[-4000:]}"
+    doc = json.loads(cp.stdout)
+
+    assert doc["size"] == "small" and doc["n"] >= 1000 and doc["dim"] == 128
+    assert doc["reference_queries"] is True  # never skipped at the small size
+    assert set(doc["workloads"]) == WORKLOADS
+    for name, body in doc["workloads"].items():
+        rows = {r["key"]: r for r in body["rows"]}
+        missing = REQUIRED[name] - set(rows)
+        assert not missing, f"{name}: rows missing: {sorted(missing)}"
+        compared = [r for r in body["rows"] if r["compare"]]
+        assert compared, f"{name}: no figure compares rvffs with a base"
+        for r in body["rows"]:
+            where = f"{name}/{r['key']}"
+            if r["key"] in ("cat_cold", "tar_cold") and not doc["cold_reads"]:
+                continue  # not root: caches cannot be dropped
+            if r["key"] != "index_build":
+                assert number(r["rvffs"]), f"{where}: rvffs = {r['rvffs']!r}"
+            if r["compare"]:
+                assert number(r["reference"]), f"{where}: base = {r['reference']!r}"
+                assert number(r["ratio"]), f"{where}: ratio = {r['ratio']!r}"
+        assert number(rows[next(iter(REQUIRED[name]))]["rvffs"])
+
+    q = {r["key"]: r for r in doc["workloads"]["query"]["rows"]}
+    assert number(q["index_build"]["reference"])  # the reference's HNSW build
+    # exact search: recall against brute force (a correctness check, not a timing)
+    assert q["recall_per_open"]["rvffs"] >= 0.99
+    assert q["recall_vs_exact"]["reference"] >= 0.99
+    assert q["failed_requests"]["rvffs"] >= 0

@@ -1,0 +1,301 @@
+"""rvffs mount: ingest/ (each file copied in is parsed at close and
+committed as one batch before close returns; formats by extension; the
+usual tools; bad input commits nothing and is explained in `errors`)."""
+
+import os
+import random
+import re
+import struct
+import time
+
+import pytest
+
+from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+from mountlib import (f32, fmt_num, int_rows, make_store, npy_bytes, parse_results,
+                      sqdist, write_csv, write_f32, write_fvecs, write_json, write_jsonl,
+                      write_npy)
+
+DIM = 4
+
+
+def rows_for(seed, n=5, start=1):
+    rng = random.Random(seed)
+    return [(start + i, [f32(rng.choice([rng.randint(-9, 9), rng.uniform(-5, 5)]))
+                         for _ in range(DIM)]) for i in range(n)]
+
+
+def text_file(path, rows, sep):
+    """With a comment, blank lines and CRLF-free text."""
+    lines = ["# a comment line", ""]
+    for i, v in rows:
+        lines.append(sep.join([str(i)] + [fmt_num(x) for x in v]))
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def check_vectors(m, rows):
+    for i, v in rows:
+        got = m.read_vector(i)
+        assert [struct.pack("<f", x) for x in got] == [struct.pack("<f", x) for x in v], \
+            f"vectors/{i}: {got} != {v}"
+
+
+def epoch(m):
+    return int(m.status()["epoch"])
+
+
+# ------------------------------------------------------------------ formats
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "txt", "jsonl", "ndjson", "json"])
+def test_text_formats(mount, tmp_path, ext):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    rows = rows_for(1, start=10)
+    src = tmp_path / f"in.{ext}"
+    if ext in ("csv", "tsv", "txt"):
+        text_file(src, rows, {"csv": ",", "tsv": "\t", "txt": " "}[ext])
+    elif ext == "json":
+        write_json(src, rows)
+    else:
+        write_jsonl(src, rows)
+    e0 = epoch(m)
+    m.sh(f'cp in.{ext} "$M/ingest/"')
+    # committed before cp returned: visible at once, one commit
+    assert m.vector_ids() == [i for i, _ in rows]
+    assert epoch(m) == e0 + 1
+    assert m.ls("ingest") == [], "the file stayed in ingest/"
+    check_vectors(m, rows)
+
+
+@pytest.mark.parametrize("ext", ["fvecs", "npy", "f32"])
+def test_binary_formats_ids_follow_max(mount, tmp_path, ext):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    vecs = [v for _, v in rows_for(2, n=4)]
+    writer = {"fvecs": write_fvecs, "f32": write_f32,
+              "npy": lambda p, vs: write_npy(p, vs, DIM)}[ext]
+    writer(tmp_path / f"a.{ext}", vecs)
+    m.sh(f'cp a.{ext} "$M/ingest/"')
+    # an empty store: ids from 0
+    assert m.vector_ids() == [0, 1, 2, 3]
+    check_vectors(m, list(enumerate(vecs)))
+    # then after the current maximum id
+    m.sh('echo "1 1 1 1" > "$M/vectors/20"')
+    writer(tmp_path / f"b.{ext}", vecs[:2])
+    m.sh(f'cp b.{ext} "$M/ingest/"')
+    assert m.vector_ids() == [0, 1, 2, 3, 20, 21, 22]
+    check_vectors(m, [(21, vecs[0]), (22, vecs[1])])
+
+
+def test_same_id_replaces(mount, store, run_ctl, tmp_path):
+    p = make_store(run_ctl, store, dim=DIM, rows=[(1, [1, 1, 1, 1]), (2, [2, 2, 2, 2])])
+    m = mount(p)
+    write_csv(tmp_path / "r.csv", [(1, [5, 5, 5, 5])])
+    m.sh('cp r.csv "$M/ingest/"')
+    assert m.vector_ids() == [1, 2]
+    assert m.read_vector(1) == [5, 5, 5, 5]
+    assert m.status()["vectors"] == "2"
+
+
+# ------------------------------------------------------------------ tools
+
+TOOLS = {
+    "cp": 'cp in.csv "$M/ingest/in.csv"',
+    "cp-p": 'cp -p in.csv "$M/ingest/in.csv"',
+    "cat": 'cat in.csv > "$M/ingest/in.csv"',
+    "tee": 'cat in.csv | tee "$M/ingest/in.csv" > /dev/null',
+    "dd": 'dd if=in.csv of="$M/ingest/in.csv" bs=7 status=none',
+    "rsync": 'rsync in.csv "$M/ingest/"',
+    "rsync-a": 'rsync -a in.csv "$M/ingest/"',
+    "mv": 'cp in.csv "$M/ingest/.in.csv.part" && mv "$M/ingest/.in.csv.part" "$M/ingest/in.csv"',
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_tools(mount, tmp_path, tool):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    rows = rows_for(3, n=7)
+    write_csv(tmp_path / "in.csv", rows)
+    e0 = epoch(m)
+    m.sh(TOOLS[tool])
+    assert m.vector_ids() == [i for i, _ in rows], tool
+    assert epoch(m) == e0 + 1, f"{tool}: not one commit"
+    assert m.ls("ingest") == []
+    check_vectors(m, rows)
+    assert m.errors() == ""
+
+
+def test_shell_children_sharing_the_descriptor(mount, tmp_path):
+    """Children that inherit the open file and exit (closing their copy)
+    do not commit a part of it: the file commits once, whole, when the
+    shell that opened it closes it."""
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    write_csv(tmp_path / "p1.csv", [(1, [1, 2, 3, 4])])
+    write_csv(tmp_path / "p2.csv", [(2, [4, 3, 2, 1]), (3, [0, 0, 0, 1])])
+    e0 = epoch(m)
+    m.sh('{ cat p1.csv; /bin/true; cat p2.csv; } > "$M/ingest/g.csv"')
+    assert m.vector_ids() == [1, 2, 3]
+    assert epoch(m) == e0 + 1, "committed in parts"
+    m.sh('exec 3> "$M/ingest/h.csv"; cat p1.csv >&3; ls "$M" > /dev/null; '
+         'sed "s/^2,/12,/; s/^3,/13,/" p2.csv >&3; exec 3>&-')
+    assert m.vector_ids() == [1, 2, 3, 12, 13]
+    assert epoch(m) == e0 + 2
+    assert m.errors() == ""
+
+
+def test_staged_file_listed_until_close(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    p = m / "ingest" / "slow.csv"
+    with open(p, "w") as f:
+        f.write("1,1,2,3,4\n")
+        f.flush()
+        assert "slow.csv" in m.ls("ingest")
+        assert m.vector_ids() == [], "committed before close"
+        f.write("2,4,3,2,1\n")
+    assert m.vector_ids() == [1, 2]
+    assert m.ls("ingest") == []
+
+
+def test_chmod_touch_on_staged_file(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    write_csv(tmp_path / "in.csv", [(1, [1, 2, 3, 4])])
+    # a hidden name is staged, not committed, until renamed
+    m.sh('cp in.csv "$M/ingest/.stage.csv"')
+    assert m.ls("ingest") == [".stage.csv"] and m.vector_ids() == []
+    m.sh('chmod 600 "$M/ingest/.stage.csv" && touch -d "2001-01-01 00:00:00 UTC" "$M/ingest/.stage.csv"')
+    st = os.stat(m / "ingest" / ".stage.csv")
+    assert oct(st.st_mode & 0o777) == oct(0o600)
+    assert st.st_mtime == 978307200
+    assert st.st_size == (tmp_path / "in.csv").stat().st_size
+    assert m.cat_bytes("ingest/.stage.csv") == (tmp_path / "in.csv").read_bytes()
+    m.sh('mv "$M/ingest/.stage.csv" "$M/ingest/stage.csv"')
+    assert m.vector_ids() == [1] and m.ls("ingest") == []
+    # rm of a staged file drops it, nothing committed
+    m.sh('cp in.csv "$M/ingest/.other.csv" && rm "$M/ingest/.other.csv"')
+    assert m.ls("ingest") == [] and m.status()["vectors"] == "1"
+
+
+# ------------------------------------------------------------------ bad input
+
+def _fvecs_truncated(p):
+    write_fvecs(p, [[1, 2, 3, 4], [5, 6, 7, 8]])
+    p.write_bytes(p.read_bytes()[:-3])
+
+
+def _fvecs_wrong_dim(p):
+    p.write_bytes(struct.pack("<i4f", 4, 1, 2, 3, 4) + struct.pack("<i3f", 3, 1, 2, 3) +
+                  struct.pack("<i4f", 4, 1, 2, 3, 4))
+
+
+def _npy_truncated(p):
+    p.write_bytes(npy_bytes([[1, 2, 3, 4], [5, 6, 7, 8]], DIM, rows=3))
+
+
+def _npy_wrong_dim(p):
+    p.write_bytes(npy_bytes([[1, 2, 3], [5, 6, 7]], 3))
+
+
+def _f32_truncated(p):
+    write_f32(p, [[1, 2, 3, 4], [5, 6, 7]])
+
+
+BAD = {
+    # name: (file name, content or writer, regexes the error line must match)
+    "csv-wrong-dim": ("a.csv", "1,1,2,3,4\n2,1,2,3,4\n3,1,2,3\n", ["line 3"]),
+    "csv-junk-number": ("b.csv", "1,1,2,3,4\n2,1,2,x,4\n", ["line 2", '"?x"?']),
+    "csv-overflow": ("b2.csv", "1,1,2,3,4\n2,1,2,3e999,4\n", ["line 2", "3e999"]),
+    "csv-negative-id": ("c.csv", "1,1,2,3,4\n-1,1,2,3,4\n", ["line 2", "-1"]),
+    "csv-fraction-id": ("d.csv", "1.5,1,2,3,4\n", ["line 1", "1.5"]),
+    "tsv-too-many": ("e.tsv", "1\t1\t2\t3\t4\t5\n", ["line 1"]),
+    "txt-wrong-dim-late": ("f.txt", "".join(f"{i} 1 2 3 4\n" for i in range(1, 30)) +
+                           "30 1 2 3\n", ["line 30"]),
+    "jsonl-bad-json": ("g.jsonl", '{"id":1,"vector":[1,2,3,4]}\n{"id":2,"vector":[1,2,3,4]\n',
+                       ["line 2"]),
+    "jsonl-wrong-dim": ("h.jsonl", '{"id":1,"vector":[1,2,3,4]}\n{"id":2,"vector":[1,2]}\n',
+                        ["line 2"]),
+    "jsonl-negative-id": ("i.ndjson", '{"id":-4,"vector":[1,2,3,4]}\n', ["line 1"]),
+    "jsonl-string-vector": ("j.jsonl", '{"id":1,"vector":[1,"a",3,4]}\n', ["line 1"]),
+    "json-truncated": ("k.json", '[{"id":1,"vector":[1,2,3,4]},', []),
+    "json-fraction-id": ("l.json", '[{"id":1.5,"vector":[1,2,3,4]}]', ["1.5"]),
+    "fvecs-truncated": ("m.fvecs", _fvecs_truncated, [r"(row|record|vector) 2"]),
+    "fvecs-wrong-dim": ("n.fvecs", _fvecs_wrong_dim, [r"(row|record|vector) 2", r"\b3\b"]),
+    "npy-truncated": ("o.npy", _npy_truncated, ["truncated"]),
+    "npy-wrong-dim": ("p.npy", _npy_wrong_dim, [r"\b3\b"]),
+    "f32-truncated": ("q.f32", _f32_truncated, ["truncated"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_commits_nothing(mount, store, run_ctl, tmp_path, case):
+    name, content, words = BAD[case]
+    p = make_store(run_ctl, store, dim=DIM, rows=[(1, [9, 9, 9, 9]), (100, [8, 8, 8, 8])])
+    m = mount(p)
+    src = tmp_path / name
+    if callable(content):
+        content(src)
+    else:
+        src.write_text(content)
+    before = (m.vector_ids(), os.path.getsize(p), m.status()["epoch"], m.read_vector(1))
+    r = m.sh(f'cp {name} "$M/ingest/"', check=False)
+    assert r.returncode != 0, f"cp of a bad {name} succeeded"
+    assert "Invalid argument" in r.stderr or "close" in r.stderr, r.stderr
+    after = (m.vector_ids(), os.path.getsize(p), m.status()["epoch"], m.read_vector(1))
+    assert after == before, "something from the bad file was committed"
+    assert m.ls("ingest") == []
+    err = [ln for ln in m.errors().splitlines() if name in ln]
+    assert err, f"no line about {name} in errors:\n{m.errors()}"
+    for w in words:
+        assert re.search(w, err[-1]), f"error line lacks {w!r}: {err[-1]}"
+    # the mount keeps working
+    write_csv(tmp_path / "ok.csv", [(2, [1, 1, 1, 1])])
+    m.sh('cp ok.csv "$M/ingest/"')
+    assert 2 in m.vector_ids()
+
+
+def test_unknown_extension_refused(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    (tmp_path / "x.bin").write_bytes(b"\0" * 32)
+    r = m.sh('cp x.bin "$M/ingest/"', check=False)
+    assert r.returncode != 0
+    assert m.vector_ids() == [] and m.ls("ingest") == []
+    assert "x.bin" in m.errors()
+
+
+def test_empty_file_commits_nothing_harmful(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    (tmp_path / "e.csv").write_text("# only a comment\n\n")
+    m.sh('cp e.csv "$M/ingest/"', check=False)
+    assert m.vector_ids() == [] and m.ls("ingest") == []
+
+
+def test_many_files_in_one_cp(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    names = []
+    for k in range(5):
+        write_csv(tmp_path / f"f{k}.csv", [(k * 10 + j, [k, j, 0, 1]) for j in range(3)])
+        names.append(f"f{k}.csv")
+    e0 = epoch(m)
+    m.sh(f'cp {" ".join(names)} "$M/ingest/"')
+    assert len(m.vector_ids()) == 15
+    assert epoch(m) == e0 + 5, "not one commit per file"
+
+
+def test_large_npy_50k(mount, tmp_path):
+    """~50k vectors in one .npy through cp: all there, exact, queryable."""
+    n, dim = 50000, 8
+    rng = random.Random(11)
+    flat = [float(rng.randint(-8, 8)) for _ in range(n * dim)]
+    vecs = [flat[i * dim:(i + 1) * dim] for i in range(n)]
+    write_npy(tmp_path / "big.npy", vecs, dim)
+    m = mount(tmp_path / "big.rvf", "create", f"dim={dim}")
+    t0 = time.monotonic()
+    m.sh('cp big.npy "$M/ingest/"')
+    st = m.status()
+    assert st["vectors"] == str(n)
+    count = int(m.sh('ls "$M/vectors" | wc -l').stdout)
+    assert count == n
+    for i in (0, 1, 4999, 31337, n - 1):
+        assert m.read_vector(i) == vecs[i]
+    q = [1, -2, 3, 0, 5, -1, 2, 2]
+    got = parse_results(m.query("k=5 " + " ".join(map(str, q))))[0]
+    scored = sorted((sqdist(v, q), i) for i, v in enumerate(vecs))[:5]
+    assert [(i, d) for i, d, _ in got] == [(i, d) for d, i in scored]
+    assert time.monotonic() - t0 < 60
