@@ -1,10 +1,21 @@
-/* rvfctl export: every visible vector (with metadata in jsonl/json). */
+/* rvfctl export: every visible vector (with metadata in jsonl/json).
+ *
+ * On a mount point the vectors are read from MNT/vectors/ID and their
+ * metadata from the user.rvf.meta.* xattrs; the tree keeps no value types,
+ * so a value that reads as a JSON number or boolean is written as one and
+ * anything else as a string. */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "mount.h"
+#include "progress.h"
 
 enum format { F_JSONL, F_JSON, F_CSV, F_FVECS };
 
@@ -37,8 +48,8 @@ static void print_value(FILE *f, const rvf_value *v)
 	}
 }
 
-static void print_record(FILE *f, const rvf_view *v, uint64_t id,
-			 const float *vec, uint32_t dim)
+static void print_record(FILE *f, const rvf_meta_field *m, size_t n,
+			 uint64_t id, const float *vec, uint32_t dim)
 {
 	fprintf(f, "{\"id\":%llu,\"vector\":[", (unsigned long long)id);
 	for (uint32_t d = 0; d < dim; d++) {
@@ -47,8 +58,6 @@ static void print_record(FILE *f, const rvf_view *v, uint64_t id,
 		print_float(f, vec[d]);
 	}
 	fputc(']', f);
-	const rvf_meta_field *m;
-	size_t n = rvf_view_metadata(v, id, &m);
 	if (n) {
 		fputs(",\"metadata\":{", f);
 		for (size_t i = 0; i < n; i++) {
@@ -63,13 +72,244 @@ static void print_record(FILE *f, const rvf_view *v, uint64_t id,
 	fputc('}', f);
 }
 
-int cmd_export(int argc, char **argv)
+/* One record in the chosen format. */
+static void put_row(FILE *f, enum format fmt, const rvf_meta_field *m, size_t nm,
+		    uint64_t id, const float *vec, uint32_t dim, bool last)
+{
+	switch (fmt) {
+	case F_JSONL:
+	case F_JSON:
+		print_record(f, m, nm, id, vec, dim);
+		fputs(fmt == F_JSON && !last ? ",\n" : "\n", f);
+		break;
+	case F_CSV:
+		fprintf(f, "%llu", (unsigned long long)id);
+		for (uint32_t d = 0; d < dim; d++) {
+			fputc(',', f);
+			print_float(f, vec[d]);
+		}
+		fputc('\n', f);
+		break;
+	case F_FVECS: {
+		int32_t d32 = (int32_t)dim;
+		fwrite(&d32, 4, 1, f);
+		fwrite(vec, 4, dim, f);
+		break;
+	}
+	}
+}
+
+static int export_store(ctl_ctx *ctx, const char *path, enum format fmt,
+			FILE *f, uint64_t *rows)
+{
+	rvf_store *s;
+	int rc = ctl_open(ctx, path, false, &s);
+	if (rc)
+		return rc;
+	rvf_view *v = rvf_store_view(s);
+	const rvf_info *info = rvf_view_info(v);
+	uint32_t dim = info->dimension;
+	float *vec = malloc(4 * (size_t)dim + 4);
+	progress bar;
+	progress_begin(&bar, "export", info->visible, false);
+	for (size_t i = 0; vec && i < info->visible; i++) {
+		uint64_t id = rvf_view_id_at(v, i);
+		rvf_view_vector_at(v, i, vec);
+		const rvf_meta_field *m;
+		size_t nm = rvf_view_metadata(v, id, &m);
+		put_row(f, fmt, m, nm, id, vec, dim, i + 1 == info->visible);
+		progress_update(&bar, i + 1);
+	}
+	progress_end(&bar);
+	*rows = vec ? info->visible : 0;
+	if (!vec)
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+	free(vec);
+	rvf_view_release(v);
+	rvf_store_close(s);
+	return rc;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The ids listed in MNT/vectors, ascending. */
+static uint64_t *list_ids(const char *mnt, size_t *n)
+{
+	char *dir = NULL;
+	*n = 0;
+	if (asprintf(&dir, "%s/vectors", mnt) < 0)
+		return NULL;
+	DIR *d = opendir(dir);
+	free(dir);
+	if (!d)
+		return NULL;
+	size_t cap = 1024;
+	uint64_t *ids = malloc(cap * sizeof(uint64_t));
+	struct dirent *e;
+	while (ids && (e = readdir(d))) {
+		uint64_t id;
+		if (!parse_u64(e->d_name, &id))
+			continue;
+		if (*n == cap) {
+			uint64_t *g = realloc(ids, (cap *= 2) * sizeof(uint64_t));
+			if (!g) {
+				free(ids);
+				ids = NULL;
+				break;
+			}
+			ids = g;
+		}
+		ids[(*n)++] = id;
+	}
+	closedir(d);
+	if (ids)
+		qsort(ids, *n, sizeof(uint64_t), by_id);
+	return ids;
+}
+
+/* A metadata value from its xattr text (see the comment at the top). */
+static void text_value(char *text, size_t len, rvf_value *out)
+{
+	json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+	if (json_is_integer(j)) {
+		out->type = RVF_VALUE_I64;
+		out->u.i64 = json_integer_value(j);
+	} else if (json_is_real(j)) {
+		out->type = RVF_VALUE_F64;
+		out->u.f64 = json_real_value(j);
+	} else if (json_is_boolean(j)) {
+		out->type = RVF_VALUE_BOOL;
+		out->u.b = json_is_true(j);
+	} else {
+		out->type = RVF_VALUE_STRING;
+		out->u.str.ptr = text;
+		out->u.str.len = len;
+	}
+	json_decref(j);
+}
+
+#define META_PREFIX "user.rvf.meta."
+
+/* The metadata of one vector file, read from its xattrs. */
+typedef struct meta_list {
+	char *names;            /* listxattr's buffer: fields point into it */
+	char **values;          /* value texts, one per field */
+	rvf_meta_field *fields;
+	size_t n;
+} meta_list;
+
+static void meta_free(meta_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->values[i]);
+	free(l->values);
+	free(l->fields);
+	free(l->names);
+	memset(l, 0, sizeof(*l));
+}
+
+static void meta_read(const char *path, meta_list *l)
+{
+	memset(l, 0, sizeof(*l));
+	ssize_t ln = listxattr(path, NULL, 0);
+	if (ln <= 0 || !(l->names = malloc((size_t)ln)) ||
+	    (ln = listxattr(path, l->names, (size_t)ln)) <= 0)
+		return;
+	size_t count = 0, plen = strlen(META_PREFIX);
+	for (char *p = l->names; p < l->names + ln; p += strlen(p) + 1)
+		count += !strncmp(p, META_PREFIX, plen);
+	l->values = calloc(count + 1, sizeof(char *));
+	l->fields = calloc(count + 1, sizeof(rvf_meta_field));
+	if (!l->values || !l->fields)
+		return;
+	for (char *p = l->names; p < l->names + ln && l->n < count; p += strlen(p) + 1) {
+		if (strncmp(p, META_PREFIX, plen))
+			continue;
+		ssize_t vl = getxattr(path, p, NULL, 0);
+		char *val = vl >= 0 ? malloc((size_t)vl + 1) : NULL;
+		if (!val || (vl = getxattr(path, p, val, (size_t)vl)) < 0) {
+			free(val);
+			continue;
+		}
+		val[vl] = '\0';
+		l->values[l->n] = val;
+		l->fields[l->n].name = p + plen;
+		text_value(val, (size_t)vl, &l->fields[l->n].value);
+		l->n++;
+	}
+}
+
+static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
+			FILE *f, uint64_t *rows)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
+	json_decref(st);
+	size_t n;
+	uint64_t *ids = list_ids(mnt, &n);
+	if (!ids)
+		return ctl_fail(ctx, EXIT_IO, NULL, "%s/vectors: %s", mnt, strerror(errno));
+	float *vec = malloc(4 * (size_t)dim + 4);
+	progress bar;
+	progress_begin(&bar, "export", n, false);
+	*rows = 0;
+	for (size_t i = 0; vec && i < n && !rc; i++) {
+		char name[48];
+		snprintf(name, sizeof(name), "vectors/%llu", (unsigned long long)ids[i]);
+		char *text = mnt_read(mnt, name, NULL);
+		if (!text) {
+			if (errno == ENOENT)
+				continue; /* deleted meanwhile */
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "%s/%s: %s", mnt, name, strerror(errno));
+			break;
+		}
+		float *parsed;
+		long got = parse_floats(text, &parsed);
+		free(text);
+		if (got != (long)dim) {
+			if (got >= 0)
+				free(parsed);
+			rc = ctl_fail(ctx, EXIT_REFUSED, NULL, "%s/%s: not %u numbers", mnt,
+				      name, dim);
+			break;
+		}
+		memcpy(vec, parsed, 4 * (size_t)dim);
+		free(parsed);
+		char *path = NULL;
+		meta_list ml = { 0 };
+		if ((fmt == F_JSON || fmt == F_JSONL) &&
+		    asprintf(&path, "%s/%s", mnt, name) > 0) {
+			meta_read(path, &ml);
+			free(path);
+		}
+		put_row(f, fmt, ml.fields, ml.n, ids[i], vec, dim, i + 1 == n);
+		meta_free(&ml);
+		(*rows)++;
+		progress_update(&bar, i + 1);
+	}
+	progress_end(&bar);
+	if (!vec && !rc)
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+	free(vec);
+	free(ids);
+	return rc;
+}
+
+int cmd_export(ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ 0 },
 	};
+	static const char *names[] = { "jsonl", "json", "csv", "fvecs" };
 	enum format fmt = F_JSONL;
 	const char *out_path = NULL;
 	int c;
@@ -81,63 +321,40 @@ int cmd_export(int argc, char **argv)
 			else if (!strcmp(optarg, "json")) fmt = F_JSON;
 			else if (!strcmp(optarg, "csv")) fmt = F_CSV;
 			else if (!strcmp(optarg, "fvecs")) fmt = F_FVECS;
-			else return ctl_usage_error("unknown format '%s'", optarg);
+			else return ctl_usage_error(ctx, "unknown format '%s' (jsonl, json, csv or fvecs)", optarg);
 			break;
 		case 'o': out_path = optarg; break;
 		default: return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)
-		return ctl_usage_error("export needs STORE");
-	rvf_store *s;
-	int rc = ctl_open(argv[optind], false, &s);
-	if (rc)
-		return rc;
+		return ctl_usage_error(ctx, "export needs STORE");
+	const char *path = argv[optind];
+	bool mounted = mnt_detect(path);
 	FILE *f = out_path ? fopen(out_path, "wb") : stdout;
-	if (!f) {
-		perror(out_path);
-		rvf_store_close(s);
-		return EXIT_IO;
-	}
-	rvf_view *v = rvf_store_view(s);
-	const rvf_info *info = rvf_view_info(v);
-	uint32_t dim = info->dimension;
-	float *vec = malloc(4 * (size_t)dim);
+	if (!f)
+		return ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", out_path, strerror(errno));
 	if (fmt == F_JSON)
 		fputs("[\n", f);
-	for (size_t i = 0; i < info->visible; i++) {
-		uint64_t id = rvf_view_id_at(v, i);
-		rvf_view_vector_at(v, i, vec);
-		switch (fmt) {
-		case F_JSONL:
-		case F_JSON:
-			print_record(f, v, id, vec, dim);
-			fputs(fmt == F_JSON && i + 1 < info->visible ? ",\n" : "\n", f);
-			break;
-		case F_CSV:
-			fprintf(f, "%llu", (unsigned long long)id);
-			for (uint32_t d = 0; d < dim; d++) {
-				fputc(',', f);
-				print_float(f, vec[d]);
-			}
-			fputc('\n', f);
-			break;
-		case F_FVECS: {
-			int32_t d32 = (int32_t)dim;
-			fwrite(&d32, 4, 1, f);
-			fwrite(vec, 4, dim, f);
-			break;
-		}
-		}
-	}
+	uint64_t rows = 0;
+	int rc = mounted ? export_mount(ctx, path, fmt, f, &rows) :
+		 export_store(ctx, path, fmt, f, &rows);
 	if (fmt == F_JSON)
 		fputs("]\n", f);
-	free(vec);
-	rvf_view_release(v);
 	if (fflush(f) != 0 || (out_path && fclose(f) != 0)) {
-		perror(out_path ? out_path : "stdout");
-		rc = EXIT_IO;
+		if (!rc)
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "%s: %s",
+				      out_path ? out_path : "stdout", strerror(errno));
 	}
-	rvf_store_close(s);
+	if (rc && out_path)
+		unlink(out_path); /* no half export left behind */
+	/* The data is the output; --json adds a summary only when it does
+	 * not go to stdout. */
+	if (!rc && ctx->json && out_path)
+		ctl_print_json(json_pack("{s:I,s:s,s:s,s:b}", "rows", (json_int_t)rows,
+					 "format", names[fmt], "output", out_path,
+					 "mounted", mounted));
+	else if (!rc && out_path)
+		printf("%llu vectors written to %s\n", (unsigned long long)rows, out_path);
 	return rc;
 }

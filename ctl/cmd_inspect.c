@@ -1,53 +1,17 @@
 /* rvfctl inspect: segment table, lineage, witness chain; --json gives the
- * same keys as the conformance corpus's .expect.json files. */
+ * same keys as the conformance corpus's .expect.json files.  On a mount
+ * point it reads the mount's status, manifest, lineage, witness and
+ * segments/ (with their xattrs): what the daemon shows. */
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/xattr.h>
 
 #include "common.h"
-
-/* Segment type names as the reference's segments() spells them. */
-static void ref_type_name(uint8_t t, char out[24])
-{
-	static const char *names[] = {
-		[0x00] = "invalid", [0x01] = "vec", [0x02] = "index",
-		[0x03] = "overlay", [0x04] = "journal", [0x05] = "manifest",
-		[0x06] = "quant", [0x07] = "meta", [0x08] = "hot",
-		[0x09] = "sketch", [0x0A] = "witness", [0x0B] = "profile",
-		[0x0C] = "crypto", [0x0D] = "meta_idx", [0x0E] = "kernel",
-		[0x0F] = "ebpf",
-	};
-	if (t < sizeof(names) / sizeof(names[0]) && names[t])
-		snprintf(out, 24, "%s", names[t]);
-	else if (t == 0x20)
-		snprintf(out, 24, "cow_map");
-	else if (t == 0x22)
-		snprintf(out, 24, "membership");
-	else
-		snprintf(out, 24, "unknown(0x%02x)", t);
-}
-
-static json_t *json_id(uint64_t id)
-{
-	/* Ids above 2^53 do not survive a JSON double: give them as text. */
-	if (id > (1ull << 53)) {
-		char buf[24];
-		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id);
-		return json_string(buf);
-	}
-	return json_integer((json_int_t)id);
-}
-
-static json_t *json_hex(const uint8_t *p, size_t n)
-{
-	char *buf = malloc(2 * n + 1);
-	hex_encode(p, n, buf);
-	json_t *j = json_string(buf);
-	free(buf);
-	return j;
-}
+#include "mount.h"
 
 static json_t *sha256_hex(const void *p, size_t n)
 {
@@ -69,7 +33,7 @@ static json_t *segment_payload_json(const rvf_view *v, const rvf_segment *seg,
 			 sha256_hex(p + header, rest));
 }
 
-static int inspect_json(const char *path)
+static int inspect_json(ctl_ctx *ctx, const char *path)
 {
 	rvf_store *s;
 	rvf_error err;
@@ -79,9 +43,11 @@ static int inspect_json(const char *path)
 		char msg[700];
 		snprintf(msg, sizeof(msg), "%s: %s", rvf_code_name(rc), err.message);
 		json_object_set_new(o, "openError", json_string(msg));
-		json_dumpf(o, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(o);
+		json_object_set_new(o, "error", json_string(msg));
+		json_object_set_new(o, "exit", json_integer(ctl_exit_code(rc)));
+		fprintf(stderr, "rvfctl: %s: %s\n", path, msg);
+		ctl_print_json(o);
+		(void)ctx;
 		return ctl_exit_code(rc);
 	}
 	rvf_view *v = rvf_store_view(s);
@@ -163,18 +129,17 @@ static int inspect_json(const char *path)
 	json_object_set_new(o, "branch", json_boolean(i->is_branch));
 	json_object_set_new(o, "witnessCount",
 			    json_integer((json_int_t)rvf_view_witness_count(v)));
-	json_dumpf(o, stdout, JSON_COMPACT);
-	putchar('\n');
-	json_decref(o);
+	json_object_set_new(o, "mounted", json_false());
+	ctl_print_json(o);
 	rvf_view_release(v);
 	rvf_store_close(s);
 	return 0;
 }
 
-static int inspect_text(const char *path)
+static int inspect_text(ctl_ctx *ctx, const char *path)
 {
 	rvf_store *s;
-	int rc = ctl_open(path, false, &s);
+	int rc = ctl_open(ctx, path, false, &s);
 	if (rc)
 		return rc;
 	rvf_view *v = rvf_store_view(s);
@@ -200,6 +165,8 @@ static int inspect_text(const char *path)
 		const rvf_segment *g = rvf_view_segment(v, k);
 		char name[24];
 		ref_type_name(g->type, name);
+		if (g->type == RVF_SEG_SIGNATURE) /* ours: the reference has no name */
+			snprintf(name, sizeof(name), "signature");
 		printf("  %-5zu %-12s %8llu %12llu %12llu  %s%s\n", k + 1, name,
 		       (unsigned long long)g->id, (unsigned long long)g->offset,
 		       (unsigned long long)g->payload_length,
@@ -218,13 +185,212 @@ static int inspect_text(const char *path)
 	return 0;
 }
 
-int cmd_inspect(int argc, char **argv)
+/* ---------------------------------------------------------------- mounts */
+
+/* Type code of a name the tree uses ("vec", "type-53"); -1 if unknown. */
+static int type_code(const char *name)
 {
-	if (argc == 3 && !strcmp(argv[2], "--json"))
-		return inspect_json(argv[1]);
-	if (argc == 3 && !strcmp(argv[1], "--json"))
-		return inspect_json(argv[2]);
+	unsigned v;
+	if (sscanf(name, "type-%x", &v) == 1 && v < 256)
+		return (int)v;
+	for (int t = 0; t < 256; t++) {
+		const char *n = rvf_segment_type_name((uint8_t)t);
+		if (n && !strcmp(n, name))
+			return t;
+	}
+	return -1;
+}
+
+static char *xattr_text(const char *path, const char *name)
+{
+	char buf[256];
+	ssize_t n = getxattr(path, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in MNT/segments, sorted (by offset: names start with the
+ * position in file order). */
+static char **segment_names(const char *mnt, size_t *n)
+{
+	char *dir = NULL;
+	*n = 0;
+	if (asprintf(&dir, "%s/segments", mnt) < 0)
+		return NULL;
+	DIR *d = opendir(dir);
+	free(dir);
+	if (!d)
+		return NULL;
+	char **names = NULL;
+	size_t cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (*n == cap) {
+			char **g = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof(char *));
+			if (!g)
+				break;
+			names = g;
+		}
+		if (!(names[*n] = strdup(e->d_name)))
+			break;
+		(*n)++;
+	}
+	closedir(d);
+	if (names)
+		qsort(names, *n, sizeof(char *), by_name);
+	return names;
+}
+
+typedef struct witness_summary {
+	size_t entries, linked;
+	char *last;
+} witness_summary;
+
+static void summarize_witness(char *text, witness_summary *w)
+{
+	memset(w, 0, sizeof(*w));
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#')
+			continue;
+		w->entries++;
+		size_t len = strlen(line);
+		if (len >= 7 && !strcmp(line + len - 7, " linked"))
+			w->linked++;
+		w->last = line;
+	}
+}
+
+static int inspect_mount(ctl_ctx *ctx, const char *mnt)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	char *lin_text = mnt_read(mnt, "lineage", NULL);
+	char *man_text = mnt_read(mnt, "manifest", NULL);
+	char *wit_text = mnt_read(mnt, "witness", NULL);
+	json_t *lin = mnt_parse_kv(lin_text ? lin_text : "");
+	witness_summary ws;
+	summarize_witness(wit_text ? wit_text : (char *)"", &ws);
+	if (ctx->json) {
+		json_t *o = json_object();
+		json_t *segs = json_array();
+		char *save = NULL;
+		/* The directory, in manifest order, as file mode lists it. */
+		for (char *line = man_text ? strtok_r(man_text, "\n", &save) : NULL;
+		     line; line = strtok_r(NULL, "\n", &save)) {
+			unsigned long long pos, id, off, len;
+			char type[32];
+			if (sscanf(line, "entry: %llu %llu %31s %llu %llu", &pos, &id,
+				   type, &off, &len) != 5)
+				continue;
+			char name[24];
+			int code = type_code(type);
+			if (code >= 0)
+				ref_type_name((uint8_t)code, name);
+			else
+				snprintf(name, sizeof(name), "%.23s", type);
+			json_array_append_new(segs, json_pack("{s:o,s:I,s:I,s:s}",
+				"id", json_id(id), "offset", (json_int_t)off,
+				"payloadLength", (json_int_t)len, "segType", name));
+		}
+		const char *kind = kv_str(lin, "kind");
+		json_object_set_new(o, "dimension", json_integer((json_int_t)kv_u64(st, "dimension")));
+		json_object_set_new(o, "metric", json_string(kv_str(st, "metric") ? kv_str(st, "metric") : ""));
+		json_object_set_new(o, "fileId", json_string(kv_str(lin, "file_id") ? kv_str(lin, "file_id") : ""));
+		json_object_set_new(o, "parentId", json_string(kv_str(lin, "parent_id") ? kv_str(lin, "parent_id") : ""));
+		json_object_set_new(o, "parentHash", json_string(kv_str(lin, "parent_hash") ? kv_str(lin, "parent_hash") : ""));
+		json_object_set_new(o, "lineageDepth", json_integer((json_int_t)kv_u64(lin, "lineage_depth")));
+		json_object_set_new(o, "fileSize", json_integer((json_int_t)kv_u64(st, "file_size")));
+		json_object_set_new(o, "epoch", json_integer((json_int_t)kv_u64(st, "epoch")));
+		json_object_set_new(o, "segments", segs);
+		json_object_set_new(o, "liveCount", json_integer((json_int_t)kv_u64(st, "vectors")));
+		json_object_set_new(o, "deleted", json_integer((json_int_t)kv_u64(st, "deleted")));
+		json_object_set_new(o, "inherited", json_integer((json_int_t)kv_u64(lin, "inherited_vectors")));
+		json_object_set_new(o, "branch", json_boolean(kind && !strcmp(kind, "branch")));
+		json_object_set_new(o, "witnessCount", json_integer((json_int_t)ws.entries));
+		json_object_set_new(o, "mounted", json_true());
+		json_object_set_new(o, "mountPoint", json_string(mnt));
+		json_object_set_new(o, "pid", json_integer((json_int_t)kv_u64(st, "pid")));
+		ctl_print_json(o);
+		goto out;
+	}
+	printf("mount        %s (daemon pid %llu)\n", mnt,
+	       (unsigned long long)kv_u64(st, "pid"));
+	printf("dimension    %llu\nmetric       %s\nepoch        %llu\n",
+	       (unsigned long long)kv_u64(st, "dimension"), kv_str(st, "metric"),
+	       (unsigned long long)kv_u64(st, "epoch"));
+	printf("vectors      %llu visible, %llu deleted\n",
+	       (unsigned long long)kv_u64(st, "vectors"),
+	       (unsigned long long)kv_u64(st, "deleted"));
+	printf("file size    %llu bytes\n", (unsigned long long)kv_u64(st, "file_size"));
+	printf("\nlineage\n");
+	const char *key;
+	json_t *val;
+	json_object_foreach(lin, key, val)
+		printf("  %-17s %s\n", key, json_string_value(val));
+	printf("\nsegments (offset order)\n  %-5s %-12s %8s %12s %12s  %s\n", "#",
+	       "type", "id", "offset", "payload", "hash");
+	size_t n;
+	char **names = segment_names(mnt, &n);
+	for (size_t k = 0; k < n; k++) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/segments/%s", mnt, names[k]) < 0)
+			break;
+		char *type = xattr_text(path, "user.rvf.type");
+		char *id = xattr_text(path, "user.rvf.id");
+		char *off = xattr_text(path, "user.rvf.offset");
+		char *len = xattr_text(path, "user.rvf.payload_length");
+		char *ok = xattr_text(path, "user.rvf.hash_ok");
+		char name[24] = "?";
+		int code = type ? type_code(type) : -1;
+		if (code == RVF_SEG_SIGNATURE)
+			snprintf(name, sizeof(name), "signature");
+		else if (code >= 0)
+			ref_type_name((uint8_t)code, name);
+		else if (type)
+			snprintf(name, sizeof(name), "%.23s", type);
+		printf("  %-5zu %-12s %8s %12s %12s  %s\n", k + 1, name, id ? id : "?",
+		       off ? off : "?", len ? len : "?",
+		       !ok ? "?" : !strcmp(ok, "true") || !strcmp(ok, "1") ? "ok" : "MISMATCH");
+		free(type);
+		free(id);
+		free(off);
+		free(len);
+		free(ok);
+		free(path);
+		free(names[k]);
+	}
+	free(names);
+	printf("\nwitness chain: %zu entries, %zu linked to their predecessor\n",
+	       ws.entries, ws.linked);
+	if (ws.last)
+		printf("  last: %s\n", ws.last);
+out:
+	json_decref(st);
+	json_decref(lin);
+	free(lin_text);
+	free(man_text);
+	free(wit_text);
+	return 0;
+}
+
+int cmd_inspect(ctl_ctx *ctx, int argc, char **argv)
+{
 	if (argc != 2)
-		return ctl_usage_error("inspect needs STORE");
-	return inspect_text(argv[1]);
+		return ctl_usage_error(ctx, "inspect needs STORE");
+	if (mnt_detect(argv[1]))
+		return inspect_mount(ctx, argv[1]);
+	return ctx->json ? inspect_json(ctx, argv[1]) : inspect_text(ctx, argv[1]);
 }

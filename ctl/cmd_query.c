@@ -1,23 +1,207 @@
-/* rvfctl query: exact k nearest neighbours of one vector. */
+/* rvfctl query: exact k nearest neighbours of one vector.
+ *
+ * On a mount point the request goes to MNT/query as one JSON line and the
+ * results are read back on the same descriptor, as the query file's
+ * protocol wants. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "mount.h"
 
-int cmd_query(int argc, char **argv)
+static void print_hits(ctl_ctx *ctx, const rvf_hit *hits, size_t count)
+{
+	if (ctx->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < count; i++)
+			json_array_append_new(arr, json_pack("{s:o,s:o}", "id",
+				json_id(hits[i].id), "distance", json_float(hits[i].distance)));
+		ctl_print_json(json_pack("{s:o}", "results", arr));
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		printf("%llu ", (unsigned long long)hits[i].id);
+		print_float(stdout, hits[i].distance);
+		putchar('\n');
+	}
+}
+
+static int query_store(ctl_ctx *ctx, const char *path, const float *q, long n,
+		       uint32_t k, const rvf_filter *f, uint32_t threads)
+{
+	rvf_store *s;
+	int rc = ctl_open(ctx, path, false, &s);
+	if (rc)
+		return rc;
+	rvf_view *v = rvf_store_view(s);
+	const rvf_info *info = rvf_view_info(v);
+	rvf_error err;
+	rvf_hit *hits = NULL;
+	size_t count = 0;
+	if ((uint32_t)n != info->dimension) {
+		rc = ctl_usage_error(ctx, "query has %ld numbers, the store's dimension is %u",
+				     n, info->dimension);
+		goto out;
+	}
+	hits = malloc(sizeof(rvf_hit) * k);
+	rvf_search_options so = { .threads = threads, .filter = f };
+	if (!hits) {
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+		goto out;
+	}
+	if (rvf_view_search(v, q, 1, k, &so, hits, &count, &err) != RVF_OK) {
+		rc = ctl_report(ctx, path, &err);
+		goto out;
+	}
+	print_hits(ctx, hits, count);
+out:
+	free(hits);
+	rvf_view_release(v);
+	rvf_store_close(s);
+	return rc;
+}
+
+/* "ID DISTANCE" lines into hits; false on anything else. */
+static bool parse_results(char *text, rvf_hit **hits, size_t *count)
+{
+	size_t n = 0, cap = 16;
+	rvf_hit *h = malloc(cap * sizeof(*h));
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); h && line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(line, &end, 10);
+		if (end == line || *end != ' ' || errno)
+			goto bad;
+		char *dend;
+		float d = strtof(end + 1, &dend);
+		if (dend == end + 1 || *dend)
+			goto bad;
+		if (n == cap) {
+			rvf_hit *g = realloc(h, (cap *= 2) * sizeof(*h));
+			if (!g)
+				goto bad;
+			h = g;
+		}
+		h[n].id = id;
+		h[n++].distance = d;
+	}
+	*hits = h;
+	*count = n;
+	return h != NULL;
+bad:
+	free(h);
+	return false;
+}
+
+static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
+		       uint32_t k, const char *filter_json)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
+	json_decref(st);
+	if ((uint32_t)n != dim)
+		return ctl_usage_error(ctx, "query has %ld numbers, the store's dimension is %u",
+				       n, dim);
+	json_t *vec = json_array();
+	for (long i = 0; i < n; i++)
+		json_array_append_new(vec, json_float(q[i]));
+	json_t *req = json_pack("{s:o,s:i}", "vector", vec, "k", (int)k);
+	if (filter_json)
+		json_object_set_new(req, "filter", json_loads(filter_json, 0, NULL));
+	char *line = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	json_decref(req);
+	char *path = NULL;
+	if (!line || asprintf(&path, "%s/query", mnt) < 0) {
+		free(line);
+		return ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+	}
+	size_t before = mnt_errors_len(mnt);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int e = fd < 0 ? errno : 0;
+	size_t len = strlen(line);
+	char *msg = malloc(len + 1);
+	if (msg) {
+		memcpy(msg, line, len);
+		msg[len] = '\n';
+	}
+	if (!e && !msg)
+		e = ENOMEM;
+	if (!e) {
+		ssize_t w = write(fd, msg, len + 1);
+		if (w < 0)
+			e = errno;
+		else if ((size_t)w != len + 1)
+			e = EIO;
+	}
+	free(msg);
+	free(line);
+	/* Results come back on the descriptor that wrote the request. */
+	size_t cap = 1 << 16, got = 0;
+	char *text = e ? NULL : malloc(cap);
+	while (text) {
+		if (got + 1 >= cap) {
+			char *g = realloc(text, cap *= 2);
+			if (!g) {
+				free(text);
+				text = NULL;
+				e = ENOMEM;
+				break;
+			}
+			text = g;
+		}
+		ssize_t r = read(fd, text + got, cap - got - 1);
+		if (r < 0) {
+			e = errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	if (fd >= 0 && close(fd) != 0 && !e)
+		e = errno;
+	rvf_hit *hits = NULL;
+	size_t count = 0;
+	if (!e && text) {
+		text[got] = '\0';
+		if (!parse_results(text, &hits, &count))
+			e = EBADMSG;
+	}
+	free(text);
+	if (e) {
+		char *why = mnt_new_error(mnt, before);
+		rc = ctl_fail(ctx, ctl_errno_exit(e), NULL, "%s: %s", path,
+			      why ? why : strerror(e));
+		free(why);
+	} else {
+		print_hits(ctx, hits, count);
+	}
+	free(hits);
+	free(path);
+	return rc;
+}
+
+int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "vector", required_argument, NULL, 'v' },
 		{ "k", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
 	const char *vec = NULL, *filter_json = NULL;
 	uint32_t k = 10, threads = 0;
-	bool json = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
@@ -25,72 +209,33 @@ int cmd_query(int argc, char **argv)
 		case 'v': vec = optarg; break;
 		case 'k':
 			if (!parse_u32(optarg, 1u << 30, &k) || k == 0)
-				return ctl_usage_error("--k must be a positive integer");
+				return ctl_usage_error(ctx, "--k must be a positive integer");
 			break;
 		case 'f': filter_json = optarg; break;
 		case 't':
 			if (!parse_u32(optarg, 1024, &threads))
-				return ctl_usage_error("--threads must be 0..1024");
+				return ctl_usage_error(ctx, "--threads must be 0..1024");
 			break;
-		case 'j': json = true; break;
 		default: return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1 || !vec)
-		return ctl_usage_error("query needs STORE and --vector");
+		return ctl_usage_error(ctx, "query needs STORE and --vector");
 	float *q;
 	long n = parse_floats(vec, &q);
 	if (n < 0)
-		return ctl_usage_error("--vector: not a list of finite numbers");
-	rvf_store *s;
-	int rc = ctl_open(argv[optind], false, &s);
-	if (rc) {
-		free(q);
-		return rc;
-	}
-	rvf_view *v = rvf_store_view(s);
-	const rvf_info *info = rvf_view_info(v);
+		return ctl_usage_error(ctx, "--vector: not a list of finite numbers");
 	rvf_error err;
 	rvf_filter *f = NULL;
-	rvf_hit *hits = NULL;
-	if ((uint32_t)n != info->dimension) {
-		fprintf(stderr, "rvfctl: query has %ld numbers, the store's dimension is %u\n",
-			n, info->dimension);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (filter_json && !(f = rvf_filter_parse(filter_json, &err))) {
-		rc = ctl_report(&err);
-		goto out;
-	}
-	hits = malloc(sizeof(rvf_hit) * k);
-	size_t count = 0;
-	rvf_search_options so = { .threads = threads, .filter = f };
-	if (!hits || rvf_view_search(v, q, 1, k, &so, hits, &count, &err) != RVF_OK) {
-		rc = hits ? ctl_report(&err) : EXIT_IO;
-		goto out;
-	}
-	if (json)
-		fputs("{\"results\":[", stdout);
-	for (size_t i = 0; i < count; i++) {
-		if (json) {
-			printf("%s{\"id\":%llu,\"distance\":", i ? "," : "",
-			       (unsigned long long)hits[i].id);
-			print_float(stdout, hits[i].distance);
-			putchar('}');
-		} else {
-			printf("%llu ", (unsigned long long)hits[i].id);
-			print_float(stdout, hits[i].distance);
-			putchar('\n');
-		}
-	}
-	if (json)
-		puts("]}");
-out:
-	free(hits);
-	free(q);
+	int rc;
+	/* Checked here in both modes, so a bad filter fails the same way. */
+	if (filter_json && !(f = rvf_filter_parse(filter_json, &err)))
+		rc = ctl_report(ctx, "--filter", &err);
+	else if (mnt_detect(argv[optind]))
+		rc = query_mount(ctx, argv[optind], q, n, k, filter_json);
+	else
+		rc = query_store(ctx, argv[optind], q, n, k, f, threads);
 	rvf_filter_free(f);
-	rvf_view_release(v);
-	rvf_store_close(s);
+	free(q);
 	return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <limits.h>
 
 int ctl_exit_code(rvf_code code)
 {
@@ -26,34 +28,129 @@ int ctl_exit_code(rvf_code code)
 	}
 }
 
-int ctl_report(const rvf_error *err)
+int ctl_errno_exit(int e)
 {
-	fprintf(stderr, "rvfctl: %s\n", err->message);
-	return ctl_exit_code(err->code);
+	switch (e) {
+	case EINVAL:
+	case EBADMSG:
+	case EFBIG:
+	case E2BIG:
+	case ERANGE:
+		return EXIT_REFUSED;
+	case EROFS:
+	case ENOENT:
+	case EEXIST:
+	case EACCES:
+	case EPERM:
+	case ENOTDIR:
+	case EISDIR:
+		return EXIT_OTHER;
+	default:
+		return EXIT_IO;
+	}
 }
 
-int ctl_usage_error(const char *fmt, ...)
+static const char *exit_name(int code)
+{
+	switch (code) {
+	case EXIT_USAGE: return "usage";
+	case EXIT_REFUSED: return "refused";
+	case EXIT_IO: return "io";
+	default: return "other";
+	}
+}
+
+static int vfail(ctl_ctx *ctx, int code, json_t *extra, const char *rvf_name,
+		 const char *fmt, va_list ap)
+{
+	char msg[1200];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "rvfctl: %s\n", msg);
+	if (ctx && ctx->json) {
+		json_t *o = json_pack("{s:s,s:i,s:s}", "error", msg, "exit", code,
+				      "kind", exit_name(code));
+		if (rvf_name)
+			json_object_set_new(o, "code", json_string(rvf_name));
+		if (extra)
+			json_object_update(o, extra);
+		ctl_print_json(o);
+	}
+	json_decref(extra);
+	return code;
+}
+
+int ctl_fail(ctl_ctx *ctx, int code, json_t *extra, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("rvfctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int rc = vfail(ctx, code, extra, NULL, fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
-	return EXIT_USAGE;
+	return rc;
 }
 
-int ctl_open(const char *path, bool writable, rvf_store **out)
+static int fail_named(ctl_ctx *ctx, int code, const char *name,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail_named(ctl_ctx *ctx, int code, const char *name,
+		      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vfail(ctx, code, NULL, name, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int ctl_report(ctl_ctx *ctx, const char *what, const rvf_error *err)
+{
+	return fail_named(ctx, ctl_exit_code(err->code), rvf_code_name(err->code),
+			  "%s%s%s (%s)", what ? what : "", what ? ": " : "",
+			  err->message, rvf_code_name(err->code));
+}
+
+int ctl_usage_error(ctl_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vfail(ctx, EXIT_USAGE, NULL, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void ctl_print_json(json_t *o)
+{
+	json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+	putchar('\n');
+	fflush(stdout);
+	json_decref(o);
+}
+
+json_t *json_id(uint64_t id)
+{
+	if (id > (1ull << 53)) {
+		char buf[24];
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id);
+		return json_string(buf);
+	}
+	return json_integer((json_int_t)id);
+}
+
+json_t *json_hex(const uint8_t *p, size_t n)
+{
+	char *buf = malloc(2 * n + 1);
+	if (!buf)
+		return json_null();
+	hex_encode(p, n, buf);
+	json_t *j = json_string(buf);
+	free(buf);
+	return j;
+}
+
+int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 {
 	rvf_error err;
 	rvf_code rc = rvf_store_open(path, writable ? 0 : RVF_OPEN_READ_ONLY, out,
 				     &err);
-	if (rc != RVF_OK) {
-		fprintf(stderr, "rvfctl: %s: %s (%s)\n", path, err.message,
-			rvf_code_name(rc));
-		return ctl_exit_code(rc);
-	}
-	return 0;
+	return rc == RVF_OK ? 0 : ctl_report(ctx, path, &err);
 }
 
 bool parse_u64(const char *s, uint64_t *out)
@@ -172,6 +269,19 @@ void print_float(FILE *f, float v)
 	fputs(buf, f);
 }
 
+json_t *json_float(float v)
+{
+	/* jansson prints reals with %.17g: go through the shortest text
+	 * that reads back as the same float32. */
+	char buf[32];
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, (double)v);
+		if (strtof(buf, NULL) == v)
+			break;
+	}
+	return json_real(strtod(buf, NULL));
+}
+
 void hex_encode(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -213,4 +323,46 @@ unsigned char *read_file(const char *path, size_t *len)
 	}
 	*len = n;
 	return buf;
+}
+
+int write_file(ctl_ctx *ctx, const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
+		return ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+void ref_type_name(uint8_t t, char out[24])
+{
+	static const char *names[] = {
+		[0x00] = "invalid", [0x01] = "vec", [0x02] = "index",
+		[0x03] = "overlay", [0x04] = "journal", [0x05] = "manifest",
+		[0x06] = "quant", [0x07] = "meta", [0x08] = "hot",
+		[0x09] = "sketch", [0x0A] = "witness", [0x0B] = "profile",
+		[0x0C] = "crypto", [0x0D] = "meta_idx", [0x0E] = "kernel",
+		[0x0F] = "ebpf",
+	};
+	if (t < sizeof(names) / sizeof(names[0]) && names[t])
+		snprintf(out, 24, "%s", names[t]);
+	else if (t == 0x20)
+		snprintf(out, 24, "cow_map");
+	else if (t == 0x22)
+		snprintf(out, 24, "membership");
+	else
+		snprintf(out, 24, "unknown(0x%02x)", t);
+}
+
+char *absolute_path(const char *path)
+{
+	char buf[PATH_MAX];
+	if (realpath(path, buf))
+		return strdup(buf);
+	char *d = strdup(path), *b = strdup(path), *out = NULL;
+	if (d && b && realpath(dirname(d), buf) &&
+	    asprintf(&out, "%s/%s", buf, basename(b)) < 0)
+		out = NULL;
+	free(d);
+	free(b);
+	return out;
 }

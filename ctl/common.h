@@ -1,30 +1,56 @@
-/* common.h - helpers shared by rvfctl's commands. */
+/* common.h - helpers shared by rvfctl's commands.
+ *
+ * Every command gets the invocation's context (ctl_ctx: --json, the
+ * configuration) and returns an exit code.  Failures go through
+ * ctl_report / ctl_fail, which print one "rvfctl: ..." line on stderr and,
+ * with --json, an {"error": ...} object on stdout, so that a script always
+ * reads one JSON document. */
 #ifndef RVFCTL_COMMON_H
 #define RVFCTL_COMMON_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "rvf.h"
 
-/* Exit codes (documented in rvfctl(1)). */
+/* Exit codes (documented in --help and rvfctl(1)). */
 enum {
 	EXIT_OTHER = 1,   /* anything else */
-	EXIT_USAGE = 2,   /* bad command line */
-	EXIT_REFUSED = 3, /* refused or damaged store, bad input data */
+	EXIT_USAGE = 2,   /* bad command line or configuration file */
+	EXIT_REFUSED = 3, /* refused or damaged store, bad input data, failed verification */
 	EXIT_IO = 4,      /* I/O error, lock held */
 };
 
-/* Prints "rvfctl: MESSAGE" for err and returns the matching exit code. */
-int ctl_report(const rvf_error *err);
-/* Exit code for a library code. */
+typedef struct ctl_ctx {
+	bool json;          /* --json: one JSON document on stdout */
+	ctl_config cfg;     /* rvffs.conf */
+} ctl_ctx;
+
+/* Exit code for a library code / an errno. */
 int ctl_exit_code(rvf_code code);
-/* Prints "rvfctl: " + printf message; returns EXIT_USAGE. */
-int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int ctl_errno_exit(int e);
+
+/* Prints the failure and returns `code` (an exit code).  extra (may be
+ * NULL, consumed) adds fields to the --json error object. */
+int ctl_fail(ctl_ctx *ctx, int code, json_t *extra, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* ctl_fail for a library error, prefixed by `what` (may be NULL). */
+int ctl_report(ctl_ctx *ctx, const char *what, const rvf_error *err);
+/* ctl_fail with EXIT_USAGE. */
+int ctl_usage_error(ctl_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Prints a JSON document on stdout (one line) and releases it. */
+void ctl_print_json(json_t *o);
+/* A JSON id: an integer, or text above 2^53 (where doubles lose it). */
+json_t *json_id(uint64_t id);
+json_t *json_hex(const uint8_t *p, size_t n);
 
 /* Opens a store, printing why not.  Returns 0 or an exit code. */
-int ctl_open(const char *path, bool writable, rvf_store **out);
+int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out);
 
 /* Parses decimal u64 / u32; false when not a whole number in range. */
 bool parse_u64(const char *s, uint64_t *out);
@@ -36,28 +62,40 @@ long parse_ids(const char *s, uint64_t **out);
 
 /* Writes a float so it parses back to the same float32. */
 void print_float(FILE *f, float v);
+/* A float as a JSON real that reads back as the same float32. */
+json_t *json_float(float v);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *p, size_t n, char *out);
 /* Reads a whole file; NULL with errno set on failure. */
 unsigned char *read_file(const char *path, size_t *len);
+/* Writes a whole file; 0 or an exit code (reported). */
+int write_file(ctl_ctx *ctx, const char *path, const void *p, size_t n);
+/* Segment type names as the reference's segments() spells them. */
+void ref_type_name(uint8_t t, char out[24]);
+/* Absolute form of a path that need not exist yet (its directory must);
+ * malloc'd, NULL with errno set. */
+char *absolute_path(const char *path);
 
 /* Each command: argc/argv start at the command name. */
-int cmd_create(int argc, char **argv);
-int cmd_ingest(int argc, char **argv);
-int cmd_query(int argc, char **argv);
-int cmd_delete(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_inspect(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_compact(int argc, char **argv);
-int cmd_derive(int argc, char **argv);
-int cmd_branch(int argc, char **argv);
-int cmd_freeze(int argc, char **argv);
-int cmd_embed_kernel(int argc, char **argv);
-int cmd_extract_kernel(int argc, char **argv);
-int cmd_remove_kernel(int argc, char **argv);
-int cmd_embed_ebpf(int argc, char **argv);
-int cmd_extract_ebpf(int argc, char **argv);
-int cmd_remove_ebpf(int argc, char **argv);
+int cmd_create(ctl_ctx *ctx, int argc, char **argv);
+int cmd_ingest(ctl_ctx *ctx, int argc, char **argv);
+int cmd_query(ctl_ctx *ctx, int argc, char **argv);
+int cmd_delete(ctl_ctx *ctx, int argc, char **argv);
+int cmd_status(ctl_ctx *ctx, int argc, char **argv);
+int cmd_inspect(ctl_ctx *ctx, int argc, char **argv);
+int cmd_export(ctl_ctx *ctx, int argc, char **argv);
+int cmd_compact(ctl_ctx *ctx, int argc, char **argv);
+int cmd_derive(ctl_ctx *ctx, int argc, char **argv);
+int cmd_branch(ctl_ctx *ctx, int argc, char **argv);
+int cmd_freeze(ctl_ctx *ctx, int argc, char **argv);
+int cmd_embed_kernel(ctl_ctx *ctx, int argc, char **argv);
+int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv);
+int cmd_remove_kernel(ctl_ctx *ctx, int argc, char **argv);
+int cmd_embed_ebpf(ctl_ctx *ctx, int argc, char **argv);
+int cmd_extract_ebpf(ctl_ctx *ctx, int argc, char **argv);
+int cmd_remove_ebpf(ctl_ctx *ctx, int argc, char **argv);
+int cmd_verify(ctl_ctx *ctx, int argc, char **argv);
+int cmd_keygen(ctl_ctx *ctx, int argc, char **argv);
+int cmd_sign(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

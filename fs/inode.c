@@ -157,6 +157,9 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		case INO_QUERY:
 			fill(fs, st, ino, S_IFREG | 0666, 0, fs->mount_time);
 			return true;
+		case INO_CONTROL: /* write-only; 0000 on a read-only mount */
+			fill(fs, st, ino, S_IFREG | 0200, 0, fs->mount_time);
+			return true;
 		case INO_KERNEL: {
 			rvf_kernel_info k;
 			if (!rvf_view_kernel(v, &k))
@@ -230,6 +233,7 @@ static const struct {
 	{ "kernel", INO_KERNEL },     { "ebpf", INO_EBPF },
 	{ "segments", INO_SEGMENTS }, { "vectors", INO_VECTORS },
 	{ "ingest", INO_INGEST },     { "queries", INO_QUERIES },
+	{ "control", INO_CONTROL },
 };
 
 size_t fs_root_count(void)

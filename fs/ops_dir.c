@@ -114,7 +114,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		/* O_TRUNC on query, vectors, kernel, eBPF: the new content
 		 * comes from the writes that follow. */
 		bool writable = kind == NODE_VECTOR || ino == INO_QUERY ||
-				ino == INO_KERNEL || ino == INO_EBPF;
+				ino == INO_KERNEL || ino == INO_EBPF ||
+				ino == INO_CONTROL;
 		if (!writable || fs->read_only) {
 			fuse_reply_err(req, fs->read_only ? EROFS : EACCES);
 			return;

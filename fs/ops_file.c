@@ -14,8 +14,10 @@
 static handle *handle_new(uint64_t ino)
 {
 	handle *h = calloc(1, sizeof(*h));
-	if (h)
+	if (h) {
 		h->ino = ino;
+		pthread_mutex_init(&h->lock, NULL);
+	}
 	return h;
 }
 
@@ -26,6 +28,7 @@ static void handle_free(handle *h)
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -147,6 +150,10 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 	case INO_QUERY:
 		fi->nonseekable = 1;
 		return 0;
+	case INO_CONTROL: /* commands only (control.c) */
+		if (!w)
+			return -EACCES;
+		return fs->read_only ? -EROFS : 0;
 	case INO_KERNEL:
 	case INO_EBPF:
 		if (w && fs->read_only)
@@ -156,7 +163,15 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 			h->wdirty = true;
 			return 0;
 		}
-		return load_image(fs, v, h);
+		int rc = load_image(fs, v, h);
+		if (!rc && w) {
+			/* Read-modify-write: writes patch the current image. */
+			h->wbuf = (unsigned char *)h->text;
+			h->wlen = h->wcap = h->len;
+			h->text = NULL;
+			h->len = 0;
+		}
+		return rc;
 	default:
 		return -EISDIR;
 	}
@@ -417,12 +432,35 @@ static void reply_slice(fuse_req_t req, const char *p, size_t len, size_t size,
 					     len - (size_t)off : size);
 }
 
+/* Replies with a copy of a slice of memory the handle owns: once the
+ * kernel has the reply, the file may be closed and released by another
+ * thread while this one is still returning from the reply (a sanitizer
+ * build checks the buffer after the write). */
+static void reply_copy(fuse_req_t req, const char *p, size_t len, size_t size,
+		       off_t off)
+{
+	if (!p || (uint64_t)off >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+	char *copy = malloc(n);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, p + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
 	handle *h = fh(fi);
 	if (ino == INO_QUERY) {
+		pthread_mutex_lock(&h->lock);
 		if (!h->wrote) {
 			/* Nothing written here: the mount's most recent results. */
 			pthread_mutex_lock(&fs->mu);
@@ -442,7 +480,15 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t at = h->rpos < h->len ? h->rpos : h->len;
 		size_t n = h->len - at < size ? h->len - at : size;
 		h->rpos = at + n;
-		fuse_reply_buf(req, h->text ? h->text + at : NULL, n);
+		char *copy = n ? malloc(n) : NULL;
+		if (copy)
+			memcpy(copy, h->text + at, n);
+		pthread_mutex_unlock(&h->lock);
+		if (n && !copy)
+			fuse_reply_err(req, ENOMEM);
+		else
+			fuse_reply_buf(req, copy, n);
+		free(copy);
 		return;
 	}
 	switch (fs_node_kind(ino)) {
@@ -489,10 +535,10 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		break;
 	}
 	if (h->for_write && h->wbuf && !h->text) {
-		reply_slice(req, (const char *)h->wbuf, h->wlen, size, off);
+		reply_copy(req, (const char *)h->wbuf, h->wlen, size, off);
 		return;
 	}
-	reply_slice(req, h->text, h->len, size, off);
+	reply_copy(req, h->text, h->len, size, off);
 }
 
 static int buffer_write(handle *h, const char *buf, size_t size, off_t off)
@@ -525,17 +571,23 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	rvffs *fs = fs_of(req);
 	handle *h = fh(fi);
 	int rc = 0;
+	if (ino == INO_CONTROL) {
+		control_write(req, buf, size);
+		return;
+	}
 	if (ino == INO_QUERY) {
+		pthread_mutex_lock(&h->lock);
 		char *n = realloc(h->req, h->req_len + size + 1);
 		if (!n) {
-			fuse_reply_err(req, ENOMEM);
-			return;
+			rc = -ENOMEM;
+		} else {
+			h->req = n;
+			memcpy(h->req + h->req_len, buf, size);
+			h->req_len += size;
+			h->wrote = true;
+			rc = query_process(fs, h, false);
 		}
-		h->req = n;
-		memcpy(h->req + h->req_len, buf, size);
-		h->req_len += size;
-		h->wrote = true;
-		rc = query_process(fs, h, false);
+		pthread_mutex_unlock(&h->lock);
 	} else if (h->st) {
 		ssize_t w = pwrite(h->st->fd, buf, size, off);
 		if (w < 0) {
@@ -680,8 +732,12 @@ static int commit_image(rvffs *fs, handle *h)
 
 static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
 {
-	if (ino == INO_QUERY)
-		return h->req_len ? query_process(fs, h, true) : 0;
+	if (ino == INO_QUERY) {
+		pthread_mutex_lock(&h->lock);
+		int rc = h->req_len ? query_process(fs, h, true) : 0;
+		pthread_mutex_unlock(&h->lock);
+		return rc;
+	}
 	if (h->st) {
 		pthread_mutex_lock(&fs->mu);
 		bool go = h->st->dirty && !h->st->gone &&

@@ -35,6 +35,7 @@ enum {
 	INO_VECTORS,
 	INO_INGEST,
 	INO_QUERIES,
+	INO_CONTROL,     /* after the others: inode numbers stay stable */
 	INO_FIXED_END,
 };
 #define INO_DYN_BASE (1ull << 32)
@@ -192,6 +193,9 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
+/* control.c: one command per write to `control`; replies to req. */
+void control_write(fuse_req_t req, const char *buf, size_t size);
+
 /* An open file (fi->fh). */
 typedef struct handle {
 	uint64_t ino;
@@ -209,6 +213,8 @@ typedef struct handle {
 	bool for_write;
 	struct handle *next_writer;
 	pid_t owner;            /* process that opened it: its close commits */
+	pthread_mutex_t lock;   /* query file: its requests and results (a
+				 * forked child's close flushes concurrently) */
 } handle;
 
 /* Handles that are writing ino (created files exist only there until

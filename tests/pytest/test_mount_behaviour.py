@@ -7,13 +7,12 @@ import os
 import stat
 import subprocess
 import threading
-import time
 
 import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
 from mountlib import (SEG_HEADER, assert_sorted_group, fmt_vec, int_rows, knn, make_store,
-                      parse_results, run, write_close, write_csv)
+                      parse_results, write_csv)
 
 DIM = 4
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import (f32, fmt_num, int_rows, make_store, npy_bytes, parse_results,
+from mountlib import (f32, fmt_num, make_store, npy_bytes, parse_results,
                       sqdist, write_csv, write_f32, write_fvecs, write_json, write_jsonl,
                       write_npy)
 

@@ -10,7 +10,7 @@ import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
 from mountlib import (assert_sorted_group, f32, fmt_vec, int_rows, knn, make_store,
-                      parse_results, rand_rows, run, sqdist, write_jsonl)
+                      parse_results, rand_rows, sqdist, write_csv, write_jsonl)
 
 DIM = 4
 
@@ -166,8 +166,29 @@ def test_random_data_distances(mount, store, run_ctl):
     for i, d, raw in g:
         want = sqdist(vecs[i], q)
         assert abs(d - want) <= 1e-5 * max(1.0, want), (i, d, want)
-        # the text names a float32 exactly: printing it back gives the same text's value
-        assert f32(float(raw)) == f32(d)
+
+
+def test_fractional_distances_print_exactly(mount, tmp_path):
+    """Dyadic data (multiples of 1/16): every float32 operation is exact, so
+    the distances are known exactly and are not integers; the printed text
+    must parse back to exactly that float32."""
+    import random
+    rng = random.Random(17)
+    dim = 6
+    rows = [(i, [rng.randint(-64, 64) / 16 for _ in range(dim)]) for i in range(1, 31)]
+    vecs = dict(rows)
+    m = mount(tmp_path / "d.rvf", "create", f"dim={dim}")
+    write_csv(tmp_path / "d.csv", rows)
+    m.sh('cp d.csv "$M/ingest/"')
+    fractional = 0
+    for q in ([0.0625 * k for k in range(dim)], [1.5, -2.25, 0.125, 3.0, -0.5, 0.75]):
+        g = parse_results(m.query("k=30 " + fmt_vec(q)))[0]
+        want = knn(vecs, q, 30)
+        assert [i for i, _, _ in g] == [i for i, _ in want]
+        for (i, _, raw), (_, wd) in zip(g, want):
+            assert f32(float(raw)) == wd, f"id {i}: printed {raw!r}, distance is {wd!r}"
+            fractional += wd != int(wd)
+    assert fractional > 20
 
 
 @pytest.mark.parametrize("bad", ["1 2 3", "1 2 3 4 5", "1 2 x 4", "hello", "k=0 1 2 3 4",
@@ -193,6 +214,7 @@ def test_bad_request(mount, ints, bad):
 
 def test_query_empty_store(mount, tmp_path):
     m = mount(tmp_path / "e.rvf", "create", f"dim={DIM}")
+    assert m.cat("query") == "", "results before any query"
     werr, out = fd_request(m / "query", "1 2 3 4\n")
     assert werr == 0 and out == ""
 

@@ -10,8 +10,8 @@ import struct
 import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import (f32, fmt_vec, int_rows, make_store, parse_results, write_close,
-                      write_csv, write_f32, write_jsonl)
+from mountlib import (fmt_vec, int_rows, make_store, parse_results, write_close,
+                      write_f32, write_jsonl)
 
 SPECIAL = [0.0, -0.0, 1.0, -1.5, 0.1, 1 / 3, 3.4028234663852886e38, -3.4028234663852886e38,
            1.401298464324817e-45, 1.1754943508222875e-38, 123456.7890625, 1e-7,

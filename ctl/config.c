@@ -1,0 +1,161 @@
+/* config.c - reading rvffs.conf with inih; every unknown key or bad value
+ * is an error naming the file and line, never silently ignored. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct parse_state {
+	FILE *f;
+	int lineno;             /* Debian's inih passes no line numbers to
+				 * callbacks: the reader counts them */
+	ctl_config *cfg;
+	const char *file;
+	char *why;
+	size_t why_len;
+	bool failed;
+} parse_state;
+
+static bool parse_uint(const char *v, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 0);
+	if (!*v || *end || errno || n > max || v[0] == '-')
+		return false;
+	*out = n;
+	return true;
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+	parse_state *st = stream;
+	char *r = fgets(str, num, st->f);
+	if (r)
+		st->lineno++;
+	return r;
+}
+
+/* A relative key prefix is taken relative to the configuration file. */
+static void set_key(parse_state *st, const char *value)
+{
+	ctl_config *c = st->cfg;
+	if (value[0] == '/' || value[0] == '~') {
+		if (value[0] == '~' && value[1] == '/' && getenv("HOME"))
+			snprintf(c->signing_key, sizeof(c->signing_key), "%s%s",
+				 getenv("HOME"), value + 1);
+		else
+			snprintf(c->signing_key, sizeof(c->signing_key), "%s", value);
+		return;
+	}
+	char *copy = strdup(st->file);
+	snprintf(c->signing_key, sizeof(c->signing_key), "%s/%s",
+		 copy ? dirname(copy) : ".", value);
+	free(copy);
+}
+
+static const char *on_key(parse_state *st, const char *section,
+			  const char *name, const char *value)
+{
+	ctl_config *c = st->cfg;
+	unsigned long n;
+	if (!strcmp(section, "mount")) {
+		if (!strcmp(name, "threads"))
+			return parse_uint(value, 1024, &n) ? NULL : "threads must be 0..1024";
+		if (!strcmp(name, "log_level") || !strcmp(name, "caching"))
+			return NULL; /* the daemon's */
+	} else if (!strcmp(section, "query")) {
+		if (!strcmp(name, "k"))
+			return parse_uint(value, 1u << 20, &n) && n ? NULL :
+			       "k must be a positive integer";
+		if (!strcmp(name, "ef"))
+			return parse_uint(value, 1u << 20, &n) ? NULL :
+			       "ef must be a non-negative integer";
+	} else if (!strcmp(section, "create")) {
+		if (!strcmp(name, "metric"))
+			return rvf_metric_parse(value, &c->create_metric) ? NULL :
+			       "metric must be l2, cosine or ip";
+	} else if (!strcmp(section, "kernel")) {
+		if (!strcmp(name, "arch") || !strcmp(name, "type")) {
+			if (!parse_uint(value, 255, &n))
+				return "must be 0..255";
+			*(name[0] == 'a' ? &c->kernel_arch : &c->kernel_type) = (uint8_t)n;
+			return NULL;
+		}
+		if (!strcmp(name, "api_port")) {
+			if (!parse_uint(value, 65535, &n))
+				return "api_port must be 0..65535";
+			c->kernel_api_port = (uint16_t)n;
+			return NULL;
+		}
+		if (!strcmp(name, "compression")) {
+			if (strcmp(value, "none") && strcmp(value, "zstd"))
+				return "compression must be none or zstd";
+			c->kernel_compress = !strcmp(value, "zstd");
+			return NULL;
+		}
+	} else if (!strcmp(section, "signing")) {
+		if (!strcmp(name, "key")) {
+			if (!*value)
+				return "key must name a key prefix";
+			set_key(st, value);
+			return NULL;
+		}
+	} else {
+		return "unknown section";
+	}
+	return "unknown key";
+}
+
+static int on_entry(void *user, const char *section, const char *name,
+		    const char *value)
+{
+	parse_state *st = user;
+	const char *problem = on_key(st, section, name, value);
+	if (problem && !st->failed) {
+		snprintf(st->why, st->why_len, "%s:%d: [%s] %s = %s: %s", st->file,
+			 st->lineno, section, name, value, problem);
+		st->failed = true;
+	}
+	return problem ? 0 : 1;
+}
+
+bool ctl_config_load(const char *path, ctl_config *cfg, char *why,
+		     size_t why_len)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->create_metric = RVF_METRIC_L2;
+	char xdg[PATH_MAX] = "";
+	const char *home = getenv("XDG_CONFIG_HOME");
+	if (home && *home)
+		snprintf(xdg, sizeof(xdg), "%s/rvffs/rvffs.conf", home);
+	else if ((home = getenv("HOME")) && *home)
+		snprintf(xdg, sizeof(xdg), "%s/.config/rvffs/rvffs.conf", home);
+	const char *file = path;
+	if (!file) {
+		if (xdg[0] && access(xdg, R_OK) == 0)
+			file = xdg;
+		else if (access("/etc/rvffs.conf", R_OK) == 0)
+			file = "/etc/rvffs.conf";
+		else
+			return true;
+	}
+	snprintf(cfg->source, sizeof(cfg->source), "%s", file);
+	parse_state st = { .cfg = cfg, .file = file, .why = why,
+			   .why_len = why_len };
+	st.f = fopen(file, "re");
+	if (!st.f) {
+		snprintf(why, why_len, "%s: cannot read: %s", file, strerror(errno));
+		return false;
+	}
+	int rc = ini_parse_stream(read_line, &st, on_entry, &st);
+	fclose(st.f);
+	if (rc > 0 && !st.failed)
+		snprintf(why, why_len, "%s:%d: syntax error", file, rc);
+	return rc == 0;
+}
