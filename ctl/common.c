@@ -1,5 +1,6 @@
 /* common.c - error reporting, opening and parsing for rvfctl. */
 #include "common.h"
+#include "mount.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -102,7 +103,11 @@ static int fail_named(ctl_ctx *ctx, int code, const char *name,
 
 int ctl_report(ctl_ctx *ctx, const char *what, const rvf_error *err)
 {
-	return fail_named(ctx, ctl_exit_code(err->code), rvf_code_name(err->code),
+	/* A missing or forbidden path is not an I/O failure. */
+	int code = ctl_exit_code(err->code);
+	if (err->code == RVF_E_IO && ctl_errno_exit(err->sys_errno) == EXIT_OTHER)
+		code = EXIT_OTHER;
+	return fail_named(ctx, code, rvf_code_name(err->code),
 			  "%s%s%s (%s)", what ? what : "", what ? ": " : "",
 			  err->message, rvf_code_name(err->code));
 }
@@ -150,7 +155,17 @@ int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 	rvf_error err;
 	rvf_code rc = rvf_store_open(path, writable ? 0 : RVF_OPEN_READ_ONLY, out,
 				     &err);
-	return rc == RVF_OK ? 0 : ctl_report(ctx, path, &err);
+	if (rc == RVF_OK)
+		return 0;
+	char *mnt = rc == RVF_E_LOCK_HELD ? mnt_of_store(path) : NULL;
+	if (mnt) {
+		/* The usual cause: it is mounted.  Say where to go instead. */
+		size_t n = strlen(err.message);
+		snprintf(err.message + n, sizeof(err.message) - n,
+			 "; it is mounted on %s: give rvfctl that path", mnt);
+		free(mnt);
+	}
+	return ctl_report(ctx, path, &err);
 }
 
 bool parse_u64(const char *s, uint64_t *out)

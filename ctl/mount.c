@@ -225,11 +225,10 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-char *mnt_store_path(const char *mnt)
+/* Walks /proc/self/mountinfo's rvffs mounts; returns the malloc'd
+ * mount point (want_source) or source (want_mount) of the last match. */
+static char *find_mount(const char *want_mount, const char *want_source)
 {
-	char want[PATH_MAX];
-	if (!realpath(mnt, want))
-		return NULL;
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return NULL;
@@ -250,13 +249,28 @@ char *mnt_store_path(const char *mnt)
 		if (n < 5 || !source || strcmp(type, "fuse.rvffs"))
 			continue;
 		unescape(fields[4]);
-		if (strcmp(fields[4], want))
-			continue;
 		unescape(source);
-		free(found); /* the last line is the mount on top */
-		found = strdup(source);
+		if (want_mount && !strcmp(fields[4], want_mount)) {
+			free(found); /* the last line is the mount on top */
+			found = strdup(source);
+		} else if (want_source && !strcmp(source, want_source)) {
+			free(found);
+			found = strdup(fields[4]);
+		}
 	}
 	free(line);
 	fclose(f);
 	return found;
+}
+
+char *mnt_store_path(const char *mnt)
+{
+	char want[PATH_MAX];
+	return realpath(mnt, want) ? find_mount(want, NULL) : NULL;
+}
+
+char *mnt_of_store(const char *store)
+{
+	char want[PATH_MAX];
+	return realpath(store, want) ? find_mount(NULL, want) : NULL;
 }

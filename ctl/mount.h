@@ -43,6 +43,8 @@ char *mnt_quote(const char *s);
 /* The store file mounted at mnt (from /proc/self/mountinfo, where rvffs
  * names it as the source), malloc'd, or NULL. */
 char *mnt_store_path(const char *mnt);
+/* Where the store file is mounted by rvffs (malloc'd), or NULL. */
+char *mnt_of_store(const char *store);
 
 /* The daemon's reason for the failure of an operation done through the
  * tree: the newest line `errors` gained since it was errors_before bytes

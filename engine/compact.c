@@ -46,6 +46,7 @@ static char *compact_tmp_path(const char *path)
 
 typedef struct writer {
 	int fd;
+	const char *path;       /* for messages */
 	uint64_t pos;
 	unsigned char *buf;
 	size_t len;
@@ -164,12 +165,12 @@ static rvf_code write_rows(writer *w, const rvf_view *v, const live_row *rows,
 						    .payload_length = plen,
 						    .type = RVF_SEG_VEC };
 		if (wput(w, hdr, sizeof(hdr)) || wput(w, prefix, 6))
-			return rvf_fail_io(err, errno, "cannot write the compacted file");
+			return rvf_fail_io(err, errno, "cannot write %s", w->path);
 		for (size_t i = 0; i < cnt; i++) {
 			st64(idb, rows[at + i].row->id);
 			if (wput(w, idb, 8) ||
 			    wput(w, rows[at + i].row->data, 4 * (size_t)dim))
-				return rvf_fail_io(err, errno, "cannot write the compacted file");
+				return rvf_fail_io(err, errno, "cannot write %s", w->path);
 		}
 	}
 	return RVF_OK;
@@ -221,6 +222,7 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 		goto fail;
 	}
 	w.fd = fd;
+	w.path = tmp;
 	m.dir_len = 0;
 	uint64_t next_id = 1;
 	rc = write_rows(&w, v, rows, nlive, &m, &next_id, err);

@@ -76,6 +76,23 @@ static int read_lock(const char *path, unsigned char buf[RVF_LOCK_SIZE],
 	return 0;
 }
 
+/* True when pid is a zombie: it exited and only waits to be reaped, so it
+ * holds nothing (kill(pid, 0) still succeeds on it). */
+static bool pid_is_zombie(uint32_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 /* Why a held lock is not stale, or NULL when it may be broken. */
 static const char *lock_is_live(const unsigned char *buf, size_t n,
 				char *why, size_t why_len)
@@ -90,7 +107,8 @@ static const char *lock_is_live(const unsigned char *buf, size_t n,
 	uint64_t ts = ld64(buf + 0x48), now = now_ns();
 	uint64_t age_s = now > ts ? (now - ts) / 1000000000ull : 0;
 	if (strcmp(host, theirs) == 0) {
-		if (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
+		if ((kill((pid_t)pid, 0) == 0 || errno == EPERM) &&
+		    !pid_is_zombie(pid)) {
 			snprintf(why, why_len, "held by live process %u on this host",
 				 pid);
 			return why;

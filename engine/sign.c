@@ -252,7 +252,9 @@ static void check_one(const rvf_view *v, uint32_t index,
 	const rvf_segment *s = &v->dir[index];
 	const unsigned char *base = v->map->base;
 	out->offset = s->offset;
-	const unsigned char *p = base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+	/* An unreadable entry's offset may lie anywhere: no pointer to it. */
+	const unsigned char *p = s->readable ?
+		base + s->offset + RVF_SEGMENT_HEADER_SIZE : NULL;
 	if (!s->readable || !s->hash_ok || s->payload_length < SIG_PAYLOAD ||
 	    memcmp(p, SIG_MAGIC, 8) || ld16(p + 8) != SIG_ALGO_ED25519) {
 		snprintf(out->problem, sizeof(out->problem),

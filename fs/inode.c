@@ -85,9 +85,11 @@ static void fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	bool dir = S_ISDIR(mode);
-	if (fs->read_only && !dir)
-		mode &= ~(mode_t)0222;
-	if (fs->read_only && dir)
+	/* A read-only mount still answers queries: the query file, queries/
+	 * and its slots stay writable; nothing else is. */
+	bool query_side = ino == INO_QUERY || ino == INO_QUERIES ||
+			  (ino >= INO_DYN_BASE && ino < INO_BIGID_BASE);
+	if (fs->read_only && !query_side)
 		mode &= ~(mode_t)0222;
 	st->st_mode = mode;
 	st->st_nlink = dir ? 2 : 1;

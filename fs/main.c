@@ -93,8 +93,10 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 0;
 	}
 	if (key == KEY_RO) {
+		/* Not passed to the kernel: it would refuse writes to the query
+		 * file too.  The daemon refuses every change with EROFS. */
 		o->read_only = 1;
-		return 1; /* also tell the kernel */
+		return 0;
 	}
 	return 1;
 }

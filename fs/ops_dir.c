@@ -116,7 +116,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		bool writable = kind == NODE_VECTOR || ino == INO_QUERY ||
 				ino == INO_KERNEL || ino == INO_EBPF ||
 				ino == INO_CONTROL;
-		if (!writable || fs->read_only) {
+		if (!writable || (fs->read_only && ino != INO_QUERY)) {
 			fuse_reply_err(req, fs->read_only ? EROFS : EACCES);
 			return;
 		}

@@ -589,8 +589,17 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		}
 		pthread_mutex_unlock(&h->lock);
 	} else if (h->st) {
-		ssize_t w = pwrite(h->st->fd, buf, size, off);
-		if (w < 0) {
+		pthread_mutex_lock(&fs->mu);
+		bool gone = h->st->gone;
+		pthread_mutex_unlock(&fs->mu);
+		/* Already committed (or refused, or removed) at an earlier close
+		 * of this descriptor: say so rather than drop the bytes. */
+		ssize_t w = gone ? -1 : pwrite(h->st->fd, buf, size, off);
+		if (gone) {
+			fs_error(fs, "ingest/%s: written to after it left ingest/ (committed or refused at an earlier close); these bytes are not committed",
+				 h->st->name);
+			rc = -ESTALE;
+		} else if (w < 0) {
 			rc = -errno;
 		} else {
 			pthread_mutex_lock(&fs->mu);

@@ -7,7 +7,9 @@
 # into build-fuzz/.  --standalone: the same targets as plain programs (a
 # main() that runs the files/directories named on its command line once
 # each, tests/fuzz/standalone_main.c) with gcc -fsanitize=address,undefined
-# into build-fuzz-standalone/ (used by tests/pytest/test_fuzz_regressions.py).
+# into build-fuzz-standalone/ (used by tests/pytest/test_fuzz_regressions.py;
+# CC=clang builds build-fuzz-standalone-clang/, whose UBSan also sees
+# pointer-arithmetic overflow, which gcc's does not).
 # The engine sources (and fs/query.c, fs/log.c for fuzz_query) are compiled
 # with the same flags.  Objects are rebuilt when a source or header is newer
 # or the flags changed.  CC overrides the compiler.
@@ -52,7 +54,13 @@ if [ $mode = fuzz ]; then
 	LDFLAGS="$SAN -fsanitize=fuzzer"
 else
 	CC=${CC:-gcc}
-	out=${out:-build-fuzz-standalone}
+	# gcc by default; another compiler gets its own directory
+	# (CC=clang: build-fuzz-standalone-clang).
+	if [ "$(basename "$CC")" = gcc ]; then
+		out=${out:-build-fuzz-standalone}
+	else
+		out=${out:-build-fuzz-standalone-$(basename "$CC")}
+	fi
 	CFLAGS="$BASE $SAN -DFUZZ_STANDALONE"
 	LDFLAGS="$SAN"
 fi

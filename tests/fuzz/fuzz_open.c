@@ -204,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_note("open ok: dim %u, %llu visible, %zu segments\n",
 			  info->dimension, (unsigned long long)info->visible,
 			  rvf_view_segment_count(v));
+		(void)info;
 		walk_view(v, 0);
 		/* Unchanged file: a refresh keeps the view. */
 		rc = rvf_store_refresh(s, &err);

@@ -259,6 +259,13 @@ def test_read_only_mount_rejects_writes(mount, base, run_ctl, tmp_path):
     # reading works
     assert m.vector_ids() == sorted(vecs)
     assert m.read_vector(1) == vecs[1]
+    # and so do queries: the query file and queries/ slots stay writable
+    q = " ".join(str(x) for x in vecs[1])
+    m.sh(f'echo "k=1 {q}" > "$M/query"')
+    assert m.cat("query").split()[0] == "1"
+    m.sh(f'mkdir "$M/queries/ro" && echo "k=1 {q}" > "$M/queries/ro/request"')
+    assert m.cat("queries/ro/result").split()[0] == "1"
+    assert p.read_bytes() == data
 
 
 def test_read_only_mount_beside_a_writer(mount, base):

@@ -141,6 +141,20 @@ def test_shell_children_sharing_the_descriptor(mount, tmp_path):
     assert m.errors() == ""
 
 
+def test_no_silent_loss_with_dup_closes(mount, tmp_path):
+    """Shell builtins writing through `exec 3>` close a duplicate of the
+    descriptor after each line (each close is a flush): every line must be
+    committed, or the writes that cannot be must fail visibly."""
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    r = m.sh('exec 3> "$M/ingest/s.csv"; echo "1,1,2,3,4" >&3; echo "2,4,3,2,1" >&3; '
+             'echo "3,0,0,0,1" >&3; exec 3>&-', check=False)
+    ids = m.vector_ids()
+    if ids != [1, 2, 3]:
+        assert r.stderr.count("write error") == 3 - len(ids), (ids, r.stderr)
+        assert "s.csv" in m.errors()
+    assert m.ls("ingest") == []
+
+
 def test_staged_file_listed_until_close(mount, tmp_path):
     m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
     p = m / "ingest" / "slow.csv"
