@@ -24,13 +24,18 @@ static int delete_mount(ctl_ctx *ctx, const char *mnt, const uint64_t *ids,
 	uint64_t before = kv_u64(st, "vectors");
 	json_decref(st);
 	if (filter_json) {
+		/* Compacted to one line: a command is one line.  (It parsed as
+		 * a filter already, so it is JSON.) */
+		json_t *j = json_loads(filter_json, JSON_DECODE_ANY, NULL);
+		char *one = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 		char *line = NULL;
-		if (asprintf(&line, "delete-filter %s", filter_json) < 0)
-			return ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
-		rc = strchr(filter_json, '\n') ?
-		     ctl_usage_error(ctx, "--filter: one line of JSON, please") :
-		     mnt_command(ctx, mnt, "delete-filter", line);
+		json_decref(j);
+		if (!one || asprintf(&line, "delete-filter %s", one) < 0)
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+		else
+			rc = mnt_command(ctx, mnt, "delete-filter", line);
 		free(line);
+		free(one);
 	}
 	/* A very long list goes in several commits. */
 	for (size_t at = 0; !filter_json && at < n && !rc; at += IDS_PER_COMMAND) {

@@ -421,7 +421,8 @@ static rvf_code parse_cow(rvf_view *v, long cm, long mb, rvf_error *err)
 	c->map_len = mlen;
 
 	s = &v->dir[mb];
-	p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+	/* An unreadable entry's offset may lie anywhere: no pointer to it. */
+	p = s->readable ? v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE : NULL;
 	len = s->payload_length;
 	if (!s->readable || len < 96 || ld32(p) != 0x52564D42u ||
 	    ld16(p + 4) != 1 || p[6] != 0 || p[7] != 0)

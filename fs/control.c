@@ -42,7 +42,8 @@ typedef struct command {
 } command;
 
 /* Splits the line into blank-separated, optionally quoted words.  An
- * unquoted cmdline= takes the rest of the line. */
+ * unquoted cmdline= takes the rest of the line, and so does everything
+ * after `delete` and `delete-filter`. */
 static int split(const char *line, command *c)
 {
 	size_t len = strlen(line);
@@ -58,10 +59,15 @@ static int split(const char *line, command *c)
 			p++;
 		if (!*p)
 			return 0;
+		if (c->argc == 1) {
+			c->rest = p;
+			/* Ids and JSON are not words: theirs is the raw rest. */
+			if (!strcmp(c->argv[0], "delete") ||
+			    !strcmp(c->argv[0], "delete-filter"))
+				return 0;
+		}
 		if (c->argc == MAX_ARGS)
 			return -E2BIG;
-		if (c->argc == 1)
-			c->rest = p;
 		c->argv[c->argc++] = out;
 		bool quoted = false;
 		if (!strncmp(p, "cmdline=", 8) && p[8] != '"') {

@@ -1,0 +1,562 @@
+"""Helpers for the reliability tests (tests/pytest/test_reliability_*.py):
+crash, fault-injection, damaged-file, soak and permission tests.
+
+Self-contained on purpose (the mount tests' mountlib.py evolves on its
+own): a foreground daemon we start and can SIGKILL, the RVF file layout in
+Python (segment walk, manifest parse, content hash) for checking and
+damaging files, data generators and a few process helpers.
+
+Environment:
+  RVF_BUILD_DIR   build directory (default build; build-asan for sanitizers)
+  RVF_LONG=1      the long variants (hundreds of MB, 200 kills, minutes of soak)
+  RVF_SEED=N      seed of the randomised tests (default: fixed per test)
+  RVF_NO_LEAK_CHECK=1  do not turn LeakSanitizer on for daemons (ASan build)
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INTEROP = REPO / "tests" / "interop"
+REF_JS = INTEROP / "ref.js"
+FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
+
+LONG = os.environ.get("RVF_LONG", "0") not in ("", "0")
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "WARNING: AddressSanitizer",
+                     "ERROR: UndefinedBehaviorSanitizer")
+
+
+def build_dir():
+    b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
+    return b if b.is_absolute() else REPO / b
+
+
+def seed(default):
+    s = os.environ.get("RVF_SEED")
+    return int(s) if s else default
+
+
+def exe(rel):
+    p = build_dir() / rel
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        pytest.skip(f"{p} is not built")
+    return p
+
+
+def rvffs_exe():
+    p = exe("fs/rvffs")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("/dev/fuse is missing")
+    return p
+
+
+def rvfctl_exe():
+    return exe("ctl/rvfctl")
+
+
+_asan_cache = {}
+
+
+def is_asan(path):
+    """True when the binary was built with AddressSanitizer."""
+    path = str(path)
+    if path not in _asan_cache:
+        with open(path, "rb") as f:
+            _asan_cache[path] = b"AddressSanitizer" in f.read()
+    return _asan_cache[path]
+
+
+def node_exe():
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node or not (INTEROP / "node_modules" / "@ruvector" / "rvf-node").is_dir():
+        pytest.fail("the reference implementation is not installed: run tests/run-all.sh "
+                    "(or npm install in tests/interop)", pytrace=False)
+    return node
+
+
+def sanitizer_env(logdir, leaks=True, base=None):
+    """Environment for a program of the build: sanitizer reports go to
+    files LOGDIR/sanitizer.PID (checked by sanitizer_reports); with
+    leaks=True LeakSanitizer runs at exit (ASan builds only)."""
+    e = dict(os.environ if base is None else base)
+    logp = f"log_path={Path(logdir) / 'sanitizer'}"
+    opts = [o for o in e.get("ASAN_OPTIONS", "").split(":")
+            if o and not o.startswith(("detect_leaks=", "log_path="))]
+    want_leaks = leaks and os.environ.get("RVF_NO_LEAK_CHECK", "0") in ("", "0")
+    opts += [f"detect_leaks={1 if want_leaks else 0}", logp]
+    e["ASAN_OPTIONS"] = ":".join(opts)
+    uopts = [o for o in e.get("UBSAN_OPTIONS", "print_stacktrace=1").split(":")
+             if o and not o.startswith("log_path=")]
+    e["UBSAN_OPTIONS"] = ":".join(uopts + [logp])
+    e.pop("RVF_FAULT", None)
+    e["LC_ALL"] = "C"
+    return e
+
+
+def sanitizer_reports(logdir):
+    out = []
+    for f in sorted(Path(logdir).glob("sanitizer*")):
+        text = f.read_text(errors="replace")
+        if any(k in text for k in SANITIZER_MARKERS):
+            out.append(f"{f.name}:\n{text[-5000:]}")
+    return out
+
+
+# ------------------------------------------------------------------ processes
+
+def run(cmd, check=True, timeout=120, **kw):
+    cmd = [str(c) for c in cmd]
+    try:
+        cp = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"timeout after {timeout}s (a hang): {' '.join(cmd)}", pytrace=False)
+    if check and cp.returncode != 0:
+        pytest.fail(f"command failed (exit {cp.returncode}): {' '.join(cmd)}\n"
+                    f"--- stdout\n{cp.stdout[-2000:]!r}\n--- stderr\n{cp.stderr[-3000:]!r}",
+                    pytrace=False)
+    return cp
+
+
+def mount_entry(path):
+    path = os.path.realpath(str(path))
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            fields = ln.split()
+            mp = fields[4].replace("\\040", " ")
+            if mp == path:
+                found = fields
+    return found
+
+
+def is_mounted(path):
+    e = mount_entry(path)
+    return e is not None and e[e.index("-") + 1].startswith("fuse")
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    end = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(step)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return None
+
+
+class Daemon:
+    """rvffs -f STORE MNT in a child process of ours, stderr to a log file.
+
+    Foreground, so that its pid is ours to SIGKILL and its stderr (where
+    the sanitizers report, at exit, leaks included) lands in a file."""
+
+    def __init__(self, store, mnt, logdir, opts=(), env_extra=None, leaks=True,
+                 exe_path=None, user_cmd=()):
+        self.exe = exe_path or rvffs_exe()
+        self.store = Path(store)
+        self.mnt = Path(mnt)
+        self.logdir = Path(logdir)
+        self.opts = list(opts)
+        self.env_extra = dict(env_extra or {})
+        self.leaks = leaks
+        self.user_cmd = list(user_cmd)
+        self.proc = None
+        self.log = None
+        self.n = 0
+
+    def command(self):
+        cmd = self.user_cmd + [str(self.exe), "-f"]
+        if self.opts:
+            cmd += ["-o", ",".join(self.opts)]
+        return cmd + [str(self.store), str(self.mnt)]
+
+    def start(self, timeout=30, expect_fail=False):
+        """Mounts; returns None, or (expect_fail) the exit status and the
+        log when the daemon exits without mounting."""
+        assert self.proc is None or self.proc.poll() is not None
+        self.mnt.mkdir(parents=True, exist_ok=True)
+        self.n += 1
+        self.log = self.logdir / f"rvffs-{self.mnt.name}-{self.n}.log"
+        env = sanitizer_env(self.logdir, self.leaks)
+        env.update(self.env_extra)
+        with open(self.log, "wb") as lf:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=lf, stderr=lf, env=env,
+                                         cwd=str(self.logdir))
+        ok = wait_for(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
+                      timeout)
+        if self.proc.poll() is not None:
+            if expect_fail:
+                return self.proc.returncode, self.log_text()
+            pytest.fail(f"rvffs exited {self.proc.returncode} without mounting "
+                        f"{self.store}:\n{self.log_text()}", pytrace=False)
+        if not ok:
+            self.kill9()
+            pytest.fail(f"rvffs did not mount within {timeout}s", pytrace=False)
+        # Ready when the root answers.
+        if not wait_for(lambda: os.path.exists(self.mnt / "status"), 10):
+            pytest.fail("the mount does not answer", pytrace=False)
+        if expect_fail:
+            return None
+        return None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill9(self):
+        """SIGKILL (ours), reap, and clear the dead mount with -uz."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        run([FUSERMOUNT, "-uz", self.mnt], check=False)
+        assert wait_for(lambda: not is_mounted(self.mnt), 10), \
+            f"fusermount3 -uz left {self.mnt} mounted"
+
+    def unmount(self, timeout=60):
+        """fusermount3 -u (retried while busy); waits for a clean exit and
+        returns the exit status."""
+        end = time.monotonic() + 15
+        while is_mounted(self.mnt):
+            cp = run([FUSERMOUNT, "-u", self.mnt], check=False)
+            if cp.returncode == 0 or not is_mounted(self.mnt):
+                break
+            if time.monotonic() > end:
+                run([FUSERMOUNT, "-uz", self.mnt], check=False)
+                break
+            time.sleep(0.1)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            pytest.fail(f"daemon did not exit {timeout}s after the unmount", pytrace=False)
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.unmount(timeout=20)
+            except BaseException:
+                self.kill9()
+        elif is_mounted(self.mnt):
+            run([FUSERMOUNT, "-uz", self.mnt], check=False)
+
+    # --- convenience
+    def path(self, rel):
+        return self.mnt / rel
+
+    def read(self, rel):
+        with open(self.mnt / rel, "rb") as f:
+            return f.read()
+
+    def status(self):
+        out = {}
+        for ln in self.read("status").decode().splitlines():
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                out.setdefault(k.strip(), v.strip())
+        return out
+
+    def errors(self):
+        return self.read("errors").decode(errors="replace")
+
+    def vector_ids(self):
+        return {int(x) for x in os.listdir(self.mnt / "vectors")}
+
+
+class DaemonSet:
+    """Fixture object: creates Daemons and cleans them all up, failing the
+    test on sanitizer reports (leaks of cleanly unmounted daemons too)."""
+
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.logdir = self.tmp / "logs"
+        self.logdir.mkdir(exist_ok=True)
+        self.daemons = []
+
+    def __call__(self, store, mnt=None, opts=(), **kw):
+        mnt = Path(mnt) if mnt else self.tmp / f"mnt{len(self.daemons) + 1}"
+        d = Daemon(store, mnt, self.logdir, opts=opts, **kw)
+        self.daemons.append(d)
+        return d
+
+    def finish(self):
+        for d in self.daemons:
+            d.cleanup()
+        problems = sanitizer_reports(self.logdir)
+        for d in self.daemons:
+            for f in sorted(self.logdir.glob(f"rvffs-{d.mnt.name}-*.log")):
+                t = f.read_text(errors="replace")
+                if any(k in t for k in SANITIZER_MARKERS):
+                    problems.append(f"{f.name}:\n{t[-5000:]}")
+        return problems
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    ds = DaemonSet(tmp_path)
+    yield ds
+    problems = ds.finish()
+    if problems:
+        pytest.fail("sanitizer reports from the daemon(s):\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+# ------------------------------------------------------------------ rvfctl / ref
+
+def ctl(*args, check=True, env_extra=None, timeout=300, logdir=None, leaks=False):
+    """Runs rvfctl; fails on a sanitizer report or a signal."""
+    env = sanitizer_env(logdir, leaks) if logdir else dict(os.environ)
+    env.pop("RVF_FAULT", None)
+    if env_extra:
+        env.update(env_extra)
+    cp = run([rvfctl_exe()] + [str(a) for a in args], check=False, timeout=timeout,
+             env=env)
+    err = cp.stderr.decode(errors="replace")
+    for m in SANITIZER_MARKERS:
+        if m in err:
+            pytest.fail(f"sanitizer report from rvfctl {' '.join(map(str, args))}:\n{err[-5000:]}",
+                        pytrace=False)
+    if cp.returncode < 0:
+        pytest.fail(f"rvfctl {' '.join(map(str, args))} killed by signal {-cp.returncode}",
+                    pytrace=False)
+    if check and cp.returncode != 0:
+        pytest.fail(f"rvfctl {' '.join(map(str, args))} failed (exit {cp.returncode}):\n"
+                    f"{err[-3000:]}", pytrace=False)
+    return cp
+
+
+def ctl_json(*args, **kw):
+    import json
+    cp = ctl("--json", *args, **kw)
+    try:
+        return cp.returncode, json.loads(cp.stdout)
+    except ValueError:
+        pytest.fail(f"rvfctl --json {' '.join(map(str, args))} printed no JSON:\n"
+                    f"{cp.stdout[-2000:]!r}\n{cp.stderr[-2000:]!r}", pytrace=False)
+
+
+def ref_dump(path, timeout=300):
+    import json
+    cp = run([node_exe(), REF_JS, "dump", path], check=False, timeout=timeout)
+    try:
+        return json.loads(cp.stdout)
+    except ValueError:
+        pytest.fail(f"ref.js dump {path} printed no JSON (exit {cp.returncode}):\n"
+                    f"{cp.stdout[-1000:]!r}\n{cp.stderr[-2000:]!r}", pytrace=False)
+
+
+def ref_ids(dump):
+    return {int(x) for x in dump.get("all_ids", [])}
+
+
+# ------------------------------------------------------------------ the format
+
+SEG_MAGIC = b"SFVR"
+HDR = 64
+MAX_PAYLOAD = 256 * 1024 * 1024
+TYPES = {0x01: "vec", 0x02: "index", 0x04: "journal", 0x05: "manifest", 0x07: "meta",
+         0x0A: "witness", 0x0E: "kernel", 0x0F: "ebpf", 0x20: "cow_map",
+         0x22: "membership", 0x53: "signature"}
+T_VEC, T_MANIFEST, T_META, T_WITNESS = 0x01, 0x05, 0x07, 0x0A
+T_KERNEL, T_EBPF, T_COW, T_MEMBERSHIP, T_JOURNAL = 0x0E, 0x0F, 0x20, 0x22, 0x04
+
+
+def content_hash(payload):
+    """CRC-32/IEEE replicated with rotations 0/8/16/24 (16 bytes)."""
+    c = zlib.crc32(payload) & 0xFFFFFFFF
+
+    def rot(x, r):
+        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x
+    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24))
+
+
+class Segment:
+    __slots__ = ("offset", "type", "id", "plen", "version", "flags", "hash")
+
+    def __init__(self, buf, off):
+        (magic, self.version, self.type, self.flags, self.id,
+         self.plen) = struct.unpack_from("<4sBBHQQ", buf, off)
+        self.offset = off
+        self.hash = bytes(buf[off + 0x28: off + 0x38])
+
+    @property
+    def name(self):
+        return TYPES.get(self.type, f"type-{self.type:02x}")
+
+    @property
+    def end(self):
+        return self.offset + HDR + self.plen
+
+    def payload(self, buf):
+        return bytes(buf[self.offset + HDR: self.end])
+
+    def __repr__(self):
+        return f"<{self.name} id={self.id} @{self.offset} len={self.plen}>"
+
+
+def walk(buf):
+    """The segments packed from offset 0 (stops at the first bad header)."""
+    out, off = [], 0
+    while off + HDR <= len(buf) and buf[off:off + 4] == SEG_MAGIC:
+        s = Segment(buf, off)
+        if s.plen > len(buf) - off - HDR:
+            break
+        out.append(s)
+        off = s.end
+    return out
+
+
+class Manifest:
+    def __init__(self, payload):
+        p = payload
+        if len(p) < 22:
+            raise ValueError("short manifest")
+        self.epoch, self.dim, self.total = struct.unpack_from("<IHQ", p, 0)
+        n = struct.unpack_from("<I", p, 14)[0]
+        if n > (len(p) - 22) // 25:
+            raise ValueError("directory runs past the payload")
+        self.profile, self.metric = p[18], p[19]
+        self.dir = []
+        for i in range(n):
+            sid, off, plen, t = struct.unpack_from("<QQQB", p, 22 + 25 * i)
+            self.dir.append((sid, off, plen, t))
+        pos = 22 + 25 * n
+        self.deleted = []
+        self.fidi = None
+        if len(p) - pos >= 4:
+            d = struct.unpack_from("<I", p, pos)[0]
+            pos += 4
+            d = min(d, (len(p) - pos) // 8)
+            self.deleted = list(struct.unpack_from(f"<{d}Q", p, pos))
+            pos += 8 * d
+            if len(p) - pos >= 72 and p[pos:pos + 4] == b"IDIF":
+                f = p[pos + 4:pos + 72]
+                self.fidi = {"file_id": f[:16], "parent_id": f[16:32],
+                             "parent_hash": f[32:64],
+                             "depth": struct.unpack_from("<I", f, 64)[0],
+                             "offset_in_payload": pos}
+
+
+def locate_manifest(buf):
+    """(Segment, Manifest) of the newest parseable manifest, found as the
+    engine and the reference do (backward scan), or (None, None)."""
+    if len(buf) < HDR:
+        return None, None
+    i = buf.rfind(SEG_MAGIC, 0, len(buf) - HDR + 4)  # headers start <= size-64
+    while i >= 0:
+        if buf[i + 5] == T_MANIFEST:
+            plen = struct.unpack_from("<Q", buf, i + 16)[0]
+            if plen <= MAX_PAYLOAD and plen <= len(buf) - i - HDR:
+                try:
+                    return Segment(buf, i), Manifest(bytes(buf[i + HDR:i + HDR + plen]))
+                except ValueError:
+                    pass
+        i = buf.rfind(SEG_MAGIC, 0, i + 3) if i > 0 else -1
+    return None, None
+
+
+def torn_tail(path):
+    """Bytes after the end of the newest manifest (a torn commit)."""
+    buf = Path(path).read_bytes()
+    seg, _ = locate_manifest(buf)
+    return len(buf) - seg.end if seg else len(buf)
+
+
+def max_id_ever(path, visible):
+    """Largest id the store ever used, as the engine assigns ids: own rows
+    (visible ones suffice for our stores) and the deletion list."""
+    buf = Path(path).read_bytes()
+    _, m = locate_manifest(buf)
+    cands = list(visible) + (m.deleted if m else [])
+    return max(cands) if cands else None
+
+
+# ------------------------------------------------------------------ data
+
+def fvecs_rows(tag, first_row, n, dim):
+    """n rows: components (tag, row index, then a fixed pattern)."""
+    pat = struct.pack(f"<{dim - 2}f", *[(j % 17) * 0.25 for j in range(dim - 2)])
+    head = struct.pack("<i", dim)
+    return b"".join(head + struct.pack("<2f", tag, first_row + i) + pat for i in range(n))
+
+
+def csv_rows(ids, dim, tag=0.0):
+    return "".join(f"{i}," + ",".join([str(tag), str(k)] +
+                                      [str((i * 7 + j) % 11) for j in range(dim - 2)]) + "\n"
+                   for k, i in enumerate(ids))
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class Stopwatch:
+    def __init__(self):
+        self.t0 = time.monotonic()
+
+    def __call__(self):
+        return time.monotonic() - self.t0
+
+
+def report(name, **figures):
+    """Prints one line of figures (visible with pytest -s, and in the
+    terminal summary through the `figures` record)."""
+    line = f"[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items())
+    print(line)
+    FIGURES.append(line)
+    return line
+
+
+FIGURES = []
+
+
+def write_all(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    """open/write/close; the first OSError (at write or close) is raised."""
+    fd = os.open(str(path), flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view[:1 << 20])
+            view = view[n:]
+    except BaseException:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+
+
+__all__ = [n for n in dir() if not n.startswith("_")] + ["daemons"]
+_unused = (random, threading)
