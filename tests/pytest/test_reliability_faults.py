@@ -204,7 +204,8 @@ def test_daemon_delete_compact_kernel_faults(tmp_path, daemons):  # noqa: F811
             has_control = False
             d.unmount()
             continue
-        path = {"rm": d.mnt / "vectors" / "20", "kernel": d.mnt / "kernel",
+        vid = 20 + i
+        path = {"rm": d.mnt / "vectors" / str(vid), "kernel": d.mnt / "kernel",
                 "compact": d.mnt / "control"}[what]
         with pytest.raises(OSError) as ei:
             if what == "rm":
@@ -218,7 +219,7 @@ def test_daemon_delete_compact_kernel_faults(tmp_path, daemons):  # noqa: F811
         done += 1
         # The fault fired once: now the same works.
         if what == "rm":
-            assert 20 in d.vector_ids()
+            assert vid in d.vector_ids()
             os.unlink(path)
         elif what == "kernel":
             write_all(path, b"k" * 3000)
@@ -227,7 +228,7 @@ def test_daemon_delete_compact_kernel_faults(tmp_path, daemons):  # noqa: F811
         assert d.unmount() == 0
         after = digest(store)
         if what == "rm":
-            assert after[1] == before[1] - {20}
+            assert after[1] == before[1] - {vid}
         else:
             assert after[1] == before[1]
         assert not list(tmp_path.glob("*.compact.tmp"))
