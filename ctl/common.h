@@ -26,7 +26,7 @@ enum {
 
 typedef struct ctl_ctx {
 	bool json;          /* --json: one JSON document on stdout */
-	ctl_config cfg;     /* rvffs.conf */
+	rvffs_config cfg;     /* rvffs.conf */
 } ctl_ctx;
 
 /* Exit code for a library code / an errno. */

@@ -14,7 +14,7 @@ typedef struct parse_state {
 	FILE *f;
 	int lineno;             /* Debian's inih passes no line numbers to
 				 * callbacks: the reader counts them */
-	ctl_config *cfg;
+	rvffs_config *cfg;
 	const char *file;
 	char *why;
 	size_t why_len;
@@ -44,7 +44,7 @@ static char *read_line(char *str, int num, void *stream)
 /* A relative key prefix is taken relative to the configuration file. */
 static void set_key(parse_state *st, const char *value)
 {
-	ctl_config *c = st->cfg;
+	rvffs_config *c = st->cfg;
 	if (value[0] == '/' || value[0] == '~') {
 		if (value[0] == '~' && value[1] == '/' && getenv("HOME"))
 			snprintf(c->signing_key, sizeof(c->signing_key), "%s%s",
@@ -62,17 +62,24 @@ static void set_key(parse_state *st, const char *value)
 static const char *on_key(parse_state *st, const char *section,
 			  const char *name, const char *value)
 {
-	ctl_config *c = st->cfg;
+	rvffs_config *c = st->cfg;
 	unsigned long n;
 	if (!strcmp(section, "mount")) {
-		if (!strcmp(name, "threads"))
-			return parse_uint(value, 1024, &n) ? NULL : "threads must be 0..1024";
+		if (!strcmp(name, "threads")) {
+			if (!parse_uint(value, 1024, &n))
+				return "threads must be 0..1024";
+			c->threads = (unsigned)n;
+			return NULL;
+		}
 		if (!strcmp(name, "log_level") || !strcmp(name, "caching"))
 			return NULL; /* the daemon's */
 	} else if (!strcmp(section, "query")) {
-		if (!strcmp(name, "k"))
-			return parse_uint(value, 1u << 20, &n) && n ? NULL :
-			       "k must be a positive integer";
+		if (!strcmp(name, "k")) {
+			if (!parse_uint(value, 1u << 20, &n) || !n)
+				return "k must be a positive integer";
+			c->query_k = (unsigned)n;
+			return NULL;
+		}
 		if (!strcmp(name, "ef"))
 			return parse_uint(value, 1u << 20, &n) ? NULL :
 			       "ef must be a non-negative integer";
@@ -125,10 +132,11 @@ static int on_entry(void *user, const char *section, const char *name,
 	return problem ? 0 : 1;
 }
 
-bool ctl_config_load(const char *path, ctl_config *cfg, char *why,
+bool config_load(const char *path, rvffs_config *cfg, char *why,
 		     size_t why_len)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->query_k = 10;
 	cfg->create_metric = RVF_METRIC_L2;
 	char xdg[PATH_MAX] = "";
 	const char *home = getenv("XDG_CONFIG_HOME");

@@ -1,10 +1,7 @@
-/* config.h - rvffs.conf as rvfctl reads it (rvffs.conf(5)).
- *
- * The same file as the daemon's: rvfctl uses [create], [kernel] and
- * [signing], and checks [mount] and [query] the same way, so one file is
- * judged alike by both. */
-#ifndef RVFCTL_CONFIG_H
-#define RVFCTL_CONFIG_H
+/* config.h - rvffs.conf (rvffs.conf(5)), read alike by rvffs and rvfctl:
+ * one parser, so one file is judged the same by both. */
+#ifndef RVFFS_CONFIG_H
+#define RVFFS_CONFIG_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -13,7 +10,9 @@
 
 #include "rvf.h"
 
-typedef struct ctl_config {
+typedef struct rvffs_config {
+	unsigned threads;           /* [mount] threads: search threads, 0 = per CPU */
+	unsigned query_k;           /* [query] k: default k of the query file */
 	rvf_metric create_metric;   /* [create] metric */
 	uint8_t kernel_arch;        /* [kernel] arch */
 	uint8_t kernel_type;        /* [kernel] type */
@@ -21,13 +20,13 @@ typedef struct ctl_config {
 	bool kernel_compress;       /* [kernel] compression = zstd */
 	char signing_key[PATH_MAX]; /* [signing] key: a key prefix, or "" */
 	char source[PATH_MAX];      /* the file read, or "" */
-} ctl_config;
+} rvffs_config;
 
 /* Defaults, then `path` if given, else the first of
  * $XDG_CONFIG_HOME/rvffs/rvffs.conf (~/.config when unset) and
  * /etc/rvffs.conf that exists.  Unknown sections or keys and bad values
  * fail with "FILE:LINE: ..." in why. */
-bool ctl_config_load(const char *path, ctl_config *cfg, char *why,
+bool config_load(const char *path, rvffs_config *cfg, char *why,
 		     size_t why_len);
 
 #endif

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	char why[PATH_MAX + 300];
-	if (!ctl_config_load(config, &ctx.cfg, why, sizeof(why)))
+	if (!config_load(config, &ctx.cfg, why, sizeof(why)))
 		return ctl_usage_error(&ctx, "%s", why);
 	int rc = cmd->run(&ctx, argc - 1, argv + 1);
 	if (rc == EXIT_USAGE && !ctx.json)
