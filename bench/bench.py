@@ -7,6 +7,7 @@ Started by bench/run.sh (see bench/README.md for what every figure means):
                       [--workloads query,ingest,mount,reads,compact]
                       [--skip-ref-query | --ref-query] [--no-cold]
                       [--queries Q] [--seed S] [--tmpdir DIR] [--keep]
+                      [--save-json FILE]
 
 Python standard library only. Progress goes to stderr; stdout gets the
 table, or with --json one JSON document.

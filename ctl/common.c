@@ -274,13 +274,8 @@ long parse_ids(const char *s, uint64_t **out)
 
 void print_float(FILE *f, float v)
 {
-	/* %.9g always round-trips a float32; try shorter forms first. */
-	char buf[32];
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, (double)v);
-		if (strtof(buf, NULL) == v || isnan(v))
-			break;
-	}
+	char buf[RVF_FLOAT_TEXT_MAX];
+	rvf_format_float(v, buf);
 	fputs(buf, f);
 }
 
@@ -288,12 +283,8 @@ json_t *json_float(float v)
 {
 	/* jansson prints reals with %.17g: go through the shortest text
 	 * that reads back as the same float32. */
-	char buf[32];
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, (double)v);
-		if (strtof(buf, NULL) == v)
-			break;
-	}
+	char buf[RVF_FLOAT_TEXT_MAX];
+	rvf_format_float(v, buf);
 	return json_real(strtod(buf, NULL));
 }
 

@@ -37,23 +37,37 @@ static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 	return RVF_OK;
 }
 
-rvf_code open_view_readonly(const char *path, unsigned depth, rvf_view **out,
-			    rvf_error *err)
+rvf_code open_view_readonly(const char *path, const view_chain *chain,
+			    rvf_view **out, rvf_error *err)
 {
-	if (depth > MAX_LINEAGE_DEPTH)
+	if (chain->depth > MAX_LINEAGE_DEPTH)
 		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
-				"branch chain deeper than %d levels (a cycle?) at %s",
+				"branch chain deeper than %d levels at %s",
 				MAX_LINEAGE_DEPTH, path);
 	int fd;
 	uint64_t size;
 	rvf_code rc = open_fd(path, O_RDONLY, &fd, &size, err);
 	if (rc != RVF_OK)
 		return rc;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return rvf_fail_io(err, e, "cannot stat %s", path);
+	}
+	for (const view_chain *c = chain; c; c = c->child)
+		if (c->dev == st.st_dev && c->ino == st.st_ino) {
+			close(fd);
+			return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
+					"branch cycle: the parent %s is %s", path,
+					c == chain ? "the store itself" :
+					"a branch child of the store");
+		}
 	rvf_map *map = map_file(fd, size, err);
 	close(fd); /* the mapping keeps the file */
 	if (!map)
 		return err ? err->code : RVF_E_IO;
-	rc = view_build(map, size, path, NULL, UINT64_MAX, depth, NULL, out,
+	rc = view_build(map, size, path, NULL, UINT64_MAX, chain, NULL, out,
 			err);
 	map_unref(map);
 	return rc;

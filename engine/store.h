@@ -92,6 +92,16 @@ struct rvf_store {
 	size_t npending;
 };
 
+/* The stores whose opening led to the one being opened, nearest first:
+ * a branch child names its parent, which may name its own... A parent that
+ * is one of them is a cycle, refused before it is followed. */
+typedef struct view_chain {
+	dev_t dev;
+	ino_t ino;
+	unsigned depth;                 /* 1 for the child opened first */
+	const struct view_chain *child; /* the store that named this one */
+} view_chain;
+
 /* view.c */
 rvf_map *map_file(int fd, uint64_t size, rvf_error *err);
 rvf_map *map_ref(rvf_map *m);
@@ -101,10 +111,11 @@ void map_unref(rvf_map *m);
  * only directory entries past prev's are read.  `trusted_from` = offset
  * from which segments were just written by us (hashes not re-checked).
  * `meta` (may be NULL: replay the META segments) is the metadata table of
- * the new state, when the writer already has it. */
+ * the new state, when the writer already has it.  `chain` is NULL, or for
+ * a branch parent the children that led to it. */
 rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
-		    unsigned depth, meta_table *meta, rvf_view **out,
+		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err);
 void view_free(rvf_view *v);
 /* True when id is in v's (sorted) deletion list. */
@@ -121,8 +132,9 @@ rvf_code store_write_first_manifest(rvf_store *s, const manifest *m,
 				    rvf_error *err);
 rvf_store *store_alloc(const char *path);
 void store_discard(rvf_store *s);
-/* Opens the branch parent of a child at `child_path` read-only. */
-rvf_code open_view_readonly(const char *path, unsigned depth,
+/* Opens the branch parent (at path) of the stores in chain read-only;
+ * refuses a parent that is one of them (a cycle). */
+rvf_code open_view_readonly(const char *path, const view_chain *chain,
 			    rvf_view **out, rvf_error *err);
 
 /* write.c: appending segments and committing manifests (under write_mu). */

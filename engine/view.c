@@ -142,7 +142,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 			     rvf_error *err)
 {
 	const unsigned char *map = v->map->base;
-	rvf_error local;
+	rvf_error local = { 0 };
 	char label[16];
 	segment_type_label(e->type, label);
 	memset(out, 0, sizeof(*out));
@@ -151,8 +151,18 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 	out->id = e->seg_id;
 	out->payload_length = e->payload_length;
 	out->listed = true;
-	if (segment_at(map, size, e->offset, out, &local) != RVF_OK ||
-	    out->type != e->type) {
+	rvf_code at = segment_at(map, size, e->offset, out, &local);
+	if (at != RVF_OK || out->type != e->type) {
+		/* Say what is wrong before out is reset to the entry. */
+		char why[sizeof(local.message)];
+		if (at != RVF_OK) {
+			snprintf(why, sizeof(why), "%s", local.message);
+		} else {
+			char found[16];
+			segment_type_label(out->type, found);
+			snprintf(why, sizeof(why), "the header there is of a %s segment",
+				 found);
+		}
 		out->offset = e->offset;
 		out->type = e->type;
 		out->id = e->seg_id;
@@ -163,9 +173,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 			return rvf_fail(err, RVF_E_CORRUPT,
 					"%s segment id %llu at offset %llu: %s",
 					label, (unsigned long long)e->seg_id,
-					(unsigned long long)e->offset,
-					out->type != e->type && local.code == RVF_OK ?
-					"header has another type" : local.message);
+					(unsigned long long)e->offset, why);
 		return RVF_OK;
 	}
 	out->listed = true;
@@ -468,7 +476,7 @@ static char *resolve_parent(const char *child, const char *rel)
 }
 
 static rvf_code attach_parent(rvf_view *v, const char *path,
-			      const rvf_view *prev, unsigned depth,
+			      const rvf_view *prev, const view_chain *chain,
 			      rvf_error *err)
 {
 	const rvf_identity *id = &v->info.identity;
@@ -490,8 +498,10 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 	v->parent_resolved = resolve_parent(path, v->cow.parent_path);
 	if (!v->parent_resolved)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-	rvf_code rc = open_view_readonly(v->parent_resolved, depth + 1,
-					 &v->parent, err);
+	view_chain me = { .dev = v->map->dev, .ino = v->map->ino,
+			  .depth = chain ? chain->depth + 1 : 1, .child = chain };
+	rvf_code rc = open_view_readonly(v->parent_resolved, &me, &v->parent,
+					 err);
 	if (rc == RVF_E_IO && err && err->sys_errno == ENOENT)
 		return rvf_fail(err, RVF_E_PARENT_NOT_FOUND,
 				"branch parent %s (stored as \"%s\") not found",
@@ -549,7 +559,7 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 
 rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
-		    unsigned depth, meta_table *meta, rvf_view **out,
+		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err)
 {
 	rvf_code rc;
@@ -682,7 +692,7 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 	if (last_cow >= 0 || last_mb >= 0) {
 		rc = parse_cow(v, last_cow, last_mb, err);
 		if (rc == RVF_OK)
-			rc = attach_parent(v, path, prev, depth, err);
+			rc = attach_parent(v, path, prev, chain, err);
 		if (rc != RVF_OK)
 			goto fail;
 		v->is_branch = true;

@@ -399,6 +399,9 @@ out_session:
 	if (fs.se)
 		fuse_session_destroy(fs.se);
 out:
+	/* The session is over: what the kernel never released goes now. */
+	fs_handles_free(&fs);
+	fs_listings_free();
 	if (fs.store)
 		rvf_store_close(fs.store);
 	if (pipefd[1] >= 0)

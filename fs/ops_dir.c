@@ -139,7 +139,45 @@ typedef struct listing {
 	char **names;       /* ingest/, queries/, slots: names */
 	uint64_t *inos;
 	size_t n;
+	struct listing *prev, *next; /* every open listing (fs_listings_free) */
 } listing;
+
+static pthread_mutex_t listings_mu = PTHREAD_MUTEX_INITIALIZER;
+static listing *listings;
+
+static void listing_register(listing *l)
+{
+	pthread_mutex_lock(&listings_mu);
+	l->next = listings;
+	if (listings)
+		listings->prev = l;
+	listings = l;
+	pthread_mutex_unlock(&listings_mu);
+}
+
+static void listing_free(listing *l)
+{
+	pthread_mutex_lock(&listings_mu);
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		listings = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	pthread_mutex_unlock(&listings_mu);
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->inos);
+	rvf_view_release(l->view);
+	free(l);
+}
+
+void fs_listings_free(void)
+{
+	while (listings)
+		listing_free(listings);
+}
 
 static void listing_add(listing *l, const char *name, uint64_t ino)
 {
@@ -193,6 +231,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		listing_add(l, "request", ino + 1);
 		listing_add(l, "result", ino + 2);
 	}
+	listing_register(l);
 	fi->fh = (uintptr_t)l;
 	fi->cache_readdir = 0;
 	fuse_reply_open(req, fi);
@@ -201,13 +240,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	listing *l = (listing *)(uintptr_t)fi->fh;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->names[i]);
-	free(l->names);
-	free(l->inos);
-	rvf_view_release(l->view);
-	free(l);
+	listing_free((listing *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

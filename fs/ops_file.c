@@ -11,18 +11,36 @@
 
 #include "rvffs.h"
 
+/* Every open handle, so that the ones never released are freed at exit. */
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
+static handle *handles;
+
 static handle *handle_new(uint64_t ino)
 {
 	handle *h = calloc(1, sizeof(*h));
 	if (h) {
 		h->ino = ino;
 		pthread_mutex_init(&h->lock, NULL);
+		pthread_mutex_lock(&handles_mu);
+		h->reg_next = handles;
+		if (handles)
+			handles->reg_prev = h;
+		handles = h;
+		pthread_mutex_unlock(&handles_mu);
 	}
 	return h;
 }
 
 static void handle_free(handle *h)
 {
+	pthread_mutex_lock(&handles_mu);
+	if (h->reg_prev)
+		h->reg_prev->reg_next = h->reg_next;
+	else
+		handles = h->reg_next;
+	if (h->reg_next)
+		h->reg_next->reg_prev = h->reg_prev;
+	pthread_mutex_unlock(&handles_mu);
 	if (h->view)
 		rvf_view_release(h->view);
 	free(h->text);
@@ -30,6 +48,18 @@ static void handle_free(handle *h)
 	free(h->wbuf);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+void fs_handles_free(rvffs *fs)
+{
+	while (handles) {
+		handle *h = handles;
+		if (h->st)
+			staged_put(fs, h->st);
+		if (h->for_write)
+			writer_remove(fs, h);
+		handle_free(h);
+	}
 }
 
 void writer_add(rvffs *fs, handle *h)

@@ -167,12 +167,8 @@ out:
 static void put_hits(FILE *f, const rvf_hit *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char b[32];
-		for (int prec = 6; prec <= 9; prec++) {
-			snprintf(b, sizeof(b), "%.*g", prec, (double)h[i].distance);
-			if (isnan(h[i].distance) || strtof(b, NULL) == h[i].distance)
-				break;
-		}
+		char b[RVF_FLOAT_TEXT_MAX];
+		rvf_format_float(h[i].distance, b);
 		fprintf(f, "%llu %s\n", (unsigned long long)h[i].id, b);
 	}
 }

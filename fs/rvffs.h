@@ -213,6 +213,7 @@ typedef struct handle {
 	bool for_write;
 	struct handle *next_writer;
 	pid_t owner;            /* process that opened it: its close commits */
+	struct handle *reg_prev, *reg_next; /* every open handle (fs_handles_free) */
 	pthread_mutex_t lock;   /* query file: its requests and results (a
 				 * forked child's close flushes concurrently) */
 } handle;
@@ -223,6 +224,12 @@ void writer_add(rvffs *fs, handle *h);
 void writer_remove(rvffs *fs, handle *h);
 /* Size being written to ino, or -1 when nobody writes it. */
 long long writer_size(rvffs *fs, uint64_t ino);
+
+/* At exit: frees the handles (files and directories) the kernel never
+ * released.  A RELEASE still in flight when the mount goes away is dropped
+ * by the kernel, so some may be left; nothing is committed for them. */
+void fs_handles_free(rvffs *fs);
+void fs_listings_free(void);
 
 /* Timeouts handed to the kernel for a node. */
 double fs_attr_timeout(uint64_t ino);

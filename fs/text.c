@@ -143,12 +143,8 @@ char *text_witness(rvf_view *v, size_t *len)
 /* Shortest %g form that reads back as the same float32. */
 static void put_float(FILE *f, float x)
 {
-	char b[32];
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(b, sizeof(b), "%.*g", prec, (double)x);
-		if (isnan(x) || strtof(b, NULL) == x)
-			break;
-	}
+	char b[RVF_FLOAT_TEXT_MAX];
+	rvf_format_float(x, b);
 	fputs(b, f);
 }
 

@@ -95,6 +95,14 @@ const char *rvf_metric_name(rvf_metric m);
 /* Parses "l2", "cosine", "ip"/"inner_product"/"dot"; false when unknown. */
 bool rvf_metric_parse(const char *s, rvf_metric *out);
 
+/* Longest text rvf_format_float writes, NUL included. */
+#define RVF_FLOAT_TEXT_MAX 32
+
+/* Writes the shortest decimal text (printf %g style, C locale) that reads
+ * back as exactly v; returns its length.  How vectors and distances are
+ * printed everywhere. */
+size_t rvf_format_float(float v, char out[RVF_FLOAT_TEXT_MAX]);
+
 /* Segment type codes as written in the header's seg_type byte. */
 enum {
 	RVF_SEG_VEC = 0x01,

@@ -75,7 +75,8 @@ def is_asan(path):
     path = str(path)
     if path not in _asan_cache:
         with open(path, "rb") as f:
-            _asan_cache[path] = b"AddressSanitizer" in f.read()
+            data = f.read()
+            _asan_cache[path] = b"__asan_init" in data or b"AddressSanitizer" in data
     return _asan_cache[path]
 
 
