@@ -635,11 +635,13 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 	v->nsorted = v->man.dir_len + 1;
 	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
 
-	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours. */
+	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours and
+	 * it indexes the same mapping: its rows point into it, and after the
+	 * file outgrew the mapping the old one goes away with prev. */
 	size_t vec_from = 0;
 	const search_row *old = NULL;
 	size_t nold = 0;
-	if (prev && prev->info.dimension == info->dimension) {
+	if (prev && prev->map == map && prev->info.dimension == info->dimension) {
 		size_t a = 0, b = 0;
 		bool prefix = true;
 		for (; a < prev->man.dir_len && prefix; a++) {

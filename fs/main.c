@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,6 +163,19 @@ static const struct fuse_lowlevel_ops ops = {
 };
 
 /* Opens (or creates) the store; prints why not and returns false. */
+/* True when the store file exists but may not be written: no write
+ * permission bit at all, or none for us, or a read-only filesystem. */
+static bool store_not_writable(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false; /* the open says why */
+	if ((st.st_mode & 0222) == 0)
+		return true;
+	return access(path, W_OK) != 0 &&
+	       (errno == EACCES || errno == EPERM || errno == EROFS);
+}
+
 static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 		       char *why, size_t why_len)
 {
@@ -181,6 +195,15 @@ static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 		}
 		rc = rvf_store_create(o->store, &co, &fs->store, &err);
 	} else {
+		if (!o->read_only && store_not_writable(o->store)) {
+			/* A store without write permission (root included:
+			 * the mode says so) or on a read-only filesystem is
+			 * mounted read-only; writes get EROFS. */
+			o->read_only = 1;
+			fs->read_only = true;
+			fs_log(fs, LOG_NOTICE, "%s is not writable: mounted read-only",
+			       o->store);
+		}
 		rc = rvf_store_open(o->store, o->read_only ? RVF_OPEN_READ_ONLY : 0,
 				    &fs->store, &err);
 	}

@@ -25,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from reliability_lib import LONG, ctl, daemons, is_asan, report, write_all  # noqa: F401
+from reliability_lib import (LONG, ctl, daemons, is_asan, report, rvffs_exe,  # noqa: F401
+                             write_all)
 
 DIM = 8
 K = 10
@@ -180,7 +181,7 @@ class Soak:
         rng = random.Random(seed)
         n = 0
         while self.running():
-            rows = rng.randint(10, 80)
+            rows = rng.randint(20, 120)
             with self.tl.lock:
                 ids = list(range(self.next_id, self.next_id + rows))
                 self.next_id += rows
@@ -200,7 +201,7 @@ class Soak:
                     self.tl.ing_end[i] = t
             self.count("ingests")
             self.count("ingested_rows", rows)
-            time.sleep(rng.uniform(0.02, 0.15))
+            time.sleep(rng.uniform(0.1, 0.3))
 
     def delete_loop(self, seed, low=1500):
         rng = random.Random(seed)
@@ -210,8 +211,12 @@ class Soak:
             if len(live) <= low:
                 time.sleep(0.02)
                 continue
+            # Commits are paced: every commit adds to the store's history
+            # (a witness the directory keeps), which the memory check
+            # must not mistake for a leak.
+            time.sleep(rng.uniform(0.03, 0.12))
             excess = len(live) - low
-            if self.has_control and excess > 150 and rng.random() < 0.5:
+            if self.has_control and excess > 40 and rng.random() < 0.6:
                 # Many at once, as one commit through `control`.
                 ids = rng.sample(live[:len(live) // 2 + 1], min(60, excess))
                 with self.tl.lock:
@@ -258,10 +263,17 @@ def mem(pid):
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for ln in f:
-            if ln.startswith(("VmRSS:", "RssAnon:")):
+            if ln.startswith(("VmRSS:", "RssAnon:", "RssFile:")):
                 k, v = ln.split(":")
                 out[k] = int(v.split()[0])
     return out
+
+
+def directory_len(mnt):
+    for ln in (Path(mnt) / "status").read_text().splitlines():
+        if ln.startswith("segments:"):
+            return int(ln.split(":")[1])
+    raise AssertionError("no segments line in status")
 
 
 def test_soak(tmp_path, daemons):  # noqa: F811
@@ -277,14 +289,16 @@ def test_soak(tmp_path, daemons):  # noqa: F811
     for i in first:
         tl.vectors[i] = vec(i)
         tl.ing_start[i] = tl.ing_end[i] = t
-    env = {}
-    if os.environ.get("SOAK_ARENA"):
-        env["MALLOC_ARENA_MAX"] = os.environ["SOAK_ARENA"]
-    asan = is_asan(daemons.tmp and __import__("reliability_lib").rvffs_exe())
-    if asan:
+    # glibc keeps freed memory in per-thread arenas and, after the first
+    # large free, serves large blocks (the 4 MiB ingest buffer) from them:
+    # RSS then drifts up although the live heap is flat (heaptrack shows
+    # it).  Fixed thresholds make RSS follow the live heap.
+    env = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144",
+           "MALLOC_TRIM_THRESHOLD_": "1048576"}
+    if is_asan(rvffs_exe()):
         # ASan's quarantine would look like growth: keep it small.
         env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
-                               ":quarantine_size_mb=16:detect_leaks=1:log_path=" +
+                               ":quarantine_size_mb=4:detect_leaks=1:log_path=" +
                                str(daemons.logdir / "sanitizer"))
     d = daemons(store, tmp_path / "mnt", env_extra=env)
     d.start()
@@ -304,7 +318,10 @@ def test_soak(tmp_path, daemons):  # noqa: F811
         th.daemon = True
         th.start()
     while any(th.is_alive() for th in threads):
-        samples.append((time.monotonic() - t0, mem(d.pid)))
+        m = mem(d.pid)
+        m["segments"] = directory_len(d.mnt)
+        m["file_kib"] = store.stat().st_size // 1024
+        samples.append((time.monotonic() - t0, m))
         time.sleep(0.5)
         if time.monotonic() - t0 > seconds + 120:
             break
@@ -318,27 +335,77 @@ def test_soak(tmp_path, daemons):  # noqa: F811
     with tl.lock:
         live = {i for i in tl.ing_end if i not in tl.del_start}
     assert d.vector_ids() == live
-    # Memory: after a warm-up (the first third), growth < 20%.
+    counts = dict(soak.counts, final_vectors=len(live))
+    # Memory.  Every commit adds to the store's history (a witness and
+    # often a journal the directory lists: the format is append-only and
+    # compaction keeps witnesses), and each snapshot indexes its directory,
+    # so the heap may grow with the directory - by at most 2 KiB an entry -
+    # and by less than 20% besides, after a warm-up (the first quarter).
+    # The mapped store is file memory: at most the file's size on top of
+    # the libraries mapped at the start (a mapping kept after compaction
+    # or a view never released would show here).
     warm = [s for t, s in samples if seconds * 0.25 <= t <= seconds * 0.4]
     tail = [s for t, s in samples if t >= seconds * 0.8]
     assert warm and tail, samples
-    counts = dict(soak.counts, final_vectors=len(live))
-    growth = {}
-    print("RssAnon", [s["RssAnon"] for _, s in samples])
-    print("VmRSS", [s["VmRSS"] for _, s in samples])
-    for key in ("RssAnon", "VmRSS"):
-        base = statistics.median(s[key] for s in warm)
-        last = statistics.median(s[key] for s in tail)
-        growth[key] = (base, last)
-        assert last <= base * 1.2 + 1024, \
-            (f"{key} grew from {base} KiB to {last} KiB (samples: "
-             f"{[s[key] for _, s in samples]}; operations {counts})")
+    med = statistics.median
+    anon0, anon1 = med(s["RssAnon"] for s in warm), med(s["RssAnon"] for s in tail)
+    seg0, seg1 = med(s["segments"] for s in warm), med(s["segments"] for s in tail)
+    allowance = 2 * max(0, seg1 - seg0)
+    trace = [(round(t), s["RssAnon"], s["RssFile"], s["segments"], s["file_kib"]) for t, s in samples]
+    assert anon1 <= anon0 * 1.2 + allowance + 512, \
+        (f"heap grew from {anon0} to {anon1} KiB while the directory grew from {seg0} to "
+         f"{seg1} entries (t, anon, file, entries, file KiB: {trace}; operations {counts})")
+    file0 = samples[0][1]["RssFile"]
+    for t, s in samples:
+        assert s["RssFile"] <= file0 + s["file_kib"] + 2048, \
+            f"file memory {s['RssFile']} KiB at {t:.0f} s exceeds the store's size: {trace}"
+    vm0, vm1 = med(s["VmRSS"] for s in warm), med(s["VmRSS"] for s in tail)
     assert d.unmount() == 0
     c = soak.counts
     report("soak", seconds=round(time.monotonic() - t0, 1), **c,
-           rss_kib=f"{growth['VmRSS'][0]}->{growth['VmRSS'][1]}",
-           anon_kib=f"{growth['RssAnon'][0]}->{growth['RssAnon'][1]}",
-           final_vectors=len(live))
+           vmrss_kib=f"{vm0}->{vm1}", heap_kib=f"{anon0}->{anon1}",
+           directory=f"{seg0}->{seg1}", final_vectors=len(live))
     assert c["queries"] > 50 and c["slot_queries"] > 50 and c["ingests"] > 10 and c["deletes"] > 10
     if has_control:
         assert c["compactions"] >= 2
+
+
+def test_views_survive_a_remap(tmp_path, daemons):  # noqa: F811
+    """Regression (found by the soak's delete storm): when a commit makes
+    the file outgrow the daemon's mapping, the new snapshot used to keep
+    pointers to the rows of the old mapping, unmapped once the old snapshot
+    was released: reading a vector then crashed the daemon (SEGV). Same for
+    a read-only mount following another writer (refresh)."""
+    from reliability_lib import fvecs_rows
+    dim = 128
+    store = tmp_path / "r.rvf"
+    ctl("create", store, "--dim", dim)
+    (tmp_path / "a.fvecs").write_bytes(fvecs_rows(1, 0, 1000, dim))
+    ctl("ingest", store, tmp_path / "a.fvecs")
+    big = fvecs_rows(2, 0, 140000, dim)  # 72 MB: more than the mapping's room
+    # Read-write mount: the commit itself remaps.
+    d = daemons(store, tmp_path / "m1")
+    d.start()
+    assert d.read("vectors/5").split()[:2] == [b"1", b"5"]
+    write_all(d.mnt / "ingest" / "big.fvecs", big)
+    for i in (0, 5, 999):
+        assert d.read(f"vectors/{i}").split()[:2] == [b"1", str(i).encode()]
+    fd = os.open(d.mnt / "query", os.O_RDWR)
+    os.write(fd, (f"k=3 1 7 " + " ".join(["0"] * (dim - 2)) + "\n").encode())
+    out = os.read(fd, 65536).decode()
+    os.close(fd)
+    assert out.split()[0] == "7", out
+    assert d.alive()
+    assert d.unmount() == 0
+    # Read-only mount following rvfctl's commit (refresh remaps).
+    d = daemons(store, tmp_path / "m2", opts=["ro"])
+    d.start()
+    n0 = int(d.status()["vectors"])
+    (tmp_path / "b.fvecs").write_bytes(big)
+    ctl("ingest", store, tmp_path / "b.fvecs")
+    time.sleep(1.2)  # the read-only mount looks again after 1 s
+    assert int(d.status()["vectors"]) == n0 + 140000
+    for i in (0, 5, 999):
+        assert d.read(f"vectors/{i}").split()[:2] == [b"1", str(i).encode()]
+    assert d.alive()
+    assert d.unmount() == 0
