@@ -13,8 +13,10 @@ the store must show exactly the last committed state:
     but if it did it is whole (a batch: all its rows or none);
   * `node tests/interop/ref.js dump STORE` (the reference) sees the same ids.
 
-CI variant: 20 kills over ~60 MB of ingest. RVF_LONG=1: 200 kills over
-hundreds of MB (see docs/testing.md). RVF_SEED=N changes the schedule.
+CI variant: 20 kills, 30-50 MB committed (plus what the kills interrupted).
+RVF_LONG=1: 200 kills in epochs of 20 on fresh stores, batches of 10-50 MB,
+hundreds of MB per store (see docs/testing.md). RVF_SEED=N changes the
+schedule (each kill's plan and timing draw from RVF_SEED and its number).
 """
 
 import os
@@ -224,7 +226,7 @@ def make_plan(rng, long, model, tmp):
     """A few operations, mostly ingests (their files made beforehand, so
     that the workload spends its time in the operations)."""
     plan = []
-    lo, hi = (20000, 150000) if long else (1000, 8000)
+    lo, hi = (20000, 100000) if long else (1000, 8000)
     for _ in range(rng.randint(2, 5)):
         r = rng.random()
         if r < 0.55:
@@ -243,23 +245,45 @@ def make_plan(rng, long, model, tmp):
     return plan
 
 
+def finish_epoch(d, store, model, stats, rng):
+    """Mount once more, check, unmount cleanly; our read-only open and the
+    reference agree, and the file compacts to the same vectors."""
+    d.start()
+    verify(d, store, model, stats.pop("_in_flight", None), stats, rng)
+    assert d.unmount() == 0, d.log_text()
+    rc, js = ctl_json("inspect", store)
+    assert rc == 0 and {int(i) for i, _ in js["live"]} == model.live
+    ctl("compact", store)
+    rc, js2 = ctl_json("inspect", store)
+    assert js2["vectorsDigest"] == js["vectorsDigest"]
+    assert ref_ids(ref_dump(store)) == model.live
+
+
 def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: F811
     seed = int(os.environ.get("RVF_SEED", "20240611"))
-    rng = random.Random(seed)
     kills = 200 if LONG else 20
-    store = tmp_path / "crash.rvf"
-    ctl("create", store, "--dim", DIM)
-    mnt = tmp_path / "mnt"
-    d = daemons(store, mnt)
+    # The long run starts a fresh store every 20 kills, so that a store
+    # stays a few hundred MB (checking one means listing every id).
+    epoch_len = 20
+    stats = {"kills": 0, "torn_tails": 0, "compact_tmp_left": 0, "rvfctl_compactions": 0,
+             "committed_MB": 0.0, "batches": 0}
     has_control = None
-    model = Model()
-    stats = {"kills": 0, "torn_tails": 0, "compact_tmp_left": 0, "rvfctl_compactions": 0}
     t0 = time.monotonic()
     # Estimated cost of a plan (scaled by what plans really took), to aim
     # the kills inside the operations.
     speed, scale = 60e6, 1.0
     for it in range(kills):
         rng = random.Random(f"{seed}-{it}")  # reproducible whatever the timing
+        if it % epoch_len == 0:
+            if it:
+                finish_epoch(d, store, model, stats, rng)
+                stats["committed_MB"] += model.committed_bytes / 1e6
+                stats["batches"] += len(model.batches)
+            store = tmp_path / f"crash{it // epoch_len}.rvf"
+            ctl("create", store, "--dim", DIM)
+            mnt = tmp_path / f"mnt{it // epoch_len}"
+            d = daemons(store, mnt)
+            model = Model()
         d.start()
         if has_control is None:
             has_control = (mnt / "control").exists()
@@ -315,21 +339,11 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
             ctl("compact", store)
             stats["rvfctl_compactions"] += 1
             model.max_ever = max(model.live) if model.live else None
-    d.start()
-    verify(d, store, model, stats.pop("_in_flight", None), stats, rng)
-    assert d.unmount() == 0, d.log_text()
-    # Our read-only open and the reference agree, and the file compacts.
-    rc, js = ctl_json("inspect", store)
-    assert rc == 0 and {int(i) for i, _ in js["live"]} == model.live
-    ctl("compact", store)
-    rc, js2 = ctl_json("inspect", store)
-    assert js2["vectorsDigest"] == js["vectorsDigest"]
-    assert ref_ids(ref_dump(store)) == model.live
-    report("crash-daemon", kills=stats["kills"], seconds=round(time.monotonic() - t0, 1),
-           committed_MB=round(model.committed_bytes / 1e6, 1), batches=len(model.batches),
-           live_vectors=len(model.live), torn_tails=stats["torn_tails"],
-           compact_tmp_left=stats["compact_tmp_left"],
-           **{k: v for k, v in stats.items() if k.startswith("in_flight") or k.startswith("rvfctl")})
+    finish_epoch(d, store, model, stats, rng)
+    stats["committed_MB"] = round(stats["committed_MB"] + model.committed_bytes / 1e6, 1)
+    stats["batches"] += len(model.batches)
+    report("crash-daemon", seconds=round(time.monotonic() - t0, 1),
+           live_vectors_last_store=len(model.live), **stats)
     assert stats["kills"] == kills
 
 
