@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -342,9 +343,15 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 			store_publish(s, wv);
 		}
 	} else {
-		/* The compaction itself is committed; only the witness failed. */
-		io_ftruncate(s->fd, (off_t)c.start);
-		s->end = c.start;
+		/* The compaction itself is committed; only the witness failed.
+		 * Bytes that cannot be cut off stay (no manifest among them):
+		 * append after them. */
+		struct stat st;
+		if (io_ftruncate(s->fd, (off_t)c.start) == 0 || fstat(s->fd, &st) != 0 ||
+		    (uint64_t)st.st_size < c.start)
+			s->end = c.start;
+		else
+			s->end = (uint64_t)st.st_size;
 		rc = RVF_OK;
 	}
 	if (info) {

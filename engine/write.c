@@ -212,11 +212,17 @@ void commit_abort(commit *c)
 {
 	rvf_store *s = c->s;
 	/* Nothing after the old manifest is referenced: drop what this
-	 * commit wrote (a streaming ingest writes before s->end moves). */
+	 * commit wrote (a streaming ingest writes before s->end moves).  If
+	 * the file cannot be cut back, leave those bytes alone and append
+	 * after them: writing over them could leave this commit's manifest
+	 * (written, but its fsync failed) after the next one, and a reader's
+	 * backward scan would take it. */
 	struct stat st;
-	if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size != c->start)
-		io_ftruncate(s->fd, (off_t)c->start);
 	s->end = c->start;
+	if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size != c->start &&
+	    io_ftruncate(s->fd, (off_t)c->start) != 0 &&
+	    (uint64_t)st.st_size > c->start)
+		s->end = (uint64_t)st.st_size;
 	memcpy(s->witness_prev, c->saved_prev, 32);
 	s->witness_started = c->saved_started;
 	s->next_seg_id = c->saved_next_id;

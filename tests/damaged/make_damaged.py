@@ -167,8 +167,9 @@ class Maker:
         cuts = set()
         for off, t, plen in segs:
             cuts.add(off)
-            pts = [1, 5, 32, HDR - 1, HDR, HDR + max(0, plen // 2), HDR + plen - 1]
-            for p in pts[:inside] if inside < len(pts) else pts:
+            # Most telling first: mid-payload, mid-header, header only.
+            pts = [HDR + plen // 2, 32, HDR, 1, HDR - 1, HDR + plen - 1, 5]
+            for p in pts[:inside]:
                 if 0 < p < HDR + plen:
                     cuts.add(off + p)
         for cut in sorted(cuts):

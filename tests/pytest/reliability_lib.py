@@ -10,17 +10,16 @@ Environment:
   RVF_BUILD_DIR   build directory (default build; build-asan for sanitizers)
   RVF_LONG=1      the long variants (hundreds of MB, 200 kills, minutes of soak)
   RVF_SEED=N      seed of the randomised tests (default: fixed per test)
+  RVF_SOAK_SECONDS=N  length of the soak
   RVF_NO_LEAK_CHECK=1  do not turn LeakSanitizer on for daemons (ASan build)
 """
 
 import hashlib
 import os
-import random
 import shutil
 import signal
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -42,11 +41,6 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 def build_dir():
     b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
     return b if b.is_absolute() else REPO / b
-
-
-def seed(default):
-    s = os.environ.get("RVF_SEED")
-    return int(s) if s else default
 
 
 def exe(rel):
@@ -156,14 +150,6 @@ def wait_for(pred, timeout=10.0, step=0.02):
         if time.monotonic() > end:
             return False
         time.sleep(step)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1])
-    return None
 
 
 class Daemon:
@@ -487,13 +473,6 @@ def locate_manifest(buf):
     return None, None
 
 
-def torn_tail(path):
-    """Bytes after the end of the newest manifest (a torn commit)."""
-    buf = Path(path).read_bytes()
-    seg, _ = locate_manifest(buf)
-    return len(buf) - seg.end if seg else len(buf)
-
-
 def max_id_ever(path, visible):
     """Largest id the store ever used, as the engine assigns ids: own rows
     (visible ones suffice for our stores) and the deletion list."""
@@ -522,17 +501,8 @@ def sha256(b):
     return hashlib.sha256(b).hexdigest()
 
 
-class Stopwatch:
-    def __init__(self):
-        self.t0 = time.monotonic()
-
-    def __call__(self):
-        return time.monotonic() - self.t0
-
-
 def report(name, **figures):
-    """Prints one line of figures (visible with pytest -s, and in the
-    terminal summary through the `figures` record)."""
+    """Prints one line of figures (visible with pytest -s)."""
     line = f"[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items())
     print(line)
     FIGURES.append(line)
@@ -559,5 +529,3 @@ def write_all(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
     os.close(fd)
 
 
-__all__ = [n for n in dir() if not n.startswith("_")] + ["daemons"]
-_unused = (random, threading)

@@ -18,15 +18,26 @@
  *   - the same handle keeps working once the fault clears (a marker row is
  *     ingested through it and is there after reopening).
  *
+ * The "no truncate" scenarios add a second fault: ftruncate(2) itself fails
+ * (a seccomp filter in the child), so a failed commit cannot take back
+ * what it appended - a manifest included, when its fsync failed.  The
+ * store must still show the old state and, after the next commit, the new
+ * one, never the failed commit.
+ *
  * Prints how many faults were injected.  Runs in a few seconds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -279,6 +290,7 @@ typedef struct scenario {
 	 * *made receives a store it created.  Returns the code. */
 	rvf_code (*run)(rvf_store *s, const char *target, rvf_store **made,
 			rvf_error *e);
+	bool no_truncate;        /* ftruncate(2) fails too (seccomp) */
 } scenario;
 
 #define BIG_ROWS 20000 /* dim 64: 5 MiB, more than one write buffer */
@@ -458,6 +470,23 @@ static rvf_code op_branch(rvf_store *s, const char *t, rvf_store **m,
 /* Running one case in a child                                         */
 /* ------------------------------------------------------------------ */
 
+/* From now on ftruncate(2) fails with EIO in this process. */
+static void deny_ftruncate(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ftruncate, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EIO & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		perror("seccomp");
+		_exit(4);
+	}
+}
+
 typedef struct outcome {
 	int rc;
 	int sys_errno;
@@ -501,6 +530,8 @@ static void child(const scenario *sc, const char *work, const char *target,
 			goto out;
 		}
 	}
+	if (sc->no_truncate)
+		deny_ftruncate();
 	setenv("RVF_FAULT", spec, 1);
 	o.rc = sc->run(s, target, &made, &e);
 	unsetenv("RVF_FAULT");
@@ -616,7 +647,8 @@ static bool run_case(const scenario *sc, const char *spec, digest before,
 	if (sc->creates && sc->base)
 		CHECK(file_hash(work) == parent_hash); /* the parent is untouched */
 	/* A failed operation took back what it had appended. */
-	if (failed && !sc->creates && strcmp(spec_op(spec), "truncate") != 0)
+	if (failed && !sc->creates && strcmp(spec_op(spec), "truncate") != 0 &&
+	    !sc->no_truncate)
 		CHECK(o.size == size0);
 	if (failed && sc->creates)
 		CHECK(o.size == -1);
@@ -802,26 +834,31 @@ int main(void)
 	snprintf(childp, sizeof(childp), "%s", path_in("child.rvf"));
 	snprintf(bigdel, sizeof(bigdel), "%s", path_in("bigdel.rvf"));
 	const scenario sc[] = {
-		{ "create", NULL, true, op_create },
-		{ "ingest", big, false, op_ingest_big },
-		{ "ingest+abort", big, false, op_ingest_abort },
-		{ "ingest+meta", plain, false, op_ingest_meta },
-		{ "delete", plain, false, op_delete },
-		{ "delete-filter", plain, false, op_delete_filter },
-		{ "compact", plain, false, op_compact },
-		{ "compact-big", bigdel, false, op_compact },
-		{ "embed-kernel", plain, false, op_embed_kernel },
-		{ "remove-kernel", plain, false, op_remove_kernel },
-		{ "embed-ebpf", plain, false, op_embed_ebpf },
-		{ "freeze", plain, false, op_freeze },
-		{ "derive", plain, true, op_derive },
-		{ "branch", plain, true, op_branch },
+		{ "create", NULL, true, op_create, false },
+		{ "ingest", big, false, op_ingest_big, false },
+		{ "ingest+abort", big, false, op_ingest_abort, false },
+		{ "ingest+meta", plain, false, op_ingest_meta, false },
+		{ "delete", plain, false, op_delete, false },
+		{ "delete-filter", plain, false, op_delete_filter, false },
+		{ "compact", plain, false, op_compact, false },
+		{ "compact-big", bigdel, false, op_compact, false },
+		{ "embed-kernel", plain, false, op_embed_kernel, false },
+		{ "remove-kernel", plain, false, op_remove_kernel, false },
+		{ "embed-ebpf", plain, false, op_embed_ebpf, false },
+		{ "freeze", plain, false, op_freeze, false },
+		{ "derive", plain, true, op_derive, false },
+		{ "branch", plain, true, op_branch, false },
 		/* On a branch child, commits append COW_MAP and MEMBERSHIP
 		 * too; compacting one keeps them. */
-		{ "child-ingest", childp, false, op_ingest_meta },
-		{ "child-delete", childp, false, op_delete },
-		{ "child-compact", childp, false, op_compact },
-		{ "child-freeze", childp, false, op_freeze },
+		{ "child-ingest", childp, false, op_ingest_meta, false },
+		{ "child-delete", childp, false, op_delete, false },
+		{ "child-compact", childp, false, op_compact, false },
+		{ "child-freeze", childp, false, op_freeze, false },
+		/* Two faults: the commit's and then the truncate taking it back. */
+		{ "ingest/notrunc", big, false, op_ingest_big, true },
+		{ "delete/notrunc", plain, false, op_delete, true },
+		{ "kernel/notrunc", plain, false, op_embed_kernel, true },
+		{ "child-ing/notrunc", childp, false, op_ingest_meta, true },
 	};
 	size_t nsc = sizeof(sc) / sizeof(sc[0]);
 	if (failures) {
