@@ -212,7 +212,7 @@ def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
 MOUNT_SAMPLE = [
     # refused at mount
     "plain__flip__vec-first-payload-mid.rvf",
-    "plain__trunc__0000100.rvf",
+    "plain__trunc__0000032.rvf",
     "plain__manifest__dim-0.rvf",
     "ch__flip__cow_map-first-payload-mid.rvf",
     "noparent/ch.rvf",
