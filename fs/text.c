@@ -23,6 +23,20 @@ static char *finish(FILE *f, char **buf, size_t *len)
 	return *buf;
 }
 
+/* file_id, parent_id, [parent_hash,] lineage_depth lines. */
+static void put_identity(FILE *f, const rvf_identity *id, bool with_hash)
+{
+	fputs("file_id: ", f);
+	hex(f, id->file_id, 16);
+	fputs("\nparent_id: ", f);
+	hex(f, id->parent_id, 16);
+	if (with_hash) {
+		fputs("\nparent_hash: ", f);
+		hex(f, id->parent_hash, 32);
+	}
+	fprintf(f, "\nlineage_depth: %u\n", id->lineage_depth);
+}
+
 char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 {
 	char *buf = NULL;
@@ -38,11 +52,7 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "epoch: %u\n", i->epoch);
 	fprintf(f, "segments: %zu\n", rvf_view_segment_count(v));
 	fprintf(f, "file_size: %llu\n", (unsigned long long)i->file_size);
-	fputs("file_id: ", f);
-	hex(f, i->identity.file_id, 16);
-	fputs("\nparent_id: ", f);
-	hex(f, i->identity.parent_id, 16);
-	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	put_identity(f, &i->identity, false);
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
 	fprintf(f, "pid: %ld\n", (long)getpid());
@@ -76,13 +86,7 @@ char *text_manifest(rvf_view *v, size_t *len)
 	}
 	fprintf(f, "deleted: %zu\n", rvf_view_deleted_count(v));
 	fprintf(f, "file_identity: %s\n", i->has_identity ? "present" : "absent");
-	fputs("file_id: ", f);
-	hex(f, i->identity.file_id, 16);
-	fputs("\nparent_id: ", f);
-	hex(f, i->identity.parent_id, 16);
-	fputs("\nparent_hash: ", f);
-	hex(f, i->identity.parent_hash, 32);
-	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	put_identity(f, &i->identity, true);
 	return finish(f, &buf, len);
 }
 
@@ -94,13 +98,7 @@ char *text_lineage(rvf_view *v, size_t *len)
 	if (!f)
 		return NULL;
 	const rvf_info *i = rvf_view_info(v);
-	fputs("file_id: ", f);
-	hex(f, i->identity.file_id, 16);
-	fputs("\nparent_id: ", f);
-	hex(f, i->identity.parent_id, 16);
-	fputs("\nparent_hash: ", f);
-	hex(f, i->identity.parent_hash, 32);
-	fprintf(f, "\nlineage_depth: %u\n", i->identity.lineage_depth);
+	put_identity(f, &i->identity, true);
 	fprintf(f, "kind: %s\n", i->is_branch ? "branch" :
 		i->identity.lineage_depth ? "derived" : "root");
 	if (i->is_branch) {
