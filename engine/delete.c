@@ -10,14 +10,9 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "sort.h"
 #include "filter.h"
 #include "store.h"
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 static unsigned char *journal_encode(const uint64_t *ids, size_t n,
 				     uint32_t epoch, size_t *len)

@@ -8,6 +8,7 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "sort.h"
 #include "hash.h"
 #include "io.h"
 #include "segment.h"
@@ -207,12 +208,6 @@ rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 out:
 	free(assigned);
 	return rc;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static void ingest_free(rvf_ingest *t)

@@ -17,6 +17,7 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "sort.h"
 
 #define BODY_MAGIC "RVFMETA" /* with its NUL: 8 bytes */
 #define FOOT_MAGIC "RVFDONE"
@@ -1254,12 +1255,6 @@ void meta_write_release(meta_write *w)
 	free(w->payload);
 	meta_table_unref(w->table);
 	memset(w, 0, sizeof(*w));
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 rvf_code meta_encode_delete(const meta_table *base, size_t n,

@@ -15,6 +15,7 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "sort.h"
 #include "hash.h"
 #include "segment.h"
 #include "store.h"
@@ -72,12 +73,6 @@ void map_unref(rvf_map *m)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* A row with its arrival order, so that the later of two equal ids wins. */
 typedef struct seq_row {

@@ -70,13 +70,27 @@ bool vec_id_of(rvffs *fs, uint64_t ino, uint64_t *id)
 	return ok;
 }
 
+/* The store's mtime as of view v.  Every getattr and lookup needs it, so
+ * stat the store only when a commit changed the committed state. */
 static struct timespec view_mtime(rvffs *fs, rvf_view *v)
 {
-	(void)v;
+	const rvf_info *i = rvf_view_info(v);
+	pthread_mutex_lock(&fs->mu);
+	bool fresh = fs->mtime_valid && fs->mtime_epoch == i->epoch &&
+		     fs->mtime_size == i->file_size;
+	struct timespec t = fs->mtime;
+	pthread_mutex_unlock(&fs->mu);
+	if (fresh)
+		return t;
 	struct stat st;
-	if (stat(fs->store_path, &st) == 0)
-		return st.st_mtim;
-	return fs->mount_time;
+	t = stat(fs->store_path, &st) == 0 ? st.st_mtim : fs->mount_time;
+	pthread_mutex_lock(&fs->mu);
+	fs->mtime = t;
+	fs->mtime_epoch = i->epoch;
+	fs->mtime_size = i->file_size;
+	fs->mtime_valid = true;
+	pthread_mutex_unlock(&fs->mu);
+	return t;
 }
 
 static void fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,

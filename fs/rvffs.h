@@ -80,6 +80,10 @@ typedef struct rvffs {
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
 	size_t nbigids;
 	struct timespec last_refresh;
+	struct timespec mtime;     /* the store's mtime for (epoch, size) below */
+	uint32_t mtime_epoch;
+	uint64_t mtime_size;
+	bool mtime_valid;
 	pthread_t inval_thread;    /* sends kernel cache invalidations */
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
