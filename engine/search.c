@@ -10,13 +10,12 @@
 #include "search.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "distance.h"
 #include "error.h"
+#include "pool.h"
 
 enum {
 	BLOCK_BYTES = 32 * 1024, /* row bytes per block: about L1 */
@@ -26,8 +25,8 @@ enum {
 	MAX_THREADS = 256,
 };
 
-/* Multiply-adds a thread must have to be worth starting (~0.5 ms). */
-#define WORK_PER_THREAD ((size_t)1 << 21)
+/* Multiply-adds a task must have to be worth handing to a worker. */
+#define WORK_PER_THREAD ((size_t)1 << 19)
 
 /*
  * The result order: distance ascending, then id ascending, with NaN after
@@ -120,8 +119,6 @@ typedef struct scan {
 
 typedef struct worker {
 	const scan *sc;
-	pthread_t thread;
-	bool started;
 	size_t begin, end;     /* rows [begin, end) */
 	rvf_hit *heaps;        /* query q's heap at heaps + q * hstride */
 	size_t hstride, cap;
@@ -222,10 +219,9 @@ static void scan_rows(worker *w)
 	}
 }
 
-static void *scan_thread(void *arg)
+static void scan_task(void *ctx, size_t t)
 {
-	scan_rows(arg);
-	return NULL;
+	scan_rows(&((worker *)ctx)[t]);
 }
 
 static size_t min_sz(size_t a, size_t b)
@@ -244,12 +240,10 @@ static size_t pick_threads(const search_request *req, size_t block)
 	size_t t = req->threads, by_work, by_rows;
 
 	if (t == 0) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-
-		t = c > 0 ? (size_t)c : 1;
+		t = pool_width();
 	}
 	t = min_sz(t, MAX_THREADS);
-	/* starting a thread costs tens of microseconds: tiny scans run here */
+	/* waking a worker costs microseconds: tiny scans run here */
 	by_work = mul_sat(mul_sat(req->nrows, req->nq), req->dim ? req->dim : 1) /
 		  WORK_PER_THREAD;
 	by_rows = req->nrows / block;
@@ -357,17 +351,7 @@ rvf_code search_exact(const search_request *req, rvf_hit *out, size_t *counts,
 			goto nomem;
 	}
 
-	/* Worker 0 runs here; a thread that cannot start runs here too. */
-	for (size_t t = 1; t < nt; t++)
-		ws[t].started = pthread_create(&ws[t].thread, NULL, scan_thread,
-					       &ws[t]) == 0;
-	scan_rows(&ws[0]);
-	for (size_t t = 1; t < nt; t++) {
-		if (ws[t].started)
-			pthread_join(ws[t].thread, NULL);
-		else
-			scan_rows(&ws[t]);
-	}
+	pool_run(scan_task, ws, nt);
 
 	for (size_t q = 0; q < nq; q++) {
 		rvf_hit *h = out + q * k;

@@ -467,7 +467,9 @@ static void test_threads(void)
 			CHECK(atomic_load(&f.calls) == n,
 			      "filter called %lu times for %zu rows",
 			      atomic_load(&f.calls), n);
-			CHECK(f.nseen == (int)threads[t],
+			/* tasks go to the shared pool: never more threads
+			 * than asked for, and at least the caller's */
+			CHECK(f.nseen >= 1 && f.nseen <= (int)threads[t],
 			      "threads=%u ran on %d threads", threads[t],
 			      f.nseen);
 			pthread_mutex_destroy(&f.lock);
