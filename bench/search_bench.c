@@ -25,6 +25,7 @@ typedef struct options {
 
 typedef struct result {
 	const char *mode;
+	bool codes;
 	unsigned threads;
 	double qps;
 } result;
@@ -127,10 +128,11 @@ static int fail(const char *what, const rvf_error *err)
 
 /* Queries per second of one mode, repeated until min_seconds pass. */
 static int measure(rvf_view *v, const options *o, const float *q,
-		   unsigned threads, bool batch, rvf_hit *out, size_t *counts,
-		   double *qps)
+		   unsigned threads, bool batch, bool codes, rvf_hit *out,
+		   size_t *counts, double *qps)
 {
-	rvf_search_options so = { .threads = threads, .filter = NULL };
+	rvf_search_options so = { .threads = threads, .filter = NULL,
+				  .accel = codes ? RVF_ACCEL_NOW : RVF_ACCEL_OFF };
 	rvf_error err;
 	size_t done = 0;
 	double t0 = now(), t;
@@ -184,8 +186,9 @@ static int run(const options *o, const char *path)
 	rvf_hit *out = NULL, *ref = NULL;
 	size_t *counts = NULL, *ref_counts = NULL;
 	uint64_t seed = o->seed;
-	double t0, ingest_s;
-	result res[4];
+	double t0, ingest_s, build_s = 0;
+	const char *accel_state = "";
+	result res[8];
 	int nres = 0, rc = 1;
 
 	data = malloc(o->n * o->dim * sizeof(float) + 1);
@@ -216,20 +219,34 @@ static int run(const options *o, const char *path)
 	ingest_s = now() - t0;
 	v = rvf_store_view(s);
 
+	/* codes off (the float scan), then on (built before timing) */
+	for (int codes = 0; codes < 2; codes++)
 	for (int batch = 0; batch < 2; batch++)
 		for (unsigned th = 1; th <= 2; th++) {
 			result *r = &res[nres++];
 
 			r->mode = batch ? "batch" : "single";
+			r->codes = codes;
 			r->threads = th;
-			if (measure(v, o, q, th, batch, nres == 1 ? ref : out,
+			if (codes && nres == 5) { /* build outside the timing */
+				rvf_search_options so = { .accel = RVF_ACCEL_NOW };
+
+				t0 = now();
+				if (rvf_view_search(v, q, 1, o->k, &so, out, counts,
+						    &err) != RVF_OK)
+					goto out;
+				build_s = now() - t0;
+				accel_state = rvf_view_accel_state(v, NULL);
+			}
+			if (measure(v, o, q, th, batch, codes,
+				    nres == 1 ? ref : out,
 				    nres == 1 ? ref_counts : counts, &r->qps))
 				goto out;
 			/* every mode must find the same neighbours */
 			if (nres > 1 && !same_hits(ref, ref_counts, out, counts, o)) {
-				fprintf(stderr, "search_bench: %s threads=%u "
-					"disagrees with single threads=1\n",
-					r->mode, th);
+				fprintf(stderr, "search_bench: %s codes=%d threads=%u "
+					"disagrees with the float scan, single, threads=1\n",
+					r->mode, codes, th);
 				goto out;
 			}
 		}
@@ -237,24 +254,27 @@ static int run(const options *o, const char *path)
 	if (o->json) {
 		printf("{\"n\":%zu,\"dim\":%zu,\"queries\":%zu,\"k\":%zu,"
 		       "\"seed\":%llu,\"metric\":\"%s\",\"ingest_seconds\":%.3f,"
+		       "\"codes_build_seconds\":%.3f,\"codes\":\"%s\","
 		       "\"results\":[", o->n, o->dim, o->queries, o->k,
 		       (unsigned long long)o->seed, rvf_metric_name(o->metric),
-		       ingest_s);
+		       ingest_s, build_s, accel_state);
 		for (int i = 0; i < nres; i++)
-			printf("%s{\"mode\":\"%s\",\"threads\":%u,\"qps\":%.1f}",
-			       i ? "," : "", res[i].mode, res[i].threads,
+			printf("%s{\"mode\":\"%s\",\"codes\":%s,\"threads\":%u,"
+			       "\"qps\":%.1f}", i ? "," : "", res[i].mode,
+			       res[i].codes ? "true" : "false", res[i].threads,
 			       res[i].qps);
 		printf("]}\n");
 	} else {
 		printf("search_bench: n=%zu dim=%zu metric=%s k=%zu queries=%zu "
-		       "seed=%llu (ingest %.2f s)\n", o->n, o->dim,
-		       rvf_metric_name(o->metric), o->k, o->queries,
-		       (unsigned long long)o->seed, ingest_s);
-		printf("%-8s %7s %12s %10s\n", "mode", "threads", "queries/s",
-		       "ms/query");
+		       "seed=%llu (ingest %.2f s; codes %s, built in %.3f s)\n",
+		       o->n, o->dim, rvf_metric_name(o->metric), o->k, o->queries,
+		       (unsigned long long)o->seed, ingest_s, accel_state, build_s);
+		printf("%-8s %-6s %7s %12s %10s\n", "mode", "codes", "threads",
+		       "queries/s", "ms/query");
 		for (int i = 0; i < nres; i++)
-			printf("%-8s %7u %12.1f %10.3f\n", res[i].mode,
-			       res[i].threads, res[i].qps, 1000.0 / res[i].qps);
+			printf("%-8s %-6s %7u %12.1f %10.3f\n", res[i].mode,
+			       res[i].codes ? "on" : "off", res[i].threads,
+			       res[i].qps, 1000.0 / res[i].qps);
 	}
 	rc = 0;
 out:

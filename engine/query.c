@@ -1,4 +1,5 @@
 /* query.c - rvf_view_search: exact k-NN over a view's visible rows. */
+#include "accel.h"
 #include "error.h"
 #include "filter.h"
 #include "store.h"
@@ -32,5 +33,17 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 		.accept_ctx = &fc,
 		.threads = opt ? opt->threads : 0,
 	};
-	return search_exact(&req, out, counts, err);
+	rvf_view *mv = (rvf_view *)v; /* the codes are a cache behind a lock */
+	bool start_build = false;
+	accel_index *a = NULL;
+	rvf_code rc;
+
+	if (!req.accept)
+		a = view_accel(mv, opt, &start_build);
+	if (a && accel_applies(a, &req))
+		return accel_search(a, &req, out, counts, err);
+	rc = search_exact(&req, out, counts, err);
+	if (start_build) /* after this search, so it does not slow it */
+		view_accel_start(mv);
+	return rc;
 }

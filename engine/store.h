@@ -64,6 +64,13 @@ struct rvf_view {
 	size_t nwitness;
 	meta_table *meta;
 
+	/* 8-bit codes of the visible rows for faster exact search, built
+	 * once on demand (view_accel.c) */
+	pthread_mutex_t accel_mu;
+	int accel_state;
+	struct accel_index *accel;
+	const char *accel_why;
+
 	bool is_branch;
 	cow_state cow;
 	rvf_view *parent;             /* branch parent (read-only) */
@@ -101,6 +108,12 @@ typedef struct view_chain {
 	unsigned depth;                 /* 1 for the child opened first */
 	const struct view_chain *child; /* the store that named this one */
 } view_chain;
+
+/* view_accel.c */
+struct accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
+			       bool *start_build);
+void view_accel_start(rvf_view *v);
+void view_accel_free(rvf_view *v);
 
 /* view.c */
 rvf_map *map_file(int fd, uint64_t size, rvf_error *err);

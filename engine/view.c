@@ -564,6 +564,7 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 	if (!v)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	atomic_init(&v->refs, 1);
+	pthread_mutex_init(&v->accel_mu, NULL);
 	v->map = map_ref(map);
 	v->kernel_index = v->ebpf_index = -1;
 
@@ -741,6 +742,7 @@ void view_free(rvf_view *v)
 		rvf_view_release(v->parent);
 	if (v->meta)
 		meta_table_unref(v->meta);
+	view_accel_free(v);
 	map_unref(v->map);
 	free(v);
 }

@@ -385,10 +385,31 @@ typedef struct rvf_filter rvf_filter;
 rvf_filter *rvf_filter_parse(const char *json, rvf_error *err);
 void rvf_filter_free(rvf_filter *f);
 
+/* 8-bit codes of a view's rows make exact L2 search faster (the answer is
+ * the same: codes only choose which rows to measure in float32).  They
+ * take about a quarter of the vectors' size in memory, are built once per
+ * view, and need a CPU with AVX-512 VNNI. */
+typedef enum rvf_accel_mode {
+	RVF_ACCEL_AUTO = 0, /* build in the background after the first search
+			     * of a large enough view; exact scan meanwhile */
+	RVF_ACCEL_OFF,      /* never build or use codes */
+	RVF_ACCEL_NOW,      /* build now (this call waits) if missing */
+} rvf_accel_mode;
+
+/* Default cap on the codes' memory: 1 GiB. */
+#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
+
 typedef struct rvf_search_options {
 	unsigned threads;          /* 0 = one per CPU */
 	const rvf_filter *filter;  /* NULL = all visible vectors */
+	rvf_accel_mode accel;
+	uint64_t accel_max_bytes;  /* 0 = RVF_ACCEL_DEFAULT_MAX_BYTES */
 } rvf_search_options;
+
+/* The view's codes: "ready", "building", "none" (not built: not searched
+ * yet, or too small to need them), "off", or "unavailable: REASON".
+ * *bytes (may be NULL) = their memory. */
+const char *rvf_view_accel_state(rvf_view *v, uint64_t *bytes);
 
 /* Exact k-nearest-neighbour search for nq queries (queries[nq*dimension])
  * in one pass over the data.  out[q*k .. q*k+k) receives the hits of query
