@@ -49,7 +49,9 @@ static int query_store(ctl_ctx *ctx, const char *path, const float *q, long n,
 		goto out;
 	}
 	hits = malloc(sizeof(rvf_hit) * k);
-	rvf_search_options so = { .threads = threads, .filter = f };
+	/* one query per process: building codes would cost more than it saves */
+	rvf_search_options so = { .threads = threads, .filter = f,
+				  .accel = RVF_ACCEL_OFF };
 	if (!hits) {
 		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
 		goto out;

@@ -80,6 +80,18 @@ static const char *on_key(parse_state *st, const char *section,
 			c->query_k = (unsigned)n;
 			return NULL;
 		}
+		if (!strcmp(name, "codes")) {
+			if (strcmp(value, "auto") && strcmp(value, "off"))
+				return "codes must be auto or off";
+			c->codes_off = !strcmp(value, "off");
+			return NULL;
+		}
+		if (!strcmp(name, "codes_max_mb")) {
+			if (!parse_uint(value, 1u << 24, &n))
+				return "codes_max_mb must be 0..16777216";
+			c->codes_max_mb = (unsigned)n;
+			return NULL;
+		}
 		if (!strcmp(name, "ef"))
 			return parse_uint(value, 1u << 20, &n) ? NULL :
 			       "ef must be a non-negative integer";

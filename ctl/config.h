@@ -13,6 +13,8 @@
 typedef struct rvffs_config {
 	unsigned threads;           /* [mount] threads: search threads, 0 = per CPU */
 	unsigned query_k;           /* [query] k: default k of the query file */
+	bool codes_off;             /* [query] codes = off */
+	unsigned codes_max_mb;      /* [query] codes_max_mb: 0 = the default */
 	rvf_metric create_metric;   /* [create] metric */
 	uint8_t kernel_arch;        /* [kernel] arch */
 	uint8_t kernel_type;        /* [kernel] type */

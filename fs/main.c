@@ -31,6 +31,7 @@ struct options {
 	char *config;
 	unsigned threads;
 	unsigned k;
+	char *codes;
 	int show_help;
 	int show_version;
 };
@@ -45,6 +46,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("config=%s", config),
 	OPT("threads=%u", threads),
 	OPT("k=%u", k),
+	OPT("codes=%s", codes),
 	OPT("-h", show_help),
 	OPT("--help", show_help),
 	OPT("-V", show_version),
@@ -112,6 +114,7 @@ static void usage(const char *prog)
 	       "    -o config=FILE         configuration file (rvffs.conf(5))\n"
 	       "    -o threads=N           search threads (0 = one per CPU)\n"
 	       "    -o k=N                 default k of the query file (10)\n"
+	       "    -o codes=auto|off      8-bit search codes for faster exact L2 queries\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug output (implies -f)\n"
 	       "    -s                     single-threaded\n\n", prog);
@@ -236,6 +239,7 @@ static int bail(int rc, struct options *o, struct fuse_cmdline_opts *copts,
 {
 	free(o->store);
 	free(o->metric);
+	free(o->codes);
 	free(o->config);
 	free(copts->mountpoint);
 	fuse_opt_free_args(args);
@@ -277,6 +281,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rvffs: usage: rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT (see --help)\n");
 		return bail(2, &o, &copts, &args);
 	}
+	if (o.codes && strcmp(o.codes, "auto") && strcmp(o.codes, "off")) {
+		fprintf(stderr, "rvffs: -o codes must be auto or off, not '%s'\n",
+			o.codes);
+		return bail(2, &o, &copts, &args);
+	}
 	rvffs_config cfg;
 	if (!config_load(o.config, &cfg, why, sizeof(why))) {
 		fprintf(stderr, "rvffs: %s\n", why);
@@ -301,6 +310,10 @@ int main(int argc, char **argv)
 	fs.foreground = copts.foreground;
 	fs.search_threads = o.threads ? o.threads : cfg.threads;
 	fs.default_k = o.k ? o.k : cfg.query_k;
+	fs.codes = cfg.codes_off ? RVF_ACCEL_OFF : RVF_ACCEL_AUTO;
+	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
+	if (o.codes)
+		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
 	fs.next_dyn = INO_DYN_BASE;
 	pthread_mutex_init(&fs.mu, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
@@ -439,6 +452,7 @@ out:
 	free(copts.mountpoint);
 	free(o.store);
 	free(o.metric);
+	free(o.codes);
 	free(o.config);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -237,7 +237,9 @@ int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 				       (nplain ? nplain : 1));
 		size_t *counts = malloc(sizeof(size_t) * (nplain ? nplain : 1));
 		rvf_error err;
-		rvf_search_options so = { .threads = fs->search_threads };
+		rvf_search_options so = { .threads = fs->search_threads,
+					  .accel = fs->codes,
+					  .accel_max_bytes = fs->codes_max_bytes };
 		if (!batch || !hits || !counts) {
 			rc = -ENOMEM;
 		} else if (nplain) {

@@ -65,6 +65,8 @@ typedef struct rvffs {
 	bool foreground;
 	unsigned search_threads;
 	uint32_t default_k;
+	rvf_accel_mode codes;       /* search codes: auto or off */
+	uint64_t codes_max_bytes;   /* 0 = librvf's default */
 	struct fuse_session *se;
 	struct timespec mount_time;
 

@@ -21,6 +21,9 @@ static const char *const ebpf_attrs[] = {
 	"user.rvf.ebpf.program_hash", "user.rvf.ebpf.btf", NULL,
 };
 
+/* On the query file: the state of the view's search codes. */
+#define CODES_ATTR "user.rvf.search_codes"
+
 static void reply_value(fuse_req_t req, const void *val, size_t n, size_t size)
 {
 	if (size == 0)
@@ -171,6 +174,15 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 				fuse_reply_err(req, ENODATA);
 			else
 				reply_value(req, buf, (size_t)n, size);
+		} else if (ino == INO_QUERY && !strcmp(name, CODES_ATTR)) {
+			uint64_t bytes;
+			const char *st = fs->codes == RVF_ACCEL_OFF ? "off" :
+					 rvf_view_accel_state(v, &bytes);
+			int n = fs->codes == RVF_ACCEL_OFF || !bytes ?
+				snprintf(buf, sizeof(buf), "%s", st) :
+				snprintf(buf, sizeof(buf), "%s (%llu bytes)", st,
+					 (unsigned long long)bytes);
+			reply_value(req, buf, (size_t)n, size);
 		} else {
 			fuse_reply_err(req, ENODATA);
 		}
@@ -194,6 +206,8 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		names = ebpf_attrs;
 	for (size_t i = 0; names && names[i]; i++)
 		fwrite(names[i], 1, strlen(names[i]) + 1, f);
+	if (ino == INO_QUERY)
+		fwrite(CODES_ATTR, 1, sizeof(CODES_ATTR), f);
 	if (fs_node_kind(ino) == NODE_VECTOR) {
 		uint64_t id;
 		const rvf_meta_field *m;

@@ -1,0 +1,175 @@
+"""rvffs mount: search codes.  On large enough L2 stores the daemon builds
+8-bit codes of the rows after the first query and uses them to choose which
+rows an exact scan measures.  Answers must not change: every test compares
+against a mount with -o codes=off and against a Python brute force."""
+
+import os
+import random
+
+import pytest
+
+from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+from mountlib import (fmt_vec, int_rows, knn, make_store, parse_results, run,
+                      wait_for, write_csv)
+
+DIM = 64
+N = 9000          # 576k floats: above the size codes are built for
+ATTR = "user.rvf.search_codes"
+
+# Without AVX-512 VNNI the daemon builds no codes; there the portable
+# kernel (RVF_ACCEL_PORTABLE=1) takes its place so these tests still run
+# the code path.
+with open("/proc/cpuinfo") as _f:
+    if "avx512_vnni" not in _f.read():
+        os.environ["RVF_ACCEL_PORTABLE"] = "1"
+
+
+def codes_state(m):
+    return os.getxattr(str(m / "query"), ATTR).decode()
+
+
+def wait_ready(m):
+    assert wait_for(lambda: codes_state(m).startswith("ready"), timeout=60), \
+        f"codes not ready: {codes_state(m)}"
+
+
+@pytest.fixture
+def big(store, run_ctl):
+    """N integer vectors in [-20, 20]: many exact ties, exact distances."""
+    rows = int_rows(N, DIM, start=1, seed=11)
+    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+
+
+def requests(vecs, n, seed):
+    """Queries on stored rows, next to them, far outside the data, and
+    random: text lines with k."""
+    rng = random.Random(seed)
+    ids = sorted(vecs)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            q = vecs[rng.choice(ids)]
+        elif kind == 1:
+            q = [x + 0.5 for x in vecs[rng.choice(ids)]]
+        elif kind == 2:
+            q = [rng.choice((-1000.0, 1000.0)) for _ in range(DIM)]
+        else:
+            q = [float(rng.randint(-25, 25)) for _ in range(DIM)]
+        out.append((rng.choice((1, 10, 37)), q))
+    return out
+
+
+def batch_text(reqs):
+    return "".join(f"k={k} {fmt_vec(q)}\n" for k, q in reqs)
+
+
+def ask(m, reqs):
+    """All requests in one write; the results text."""
+    path = m.mounter.tmp / f"req-{m.path.name}.txt"
+    path.write_text(batch_text(reqs))
+    return m.sh(f'cat "{path}" > "$M/query" && cat "$M/query"').stdout
+
+
+def test_codes_change_no_answer(mount, big):
+    p, vecs = big
+    m = mount(p)
+    assert codes_state(m) == "none", "no codes before the first query"
+    assert ATTR in os.listxattr(str(m / "query"))
+    reqs = requests(vecs, 40, seed=3)
+    before = ask(m, reqs)             # exact scan; starts the build
+    wait_ready(m)
+    st = codes_state(m)
+    assert st.startswith("ready (") and int(st.split("(")[1].split()[0]) >= N * DIM
+    with_codes = ask(m, reqs)
+    one_by_one = "\n".join(m.query(batch_text([r]).strip()) for r in reqs)
+    m.unmount()
+
+    plain = mount(p, "codes=off")
+    assert codes_state(plain) == "off"
+    without = ask(plain, reqs)
+    assert with_codes == without == before, "codes changed an answer"
+    assert one_by_one == without
+    groups = parse_results(with_codes)
+    assert len(groups) == len(reqs)
+    for (k, q), g in list(zip(reqs, groups))[:6]:
+        assert [(i, d) for i, d, _ in g] == knn(vecs, q, k)
+
+
+def test_new_view_new_codes(mount, big, tmp_path):
+    """A commit makes a new view: codes are built again and include the new
+    rows; until then the exact scan answers."""
+    p, vecs = big
+    m = mount(p)
+    m.query(fmt_vec([0.0] * DIM))
+    wait_ready(m)
+    new = [(N + 1 + i, [float(30 + i)] * DIM) for i in range(3)]
+    src = write_csv(tmp_path / "more.csv", new)
+    m.sh(f'cp "{src}" "$M/ingest/more.csv"')
+    assert codes_state(m) == "none", "the new view has no codes yet"
+    q = [30.0] * DIM
+    first = parse_results(m.query(f"k=2 {fmt_vec(q)}"))[0]
+    wait_ready(m)
+    second = parse_results(m.query(f"k=2 {fmt_vec(q)}"))[0]
+    assert first == second
+    assert [(i, d) for i, d, _ in second] == [(N + 1, 0.0), (N + 2, float(DIM))]
+    vecs.update(dict(new))
+    reqs = requests(vecs, 12, seed=9)
+    out = ask(m, reqs)
+    m.unmount()
+    assert out == ask(mount(p, "codes=off"), reqs)
+
+
+def test_codes_off_by_config(mount, big, tmp_path):
+    p, _ = big
+    conf = tmp_path / "codes.conf"
+    conf.write_text("[query]\ncodes = off\n")
+    m = mount(p, f"config={conf}")
+    m.query(fmt_vec([1.0] * DIM))
+    assert codes_state(m) == "off"
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[query]\ncodes = sometimes\n")
+    cp, mm = m.mounter.run(p, f"config={bad}")
+    assert cp.returncode == 2 and mm is None
+    assert "bad.conf:2" in cp.stderr and "codes must be auto or off" in cp.stderr
+
+
+def test_codes_memory_cap(mount, store, run_ctl, tmp_path):
+    """[query] codes_max_mb below the codes' size: none are built, and the
+    state says why; a cap above it: they are."""
+    rows = int_rows(4500, 256, start=1, seed=6)   # codes: ~1.2 MB
+    p = make_store(run_ctl, store, dim=256, rows=rows)
+    conf = tmp_path / "cap.conf"
+    conf.write_text("[query]\ncodes_max_mb = 1\n")
+    m = mount(p, f"config={conf}")
+    q = fmt_vec([1.0] * 256)
+    before = m.query(q)
+    assert codes_state(m) == "unavailable: larger than the memory cap"
+    m.unmount()
+    conf.write_text("[query]\ncodes_max_mb = 2\n")
+    m = mount(p, f"config={conf}")
+    m.query(q)
+    wait_ready(m)
+    assert m.query(q) == before
+
+
+def test_bad_codes_option(mount, big):
+    p, _ = big
+    cp, m = mount.run(p, "codes=maybe")
+    assert cp.returncode == 2 and m is None
+    assert "codes must be auto or off" in cp.stderr
+
+
+def test_small_store_scans(mount, store, run_ctl):
+    """Below the size where a scan is already fast, no codes are built."""
+    rows = int_rows(50, 4, start=1, seed=2)
+    m = mount(make_store(run_ctl, store, dim=4, rows=rows))
+    m.query("1 2 3 4")
+    assert codes_state(m) == "none"
+
+
+def test_cosine_store_has_none(mount, store, run_ctl):
+    rows = int_rows(N, DIM, start=1, seed=4)
+    m = mount(make_store(run_ctl, store, dim=DIM, rows=rows, metric="cosine"))
+    m.query(fmt_vec([1.0] * DIM))
+    assert codes_state(m) == "unavailable: codes serve the L2 metric only"
