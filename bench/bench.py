@@ -475,13 +475,29 @@ class Bench:
             ids.extend(got)
         return lat, ids
 
+    def wait_codes(self, mnt, timeout=600):
+        """Seconds until the daemon's search codes are ready (None when it
+        builds none: `off` or `unavailable: ...`)."""
+        t = time.perf_counter()
+        while True:
+            st = os.getxattr(str(mnt / "query"), "user.rvf.search_codes").decode()
+            if st.startswith("ready"):
+                return time.perf_counter() - t
+            if st.startswith(("off", "unavailable")) or time.perf_counter() - t > timeout:
+                self.notes.append(f"search codes: {st}")
+                return None
+            time.sleep(0.002)
+
     def query(self):
         mnt = self.tmp / "mnt-query"
         lines = [f"k={K} {q}\n".encode() for q in self.queries]
         blob = b"".join(lines)
         self.mount(self.rvffs_store, mnt)
         try:
-            self.q_per_open(mnt, lines[:5])  # warm: first query pays page faults
+            # warm: the first query pays page faults and starts the build of
+            # the search codes; the timed runs start once they are ready
+            self.q_per_open(mnt, lines[:5])
+            self.codes_build = self.wait_codes(mnt)
             per_open, batch, slots = [], [], []
             for r in range(self.reps_query):
                 lat, ids = self.q_per_open(mnt, lines)
@@ -494,6 +510,21 @@ class Bench:
                                   p99=percentile(lat, 99), recall=recall(ids, self.truth)))
                 log(f"query rep {r + 1}/{self.reps_query}: per open {per_open[-1]['qps']:.0f} q/s, "
                     f"batch {batch[-1]['qps']:.0f} q/s, slots {slots[-1]['qps']:.0f} q/s")
+        finally:
+            self.unmount(mnt)
+        # the same without codes: the float32 scan alone
+        self.mount(self.rvffs_store, mnt, "-o", "codes=off")
+        try:
+            self.q_per_open(mnt, lines[:5])
+            per_open_off, batch_off = [], []
+            for r in range(self.reps_query):
+                lat, ids = self.q_per_open(mnt, lines)
+                per_open_off.append(dict(qps=len(lat) / sum(lat), p50=percentile(lat, 50),
+                                         recall=recall(ids, self.truth)))
+                dt, ids = self.q_batch(mnt, blob)
+                batch_off.append(dict(qps=len(lines) / dt, recall=recall(ids, self.truth)))
+            log(f"codes off: per open {per_open_off[-1]['qps']:.0f} q/s, "
+                f"batch {batch_off[-1]['qps']:.0f} q/s")
         finally:
             self.unmount(mnt)
 
@@ -542,6 +573,17 @@ class Bench:
                  m(slots, "p99") * 1e3, h("p99") and h("p99") * 1e3, "lower", note=skipped)
         self.row("query", "recall_slots", "recall@10, slot vs HNSW", "",
                  m(slots, "recall"), h("recall"), "higher", note=skipped)
+        self.row("query", "qps_per_open_nocodes", "queries/s, one query per open, -o codes=off "
+                 "(float32 scan only) vs HNSW", "q/s", m(per_open_off, "qps"), h("qps"), "higher",
+                 note=skipped)
+        self.row("query", "qps_batch_nocodes", f"queries/s, all {self.nq} in one write, "
+                 "-o codes=off vs HNSW", "q/s", m(batch_off, "qps"), h("qps"), "higher",
+                 note=skipped)
+        self.row("query", "recall_nocodes", "recall@10, -o codes=off, one query per open", "",
+                 m(per_open_off, "recall"), None, "higher", compare=False)
+        self.row("query", "codes_build", "building the search codes (background, after the "
+                 "first query)", "s", self.codes_build, None, "lower", compare=False,
+                 note="the reference's HNSW build is index_build")
         self.row("query", "index_build", "reference's first query (builds HNSW)", "s",
                  None, ref.get("first_query_seconds"), "lower", compare=False,
                  note="rvffs has no index to build" + ("; skipped" if skipped else ""))
@@ -561,7 +603,9 @@ class Bench:
             self.notes.append(f"query file: {nerr} request(s) failed and were asked again "
                               f"({self.query_errors}); see bench/README.md, 'Known faults'")
         self.info["query"] = dict(
-            rvffs=dict(per_open=per_open, batch=batch, slots=slots, errors=self.query_errors),
+            rvffs=dict(per_open=per_open, batch=batch, slots=slots, errors=self.query_errors,
+                       per_open_codes_off=per_open_off, batch_codes_off=batch_off,
+                       codes_build_seconds=self.codes_build),
             reference=dict(exact=rx, hnsw=rh, first_query_seconds=ref.get("first_query_seconds"),
                            index=ref.get("index"), skipped=bool(skipped)))
 
@@ -580,10 +624,13 @@ class Bench:
                 lat, ids = self.q_per_open(mnt, [line])
                 anon_q = proc_kb(pid, "Anonymous")
                 rss_q = proc_kb(pid, "Rss")
+                build = self.wait_codes(mnt)
+                anon_c = proc_kb(pid, "Anonymous")
             finally:
                 self.unmount(mnt)
             runs.append(dict(seconds=dt, anon=anon, rss=rss, first_query=lat[0],
                              anon_after_query=anon_q, rss_after_query=rss_q,
+                             anon_with_codes=anon_c, codes_build=build,
                              first_ids=ids[0]))
         if runs[-1]["first_ids"][:K] != self.truth[0][:K]:
             self.notes.append("mount: the first query's answer differs from the exact one")
@@ -599,6 +646,13 @@ class Bench:
         self.row("mount", "memory_after_query", "daemon anonymous memory after the first query "
                  "vs RSS delta after the first exact query", "MB", m("anon_after_query") / 1e6,
                  rm("rss_delta_after_query") / 1e6, "lower")
+        builds = [x["codes_build"] for x in runs if x["codes_build"] is not None]
+        codes_note = (f"codes built in {median(builds):.2f} s in the background" if builds
+                      else "no search codes were built")
+        self.row("mount", "memory_with_codes", "daemon anonymous memory once the search codes "
+                 "are built vs RSS delta after the first exact query", "MB",
+                 m("anon_with_codes") / 1e6, rm("rss_delta_after_query") / 1e6, "lower",
+                 note=codes_note)
         self.row("mount", "rss_after_query", "daemon RSS after the first query (incl. mapped "
                  "store pages) vs RSS delta", "MB", m("rss_after_query") / 1e6,
                  rm("rss_delta_after_query") / 1e6, "lower", compare=False,
