@@ -73,6 +73,9 @@ static rvf_code flush_buffer(rvf_ingest *t, rvf_error *err)
 {
 	if (!t->buf_len)
 		return RVF_OK;
+	/* the buffer holds rows of the open segment only (close_segment
+	 * flushes): one CRC call per buffer, not one per row */
+	t->seg_crc = crc32_update(t->seg_crc, t->buf, t->buf_len);
 	if (io_pwrite_all(t->c.s->fd, t->buf, t->buf_len, (off_t)t->write_pos) != 0)
 		return rvf_fail_io(err, errno, "cannot append to %s", t->c.s->path);
 	t->write_pos += t->buf_len;
@@ -191,7 +194,6 @@ rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 		unsigned char *row = t->buf + t->buf_len;
 		st64(row, ids[i]);
 		memcpy(row + 8, vectors + i * t->dim, 4 * (size_t)t->dim);
-		t->seg_crc = crc32_update(t->seg_crc, row, t->stride);
 		t->buf_len += t->stride;
 		t->seg_rows++;
 		if (!t->have_max || ids[i] > t->max_id) {
