@@ -183,6 +183,7 @@ def pid_alive(pid):
 class Bench:
     def __init__(self, a):
         self.a = a
+        self.codes_state = None
         cfg = SIZES[a.size]
         self.n = cfg["n"]
         self.nq = a.queries or cfg["queries"]
@@ -484,7 +485,9 @@ class Bench:
             if st.startswith("ready"):
                 return time.perf_counter() - t
             if st.startswith(("off", "unavailable")) or time.perf_counter() - t > timeout:
-                self.notes.append(f"search codes: {st}")
+                self.codes_state = st
+                if f"search codes: {st}" not in self.notes:
+                    self.notes.append(f"search codes: {st}")
                 return None
             time.sleep(0.002)
 
@@ -583,7 +586,8 @@ class Bench:
                  m(per_open_off, "recall"), None, "higher", compare=False)
         self.row("query", "codes_build", "building the search codes (background, after the "
                  "first query)", "s", self.codes_build, None, "lower", compare=False,
-                 note="the reference's HNSW build is index_build")
+                 note="the reference's HNSW build is index_build" if self.codes_build is not None
+                 else f"no codes: {self.codes_state}")
         self.row("query", "index_build", "reference's first query (builds HNSW)", "s",
                  None, ref.get("first_query_seconds"), "lower", compare=False,
                  note="rvffs has no index to build" + ("; skipped" if skipped else ""))
