@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+
 static void portable_dists(const uint8_t *block, size_t ngroups,
 			   const int32_t *base, const int8_t *q8,
 			   const int32_t *qq, const int32_t *thr, size_t nq,
@@ -120,17 +122,10 @@ static void vnni_dists(const uint8_t *block, size_t ngroups,
 
 static const code_ops vnni_ops = { "avx512vnni", vnni_dists };
 
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 const code_ops *code_ops_vnni(void)
 {
 	__builtin_cpu_init();
-	if (env_set("RVF_NO_SIMD") || env_set("RVF_NO_AVX512"))
+	if (env_flag("RVF_NO_SIMD") || env_flag("RVF_NO_AVX512"))
 		return NULL;
 	if (!__builtin_cpu_supports("avx512f") ||
 	    !__builtin_cpu_supports("avx512vnni"))

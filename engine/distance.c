@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "env.h"
 
 rvf_metric dist_metric(rvf_metric m)
 {
@@ -671,21 +672,14 @@ const dist_ops *dist_ops_avx512(void)
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 static const dist_ops *chosen;
 
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 /* RVF_NO_SIMD=1 forces scalar, RVF_NO_AVX512=1 stops at AVX2: tests and
  * benchmarks compare the implementations that way. */
 static void choose(void)
 {
 	chosen = NULL;
-	if (!env_set("RVF_NO_SIMD") && !env_set("RVF_NO_AVX512"))
+	if (!env_flag("RVF_NO_SIMD") && !env_flag("RVF_NO_AVX512"))
 		chosen = dist_ops_avx512();
-	if (!chosen && !env_set("RVF_NO_SIMD"))
+	if (!chosen && !env_flag("RVF_NO_SIMD"))
 		chosen = dist_ops_avx2();
 	if (!chosen)
 		chosen = &scalar_ops;

@@ -12,6 +12,7 @@
 
 #include "accel.h"
 #include "distance.h"
+#include "env.h"
 #include "store.h"
 
 enum { ACCEL_NONE, ACCEL_BUILDING, ACCEL_READY, ACCEL_FAILED };
@@ -19,20 +20,13 @@ enum { ACCEL_NONE, ACCEL_BUILDING, ACCEL_READY, ACCEL_FAILED };
 /* Below this many floats an exact scan takes well under a millisecond. */
 #define ACCEL_MIN_FLOATS ((size_t)1 << 19)
 
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 /* The kernel codes use: VNNI, or (for tests) the portable one when
  * RVF_ACCEL_PORTABLE=1. */
 static const code_ops *accel_ops(void)
 {
 	const code_ops *ops = code_ops_vnni();
 
-	if (!ops && env_set("RVF_ACCEL_PORTABLE"))
+	if (!ops && env_flag("RVF_ACCEL_PORTABLE"))
 		ops = code_ops_portable();
 	return ops;
 }
