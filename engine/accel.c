@@ -16,7 +16,6 @@ enum {
 	MAX_DIM = 32768,      /* keeps sum (c - cq)^2 inside 31 bits */
 	QUERY_GROUP = 64,     /* queries per kernel call on one block */
 	RESCORE_CHUNK = 256,  /* candidates measured per float-kernel call */
-	BLOCKS_PER_TASK = 256,
 };
 
 /* Code work (groups x blocks x queries) a task must have to be worth a
@@ -29,6 +28,7 @@ struct accel_index {
 	size_t n, dim, ngroups, nblocks;
 	double s;            /* one scale for every dimension */
 	double *o;           /* per dimension: the smallest value */
+	double omax;         /* the largest |o| */
 	double e_max;        /* the largest |x - x^| of a coded row */
 	uint8_t *codes;      /* nblocks blocks of ngroups * 64 bytes */
 	int32_t *base;       /* per row: sum c^2 - 256 * sum c (blocks padded) */
@@ -69,9 +69,9 @@ static int code_of(const accel_index *a, size_t d, float v, double *err2)
 }
 
 /* Rounding in the double arithmetic above, bounded generously. */
-static double error_slack(const accel_index *a, double omax)
+static double error_slack(const accel_index *a)
 {
-	return 1e-12 * (omax + 255 * a->s) * sqrt((double)a->dim);
+	return 1e-12 * (a->omax + 255 * a->s) * sqrt((double)a->dim);
 }
 
 size_t accel_estimate(size_t n, size_t dim)
@@ -102,7 +102,7 @@ void accel_free(accel_index *a)
 
 /* First pass: o = per-dimension minimum, s from the widest range; rows
  * with a NaN or an infinity become exceptions. */
-static void pick_scale(accel_index *a, float *x, double *omax)
+static void pick_scale(accel_index *a, float *x)
 {
 	double *hi = malloc(a->dim * sizeof(double)), range = 0;
 
@@ -127,24 +127,23 @@ static void pick_scale(accel_index *a, float *x, double *omax)
 				hi[d] = x[d];
 		}
 	}
-	*omax = 0;
 	for (size_t d = 0; d < a->dim; d++) {
 		if (a->o[d] > hi[d]) /* no finite row */
 			a->o[d] = hi[d] = 0;
 		if (hi[d] - a->o[d] > range)
 			range = hi[d] - a->o[d];
-		if (fabs(a->o[d]) > *omax)
-			*omax = fabs(a->o[d]);
+		if (fabs(a->o[d]) > a->omax)
+			a->omax = fabs(a->o[d]);
 	}
 	a->s = range > 0 ? range / 255 : 1;
 	free(hi);
 }
 
 /* Second pass: the codes, each row's sums, e_max. */
-static void code_rows(accel_index *a, float *x, double omax)
+static void code_rows(accel_index *a, float *x)
 {
 	double e_lim = 0.5 * a->s * sqrt((double)a->dim) * (1 + 1e-9) +
-		       error_slack(a, omax);
+		       error_slack(a);
 
 	for (size_t r = 0; r < a->n; r++) {
 		uint8_t *blk = a->codes + r / CODE_BLOCK * a->ngroups * 64;
@@ -171,7 +170,7 @@ static void code_rows(accel_index *a, float *x, double omax)
 			a->e_max = e;
 		a->base[r] = (int32_t)(sum2 - 256 * sum);
 	}
-	a->e_max = a->e_max * (1 + 1e-12) + error_slack(a, omax);
+	a->e_max = a->e_max * (1 + 1e-12) + error_slack(a);
 }
 
 accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
@@ -179,7 +178,6 @@ accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 {
 	accel_index *a;
 	float *x = NULL;
-	double omax = 0;
 
 	*why = "out of memory";
 	if (dim == 0 || dim > MAX_DIM || n == 0 || n > UINT32_MAX) {
@@ -202,10 +200,10 @@ accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 	x = malloc(dim * sizeof(float));
 	if (!a->o || !a->codes || !a->base || !a->exc_bits || !x)
 		goto fail;
-	pick_scale(a, x, &omax);
+	pick_scale(a, x);
 	if (a->s == 0)
 		goto fail;
-	code_rows(a, x, omax);
+	code_rows(a, x);
 
 	for (size_t r = 0; r < n; r++)
 		a->nexc += is_exception(a, r);
@@ -254,17 +252,12 @@ typedef struct cand_list {
 	size_t len, cap;
 } cand_list;
 
-/* Per query, read-only during the scan. */
-typedef struct coded_query {
-	double eq;    /* |q - q^| */
-} coded_query;
-
 typedef struct scan_ctx {
 	const accel_index *a;
 	size_t nq, kk, ntasks;
 	const int8_t *q8;        /* nq * dimp */
 	const int32_t *qq;       /* per query: sum cq^2 */
-	const coded_query *cq;
+	const double *eq;        /* per query: |q - q^| */
 	double slack;            /* relative rounding of the float distances */
 	struct task *tasks;
 } scan_ctx;
@@ -363,11 +356,11 @@ static void offer(const scan_ctx *sc, task *t, size_t q, int32_t a,
 		ch_sift_up(h, len);
 		t->hlen[q] = ++len;
 		if (len == sc->kk)
-			t->thr[q] = threshold(sc, h[0].a, sc->cq[q].eq);
+			t->thr[q] = threshold(sc, h[0].a, sc->eq[q]);
 	} else if (a < h[0].a) {
 		h[0] = (code_hit){ a, row };
 		ch_sift_down(h, len);
-		t->thr[q] = threshold(sc, h[0].a, sc->cq[q].eq);
+		t->thr[q] = threshold(sc, h[0].a, sc->eq[q]);
 	}
 	if (a <= t->thr[q] &&
 	    !cand_push(&t->cands[q], (code_hit){ a, row }, t->thr[q]))
@@ -411,16 +404,12 @@ static void scan_task(void *ctx, size_t ti)
 	}
 }
 
-/* Codes of the queries; coded_query per query. */
+/* Codes of the queries, with sum cq^2 and |q - q^| per query. */
 static void code_queries(const accel_index *a, const float *q, size_t nq,
-			 int8_t *q8, int32_t *qqs, coded_query *cq)
+			 int8_t *q8, int32_t *qqs, double *eq)
 {
 	size_t dimp = 4 * a->ngroups;
-	double omax = 0;
 
-	for (size_t d = 0; d < a->dim; d++)
-		if (fabs(a->o[d]) > omax)
-			omax = fabs(a->o[d]);
 	memset(q8, 0, nq * dimp);
 	for (size_t i = 0; i < nq; i++) {
 		double err2 = 0;
@@ -433,7 +422,7 @@ static void code_queries(const accel_index *a, const float *q, size_t nq,
 			qq += c * c;
 		}
 		qqs[i] = (int32_t)qq;
-		cq[i].eq = sqrt(err2) * (1 + 1e-12) + error_slack(a, omax);
+		eq[i] = sqrt(err2) * (1 + 1e-12) + error_slack(a);
 	}
 }
 
@@ -522,7 +511,7 @@ static bool finish_query(const scan_ctx *sc, const float *q, size_t qi,
 		}
 	}
 	if (len == kk)
-		thr = threshold(sc, top[0].a, sc->cq[qi].eq);
+		thr = threshold(sc, top[0].a, sc->eq[qi]);
 	for (size_t t = 0; t < sc->ntasks; t++) {
 		const cand_list *c = &sc->tasks[t].cands[qi];
 
@@ -551,7 +540,7 @@ rvf_code accel_search(const accel_index *a, const search_request *req,
 	scan_ctx sc = { .a = a, .nq = nq };
 	int8_t *q8 = NULL;
 	int32_t *qq = NULL;
-	coded_query *cq = NULL;
+	double *eq = NULL;
 	rvf_code rc = RVF_OK;
 
 	if (nq == 0)
@@ -576,14 +565,14 @@ rvf_code accel_search(const accel_index *a, const search_request *req,
 
 	q8 = malloc(nq * dimp);
 	qq = malloc(nq * sizeof(*qq));
-	cq = malloc(nq * sizeof(*cq));
+	eq = malloc(nq * sizeof(*eq));
 	sc.tasks = calloc(sc.ntasks, sizeof(task));
-	if (!q8 || !qq || !cq || !sc.tasks)
+	if (!q8 || !qq || !eq || !sc.tasks)
 		goto nomem;
-	code_queries(a, req->queries, nq, q8, qq, cq);
+	code_queries(a, req->queries, nq, q8, qq, eq);
 	sc.q8 = q8;
 	sc.qq = qq;
-	sc.cq = cq;
+	sc.eq = eq;
 	for (size_t t = 0; t < sc.ntasks; t++) {
 		sc.tasks[t].b0 = a->nblocks * t / sc.ntasks;
 		sc.tasks[t].b1 = a->nblocks * (t + 1) / sc.ntasks;
@@ -608,6 +597,6 @@ done:
 	free(sc.tasks);
 	free(q8);
 	free(qq);
-	free(cq);
+	free(eq);
 	return rc;
 }

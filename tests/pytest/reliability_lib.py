@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from mountlib import is_mounted, mount_entry, wait_for  # noqa: F401  (used by the tests too)
+
 REPO = Path(__file__).resolve().parents[2]
 INTEROP = REPO / "tests" / "interop"
 REF_JS = INTEROP / "ref.js"
@@ -123,33 +125,6 @@ def run(cmd, check=True, timeout=120, **kw):
                     f"--- stdout\n{cp.stdout[-2000:]!r}\n--- stderr\n{cp.stderr[-3000:]!r}",
                     pytrace=False)
     return cp
-
-
-def mount_entry(path):
-    path = os.path.realpath(str(path))
-    found = None
-    with open("/proc/self/mountinfo") as f:
-        for ln in f:
-            fields = ln.split()
-            mp = fields[4].replace("\\040", " ")
-            if mp == path:
-                found = fields
-    return found
-
-
-def is_mounted(path):
-    e = mount_entry(path)
-    return e is not None and e[e.index("-") + 1].startswith("fuse")
-
-
-def wait_for(pred, timeout=10.0, step=0.02):
-    end = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > end:
-            return False
-        time.sleep(step)
 
 
 class Daemon:

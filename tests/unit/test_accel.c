@@ -9,34 +9,8 @@
 #include "codes.h"
 #include "search.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		checks++;                                                    \
-		if (!(cond)) {                                               \
-			failures++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                            \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-		}                                                            \
-	} while (0)
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_u64(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static float uniform(void) /* [-1, 1) */
-{
-	return (float)((double)(next_u64() >> 11) / (double)(1ull << 53) * 2 - 1);
-}
+#define RNG_SEED 0x9e3779b97f4a7c15ull
+#include "check_random.h"
 
 /* Rows as in a VEC payload: an id before each, none 4-byte aligned. */
 typedef struct dataset {
@@ -44,11 +18,6 @@ typedef struct dataset {
 	unsigned char *bytes;
 	search_row *rows;
 } dataset;
-
-static float *row_at(dataset *ds, size_t r)
-{
-	return (float *)(void *)ds->rows[r].data; /* test-only: memcpy'd */
-}
 
 static void set(dataset *ds, size_t r, size_t d, float v)
 {
@@ -69,7 +38,6 @@ static void ds_init(dataset *ds, size_t n, size_t dim)
 		for (size_t d = 0; d < dim; d++)
 			set(ds, r, d, uniform());
 	}
-	(void)row_at;
 }
 
 static void ds_free(dataset *ds)

@@ -18,41 +18,13 @@
 #include "distance.h"
 #include "search.h"
 
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		checks++;                                                    \
-		if (!(cond)) {                                               \
-			failures++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                            \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-		}                                                            \
-	} while (0)
+#define RNG_SEED 88172645463325252ull
+#include "check_random.h"
 
 static const rvf_metric metrics[] = { RVF_METRIC_L2, RVF_METRIC_INNER_PRODUCT,
 				      RVF_METRIC_COSINE };
 static const size_t dims[] = { 1, 3, 7, 8, 16, 128, 129 };
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/* xorshift64: reproducible data without libc's rand state. */
-static uint64_t rng = 88172645463325252ull;
-
-static uint64_t next_u64(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static float uniform(void) /* [-1, 1) */
-{
-	return (float)((double)(next_u64() >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
-}
 
 /* Rows stored like a VEC payload: an 8-byte id before each row and a base
  * at an odd offset, so no row is 4-byte aligned. */
