@@ -326,6 +326,8 @@ int main(int argc, char **argv)
 	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
 	if (o.codes)
 		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
+	limits_init(&fs, cfg.request_max, cfg.results_max, cfg.staged_max,
+		    cfg.slots_max);
 	fs.next_dyn = INO_DYN_BASE;
 	pthread_mutex_init(&fs.mu, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
