@@ -526,7 +526,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		long i = seg_find_ino(fs, h->view, ino);
 		const rvf_segment *s = i >= 0 ? rvf_view_segment(h->view, (size_t)i) : NULL;
 		if (!s || !s->readable || !s->hash_ok) {
-			char name[32] = "?";
+			char name[SEG_NAME_MAX] = "?";
 			if (s)
 				seg_name(h->view, (size_t)i, name);
 			fs_error(fs, "segments/%s: %s: refusing to read it (EIO)", name,

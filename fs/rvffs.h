@@ -137,8 +137,10 @@ char *text_witness(rvf_view *v, size_t *len);
 char *text_vector(rvf_view *v, size_t index, size_t *len);
 
 /* segfiles.c */
-/* Name of segment index i of v ("0001-vec"); out >= 32 bytes. */
-void seg_name(rvf_view *v, size_t i, char *out);
+/* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
+ * "-" and a type label of up to 15 characters. */
+#define SEG_NAME_MAX 40
+void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);
 /* Segment index for an inode, or -1. */
