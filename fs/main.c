@@ -460,6 +460,7 @@ out:
 	free(fs.last_result);
 	free(fs.errors);
 	free(fs.bigids);
+	free(fs.bighash);
 	free(copts.mountpoint);
 	free(o.store);
 	free(o.metric);

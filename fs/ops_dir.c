@@ -101,8 +101,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			if (to_set & FUSE_SET_ATTR_MTIME)
 				s->mtime = attr->st_mtim;
 		}
+		bool known = s || slot_find_ino(fs, ino);
 		pthread_mutex_unlock(&fs->mu);
-		if (!s && !slot_find_ino(fs, ino)) {
+		if (!known) {
 			fuse_reply_err(req, ENOENT);
 			return;
 		}

@@ -80,7 +80,9 @@ typedef struct rvffs {
 	size_t errors_len;
 	uint32_t seg_gen;          /* bumps when the store is compacted */
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
-	size_t nbigids;
+	size_t nbigids, bigcap;
+	size_t *bighash;           /* id -> index + 1 (inode.c) */
+	size_t bighash_cap;
 	struct timespec last_refresh;
 	struct timespec mtime;     /* the store's mtime for (epoch, size) below */
 	uint32_t mtime_epoch;
