@@ -277,17 +277,23 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		staged *s = staged_find_ino(fs, ino);
 		if (s) {
 			fill(fs, st, ino, S_IFREG | (s->mode & 07777), s->size, s->mtime);
+			st->st_uid = s->uid;
+			st->st_gid = s->gid;
 			found = true;
 		}
 		slot *q = slot_find_ino(fs, ino);
 		if (q) {
+			/* A slot is its maker's: others may not read or
+			 * rewrite its request or read its results. */
 			found = true;
 			if (ino == q->ino)
 				fill(fs, st, ino, S_IFDIR | 0755, 0, q->mtime);
 			else if (ino == q->ino + 1)
-				fill(fs, st, ino, S_IFREG | 0666, q->request_len, q->mtime);
+				fill(fs, st, ino, S_IFREG | 0600, q->request_len, q->mtime);
 			else
-				fill(fs, st, ino, S_IFREG | 0444, q->result_len, q->mtime);
+				fill(fs, st, ino, S_IFREG | 0400, q->result_len, q->mtime);
+			st->st_uid = q->uid;
+			st->st_gid = q->gid;
 		}
 		pthread_mutex_unlock(&fs->mu);
 		return found;
