@@ -88,7 +88,7 @@ static rvf_code create_child(const char *path, const manifest *m,
 		store_discard(s);
 		return rc;
 	}
-	rc = lock_acquire(path, &s->lock, err);
+	rc = lock_acquire(path, 0, &s->lock, err);
 	if (rc == RVF_OK)
 		rc = store_write_first_manifest(s, m, err);
 	if (rc != RVF_OK) {

@@ -132,6 +132,12 @@ static void start_session(rvf_store *s)
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err)
 {
+	return rvf_store_open_wait(path, flags, RVF_LOCK_WAIT_DEFAULT_MS, out, err);
+}
+
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out, rvf_error *err)
+{
 	rvf_error local;
 	if (!err)
 		err = &local;
@@ -149,7 +155,7 @@ rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rc = rvf_fail_io(err, errno, "cannot open %s", path);
 			goto fail;
 		}
-		rc = lock_acquire(path, &s->lock, err);
+		rc = lock_acquire(path, wait_ms, &s->lock, err);
 		if (rc != RVF_OK)
 			goto fail;
 	}
@@ -205,7 +211,7 @@ rvf_code rvf_store_create(const char *path, const rvf_create_options *opt,
 		     rvf_fail_io(err, errno, "cannot create %s", path);
 		goto fail;
 	}
-	rc = lock_acquire(path, &s->lock, err);
+	rc = lock_acquire(path, 0, &s->lock, err); /* a new file: nobody to wait for */
 	if (rc != RVF_OK) {
 		close(s->fd);
 		s->fd = -1;

@@ -449,8 +449,6 @@ out:
 	/* The session is over: what the kernel never released goes now. */
 	fs_handles_free(&fs);
 	fs_listings_free();
-	if (fs.store)
-		rvf_store_close(fs.store);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	while (fs.staged)
@@ -466,5 +464,9 @@ out:
 	free(o.codes);
 	free(o.config);
 	fuse_opt_free_args(&args);
+	/* Last: the lock goes with the store, so a command run right after
+	 * `fusermount3 -u` finds nothing left of us but the lock. */
+	if (fs.store)
+		rvf_store_close(fs.store);
 	return ret;
 }

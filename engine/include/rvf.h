@@ -190,12 +190,21 @@ enum {
 	RVF_OPEN_READ_ONLY = 1 << 0, /* no lock, never writes */
 };
 
-/* Opens an existing store.  Read-write opens take the writer lock and fail
- * with RVF_E_LOCK_HELD when a live writer (the reference included) holds
- * it; a stale lock (dead pid and older than 30 s, as the reference rules)
- * is broken. */
+/* How long a read-write open waits for a live writer to release the lock
+ * (a busy timeout, as SQLite's): long enough for an unmounted rvffs or a
+ * finishing rvfctl to exit. */
+#define RVF_LOCK_WAIT_DEFAULT_MS 5000
+
+/* Opens an existing store.  Read-write opens take the writer lock, waiting
+ * up to RVF_LOCK_WAIT_DEFAULT_MS for a live writer (the reference included)
+ * to release it, then fail with RVF_E_LOCK_HELD; a stale lock (the pid is
+ * dead on this host) is broken at once. */
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err);
+/* The same with the wait given in milliseconds (0: fail at once). */
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out,
+			     rvf_error *err);
 
 typedef struct rvf_create_options {
 	uint32_t dimension;    /* 1..65535 */

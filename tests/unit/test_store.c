@@ -96,7 +96,7 @@ static void test_create_and_layout(void)
 	rvf_view_release(v);
 	/* A second writer is refused while we hold the lock. */
 	rvf_store *s2;
-	CHECK(rvf_store_open(p, 0, &s2, &err) == RVF_E_LOCK_HELD);
+	CHECK(rvf_store_open_wait(p, 0, 0, &s2, &err) == RVF_E_LOCK_HELD);
 	rvf_store_close(s);
 	CHECK(access(path_in("x_min.rvf.lock"), F_OK) != 0);
 
