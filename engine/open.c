@@ -293,6 +293,10 @@ void rvf_store_close(rvf_store *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->write_mu);
+	/* Deferred changes become durable at close; a failure leaves them
+	 * out, as a crash would (the file stays a valid store). */
+	if (s->dirty)
+		store_sync_locked(s, NULL, NULL);
 	if (!s->read_only && s->fd >= 0)
 		io_fsync(s->fd);
 	pthread_mutex_unlock(&s->write_mu);

@@ -241,6 +241,7 @@ rvf_code rvf_store_sign(rvf_store *s, const uint8_t secret_key[64],
 	}
 	if (info)
 		info->accepted = covered;
+	c.durable = true; /* a signature is over durable content */
 	return commit_finish(&c, info, err);
 }
 
