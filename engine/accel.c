@@ -19,7 +19,6 @@ enum {
 	MAX_DIM = 32768,      /* keeps 2 * sum c * cq inside 31 bits */
 	QUERY_GROUP = 64,     /* queries per kernel call on one block */
 	RESCORE_CHUNK = 256,  /* candidates measured per float-kernel call */
-	CHUNK_BLOCKS = 1024,  /* blocks per allocation of a code store */
 };
 
 #define DEAD UINT32_MAX
@@ -50,8 +49,9 @@ typedef struct code_store {
 	double omax;         /* the largest |o| */
 	double e_lim;        /* a coded row's error above this: exception */
 	size_t used;         /* blocks handed out */
+	size_t chunk_blocks; /* blocks per allocation */
 	size_t nchunks, chunk_cap;
-	uint8_t **codes;     /* per chunk: CHUNK_BLOCKS * ngroups * 64 bytes */
+	uint8_t **codes;     /* per chunk: chunk_blocks * ngroups * 64 bytes */
 	int32_t **base;      /* L2, per chunk and slot: sum c^2 - 256 sum c */
 } code_store;
 
@@ -84,13 +84,14 @@ static void set_skip(accel_index *a, size_t slot)
 
 static uint8_t *block_codes(const code_store *cs, size_t b)
 {
-	return cs->codes[b / CHUNK_BLOCKS] +
-	       b % CHUNK_BLOCKS * cs->ngroups * 64;
+	return cs->codes[b / cs->chunk_blocks] +
+	       b % cs->chunk_blocks * cs->ngroups * 64;
 }
 
 static int32_t *block_base(const code_store *cs, size_t b)
 {
-	return cs->base[b / CHUNK_BLOCKS] + b % CHUNK_BLOCKS * CODE_BLOCK;
+	return cs->base[b / cs->chunk_blocks] +
+	       b % cs->chunk_blocks * CODE_BLOCK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -177,8 +178,12 @@ static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
 	cs->metric = m;
 	cs->dim = dim;
 	cs->ngroups = (dim + 3) / 4;
-	/* room for the rows and as many again added by commits */
-	cs->chunk_cap = (2 * n + 65536) / (CHUNK_BLOCKS * CODE_BLOCK) + 2;
+	/* the rows in at most 64 allocations; room for as many again and
+	 * 64k more added by commits */
+	cs->chunk_blocks = ((n + CODE_BLOCK - 1) / CODE_BLOCK + 63) / 64;
+	if (cs->chunk_blocks < 64)
+		cs->chunk_blocks = 64;
+	cs->chunk_cap = (2 * n + 65536) / (cs->chunk_blocks * CODE_BLOCK) + 2;
 	cs->o = malloc(dim * sizeof(double));
 	cs->codes = calloc(cs->chunk_cap, sizeof(*cs->codes));
 	if (m == RVF_METRIC_L2)
@@ -196,16 +201,16 @@ static bool store_take(code_store *cs, size_t nb, size_t *b0)
 	bool ok = true;
 
 	pthread_mutex_lock(&cs->mu);
-	while (ok && cs->nchunks * CHUNK_BLOCKS < cs->used + nb) {
+	while (ok && cs->nchunks * cs->chunk_blocks < cs->used + nb) {
 		size_t c = cs->nchunks;
 
 		if (c == cs->chunk_cap) {
 			ok = false;
 			break;
 		}
-		cs->codes[c] = calloc(CHUNK_BLOCKS, cs->ngroups * 64);
+		cs->codes[c] = calloc(cs->chunk_blocks, cs->ngroups * 64);
 		if (cs->base)
-			cs->base[c] = calloc(CHUNK_BLOCKS * CODE_BLOCK,
+			cs->base[c] = calloc(cs->chunk_blocks * CODE_BLOCK,
 					     sizeof(int32_t));
 		if (!cs->codes[c] || (cs->base && !cs->base[c])) {
 			free(cs->codes[c]);
@@ -237,7 +242,7 @@ size_t accel_bytes(const accel_index *a)
 {
 	const code_store *cs = a->cs;
 
-	return cs->nchunks * CHUNK_BLOCKS *
+	return a->nblocks *
 		       (cs->ngroups * 64 + (cs->base ? CODE_BLOCK * 4 : 0)) +
 	       a->nblocks * CODE_BLOCK * 4 + a->nblocks * 2 +
 	       a->nexc * sizeof(uint32_t) + cs->dim * sizeof(double) +
