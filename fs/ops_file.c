@@ -855,7 +855,12 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi)
 {
 	(void)datasync;
-	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	rvffs *fs = fs_of(req);
+	int rc = flush_handle(fs, ino, fh(fi));
+	/* fsync makes every change of the mount durable, not only this
+	 * file's: one manifest covers them all. */
+	if (rc == 0)
+		rc = fs_sync(fs);
 	fuse_reply_err(req, -rc);
 }
 
