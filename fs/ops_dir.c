@@ -310,7 +310,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
 		struct stat st = { 0 };
-		char name[32];
+		char name[SEG_NAME_MAX];
 		const char *n;
 		if (pos == 0) {
 			n = ".";

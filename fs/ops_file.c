@@ -553,7 +553,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		long i = seg_find_ino(fs, h->view, ino);
 		const rvf_segment *s = i >= 0 ? rvf_view_segment(h->view, (size_t)i) : NULL;
 		if (!s || !s->readable || !s->hash_ok) {
-			char name[32] = "?";
+			char name[SEG_NAME_MAX] = "?";
 			if (s)
 				seg_name(h->view, (size_t)i, name);
 			fs_error(fs, "segments/%s: %s: refusing to read it (EIO)", name,
@@ -894,7 +894,12 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi)
 {
 	(void)datasync;
-	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	rvffs *fs = fs_of(req);
+	int rc = flush_handle(fs, ino, fh(fi));
+	/* fsync makes every change of the mount durable, not only this
+	 * file's: one manifest covers them all. */
+	if (rc == 0)
+		rc = fs_sync(fs);
 	fuse_reply_err(req, -rc);
 }
 

@@ -2,8 +2,8 @@
  *
  * rvffs is a thin layer over librvf: every handler takes a view (an
  * immutable snapshot) of the store, answers from it, and releases it; every
- * change goes through one librvf commit that is durable before the
- * system call that asked for it returns. */
+ * change goes through one librvf commit, visible at once and durable at
+ * the next fsync, unmount or commit interval (commit.c). */
 #ifndef RVFFS_H
 #define RVFFS_H
 
@@ -101,6 +101,16 @@ typedef struct rvffs {
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+
+	/* commit.c: durable commits every commit_s seconds (-o sync: each
+	 * change), automatic compaction */
+	unsigned commit_s;
+	bool sync_mode;
+	rvf_compact_policy compact;
+	pthread_t commit_thread;
+	pthread_mutex_t commit_mu;
+	pthread_cond_t commit_cond;
+	bool commit_stop, commit_running;
 } rvffs;
 
 /* The daemon state of a request. */
@@ -124,6 +134,13 @@ rvf_view *fs_view(rvffs *fs);
 void fs_invalidate(rvffs *fs, bool compacted);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
+
+/* commit.c */
+/* Makes every change so far durable; 0 or -errno (logged). */
+int fs_sync(rvffs *fs);
+int fs_committer_start(rvffs *fs);
+/* Stops the thread, then commits and (if due) compacts: at unmount. */
+void fs_committer_stop(rvffs *fs);
 
 /* inode.c */
 node_kind fs_node_kind(uint64_t ino);
@@ -190,8 +207,10 @@ char *text_witness(rvf_view *v, size_t *len);
 char *text_vector(rvf_view *v, size_t index, size_t *len);
 
 /* segfiles.c */
-/* Name of segment index i of v ("0001-vec"); out >= 32 bytes. */
-void seg_name(rvf_view *v, size_t i, char *out);
+/* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
+ * "-" and a type label of up to 15 characters. */
+#define SEG_NAME_MAX 40
+void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);
 /* Segment index for an inode, or -1. */
@@ -321,6 +340,8 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
