@@ -646,3 +646,62 @@ def world_dir():
         except OSError:
             pass
     shutil.rmtree(d, ignore_errors=True)
+
+
+NOBODY_OPS = r'''
+import errno, json, os, sys
+out = []
+for op in json.loads(sys.argv[1]):
+    kind, path, args = op[0], op[1], op[2:]
+    try:
+        if kind == "read":
+            with open(path, "rb") as f:
+                f.read()
+        elif kind in ("write", "create", "trunc"):
+            flags = {"write": os.O_WRONLY, "trunc": os.O_WRONLY | os.O_TRUNC,
+                     "create": os.O_WRONLY | os.O_CREAT | os.O_TRUNC}[kind]
+            fd = os.open(path, flags, 0o644)
+            try:
+                os.write(fd, args[0].encode())
+            finally:
+                os.close(fd)
+        elif kind == "pwrite":
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, args[0].encode(), args[1])
+            finally:
+                os.close(fd)
+        elif kind == "truncate":
+            os.truncate(path, args[0])
+        elif kind == "unlink":
+            os.unlink(path)
+        elif kind == "mkdir":
+            os.mkdir(path)
+        elif kind == "rmdir":
+            os.rmdir(path)
+        elif kind == "rename":
+            os.rename(path, args[0])
+        elif kind == "chmod":
+            os.chmod(path, args[0])
+        elif kind == "utime":
+            os.utime(path, (args[0], args[0]))
+        elif kind == "setxattr":
+            os.setxattr(path, args[0], args[1].encode())
+        elif kind == "removexattr":
+            os.removexattr(path, args[0])
+        elif kind == "access_w":
+            if not os.access(path, os.W_OK):
+                raise OSError(errno.EACCES, "access")
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(json.dumps(out))
+'''
+
+
+def nobody_ops(ops):
+    """Runs ops ([KIND, PATH, ARGS...], see NOBODY_OPS) as uid 65534, each
+    in turn; returns the outcome of each: "ok" or the errno name."""
+    cp = run_as_nobody(["/usr/bin/python3", "-c", NOBODY_OPS, json.dumps(ops)],
+                       check=True)
+    return json.loads(cp.stdout)
