@@ -231,7 +231,7 @@ static rvf_code try_acquire(const char *store_path, rvf_lock *out,
 			if (errno == ENOENT)
 				continue; /* released meanwhile */
 			if (errno == EINVAL || errno == ELOOP)
-				rc = rvf_fail(err, RVF_E_LOCK_HELD,
+				rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 					      "%s: lock file %s is not a regular file (a FIFO, device or symlink); remove it by hand",
 					      store_path, out->path);
 			else
