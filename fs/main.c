@@ -157,6 +157,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.setattr = op_setattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,
@@ -449,6 +450,7 @@ out:
 	/* The session is over: what the kernel never released goes now. */
 	fs_handles_free(&fs);
 	fs_listings_free();
+	text_sizes_free(&fs);
 	if (fs.store)
 		rvf_store_close(fs.store);
 	if (pipefd[1] >= 0)
