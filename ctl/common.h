@@ -26,6 +26,7 @@ enum {
 
 typedef struct ctl_ctx {
 	bool json;          /* --json: one JSON document on stdout */
+	unsigned wait_ms;   /* --wait SECONDS: how long to wait for the lock */
 	rvffs_config cfg;     /* rvffs.conf */
 } ctl_ctx;
 

@@ -290,7 +290,11 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 		/* Renamed but the directory entry may not be durable yet; the
 		 * file itself is complete, so go on and report nothing. */
 	}
-	/* Committed.  Switch the store to the new file. */
+	/* Committed (deferred changes included: they were in the view).
+	 * Switch the store to the new file. */
+	s->dirty = false;
+	s->txn_changes = 0;
+	s->txn_ingested = s->txn_deleted = 0;
 	close(s->fd);
 	s->fd = fd;
 	fd = -1;

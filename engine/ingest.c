@@ -274,10 +274,7 @@ rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
 		if (rc != RVF_OK)
 			goto fail;
 	}
-	char action[96];
-	snprintf(action, sizeof(action), "ingest:count=%llu,epoch=%u",
-		 (unsigned long long)t->rows, c->next.epoch);
-	rc = commit_witness(c, 1, action, err);
+	rc = commit_record(c, 1, "ingest", t->rows, err);
 	if (rc != RVF_OK)
 		goto fail;
 	uint64_t rows = t->rows;

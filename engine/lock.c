@@ -147,7 +147,40 @@ static bool break_stale(const char *path, const unsigned char *seen, size_t n)
 	return false;
 }
 
-rvf_code lock_acquire(const char *store_path, rvf_lock *out, rvf_error *err)
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One attempt: RVF_E_LOCK_HELD when someone live holds it. */
+static rvf_code try_acquire(const char *store_path, rvf_lock *out,
+			    rvf_error *err);
+
+rvf_code lock_acquire(const char *store_path, unsigned wait_ms, rvf_lock *out,
+		      rvf_error *err)
+{
+	/* A busy timeout, as SQLite's: a writer that is exiting (rvffs
+	 * after fusermount -u) releases the lock within moments, so poll
+	 * for it instead of failing at once. */
+	uint64_t deadline = mono_ms() + wait_ms;
+	unsigned nap_ms = 5;
+	for (;;) {
+		rvf_code rc = try_acquire(store_path, out, err);
+		uint64_t now = mono_ms();
+		if (rc != RVF_E_LOCK_HELD || now >= deadline)
+			return rc;
+		uint64_t left = deadline - now;
+		struct timespec ts = { 0, (long)(left < nap_ms ? left : nap_ms) * 1000000L };
+		nanosleep(&ts, NULL);
+		if (nap_ms < 100)
+			nap_ms *= 2;
+	}
+}
+
+static rvf_code try_acquire(const char *store_path, rvf_lock *out,
+			    rvf_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	size_t plen = strlen(store_path);

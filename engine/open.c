@@ -106,6 +106,14 @@ static void store_free(rvf_store *s)
 
 void store_publish(rvf_store *s, rvf_view *v)
 {
+	/* the new view starts with the old one's search codes, updated */
+	pthread_mutex_lock(&s->view_mu);
+	rvf_view *prev = s->current ? rvf_view_ref(s->current) : NULL;
+	pthread_mutex_unlock(&s->view_mu);
+	if (prev) {
+		view_accel_inherit(v, prev);
+		rvf_view_release(prev);
+	}
 	pthread_mutex_lock(&s->view_mu);
 	rvf_view *old = s->current;
 	s->current = v;
@@ -132,6 +140,12 @@ static void start_session(rvf_store *s)
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err)
 {
+	return rvf_store_open_wait(path, flags, RVF_LOCK_WAIT_DEFAULT_MS, out, err);
+}
+
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out, rvf_error *err)
+{
 	rvf_error local;
 	if (!err)
 		err = &local;
@@ -149,7 +163,7 @@ rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rc = rvf_fail_io(err, errno, "cannot open %s", path);
 			goto fail;
 		}
-		rc = lock_acquire(path, &s->lock, err);
+		rc = lock_acquire(path, wait_ms, &s->lock, err);
 		if (rc != RVF_OK)
 			goto fail;
 	}
@@ -205,7 +219,7 @@ rvf_code rvf_store_create(const char *path, const rvf_create_options *opt,
 		     rvf_fail_io(err, errno, "cannot create %s", path);
 		goto fail;
 	}
-	rc = lock_acquire(path, &s->lock, err);
+	rc = lock_acquire(path, 0, &s->lock, err); /* a new file: nobody to wait for */
 	if (rc != RVF_OK) {
 		close(s->fd);
 		s->fd = -1;
@@ -287,6 +301,10 @@ void rvf_store_close(rvf_store *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->write_mu);
+	/* Deferred changes become durable at close; a failure leaves them
+	 * out, as a crash would (the file stays a valid store). */
+	if (s->dirty)
+		store_sync_locked(s, NULL, NULL);
 	if (!s->read_only && s->fd >= 0)
 		io_fsync(s->fd);
 	pthread_mutex_unlock(&s->write_mu);

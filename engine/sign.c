@@ -190,6 +190,12 @@ rvf_code rvf_store_sign(rvf_store *s, const uint8_t secret_key[64],
 {
 	if (sodium_init() < 0)
 		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
+	/* The signed state is a manifest on disk: deferred changes first. */
+	if (!rvf_store_read_only(s)) {
+		rvf_code src = rvf_store_sync(s, NULL, err);
+		if (src != RVF_OK)
+			return src;
+	}
 	uint8_t derived[32];
 	crypto_sign_ed25519_sk_to_pk(derived, secret_key);
 	if (sodium_memcmp(derived, public_key, 32) != 0)
@@ -241,6 +247,7 @@ rvf_code rvf_store_sign(rvf_store *s, const uint8_t secret_key[64],
 	}
 	if (info)
 		info->accepted = covered;
+	c.durable = true; /* a signature is over durable content */
 	return commit_finish(&c, info, err);
 }
 

@@ -591,10 +591,100 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 	return rc;
 }
 
+/* A deep copy of m into out. */
+static bool manifest_copy(const manifest *m, manifest *out)
+{
+	*out = *m;
+	out->dir = malloc((m->dir_len ? m->dir_len : 1) * sizeof(dir_entry));
+	out->deleted = malloc((m->deleted_len ? m->deleted_len : 1) * sizeof(uint64_t));
+	if (!out->dir || !out->deleted) {
+		free(out->dir);
+		free(out->deleted);
+		out->dir = NULL;
+		out->deleted = NULL;
+		return false;
+	}
+	if (m->dir_len)
+		memcpy(out->dir, m->dir, m->dir_len * sizeof(dir_entry));
+	if (m->deleted_len)
+		memcpy(out->deleted, m->deleted, m->deleted_len * sizeof(uint64_t));
+	return true;
+}
+
+/* True when the META payload is a full snapshot (flags bit 0). */
+static bool meta_is_snapshot(const unsigned char *map, const rvf_segment *s)
+{
+	return s->readable && s->payload_length >= 12 &&
+	       (map[s->offset + RVF_SEGMENT_HEADER_SIZE + 10] & 1);
+}
+
+/* Bytes of the file no state needs: what compaction would drop.  Needed
+ * are the newest manifest, the live rows (with a header per 256 MiB),
+ * the META segments from the newest snapshot on and every other listed
+ * segment compaction keeps; superseded manifests, journals, indexes,
+ * replaced or deleted rows, older META and unlisted bytes are dead. */
+static uint64_t dead_bytes(const rvf_view *v, uint64_t mlen)
+{
+	uint64_t need = mlen, stride = 8 + 4 * (uint64_t)v->info.dimension;
+	long last_snap = -1;
+	for (uint32_t i = 0; i < v->man.dir_len; i++)
+		if (v->dir[i].type == RVF_SEG_META &&
+		    meta_is_snapshot(v->map->base, &v->dir[i]))
+			last_snap = i;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const rvf_segment *d = &v->dir[i];
+		switch (d->type) {
+		case RVF_SEG_MANIFEST:
+		case RVF_SEG_JOURNAL:
+		case RVF_SEG_INDEX:
+		case RVF_SEG_VEC:
+			break;
+		case RVF_SEG_META:
+			if ((long)i >= last_snap)
+				need += RVF_SEGMENT_HEADER_SIZE + d->payload_length;
+			break;
+		default:
+			need += RVF_SEGMENT_HEADER_SIZE + d->payload_length;
+		}
+	}
+	uint64_t live = v->nown - (v->ndeleted < v->nown ? v->ndeleted : v->nown);
+	if (live) {
+		uint64_t per = (RVF_MAX_PAYLOAD - 6) / stride;
+		need += live * stride + ((live + per - 1) / per) *
+					(RVF_SEGMENT_HEADER_SIZE + 6);
+	}
+	return v->info.file_size > need ? v->info.file_size - need : 0;
+}
+
+static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
+			       const rvf_view *prev, uint64_t trusted_from,
+			       const view_chain *chain, meta_table *meta,
+			       const manifest *pending, rvf_view **out,
+			       rvf_error *err);
+
 rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
 		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err)
+{
+	return view_build_any(map, size, path, prev, trusted_from, chain, meta,
+			      NULL, out, err);
+}
+
+rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
+			    const rvf_view *prev, uint64_t trusted_from,
+			    meta_table *meta, const manifest *pending,
+			    rvf_view **out, rvf_error *err)
+{
+	return view_build_any(map, size, path, prev, trusted_from, NULL, meta,
+			      pending, out, err);
+}
+
+static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
+			       const rvf_view *prev, uint64_t trusted_from,
+			       const view_chain *chain, meta_table *meta,
+			       const manifest *pending, rvf_view **out,
+			       rvf_error *err)
 {
 	rvf_code rc;
 	seq_row *rows = NULL;
@@ -607,10 +697,19 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 	v->map = map_ref(map);
 	v->kernel_index = v->ebpf_index = -1;
 
-	rvf_segment mseg;
-	rc = manifest_locate(map->base, size, &v->man, &mseg, err);
-	if (rc != RVF_OK)
-		goto fail;
+	rvf_segment mseg = { 0 };
+	if (pending) {
+		/* No manifest on disk yet: nothing to list for it. */
+		if (!manifest_copy(pending, &v->man)) {
+			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+			goto fail;
+		}
+		mseg.offset = prev ? prev->info.manifest_offset : 0;
+	} else {
+		rc = manifest_locate(map->base, size, &v->man, &mseg, err);
+		if (rc != RVF_OK)
+			goto fail;
+	}
 	if (v->man.dimension == 0) {
 		rc = rvf_fail(err, RVF_E_INVALID_MANIFEST,
 			      "manifest at offset %llu has dimension 0",
@@ -661,13 +760,16 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		}
 	}
 	memcpy(v->sorted, v->dir, sizeof(rvf_segment) * v->man.dir_len);
-	mseg.readable = true;
-	mseg.hash_ok = content_hash_ok(mseg.content_hash,
-				       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
-				       (size_t)mseg.payload_length);
-	mseg.listed = false;
-	v->sorted[v->man.dir_len] = mseg;
-	v->nsorted = v->man.dir_len + 1;
+	v->nsorted = v->man.dir_len;
+	if (!pending) {
+		mseg.readable = true;
+		mseg.hash_ok = content_hash_ok(mseg.content_hash,
+					       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
+					       (size_t)mseg.payload_length);
+		mseg.listed = false;
+		v->sorted[v->nsorted++] = mseg;
+	}
+	info->pending = pending != NULL;
 	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
 
 	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours and
@@ -753,6 +855,8 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		if (rc != RVF_OK)
 			goto fail;
 	}
+	info->dead_bytes = dead_bytes(v, pending ? 0 :
+				      RVF_SEGMENT_HEADER_SIZE + mseg.payload_length);
 	*out = v;
 	return RVF_OK;
 fail:
@@ -800,6 +904,13 @@ void rvf_view_release(rvf_view *v)
 {
 	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
 		view_free(v);
+}
+
+bool rvf_view_wants_compaction(const rvf_view *v, const rvf_compact_policy *p)
+{
+	const rvf_info *i = &v->info;
+	return p->enabled && !i->read_only && i->dead_bytes >= p->min_dead &&
+	       (double)i->dead_bytes >= p->ratio * (double)i->file_size;
 }
 
 const rvf_info *rvf_view_info(const rvf_view *v)

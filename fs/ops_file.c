@@ -216,8 +216,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rvf_view *v = fs_view(fs);
-	int rc = 0;
 	bool w = wants_write(fi);
+	int rc = access_ino(req, fs, v, ino, access_open_mask(fi->flags), NULL);
+	if (rc == -ENOENT)
+		rc = 0; /* each kind says below how it is missing */
+	if (rc)
+		goto out;
 	switch (fs_node_kind(ino)) {
 	case NODE_FIXED:
 		rc = open_fixed(fs, v, h, fi);
@@ -293,6 +297,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	default:
 		rc = -ENOENT;
 	}
+out:
 	rvf_view_release(v);
 	if (rc) {
 		handle_free(h);
@@ -320,8 +325,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int rc = 0;
-	if (parent == INO_INGEST) {
+	bool known = parent == INO_INGEST || parent == INO_VECTORS || parent == INO_ROOT;
+	int rc = known ? access_dir(req, fs, parent) : 0;
+	if (rc) {
+		/* refused below */
+	} else if (parent == INO_INGEST) {
 		rvf_import_format f;
 		if (name[0] != '.' && !rvf_import_format_from_name(name, &f)) {
 			fs_error(fs, "ingest/%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)",
@@ -334,8 +342,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			if (old)
 				staged_remove(fs, old);
 			staged *s;
-			rc = staged_create(fs, name, mode & 07777, &s);
+			rc = staged_create(fs, name, staged_mode(mode), &s);
 			if (!rc) {
+				const struct fuse_ctx *c = fuse_req_ctx(req);
+				pthread_mutex_lock(&fs->mu);
+				s->uid = c->uid;
+				s->gid = c->gid;
+				pthread_mutex_unlock(&fs->mu);
 				h->ino = s->ino;
 				h->st = s;
 				s->opens++;
@@ -350,6 +363,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = -EINVAL;
 		} else {
 			h->ino = vec_ino(fs, id);
+			if (!h->ino)
+				rc = -ENOMEM;
 			h->for_write = true;
 			h->wdirty = true;
 			fi->direct_io = 1;
@@ -526,7 +541,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		long i = seg_find_ino(fs, h->view, ino);
 		const rvf_segment *s = i >= 0 ? rvf_view_segment(h->view, (size_t)i) : NULL;
 		if (!s || !s->readable || !s->hash_ok) {
-			char name[32] = "?";
+			char name[SEG_NAME_MAX] = "?";
 			if (s)
 				seg_name(h->view, (size_t)i, name);
 			fs_error(fs, "segments/%s: %s: refusing to read it (EIO)", name,
@@ -840,7 +855,12 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi)
 {
 	(void)datasync;
-	int rc = flush_handle(fs_of(req), ino, fh(fi));
+	rvffs *fs = fs_of(req);
+	int rc = flush_handle(fs, ino, fh(fi));
+	/* fsync makes every change of the mount durable, not only this
+	 * file's: one manifest covers them all. */
+	if (rc == 0)
+		rc = fs_sync(fs);
 	fuse_reply_err(req, -rc);
 }
 

@@ -2,8 +2,8 @@
  *
  * rvffs is a thin layer over librvf: every handler takes a view (an
  * immutable snapshot) of the store, answers from it, and releases it; every
- * change goes through one librvf commit that is durable before the
- * system call that asked for it returns. */
+ * change goes through one librvf commit, visible at once and durable at
+ * the next fsync, unmount or commit interval (commit.c). */
 #ifndef RVFFS_H
 #define RVFFS_H
 
@@ -80,7 +80,9 @@ typedef struct rvffs {
 	size_t errors_len;
 	uint32_t seg_gen;          /* bumps when the store is compacted */
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
-	size_t nbigids;
+	size_t nbigids, bigcap;
+	size_t *bighash;           /* id -> index + 1 (inode.c) */
+	size_t bighash_cap;
 	struct timespec last_refresh;
 	struct timespec mtime;     /* the store's mtime for (epoch, size) below */
 	uint32_t mtime_epoch;
@@ -92,6 +94,16 @@ typedef struct rvffs {
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
 	rvf_view *sizes_view;      /* the view whose vector text lengths... */
 	uint32_t *sizes;           /* ...are kept here (text.c) */
+
+	/* commit.c: durable commits every commit_s seconds (-o sync: each
+	 * change), automatic compaction */
+	unsigned commit_s;
+	bool sync_mode;
+	rvf_compact_policy compact;
+	pthread_t commit_thread;
+	pthread_mutex_t commit_mu;
+	pthread_cond_t commit_cond;
+	bool commit_stop, commit_running;
 } rvffs;
 
 /* The daemon state of a request. */
@@ -116,6 +128,13 @@ void fs_invalidate(rvffs *fs, bool compacted);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 
+/* commit.c */
+/* Makes every change so far durable; 0 or -errno (logged). */
+int fs_sync(rvffs *fs);
+int fs_committer_start(rvffs *fs);
+/* Stops the thread, then commits and (if due) compacts: at unmount. */
+void fs_committer_stop(rvffs *fs);
+
 /* inode.c */
 node_kind fs_node_kind(uint64_t ino);
 uint64_t seg_ino(rvffs *fs, uint64_t offset);
@@ -130,6 +149,25 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 size_t fs_root_count(void);
 const char *fs_root_name(size_t i, uint64_t *ino);
 
+/* access.c: the caller of a request against the owner and mode shown
+ * (the daemon's own checks, with or without default_permissions). */
+/* 0 or -EACCES for R_OK / W_OK / X_OK on a node with attributes st. */
+int access_check(fuse_req_t req, const struct stat *st, int mask);
+/* The same for ino in view v (its attributes into st when not NULL);
+ * -ENOENT when it does not exist. */
+int access_ino(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
+	       int mask, struct stat *st);
+/* May the caller add, remove or rename entries of directory dir? */
+int access_dir(fuse_req_t req, rvffs *fs, uint64_t dir);
+/* The R_OK/W_OK mask an open with these flags needs. */
+int access_open_mask(int flags);
+/* The owner or root: may change attributes (chmod, utimes). */
+bool access_owner(fuse_req_t req, const struct stat *st);
+/* The mode of a file in ingest/: never writable by group or others, as
+ * its bytes become the store's. */
+mode_t staged_mode(mode_t mode);
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
 char *text_manifest(rvf_view *v, size_t *len);
@@ -142,8 +180,10 @@ size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
 void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
-/* Name of segment index i of v ("0001-vec"); out >= 32 bytes. */
-void seg_name(rvf_view *v, size_t i, char *out);
+/* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
+ * "-" and a type label of up to 15 characters. */
+#define SEG_NAME_MAX 40
+void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);
 /* Segment index for an inode, or -1. */
@@ -171,6 +211,8 @@ typedef struct staged {
 	bool gone;              /* left ingest/: freed at the last release */
 	struct timespec mtime;
 	mode_t mode;
+	uid_t uid;              /* who made it (its owner) */
+	gid_t gid;
 } staged;
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
@@ -195,11 +237,13 @@ typedef struct slot {
 	char *result;
 	size_t result_len;
 	struct timespec mtime;
+	uid_t uid;              /* who made it: only it (and root) use it */
+	gid_t gid;
 } slot;
 
 slot *slot_find_ino(rvffs *fs, uint64_t ino);
 slot *slot_find_name(rvffs *fs, const char *name);
-int slot_create(rvffs *fs, const char *name, slot **out);
+int slot_create(rvffs *fs, const char *name, uid_t uid, gid_t gid, slot **out);
 void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
@@ -269,6 +313,8 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);

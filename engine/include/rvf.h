@@ -190,12 +190,21 @@ enum {
 	RVF_OPEN_READ_ONLY = 1 << 0, /* no lock, never writes */
 };
 
-/* Opens an existing store.  Read-write opens take the writer lock and fail
- * with RVF_E_LOCK_HELD when a live writer (the reference included) holds
- * it; a stale lock (dead pid and older than 30 s, as the reference rules)
- * is broken. */
+/* How long a read-write open waits for a live writer to release the lock
+ * (a busy timeout, as SQLite's): long enough for an unmounted rvffs or a
+ * finishing rvfctl to exit. */
+#define RVF_LOCK_WAIT_DEFAULT_MS 5000
+
+/* Opens an existing store.  Read-write opens take the writer lock, waiting
+ * up to RVF_LOCK_WAIT_DEFAULT_MS for a live writer (the reference included)
+ * to release it, then fail with RVF_E_LOCK_HELD; a stale lock (the pid is
+ * dead on this host) is broken at once. */
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err);
+/* The same with the wait given in milliseconds (0: fail at once). */
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out,
+			     rvf_error *err);
 
 typedef struct rvf_create_options {
 	uint32_t dimension;    /* 1..65535 */
@@ -248,6 +257,12 @@ typedef struct rvf_info {
 	bool read_only;          /* the store handle is read-only or frozen */
 	bool frozen;             /* frozen (branch children record it in COW_MAP) */
 	bool is_branch;          /* has COW_MAP + MEMBERSHIP */
+	bool pending;            /* holds changes not yet durable (deferred
+				  * commits; rvf_store_sync makes them so) */
+	uint64_t dead_bytes;     /* bytes of file_size no state needs (older
+				  * manifests, deleted or replaced rows,
+				  * journals, older META, unlisted bytes):
+				  * about what compaction would reclaim */
 	const char *parent_path; /* branch parent as stored (relative), or NULL */
 	const char *parent_resolved; /* the path we opened, or NULL */
 } rvf_info;
@@ -432,6 +447,35 @@ typedef struct rvf_commit_info {
 	uint64_t accepted;  /* vectors written / deleted */
 	uint64_t bytes;     /* bytes appended */
 } rvf_commit_info;
+
+/* Durability.  By default every change below is durable when the call
+ * returns (data fsynced, then the manifest, then fsynced again).  A store
+ * in deferred mode commits like a filesystem: a change is visible in new
+ * views at once, its segments are appended but not fsynced, and no
+ * manifest is written; rvf_store_sync writes one manifest (and one witness
+ * per kind of change) that makes every change since the last sync durable
+ * together.  A crash loses the changes since the last sync, all of them or
+ * none, never part of one.  librvf syncs by itself every 4096 changes,
+ * before compaction, signing, freezing, branching, and at close. */
+rvf_code rvf_store_set_deferred(rvf_store *s, bool deferred, rvf_error *err);
+/* Makes the deferred changes durable; RVF_OK at once when there are none. */
+rvf_code rvf_store_sync(rvf_store *s, rvf_commit_info *info, rvf_error *err);
+/* True when changes are waiting for rvf_store_sync. */
+bool rvf_store_dirty(rvf_store *s);
+
+/* When to compact by itself (a policy applied by its user: rvffs). */
+typedef struct rvf_compact_policy {
+	bool enabled;
+	double ratio;        /* dead_bytes / file_size at least this ... */
+	uint64_t min_dead;   /* ... and dead_bytes at least this */
+} rvf_compact_policy;
+
+#define RVF_COMPACT_DEFAULT_RATIO 0.5
+#define RVF_COMPACT_DEFAULT_MIN_DEAD ((uint64_t)1 << 20)
+
+/* True when the view's dead bytes call for compaction under policy p. */
+bool rvf_view_wants_compaction(const rvf_view *v, const rvf_compact_policy *p);
+
 
 /* Streaming ingest: rows are appended to the file as they come (payloads
  * split at 256 MiB), and become visible together, at commit, with one
