@@ -233,7 +233,10 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	/* Preserved segments, verbatim and with their ids, in file order. */
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *seg = &v->sorted[i];
-		if (!seg->listed || !seg->readable || !preserved_type(seg->type))
+		if (!seg->listed || !seg->readable ||
+		    (!preserved_type(seg->type) &&
+		     /* JSON META documents are not vector metadata: keep them */
+		     !(seg->type == RVF_SEG_META && rvf_segment_is_json(v, seg))))
 			continue;
 		uint64_t total = RVF_SEGMENT_HEADER_SIZE + seg->payload_length;
 		m.dir[m.dir_len++] = (dir_entry){ .seg_id = seg->id, .offset = w.pos,

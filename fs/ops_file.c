@@ -312,6 +312,16 @@ out:
 	fuse_reply_open(req, fi);
 }
 
+/* The store's dimension now (0: a store without vectors). */
+static uint32_t store_dimension(rvffs *fs)
+{
+	rvf_view *v = fs_view(fs);
+	uint32_t d = v ? rvf_view_info(v)->dimension : 0;
+	if (v)
+		rvf_view_release(v);
+	return d;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi)
 {
@@ -360,6 +370,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		unsigned long long id = strtoull(name, &end, 10);
 		if (*end || errno || name[0] == '-' || name[0] == '+' || !*name) {
 			fs_error(fs, "vectors/%s: a vector file is named by its decimal id", name);
+			rc = -EINVAL;
+		} else if (store_dimension(fs) == 0) {
+			fs_error(fs, "vectors/%s: the store has dimension 0: it cannot hold vectors", name);
 			rc = -EINVAL;
 		} else {
 			h->ino = vec_ino(fs, id);
