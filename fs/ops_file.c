@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "rvffs.h"
 
 /* Every open handle, so that the ones never released are freed at exit. */
@@ -46,6 +47,7 @@ static void handle_free(handle *h)
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
+	caller_free(h->opener);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -180,10 +182,6 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 	case INO_QUERY:
 		fi->nonseekable = 1;
 		return 0;
-	case INO_CONTROL: /* commands only (control.c) */
-		if (!w)
-			return -EACCES;
-		return fs->read_only ? -EROFS : 0;
 	case INO_WASM:
 		if (w)
 			return fs->read_only ? -EROFS : -EACCES;
@@ -228,7 +226,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	switch (fs_node_kind(ino)) {
 	case NODE_FIXED:
-		rc = open_fixed(fs, v, h, fi);
+		rc = ino == INO_CONTROL ? control_open(req, h, fi) :
+		     open_fixed(fs, v, h, fi);
 		break;
 	case NODE_SEGMENT: {
 		if (w) {
@@ -642,7 +641,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	handle *h = fh(fi);
 	int rc = 0;
 	if (ino == INO_CONTROL) {
-		control_write(req, buf, size);
+		control_write(req, h, buf, size);
 		return;
 	}
 	if (ino == INO_QUERY) {
