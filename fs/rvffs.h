@@ -36,8 +36,14 @@ enum {
 	INO_INGEST,
 	INO_QUERIES,
 	INO_CONTROL,     /* after the others: inode numbers stay stable */
+	INO_WASM,        /* bundles.c */
+	INO_DASHBOARD,
 	INO_FIXED_END,
 };
+/* wasm/NAME and dashboard/FILE: by index (bundles.c) */
+#define BUNDLE_MAX_FILES (1u << 20)
+#define INO_WASM_FILE (1ull << 24)
+#define INO_DASH_FILE (1ull << 25)
 #define INO_DYN_BASE (1ull << 32)
 #define INO_BIGID_BASE (1ull << 61) /* vectors with ids >= 2^63 */
 #define INO_SEG_BASE (1ull << 62)
@@ -53,6 +59,7 @@ typedef enum node_kind {
 	NODE_SLOT_RES,  /* queries/NAME/result */
 	NODE_SEGMENT,
 	NODE_VECTOR,
+	NODE_BUNDLE,    /* wasm/NAME, dashboard/FILE */
 } node_kind;
 
 struct staged;
@@ -101,6 +108,8 @@ typedef struct rvffs {
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+	rvf_view *sizes_view;      /* the view whose vector text lengths... */
+	uint32_t *sizes;           /* ...are kept here (text.c) */
 
 	/* commit.c: durable commits every commit_s seconds (-o sync: each
 	 * change), automatic compaction */
@@ -198,6 +207,16 @@ const unsigned char *image_bytes(const struct image *im, size_t *len);
 const char *image_cmdline(const struct image *im); /* or NULL */
 void image_put(struct image *im);
 
+/* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
+bool bundle_node(uint64_t ino);
+/* Mode and size of a bundle node; false when it does not exist. */
+bool bundle_stat(rvf_view *v, uint64_t ino, mode_t *mode, uint64_t *size);
+uint64_t bundle_lookup(rvf_view *v, uint64_t parent, const char *name);
+void bundle_list(rvf_view *v, uint64_t dir,
+		 void (*add)(void *ctx, const char *name, uint64_t ino), void *ctx);
+/* The file's bytes (malloc'd) for an open; -errno on failure. */
+int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
+
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
 char *text_manifest(rvf_view *v, size_t *len);
@@ -205,6 +224,9 @@ char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);
 /* Text of a vector file: components on one line. */
 char *text_vector(rvf_view *v, size_t index, size_t *len);
+/* Length of a vector's text (cached per snapshot). */
+size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
+void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
@@ -329,6 +351,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
