@@ -162,8 +162,9 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
  * commit): `pending` is the manifest it would write (copied). */
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
-			    meta_table *meta, const manifest *pending,
-			    rvf_view **out, rvf_error *err);
+			    uint64_t pending_from, meta_table *meta,
+			    const manifest *pending, rvf_view **out,
+			    rvf_error *err);
 void view_free(rvf_view *v);
 /* True when id is in v's (sorted) deletion list. */
 bool view_is_deleted(const rvf_view *v, uint64_t id);

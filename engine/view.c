@@ -646,11 +646,20 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
-			    meta_table *meta, const manifest *pending,
-			    rvf_view **out, rvf_error *err)
+			    uint64_t pending_from, meta_table *meta,
+			    const manifest *pending, rvf_view **out,
+			    rvf_error *err)
 {
-	return view_build_any(map, size, path, prev, trusted_from, NULL, meta,
-			      pending, out, err);
+	rvf_code rc = view_build_any(map, size, path, prev, trusted_from, NULL,
+				     meta, pending, out, err);
+	if (rc == RVF_OK) {
+		rvf_view *v = *out;
+		for (size_t i = 0; i < v->man.dir_len; i++)
+			v->dir[i].pending = v->dir[i].offset >= pending_from;
+		for (size_t i = 0; i < v->nsorted; i++)
+			v->sorted[i].pending = v->sorted[i].offset >= pending_from;
+	}
+	return rc;
 }
 
 static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,

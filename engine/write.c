@@ -344,7 +344,7 @@ static rvf_code publish_new_view(commit *c, const manifest *pending,
 	rvf_code rc = pending ?
 		view_build_pending(s->map, s->end, s->path, c->base,
 				   s->durable_end < c->start ? s->durable_end : c->start,
-				   meta, pending, &v, err) :
+				   s->durable_end, meta, pending, &v, err) :
 		view_build(s->map, s->end, s->path, c->base, c->start, 0, meta,
 			   &v, err);
 	if (rc != RVF_OK)

@@ -139,6 +139,9 @@ typedef struct rvf_segment {
 	bool readable;           /* a header with this type and length is at offset */
 	bool hash_ok;            /* readable, and content hash verified (or all zero) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	bool pending;            /* written by a deferred change, not durable yet:
+				  * it may still grow (header and length) until
+				  * the next sync; durable segments never change */
 } rvf_segment;
 
 /* FileIdentity: lineage of a store. */
