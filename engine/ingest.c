@@ -47,6 +47,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err)
 	if (!t)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc = commit_begin(s, &t->c, err);
+	if (rc == RVF_OK && t->c.base->info.dimension == 0) {
+		commit_abort(&t->c);
+		free(t);
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"the store has dimension 0: it cannot hold vectors");
+	}
 	if (rc != RVF_OK) {
 		free(t);
 		return rc;

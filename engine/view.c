@@ -16,7 +16,9 @@
 #include "bytes.h"
 #include "error.h"
 #include "sort.h"
+#include "checksum.h"
 #include "hash.h"
+#include "jsondoc.h"
 #include "segment.h"
 #include "store.h"
 
@@ -138,7 +140,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 {
 	const unsigned char *map = v->map->base;
 	rvf_error local = { 0 };
-	char label[16];
+	char label[SEGMENT_LABEL_SIZE];
 	segment_type_label(e->type, label);
 	memset(out, 0, sizeof(*out));
 	out->offset = e->offset;
@@ -153,7 +155,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 		if (at != RVF_OK) {
 			snprintf(why, sizeof(why), "%s", local.message);
 		} else {
-			char found[16];
+			char found[SEGMENT_LABEL_SIZE];
 			segment_type_label(out->type, found);
 			snprintf(why, sizeof(why), "the header there is of a %s segment",
 				 found);
@@ -174,22 +176,26 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 	out->listed = true;
 	out->readable = true;
 	const unsigned char *payload = map + e->offset + RVF_SEGMENT_HEADER_SIZE;
+	const rvf_segment *old = NULL;
 	if (e->offset >= trusted_from) {
-		out->hash_ok = true;
+		/* We just wrote it, with the reference's hash. */
+		out->hash_algo = content_hash_is_zero(out->content_hash) ?
+				 RVF_HASH_NONE : RVF_HASH_CRC32_ROTATED;
 	} else if (prev) {
 		/* Reuse the verdict of the view that already checked it. */
 		rvf_segment key = { .offset = e->offset };
-		const rvf_segment *old = bsearch(&key, prev->sorted, prev->nsorted,
-						 sizeof(rvf_segment), cmp_seg_offset);
-		out->hash_ok = old && old->readable &&
-			       old->payload_length == out->payload_length ?
-			       old->hash_ok :
-			       content_hash_ok(out->content_hash, payload,
-					       (size_t)out->payload_length);
-	} else {
-		out->hash_ok = content_hash_ok(out->content_hash, payload,
-					       (size_t)out->payload_length);
+		old = bsearch(&key, prev->sorted, prev->nsorted,
+			      sizeof(rvf_segment), cmp_seg_offset);
+		if (!old || !old->readable ||
+		    old->payload_length != out->payload_length)
+			old = NULL;
 	}
+	if (old)
+		out->hash_algo = old->hash_algo;
+	else if (e->offset < trusted_from)
+		out->hash_algo = content_hash_identify(out, payload,
+						       (size_t)out->payload_length);
+	out->hash_ok = content_hash_algo_ok(out->hash_algo);
 	if (!out->hash_ok && (e->type == RVF_SEG_VEC || e->type == RVF_SEG_META ||
 			      e->type == RVF_SEG_COW_MAP ||
 			      e->type == RVF_SEG_MEMBERSHIP))
@@ -213,7 +219,7 @@ static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
 				(unsigned long long)seg->id,
 				(unsigned long long)seg->offset);
 	uint32_t dim = ld16(p), count = ld32(p + 2);
-	if (dim != v->info.dimension)
+	if (dim != v->info.dimension || dim == 0)
 		return RVF_OK; /* the reference skips rows of another dimension */
 	uint64_t stride = 8 + 4 * (uint64_t)dim;
 	if ((len - 6) / stride < count)
@@ -374,7 +380,13 @@ static rvf_code parse_witnesses(rvf_view *v, rvf_error *err)
 		rvf_witness *w = &v->witness[v->nwitness];
 		w->segment = s;
 		uint32_t alen = len >= 13 ? ld32(p + 9) : 0;
-		if (len < 45 || alen > len - 45) {
+		if (payload_is_json(p, len)) {
+			/* A JSON provenance document (upstream's build tools):
+			 * shown whole, on one line, at the header's time. */
+			w->type = 0xFF;
+			w->timestamp_ns = s->timestamp_ns;
+			w->action = json_one_line(p, len);
+		} else if (len < 45 || alen > len - 45) {
 			w->action = strdup("(malformed witness)");
 		} else {
 			w->type = p[0];
@@ -548,6 +560,10 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 		const rvf_segment *s = &v->dir[i];
 		if (s->type != RVF_SEG_META)
 			continue;
+		if (s->readable &&
+		    payload_is_json(v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE,
+				    (size_t)s->payload_length))
+			continue; /* a document about the store, not vector metadata */
 		if (!s->readable) {
 			free(blobs);
 			return rvf_fail(err, RVF_E_CORRUPT,
@@ -692,12 +708,8 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 		if (rc != RVF_OK)
 			goto fail;
 	}
-	if (v->man.dimension == 0) {
-		rc = rvf_fail(err, RVF_E_INVALID_MANIFEST,
-			      "manifest at offset %llu has dimension 0",
-			      (unsigned long long)mseg.offset);
-		goto fail;
-	}
+	/* Dimension 0 is a store without vectors (upstream's ruvbot.rvf holds
+	 * only a kernel, WASM and JSON documents); the reference opens it. */
 	rvf_info *info = &v->info;
 	info->dimension = v->man.dimension;
 	info->metric_byte = v->man.metric;
@@ -745,9 +757,10 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	v->nsorted = v->man.dir_len;
 	if (!pending) {
 		mseg.readable = true;
-		mseg.hash_ok = content_hash_ok(mseg.content_hash,
-					       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
-					       (size_t)mseg.payload_length);
+		mseg.hash_algo = content_hash_identify(&mseg,
+						       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
+						       (size_t)mseg.payload_length);
+		mseg.hash_ok = content_hash_algo_ok(mseg.hash_algo);
 		mseg.listed = false;
 		v->sorted[v->nsorted++] = mseg;
 	}
@@ -1024,7 +1037,7 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 {
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *s = &v->sorted[i];
-		char label[16];
+		char label[SEGMENT_LABEL_SIZE];
 		segment_type_label(s->type, label);
 		if (!s->readable)
 			return rvf_fail(err, RVF_E_CORRUPT,
@@ -1032,7 +1045,8 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 					label, (unsigned long long)s->id,
 					(unsigned long long)s->offset);
 		const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
-		if (!content_hash_ok(s->content_hash, p, (size_t)s->payload_length))
+		if (!content_hash_algo_ok(content_hash_identify(s, p,
+					(size_t)s->payload_length)))
 			return rvf_fail(err, RVF_E_INVALID_CHECKSUM,
 					"%s segment id %llu at offset %llu: content hash mismatch",
 					label, (unsigned long long)s->id,

@@ -243,8 +243,11 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
-/* control.c: one command per write to `control`; replies to req. */
-void control_write(fuse_req_t req, const char *buf, size_t size);
+/* control.c: opening `control` for writing checks and keeps the opener;
+ * one command per write, judged as that opener; replies to req. */
+struct handle;
+int control_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi);
+void control_write(fuse_req_t req, struct handle *h, const char *buf, size_t size);
 
 /* An open file (fi->fh). */
 typedef struct handle {
@@ -263,6 +266,7 @@ typedef struct handle {
 	bool for_write;
 	struct handle *next_writer;
 	pid_t owner;            /* process that opened it: its close commits */
+	struct caller *opener;  /* control: who opened it (control.c) */
 	struct handle *reg_prev, *reg_next; /* every open handle (fs_handles_free) */
 	pthread_mutex_t lock;   /* query file: its requests and results (a
 				 * forked child's close flushes concurrently) */

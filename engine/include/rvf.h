@@ -111,15 +111,37 @@ enum {
 	RVF_SEG_MANIFEST = 0x05,
 	RVF_SEG_META = 0x07,
 	RVF_SEG_WITNESS = 0x0A,
+	RVF_SEG_PROFILE = 0x0B,
 	RVF_SEG_KERNEL = 0x0E,
 	RVF_SEG_EBPF = 0x0F,
+	RVF_SEG_WASM = 0x10,
+	RVF_SEG_DASHBOARD = 0x11,
 	RVF_SEG_COW_MAP = 0x20,
+	RVF_SEG_REFCOUNT = 0x21,
 	RVF_SEG_MEMBERSHIP = 0x22,
 	RVF_SEG_SIGNATURE = 0x53, /* rvffs signature segment (docs/format.md) */
 };
 
-/* "vec", "manifest", ..., or NULL for a type without a name. */
+/* "vec", "manifest", "wasm", ... as upstream names them, or NULL for a
+ * type upstream does not define. */
 const char *rvf_segment_type_name(uint8_t type);
+
+/* Which algorithm a segment's content hash turned out to use (checksum.c):
+ * the reference writes the CRC-32 rotation; upstream tools write the
+ * others.  A keyed HMAC cannot be checked without its key. */
+typedef enum rvf_hash_algo {
+	RVF_HASH_MISMATCH = 0,     /* no algorithm matches: damaged */
+	RVF_HASH_NONE,             /* all-zero hash: not set */
+	RVF_HASH_CRC32_ROTATED,    /* CRC-32/IEEE x4 rotated (rvf-node) */
+	RVF_HASH_CRC32C,           /* checksum_algo 0 as rvf-types names it */
+	RVF_HASH_XXH3_128,         /* checksum_algo 0/1 as rvf-wire computes it */
+	RVF_HASH_SHAKE256,         /* checksum_algo 2: SHAKE-256, 16 bytes */
+	RVF_HASH_SHA256,           /* SHA-256, 16 bytes (upstream ruvbot) */
+	RVF_HASH_HMAC_SHAKE256,    /* checksum_algo 3: keyed, not verified */
+} rvf_hash_algo;
+
+/* "crc32-rotated", "xxh3-128", ... "mismatch". */
+const char *rvf_hash_algo_name(rvf_hash_algo a);
 
 #define RVF_SEGMENT_HEADER_SIZE 64
 #define RVF_MAX_PAYLOAD (256u * 1024u * 1024u)
@@ -137,11 +159,13 @@ typedef struct rvf_segment {
 	uint8_t compression;
 	uint8_t content_hash[16];
 	bool readable;           /* a header with this type and length is at offset */
-	bool hash_ok;            /* readable, and content hash verified (or all zero) */
+	bool hash_ok;            /* readable, and content hash verified (or all
+				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
 	bool pending;            /* written by a deferred change, not durable yet:
 				  * it may still grow (header and length) until
 				  * the next sync; durable segments never change */
+	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 
 /* FileIdentity: lineage of a store. */
@@ -293,6 +317,9 @@ const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
  * valid while the view is held. */
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg);
+/* True when the segment's payload is a JSON document (upstream tools write
+ * META, PROFILE and WITNESS payloads so). */
+bool rvf_segment_is_json(const rvf_view *v, const rvf_segment *seg);
 /* Deleted ids of the manifest, ascending. */
 size_t rvf_view_deleted_count(const rvf_view *v);
 uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index);
