@@ -182,6 +182,10 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 	case INO_QUERY:
 		fi->nonseekable = 1;
 		return 0;
+	case INO_WASM:
+		if (w)
+			return fs->read_only ? -EROFS : -EACCES;
+		return bundle_read(fs, v, h->ino, &h->text, &h->len);
 	case INO_KERNEL:
 	case INO_EBPF:
 		if (w && fs->read_only)
@@ -239,6 +243,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1; /* immutable */
 		break;
 	}
+	case NODE_BUNDLE:
+		if (w) {
+			rc = fs->read_only ? -EROFS : -EACCES;
+			break;
+		}
+		fi->direct_io = 1;
+		rc = bundle_read(fs, v, ino, &h->text, &h->len);
+		break;
 	case NODE_VECTOR: {
 		uint64_t id;
 		long i = vec_id_of(fs, ino, &id) ? rvf_view_find(v, id) : -1;

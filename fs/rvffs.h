@@ -36,8 +36,14 @@ enum {
 	INO_INGEST,
 	INO_QUERIES,
 	INO_CONTROL,     /* after the others: inode numbers stay stable */
+	INO_WASM,        /* bundles.c */
+	INO_DASHBOARD,
 	INO_FIXED_END,
 };
+/* wasm/NAME and dashboard/FILE: by index (bundles.c) */
+#define BUNDLE_MAX_FILES (1u << 20)
+#define INO_WASM_FILE (1ull << 24)
+#define INO_DASH_FILE (1ull << 25)
 #define INO_DYN_BASE (1ull << 32)
 #define INO_BIGID_BASE (1ull << 61) /* vectors with ids >= 2^63 */
 #define INO_SEG_BASE (1ull << 62)
@@ -53,6 +59,7 @@ typedef enum node_kind {
 	NODE_SLOT_RES,  /* queries/NAME/result */
 	NODE_SEGMENT,
 	NODE_VECTOR,
+	NODE_BUNDLE,    /* wasm/NAME, dashboard/FILE */
 } node_kind;
 
 struct staged;
@@ -165,6 +172,16 @@ bool access_owner(fuse_req_t req, const struct stat *st);
  * its bytes become the store's. */
 mode_t staged_mode(mode_t mode);
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+/* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
+bool bundle_node(uint64_t ino);
+/* Mode and size of a bundle node; false when it does not exist. */
+bool bundle_stat(rvf_view *v, uint64_t ino, mode_t *mode, uint64_t *size);
+uint64_t bundle_lookup(rvf_view *v, uint64_t parent, const char *name);
+void bundle_list(rvf_view *v, uint64_t dir,
+		 void (*add)(void *ctx, const char *name, uint64_t ino), void *ctx);
+/* The file's bytes (malloc'd) for an open; -errno on failure. */
+int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
 
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);

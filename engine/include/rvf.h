@@ -370,6 +370,60 @@ typedef struct rvf_ebpf_info {
 /* False when the view has no eBPF program. */
 bool rvf_view_ebpf(const rvf_view *v, rvf_ebpf_info *out);
 
+/* WASM modules (WASM segments, upstream's wasm_bootstrap.rs layout: a
+ * 64-byte "RVWM" header, then the bytecode), in directory order. */
+typedef struct rvf_wasm_info {
+	bool has_header;          /* the RVWM header is there */
+	uint8_t role;             /* 0 microkernel, 1 interpreter, 2 combined,
+				   * 3 extension, 4 control plane */
+	uint8_t target;           /* 0 wasm32, 1 wasi-p1, 2 wasi-p2, 3 browser, 4 bare tile */
+	uint16_t required_features;
+	uint16_t export_count;
+	uint32_t bytecode_size;   /* header field */
+	uint8_t bytecode_hash[32];
+	const unsigned char *bytecode; /* in the mapping (the whole payload
+				   * when there is no header) */
+	size_t bytecode_len;
+	bool hash_ok;             /* segment hash verified */
+	char name[32];            /* the role's name, unique in the view
+				   * ("combined", "combined-2", ...) */
+	const rvf_segment *segment;
+} rvf_wasm_info;
+
+size_t rvf_view_wasm_count(const rvf_view *v);
+/* False when i is out of range. */
+bool rvf_view_wasm(const rvf_view *v, size_t i, rvf_wasm_info *out);
+
+/* The dashboard bundle: the first DASHBOARD segment (as upstream's
+ * extract_dashboard takes it), a 64-byte "RVDB" header and the bundle.
+ * A bundle with a file table (file_count > 0) is split into its files;
+ * otherwise (upstream's embed_dashboard writes file_count 0) it is one
+ * file, index.html. */
+typedef struct rvf_dashboard_file {
+	char *path;               /* relative, '/'-separated, checked: no "..",
+				   * no empty or absolute components */
+	const unsigned char *data; /* in the mapping */
+	uint64_t size;
+} rvf_dashboard_file;
+
+typedef struct rvf_dashboard {
+	uint8_t ui_framework;     /* 0 threejs, 1 react, 2 custom */
+	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (files then raw) */
+	uint64_t bundle_size;
+	uint32_t file_count;      /* header field */
+	uint64_t build_timestamp;
+	bool hash_ok;
+	size_t nfiles;
+	rvf_dashboard_file *files;
+	const rvf_segment *segment;
+} rvf_dashboard;
+
+/* RVF_E_NOT_FOUND when the store has no dashboard; RVF_E_CORRUPT for a
+ * damaged one.  Free *out with rvf_dashboard_free. */
+rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
+			    rvf_error *err);
+void rvf_dashboard_free(rvf_dashboard *d);
+
 /* Witness entries in directory order. */
 typedef struct rvf_witness {
 	uint8_t type;          /* 1 computation (ingest, compact), 0 provenance (delete) */

@@ -115,3 +115,105 @@ def test_real_ruvbot_when_available(mount, tmp_path):
     assert "0002-wasm" in m.ls("segments")
     assert xattr(m / "segments" / "0001-kernel", "user.rvf.content_hash_algo") == "sha256-128"
     _ = struct  # noqa
+
+
+# ---------------------------------------------------------------- wasm, dashboard
+
+def _bundle_store(path, nwasm=2, dash=None):
+    mods = [uw.wasm_payload(b"\0asm\1\0\0\0" + bytes([65 + i]) * (100 + i), role=r)
+            for i, r in enumerate([0, 1, 0][:nwasm])]
+    segs = [(uw.T_WASM, m) for m in mods]
+    if dash is not None:
+        segs.append((uw.T_DASHBOARD, dash))
+    return uw.build_store(path, segs, algo="crc32-rotated", dim=4), mods
+
+
+DASH_FILES = [("index.html", b"<html><body>hi</body></html>"),
+              ("assets/app.js", b"console.log(1)\n"), ("100%.txt", b"x")]
+
+
+def test_wasm_and_dashboard_in_the_tree(mount, tmp_path, ref):
+    s, mods = _bundle_store(tmp_path / "b.rvf", nwasm=3,
+                            dash=uw.dashboard_payload(files=DASH_FILES))
+    m = mount(s, "ro")
+    assert "wasm" in m.ls() and "dashboard" in m.ls()
+    assert sorted(m.ls("wasm")) == ["interpreter", "microkernel", "microkernel-2"]
+    assert m.cat_bytes("wasm/microkernel") == mods[0][64:]
+    assert m.cat_bytes("wasm/interpreter") == mods[1][64:]
+    assert m.cat_bytes("wasm/microkernel-2") == mods[2][64:]
+    assert sorted(m.ls("dashboard")) == ["100%25.txt", "assets%2Fapp.js", "index.html"]
+    assert m.cat_bytes("dashboard/assets%2Fapp.js") == b"console.log(1)\n"
+    # segment names follow upstream's segment_type.rs
+    assert [n.split("-", 1)[1] for n in m.ls("segments")] == [
+        "wasm", "wasm", "wasm", "dashboard", "manifest"]
+    # read-only, whatever the mount
+    assert m.sh('echo x > "$M/wasm/interpreter"', check=False).returncode != 0
+    # the reference opens the file we wrote
+    r = ref.dump(s)
+    assert r["openError"] is None and r["dimension"] == 4
+    assert [x["segType"] for x in r["segments"]] == ["unknown(0x10)"] * 3 + ["unknown(0x11)"]
+
+
+def test_one_module_is_a_file_and_html_dashboard(mount, tmp_path, run_ctl, ctl_json):
+    html = b"<!doctype html><title>d</title><p>dash</p>"
+    s, mods = _bundle_store(tmp_path / "b.rvf", nwasm=1, dash=uw.dashboard_payload(html=html))
+    m = mount(s, "ro")
+    assert m.cat_bytes("wasm") == mods[0][64:]
+    assert m.ls("dashboard") == ["index.html"]
+    assert m.cat_bytes("dashboard/index.html") == html
+    # rvfctl through the mount and on the file give the same bytes
+    out = ctl_json("extract-wasm", m.path, tmp_path / "w.m", "--json")
+    assert out["files"][0]["bytes"] == len(mods[0]) - 64
+    assert (tmp_path / "w.m").read_bytes() == mods[0][64:]
+    m.unmount()
+    ctl_json("extract-wasm", s, tmp_path / "w.f", "--json")
+    assert (tmp_path / "w.f").read_bytes() == mods[0][64:]
+    ctl_json("extract-dashboard", s, tmp_path / "d", "--json")
+    assert (tmp_path / "d" / "index.html").read_bytes() == html
+
+
+def test_extract_several_and_dashboard_tree(mount, tmp_path, ctl_json):
+    s, mods = _bundle_store(tmp_path / "b.rvf", nwasm=2,
+                            dash=uw.dashboard_payload(files=DASH_FILES))
+    out = ctl_json("extract-wasm", s, tmp_path / "mods", "--json")
+    assert sorted(f["name"] for f in out["files"]) == ["interpreter", "microkernel"]
+    assert (tmp_path / "mods" / "interpreter").read_bytes() == mods[1][64:]
+    ctl_json("extract-wasm", s, tmp_path / "one", "--name", "interpreter", "--json")
+    assert (tmp_path / "one").read_bytes() == mods[1][64:]
+    ctl_json("extract-dashboard", s, tmp_path / "d", "--json")
+    for name, data in DASH_FILES:
+        assert (tmp_path / "d" / name).read_bytes() == data
+    # through a mount: the same tree
+    m = mount(s, "ro")
+    ctl_json("extract-dashboard", m.path, tmp_path / "dm", "--json")
+    for name, data in DASH_FILES:
+        assert (tmp_path / "dm" / name).read_bytes() == data
+
+
+def test_hostile_dashboard_paths_are_not_split(tmp_path, run_ctl, ctl_json):
+    """A file table naming ../x or /etc/x is not a bundle we split: the
+    payload is one file, and nothing is written outside OUTDIR."""
+    evil = uw.dashboard_payload(files=[("../escape", b"bad"), ("ok.html", b"ok")])
+    s, _ = _bundle_store(tmp_path / "b.rvf", nwasm=1, dash=evil)
+    out = ctl_json("extract-dashboard", s, tmp_path / "d", "--json")
+    assert [f["name"] for f in out["files"]] == ["index.html"]
+    assert not (tmp_path / "escape").exists()
+    # a symlink planted in OUTDIR is not followed
+    good = uw.dashboard_payload(files=[("sub/a.txt", b"A")])
+    s2, _ = _bundle_store(tmp_path / "b2.rvf", nwasm=1, dash=good)
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "d2" / "sub").symlink_to(tmp_path / "target")
+    cp = run_ctl("extract-dashboard", s2, tmp_path / "d2", check=False)
+    assert cp.returncode != 0
+    assert not (tmp_path / "target" / "a.txt").exists()
+
+
+def test_damaged_wasm_reads_eio(mount, tmp_path):
+    s, mods = _bundle_store(tmp_path / "b.rvf", nwasm=1)
+    data = bytearray(s.read_bytes())
+    data[64 + 64 + 10] ^= 1  # inside the module
+    s.write_bytes(bytes(data))
+    m = mount(s, "ro")
+    assert os_error(lambda: open(m / "wasm", "rb").read()) == 5  # EIO
+    assert "content hash mismatch" in m.errors()

@@ -154,3 +154,28 @@ def ruvbot_like(path, algo="sha256-128", kernel=b"K" * 3000, wasm=None):
     return build_store(path, [(T_KERNEL, kernel_payload(kernel)), (T_WASM, wasm),
                               (T_META, meta), (T_PROFILE, profile),
                               (T_WITNESS, witness)], algo=algo)
+
+
+def dashboard_payload(files=None, html=None, entry=b"index.html", framework=2):
+    """A DASHBOARD payload: the 64-byte RVDB header, then either one HTML
+    document (as upstream's embed_dashboard writes it: file_count 0) or the
+    documented bundle: entry path, file table (u16 path length, u64 offset
+    from the bundle start, u64 size, path) and the files."""
+    if files is None:
+        bundle = html if html is not None else b"<html><body>dash</body></html>"
+        count = 0
+    else:
+        table = b""
+        start = len(entry) + sum(18 + len(n.encode()) for n, _ in files)
+        off = start
+        for n, data in files:
+            nb = n.encode()
+            table += struct.pack("<HQQ", len(nb), off, len(data)) + nb
+            off += len(data)
+        bundle = entry + table + b"".join(d for _, d in files)
+        count = len(files)
+    h = bytearray(64)
+    struct.pack_into("<IHBBQIHHQ", h, 0, 0x52564442, 1, framework, 0, len(bundle), count,
+                     len(entry), 0, 1_700_000_000)
+    h[0x20:0x40] = hashlib.shake_256(bundle).digest(32)
+    return bytes(h) + bundle
