@@ -249,6 +249,45 @@ static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
 	return RVF_OK;
 }
 
+/* Sorts rows by id, keeping arrival order among equal ids: an LSD radix
+ * sort (stable), one pass per id byte that is not the same in every row,
+ * so random ids open about as fast as ascending ones (a comparison sort
+ * of 1M random ids took two thirds of the open).  Falls back to qsort
+ * when the scratch copy cannot be had. */
+static void sort_rows(seq_row *rows, size_t n)
+{
+	seq_row *tmp = malloc(n * sizeof(seq_row));
+	size_t (*count)[256] = calloc(8, sizeof(*count));
+	if (!tmp || !count) {
+		free(tmp);
+		free(count);
+		qsort(rows, n, sizeof(seq_row), cmp_seq_row);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			count[b][rows[i].id >> (8 * b) & 0xff]++;
+	seq_row *src = rows, *dst = tmp;
+	for (int b = 0; b < 8; b++) {
+		if (count[b][rows[0].id >> (8 * b) & 0xff] == n)
+			continue; /* every row has the same byte here */
+		size_t pos[256], sum = 0;
+		for (int k = 0; k < 256; k++) {
+			pos[k] = sum;
+			sum += count[b][k];
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[pos[src[i].id >> (8 * b) & 0xff]++] = src[i];
+		seq_row *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != rows)
+		memcpy(rows, src, n * sizeof(seq_row));
+	free(tmp);
+	free(count);
+}
+
 /* Sorts rows by (id, arrival) and keeps the last row of each id. */
 static size_t sort_dedup(seq_row *rows, size_t n)
 {
@@ -256,7 +295,7 @@ static size_t sort_dedup(seq_row *rows, size_t n)
 	for (size_t i = 1; i < n && sorted; i++)
 		sorted = rows[i - 1].id < rows[i].id;
 	if (!sorted)
-		qsort(rows, n, sizeof(seq_row), cmp_seq_row);
+		sort_rows(rows, n);
 	size_t w = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (w > 0 && rows[w - 1].id == rows[i].id)
