@@ -32,6 +32,8 @@ static const struct command commands[] = {
 	{ "embed-ebpf", cmd_embed_ebpf, "embed-ebpf STORE PROG [--btf FILE] [--prog-type N] [--attach-type N] [--max-dim N]" },
 	{ "extract-ebpf", cmd_extract_ebpf, "extract-ebpf STORE OUT [--btf OUT]" },
 	{ "remove-ebpf", cmd_remove_ebpf, "remove-ebpf STORE" },
+	{ "extract-wasm", cmd_extract_wasm, "extract-wasm STORE OUT [--name NAME]   (OUT is a directory when the store has several modules)" },
+	{ "extract-dashboard", cmd_extract_dashboard, "extract-dashboard STORE OUTDIR" },
 	{ "verify", cmd_verify, "verify STORE [--pubkey FILE]" },
 	{ "keygen", cmd_keygen, "keygen PREFIX" },
 	{ "sign", cmd_sign, "sign STORE [--key PREFIX]" },

@@ -80,7 +80,7 @@ static rvf_code create_child(const char *path, const manifest *m,
 	if (!s)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc;
-	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (s->fd < 0) {
 		rc = errno == EEXIST ?
 		     rvf_fail(err, RVF_E_EXISTS, "%s already exists", path) :

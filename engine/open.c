@@ -19,7 +19,11 @@
 static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 			rvf_error *err)
 {
-	*fd = open(path, flags | O_CLOEXEC);
+	bool other;
+	*fd = io_open_regular(path, flags, &other);
+	if (*fd < 0 && other)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"%s is not a regular file", path);
 	if (*fd < 0)
 		return rvf_fail_io(err, errno, "cannot open %s", path);
 	struct stat st;
@@ -27,11 +31,6 @@ static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 		int e = errno;
 		close(*fd);
 		return rvf_fail_io(err, e, "cannot stat %s", path);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(*fd);
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"%s is not a regular file", path);
 	}
 	*size = (uint64_t)st.st_size;
 	return RVF_OK;
@@ -134,6 +133,8 @@ static void start_session(rvf_store *s)
 	s->witness_started = false;
 	memset(s->witness_prev, 0, 32);
 	s->npending = 0;
+	s->durable_end = s->end;
+	s->tail.open = false;
 	s->frozen = v->is_branch && v->cow.frozen;
 }
 
@@ -212,7 +213,7 @@ rvf_code rvf_store_create(const char *path, const rvf_create_options *opt,
 	if (!s)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc;
-	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (s->fd < 0) {
 		rc = errno == EEXIST ?
 		     rvf_fail(err, RVF_E_EXISTS, "%s already exists", path) :

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "rvffs.h"
 
 /* Every open handle, so that the ones never released are freed at exit. */
@@ -46,6 +47,7 @@ static void handle_free(handle *h)
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
+	caller_free(h->opener);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -180,10 +182,10 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 	case INO_QUERY:
 		fi->nonseekable = 1;
 		return 0;
-	case INO_CONTROL: /* commands only (control.c) */
-		if (!w)
-			return -EACCES;
-		return fs->read_only ? -EROFS : 0;
+	case INO_WASM:
+		if (w)
+			return fs->read_only ? -EROFS : -EACCES;
+		return bundle_read(fs, v, h->ino, &h->text, &h->len);
 	case INO_KERNEL:
 	case INO_EBPF:
 		if (w && fs->read_only)
@@ -224,7 +226,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	switch (fs_node_kind(ino)) {
 	case NODE_FIXED:
-		rc = open_fixed(fs, v, h, fi);
+		rc = ino == INO_CONTROL ? control_open(req, h, fi) :
+		     open_fixed(fs, v, h, fi);
 		break;
 	case NODE_SEGMENT: {
 		if (w) {
@@ -240,6 +243,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1; /* immutable */
 		break;
 	}
+	case NODE_BUNDLE:
+		if (w) {
+			rc = fs->read_only ? -EROFS : -EACCES;
+			break;
+		}
+		fi->direct_io = 1;
+		rc = bundle_read(fs, v, ino, &h->text, &h->len);
+		break;
 	case NODE_VECTOR: {
 		uint64_t id;
 		long i = vec_id_of(fs, ino, &id) ? rvf_view_find(v, id) : -1;
@@ -312,6 +323,16 @@ out:
 	fuse_reply_open(req, fi);
 }
 
+/* The store's dimension now (0: a store without vectors). */
+static uint32_t store_dimension(rvffs *fs)
+{
+	rvf_view *v = fs_view(fs);
+	uint32_t d = v ? rvf_view_info(v)->dimension : 0;
+	if (v)
+		rvf_view_release(v);
+	return d;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi)
 {
@@ -360,6 +381,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		unsigned long long id = strtoull(name, &end, 10);
 		if (*end || errno || name[0] == '-' || name[0] == '+' || !*name) {
 			fs_error(fs, "vectors/%s: a vector file is named by its decimal id", name);
+			rc = -EINVAL;
+		} else if (store_dimension(fs) == 0) {
+			fs_error(fs, "vectors/%s: the store has dimension 0: it cannot hold vectors", name);
 			rc = -EINVAL;
 		} else {
 			h->ino = vec_ino(fs, id);
@@ -617,7 +641,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	handle *h = fh(fi);
 	int rc = 0;
 	if (ino == INO_CONTROL) {
-		control_write(req, buf, size);
+		control_write(req, h, buf, size);
 		return;
 	}
 	if (ino == INO_QUERY) {

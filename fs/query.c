@@ -184,6 +184,13 @@ int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	int rc = 0;
 	if (!text)
 		return -ENOMEM;
+	if (dim == 0) {
+		free(text);
+		const char *m = "error: the store has dimension 0: it holds no vectors to query\n";
+		*out = strdup(m);
+		*out_len = strlen(m);
+		return *out ? -EINVAL : -ENOMEM;
+	}
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {

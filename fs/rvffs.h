@@ -36,8 +36,14 @@ enum {
 	INO_INGEST,
 	INO_QUERIES,
 	INO_CONTROL,     /* after the others: inode numbers stay stable */
+	INO_WASM,        /* bundles.c */
+	INO_DASHBOARD,
 	INO_FIXED_END,
 };
+/* wasm/NAME and dashboard/FILE: by index (bundles.c) */
+#define BUNDLE_MAX_FILES (1u << 20)
+#define INO_WASM_FILE (1ull << 24)
+#define INO_DASH_FILE (1ull << 25)
 #define INO_DYN_BASE (1ull << 32)
 #define INO_BIGID_BASE (1ull << 61) /* vectors with ids >= 2^63 */
 #define INO_SEG_BASE (1ull << 62)
@@ -53,6 +59,7 @@ typedef enum node_kind {
 	NODE_SLOT_RES,  /* queries/NAME/result */
 	NODE_SEGMENT,
 	NODE_VECTOR,
+	NODE_BUNDLE,    /* wasm/NAME, dashboard/FILE */
 } node_kind;
 
 struct staged;
@@ -92,6 +99,8 @@ typedef struct rvffs {
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+	rvf_view *sizes_view;      /* the view whose vector text lengths... */
+	uint32_t *sizes;           /* ...are kept here (text.c) */
 
 	/* commit.c: durable commits every commit_s seconds (-o sync: each
 	 * change), automatic compaction */
@@ -166,6 +175,16 @@ bool access_owner(fuse_req_t req, const struct stat *st);
 mode_t staged_mode(mode_t mode);
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
+/* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
+bool bundle_node(uint64_t ino);
+/* Mode and size of a bundle node; false when it does not exist. */
+bool bundle_stat(rvf_view *v, uint64_t ino, mode_t *mode, uint64_t *size);
+uint64_t bundle_lookup(rvf_view *v, uint64_t parent, const char *name);
+void bundle_list(rvf_view *v, uint64_t dir,
+		 void (*add)(void *ctx, const char *name, uint64_t ino), void *ctx);
+/* The file's bytes (malloc'd) for an open; -errno on failure. */
+int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
+
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
 char *text_manifest(rvf_view *v, size_t *len);
@@ -173,6 +192,9 @@ char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);
 /* Text of a vector file: components on one line. */
 char *text_vector(rvf_view *v, size_t index, size_t *len);
+/* Length of a vector's text (cached per snapshot). */
+size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
+void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
@@ -243,8 +265,11 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
-/* control.c: one command per write to `control`; replies to req. */
-void control_write(fuse_req_t req, const char *buf, size_t size);
+/* control.c: opening `control` for writing checks and keeps the opener;
+ * one command per write, judged as that opener; replies to req. */
+struct handle;
+int control_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi);
+void control_write(fuse_req_t req, struct handle *h, const char *buf, size_t size);
 
 /* An open file (fi->fh). */
 typedef struct handle {
@@ -263,6 +288,7 @@ typedef struct handle {
 	bool for_write;
 	struct handle *next_writer;
 	pid_t owner;            /* process that opened it: its close commits */
+	struct caller *opener;  /* control: who opened it (control.c) */
 	struct handle *reg_prev, *reg_next; /* every open handle (fs_handles_free) */
 	pthread_mutex_t lock;   /* query file: its requests and results (a
 				 * forked child's close flushes concurrently) */
@@ -291,6 +317,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

@@ -111,15 +111,37 @@ enum {
 	RVF_SEG_MANIFEST = 0x05,
 	RVF_SEG_META = 0x07,
 	RVF_SEG_WITNESS = 0x0A,
+	RVF_SEG_PROFILE = 0x0B,
 	RVF_SEG_KERNEL = 0x0E,
 	RVF_SEG_EBPF = 0x0F,
+	RVF_SEG_WASM = 0x10,
+	RVF_SEG_DASHBOARD = 0x11,
 	RVF_SEG_COW_MAP = 0x20,
+	RVF_SEG_REFCOUNT = 0x21,
 	RVF_SEG_MEMBERSHIP = 0x22,
 	RVF_SEG_SIGNATURE = 0x53, /* rvffs signature segment (docs/format.md) */
 };
 
-/* "vec", "manifest", ..., or NULL for a type without a name. */
+/* "vec", "manifest", "wasm", ... as upstream names them, or NULL for a
+ * type upstream does not define. */
 const char *rvf_segment_type_name(uint8_t type);
+
+/* Which algorithm a segment's content hash turned out to use (checksum.c):
+ * the reference writes the CRC-32 rotation; upstream tools write the
+ * others.  A keyed HMAC cannot be checked without its key. */
+typedef enum rvf_hash_algo {
+	RVF_HASH_MISMATCH = 0,     /* no algorithm matches: damaged */
+	RVF_HASH_NONE,             /* all-zero hash: not set */
+	RVF_HASH_CRC32_ROTATED,    /* CRC-32/IEEE x4 rotated (rvf-node) */
+	RVF_HASH_CRC32C,           /* checksum_algo 0 as rvf-types names it */
+	RVF_HASH_XXH3_128,         /* checksum_algo 0/1 as rvf-wire computes it */
+	RVF_HASH_SHAKE256,         /* checksum_algo 2: SHAKE-256, 16 bytes */
+	RVF_HASH_SHA256,           /* SHA-256, 16 bytes (upstream ruvbot) */
+	RVF_HASH_HMAC_SHAKE256,    /* checksum_algo 3: keyed, not verified */
+} rvf_hash_algo;
+
+/* "crc32-rotated", "xxh3-128", ... "mismatch". */
+const char *rvf_hash_algo_name(rvf_hash_algo a);
 
 #define RVF_SEGMENT_HEADER_SIZE 64
 #define RVF_MAX_PAYLOAD (256u * 1024u * 1024u)
@@ -137,8 +159,13 @@ typedef struct rvf_segment {
 	uint8_t compression;
 	uint8_t content_hash[16];
 	bool readable;           /* a header with this type and length is at offset */
-	bool hash_ok;            /* readable, and content hash verified (or all zero) */
+	bool hash_ok;            /* readable, and content hash verified (or all
+				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	bool pending;            /* written by a deferred change, not durable yet:
+				  * it may still grow (header and length) until
+				  * the next sync; durable segments never change */
+	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 
 /* FileIdentity: lineage of a store. */
@@ -290,6 +317,9 @@ const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
  * valid while the view is held. */
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg);
+/* True when the segment's payload is a JSON document (upstream tools write
+ * META, PROFILE and WITNESS payloads so). */
+bool rvf_segment_is_json(const rvf_view *v, const rvf_segment *seg);
 /* Deleted ids of the manifest, ascending. */
 size_t rvf_view_deleted_count(const rvf_view *v);
 uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index);
@@ -339,6 +369,60 @@ typedef struct rvf_ebpf_info {
 
 /* False when the view has no eBPF program. */
 bool rvf_view_ebpf(const rvf_view *v, rvf_ebpf_info *out);
+
+/* WASM modules (WASM segments, upstream's wasm_bootstrap.rs layout: a
+ * 64-byte "RVWM" header, then the bytecode), in directory order. */
+typedef struct rvf_wasm_info {
+	bool has_header;          /* the RVWM header is there */
+	uint8_t role;             /* 0 microkernel, 1 interpreter, 2 combined,
+				   * 3 extension, 4 control plane */
+	uint8_t target;           /* 0 wasm32, 1 wasi-p1, 2 wasi-p2, 3 browser, 4 bare tile */
+	uint16_t required_features;
+	uint16_t export_count;
+	uint32_t bytecode_size;   /* header field */
+	uint8_t bytecode_hash[32];
+	const unsigned char *bytecode; /* in the mapping (the whole payload
+				   * when there is no header) */
+	size_t bytecode_len;
+	bool hash_ok;             /* segment hash verified */
+	char name[32];            /* the role's name, unique in the view
+				   * ("combined", "combined-2", ...) */
+	const rvf_segment *segment;
+} rvf_wasm_info;
+
+size_t rvf_view_wasm_count(const rvf_view *v);
+/* False when i is out of range. */
+bool rvf_view_wasm(const rvf_view *v, size_t i, rvf_wasm_info *out);
+
+/* The dashboard bundle: the first DASHBOARD segment (as upstream's
+ * extract_dashboard takes it), a 64-byte "RVDB" header and the bundle.
+ * A bundle with a file table (file_count > 0) is split into its files;
+ * otherwise (upstream's embed_dashboard writes file_count 0) it is one
+ * file, index.html. */
+typedef struct rvf_dashboard_file {
+	char *path;               /* relative, '/'-separated, checked: no "..",
+				   * no empty or absolute components */
+	const unsigned char *data; /* in the mapping */
+	uint64_t size;
+} rvf_dashboard_file;
+
+typedef struct rvf_dashboard {
+	uint8_t ui_framework;     /* 0 threejs, 1 react, 2 custom */
+	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (files then raw) */
+	uint64_t bundle_size;
+	uint32_t file_count;      /* header field */
+	uint64_t build_timestamp;
+	bool hash_ok;
+	size_t nfiles;
+	rvf_dashboard_file *files;
+	const rvf_segment *segment;
+} rvf_dashboard;
+
+/* RVF_E_NOT_FOUND when the store has no dashboard; RVF_E_CORRUPT for a
+ * damaged one.  Free *out with rvf_dashboard_free. */
+rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
+			    rvf_error *err);
+void rvf_dashboard_free(rvf_dashboard *d);
 
 /* Witness entries in directory order. */
 typedef struct rvf_witness {

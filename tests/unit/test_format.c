@@ -78,9 +78,13 @@ static void test_segment_header(void)
 	      s.offset == 100 && memcmp(s.content_hash, hash, 16) == 0);
 	hdr[0] = 'X';
 	CHECK(!segment_decode(hdr, 0, &s));
-	char label[16];
+	char label[SEGMENT_LABEL_SIZE];
+	segment_type_label(0x37, label);
+	CHECK(strcmp(label, "type-37") == 0);
 	segment_type_label(0x33, label);
-	CHECK(strcmp(label, "type-33") == 0);
+	CHECK(strcmp(label, "federated_manifest") == 0);
+	segment_type_label(0x10, label);
+	CHECK(strcmp(label, "wasm") == 0);
 	segment_type_label(RVF_SEG_COW_MAP, label);
 	CHECK(strcmp(label, "cow_map") == 0);
 }
