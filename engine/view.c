@@ -17,6 +17,7 @@
 #include "error.h"
 #include "sort.h"
 #include "checksum.h"
+#include "dtype.h"
 #include "hash.h"
 #include "jsondoc.h"
 #include "segment.h"
@@ -207,12 +208,53 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 }
 
 /* Appends the rows of one VEC segment to *rows. */
-static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
+/* Appends the f32 rows of a block-layout VEC payload (dtype.h); the view
+ * keeps the converted rows. */
+static rvf_code collect_block_rows(rvf_view *v, const rvf_segment *seg,
+				   seq_row **rows, size_t *n, size_t *cap,
+				   rvf_error *err)
+{
+	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
+	char what[96];
+	snprintf(what, sizeof(what), "VEC segment id %llu at offset %llu",
+		 (unsigned long long)seg->id, (unsigned long long)seg->offset);
+	vec_blocks b;
+	rvf_code rc = vec_blocks_decode(p, seg->payload_length, v->info.dimension,
+					what, &b, err);
+	if (rc != RVF_OK)
+		return rc;
+	float **nc = realloc(v->converted, (v->nconverted + 1) * sizeof(float *));
+	seq_row *r = *n + b.n > *cap ? realloc(*rows, (*n + b.n) * sizeof(seq_row)) : *rows;
+	if (nc)
+		v->converted = nc;
+	if (r && *n + b.n > *cap) {
+		*rows = r;
+		*cap = *n + b.n;
+	}
+	if (!nc || !r) {
+		vec_blocks_free(&b);
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+	}
+	v->converted[v->nconverted++] = b.rows;
+	for (size_t k = 0; k < b.n; k++) {
+		seq_row *row = &(*rows)[*n];
+		row->id = b.ids[k];
+		row->data = (const unsigned char *)(b.rows + k * v->info.dimension);
+		row->seq = *n;
+		(*n)++;
+	}
+	free(b.ids);
+	return RVF_OK;
+}
+
+static rvf_code collect_vec_rows(rvf_view *v, const rvf_segment *seg,
 				 seq_row **rows, size_t *n, size_t *cap,
 				 rvf_error *err)
 {
 	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
 	uint64_t len = seg->payload_length;
+	if (vec_is_block_layout(p, len, v->info.dimension))
+		return collect_block_rows(v, seg, rows, n, cap, err);
 	if (len < 6)
 		return rvf_fail(err, RVF_E_CORRUPT,
 				"VEC segment id %llu at offset %llu: payload too short",
@@ -752,7 +794,8 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	size_t vec_from = 0;
 	const search_row *old = NULL;
 	size_t nold = 0;
-	if (prev && prev->map == map && prev->info.dimension == info->dimension) {
+	if (prev && prev->map == map && prev->info.dimension == info->dimension &&
+	    prev->nconverted == 0 /* converted rows belong to prev */) {
 		size_t a = 0, b = 0;
 		bool prefix = true;
 		for (; a < prev->man.dir_len && prefix; a++) {
@@ -860,6 +903,9 @@ void view_free(rvf_view *v)
 	if (v->meta)
 		meta_table_unref(v->meta);
 	view_accel_free(v);
+	for (size_t i = 0; i < v->nconverted; i++)
+		free(v->converted[i]);
+	free(v->converted);
 	map_unref(v->map);
 	free(v);
 }
