@@ -293,12 +293,14 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	/* Committed (deferred changes included: they were in the view).
 	 * Switch the store to the new file. */
 	s->dirty = false;
+	s->tail.open = false;
 	s->txn_changes = 0;
 	s->txn_ingested = s->txn_deleted = 0;
 	close(s->fd);
 	s->fd = fd;
 	fd = -1;
 	s->end = w.pos;
+	s->durable_end = w.pos;
 	s->next_seg_id = next_id;
 	s->npending = 0;
 	map_unref(s->map);

@@ -286,8 +286,7 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		long i = rvf_view_find(v, id);
 		if (i < 0)
 			return false;
-		free(text_vector(v, (size_t)i, &len));
-		fill(fs, st, ino, S_IFREG | 0644, len, vt);
+		fill(fs, st, ino, S_IFREG | 0644, text_vector_size(fs, v, (size_t)i), vt);
 		return true;
 	}
 	case NODE_STAGED: {

@@ -163,6 +163,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.setattr = op_setattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,
@@ -468,6 +469,7 @@ out:
 	/* The session is over: what the kernel never released goes now. */
 	fs_handles_free(&fs);
 	fs_listings_free();
+	text_sizes_free(&fs);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	while (fs.staged)

@@ -285,8 +285,23 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+/* One listing entry for readdir or readdirplus.  With plus, the entry
+ * carries the attributes (as a lookup would), so `ls -l` needs no lookup
+ * or getattr per file; false when it does not exist any more. */
+static bool fill_entry(rvffs *fs, rvf_view *v, uint64_t ino,
+		       struct fuse_entry_param *e)
+{
+	if (!fs_stat(fs, v, ino, &e->attr))
+		return false;
+	e->ino = ino;
+	e->generation = 1;
+	e->attr_timeout = fs_attr_timeout(ino);
+	e->entry_timeout = e->attr_timeout;
+	return true;
+}
+
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus)
 {
 	rvffs *fs = fs_of(req);
 	listing *l = (listing *)(uintptr_t)fi->fh;
@@ -305,6 +320,8 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		total = l->n;
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
 		struct stat st = { 0 };
 		char name[SEG_NAME_MAX];
 		const char *n;
@@ -335,14 +352,38 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_mode = fs_stat(fs, l->view, st.st_ino, &full) ?
 				     full.st_mode & S_IFMT : S_IFREG;
 		}
-		size_t need = fuse_add_direntry(req, buf + used, size - used, n, &st,
-						(off_t)(pos + 1));
+		size_t need;
+		if (!plus) {
+			need = fuse_add_direntry(req, buf + used, size - used, n, &st,
+						 (off_t)(pos + 1));
+		} else {
+			if (pos < 2 || !fill_entry(fs, l->view, st.st_ino, &e)) {
+				/* "." and "..", or gone: the name only (ino 0:
+				 * the kernel caches nothing for it) */
+				memset(&e, 0, sizeof(e));
+				e.attr = st;
+			}
+			need = fuse_add_direntry_plus(req, buf + used, size - used, n, &e,
+						      (off_t)(pos + 1));
+		}
 		if (need > size - used)
 			break;
 		used += need;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, true);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

@@ -99,6 +99,8 @@ typedef struct rvffs {
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+	rvf_view *sizes_view;      /* the view whose vector text lengths... */
+	uint32_t *sizes;           /* ...are kept here (text.c) */
 
 	/* commit.c: durable commits every commit_s seconds (-o sync: each
 	 * change), automatic compaction */
@@ -190,6 +192,9 @@ char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);
 /* Text of a vector file: components on one line. */
 char *text_vector(rvf_view *v, size_t index, size_t *len);
+/* Length of a vector's text (cached per snapshot). */
+size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
+void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
@@ -312,6 +317,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

@@ -67,9 +67,22 @@ static int value_text(const rvf_value *v, char **out, size_t *len)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* Security labels and POSIX ACLs (security.*, system.*) are not
+ * supported: EOPNOTSUPP, not ENODATA, because ls, cp and friends remember
+ * "unsupported" per filesystem and stop asking, while ENODATA makes them
+ * ask again for every file (two round trips a file for `ls -l`). */
+static bool unsupported_namespace(const char *name)
+{
+	return !strncmp(name, "security.", 9) || !strncmp(name, "system.", 7);
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	rvffs *fs = fs_of(req);
+	if (unsupported_namespace(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	rvf_view *v = fs_view(fs);
 	char buf[256];
 	switch (fs_node_kind(ino)) {

@@ -162,6 +162,9 @@ typedef struct rvf_segment {
 	bool hash_ok;            /* readable, and content hash verified (or all
 				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	bool pending;            /* written by a deferred change, not durable yet:
+				  * it may still grow (header and length) until
+				  * the next sync; durable segments never change */
 	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 

@@ -133,4 +133,26 @@ def test_automatic_compaction_at_unmount(mount, store, run_ctl, tmp_path):
     m.sh('rm "$M"/vectors/2*')
     m.unmount()
     d = on_disk(run_ctl, p)
-    assert d["deleted"] > 0 and d["deadBytes"] > 1000
+    assert d["deleted"] > 0 and d["deadBytes"] > 0
+
+
+def test_pending_segment_grows_and_reads_true(mount, store, run_ctl):
+    """Between syncs the newest VEC segment grows in place (one directory
+    entry for a loop of writes); its file in segments/ shows the bytes the
+    store file holds after each change (the kernel's cache is dropped)."""
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    m = mount(p)
+    sizes = []
+    for i in range(10, 14):
+        m.sh(f'echo "1 2 3 {i}" > "$M/vectors/{i}"')
+        vecs = [n for n in m.ls("segments") if n.endswith("-vec")]
+        newest = max(vecs, key=lambda n: int(n.split("-")[0]))
+        data = (m / "segments" / newest).read_bytes()
+        off = int(m.getfattr(f"segments/{newest}", "user.rvf.offset"))
+        assert data == p.read_bytes()[off:off + len(data)]
+        sizes.append((len(vecs), len(data)))
+    # one more VEC segment for all four writes, grown by one row (8 + 16 bytes) each
+    assert len({n for n, _ in sizes}) == 1
+    assert [b - a for (_, a), (_, b) in zip(sizes, sizes[1:])] == [24, 24, 24]
+    m.sh('sync "$M/vectors"')
+    assert int(m.status()["vectors"]) == 7
