@@ -469,6 +469,11 @@ static int query_process(rvffs *fs, handle *h, bool all)
 		fs_error(fs, "query: %.*s", (int)(out_len && out[out_len - 1] == '\n' ?
 						  out_len - 1 : out_len), out ? out : "");
 	}
+	if (h->len && out_len &&
+	    (rc = limits_held(fs, (uint64_t)h->len + 1 + out_len)) != 0) {
+		free(out); /* unread results: at most results_max of them */
+		return rc;
+	}
 	if (h->len && out_len) {
 		/* Another batch of the same request: groups stay separated. */
 		char *n = realloc(h->text, h->len + 1 + out_len);

@@ -191,6 +191,9 @@ void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
 int limits_request(rvffs *fs, const char *what, uint64_t end);
 /* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
 int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Results held for reading on one descriptor reaching `bytes`: 0 or
+ * -E2BIG (logged). */
+int limits_held(rvffs *fs, uint64_t bytes);
 /* Staged file s growing to `end` bytes (counted for its owner): 0 or
  * -EFBIG.  Takes fs->mu. */
 int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
