@@ -666,15 +666,21 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		/* Complete lines run at each write, so what waits here is one
 		 * unfinished line: at most request_max bytes. */
 		rc = limits_request(fs, "query", (uint64_t)h->req_len + size);
-		char *n = rc ? NULL : realloc(h->req, h->req_len + size + 1);
+		size_t need = h->req_len + size + 1, cap = h->req_cap;
+		while (!rc && cap < need) /* doubling: no copy per write */
+			cap = cap ? 2 * cap : 4096;
+		if (cap > fs->lim.request_max + 1 && need <= fs->lim.request_max + 1)
+			cap = fs->lim.request_max + 1;
+		char *n = rc ? NULL : cap == h->req_cap ? h->req : realloc(h->req, cap);
 		if (rc) {
 			free(h->req);
 			h->req = NULL;
-			h->req_len = 0;
+			h->req_len = h->req_cap = 0;
 		} else if (!n) {
 			rc = -ENOMEM;
 		} else {
 			h->req = n;
+			h->req_cap = cap;
 			memcpy(h->req + h->req_len, buf, size);
 			h->req_len += size;
 			h->wrote = true;

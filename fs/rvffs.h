@@ -316,7 +316,7 @@ typedef struct handle {
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
-	size_t req_len;
+	size_t req_len, req_cap;
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;

@@ -108,7 +108,7 @@ def test_query_line_without_newline_is_bounded(shared, opts):
     assert int(n) * 4096 == 16 * MiB, f"refused after {n} writes of 4 KiB"
     assert "query: a request is at most 16777216 bytes (request_max" in m.errors()
     grew = vm(m.pid) - hwm
-    assert grew < 48 * MiB, f"the daemon grew by {grew >> 20} MiB"
+    assert grew < 64 * MiB, f"the daemon grew by {grew >> 20} MiB"  # 16 MiB held; ASan adds its share
     # CPU time of the daemon, not wall time: load does not inflate it. A
     # rescan per write costs 4096 writes x 8 MiB on average (tens of s).
     used = cpu_seconds(m.pid) - cpu
