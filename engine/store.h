@@ -49,6 +49,8 @@ struct rvf_view {
 	size_t nsorted;
 
 	search_row *own;              /* own rows, ascending id, latest data */
+	float **converted;            /* f32 copies of non-f32 VEC rows (dtype.c) */
+	size_t nconverted;
 	size_t nown;
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;

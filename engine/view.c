@@ -17,6 +17,7 @@
 #include "error.h"
 #include "sort.h"
 #include "checksum.h"
+#include "dtype.h"
 #include "hash.h"
 #include "jsondoc.h"
 #include "segment.h"
@@ -206,13 +207,54 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 	return RVF_OK;
 }
 
+/* Appends the f32 rows of a block-layout VEC payload (dtype.h); the view
+ * keeps the converted rows. */
+static rvf_code collect_block_rows(rvf_view *v, const rvf_segment *seg,
+				   seq_row **rows, size_t *n, size_t *cap,
+				   rvf_error *err)
+{
+	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
+	char what[96];
+	snprintf(what, sizeof(what), "VEC segment id %llu at offset %llu",
+		 (unsigned long long)seg->id, (unsigned long long)seg->offset);
+	vec_blocks b;
+	rvf_code rc = vec_blocks_decode(p, seg->payload_length, v->info.dimension,
+					what, &b, err);
+	if (rc != RVF_OK)
+		return rc;
+	float **nc = realloc(v->converted, (v->nconverted + 1) * sizeof(float *));
+	seq_row *r = *n + b.n > *cap ? realloc(*rows, (*n + b.n) * sizeof(seq_row)) : *rows;
+	if (nc)
+		v->converted = nc;
+	if (r && *n + b.n > *cap) {
+		*rows = r;
+		*cap = *n + b.n;
+	}
+	if (!nc || !r) {
+		vec_blocks_free(&b);
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+	}
+	v->converted[v->nconverted++] = b.rows;
+	for (size_t k = 0; k < b.n; k++) {
+		seq_row *row = &(*rows)[*n];
+		row->id = b.ids[k];
+		row->data = (const unsigned char *)(b.rows + k * v->info.dimension);
+		row->seq = *n;
+		(*n)++;
+	}
+	free(b.ids);
+	return RVF_OK;
+}
+
 /* Appends the rows of one VEC segment, from row `skip` on, to *rows. */
-static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
+static rvf_code collect_vec_rows(rvf_view *v, const rvf_segment *seg,
 				 uint32_t skip, seq_row **rows, size_t *n,
 				 size_t *cap, rvf_error *err)
 {
 	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
 	uint64_t len = seg->payload_length;
+	if (skip == 0 && vec_is_block_layout(p, len, v->info.dimension))
+		return collect_block_rows(v, seg, rows, n, cap, err);
 	if (len < 6)
 		return rvf_fail(err, RVF_E_CORRUPT,
 				"VEC segment id %llu at offset %llu: payload too short",
@@ -814,7 +856,8 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	size_t nold = 0;
 	long grown = -1;      /* a reused VEC entry that grew (a deferred tail) */
 	uint32_t grown_skip = 0;
-	if (prev && prev->map == map && prev->info.dimension == info->dimension) {
+	if (prev && prev->map == map && prev->info.dimension == info->dimension &&
+	    prev->nconverted == 0 /* converted rows belong to prev */) {
 		size_t a = 0, b = 0;
 		bool prefix = true;
 		uint64_t stride = 8 + 4 * (uint64_t)info->dimension;
@@ -944,6 +987,9 @@ void view_free(rvf_view *v)
 	if (v->meta)
 		meta_table_unref(v->meta);
 	view_accel_free(v);
+	for (size_t i = 0; i < v->nconverted; i++)
+		free(v->converted[i]);
+	free(v->converted);
 	map_unref(v->map);
 	free(v);
 }

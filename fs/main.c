@@ -334,6 +334,8 @@ int main(int argc, char **argv)
 	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
 	if (o.codes)
 		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
+	limits_init(&fs, cfg.request_max, cfg.results_max, cfg.staged_max,
+		    cfg.slots_max);
 	fs.commit_s = o.commit ? o.commit : cfg.commit_s;
 	fs.sync_mode = o.sync;
 	fs.compact = (rvf_compact_policy){ .enabled = cfg.compact_auto,

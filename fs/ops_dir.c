@@ -118,11 +118,22 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		pthread_mutex_lock(&fs->mu);
 		staged *s = staged_find_ino(fs, ino);
 		int rc = 0;
-		if (s) {
+		if (s && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size > 0) {
+			/* Growing counts against staged_max, as writes do
+			 * (held open meanwhile: an unlink may not free it). */
+			s->opens++;
+			pthread_mutex_unlock(&fs->mu);
+			rc = -limits_stage(fs, s, (uint64_t)attr->st_size);
+			staged_put(fs, s);
+			pthread_mutex_lock(&fs->mu);
+			s = staged_find_ino(fs, ino);
+		}
+		if (s && !rc) {
 			if ((to_set & FUSE_SET_ATTR_SIZE) &&
 			    ftruncate(s->fd, attr->st_size) == 0) {
 				s->size = (uint64_t)attr->st_size;
 				s->dirty = true;
+				limits_unstage(s, s->size);
 			} else if (to_set & FUSE_SET_ATTR_SIZE) {
 				rc = errno;
 			}

@@ -65,6 +65,14 @@ typedef enum node_kind {
 struct staged;
 struct slot;
 
+/* rvffs.conf [limits] (limits.c) */
+typedef struct rvffs_limits {
+	uint64_t request_max;   /* bytes of one request, per descriptor */
+	uint64_t results_max;   /* bytes of the results of one batch */
+	uint64_t staged_max;    /* bytes one user stages in ingest/ */
+	unsigned slots_max;     /* query slots per user */
+} rvffs_limits;
+
 typedef struct rvffs {
 	rvf_store *store;
 	const char *store_path;
@@ -74,6 +82,7 @@ typedef struct rvffs {
 	uint32_t default_k;
 	rvf_accel_mode codes;       /* search codes: auto or off */
 	uint64_t codes_max_bytes;   /* 0 = librvf's default */
+	rvffs_limits lim;
 	struct fuse_session *se;
 	struct timespec mount_time;
 
@@ -175,6 +184,29 @@ bool access_owner(fuse_req_t req, const struct stat *st);
 mode_t staged_mode(mode_t mode);
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
+/* limits.c: refusals say which rvffs.conf limit to raise (in `errors`). */
+void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
+		 uint64_t staged_max, unsigned slots_max);
+/* A request (query file, slot request) reaching `end` bytes: 0 or -EFBIG. */
+int limits_request(rvffs *fs, const char *what, uint64_t end);
+/* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
+int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Staged file s growing to `end` bytes (counted for its owner): 0 or
+ * -EFBIG.  Takes fs->mu. */
+int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
+/* s shrank to size (holds fs->mu). */
+void limits_unstage(struct staged *s, uint64_t size);
+/* May uid make another query slot? (holds fs->mu) */
+bool limits_slot_allowed(rvffs *fs, uid_t uid);
+
+/* image.c: the decompressed kernel, one copy shared by its readers. */
+struct image;
+/* A counted reference to the kernel of view v: 0 or -errno (logged). */
+int image_kernel(rvffs *fs, rvf_view *v, struct image **out);
+const unsigned char *image_bytes(const struct image *im, size_t *len);
+const char *image_cmdline(const struct image *im); /* or NULL */
+void image_put(struct image *im);
+
 /* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
 bool bundle_node(uint64_t ino);
 /* Mode and size of a bundle node; false when it does not exist. */
@@ -232,6 +264,7 @@ typedef struct staged {
 	mode_t mode;
 	uid_t uid;              /* who made it (its owner) */
 	gid_t gid;
+	uint64_t charged;       /* bytes counted against staged_max */
 } staged;
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
@@ -283,6 +316,7 @@ typedef struct handle {
 	uint64_t ino;
 	rvf_view *view;         /* pinned for reads of one snapshot */
 	char *text;             /* generated content or query results */
+	struct image *image;    /* kernel read: text points into it */
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */

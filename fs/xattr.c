@@ -141,17 +141,16 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 				n = snprintf(buf, sizeof(buf), "%s",
 					     k.compression == 1 ? "zstd" : "none");
 			else if (!strcmp(name, kernel_attrs[4])) {
-				unsigned char *img;
-				size_t len;
-				char *cmd = NULL;
-				rvf_error err;
-				if (rvf_view_kernel_image(v, &img, &len, &cmd, &err) != RVF_OK) {
-					fuse_reply_err(req, fs_rvf_errno(fs, "kernel", &err));
+				/* The shared copy: no image per caller. */
+				struct image *im;
+				int rc = image_kernel(fs, v, &im);
+				if (rc) {
+					fuse_reply_err(req, -rc);
 					break;
 				}
-				free(img);
+				const char *cmd = image_cmdline(im);
 				reply_value(req, cmd ? cmd : "", cmd ? strlen(cmd) : 0, size);
-				free(cmd);
+				image_put(im);
 				break;
 			}
 			if (n < 0)
