@@ -7,6 +7,7 @@
 // exit 1. Times are seconds (process.hrtime), memory is bytes.
 //
 //   node ref_bench.js ingest  --npy BASE.npy --out STORE --batch 10000 --reps R [--ids random]
+//                             [--metric l2|cosine|ip]
 //   node ref_bench.js query   --store STORE --queries Q.f32 --dim D --k K
 //                             --reps R [--hnsw 0|1] [--exact-reps R]
 //   node ref_bench.js open    --store STORE --queries Q.f32 --dim D --k K
@@ -143,7 +144,7 @@ function cmdIngest(a) {
   const runs = [];
   for (let r = 0; r < reps; r++) {
     unlinkStore(out);
-    const db = RvfDatabase.create(out, { dimension: dim, metric: 'l2' });
+    const db = RvfDatabase.create(out, { dimension: dim, metric: a.metric || 'l2' });
     const t0 = process.hrtime.bigint();
     let accepted = 0;
     for (const [v, ids] of batches) accepted += db.ingestBatch(v, ids).accepted;

@@ -484,10 +484,12 @@ typedef struct rvf_filter rvf_filter;
 rvf_filter *rvf_filter_parse(const char *json, rvf_error *err);
 void rvf_filter_free(rvf_filter *f);
 
-/* 8-bit codes of a view's rows make exact L2 search faster (the answer is
- * the same: codes only choose which rows to measure in float32).  They
- * take about a quarter of the vectors' size in memory, are built once per
- * view, and need a CPU with AVX-512 VNNI. */
+/* 8-bit codes of a view's rows make exact search faster, for every metric
+ * (the answer is the same: codes only choose which rows to measure in
+ * float32).  They take about a quarter of the vectors' size in memory
+ * (dim + 8 bytes a row), are built once and carried from view to view
+ * across commits, and run on every CPU (AVX-512 VNNI, AVX-512BW, AVX2,
+ * NEON with or without sdot, or portable C). */
 typedef enum rvf_accel_mode {
 	RVF_ACCEL_AUTO = 0, /* build in the background after the first search
 			     * of a large enough view; exact scan meanwhile */
@@ -495,8 +497,8 @@ typedef enum rvf_accel_mode {
 	RVF_ACCEL_NOW,      /* build now (this call waits) if missing */
 } rvf_accel_mode;
 
-/* Default cap on the codes' memory: 1 GiB. */
-#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
+/* Default cap on the codes' memory: 2 GiB (10M x 128 needs 1.4 GB). */
+#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)2 << 30)
 
 typedef struct rvf_search_options {
 	unsigned threads;          /* 0 = one per CPU */
