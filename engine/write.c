@@ -460,7 +460,11 @@ fail:
 rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 {
 	rvf_store *s = c->s;
-	if (!c->durable)
+	/* A branch child's membership or frozen flag lives only in the
+	 * COW_MAP/MEMBERSHIP pair written with a durable manifest: such a
+	 * change is made durable at once (deferring it lost it). */
+	bool branch_state = c->base->is_branch && (c->membership || c->freeze);
+	if (!c->durable && !branch_state)
 		return commit_defer(c, info, err);
 	rvf_code rc = finish_locked(c, info, err);
 	pthread_mutex_unlock(&s->write_mu);
