@@ -64,7 +64,9 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 	}
 	c->base = rvf_store_view(s);
 	c->start = s->end;
-	c->durable = !s->deferred;
+	/* A branch child's deletes change its MEMBERSHIP bitmap, which only a
+	 * durable commit writes: its changes stay durable one by one. */
+	c->durable = !s->deferred || c->base->is_branch;
 	memcpy(c->saved_prev, s->witness_prev, 32);
 	c->saved_started = s->witness_started;
 	c->saved_next_id = s->next_seg_id;
