@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	{ "extract-wasm", cmd_extract_wasm, "extract-wasm STORE OUT [--name NAME]   (OUT is a directory when the store has several modules)" },
 	{ "extract-dashboard", cmd_extract_dashboard, "extract-dashboard STORE OUTDIR" },
 	{ "verify", cmd_verify, "verify STORE [--pubkey FILE]" },
+	{ "verify-attestation", cmd_verify_attestation, "verify-attestation STORE" },
 	{ "keygen", cmd_keygen, "keygen PREFIX" },
 	{ "sign", cmd_sign, "sign STORE [--key PREFIX]" },
 };

@@ -75,3 +75,60 @@ def test_filter_usage_errors(five, run_ctl):
     assert run_ctl("filter", five, "--include-ids", "1", "--exclude-ids", "2",
                    check=False).returncode == 2
     assert run_ctl("filter", five, "--include-ids", "x", check=False).returncode == 2
+
+
+# ---------------------------------------------------------------- verify-attestation
+
+import upstream_writer as uw  # noqa: E402
+
+IMG = bytes(range(256)) * 40
+
+
+def _kernel_store(path, kernel, witnesses=()):
+    segs = [(uw.T_KERNEL, kernel)] + [(uw.T_WITNESS, w) for w in witnesses]
+    return uw.build_store(path, segs, algo="crc32-rotated", dim=4)
+
+
+def test_attestation_binding_and_witnesses_verify(tmp_path, ctl_json, ref, mount):
+    w = uw.attestation_witness_payload([b"measure kernel", b"quote: tdx", b"ok"])
+    s = _kernel_store(tmp_path / "k.rvf", uw.binding_kernel_payload(IMG), [w])
+    r = ctl_json("verify-attestation", s, "--json")
+    assert r["status"] == "valid" and r["image_hash_valid"]
+    assert r["image_hash_algo"] == "shake256-256"
+    import hashlib
+    assert r["computed_image_hash"] == hashlib.shake_256(IMG).hexdigest(32)
+    assert r["has_kernel_binding"] and r["binding_valid"] and r["binding_version"] == 1
+    assert r["policy_hash"] == hashlib.shake_256(b"policy").hexdigest(32)
+    assert (r["attestation_witnesses"], r["attestation_verified"], r["attestation_entries"]) \
+        == (1, 1, 3)
+    assert ref.dump(s)["openError"] is None
+    m = mount(s, "ro")
+    assert ctl_json("verify-attestation", m.path, "--json")["status"] == "valid"
+
+
+@pytest.mark.parametrize("what", ["image", "binding", "witness", "chain"])
+def test_attestation_mismatch_exits_3(tmp_path, run_ctl, what):
+    kernel = uw.binding_kernel_payload(IMG, reserved=b"\x01" if what == "binding" else b"")
+    w = uw.attestation_witness_payload([b"a", b"bb"], tamper=1 if what == "witness" else None)
+    if what == "image":
+        kernel = kernel[:-1] + bytes([kernel[-1] ^ 1])
+    if what == "chain":
+        w = bytearray(w)
+        w[4 + 16] ^= 1  # first entry's prev_hash is no longer zero
+        w = bytes(w)
+    s = _kernel_store(tmp_path / "k.rvf", kernel, [w])
+    cp = run_ctl("verify-attestation", s, check=False)
+    assert cp.returncode == 3, cp.stdout + cp.stderr
+    assert "FAILED" in cp.stdout
+
+
+def test_attestation_of_kernels_we_and_the_reference_embed(store, run_ctl, ctl_json, tmp_path):
+    """rvf-node (and rvfctl embed-kernel) write simple_hash256 as the image
+    hash; it is recognised, and a store without a kernel says so."""
+    s = store(dim=2)
+    assert ctl_json("verify-attestation", s, "--json")["status"] == "no_kernel"
+    (tmp_path / "img").write_bytes(IMG)
+    run_ctl("embed-kernel", s, tmp_path / "img", "--cmdline", "console=ttyS0")
+    r = ctl_json("verify-attestation", s, "--json")
+    assert r["status"] == "valid" and r["image_hash_algo"] == "simple_hash256"
+    assert r["image_size"] == len(IMG)
