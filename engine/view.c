@@ -17,6 +17,7 @@
 #include "error.h"
 #include "sort.h"
 #include "checksum.h"
+#include "guard.h"
 #include "hash.h"
 #include "jsondoc.h"
 #include "segment.h"
@@ -52,6 +53,7 @@ rvf_map *map_file(int fd, uint64_t size, rvf_error *err)
 		return NULL;
 	}
 	m->capacity = (size_t)cap;
+	guard_map_add(m->base, m->capacity);
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	atomic_init(&m->refs, 1);
@@ -67,6 +69,7 @@ rvf_map *map_ref(rvf_map *m)
 void map_unref(rvf_map *m)
 {
 	if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+		guard_map_remove(m->base);
 		munmap(m->base, m->capacity);
 		free(m);
 	}

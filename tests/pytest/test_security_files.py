@@ -308,3 +308,69 @@ def test_store_of_nested_segments_is_refused(rvfctl, tmp_path):
     code, out, rss = run_measured([rvfctl, "status", store])
     assert code != 0, f"rvfctl opened a store of 100 nested segments:\n{out[-500:]}"
     assert "segments overlap" in out, out
+
+
+# ------------------------------------------------------------ item 8
+
+@pytest.mark.parametrize("opts", [(), ("ro",)])
+def test_store_truncated_under_the_mount(run_ctl, tmp_path, mount, opts):  # noqa: F811
+    """`truncate -s 100 STORE` while mounted: reading a vector, a segment
+    or asking a query answers EIO, the daemon lives on, says why in
+    `errors`, and unmounts cleanly (its lock goes)."""
+    import random
+    rng = random.Random(8)
+    rows = [(i, [rng.uniform(-1, 1) for _ in range(DIM)]) for i in range(1, 3001)]
+    store = make_store(run_ctl, tmp_path / "t.rvf", rows)
+    m = mount(store, *opts)
+    seg = sorted(m.ls("segments"))[0]
+    assert len(m.read_vector(2000)) == DIM
+    os.truncate(store, 100)
+    # A query first: the search reads the mapping past the file's new end
+    # (SIGBUS) before any size check could refuse it.
+    cp = m.sh('printf "1 1 1 1\\n" > "$M/query" && cat "$M/query"', check=False)
+    assert cp.returncode != 0, cp
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died"
+    cp = m.sh('cat "$M/vectors/2500"', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    cp = m.sh(f'cat "$M/segments/{seg}" > /dev/null', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died"
+    assert "shrank under the mount" in m.errors()
+    m.unmount()
+    if not opts:
+        assert not Path(str(store) + ".lock").exists(), "the lock was left behind"
+
+
+def test_sigbus_on_a_raced_truncation_is_absorbed(run_ctl, tmp_path, mount):  # noqa: F811
+    """The shrink lands between the daemon's size check and its read:
+    readers race a truncation loop; the daemon must survive whatever
+    interleaving happens, and answer EIO afterwards."""
+    import random
+    rng = random.Random(9)
+    rows = [(i, [rng.uniform(-1, 1) for _ in range(DIM)]) for i in range(1, 20001)]
+    store = make_store(run_ctl, tmp_path / "r.rvf", rows)
+    size = store.stat().st_size
+    m = mount(store)
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            m.sh('for i in 1 5000 10000 15000 19999; do cat "$M/vectors/$i"; done; '
+                 'printf "0 0 0 0\\n" > "$M/query"; cat "$M/query"', check=False)
+    ts = [threading.Thread(target=reader) for _ in range(2)]
+    for t in ts:
+        t.start()
+    try:
+        for k in range(30):
+            os.truncate(store, 100 + (k * 7919) % (size // 2))
+            threading.Event().wait(0.05)
+            os.truncate(store, size)  # a hole of zeros: no longer the store
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(60)
+    os.truncate(store, 100)
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died of SIGBUS"
+    cp = m.sh('cat "$M/vectors/19999"', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    m.unmount()
