@@ -162,6 +162,9 @@ typedef struct rvf_segment {
 	bool hash_ok;            /* readable, and content hash verified (or all
 				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	bool pending;            /* written by a deferred change, not durable yet:
+				  * it may still grow (header and length) until
+				  * the next sync; durable segments never change */
 	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 
@@ -380,6 +383,96 @@ typedef struct rvf_ebpf_info {
 /* False when the view has no eBPF program. */
 bool rvf_view_ebpf(const rvf_view *v, rvf_ebpf_info *out);
 
+/* WASM modules (WASM segments, upstream's wasm_bootstrap.rs layout: a
+ * 64-byte "RVWM" header, then the bytecode), in directory order. */
+typedef struct rvf_wasm_info {
+	bool has_header;          /* the RVWM header is there */
+	uint8_t role;             /* 0 microkernel, 1 interpreter, 2 combined,
+				   * 3 extension, 4 control plane */
+	uint8_t target;           /* 0 wasm32, 1 wasi-p1, 2 wasi-p2, 3 browser, 4 bare tile */
+	uint16_t required_features;
+	uint16_t export_count;
+	uint32_t bytecode_size;   /* header field */
+	uint8_t bytecode_hash[32];
+	const unsigned char *bytecode; /* in the mapping (the whole payload
+				   * when there is no header) */
+	size_t bytecode_len;
+	bool hash_ok;             /* segment hash verified */
+	char name[32];            /* the role's name, unique in the view
+				   * ("combined", "combined-2", ...) */
+	const rvf_segment *segment;
+} rvf_wasm_info;
+
+size_t rvf_view_wasm_count(const rvf_view *v);
+/* False when i is out of range. */
+bool rvf_view_wasm(const rvf_view *v, size_t i, rvf_wasm_info *out);
+
+/* The dashboard bundle: the first DASHBOARD segment (as upstream's
+ * extract_dashboard takes it), a 64-byte "RVDB" header and the bundle.
+ * A bundle with a file table (file_count > 0) is split into its files;
+ * otherwise (upstream's embed_dashboard writes file_count 0) it is one
+ * file, index.html. */
+typedef struct rvf_dashboard_file {
+	char *path;               /* relative, '/'-separated, checked: no "..",
+				   * no empty or absolute components */
+	const unsigned char *data; /* in the mapping */
+	uint64_t size;
+} rvf_dashboard_file;
+
+typedef struct rvf_dashboard {
+	uint8_t ui_framework;     /* 0 threejs, 1 react, 2 custom */
+	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (files then raw) */
+	uint64_t bundle_size;
+	uint32_t file_count;      /* header field */
+	uint64_t build_timestamp;
+	bool hash_ok;
+	size_t nfiles;
+	rvf_dashboard_file *files;
+	const rvf_segment *segment;
+} rvf_dashboard;
+
+/* RVF_E_NOT_FOUND when the store has no dashboard; RVF_E_CORRUPT for a
+ * damaged one.  Free *out with rvf_dashboard_free. */
+rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
+			    rvf_error *err);
+void rvf_dashboard_free(rvf_dashboard *d);
+
+/* Kernel attestation (upstream's `rvf verify-attestation`): the KERNEL
+ * header's image hash, the KernelBinding (upstream's layout: header,
+ * 128-byte binding, cmdline, image, with cmdline_offset 256) and the
+ * attestation witness payloads (a SHAKE-256 linked chain of 73-byte
+ * entries whose action hashes are SHAKE-256 of their records).  SHAKE-256
+ * comes from OpenSSL's libcrypto. */
+typedef struct rvf_attestation {
+	bool has_kernel;
+	bool magic_ok;               /* "RVKN" */
+	uint8_t arch;
+	uint64_t image_size;         /* the image the hash covers */
+	uint8_t stored_hash[32];
+	uint8_t shake_hash[32];      /* SHAKE-256-256 of the image */
+	bool image_hash_ok;          /* the stored hash is one of the below */
+	const char *image_hash_algo; /* "shake256-256", "shake256-256 (payload
+				      * after header)", "simple_hash256",
+				      * "sha256", or "mismatch" */
+	bool has_binding;
+	bool binding_ok;             /* version > 0, padding and reserved zero */
+	uint16_t binding_version;
+	uint16_t min_runtime_version;
+	uint64_t allowed_segment_mask;
+	uint8_t manifest_root_hash[32];
+	uint8_t policy_hash[32];
+	uint32_t witnesses;          /* attestation witness payloads found */
+	uint32_t witnesses_ok;
+	uint32_t entries;            /* entries in the verified ones */
+	char problem[256];           /* first failure, or "" */
+} rvf_attestation;
+
+/* Fills *out; returns RVF_OK when everything present verifies (no kernel
+ * and no attestation witness is OK: has_kernel false), RVF_E_SIGNATURE
+ * naming the first mismatch. */
+rvf_code rvf_view_verify_attestation(const rvf_view *v, rvf_attestation *out,
+				     rvf_error *err);
+
 /* Witness entries in directory order. */
 typedef struct rvf_witness {
 	uint8_t type;          /* 1 computation (ingest, compact), 0 provenance (delete) */
@@ -440,10 +533,12 @@ typedef struct rvf_filter rvf_filter;
 rvf_filter *rvf_filter_parse(const char *json, rvf_error *err);
 void rvf_filter_free(rvf_filter *f);
 
-/* 8-bit codes of a view's rows make exact L2 search faster (the answer is
- * the same: codes only choose which rows to measure in float32).  They
- * take about a quarter of the vectors' size in memory, are built once per
- * view, and need a CPU with AVX-512 VNNI. */
+/* 8-bit codes of a view's rows make exact search faster, for every metric
+ * (the answer is the same: codes only choose which rows to measure in
+ * float32).  They take about a quarter of the vectors' size in memory
+ * (dim + 8 bytes a row), are built once and carried from view to view
+ * across commits, and run on every CPU (AVX-512 VNNI, AVX-512BW, AVX2,
+ * NEON with or without sdot, or portable C). */
 typedef enum rvf_accel_mode {
 	RVF_ACCEL_AUTO = 0, /* build in the background after the first search
 			     * of a large enough view; exact scan meanwhile */
@@ -451,8 +546,8 @@ typedef enum rvf_accel_mode {
 	RVF_ACCEL_NOW,      /* build now (this call waits) if missing */
 } rvf_accel_mode;
 
-/* Default cap on the codes' memory: 1 GiB. */
-#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
+/* Default cap on the codes' memory: 2 GiB (10M x 128 needs 1.4 GB). */
+#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)2 << 30)
 
 typedef struct rvf_search_options {
 	unsigned threads;          /* 0 = one per CPU */
