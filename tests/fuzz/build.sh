@@ -129,7 +129,7 @@ if [ $need_fs = 1 ]; then
 		echo "build.sh: fuse3 headers missing (pkg-config fuse3): skipping fuzz_query" >&2
 		targets=("${targets[@]/fuzz_query/}")
 	else
-		for f in query log; do
+		for f in query log limits; do
 			compile "$out/obj/fs/$f.o" "fs/$f.c" -I"$REPO/fs" $FUSE_CFLAGS
 		done
 	fi
@@ -167,7 +167,7 @@ finish
 for t in "${targets[@]}"; do
 	[ -n "$t" ] || continue
 	objs=("$out/obj/fuzz/$t.o" "${engine_objs[@]}" "${extra_objs[@]}")
-	[ $t = fuzz_query ] && objs+=("$out/obj/fs/query.o" "$out/obj/fs/log.o")
+	[ $t = fuzz_query ] && objs+=("$out/obj/fs/query.o" "$out/obj/fs/log.o" "$out/obj/fs/limits.o")
 	[ $t = fuzz_control ] && objs+=("$out/obj/fs/control_parse.o")
 	newer=0
 	[ -f "$out/$t" ] || newer=1
