@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SANITIZER_MARKERS, TIMEOUT, build_dir_path, check_sanitizers, fmt_cp
+from rvfformat import content_hash, segments
 
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 ROWS = [(1, [1, 2, 3, 4]), (2, [2, 2, 2, 2]), (5, [0, 0, 0, 1]), (7, [4, 3, 2, 1])]
@@ -37,27 +38,6 @@ def write_jsonl(path, rows, meta):
         for (i, v), m in zip(rows, meta):
             f.write(json.dumps({"id": i, "vector": v, "metadata": m}) + "\n")
     return path
-
-
-def content_hash(payload):
-    """The format's content hash: CRC-32 four times, rotated by 8 bits."""
-    c = zlib.crc32(payload) & 0xFFFFFFFF
-    rot = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x  # noqa: E731
-    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24))
-
-
-def segments(path):
-    """[(offset, type, payload_length)] of every segment, by walking the file."""
-    b = Path(path).read_bytes()
-    out, off = [], 0
-    while off + 64 <= len(b):
-        magic, _, typ = struct.unpack_from("<IBB", b, off)
-        if magic != 0x52564653:
-            break
-        plen = struct.unpack_from("<Q", b, off + 0x10)[0]
-        out.append((off, typ, plen))
-        off += 64 + plen
-    return out
 
 
 def tamper_vec(path):
