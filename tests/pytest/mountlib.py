@@ -30,7 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
-from rvfformat import HDR as SEG_HEADER, LOCK_SIZE, content_hash  # noqa: E402,F401
+from rvfformat import HDR as SEG_HEADER, LOCK_SIZE, content_hash, locate_manifest  # noqa: E402,F401
 # What a sanitizer report starts with, for every check of the suite (rvfctl
 # output, daemon logs, sanitizer log files): ASan, LSan, UBSan whether it
 # halts ("ERROR: UndefinedBehaviorSanitizer") or goes on ("runtime error:").
@@ -209,6 +209,24 @@ def sha256(b):
 def crc_content_hash(payload):
     """The 16-byte content hash the format stores, in hex (user.rvf.content_hash)."""
     return content_hash(payload).hex()
+
+
+def assert_segments_match(mnt, store):
+    """segments/ of the mount lists what the store file holds now (rvffs(1):
+    the newest manifest's directory plus that manifest, in file-offset
+    order): ranks 0001..N, each at its offset with its length.  After a
+    compaction: the new file, no stale names."""
+    buf = Path(store).read_bytes()
+    seg, man = locate_manifest(buf)
+    assert man is not None, f"{store}: no manifest"
+    want = sorted({(off, plen) for _, off, plen, _ in man.dir} | {(seg.offset, seg.plen)})
+    names = sorted(os.listdir(Path(mnt) / "segments"))
+    assert [n.split("-", 1)[0] for n in names] == \
+        [f"{i:04d}" for i in range(1, len(want) + 1)], (names, want)
+    for n, (off, plen) in zip(names, want):
+        p = Path(mnt) / "segments" / n
+        assert int(os.getxattr(p, "user.rvf.offset")) == off, (n, off)
+        assert os.path.getsize(p) == SEG_HEADER + plen, (n, plen)
 
 
 def parse_kv(text):
