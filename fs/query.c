@@ -173,6 +173,23 @@ static void put_hits(FILE *f, const rvf_hit *h, size_t n)
 	}
 }
 
+/* The hits a batch may produce (k capped by the vectors there are),
+ * against results_max: 0 or -E2BIG with the reason in *msg. */
+static int results_budget(rvffs *fs, rvf_view *v, const parsed *qs, size_t nq,
+			  char **msg)
+{
+	uint64_t visible = rvf_view_info(v)->visible, kmax = 0, hits = 0;
+	size_t nplain = 0;
+	for (size_t i = 0; i < nq; i++) {
+		uint64_t k = qs[i].k < visible ? qs[i].k : visible;
+		if (qs[i].filter)
+			hits += k;
+		else if (nplain++, k > kmax)
+			kmax = k;
+	}
+	return limits_results(fs, hits + kmax * nplain, msg);
+}
+
 int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	      char **out, size_t *out_len)
 {
@@ -217,12 +234,16 @@ int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	}
 	if (!rc && nq == 0)
 		rc = fail(&msg, "empty request: expected %u numbers per line", dim);
+	if (!rc)
+		rc = results_budget(fs, v, qs, nq, &msg);
 
 	char *buf = NULL;
 	size_t sz = 0;
 	FILE *f = open_memstream(&buf, &sz);
 	if (rc) {
-		if (msg)
+		if (msg && rc == -E2BIG)
+			fprintf(f, "error: %s\n", msg); /* the whole batch's */
+		else if (msg)
 			fprintf(f, "error: line %zu: %s\n", lineno, msg);
 		else
 			fprintf(f, "error: %s\n", strerror(-rc));

@@ -179,3 +179,106 @@ def dashboard_payload(files=None, html=None, entry=b"index.html", framework=2):
                      len(entry), 0, 1_700_000_000)
     h[0x20:0x40] = hashlib.shake_256(bundle).digest(32)
     return bytes(h) + bundle
+
+
+# ------------------------------------------------------------ VEC blocks
+
+DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "i8": 3, "u8": 4, "i4": 5, "binary": 6, "pq": 7,
+          "custom": 8}
+
+
+def _pack_elem(dtype, x):
+    if dtype == "f32":
+        return struct.pack("<f", x)
+    if dtype == "f16":
+        return struct.pack("<e", x)
+    if dtype == "bf16":
+        return struct.pack("<f", x)[2:]  # values chosen exact in bf16
+    if dtype == "i8":
+        return struct.pack("<b", int(x))
+    return struct.pack("<B", int(x) & 0xFF)  # u8 and the unreadable ones
+
+
+def _varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def vec_block_payload(blocks, raw_ids=False, restart=128):
+    """upstream's block-layout VEC payload (rvf-wire vec_seg_codec.rs):
+    blocks = [(dtype, dim, [(id, vector)])], vectors stored column by column,
+    ids delta-varint (sorted, with restarts) or raw u64, CRC32C per block."""
+    n = len(blocks)
+    dir_size = (4 + 12 * n + 63) & ~63
+    bodies, entries, off = [], [], dir_size
+    for dtype, dim, rows in blocks:
+        data = b"".join(_pack_elem(dtype, rows[i][1][d]) for d in range(dim)
+                        for i in range(len(rows)))
+        ids = [r[0] for r in rows]
+        if raw_ids:
+            idmap = bytes([0]) + struct.pack("<HI", restart, len(ids)) + \
+                b"".join(struct.pack("<Q", i) for i in ids)
+        else:
+            enc = b""
+            prev = 0
+            for k, i in enumerate(ids):
+                enc += _varint(i if k % restart == 0 else i - prev)
+                prev = i
+            idmap = bytes([1]) + struct.pack("<HI", restart, len(ids)) + enc
+        body = data + idmap
+        body += struct.pack("<I", crc32c(body))
+        body += bytes((-len(body)) % 64)
+        entries.append(struct.pack("<IIHBB", off, len(rows), dim, DTYPES[dtype], 0))
+        bodies.append(body)
+        off += len(body)
+    d = struct.pack("<I", n) + b"".join(entries)
+    return d + bytes(dir_size - len(d)) + b"".join(bodies)
+
+
+def flat_vec_payload(dim, rows):
+    return struct.pack("<HI", dim, len(rows)) + b"".join(
+        struct.pack("<Q", i) + struct.pack(f"<{dim}f", *v) for i, v in rows)
+
+
+# ------------------------------------------------------------ attestation
+
+def binding_kernel_payload(image, cmdline=b"console=ttyS0", version=1, reserved=b"",
+                           image_hash=None):
+    """upstream's embed_kernel_with_binding layout: KERNEL header
+    (cmdline_offset 256), 128-byte KernelBinding, cmdline, image; the image
+    hash SHAKE-256-256 as upstream's verify-attestation checks it."""
+    h = bytearray(kernel_payload(image, cmdline)[:128])
+    struct.pack_into("<QI", h, 0x70, 256, len(cmdline))
+    h[0x30:0x50] = image_hash if image_hash is not None else hashlib.shake_256(image).digest(32)
+    b = bytearray(128)
+    b[0:32] = hashlib.shake_256(b"manifest").digest(32)
+    b[32:64] = hashlib.shake_256(b"policy").digest(32)
+    struct.pack_into("<HHIQ", b, 0x40, version, 1, 0, 0xFFFF)
+    b[0x50:0x50 + len(reserved)] = reserved
+    return bytes(h) + bytes(b) + cmdline + image
+
+
+def attestation_witness_payload(records, tamper=None):
+    """count, u64 offsets into the records, a chain of 73-byte entries
+    (prev_hash = SHAKE-256-256 of the previous entry, action_hash =
+    SHAKE-256-256 of the record, timestamp, type), then the records."""
+    offs, off = [], 0
+    for r in records:
+        offs.append(off)
+        off += len(r)
+    chain, prev = b"", bytes(32)
+    for i, r in enumerate(records):
+        e = prev + hashlib.shake_256(r).digest(32) + struct.pack("<QB", 1000 + i, 5)
+        chain += e
+        prev = hashlib.shake_256(e).digest(32)
+    recs = b"".join(records)
+    if tamper is not None:
+        recs = recs[:tamper] + bytes([recs[tamper] ^ 1]) + recs[tamper + 1:]
+    return struct.pack("<I", len(records)) + b"".join(struct.pack("<Q", o) for o in offs) + \
+        chain + recs
