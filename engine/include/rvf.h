@@ -460,6 +460,18 @@ typedef struct rvf_attestation {
 rvf_code rvf_view_verify_attestation(const rvf_view *v, rvf_attestation *out,
 				     rvf_error *err);
 
+/* REFCOUNT (0x21, upstream's refcount.rs: 32-byte "RVRC" header, one byte
+ * per cluster) recomputed from the COW map chain: for each cluster of a
+ * branch child, how many stores of the chain share its data (1 local,
+ * +1 per parent-ref hop to the store that holds it, 0 unallocated). */
+typedef struct rvf_refcount_info {
+	uint32_t cluster_count;
+	uint32_t local_clusters;     /* tag 2 in this store's map */
+	uint32_t max_refcount;
+	uint32_t chain_depth;        /* stores walked */
+} rvf_refcount_info;
+
+
 /* Witness entries in directory order. */
 typedef struct rvf_witness {
 	uint8_t type;          /* 1 computation (ingest, compact), 0 provenance (delete) */
@@ -697,6 +709,11 @@ rvf_code rvf_store_embed_ebpf(rvf_store *s, const rvf_ebpf_spec *spec,
 			      rvf_commit_info *info, rvf_error *err);
 rvf_code rvf_store_remove_ebpf(rvf_store *s, rvf_commit_info *info,
 			       rvf_error *err);
+
+/* Appends a REFCOUNT segment (replacing earlier ones in the directory) and
+ * commits it.  RVF_E_NOT_FOUND when the store has no COW map. */
+rvf_code rvf_store_rebuild_refcounts(rvf_store *s, rvf_refcount_info *out,
+				     rvf_commit_info *info, rvf_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Signing (rvffs extension; docs/format-signature.md)                 */

@@ -132,3 +132,50 @@ def test_attestation_of_kernels_we_and_the_reference_embed(store, run_ctl, ctl_j
     r = ctl_json("verify-attestation", s, "--json")
     assert r["status"] == "valid" and r["image_hash_algo"] == "simple_hash256"
     assert r["image_size"] == len(IMG)
+
+
+# ---------------------------------------------------------------- rebuild-refcounts
+
+def _refcount_segments(path):
+    import struct
+    data = path.read_bytes()
+    out, off = [], 0
+    while off + 64 <= len(data):
+        typ, plen = data[off + 5], struct.unpack_from("<Q", data, off + 0x10)[0]
+        if data[off:off + 4] != b"SFVR":
+            break
+        if typ == 0x21:
+            p = data[off + 64: off + 64 + plen]
+            magic, ver, width, _, n, mx, aoff = struct.unpack_from("<IHBBIIQ", p, 0)
+            out.append((magic, ver, width, n, mx, aoff, p[aoff:aoff + n]))
+        off += 64 + plen
+    return out
+
+
+def test_rebuild_refcounts_on_a_branch(store, run_ctl, ctl_json, tmp_path, ref, mount):
+    parent = make_store(run_ctl, store, dim=4, rows=int_rows(3000, 4))
+    child = tmp_path / "child.rvf"
+    run_ctl("branch", parent, child)
+    r = ctl_json("rebuild-refcounts", child, "--json")
+    # rvf-node writes one parent-ref entry per 256 rows (4096 bytes / 16)
+    assert r["status"] == "rebuilt" and r["cluster_count"] == 12
+    assert r["max_refcount"] == 2 and r["local_clusters"] == 0
+    segs = _refcount_segments(child)
+    assert len(segs) == 1
+    magic, ver, width, n, mx, aoff, arr = segs[0]
+    assert (magic, ver, width, n, mx, aoff) == (0x52565243, 1, 1, 12, 2, 32)
+    assert arr == bytes([2]) * 12
+    d = ref.dump(child)
+    assert d["openError"] is None and d["liveCount"] == 3000
+    # again, through the mount: the new one replaces the old in the manifest
+    m = mount(child)
+    assert ctl_json("rebuild-refcounts", m.path, "--json")["cluster_count"] == 12
+    assert sum(1 for n in m.ls("segments") if n.endswith("-refcount")) == 1
+    m.unmount()
+    assert len(_refcount_segments(child)) == 2  # the old one stays in the file
+
+
+def test_rebuild_refcounts_without_cow_map(five, ctl_json):
+    before = five.read_bytes()
+    assert ctl_json("rebuild-refcounts", five, "--json")["status"] == "no_cow_map"
+    assert five.read_bytes() == before
