@@ -141,6 +141,10 @@ int fs_rvf_errno(rvffs *fs, const char *what, const rvf_error *err);
 rvf_view *fs_view(rvffs *fs);
 /* After a commit: drop cached directory contents the commit changed. */
 void fs_invalidate(rvffs *fs, bool compacted);
+/* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
+ * absorbed, or it is shorter than the view): what was read from it cannot
+ * be trusted.  Logged (and put in `errors`) once. */
+int fs_store_check(rvffs *fs);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 
