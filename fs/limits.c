@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "rvffs.h"
 
@@ -17,9 +18,19 @@
  * the merged output, and its "ID DISTANCE" line. */
 #define HIT_BYTES (2 * sizeof(rvf_hit) + 20 + 1 + RVF_FLOAT_TEXT_MAX + 1)
 
+/* Query-file bytes held per user, over all descriptors. */
+typedef struct user_use {
+	struct user_use *next;
+	uid_t uid;
+	uint64_t bytes;
+} user_use;
+static pthread_mutex_t uses_mu = PTHREAD_MUTEX_INITIALIZER;
+static user_use *uses;
+
 void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
-		 uint64_t staged_max, unsigned slots_max)
+		 uint64_t staged_max, unsigned slots_max, uint64_t query_user_max)
 {
+	fs->lim.query_user_max = query_user_max;
 	fs->lim.request_max = request_max;
 	fs->lim.results_max = results_max;
 	fs->lim.staged_max = staged_max;
@@ -99,4 +110,38 @@ bool limits_slot_allowed(rvffs *fs, uid_t uid)
 	for (slot *q = fs->slots; q; q = q->next)
 		n += q->uid == uid;
 	return n < fs->lim.slots_max;
+}
+
+int limits_user_hold(rvffs *fs, uid_t uid, uint64_t *held, uint64_t now,
+		     bool may_fail)
+{
+	if (now == *held)
+		return 0;
+	pthread_mutex_lock(&uses_mu);
+	user_use **p = &uses;
+	while (*p && (*p)->uid != uid)
+		p = &(*p)->next;
+	user_use *u = *p;
+	if (!u && (u = calloc(1, sizeof(*u)))) {
+		u->uid = uid;
+		*p = u;
+	}
+	uint64_t total = u ? u->bytes - *held + now : 0;
+	bool over = may_fail && now > *held && total > fs->lim.query_user_max;
+	if (u && !(over && may_fail)) {
+		u->bytes = total;
+		*held = now;
+		if (!total) { /* the last byte went: no entry left behind */
+			*p = u->next;
+			free(u);
+		}
+	}
+	pthread_mutex_unlock(&uses_mu);
+	if (!u && may_fail && now > *held)
+		return -ENOMEM;
+	if (!over || !may_fail)
+		return 0;
+	fs_error(fs, "query: uid %u would hold %" PRIu64 " bytes of requests and unread results over its descriptors, more than query_user_max (%" PRIu64 "); refused",
+		 (unsigned)uid, total, fs->lim.query_user_max);
+	return -ENOMEM;
 }

@@ -335,7 +335,7 @@ int main(int argc, char **argv)
 	if (o.codes)
 		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
 	limits_init(&fs, cfg.request_max, cfg.results_max, cfg.staged_max,
-		    cfg.slots_max);
+		    cfg.slots_max, cfg.query_user_max);
 	fs.commit_s = o.commit ? o.commit : cfg.commit_s;
 	fs.sync_mode = o.sync;
 	fs.compact = (rvf_compact_policy){ .enabled = cfg.compact_auto,

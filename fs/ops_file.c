@@ -48,6 +48,7 @@ static void handle_free(handle *h)
 		image_put(h->image); /* shared: h->text is its bytes */
 		h->text = NULL;
 	}
+	limits_user_hold(NULL, h->uid, &h->held, 0, false);
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
@@ -333,6 +334,8 @@ out:
 	}
 	if (h->for_write)
 		writer_add(fs, h);
+	if (ino == INO_QUERY)
+		h->uid = fuse_req_ctx(req)->uid; /* query_user_max is the opener's */
 	if (h->for_write || (h->st && w))
 		h->owner = caller_tgid(req);
 	fi->fh = (uintptr_t)h;
@@ -702,6 +705,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		/* Complete lines run at each write, so what waits here is one
 		 * unfinished line: at most request_max bytes. */
 		rc = limits_request(fs, "query", (uint64_t)h->req_len + size);
+		if (!rc) /* and what the opener holds over all its descriptors */
+			rc = limits_user_hold(fs, h->uid, &h->held,
+					      (uint64_t)h->req_len + size + h->len, true);
 		size_t need = h->req_len + size + 1, cap = h->req_cap;
 		while (!rc && cap < need) /* doubling: no copy per write */
 			cap = cap ? 2 * cap : 4096;
@@ -725,6 +731,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			if (memchr(buf, '\n', size))
 				rc = query_process(fs, h, false);
 		}
+		limits_user_hold(fs, h->uid, &h->held,
+				 (uint64_t)h->req_len + h->len, false);
 		pthread_mutex_unlock(&h->lock);
 	} else if (h->st) {
 		pthread_mutex_lock(&fs->mu);

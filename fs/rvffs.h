@@ -70,6 +70,7 @@ typedef struct rvffs_limits {
 	uint64_t request_max;   /* bytes of one request, per descriptor */
 	uint64_t results_max;   /* bytes of the results of one batch */
 	uint64_t staged_max;    /* bytes one user stages in ingest/ */
+	uint64_t query_user_max; /* query-file bytes one user holds, all fds */
 	unsigned slots_max;     /* query slots per user */
 } rvffs_limits;
 
@@ -190,7 +191,12 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 /* limits.c: refusals say which rvffs.conf limit to raise (in `errors`). */
 void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
-		 uint64_t staged_max, unsigned slots_max);
+		 uint64_t staged_max, unsigned slots_max, uint64_t query_user_max);
+/* The query-file bytes one descriptor holds for uid go from *held to
+ * `now`: growing past query_user_max (over all the user's descriptors)
+ * is -ENOMEM (logged) when `may_fail`; else it is counted anyway. */
+int limits_user_hold(rvffs *fs, uid_t uid, uint64_t *held, uint64_t now,
+		     bool may_fail);
 /* A request (query file, slot request) reaching `end` bytes: 0 or -EFBIG. */
 int limits_request(rvffs *fs, const char *what, uint64_t end);
 /* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
@@ -328,6 +334,8 @@ typedef struct handle {
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
 	size_t req_len, req_cap;
+	uid_t uid;              /* query file: its opener, whose budget */
+	uint64_t held;          /* pays for req + text (limits.c) */
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;

@@ -155,6 +155,9 @@ static const char *on_key(parse_state *st, const char *section,
 		if (!strcmp(name, "staged_max"))
 			return parse_size(value, 0, &c->staged_max) ? NULL :
 			       "staged_max must be a size (e.g. 64G)";
+		if (!strcmp(name, "query_user_max"))
+			return parse_size(value, 4096, &c->query_user_max) ? NULL :
+			       "query_user_max must be a size of at least 4K (e.g. 1G)";
 		if (!strcmp(name, "slots_max")) {
 			if (!parse_uint(value, 1u << 20, &n))
 				return "slots_max must be 0..1048576";
@@ -219,6 +222,7 @@ bool config_load(const char *path, rvffs_config *cfg, char *why,
 	cfg->results_max = 256ull << 20;
 	cfg->staged_max = 64ull << 30;
 	cfg->slots_max = 64;
+	cfg->query_user_max = 1ull << 30;
 	cfg->commit_s = RVFFS_COMMIT_DEFAULT_S;
 	cfg->compact_auto = true;
 	cfg->compact_ratio = RVF_COMPACT_DEFAULT_RATIO;

@@ -28,6 +28,7 @@ typedef struct rvffs_config {
 	uint64_t results_max;       /* bytes of the results of one batch */
 	uint64_t staged_max;        /* bytes a user may stage in ingest/ */
 	unsigned slots_max;         /* query slots per user */
+	uint64_t query_user_max;    /* query-file bytes per user, all fds */
 	char signing_key[PATH_MAX]; /* [signing] key: a key prefix, or "" */
 	unsigned commit_s;          /* [mount] commit: seconds between durable commits */
 	bool compact_auto;          /* [compact] auto = on|off */

@@ -127,6 +127,36 @@ def test_request_max_is_configurable(shared):
     assert "at most 65536 bytes (request_max" in m.errors()
 
 
+MANY_FDS = r'''
+import errno, os, sys
+fds = [os.open(sys.argv[1], os.O_WRONLY) for _ in range(8)]
+out = []
+for fd in fds:
+    try:
+        os.write(fd, b"1" * 60000)
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+for fd in fds:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+fd = os.open(sys.argv[1], os.O_WRONLY)  # all closed: the budget is back
+os.write(fd, b"1" * 60000)
+print(" ".join(out))
+'''
+
+
+def test_query_memory_per_user_over_descriptors(shared):
+    """request_max is per descriptor: many descriptors would multiply it.
+    query_user_max bounds what one user holds over all of them."""
+    m = shared(limits={"request_max": "64K", "query_user_max": "256K"})
+    cp = run_as_nobody(["/usr/bin/python3", "-c", MANY_FDS, f"{m.path}/query"], check=True)
+    assert cp.stdout.split() == ["ok"] * 4 + ["ENOMEM"] * 4, cp.stdout
+    assert "query: uid 65534 would hold" in m.errors() and "query_user_max (262144)" in m.errors()
+
+
 # ------------------------------------------------------------- results
 
 def test_results_of_a_batch_are_bounded(shared):
