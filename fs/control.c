@@ -284,12 +284,11 @@ static int do_delete(rvffs *fs, command *c)
 			p++;
 		if (!*p)
 			break;
-		char *end;
-		errno = 0;
-		unsigned long long id = strtoull(p, &end, 10);
-		if (*p < '0' || *p > '9' || errno ||
-		    (*end && *end != ' ' && *end != ',' && *end != '\t')) {
-			fs_error(fs, "control: delete: ids are non-negative integers, not \"%.40s\"", p);
+		const char *end = p + strcspn(p, " ,\t");
+		uint64_t id;
+		if (!rvf_parse_id(p, (size_t)(end - p), &id)) {
+			fs_error(fs, "control: delete: ids are canonical decimal numbers, not \"%.*s\"",
+				 (int)(end - p > 40 ? 40 : end - p), p);
 			rc = -EINVAL;
 			break;
 		}

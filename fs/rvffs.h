@@ -74,8 +74,6 @@ typedef struct rvffs {
 	uint64_t next_dyn;         /* next dynamic inode */
 	struct staged *staged;     /* ingest/ entries */
 	struct slot *slots;        /* queries/ entries */
-	char *last_result;         /* results of the last query on this mount */
-	size_t last_result_len;
 	char *errors;              /* recent error lines, newest last */
 	size_t errors_len;
 	uint32_t seg_gen;          /* bumps when the store is compacted */
@@ -154,6 +152,20 @@ struct timespec seg_mtime(rvf_view *v, size_t i);
 int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	      char **out, size_t *out_len);
 
+/* results.c: the query file's results, per reader. */
+typedef struct caller {
+	uid_t uid;
+	pid_t tgid, ppid, sid;  /* sid 0: unknown */
+} caller;
+void caller_of(fuse_req_t req, caller *c);
+/* The process (thread group) of the thread that made a request. */
+pid_t caller_tgid(fuse_req_t req);
+/* Keeps TEXT as the newest result written by c. */
+void results_put(rvffs *fs, const caller *c, const char *text, size_t len);
+/* A copy of the result reader r may see (NULL, *len 0: none). */
+char *results_get(rvffs *fs, const caller *r, size_t *len);
+void results_free(rvffs *fs);
+
 /* staging.c: files in ingest/ */
 typedef struct staged {
 	struct staged *next;
@@ -164,6 +176,10 @@ typedef struct staged {
 	int opens;
 	bool dirty;             /* written since the last commit attempt */
 	bool gone;              /* left ingest/: freed at the last release */
+	uint64_t checked;       /* bytes [0, checked) are complete, good lines */
+	uint64_t next_line;     /* line number at `checked` */
+	bool unchecked;         /* written out of order: checked at close only */
+	bool refused;           /* a write failed on a bad line: never committed */
 	struct timespec mtime;
 	mode_t mode;
 } staged;
@@ -174,6 +190,9 @@ int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out);
 /* Parses and commits the staged file; on success it leaves ingest/.
  * Returns 0 or -errno (the reason is logged and in `errors`). */
 int staged_commit(rvffs *fs, staged *s);
+/* After a write of [off, off+len): checks the lines it completed, for
+ * text formats written in order.  0, or -EINVAL (reason in `errors`). */
+int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);
@@ -214,7 +233,9 @@ typedef struct handle {
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;
-	bool wdirty;
+	bool wdirty;            /* bytes written since the last commit */
+	bool wseq;              /* written from the start, in order */
+	bool wfailed;           /* a write was refused: the close commits nothing */
 	staged *st;
 	bool for_write;
 	struct handle *next_writer;
