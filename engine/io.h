@@ -13,6 +13,9 @@ int io_pread_all(int fd, void *buf, size_t len, off_t off);
 int io_fsync(int fd);
 int io_ftruncate(int fd, off_t len);
 int io_rename(const char *from, const char *to);
+/* The fault seam for mapping the store (view.c): 0, or the errno to fail
+ * with. */
+int io_map_fault(void);
 /* fsync the directory that holds `path`. */
 int io_fsync_dir_of(const char *path);
 

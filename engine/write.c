@@ -238,31 +238,36 @@ void commit_done(commit *c)
 }
 
 /* A new view of the file after the commit, reusing the base view's rows. */
-static rvf_code publish_new_view(commit *c, rvf_error *err)
+/* Builds the view of the state this commit writes, from the written
+ * bytes (the mapping grows first when needed). */
+static rvf_code build_new_view(commit *c, uint64_t end, rvf_view **out,
+			       rvf_error *err)
 {
 	rvf_store *s = c->s;
-	rvf_map *map = s->map;
-	if (s->end > map->capacity) {
-		map = map_file(s->fd, s->end, err);
+	if (end > s->map->capacity) {
+		rvf_map *map = map_file(s->fd, end, err);
 		if (!map)
 			return err ? err->code : RVF_E_NO_MEMORY;
 		map_unref(s->map);
 		s->map = map;
 	}
-	rvf_view *v;
-	rvf_code rc = view_build(s->map, s->end, s->path, c->base, c->start, 0,
-				 c->meta ? c->meta : c->base->meta, &v, err);
-	if (rc != RVF_OK)
-		return rc;
-	v->info.read_only = s->read_only || s->frozen;
-	store_publish(s, v);
-	return RVF_OK;
+	rvf_code rc = view_build(s->map, end, s->path, c->base, c->start, 0,
+				 c->meta ? c->meta : c->base->meta, out, err);
+	if (rc == RVF_OK)
+		(*out)->info.read_only = s->read_only || s->frozen;
+	return rc;
 }
 
+/* The commit point is the manifest's fsync.  Everything that can fail --
+ * the data's fsync, memory, the new view -- happens before it, so a
+ * failure leaves nothing committed (the file is cut back), and after it
+ * nothing can fail: rvf.h's "on failure nothing is committed" holds. */
 rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 {
 	rvf_store *s = c->s;
 	rvf_code rc;
+	rvf_view *v = NULL;
+	dir_entry *pending = NULL;
 	if (s->end != c->start && io_fsync(s->fd) != 0) {
 		rc = rvf_fail_io(err, errno, "cannot fsync %s", s->path);
 		goto fail;
@@ -274,46 +279,56 @@ rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 	}
 	size_t len;
 	unsigned char *p = manifest_encode(&c->next, &len);
-	if (!p) {
+	pending = malloc(sizeof(dir_entry));
+	if (!p || !pending) {
+		free(p);
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		goto fail;
 	}
 	uint64_t moff = s->end, mid = s->next_seg_id;
+	uint64_t end = moff + RVF_SEGMENT_HEADER_SIZE + len;
 	/* The manifest does not list itself: write it without pushing. */
 	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
 	uint8_t hash[16];
 	rvf_content_hash(p, len, hash);
 	segment_encode(hdr, RVF_SEG_MANIFEST, mid, len, hash);
 	int bad = io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)moff) ||
-		  io_pwrite_all(s->fd, p, len, (off_t)(moff + sizeof(hdr))) ||
-		  io_fsync(s->fd);
+		  io_pwrite_all(s->fd, p, len, (off_t)(moff + sizeof(hdr)));
 	int e = errno;
 	free(p);
 	if (bad) {
 		rc = rvf_fail_io(err, e, "cannot write the manifest of %s", s->path);
 		goto fail;
 	}
-	s->next_seg_id++;
-	s->end = moff + sizeof(hdr) + len;
-	/* Committed.  The next manifest lists this one (same session). */
-	dir_entry me = { .seg_id = mid, .offset = moff, .payload_length = len,
-			 .type = RVF_SEG_MANIFEST };
-	free(s->pending);
-	s->pending = malloc(sizeof(dir_entry));
-	s->npending = 0;
-	if (s->pending) {
-		s->pending[0] = me;
-		s->npending = 1;
+	rc = build_new_view(c, end, &v, err);
+	if (rc != RVF_OK)
+		goto fail;
+	if (io_fsync(s->fd) != 0) {
+		rc = rvf_fail_io(err, errno, "cannot write the manifest of %s", s->path);
+		goto fail;
 	}
+	/* Committed; nothing below can fail.  The next manifest lists this
+	 * one (same session). */
+	s->next_seg_id++;
+	s->end = end;
+	pending[0] = (dir_entry){ .seg_id = mid, .offset = moff,
+				  .payload_length = len,
+				  .type = RVF_SEG_MANIFEST };
+	free(s->pending);
+	s->pending = pending;
+	s->npending = 1;
 	if (info) {
 		info->epoch = c->next.epoch;
 		info->bytes = s->end - c->start;
 	}
-	rc = publish_new_view(c, err);
+	store_publish(s, v);
 	commit_release(c);
 	pthread_mutex_unlock(&s->write_mu);
-	return rc;
+	return RVF_OK;
 fail:
+	if (v)
+		rvf_view_release(v);
+	free(pending);
 	commit_abort(c);
 	return rc;
 }
