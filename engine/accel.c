@@ -1,8 +1,11 @@
-/* accel.c - building the codes of a view's rows and searching with them.
- * The reasoning that keeps answers exact is in accel.h. */
+/* accel.c - building the codes of a view's rows, carrying them across
+ * commits, and searching with them.  The reasoning that keeps answers
+ * exact is in accel.h. */
 #include "accel.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,227 +16,593 @@
 #include "pool.h"
 
 enum {
-	MAX_DIM = 32768,      /* keeps sum (c - cq)^2 inside 31 bits */
+	MAX_DIM = 32768,      /* keeps 2 * sum c * cq inside 31 bits */
 	QUERY_GROUP = 64,     /* queries per kernel call on one block */
 	RESCORE_CHUNK = 256,  /* candidates measured per float-kernel call */
 };
+
+#define DEAD UINT32_MAX
+/* Norm^2 range of the rows IP and cosine code (others are exceptions),
+ * and the range of |q|^2 |x|^2 a query may reach with them: inside it
+ * float32 neither overflows nor meets the reference's zero-vector rule
+ * (sqrt(|q|^2 |x|^2) < FLT_EPSILON gives cosine 1). */
+#define NORM2_MIN 0x1p-60
+#define NORM2_MAX 0x1p60
+#define PROD2_MIN 0x1p-40
+#define PROD2_MAX 0x1p120
 
 /* Code work (groups x blocks x queries) a task must have to be worth a
  * worker's wake-up. */
 #define WORK_PER_TASK ((size_t)1 << 16)
 
-struct accel_index {
+/* The codes of every row ever coded on one grid: append-only blocks in
+ * fixed chunks, so an index keeps reading its blocks while a later view's
+ * index adds its own. */
+typedef struct code_store {
+	atomic_int refs;
+	pthread_mutex_t mu;  /* guards used and the chunk tables' growth */
 	const code_ops *ops;
-	const search_row *rows;
-	size_t n, dim, ngroups, nblocks;
+	rvf_metric metric;
+	size_t dim, ngroups;
 	double s;            /* one scale for every dimension */
 	double *o;           /* per dimension: the smallest value */
 	double omax;         /* the largest |o| */
+	double e_lim;        /* a coded row's error above this: exception */
+	size_t used;         /* blocks handed out */
+	size_t chunk_blocks; /* blocks per allocation */
+	size_t nchunks, chunk_cap;
+	uint8_t **codes;     /* per chunk: chunk_blocks * ngroups * 64 bytes */
+	int32_t **base;      /* L2, per chunk and slot: sum c^2 - 256 sum c */
+} code_store;
+
+struct accel_index {
+	atomic_int refs;
+	code_store *cs;
+	const search_row *rows;
+	size_t n;            /* rows */
+	size_t nblocks;      /* blocks [0, nblocks) of the store are scanned */
+	uint32_t *slot_row;  /* per slot: index into rows, or DEAD */
+	uint64_t *skip;      /* per slot: dead or an exception */
+	uint32_t *exc;       /* slots of exceptions */
+	size_t nexc, ndead;
 	double e_max;        /* the largest |x - x^| of a coded row */
-	uint8_t *codes;      /* nblocks blocks of ngroups * 64 bytes */
-	int32_t *base;       /* per row: sum c^2 - 256 * sum c (blocks padded) */
-	uint64_t *exc_bits;  /* rows the codes do not bound */
-	uint32_t *exc;
-	size_t nexc;
+	double xmax;         /* the largest norm of a coded row */
+	double x2min;        /* the smallest norm^2 of a coded row */
 };
 
-static bool is_exception(const accel_index *a, size_t row)
+static const int32_t zero_base[CODE_BLOCK];
+
+static bool skipped(const accel_index *a, size_t slot)
 {
-	return a->exc_bits[row / 64] >> (row % 64) & 1;
+	return a->skip[slot / 64] >> (slot % 64) & 1;
 }
 
-static void load_row(const unsigned char *p, size_t dim, float *x)
+static void set_skip(accel_index *a, size_t slot)
 {
-	for (size_t d = 0; d < dim; d++)
-		x[d] = ldf32(p + 4 * d);
+	a->skip[slot / 64] |= 1ull << (slot % 64);
 }
 
-static bool all_finite(const float *x, size_t dim)
+static uint8_t *block_codes(const code_store *cs, size_t b)
 {
-	for (size_t d = 0; d < dim; d++)
-		if (!isfinite(x[d]))
+	return cs->codes[b / cs->chunk_blocks] +
+	       b % cs->chunk_blocks * cs->ngroups * 64;
+}
+
+static int32_t *block_base(const code_store *cs, size_t b)
+{
+	return cs->base[b / cs->chunk_blocks] +
+	       b % cs->chunk_blocks * CODE_BLOCK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows as the codes see them                                          */
+/* ------------------------------------------------------------------ */
+
+/* Row p as doubles, unit length for cosine; false when it is an
+ * exception (accel.h).  *norm = its norm (before normalising). */
+static bool row_values(rvf_metric m, const unsigned char *p, size_t dim,
+		       double *x, double *norm)
+{
+	double nn = 0;
+
+	for (size_t d = 0; d < dim; d++) {
+		float f = ldf32(p + 4 * d);
+
+		if (!isfinite(f))
 			return false;
+		x[d] = f;
+		nn += x[d] * x[d];
+	}
+	*norm = sqrt(nn);
+	if (m == RVF_METRIC_L2)
+		return true;
+	if (nn > NORM2_MAX)
+		return false;
+	if (m == RVF_METRIC_COSINE) {
+		if (nn < NORM2_MIN)
+			return false;
+		for (size_t d = 0; d < dim; d++)
+			x[d] /= *norm;
+	}
 	return true;
 }
 
-/* The code of value v in dimension d, and |v - v^|^2 through *err2. */
-static int code_of(const accel_index *a, size_t d, float v, double *err2)
+/* The code of value v in dimension d, and |v - v^|^2 added to *err2. */
+static int code_of(const code_store *cs, size_t d, double v, double *err2)
 {
-	double c = nearbyint(((double)v - a->o[d]) / a->s);
+	double c = nearbyint((v - cs->o[d]) / cs->s);
 	double t;
 
 	c = c < 0 ? 0 : c > 255 ? 255 : c;
-	t = (double)v - (a->o[d] + a->s * c);
+	t = v - (cs->o[d] + cs->s * c);
 	*err2 += t * t;
 	return (int)c;
 }
 
 /* Rounding in the double arithmetic above, bounded generously. */
-static double error_slack(const accel_index *a)
+static double error_slack(const code_store *cs)
 {
-	return 1e-12 * (a->omax + 255 * a->s) * sqrt((double)a->dim);
+	return 1e-12 * (cs->omax + 255 * cs->s + 1) * sqrt((double)cs->dim);
 }
 
-size_t accel_estimate(size_t n, size_t dim)
+/* ------------------------------------------------------------------ */
+/* Stores and indexes                                                  */
+/* ------------------------------------------------------------------ */
+
+static void store_unref(code_store *cs)
+{
+	if (!cs || atomic_fetch_sub(&cs->refs, 1) != 1)
+		return;
+	for (size_t c = 0; c < cs->nchunks; c++) {
+		free(cs->codes[c]);
+		if (cs->base)
+			free(cs->base[c]);
+	}
+	free(cs->codes);
+	free(cs->base);
+	free(cs->o);
+	pthread_mutex_destroy(&cs->mu);
+	free(cs);
+}
+
+static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
+			     size_t n)
+{
+	code_store *cs = calloc(1, sizeof(*cs));
+
+	if (!cs)
+		return NULL;
+	atomic_init(&cs->refs, 1);
+	pthread_mutex_init(&cs->mu, NULL);
+	cs->ops = ops;
+	cs->metric = m;
+	cs->dim = dim;
+	cs->ngroups = (dim + 3) / 4;
+	/* the rows in at most 64 allocations; room for as many again and
+	 * 64k more added by commits */
+	cs->chunk_blocks = ((n + CODE_BLOCK - 1) / CODE_BLOCK + 63) / 64;
+	if (cs->chunk_blocks < 64)
+		cs->chunk_blocks = 64;
+	cs->chunk_cap = (2 * n + 65536) / (cs->chunk_blocks * CODE_BLOCK) + 2;
+	cs->o = malloc(dim * sizeof(double));
+	cs->codes = calloc(cs->chunk_cap, sizeof(*cs->codes));
+	if (m == RVF_METRIC_L2)
+		cs->base = calloc(cs->chunk_cap, sizeof(*cs->base));
+	if (!cs->o || !cs->codes || (m == RVF_METRIC_L2 && !cs->base)) {
+		store_unref(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+/* Hands out nb fresh blocks; their first one through *b0. */
+static bool store_take(code_store *cs, size_t nb, size_t *b0)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&cs->mu);
+	while (ok && cs->nchunks * cs->chunk_blocks < cs->used + nb) {
+		size_t c = cs->nchunks;
+
+		if (c == cs->chunk_cap) {
+			ok = false;
+			break;
+		}
+		cs->codes[c] = calloc(cs->chunk_blocks, cs->ngroups * 64);
+		if (cs->base)
+			cs->base[c] = calloc(cs->chunk_blocks * CODE_BLOCK,
+					     sizeof(int32_t));
+		if (!cs->codes[c] || (cs->base && !cs->base[c])) {
+			free(cs->codes[c]);
+			if (cs->base)
+				free(cs->base[c]);
+			ok = false;
+			break;
+		}
+		cs->nchunks++;
+	}
+	if (ok) {
+		*b0 = cs->used;
+		cs->used += nb;
+	}
+	pthread_mutex_unlock(&cs->mu);
+	return ok;
+}
+
+size_t accel_estimate(size_t n, size_t dim, rvf_metric metric)
 {
 	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK;
+	size_t per_block = ((dim + 3) / 4) * 64 + CODE_BLOCK * 4 + 2 +
+			   (dist_metric(metric) == RVF_METRIC_L2 ? CODE_BLOCK * 4 : 0);
 
-	return nblocks * ((dim + 3) / 4) * 64 + nblocks * CODE_BLOCK * 4 +
-	       (n + 63) / 64 * 8;
+	return nblocks * per_block;
 }
 
 size_t accel_bytes(const accel_index *a)
 {
-	return accel_estimate(a->n, a->dim) + a->nexc * sizeof(uint32_t) +
-	       a->dim * sizeof(double) + sizeof(*a);
+	const code_store *cs = a->cs;
+
+	return a->nblocks *
+		       (cs->ngroups * 64 + (cs->base ? CODE_BLOCK * 4 : 0)) +
+	       a->nblocks * CODE_BLOCK * 4 + a->nblocks * 2 +
+	       a->nexc * sizeof(uint32_t) + cs->dim * sizeof(double) +
+	       sizeof(*a) + sizeof(*cs);
 }
 
-void accel_free(accel_index *a)
+size_t accel_dead(const accel_index *a)
 {
-	if (!a)
+	return a->ndead;
+}
+
+bool accel_stale(const accel_index *a)
+{
+	return a->ndead > a->n / 4 || a->nexc > a->n / 64 + 16;
+}
+
+accel_index *accel_ref(accel_index *a)
+{
+	atomic_fetch_add(&a->refs, 1);
+	return a;
+}
+
+void accel_release(accel_index *a)
+{
+	if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
 		return;
-	free(a->o);
-	free(a->codes);
-	free(a->base);
-	free(a->exc_bits);
+	store_unref(a->cs);
+	free(a->slot_row);
+	free(a->skip);
 	free(a->exc);
 	free(a);
 }
 
-/* First pass: o = per-dimension minimum, s from the widest range; rows
- * with a NaN or an infinity become exceptions. */
-static void pick_scale(accel_index *a, float *x)
+static accel_index *index_new(code_store *cs, const search_row *rows,
+			      size_t n, size_t nblocks)
 {
-	double *hi = malloc(a->dim * sizeof(double)), range = 0;
+	accel_index *a = calloc(1, sizeof(*a));
+	size_t nslots = nblocks * CODE_BLOCK;
 
-	if (!hi) {
-		a->s = 0;
-		return;
+	if (!a)
+		return NULL;
+	atomic_init(&a->refs, 1);
+	a->x2min = INFINITY;
+	a->cs = cs;
+	atomic_fetch_add(&cs->refs, 1);
+	a->rows = rows;
+	a->n = n;
+	a->nblocks = nblocks;
+	a->slot_row = malloc((nslots ? nslots : 1) * sizeof(uint32_t));
+	a->skip = calloc((nslots + 63) / 64 + 1, 8);
+	if (!a->slot_row || !a->skip) {
+		accel_release(a);
+		return NULL;
 	}
-	for (size_t d = 0; d < a->dim; d++) {
-		a->o[d] = INFINITY;
+	for (size_t i = 0; i < nslots; i++)
+		a->slot_row[i] = DEAD;
+	return a;
+}
+
+/* Codes row r of the index into its slot; false when the row becomes an
+ * exception.  x is dim doubles of scratch. */
+static bool code_row(accel_index *a, size_t slot, double *x)
+{
+	const code_store *cs = a->cs;
+	uint8_t *blk = block_codes(cs, slot / CODE_BLOCK);
+	size_t rr = slot % CODE_BLOCK;
+	int64_t sum = 0, sum2 = 0;
+	double err2 = 0, e, norm;
+
+	if (!row_values(cs->metric, a->rows[a->slot_row[slot]].data, cs->dim,
+			x, &norm))
+		return false;
+	for (size_t d = 0; d < cs->dim; d++) {
+		int c = code_of(cs, d, x[d], &err2);
+
+		blk[d / 4 * 64 + rr * 4 + d % 4] = (uint8_t)c;
+		sum += c;
+		sum2 += c * c;
+	}
+	e = sqrt(err2) * (1 + 1e-12) + error_slack(cs);
+	if (e > cs->e_lim)
+		return false;
+	if (e > a->e_max)
+		a->e_max = e;
+	if (norm > a->xmax)
+		a->xmax = norm;
+	if (norm * norm < a->x2min)
+		a->x2min = norm * norm;
+	if (cs->base)
+		block_base(cs, slot / CODE_BLOCK)[rr] = (int32_t)(sum2 - 256 * sum);
+	return true;
+}
+
+/* The grid: o = per-dimension minimum, s from the widest range. */
+static bool pick_scale(code_store *cs, const search_row *rows, size_t n,
+		       double *x)
+{
+	double *hi = malloc(cs->dim * sizeof(double)), range = 0, norm;
+
+	if (!hi)
+		return false;
+	for (size_t d = 0; d < cs->dim; d++) {
+		cs->o[d] = INFINITY;
 		hi[d] = -INFINITY;
 	}
-	for (size_t r = 0; r < a->n; r++) {
-		load_row(a->rows[r].data, a->dim, x);
-		if (!all_finite(x, a->dim)) {
-			a->exc_bits[r / 64] |= 1ull << (r % 64);
+	for (size_t r = 0; r < n; r++) {
+		if (!row_values(cs->metric, rows[r].data, cs->dim, x, &norm))
 			continue;
-		}
-		for (size_t d = 0; d < a->dim; d++) {
-			if (x[d] < a->o[d])
-				a->o[d] = x[d];
+		for (size_t d = 0; d < cs->dim; d++) {
+			if (x[d] < cs->o[d])
+				cs->o[d] = x[d];
 			if (x[d] > hi[d])
 				hi[d] = x[d];
 		}
 	}
-	for (size_t d = 0; d < a->dim; d++) {
-		if (a->o[d] > hi[d]) /* no finite row */
-			a->o[d] = hi[d] = 0;
-		if (hi[d] - a->o[d] > range)
-			range = hi[d] - a->o[d];
-		if (fabs(a->o[d]) > a->omax)
-			a->omax = fabs(a->o[d]);
+	for (size_t d = 0; d < cs->dim; d++) {
+		if (cs->o[d] > hi[d]) /* no finite row */
+			cs->o[d] = hi[d] = 0;
+		if (hi[d] - cs->o[d] > range)
+			range = hi[d] - cs->o[d];
+		if (fabs(cs->o[d]) > cs->omax)
+			cs->omax = fabs(cs->o[d]);
 	}
-	a->s = range > 0 ? range / 255 : 1;
+	cs->s = range > 0 ? range / 255 : 1;
+	/* inside the range every code is within half a step per dimension;
+	 * rows added later may stray a little further */
+	cs->e_lim = 4 * (0.5 * cs->s * sqrt((double)cs->dim) * (1 + 1e-9) +
+			 error_slack(cs));
 	free(hi);
+	return true;
 }
 
-/* Second pass: the codes, each row's sums, e_max. */
-static void code_rows(accel_index *a, float *x)
+/* Codes slots [from, to) of a; exceptions are flagged and listed.  *ok is
+ * false when memory ran out. */
+static bool code_slots(accel_index *a, size_t from, size_t to, double *x)
 {
-	double e_lim = 0.5 * a->s * sqrt((double)a->dim) * (1 + 1e-9) +
-		       error_slack(a);
+	size_t nexc = a->nexc;
 
-	for (size_t r = 0; r < a->n; r++) {
-		uint8_t *blk = a->codes + r / CODE_BLOCK * a->ngroups * 64;
-		size_t rr = r % CODE_BLOCK;
-		int64_t sum = 0, sum2 = 0;
-		double err2 = 0, e;
+	for (size_t s = from; s < to; s++)
+		if (a->slot_row[s] != DEAD && !code_row(a, s, x)) {
+			uint32_t *e;
 
-		if (is_exception(a, r))
-			continue;
-		load_row(a->rows[r].data, a->dim, x);
-		for (size_t d = 0; d < a->dim; d++) {
-			int c = code_of(a, d, x[d], &err2);
-
-			blk[d / 4 * 64 + rr * 4 + d % 4] = (uint8_t)c;
-			sum += c;
-			sum2 += c * c;
+			if ((nexc & (nexc + 1)) == 0) { /* grow at 2^k - 1 */
+				e = realloc(a->exc, (2 * nexc + 2) * sizeof(uint32_t));
+				if (!e)
+					return false;
+				a->exc = e;
+			}
+			a->exc[nexc++] = (uint32_t)s;
+			set_skip(a, s);
 		}
-		e = sqrt(err2);
-		if (e > e_lim) { /* cannot happen inside the range; be safe */
-			a->exc_bits[r / 64] |= 1ull << (r % 64);
-			continue;
-		}
-		if (e > a->e_max)
-			a->e_max = e;
-		a->base[r] = (int32_t)(sum2 - 256 * sum);
-	}
-	a->e_max = a->e_max * (1 + 1e-12) + error_slack(a);
+	a->nexc = nexc;
+	return true;
+}
+
+static bool too_many_exceptions(const accel_index *a)
+{
+	return a->nexc > a->n / 16 + 16;
 }
 
 accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
-			 const code_ops *ops, const char **why)
+			 rvf_metric metric, const code_ops *ops,
+			 const char **why)
 {
-	accel_index *a;
-	float *x = NULL;
+	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK, b0;
+	code_store *cs = NULL;
+	accel_index *a = NULL;
+	double *x = NULL;
 
 	*why = "out of memory";
-	if (dim == 0 || dim > MAX_DIM || n == 0 || n > UINT32_MAX) {
+	if (dim == 0 || dim > MAX_DIM || n == 0 || n >= UINT32_MAX / 2) {
 		*why = "dimension or row count outside what codes handle";
 		return NULL;
 	}
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		return NULL;
-	a->ops = ops;
-	a->rows = rows;
-	a->n = n;
-	a->dim = dim;
-	a->ngroups = (dim + 3) / 4;
-	a->nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK;
-	a->o = malloc(dim * sizeof(double));
-	a->codes = calloc(a->nblocks, a->ngroups * 64);
-	a->base = calloc(a->nblocks * CODE_BLOCK, sizeof(int32_t));
-	a->exc_bits = calloc((n + 63) / 64, 8);
-	x = malloc(dim * sizeof(float));
-	if (!a->o || !a->codes || !a->base || !a->exc_bits || !x)
+	cs = store_new(dim, dist_metric(metric), ops, n);
+	x = malloc(dim * sizeof(double));
+	if (!cs || !x || !pick_scale(cs, rows, n, x) ||
+	    !store_take(cs, nblocks, &b0) ||
+	    !(a = index_new(cs, rows, n, nblocks)))
 		goto fail;
-	pick_scale(a, x);
-	if (a->s == 0)
-		goto fail;
-	code_rows(a, x);
-
 	for (size_t r = 0; r < n; r++)
-		a->nexc += is_exception(a, r);
-	if (a->nexc > n / 16 + 16) {
-		*why = "too many rows with NaN or infinite values";
+		a->slot_row[r] = (uint32_t)r;
+	for (size_t s = n; s < nblocks * CODE_BLOCK; s++)
+		set_skip(a, s);
+	if (!code_slots(a, 0, n, x))
+		goto fail;
+	if (too_many_exceptions(a)) {
+		*why = "too many rows with NaN, infinite or out-of-range values";
 		goto fail;
 	}
-	a->exc = malloc((a->nexc ? a->nexc : 1) * sizeof(uint32_t));
-	if (!a->exc)
-		goto fail;
-	for (size_t r = 0, i = 0; r < n; r++)
-		if (is_exception(a, r))
-			a->exc[i++] = (uint32_t)r;
+	store_unref(cs); /* the index holds it */
 	free(x);
 	*why = NULL;
 	return a;
 fail:
+	accel_release(a);
+	store_unref(cs);
 	free(x);
-	accel_free(a);
 	return NULL;
+}
+
+accel_index *accel_derive(const accel_index *prev, const search_row *rows,
+			  size_t n, const char **why)
+{
+	code_store *cs = prev->cs;
+	uint32_t *prev_slot = NULL, *fresh = NULL;
+	size_t nfresh = 0, i = 0, j = 0, nb, b0, nslots;
+	accel_index *a = NULL;
+	double *x = NULL;
+
+	*why = "out of memory";
+	if (n == 0 || n >= UINT32_MAX / 2) {
+		*why = "row count outside what codes handle";
+		return NULL;
+	}
+	prev_slot = malloc((prev->n ? prev->n : 1) * sizeof(uint32_t));
+	fresh = malloc(n * sizeof(uint32_t));
+	x = malloc(cs->dim * sizeof(double));
+	if (!prev_slot || !fresh || !x)
+		goto fail;
+	for (size_t s = 0; s < prev->nblocks * CODE_BLOCK; s++)
+		if (prev->slot_row[s] != DEAD)
+			prev_slot[prev->slot_row[s]] = (uint32_t)s;
+
+	/* both row lists ascend by id: one merge finds what stayed */
+	nb = prev->nblocks;
+	for (size_t k = 1; k < n; k++)
+		if (rows[k - 1].id >= rows[k].id) {
+			*why = "rows not in id order";
+			goto fail;
+		}
+	{
+		/* new rows get blocks after every block handed out so far */
+		size_t cnt = 0;
+
+		for (i = 0, j = 0; j < n;) {
+			if (i < prev->n && prev->rows[i].id < rows[j].id) {
+				i++;
+			} else if (i < prev->n && prev->rows[i].id == rows[j].id &&
+				   prev->rows[i].data == rows[j].data) {
+				i++;
+				j++;
+			} else {
+				if (i < prev->n && prev->rows[i].id == rows[j].id)
+					i++;
+				fresh[cnt++] = (uint32_t)j++;
+			}
+		}
+		nfresh = cnt;
+	}
+	if (nfresh > n / 2 + 1024) {
+		*why = "most rows are new";
+		goto fail;
+	}
+	b0 = 0;
+	if (nfresh && !store_take(cs, (nfresh + CODE_BLOCK - 1) / CODE_BLOCK, &b0)) {
+		*why = "the code store is full";
+		goto fail;
+	}
+	nslots = nfresh ? (b0 * CODE_BLOCK + nfresh) : nb * CODE_BLOCK;
+	nb = (nslots + CODE_BLOCK - 1) / CODE_BLOCK;
+	if (nb < prev->nblocks)
+		nb = prev->nblocks;
+	a = index_new(cs, rows, n, nb);
+	if (!a)
+		goto fail;
+	a->e_max = prev->e_max;
+	a->xmax = prev->xmax;
+	a->x2min = prev->x2min;
+	/* rows that stayed keep their slots */
+	for (i = 0, j = 0; i < prev->n && j < n;) {
+		if (prev->rows[i].id < rows[j].id) {
+			i++;
+		} else if (prev->rows[i].id > rows[j].id) {
+			j++;
+		} else {
+			if (prev->rows[i].data == rows[j].data)
+				a->slot_row[prev_slot[i]] = (uint32_t)j;
+			i++;
+			j++;
+		}
+	}
+	for (size_t k = 0; k < nfresh; k++)
+		a->slot_row[b0 * CODE_BLOCK + k] = fresh[k];
+	for (size_t s = 0; s < nb * CODE_BLOCK; s++)
+		if (a->slot_row[s] == DEAD) {
+			set_skip(a, s);
+			a->ndead++;
+		}
+	/* the exceptions that stayed, then the new rows */
+	for (size_t k = 0; k < prev->nexc; k++) {
+		uint32_t s = prev->exc[k];
+
+		if (a->slot_row[s] == DEAD)
+			continue;
+		if ((a->nexc & (a->nexc + 1)) == 0) {
+			uint32_t *e = realloc(a->exc, (2 * a->nexc + 2) *
+						      sizeof(uint32_t));
+
+			if (!e)
+				goto fail;
+			a->exc = e;
+		}
+		a->exc[a->nexc++] = s;
+		set_skip(a, s);
+	}
+	if (nfresh && !code_slots(a, b0 * CODE_BLOCK, b0 * CODE_BLOCK + nfresh, x))
+		goto fail;
+	if (too_many_exceptions(a)) {
+		*why = "too many new rows the codes cannot bound";
+		goto fail;
+	}
+	free(prev_slot);
+	free(fresh);
+	free(x);
+	*why = NULL;
+	return a;
+fail:
+	accel_release(a);
+	free(prev_slot);
+	free(fresh);
+	free(x);
+	return NULL;
+}
+
+/* The query's norm^2 in double, or -1 when a value is not finite. */
+static double query_norm2(const float *q, size_t dim)
+{
+	double nn = 0;
+
+	for (size_t d = 0; d < dim; d++) {
+		if (!isfinite(q[d]))
+			return -1;
+		nn += (double)q[d] * q[d];
+	}
+	return nn;
 }
 
 bool accel_applies(const accel_index *a, const search_request *req)
 {
-	if (!a || dist_metric(req->metric) != RVF_METRIC_L2 || req->accept ||
-	    req->rows != a->rows || req->nrows != a->n || req->dim != a->dim)
+	rvf_metric m;
+
+	if (!a)
 		return false;
-	for (size_t i = 0; i < req->nq * req->dim; i++)
-		if (!isfinite(req->queries[i]))
+	m = dist_metric(req->metric);
+	if (m != a->cs->metric || req->accept || req->rows != a->rows ||
+	    req->nrows != a->n || req->dim != a->cs->dim)
+		return false;
+	for (size_t i = 0; i < req->nq; i++) {
+		double nn = query_norm2(req->queries + i * req->dim, req->dim);
+
+		if (nn < 0)
 			return false;
+		if (m != RVF_METRIC_L2 &&
+		    (nn > NORM2_MAX || nn * a->xmax * a->xmax > PROD2_MAX))
+			return false;
+		if (m == RVF_METRIC_COSINE &&
+		    (nn < NORM2_MIN || nn * a->x2min < PROD2_MIN))
+			return false;
+	}
 	return true;
 }
 
@@ -244,7 +613,7 @@ bool accel_applies(const accel_index *a, const search_request *req)
 /* A row by code distance; heaps keep the largest on top. */
 typedef struct code_hit {
 	int32_t a;
-	uint32_t row;
+	uint32_t slot;
 } code_hit;
 
 typedef struct cand_list {
@@ -254,11 +623,12 @@ typedef struct cand_list {
 
 typedef struct scan_ctx {
 	const accel_index *a;
-	size_t nq, kk, ntasks;
-	const int8_t *q8;        /* nq * dimp */
-	const int32_t *qq;       /* per query: sum cq^2 */
-	const double *eq;        /* per query: |q - q^| */
-	double slack;            /* relative rounding of the float distances */
+	size_t nq, kk, ntasks, qstride;
+	size_t kout;             /* hits per query: min(k, rows) */
+	const int8_t *qp;        /* prepared queries, qstride bytes apart */
+	const int32_t *qq;       /* per query: sum cq^2 (L2), else 0 */
+	const double *qe;        /* per query: L2 e_q, else the A margin */
+	double slack;            /* L2: relative rounding of float distances */
 	struct task *tasks;
 } scan_ctx;
 
@@ -306,19 +676,28 @@ static void ch_sift_down(code_hit *h, size_t len)
 
 /*
  * The largest code distance a row may have and still be among the k
- * nearest, given that k rows have code distance <= top:
- * s*sqrt(top) + e_max + e_q bounds their true distances (the float
- * kernels may round that up by a factor 1 + slack), and a row is
- * within it when s*sqrt(A) - e_max - e_q is.
+ * nearest, given that k rows have code distance <= top.
+ *
+ * L2: s*sqrt(top) + e_max + e_q bounds their true distances (the float
+ * kernels may round that up by a factor 1 + slack), and a row is within
+ * it when s*sqrt(A) - e_max - e_q is.  IP and cosine: A within a margin
+ * of top, computed per query (code_queries).
  */
-static int32_t threshold(const scan_ctx *sc, int32_t top, double eq)
+static int32_t threshold(const scan_ctx *sc, int32_t top, size_t q)
 {
 	const accel_index *a = sc->a;
-	double e = a->e_max + eq;
-	double ub = a->s * sqrt((double)top) + e;
-	double lim = (ub * (1 + sc->slack) + e) / a->s * (1 + 1e-9) + 1e-9;
-	double lim2 = lim * lim;
+	double lim2;
 
+	if (a->cs->metric == RVF_METRIC_L2) {
+		double e = a->e_max + sc->qe[q];
+		double ub = a->cs->s * sqrt((double)top) + e;
+		double lim = (ub * (1 + sc->slack) + e) / a->cs->s * (1 + 1e-9) +
+			     1e-9;
+
+		lim2 = lim * lim;
+	} else {
+		lim2 = (double)top + sc->qe[q];
+	}
 	return lim2 >= INT32_MAX ? INT32_MAX : (int32_t)lim2;
 }
 
@@ -346,24 +725,24 @@ static bool cand_push(cand_list *c, code_hit h, int32_t thr)
 }
 
 static void offer(const scan_ctx *sc, task *t, size_t q, int32_t a,
-		  uint32_t row)
+		  uint32_t slot)
 {
 	code_hit *h = t->heaps + q * sc->kk;
 	size_t len = t->hlen[q];
 
 	if (len < sc->kk) {
-		h[len] = (code_hit){ a, row };
+		h[len] = (code_hit){ a, slot };
 		ch_sift_up(h, len);
 		t->hlen[q] = ++len;
 		if (len == sc->kk)
-			t->thr[q] = threshold(sc, h[0].a, sc->eq[q]);
+			t->thr[q] = threshold(sc, h[0].a, q);
 	} else if (a < h[0].a) {
-		h[0] = (code_hit){ a, row };
+		h[0] = (code_hit){ a, slot };
 		ch_sift_down(h, len);
-		t->thr[q] = threshold(sc, h[0].a, sc->eq[q]);
+		t->thr[q] = threshold(sc, h[0].a, q);
 	}
 	if (a <= t->thr[q] &&
-	    !cand_push(&t->cands[q], (code_hit){ a, row }, t->thr[q]))
+	    !cand_push(&t->cands[q], (code_hit){ a, slot }, t->thr[q]))
 		t->nomem = true;
 }
 
@@ -371,21 +750,21 @@ static void scan_task(void *ctx, size_t ti)
 {
 	const scan_ctx *sc = ctx;
 	const accel_index *a = sc->a;
+	const code_store *cs = a->cs;
 	task *t = &sc->tasks[ti];
-	size_t dimp = 4 * a->ngroups;
 
 	for (size_t b = t->b0; b < t->b1; b++) {
-		const uint8_t *blk = a->codes + b * a->ngroups * 64;
-		size_t r0 = b * CODE_BLOCK;
-		size_t nr = a->n - r0 < CODE_BLOCK ? a->n - r0 : CODE_BLOCK;
+		const uint8_t *blk = block_codes(cs, b);
+		const int32_t *base = cs->base ? block_base(cs, b) : zero_base;
+		size_t s0 = b * CODE_BLOCK;
 
 		for (size_t q0 = 0; q0 < sc->nq; q0 += QUERY_GROUP) {
 			size_t g = sc->nq - q0 < QUERY_GROUP ? sc->nq - q0 :
 							       QUERY_GROUP;
 
-			a->ops->dists(blk, a->ngroups, a->base + r0,
-				      sc->q8 + q0 * dimp, sc->qq + q0,
-				      t->thr + q0, g, t->dist, t->mask);
+			cs->ops->dists(blk, cs->ngroups, base,
+				       sc->qp + q0 * sc->qstride, sc->qq + q0,
+				       t->thr + q0, g, t->dist, t->mask);
 			for (size_t i = 0; i < g; i++) {
 				size_t q = q0 + i;
 				const int32_t *d = t->dist + i * CODE_BLOCK;
@@ -394,36 +773,69 @@ static void scan_task(void *ctx, size_t ti)
 				for (unsigned m = t->mask[i]; m; m &= m - 1) {
 					size_t r = (size_t)__builtin_ctz(m);
 
-					if (r >= nr || d[r] > t->thr[q] ||
-					    (a->nexc && is_exception(a, r0 + r)))
+					if (d[r] > t->thr[q] || skipped(a, s0 + r))
 						continue;
-					offer(sc, t, q, d[r], (uint32_t)(r0 + r));
+					offer(sc, t, q, d[r], (uint32_t)(s0 + r));
 				}
 			}
 		}
 	}
 }
 
-/* Codes of the queries, with sum cq^2 and |q - q^| per query. */
-static void code_queries(const accel_index *a, const float *q, size_t nq,
-			 int8_t *q8, int32_t *qqs, double *eq)
+/* L2: the query on the rows' grid, cq - 128 as signed bytes, with
+ * sum cq^2 and e_q = |q - q^|. */
+static void code_query_l2(const code_store *cs, const float *q, int8_t *q8,
+			  int32_t *qq, double *eq)
 {
-	size_t dimp = 4 * a->ngroups;
+	double err2 = 0;
+	int64_t sum2 = 0;
 
-	memset(q8, 0, nq * dimp);
-	for (size_t i = 0; i < nq; i++) {
-		double err2 = 0;
-		int64_t qq = 0;
+	for (size_t d = 0; d < cs->dim; d++) {
+		int c = code_of(cs, d, q[d], &err2);
 
-		for (size_t d = 0; d < a->dim; d++) {
-			int c = code_of(a, d, q[i * a->dim + d], &err2);
-
-			q8[i * dimp + d] = (int8_t)(c - 128);
-			qq += c * c;
-		}
-		qqs[i] = (int32_t)qq;
-		eq[i] = sqrt(err2) * (1 + 1e-12) + error_slack(a);
+		q8[d] = (int8_t)(c - 128);
+		sum2 += c * c;
 	}
+	*qq = (int32_t)sum2;
+	*eq = sqrt(err2) * (1 + 1e-12) + error_slack(cs);
+}
+
+/* IP and cosine: the query (unit for cosine) on its own grid t * cq,
+ * cq in [-127, 127]; the margin of A that (2E + 2 sigma) / (s t / 2)
+ * allows (accel.h). */
+static double code_query_lin(const accel_index *a, const float *q, int8_t *q8)
+{
+	const code_store *cs = a->cs;
+	size_t dim = cs->dim;
+	double nn = query_norm2(q, dim), norm = sqrt(nn), scale = 1, big = 0;
+	double t, err2 = 0, eq, e, sigma, margin;
+
+	if (cs->metric == RVF_METRIC_COSINE)
+		scale = 1 / norm;
+	for (size_t d = 0; d < dim; d++)
+		if (fabs(q[d] * scale) > big)
+			big = fabs(q[d] * scale);
+	t = big > 0 ? big / 127 : 1;
+	for (size_t d = 0; d < dim; d++) {
+		double v = q[d] * scale, c = nearbyint(v / t), r;
+
+		c = c < -127 ? -127 : c > 127 ? 127 : c;
+		r = v - t * c;
+		err2 += r * r;
+		q8[d] = (int8_t)c;
+	}
+	eq = sqrt(err2) * (1 + 1e-12) + 1e-12 * (big + 1) * sqrt((double)dim);
+	if (cs->metric == RVF_METRIC_COSINE) {
+		e = a->e_max + eq * (1 + a->e_max) + 1e-9;
+		sigma = (double)(dim + 64) * 0x1p-20;
+	} else {
+		e = norm * a->e_max + eq * (a->xmax + a->e_max);
+		e = e * (1 + 1e-9) + 1e-300;
+		sigma = (double)(dim + 16) * 0x1p-21 * norm * a->xmax +
+			(double)dim * 0x1p-140;
+	}
+	margin = (2 * e + 2 * sigma) / (cs->s * t / 2) * (1 + 1e-9) + 2;
+	return margin;
 }
 
 static void task_free(task *t, size_t nq)
@@ -455,24 +867,32 @@ static bool task_alloc(task *t, size_t nq, size_t kk)
 	return true;
 }
 
-/* Measures rows[0..m) against query q exactly and keeps the k best. */
+/* Measures the rows of slots[0..m) against query q exactly, as
+ * search_exact does, and keeps the k best. */
 static void rescore(const accel_index *a, const dist_ops *ops, const float *q,
-		    const uint32_t *rows, size_t m, rvf_hit *h, size_t *len,
+		    const uint32_t *slots, size_t m, rvf_hit *h, size_t *len,
 		    size_t kk)
 {
 	const unsigned char *px[RESCORE_CHUNK];
-	float dist[RESCORE_CHUNK];
+	float dist[RESCORE_CHUNK], xx[RESCORE_CHUNK], qq = 0;
+	rvf_metric metric = a->cs->metric;
 
+	if (metric == RVF_METRIC_COSINE) {
+		const unsigned char *p = (const unsigned char *)q;
+
+		ops->norms(&p, 1, a->cs->dim, &qq);
+	}
 	for (size_t i0 = 0; i0 < m; i0 += RESCORE_CHUNK) {
 		size_t c = m - i0 < RESCORE_CHUNK ? m - i0 : RESCORE_CHUNK;
 
 		for (size_t i = 0; i < c; i++)
-			px[i] = a->rows[rows[i0 + i]].data;
-		dist_block(ops, RVF_METRIC_L2, q, NULL, 1, a->dim, px, NULL, c,
-			   dist);
+			px[i] = a->rows[a->slot_row[slots[i0 + i]]].data;
+		if (metric == RVF_METRIC_COSINE)
+			ops->norms(px, c, a->cs->dim, xx);
+		dist_block(ops, metric, q, &qq, 1, a->cs->dim, px, xx, c, dist);
 		for (size_t i = 0; i < c; i++)
 			heap_offer(h, len, kk,
-				   (rvf_hit){ .id = a->rows[rows[i0 + i]].id,
+				   (rvf_hit){ .id = a->rows[a->slot_row[slots[i0 + i]]].id,
 					      .distance = dist[i] });
 	}
 }
@@ -485,15 +905,15 @@ static bool finish_query(const scan_ctx *sc, const float *q, size_t qi,
 	const accel_index *a = sc->a;
 	size_t kk = sc->kk, total = 0, len = 0, m = 0;
 	code_hit *top = malloc(kk * sizeof(code_hit));
-	uint32_t *rows;
+	uint32_t *slots;
 	int32_t thr = INT32_MAX;
 
 	for (size_t t = 0; t < sc->ntasks; t++)
 		total += sc->tasks[t].cands[qi].len;
-	rows = malloc((total + a->nexc + 1) * sizeof(uint32_t));
-	if (!top || !rows) {
+	slots = malloc((total + a->nexc + 1) * sizeof(uint32_t));
+	if (!top || !slots) {
 		free(top);
-		free(rows);
+		free(slots);
 		return false;
 	}
 	/* the k smallest code distances over every task */
@@ -511,36 +931,38 @@ static bool finish_query(const scan_ctx *sc, const float *q, size_t qi,
 		}
 	}
 	if (len == kk)
-		thr = threshold(sc, top[0].a, sc->eq[qi]);
+		thr = threshold(sc, top[0].a, qi);
 	for (size_t t = 0; t < sc->ntasks; t++) {
 		const cand_list *c = &sc->tasks[t].cands[qi];
 
 		for (size_t i = 0; i < c->len; i++)
 			if (c->v[i].a <= thr)
-				rows[m++] = c->v[i].row;
+				slots[m++] = c->v[i].slot;
 	}
-	memcpy(rows + m, a->exc, a->nexc * sizeof(uint32_t));
+	if (a->nexc)
+		memcpy(slots + m, a->exc, a->nexc * sizeof(uint32_t));
 	m += a->nexc;
 
 	len = 0;
-	rescore(a, dist_ops_get(), q, rows, m, out, &len,
-		sc->kk < sc->a->n ? sc->kk : sc->a->n);
+	rescore(a, dist_ops_get(), q, slots, m, out, &len, sc->kout);
 	heap_sort(out, len);
 	*count = len;
 	free(top);
-	free(rows);
+	free(slots);
 	return true;
 }
 
 rvf_code accel_search(const accel_index *a, const search_request *req,
 		      rvf_hit *out, size_t *counts, rvf_error *err)
 {
-	size_t nq = req->nq, k = req->k, dimp = 4 * a->ngroups, nt;
+	const code_store *cs = a->cs;
+	size_t nq = req->nq, k = req->k, dimp = 4 * cs->ngroups, nt;
 	size_t work, want = req->threads ? req->threads : pool_width();
+	size_t live = a->n - a->nexc;
 	scan_ctx sc = { .a = a, .nq = nq };
-	int8_t *q8 = NULL;
+	int8_t *q8 = NULL, *qp = NULL;
 	int32_t *qq = NULL;
-	double *eq = NULL;
+	double *qe = NULL;
 	rvf_code rc = RVF_OK;
 
 	if (nq == 0)
@@ -554,25 +976,38 @@ rvf_code accel_search(const accel_index *a, const search_request *req,
 				"search: k=%zu is too large for %zu queries",
 				k, nq);
 	/* k best of the coded rows: exceptions are measured separately */
-	sc.kk = k < a->n ? k : a->n;
-	sc.slack = (double)a->dim * 0x1p-22;
+	sc.kk = k < live ? k : live;
+	if (sc.kk == 0)
+		sc.kk = 1;
+	sc.kout = k < a->n ? k : a->n;
+	sc.slack = (double)cs->dim * 0x1p-22;
+	sc.qstride = cs->ops->qbytes(cs->ngroups);
 
-	work = a->nblocks * a->ngroups * nq;
+	work = a->nblocks * cs->ngroups * nq;
 	nt = work / WORK_PER_TASK;
 	nt = nt < want ? nt : want;
 	nt = nt < a->nblocks ? nt : a->nblocks;
 	sc.ntasks = nt ? nt : 1;
 
-	q8 = malloc(nq * dimp);
-	qq = malloc(nq * sizeof(*qq));
-	eq = malloc(nq * sizeof(*eq));
+	q8 = calloc(1, dimp);
+	qp = malloc(nq * sc.qstride);
+	qq = calloc(nq, sizeof(*qq));
+	qe = malloc(nq * sizeof(*qe));
 	sc.tasks = calloc(sc.ntasks, sizeof(task));
-	if (!q8 || !qq || !eq || !sc.tasks)
+	if (!q8 || !qp || !qq || !qe || !sc.tasks)
 		goto nomem;
-	code_queries(a, req->queries, nq, q8, qq, eq);
-	sc.q8 = q8;
+	for (size_t i = 0; i < nq; i++) {
+		const float *q = req->queries + i * cs->dim;
+
+		if (cs->metric == RVF_METRIC_L2)
+			code_query_l2(cs, q, q8, &qq[i], &qe[i]);
+		else
+			qe[i] = code_query_lin(a, q, q8);
+		cs->ops->prep(q8, cs->ngroups, qp + i * sc.qstride);
+	}
+	sc.qp = qp;
 	sc.qq = qq;
-	sc.eq = eq;
+	sc.qe = qe;
 	for (size_t t = 0; t < sc.ntasks; t++) {
 		sc.tasks[t].b0 = a->nblocks * t / sc.ntasks;
 		sc.tasks[t].b1 = a->nblocks * (t + 1) / sc.ntasks;
@@ -584,7 +1019,7 @@ rvf_code accel_search(const accel_index *a, const search_request *req,
 		if (sc.tasks[t].nomem)
 			goto nomem;
 	for (size_t q = 0; q < nq; q++)
-		if (!finish_query(&sc, req->queries + q * a->dim, q,
+		if (!finish_query(&sc, req->queries + q * cs->dim, q,
 				  out + q * k, &counts[q]))
 			goto nomem;
 	goto done;
@@ -596,7 +1031,8 @@ done:
 			task_free(&sc.tasks[t], nq);
 	free(sc.tasks);
 	free(q8);
+	free(qp);
 	free(qq);
-	free(eq);
+	free(qe);
 	return rc;
 }

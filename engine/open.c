@@ -106,6 +106,14 @@ static void store_free(rvf_store *s)
 
 void store_publish(rvf_store *s, rvf_view *v)
 {
+	/* the new view starts with the old one's search codes, updated */
+	pthread_mutex_lock(&s->view_mu);
+	rvf_view *prev = s->current ? rvf_view_ref(s->current) : NULL;
+	pthread_mutex_unlock(&s->view_mu);
+	if (prev) {
+		view_accel_inherit(v, prev);
+		rvf_view_release(prev);
+	}
 	pthread_mutex_lock(&s->view_mu);
 	rvf_view *old = s->current;
 	s->current = v;

@@ -41,8 +41,10 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 	if (!req.accept)
 		a = view_accel(mv, opt, &start_build);
 	if (a && accel_applies(a, &req))
-		return accel_search(a, &req, out, counts, err);
-	rc = search_exact(&req, out, counts, err);
+		rc = accel_search(a, &req, out, counts, err);
+	else
+		rc = search_exact(&req, out, counts, err);
+	accel_release(a);
 	if (start_build) /* after this search, so it does not slow it */
 		view_accel_start(mv);
 	return rc;

@@ -65,7 +65,7 @@ struct rvf_view {
 	meta_table *meta;
 
 	/* 8-bit codes of the visible rows for faster exact search, built
-	 * once on demand (view_accel.c) */
+	 * on demand or inherited from the previous view (view_accel.c) */
 	pthread_mutex_t accel_mu;
 	int accel_state;
 	struct accel_index *accel;
@@ -113,6 +113,9 @@ typedef struct view_chain {
 struct accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
 			       bool *start_build);
 void view_accel_start(rvf_view *v);
+/* Gives v (about to be published) the codes of old, the view it replaces,
+ * updated for the rows the commit added and removed. */
+void view_accel_inherit(rvf_view *v, rvf_view *old);
 void view_accel_free(rvf_view *v);
 
 /* view.c */

@@ -1,10 +1,17 @@
-/* view_accel.c - when a view builds its search codes (accel.h), and where.
+/* view_accel.c - when a view gets its search codes (accel.h), and where.
  *
- * A view is immutable, so its codes never go stale: they are built once,
- * the first time a search of a large enough view finishes, on a detached
- * thread holding a reference to the view.  Searches meanwhile scan the
- * float rows, and every later search uses the codes.  A commit makes a
- * new view, whose codes are built again the same way.
+ * The first search of a large enough view starts a build on a detached
+ * thread holding a reference to the view; searches meanwhile scan the
+ * float rows, and every later search uses the codes.  A commit does not
+ * start over: store_publish hands the previous view's codes to the new
+ * view (view_accel_inherit), which codes only the rows the commit added
+ * and masks the ones it removed, before any query sees the new view.
+ * When masked slots or rows the grid codes badly pile up (accel_stale)
+ * a full build runs in the background while the inherited codes keep
+ * serving.
+ *
+ * Indexes are reference counted: a search holds one while it runs, so a
+ * background build can replace a view's index under it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,36 +19,40 @@
 
 #include "accel.h"
 #include "distance.h"
-#include "env.h"
 #include "store.h"
 
-enum { ACCEL_NONE, ACCEL_BUILDING, ACCEL_READY, ACCEL_FAILED };
+/* READY_REBUILDING: ready, and a full build is on its way. */
+enum { ACCEL_NONE, ACCEL_BUILDING, ACCEL_READY, ACCEL_FAILED,
+       ACCEL_READY_REBUILDING };
 
 /* Below this many floats an exact scan takes well under a millisecond. */
 #define ACCEL_MIN_FLOATS ((size_t)1 << 19)
 
-/* The kernel codes use: VNNI, or (for tests) the portable one when
- * RVF_ACCEL_PORTABLE=1. */
-static const code_ops *accel_ops(void)
+static bool is_ready(int state)
 {
-	const code_ops *ops = code_ops_vnni();
-
-	if (!ops && env_flag("RVF_ACCEL_PORTABLE"))
-		ops = code_ops_portable();
-	return ops;
+	return state == ACCEL_READY || state == ACCEL_READY_REBUILDING;
 }
 
 static void build(rvf_view *v)
 {
 	const char *why = NULL;
 	accel_index *a = accel_build(v->visible, v->nvisible, v->info.dimension,
-				     accel_ops(), &why);
+				     v->info.metric, code_ops_best(), &why);
+	accel_index *old = NULL;
 
 	pthread_mutex_lock(&v->accel_mu);
-	v->accel = a;
-	v->accel_state = a ? ACCEL_READY : ACCEL_FAILED;
+	if (a) {
+		old = v->accel;
+		v->accel = a;
+		v->accel_state = ACCEL_READY;
+	} else if (v->accel_state == ACCEL_READY_REBUILDING) {
+		v->accel_state = ACCEL_READY; /* keep serving what it has */
+	} else {
+		v->accel_state = ACCEL_FAILED;
+	}
 	v->accel_why = why;
 	pthread_mutex_unlock(&v->accel_mu);
+	accel_release(old);
 }
 
 static void *build_thread(void *arg)
@@ -57,11 +68,7 @@ static const char *unsuitable(const rvf_view *v, const rvf_search_options *opt)
 	uint64_t cap = opt && opt->accel_max_bytes ? opt->accel_max_bytes :
 						     RVF_ACCEL_DEFAULT_MAX_BYTES;
 
-	if (!accel_ops())
-		return "the CPU lacks AVX-512 VNNI";
-	if (dist_metric(v->info.metric) != RVF_METRIC_L2)
-		return "codes serve the L2 metric only";
-	if (accel_estimate(v->nvisible, v->info.dimension) > cap)
+	if (accel_estimate(v->nvisible, v->info.dimension, v->info.metric) > cap)
 		return "larger than the memory cap";
 	return NULL;
 }
@@ -77,8 +84,8 @@ accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
 	if (mode == RVF_ACCEL_OFF || v->nvisible == 0)
 		return NULL;
 	pthread_mutex_lock(&v->accel_mu);
-	if (v->accel_state == ACCEL_READY) {
-		a = v->accel;
+	if (is_ready(v->accel_state)) {
+		a = accel_ref(v->accel);
 	} else if (v->accel_state == ACCEL_NONE &&
 		   (why = unsuitable(v, opt)) != NULL) {
 		v->accel_state = ACCEL_FAILED;
@@ -88,7 +95,8 @@ accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
 		pthread_mutex_unlock(&v->accel_mu);
 		build(v);
 		pthread_mutex_lock(&v->accel_mu);
-		a = v->accel;
+		if (v->accel)
+			a = accel_ref(v->accel);
 	} else if (v->accel_state == ACCEL_NONE &&
 		   v->nvisible * (size_t)v->info.dimension >= ACCEL_MIN_FLOATS) {
 		/* the caller starts it once its own search is done */
@@ -113,16 +121,49 @@ void view_accel_start(rvf_view *v)
 	}
 	if (!ok) {
 		pthread_mutex_lock(&v->accel_mu);
-		v->accel_state = ACCEL_FAILED;
+		v->accel_state = v->accel ? ACCEL_READY : ACCEL_FAILED;
 		v->accel_why = "could not start a thread";
 		pthread_mutex_unlock(&v->accel_mu);
 		rvf_view_release(v);
 	}
 }
 
+void view_accel_inherit(rvf_view *v, rvf_view *old)
+{
+	accel_index *prev = NULL, *a;
+	const char *why;
+	bool rebuild;
+
+	if (!old || v->nvisible == 0 || v->info.dimension != old->info.dimension ||
+	    dist_metric(v->info.metric) != dist_metric(old->info.metric))
+		return;
+	pthread_mutex_lock(&old->accel_mu);
+	if (is_ready(old->accel_state))
+		prev = accel_ref(old->accel);
+	pthread_mutex_unlock(&old->accel_mu);
+	if (!prev)
+		return;
+	a = accel_derive(prev, v->visible, v->nvisible, &why);
+	accel_release(prev);
+	if (!a)
+		return; /* the first search builds them afresh */
+	rebuild = accel_stale(a);
+	pthread_mutex_lock(&v->accel_mu);
+	if (v->accel_state != ACCEL_NONE) { /* not expected: nobody saw v */
+		pthread_mutex_unlock(&v->accel_mu);
+		accel_release(a);
+		return;
+	}
+	v->accel = a;
+	v->accel_state = rebuild ? ACCEL_READY_REBUILDING : ACCEL_READY;
+	pthread_mutex_unlock(&v->accel_mu);
+	if (rebuild)
+		view_accel_start(v);
+}
+
 void view_accel_free(rvf_view *v)
 {
-	accel_free(v->accel);
+	accel_release(v->accel);
 	pthread_mutex_destroy(&v->accel_mu);
 }
 
@@ -137,6 +178,9 @@ const char *rvf_view_accel_state(rvf_view *v, uint64_t *bytes)
 	switch (v->accel_state) {
 	case ACCEL_READY:
 		s = "ready";
+		break;
+	case ACCEL_READY_REBUILDING:
+		s = "ready (rebuilding)";
 		break;
 	case ACCEL_BUILDING:
 		s = "building";

@@ -174,6 +174,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.setxattr = op_setxattr,
 	.removexattr = op_removexattr,
 	.statfs = op_statfs,
+	.access = op_access,
 };
 
 /* Opens (or creates) the store; prints why not and returns false. */
@@ -460,6 +461,7 @@ out:
 	results_free(&fs);
 	free(fs.errors);
 	free(fs.bigids);
+	free(fs.bighash);
 	free(copts.mountpoint);
 	free(o.store);
 	free(o.metric);

@@ -78,11 +78,42 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rvf_view_release(v);
 }
 
+/* The caller's right to the changes of a setattr: 0 or -errno. */
+static int setattr_allowed(fuse_req_t req, rvffs *fs, uint64_t ino,
+			   int to_set, struct fuse_file_info *fi)
+{
+	rvf_view *v = fs_view(fs);
+	struct stat st;
+	int rc = access_ino(req, fs, v, ino, 0, &st);
+	rvf_view_release(v);
+	if (rc)
+		return rc;
+	/* truncate(2) needs write permission; ftruncate(2) was judged when
+	 * its descriptor was opened for writing. */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !fi && access_check(req, &st, W_OK))
+		return -EACCES;
+	/* chmod, chown and explicit times: the owner (or root); "now":
+	 * whoever may write it, as utimes(2). */
+	if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+		       FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
+	    !access_owner(req, &st))
+		return -EPERM;
+	if ((to_set & (FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)) &&
+	    !access_owner(req, &st) && access_check(req, &st, W_OK))
+		return -EACCES;
+	return 0;
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
 	node_kind kind = fs_node_kind(ino);
+	int denied = setattr_allowed(req, fs, ino, to_set, fi);
+	if (denied) {
+		fuse_reply_err(req, -denied);
+		return;
+	}
 	if (kind == NODE_STAGED) {
 		pthread_mutex_lock(&fs->mu);
 		staged *s = staged_find_ino(fs, ino);
@@ -97,12 +128,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			}
 			/* chmod and utime are accepted, as tools expect. */
 			if (to_set & FUSE_SET_ATTR_MODE)
-				s->mode = attr->st_mode & 07777;
+				s->mode = staged_mode(attr->st_mode);
 			if (to_set & FUSE_SET_ATTR_MTIME)
 				s->mtime = attr->st_mtim;
 		}
+		bool known = s || slot_find_ino(fs, ino);
 		pthread_mutex_unlock(&fs->mu);
-		if (!s && !slot_find_ino(fs, ino)) {
+		if (!known) {
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
@@ -205,10 +237,12 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	l->view = fs_view(fs);
 	struct stat st;
-	if (!fs_stat(fs, l->view, ino, &st) || !S_ISDIR(st.st_mode)) {
+	int rc = !fs_stat(fs, l->view, ino, &st) || !S_ISDIR(st.st_mode) ? ENOTDIR :
+		 -access_check(req, &st, R_OK);
+	if (rc) {
 		rvf_view_release(l->view);
 		free(l);
-		fuse_reply_err(req, ENOTDIR);
+		fuse_reply_err(req, rc);
 		return;
 	}
 	if (ino == INO_ROOT) {
@@ -265,7 +299,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
 		struct stat st = { 0 };
-		char name[32];
+		char name[SEG_NAME_MAX];
 		const char *n;
 		if (pos == 0) {
 			n = ".";
@@ -312,8 +346,11 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	const struct fuse_ctx *c = fuse_req_ctx(req);
 	slot *q;
-	int rc = slot_create(fs, name, &q);
+	int rc = access_dir(req, fs, parent);
+	if (!rc)
+		rc = slot_create(fs, name, c->uid, c->gid, &q);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -328,6 +365,11 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rvffs *fs = fs_of(req);
 	if (parent != INO_QUERIES) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int rc = access_dir(req, fs, parent);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	pthread_mutex_lock(&fs->mu);
@@ -348,6 +390,12 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rvffs *fs = fs_of(req);
 	rvf_error err;
 	rvf_commit_info info;
+	int denied = parent == INO_INGEST || parent == INO_VECTORS || parent == INO_ROOT ?
+		     access_dir(req, fs, parent) : 0;
+	if (denied) {
+		fuse_reply_err(req, -denied);
+		return;
+	}
 	if (parent == INO_INGEST) {
 		pthread_mutex_lock(&fs->mu);
 		staged *s = staged_find_name(fs, name);
@@ -405,6 +453,11 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (parent != INO_INGEST || newparent != INO_INGEST) {
 		fuse_reply_err(req, parent == INO_INGEST || newparent == INO_INGEST ?
 				    EXDEV : EPERM);
+		return;
+	}
+	int denied = access_dir(req, fs, INO_INGEST);
+	if (denied) {
+		fuse_reply_err(req, -denied);
 		return;
 	}
 	pthread_mutex_lock(&fs->mu);

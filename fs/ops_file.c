@@ -197,8 +197,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rvf_view *v = fs_view(fs);
-	int rc = 0;
 	bool w = wants_write(fi);
+	int rc = access_ino(req, fs, v, ino, access_open_mask(fi->flags), NULL);
+	if (rc == -ENOENT)
+		rc = 0; /* each kind says below how it is missing */
+	if (rc)
+		goto out;
 	switch (fs_node_kind(ino)) {
 	case NODE_FIXED:
 		rc = open_fixed(fs, v, h, fi);
@@ -273,6 +277,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	default:
 		rc = -ENOENT;
 	}
+out:
 	rvf_view_release(v);
 	if (rc) {
 		handle_free(h);
@@ -300,8 +305,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int rc = 0;
-	if (parent == INO_INGEST) {
+	bool known = parent == INO_INGEST || parent == INO_VECTORS || parent == INO_ROOT;
+	int rc = known ? access_dir(req, fs, parent) : 0;
+	if (rc) {
+		/* refused below */
+	} else if (parent == INO_INGEST) {
 		rvf_import_format f;
 		if (name[0] != '.' && !rvf_import_format_from_name(name, &f)) {
 			fs_error(fs, "ingest/%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)",
@@ -314,8 +322,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			if (old)
 				staged_remove(fs, old);
 			staged *s;
-			rc = staged_create(fs, name, mode & 07777, &s);
+			rc = staged_create(fs, name, staged_mode(mode), &s);
 			if (!rc) {
+				const struct fuse_ctx *c = fuse_req_ctx(req);
+				pthread_mutex_lock(&fs->mu);
+				s->uid = c->uid;
+				s->gid = c->gid;
+				pthread_mutex_unlock(&fs->mu);
 				h->ino = s->ino;
 				h->st = s;
 				s->opens++;
@@ -329,6 +342,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = -EINVAL;
 		} else {
 			h->ino = vec_ino(fs, id);
+			if (!h->ino)
+				rc = -ENOMEM;
 			h->for_write = true;
 			h->wseq = true;
 			fi->direct_io = 1;
@@ -494,7 +509,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		long i = seg_find_ino(fs, h->view, ino);
 		const rvf_segment *s = i >= 0 ? rvf_view_segment(h->view, (size_t)i) : NULL;
 		if (!s || !s->readable || !s->hash_ok) {
-			char name[32] = "?";
+			char name[SEG_NAME_MAX] = "?";
 			if (s)
 				seg_name(h->view, (size_t)i, name);
 			fs_error(fs, "segments/%s: %s: refusing to read it (EIO)", name,

@@ -78,7 +78,9 @@ typedef struct rvffs {
 	size_t errors_len;
 	uint32_t seg_gen;          /* bumps when the store is compacted */
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
-	size_t nbigids;
+	size_t nbigids, bigcap;
+	size_t *bighash;           /* id -> index + 1 (inode.c) */
+	size_t bighash_cap;
 	struct timespec last_refresh;
 	struct timespec mtime;     /* the store's mtime for (epoch, size) below */
 	uint32_t mtime_epoch;
@@ -126,6 +128,25 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 size_t fs_root_count(void);
 const char *fs_root_name(size_t i, uint64_t *ino);
 
+/* access.c: the caller of a request against the owner and mode shown
+ * (the daemon's own checks, with or without default_permissions). */
+/* 0 or -EACCES for R_OK / W_OK / X_OK on a node with attributes st. */
+int access_check(fuse_req_t req, const struct stat *st, int mask);
+/* The same for ino in view v (its attributes into st when not NULL);
+ * -ENOENT when it does not exist. */
+int access_ino(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
+	       int mask, struct stat *st);
+/* May the caller add, remove or rename entries of directory dir? */
+int access_dir(fuse_req_t req, rvffs *fs, uint64_t dir);
+/* The R_OK/W_OK mask an open with these flags needs. */
+int access_open_mask(int flags);
+/* The owner or root: may change attributes (chmod, utimes). */
+bool access_owner(fuse_req_t req, const struct stat *st);
+/* The mode of a file in ingest/: never writable by group or others, as
+ * its bytes become the store's. */
+mode_t staged_mode(mode_t mode);
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
 char *text_manifest(rvf_view *v, size_t *len);
@@ -135,8 +156,10 @@ char *text_witness(rvf_view *v, size_t *len);
 char *text_vector(rvf_view *v, size_t index, size_t *len);
 
 /* segfiles.c */
-/* Name of segment index i of v ("0001-vec"); out >= 32 bytes. */
-void seg_name(rvf_view *v, size_t i, char *out);
+/* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
+ * "-" and a type label of up to 15 characters. */
+#define SEG_NAME_MAX 40
+void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);
 /* Segment index for an inode, or -1. */
@@ -182,6 +205,8 @@ typedef struct staged {
 	bool refused;           /* a write failed on a bad line: never committed */
 	struct timespec mtime;
 	mode_t mode;
+	uid_t uid;              /* who made it (its owner) */
+	gid_t gid;
 } staged;
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
@@ -209,11 +234,13 @@ typedef struct slot {
 	char *result;
 	size_t result_len;
 	struct timespec mtime;
+	uid_t uid;              /* who made it: only it (and root) use it */
+	gid_t gid;
 } slot;
 
 slot *slot_find_ino(rvffs *fs, uint64_t ino);
 slot *slot_find_name(rvffs *fs, const char *name);
-int slot_create(rvffs *fs, const char *name, slot **out);
+int slot_create(rvffs *fs, const char *name, uid_t uid, gid_t gid, slot **out);
 void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);

@@ -22,11 +22,11 @@ static void type_label(uint8_t t, char out[16])
 		snprintf(out, 16, "type-%02x", t);
 }
 
-void seg_name(rvf_view *v, size_t i, char *out)
+void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX])
 {
 	char t[16];
 	type_label(rvf_view_segment(v, i)->type, t);
-	snprintf(out, 32, "%04zu-%s", i + 1, t);
+	snprintf(out, SEG_NAME_MAX, "%04zu-%s", i + 1, t);
 }
 
 long seg_find(rvf_view *v, const char *name)
@@ -36,7 +36,7 @@ long seg_find(rvf_view *v, const char *name)
 	if (end == name || *end != '-' || rank == 0 ||
 	    rank > rvf_view_segment_count(v))
 		return -1;
-	char want[32];
+	char want[SEG_NAME_MAX];
 	seg_name(v, rank - 1, want);
 	return strcmp(want, name) ? -1 : (long)(rank - 1);
 }

@@ -23,13 +23,15 @@ slot *slot_find_name(rvffs *fs, const char *name)
 	return NULL;
 }
 
-int slot_create(rvffs *fs, const char *name, slot **out)
+int slot_create(rvffs *fs, const char *name, uid_t uid, gid_t gid, slot **out)
 {
 	slot *q = calloc(1, sizeof(*q));
 	if (!q || !(q->name = strdup(name))) {
 		free(q);
 		return -ENOMEM;
 	}
+	q->uid = uid;
+	q->gid = gid;
 	clock_gettime(CLOCK_REALTIME, &q->mtime);
 	pthread_mutex_lock(&fs->mu);
 	if (slot_find_name(fs, name)) {

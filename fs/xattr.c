@@ -401,8 +401,11 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	rvf_view *v = fs_view(fs);
-	int rc;
-	if (ino == INO_KERNEL)
+	/* user.* attributes: whoever may write the file (xattr(7)). */
+	int rc = access_ino(req, fs, v, ino, W_OK, NULL);
+	if (rc)
+		; /* refused */
+	else if (ino == INO_KERNEL)
 		rc = set_kernel(fs, v, name, value, size);
 	else if (ino == INO_EBPF)
 		rc = set_ebpf(fs, v, name, value, size);
@@ -426,10 +429,14 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	rvf_view *v = fs_view(fs);
-	int rc = -ENOTSUP;
-	if (fs_node_kind(ino) == NODE_VECTOR &&
-	    !strncmp(name, META_PREFIX, strlen(META_PREFIX)))
+	int rc = access_ino(req, fs, v, ino, W_OK, NULL);
+	if (rc)
+		; /* refused */
+	else if (fs_node_kind(ino) == NODE_VECTOR &&
+		 !strncmp(name, META_PREFIX, strlen(META_PREFIX)))
 		rc = set_meta(fs, v, ino, name + strlen(META_PREFIX), NULL, 0, true);
+	else
+		rc = -ENOTSUP;
 	rvf_view_release(v);
 	fuse_reply_err(req, -rc);
 }

@@ -5,15 +5,17 @@
 #
 # 1. installs missing Debian packages (apt-get; as root, or through sudo);
 # 2. installs the reference implementation in tests/interop (npm, pinned);
-# 3. configures and builds `build` (optimised) and `build-asan`
-#    (AddressSanitizer + UBSan);
-# 4. runs `meson test` in both;
-# 5. runs the pytest suites (tests/pytest) against both builds.
+# 3. configures and builds, all with -Werror: `build` (optimised),
+#    `build-asan` (AddressSanitizer + UBSan), and, compile-only, the CI
+#    variants build-ci/{release,hardened,clang,nofuse}; the fuzz targets;
+# 4. runs `meson test` in build, build-asan and build-ci/nofuse;
+# 5. runs the pytest suites (tests/pytest) against build and build-asan.
 #
 # Environment:
 #   RVF_SKIP_ASAN_PYTEST=1   skip the pytest run against build-asan
 #   RVF_SKIP_APT=1           never call apt-get (report missing packages only)
 #   PYTEST_ARGS="..."        extra pytest arguments (e.g. "-k interop -x")
+#   RVF_PYTEST_WORKERS=N     pytest-xdist processes per pass (default 2)
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
 # summary over both pytest runs, with every failed non-pytest step counted
@@ -27,8 +29,9 @@ START=$SECONDS
 
 PYTHON=/usr/bin/python3
 APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodium-dev
-              libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev python3-pytest attr rsync
-              man-db libclang-rt-14-dev bsdextrautils)
+              libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev python3-pytest
+              python3-pytest-xdist attr rsync man-db libclang-rt-14-dev bsdextrautils
+              dpkg-dev debhelper fakeroot lintian)
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")
 
 failed_steps=()
@@ -117,26 +120,66 @@ configure() { # dir, options...
 	fi
 }
 
-build_ok=()
-for variant in build build-asan; do
-	say "configure + build: $variant"
-	if [ "$variant" = build ]; then
-		opts=(-Dbuildtype=debugoptimized -Db_sanitize=none)
-	else
-		opts=(-Dbuildtype=debugoptimized '-Db_sanitize=address,undefined' -Db_lundef=false)
+# Every variant is built with -Werror: warnings are errors here (CI), never
+# in a user's build (meson.build sets no werror).  One line per variant:
+#   NAME  WHAT-RUNS  [VAR=value...] -- MESON-OPTIONS
+# WHAT-RUNS: "tests" (meson test, then pytest), "unit" (meson test only),
+# "compile" (building is the test).  The extra variants only compile, so
+# they cost build time, not test time.
+hardening() { # Debian's own flags, as dpkg-buildpackage passes them
+	local v
+	for v in CFLAGS CPPFLAGS LDFLAGS; do
+		printf '%s=%s\n' "$v" "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$v")"
+	done
+}
+mapfile -t HARDENING < <(command -v dpkg-buildflags >/dev/null && hardening)
+
+build_ok=()     # variants that built
+test_dirs=()    # variants whose tests run (meson test + pytest)
+unit_dirs=()    # variants whose meson tests run
+
+build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
+	local dir=$1 what=$2 envs=()
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	say "configure + build: $dir ($what)"
+	if ! (for e in "${envs[@]}"; do export "${e?}"; done
+	      configure "$dir" -Dwerror=true "$@"); then
+		fail_step "meson setup $dir"
+		return
 	fi
-	if ! configure "$variant" "${opts[@]}"; then
-		fail_step "meson setup $variant"
-		continue
+	if ! ninja -C "$dir"; then
+		fail_step "ninja -C $dir"
+		return
 	fi
-	if ! ninja -C "$variant"; then
-		fail_step "ninja -C $variant"
-		continue
-	fi
-	build_ok+=("$variant")
+	build_ok+=("$dir")
+	case $what in
+	tests) test_dirs+=("$dir"); unit_dirs+=("$dir") ;;
+	unit) unit_dirs+=("$dir") ;;
+	esac
+}
+
+build_variant build tests -- -Dbuildtype=debugoptimized -Db_sanitize=none
+build_variant build-asan tests -- -Dbuildtype=debugoptimized \
+	'-Db_sanitize=address,undefined' -Db_lundef=false
+build_variant build-ci/release compile -- -Dbuildtype=release
+build_variant build-ci/hardened compile "${HARDENING[@]}" -- -Dbuildtype=plain
+build_variant build-ci/clang compile CC=clang -- -Dbuildtype=debugoptimized
+build_variant build-ci/nofuse unit -- -Dbuildtype=debugoptimized -Dfuse=false
+
+# The fuzz targets as plain programs under ASan/UBSan, for
+# tests/pytest/test_fuzz_regressions.py (gcc, and clang whose UBSan also
+# sees pointer-arithmetic overflow).
+for cc in gcc clang; do
+	command -v "$cc" >/dev/null || continue
+	say "build: fuzz targets (standalone, CC=$cc)"
+	CC=$cc bash tests/fuzz/build.sh --standalone >/dev/null ||
+		fail_step "tests/fuzz/build.sh --standalone (CC=$cc)"
 done
 
 has_build() { local b; for b in "${build_ok[@]}"; do [ "$b" = "$1" ] && return 0; done; return 1; }
+is_asan_dir() { [[ $1 == *asan* ]]; }
 
 # Sanitizer settings for everything run from build-asan, LeakSanitizer
 # included: the unit tests, rvfctl and every daemon the mount tests start
@@ -145,10 +188,9 @@ asan_env=(ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
           UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}")
 
 # ------------------------------------------------------------ 4. meson test
-for variant in build build-asan; do
-	has_build "$variant" || continue
+for variant in "${unit_dirs[@]}"; do
 	say "meson test: $variant"
-	if [ "$variant" = build-asan ]; then
+	if is_asan_dir "$variant"; then
 		env "${asan_env[@]}" meson test -C "$variant" --print-errorlogs || fail_step "meson test $variant"
 	else
 		meson test -C "$variant" --print-errorlogs || fail_step "meson test $variant"
@@ -156,13 +198,25 @@ for variant in build build-asan; do
 done
 
 # ------------------------------------------------------------ 5. pytest
-run_pytest() { # variant, env...
-	local variant=$1 log rc line n word bad=0
-	shift
+# Two passes over tests/pytest, one per test build.  Tests whose result
+# does not depend on the build under test run in one pass only (markers in
+# tests/pytest/conftest.py): `normal_pass` (the benchmark, installs, the
+# Debian package, fuzz regressions whose programs carry their own
+# sanitizers) and `sanitizer_pass` (the soak, where ASan sees most).
+# pytest-xdist spreads a pass over RVF_PYTEST_WORKERS processes (default 2).
+xdist=()
+if "$PYTHON" -c 'import xdist' 2>/dev/null; then
+	xdist=(-n "${RVF_PYTEST_WORKERS:-2}" --dist loadgroup)
+fi
+
+run_pytest() { # variant, marker expression, env...
+	local variant=$1 marks=$2 log rc line n word bad=0
+	shift 2
 	log=$(mktemp)
-	say "pytest: RVF_BUILD_DIR=$variant"
+	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}"
 	# shellcheck disable=SC2086
-	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
+	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q "${xdist[@]}" \
+		${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)' "$log" | tail -n 1)
 	rm -f "$log"
@@ -189,15 +243,20 @@ run_pytest() { # variant, env...
 if [ ! -x "$PYTHON" ] || ! "$PYTHON" -c 'import pytest' 2>/dev/null; then
 	fail_step "$PYTHON -m pytest unavailable (apt-get install python3-pytest)"
 else
+	if [ "${RVF_SKIP_ASAN_PYTEST:-0}" = 1 ]; then
+		normal_marks="" # no second pass: run everything here
+	else
+		normal_marks="not sanitizer_pass"
+	fi
 	if has_build build; then
-		run_pytest build
+		run_pytest build "$normal_marks"
 	else
 		fail_step "pytest (build): not built"
 	fi
 	if [ "${RVF_SKIP_ASAN_PYTEST:-0}" = 1 ]; then
 		say "pytest: RVF_BUILD_DIR=build-asan skipped (RVF_SKIP_ASAN_PYTEST=1)"
 	elif has_build build-asan; then
-		run_pytest build-asan "${asan_env[@]}"
+		run_pytest build-asan "not normal_pass" "${asan_env[@]}"
 	else
 		fail_step "pytest (build-asan): not built"
 	fi

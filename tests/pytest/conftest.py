@@ -49,6 +49,26 @@ def shared_missing_reason():
     return None if CORPUS.is_dir() else "../shared is absent"
 
 
+# ---------------------------------------------------------------- markers
+
+MARKERS = {
+    "normal_pass": "runs in tests/run-all.sh's pass against `build` only: the "
+                   "result does not depend on the build under test (benchmark, "
+                   "installs, the Debian package, fuzz programs with their own "
+                   "sanitizers)",
+    "sanitizer_pass": "runs in tests/run-all.sh's pass against `build-asan` only "
+                      "(the soak: long, and where ASan sees most)",
+    "xdist_group": "pytest-xdist runs tests of one group in one worker, one "
+                   "after another: `system` for tests that change the machine "
+                   "(/usr/local, dpkg)",
+}
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
 # ---------------------------------------------------------------- basics
 
 @pytest.fixture(scope="session")

@@ -600,3 +600,108 @@ def write_close(path, data, flags=os.O_WRONLY | os.O_TRUNC):
     return werr, cerr
 
 
+
+
+# ------------------------------------------------------------------ other users
+
+NOBODY = 65534  # uid and gid of nobody/nogroup: the hostile local user
+
+
+def need_root():
+    """Skips unless we are root (needed to mount with allow_other for
+    another user and to switch to that user)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a root daemon with allow_other and a second user")
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is missing")
+
+
+def run_as_nobody(cmd, check=False, input=None, cwd="/", env=None, timeout=60):
+    """cmd (argv list, or a str for bash -c) run as uid/gid 65534 with no
+    supplementary groups, via setpriv. Returns the CompletedProcess (text
+    unless input is bytes); check=True fails the test on a non-zero exit."""
+    if isinstance(cmd, str):
+        cmd = ["bash", "-c", cmd]
+    full = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    e = dict(os.environ if env is None else env)
+    e.setdefault("LC_ALL", "C")
+    e["HOME"] = "/"
+    return run(full + [str(c) for c in cmd], check=check, input=input, cwd=cwd,
+               env=e, timeout=timeout)
+
+
+@pytest.fixture
+def world_dir():
+    """A fresh directory under /tmp that every user can traverse (0755;
+    tmp_path is root's 0700, so uid 65534 could not reach a mount there).
+    Anything still mounted under it is lazily unmounted at teardown."""
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="rvf-world-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    for p in sorted(d.rglob("*"), reverse=True):
+        try:
+            if p.is_dir() and not p.is_symlink() and os.path.ismount(p):
+                subprocess.run([FUSERMOUNT, "-uz", str(p)], capture_output=True)
+        except OSError:
+            pass
+    shutil.rmtree(d, ignore_errors=True)
+
+
+NOBODY_OPS = r'''
+import errno, json, os, sys
+out = []
+for op in json.loads(sys.argv[1]):
+    kind, path, args = op[0], op[1], op[2:]
+    try:
+        if kind == "read":
+            with open(path, "rb") as f:
+                f.read()
+        elif kind in ("write", "create", "trunc"):
+            flags = {"write": os.O_WRONLY, "trunc": os.O_WRONLY | os.O_TRUNC,
+                     "create": os.O_WRONLY | os.O_CREAT | os.O_TRUNC}[kind]
+            fd = os.open(path, flags, 0o644)
+            try:
+                os.write(fd, args[0].encode())
+            finally:
+                os.close(fd)
+        elif kind == "pwrite":
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, args[0].encode(), args[1])
+            finally:
+                os.close(fd)
+        elif kind == "truncate":
+            os.truncate(path, args[0])
+        elif kind == "unlink":
+            os.unlink(path)
+        elif kind == "mkdir":
+            os.mkdir(path)
+        elif kind == "rmdir":
+            os.rmdir(path)
+        elif kind == "rename":
+            os.rename(path, args[0])
+        elif kind == "chmod":
+            os.chmod(path, args[0])
+        elif kind == "utime":
+            os.utime(path, (args[0], args[0]))
+        elif kind == "setxattr":
+            os.setxattr(path, args[0], args[1].encode())
+        elif kind == "removexattr":
+            os.removexattr(path, args[0])
+        elif kind == "access_w":
+            if not os.access(path, os.W_OK):
+                raise OSError(errno.EACCES, "access")
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(json.dumps(out))
+'''
+
+
+def nobody_ops(ops):
+    """Runs ops ([KIND, PATH, ARGS...], see NOBODY_OPS) as uid 65534, each
+    in turn; returns the outcome of each: "ok" or the errno name."""
+    cp = run_as_nobody(["/usr/bin/python3", "-c", NOBODY_OPS, json.dumps(ops)],
+                       check=True)
+    return json.loads(cp.stdout)

@@ -34,6 +34,7 @@ def number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+@pytest.mark.normal_pass  # measures rvffs, not the sanitizers
 def test_bench_small(tmp_path):
     build = build_dir_path()
     for exe in (build / "fs" / "rvffs", build / "ctl" / "rvfctl"):

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 MAN = REPO / "docs" / "man"
 
 
+@pytest.mark.normal_pass
 @pytest.mark.parametrize("page,sections", [
     ("rvffs.1", ["SYNOPSIS", "OPTIONS", "THE TREE", "INGEST FORMATS", "QUERIES",
                  "EXIT STATUS", "EXAMPLES"]),
@@ -31,6 +32,7 @@ def test_man_page_renders(page, sections):
         assert s in text, f"{page}: no {s} section"
 
 
+@pytest.mark.normal_pass
 def test_meson_install(build_dir, tmp_path):
     dest = tmp_path / "dest"
     subprocess.run(["meson", "install", "-C", str(build_dir), "--destdir", str(dest),
@@ -55,6 +57,8 @@ def _mount_via(cmd, mnt):
             subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
 
 
+@pytest.mark.normal_pass
+@pytest.mark.xdist_group("system")  # /usr/local/bin/rvffs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mount(8) needs root")
 def test_mount_fuse_helper(build_dir, run_ctl, tmp_path):
     store = tmp_path / "m.rvf"

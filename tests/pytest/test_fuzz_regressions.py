@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# The programs carry their own sanitizers, so one pass of run-all.sh runs
+# them; one xdist worker, so two never run build.sh at once.
+pytestmark = [pytest.mark.normal_pass, pytest.mark.xdist_group("fuzz")]
+
 REPO = Path(__file__).resolve().parents[2]
 FUZZ = REPO / "tests" / "fuzz"
 CORPUS = REPO.parent / "shared" / "corpus"

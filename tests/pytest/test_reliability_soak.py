@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from reliability_lib import (LONG, ctl, daemons, is_asan, report, rvffs_exe,  # noqa: F401
                              write_all)
 
@@ -276,6 +278,7 @@ def directory_len(mnt):
     raise AssertionError("no segments line in status")
 
 
+@pytest.mark.sanitizer_pass  # one soak per run: where ASan sees most
 def test_soak(tmp_path, daemons):  # noqa: F811
     seconds = float(os.environ.get("RVF_SOAK_SECONDS", "300" if LONG else "30"))
     store = tmp_path / "soak.rvf"

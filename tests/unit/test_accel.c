@@ -1,5 +1,7 @@
 /* test_accel.c - the 8-bit code search gives search_exact's answer, bit for
- * bit, on data chosen to stress its bounds; the code kernels agree. */
+ * bit, for every metric, on data chosen to stress its bounds, and after
+ * simulated commits (accel_derive); every code kernel computes the same
+ * integers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,15 @@
 #define RNG_SEED 0x9e3779b97f4a7c15ull
 #include "check_random.h"
 
+static const rvf_metric metrics[] = { RVF_METRIC_L2, RVF_METRIC_INNER_PRODUCT,
+				      RVF_METRIC_COSINE };
+static const char *const metric_names[] = { "l2", "ip", "cosine" };
+
+/* The kernel and metric under test. */
+static const code_ops *ops;
+static rvf_metric metric;
+static const char *mname;
+
 /* Rows as in a VEC payload: an id before each, none 4-byte aligned. */
 typedef struct dataset {
 	size_t n, dim;
@@ -22,6 +33,14 @@ typedef struct dataset {
 static void set(dataset *ds, size_t r, size_t d, float v)
 {
 	memcpy((unsigned char *)ds->rows[r].data + 4 * d, &v, 4);
+}
+
+static float get(const dataset *ds, size_t r, size_t d)
+{
+	float v;
+
+	memcpy(&v, ds->rows[r].data + 4 * d, 4);
+	return v;
 }
 
 static void ds_init(dataset *ds, size_t n, size_t dim)
@@ -60,53 +79,63 @@ static bool same(const rvf_hit *a, const size_t *ca, const rvf_hit *b,
 	return true;
 }
 
-/* accel_search with ops equals search_exact for these queries. */
-static void compare(const char *what, dataset *ds, const code_ops *ops,
-		    const float *q, size_t nq, size_t k, unsigned threads)
+/* accel_search with index a equals search_exact over rows. */
+static void compare_index(const char *what, const accel_index *a,
+			  const search_row *rows, size_t n, size_t dim,
+			  const float *q, size_t nq, size_t k, unsigned threads)
 {
-	search_request req = { .metric = RVF_METRIC_L2, .dim = ds->dim,
-			       .queries = q, .nq = nq, .k = k,
-			       .rows = ds->rows, .nrows = ds->n,
+	search_request req = { .metric = metric, .dim = dim, .queries = q,
+			       .nq = nq, .k = k, .rows = rows, .nrows = n,
 			       .threads = threads };
-	const char *why = NULL;
-	accel_index *a = accel_build(ds->rows, ds->n, ds->dim, ops, &why);
 	rvf_hit *x = malloc(nq * k * sizeof(rvf_hit) + 1);
 	rvf_hit *y = malloc(nq * k * sizeof(rvf_hit) + 1);
 	size_t *cx = malloc(nq * sizeof(size_t)), *cy = malloc(nq * sizeof(size_t));
 	rvf_error err;
 
-	CHECK(a != NULL, "%s: build failed: %s", what, why ? why : "?");
-	if (a) {
-		CHECK(accel_applies(a, &req), "%s: does not apply", what);
-		CHECK(search_exact(&req, x, cx, &err) == RVF_OK, "%s: exact", what);
-		CHECK(accel_search(a, &req, y, cy, &err) == RVF_OK, "%s: codes",
-		      what);
-		CHECK(same(x, cx, y, cy, nq, k),
-		      "%s (%s, n=%zu dim=%zu nq=%zu k=%zu threads=%u): codes "
-		      "differ from the exact scan", what, ops->name, ds->n,
-		      ds->dim, nq, k, threads);
-	}
-	accel_free(a);
+	CHECK(accel_applies(a, &req), "%s %s: does not apply", what, mname);
+	CHECK(search_exact(&req, x, cx, &err) == RVF_OK, "%s: exact", what);
+	CHECK(accel_search(a, &req, y, cy, &err) == RVF_OK, "%s: codes", what);
+	CHECK(same(x, cx, y, cy, nq, k),
+	      "%s (%s, %s, n=%zu dim=%zu nq=%zu k=%zu threads=%u): codes "
+	      "differ from the exact scan", what, mname, ops->name, n, dim, nq,
+	      k, threads);
 	free(x);
 	free(y);
 	free(cx);
 	free(cy);
 }
 
+static void compare(const char *what, dataset *ds, const float *q, size_t nq,
+		    size_t k, unsigned threads)
+{
+	const char *why = NULL;
+	accel_index *a = accel_build(ds->rows, ds->n, ds->dim, metric, ops, &why);
+
+	CHECK(a != NULL, "%s %s: build failed: %s", what, mname, why ? why : "?");
+	if (a)
+		compare_index(what, a, ds->rows, ds->n, ds->dim, q, nq, k, threads);
+	accel_release(a);
+}
+
+/* Cosine queries stay clear of zero: one too short for a tiny row takes
+ * the float scan (accel.h), and compare() wants the codes to apply. */
 static float *random_queries(size_t nq, size_t dim, float scale)
 {
 	float *q = malloc(nq * dim * sizeof(float));
 
-	for (size_t i = 0; i < nq * dim; i++)
+	for (size_t i = 0; i < nq * dim; i++) {
 		q[i] = uniform() * scale;
+		if (metric == RVF_METRIC_COSINE)
+			q[i] = copysignf(fabsf(q[i]) + 0.1f * scale, q[i]);
+	}
 	return q;
 }
 
 /* Shapes: dims that are not multiples of 4 or 16, row counts that leave a
- * partial block, k from 1 to more than n, batches across the 8/4/1 tiles. */
-static void test_shapes(const code_ops *ops)
+ * partial block, k from 1 to more than n, batches across the tiles. */
+static void test_shapes(void)
 {
-	static const size_t dims[] = { 1, 3, 4, 5, 17, 64, 128, 130 };
+	static const size_t dims[] = { 1, 3, 4, 5, 17, 64, 130 };
 	static const size_t ks[] = { 1, 10, 100 };
 	static const size_t nqs[] = { 1, 7, 70 };
 
@@ -118,25 +147,26 @@ static void test_shapes(const code_ops *ops)
 			for (size_t qi = 0; qi < 3; qi++) {
 				float *q = random_queries(nqs[qi], dims[di], 1);
 
-				compare("shapes", &ds, ops, q, nqs[qi], ks[ki],
+				compare("shapes", &ds, q, nqs[qi], ks[ki],
 					(unsigned)(1 + (ki + qi) % 3));
 				free(q);
 			}
 		{
 			float *q = random_queries(3, dims[di], 1);
 
-			compare("k > n", &ds, ops, q, 3, ds.n + 5, 2);
+			compare("k > n", &ds, q, 3, ds.n + 5, 2);
 			free(q);
 		}
 		ds_free(&ds);
 	}
 }
 
-/* Near neighbours closer than a code step, duplicates (ties broken by
- * id), queries on rows, far outside the data and at its corners. */
-static void test_hard_cases(const code_ops *ops)
+/* Near neighbours closer than a code step, duplicates and scaled copies
+ * (ties broken by id; cosine ties of parallel rows), queries on rows,
+ * far outside the data and at its corners. */
+static void test_hard_cases(void)
 {
-	const size_t n = 4000, dim = 32, nq = 40;
+	const size_t n = 4000, dim = 32, nq = 50;
 	dataset ds;
 	float *q = malloc(nq * dim * sizeof(float));
 
@@ -144,28 +174,31 @@ static void test_hard_cases(const code_ops *ops)
 	/* rows 100..199: tiny moves of row 50, some exact copies */
 	for (size_t r = 100; r < 200; r++)
 		for (size_t d = 0; d < dim; d++) {
-			float v;
+			float v = get(&ds, 50, d);
 
-			memcpy(&v, ds.rows[50].data + 4 * d, 4);
 			set(&ds, r, d, r % 3 ? v + (float)(r - 100) * 1e-6f * (d % 2 ? 1 : -1) : v);
 		}
+	/* rows 200..219: row 60 times powers of two (equal cosine, exactly) */
+	for (size_t r = 200; r < 220; r++)
+		for (size_t d = 0; d < dim; d++)
+			set(&ds, r, d, ldexpf(get(&ds, 60, d), (int)(r - 210)));
 	for (size_t i = 0; i < nq; i++)
 		for (size_t d = 0; d < dim; d++) {
-			float v;
+			float v = get(&ds, i < 20 ? 50 + i * 7 : i, d);
 
-			memcpy(&v, ds.rows[i < 20 ? 50 + i * 7 : i].data + 4 * d, 4);
 			q[i * dim + d] = i < 10 ? v : i < 20 ? v + 1e-5f :
-					 i < 30 ? v * 40 : (d % 2 ? 1.0f : -1.0f);
+					 i < 30 ? v * 40 : i < 40 ? (d % 2 ? 1.0f : -1.0f) :
+					 get(&ds, 60, d) * 3;
 		}
-	compare("near neighbours and ties", &ds, ops, q, nq, 10, 2);
-	compare("near neighbours and ties, k=150", &ds, ops, q, nq, 150, 1);
+	compare("near neighbours and ties", &ds, q, nq, 10, 2);
+	compare("near neighbours and ties, k=150", &ds, q, nq, 150, 1);
 	ds_free(&ds);
 	free(q);
 }
 
 /* One dimension spans a million: the codes are coarse and nearly every
  * row becomes a candidate; the answer must not change. */
-static void test_wide_range(const code_ops *ops)
+static void test_wide_range(void)
 {
 	dataset ds;
 	float *q;
@@ -174,14 +207,15 @@ static void test_wide_range(const code_ops *ops)
 	set(&ds, 7, 3, 1e6f);
 	set(&ds, 8, 5, -1e6f);
 	q = random_queries(5, 16, 1);
-	compare("wide range", &ds, ops, q, 5, 10, 2);
+	compare("wide range", &ds, q, 5, 10, 2);
 	ds_free(&ds);
 	free(q);
 }
 
-/* Rows with NaN or an infinity are measured for every query (NaN ranks
- * last); too many of them and codes are not built. */
-static void test_exceptions(const code_ops *ops)
+/* Rows with NaN or an infinity, zero rows, tiny and huge norms are
+ * measured for every query (NaN ranks last); too many of them and codes
+ * are not built. */
+static void test_exceptions(void)
 {
 	dataset ds;
 	float *q;
@@ -192,21 +226,46 @@ static void test_exceptions(const code_ops *ops)
 	set(&ds, 10, 2, NAN);
 	set(&ds, 20, 0, INFINITY);
 	set(&ds, 30, 7, -INFINITY);
+	for (size_t d = 0; d < 8; d++) {
+		set(&ds, 40, d, 0);                  /* a zero vector */
+		set(&ds, 41, d, d == 3 ? 1e-30f : 0); /* nearly zero */
+		set(&ds, 42, d, get(&ds, 42, d) * 1e25f); /* huge norm */
+		set(&ds, 43, d, get(&ds, 43, d) * 1e-4f); /* small */
+	}
 	q = random_queries(4, 8, 1);
-	compare("exceptions", &ds, ops, q, 4, 3000, 2);
-	compare("exceptions, k=5", &ds, ops, q, 4, 5, 1);
+	compare("exceptions", &ds, q, 4, 3000, 2);
+	compare("exceptions, k=5", &ds, q, 4, 5, 1);
+	compare("exceptions, k=1", &ds, q, 4, 1, 1);
 	for (size_t r = 0; r < 400; r++)
 		set(&ds, r * 7, 1, NAN);
-	a = accel_build(ds.rows, ds.n, ds.dim, ops, &why);
+	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, &why);
 	CHECK(a == NULL && why && strstr(why, "NaN"),
 	      "too many exceptions must refuse codes (%s)", why ? why : "built");
-	accel_free(a);
+	accel_release(a);
+	ds_free(&ds);
+	free(q);
+}
+
+/* Integer rows in [-3, 3]: exact distances, masses of exact ties. */
+static void test_integer_ties(void)
+{
+	dataset ds;
+	float *q;
+
+	ds_init(&ds, 5000, 12);
+	for (size_t r = 0; r < ds.n; r++)
+		for (size_t d = 0; d < ds.dim; d++)
+			set(&ds, r, d, (float)(int)(next_u64() % 7) - 3);
+	q = random_queries(9, 12, 3);
+	for (size_t i = 0; i < 9 * 12; i++)
+		q[i] = nearbyintf(q[i]);
+	compare("integer ties", &ds, q, 9, 25, 2);
 	ds_free(&ds);
 	free(q);
 }
 
 /* The index refuses what it cannot answer exactly. */
-static void test_applies(const code_ops *ops)
+static void test_applies(void)
 {
 	dataset ds;
 	float *q;
@@ -215,78 +274,195 @@ static void test_applies(const code_ops *ops)
 
 	ds_init(&ds, 100, 4);
 	q = random_queries(2, 4, 1);
-	a = accel_build(ds.rows, ds.n, ds.dim, ops, &why);
+	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, &why);
 	{
-		search_request req = { .metric = RVF_METRIC_L2, .dim = 4,
+		search_request req = { .metric = metric, .dim = 4,
 				       .queries = q, .nq = 2, .k = 3,
 				       .rows = ds.rows, .nrows = ds.n };
 
-		CHECK(accel_applies(a, &req), "plain L2 applies");
-		req.metric = RVF_METRIC_INNER_PRODUCT;
-		CHECK(!accel_applies(a, &req), "inner product does not");
-		req.metric = RVF_METRIC_COSINE;
-		CHECK(!accel_applies(a, &req), "cosine does not");
-		req.metric = RVF_METRIC_L2;
+		CHECK(accel_applies(a, &req), "%s applies", mname);
+		req.metric = metric == RVF_METRIC_L2 ? RVF_METRIC_COSINE :
+						       RVF_METRIC_L2;
+		CHECK(!accel_applies(a, &req), "another metric does not");
+		req.metric = metric;
 		req.nrows = 99;
 		CHECK(!accel_applies(a, &req), "other rows do not");
 		req.nrows = ds.n;
 		q[5] = NAN;
 		CHECK(!accel_applies(a, &req), "a NaN query does not");
+		if (metric == RVF_METRIC_COSINE) {
+			for (int d = 0; d < 4; d++)
+				q[4 + d] = 0;
+			CHECK(!accel_applies(a, &req), "a zero query does not");
+		}
+		if (metric != RVF_METRIC_L2) {
+			q[5] = 1e31f;
+			CHECK(!accel_applies(a, &req), "a huge query does not");
+		}
 	}
-	accel_free(a);
+	accel_release(a);
 	ds_free(&ds);
 	free(q);
 }
 
-/* Every kernel computes the same integers. */
+/*
+ * Commits: from the rows of one view to the next, as a store does it:
+ * rows appended with new ids, some deleted, some replaced (same id, new
+ * bytes), every list ascending by id.  Each derived index must answer as
+ * the exact scan of its own rows; a chain of them too.
+ */
+static void test_derive(void)
+{
+	const size_t n0 = 3000, dim = 24, extra = 600, nq = 12;
+	dataset ds; /* rows 0..n0+extra: the bytes of every version */
+	search_row *cur, *next;
+	size_t ncur = n0;
+	accel_index *a;
+	const char *why;
+	float *q = random_queries(nq, dim, 1);
+
+	ds_init(&ds, n0 + extra, dim);
+	/* the rows added later lie a little outside the first rows' range,
+	 * one is NaN, one a zero vector */
+	for (size_t r = n0; r < n0 + extra; r++)
+		for (size_t d = 0; d < dim; d++)
+			set(&ds, r, d, get(&ds, r, d) * 1.03f);
+	set(&ds, n0 + 5, 3, NAN);
+	for (size_t d = 0; d < dim; d++)
+		set(&ds, n0 + 6, d, 0);
+	cur = malloc((n0 + extra) * sizeof(search_row));
+	next = malloc((n0 + extra) * sizeof(search_row));
+	memcpy(cur, ds.rows, n0 * sizeof(search_row));
+	a = accel_build(cur, ncur, dim, metric, ops, &why);
+	CHECK(a != NULL, "build: %s", why ? why : "?");
+	for (size_t step = 0; a && step < 30; step++) {
+		size_t w = 0, add = 20, base = n0 + step * add;
+		accel_index *b;
+
+		/* delete every 50th row of this step's choosing, replace a
+		 * few ids with new bytes, append new ids */
+		for (size_t i = 0; i < ncur; i++) {
+			search_row r = cur[i];
+
+			if ((i + step) % 50 == 7)
+				continue;
+			if ((i + step) % 97 == 3) /* same id, other bytes */
+				r.data = ds.rows[base + (i % add)].data;
+			next[w++] = r;
+		}
+		for (size_t j = 0; j < add; j++)
+			next[w++] = (search_row){ .id = 100000 + step * add + j,
+						  .data = ds.rows[base + j].data };
+		b = accel_derive(a, next, w, &why);
+		CHECK(b != NULL, "derive step %zu: %s", step, why ? why : "?");
+		accel_release(a);
+		a = b;
+		{ /* the index reads next now: the next step writes cur */
+			search_row *t = cur;
+
+			cur = next;
+			next = t;
+		}
+		ncur = w;
+		if (a && step % 3 == 0)
+			compare_index("derived", a, cur, ncur, dim, q, nq,
+				      step % 2 ? 10 : 40, 1 + step % 2);
+	}
+	if (a) {
+		CHECK(accel_dead(a) > 0, "deleted rows leave dead slots");
+		compare_index("derived, last", a, cur, ncur, dim, q, nq, 7, 2);
+	}
+	/* rows out of order: refused, the caller builds */
+	if (a && ncur > 2) {
+		search_row t = cur[0];
+
+		memcpy(next, cur, ncur * sizeof(search_row));
+		next[0] = next[1];
+		next[1] = t;
+		CHECK(accel_derive(a, next, ncur, &why) == NULL,
+		      "unordered rows must be refused");
+	}
+	accel_release(a);
+	free(cur);
+	free(next);
+	free(q);
+	ds_free(&ds);
+}
+
+/* Every kernel computes the portable kernel's integers, from the most
+ * extreme codes and queries too. */
 static void test_kernels(void)
 {
-	const code_ops *v = code_ops_vnni(), *p = code_ops_portable();
-	static const size_t ngroups[] = { 1, 2, 3, 32, 33 };
+	const code_ops *all[] = { code_ops_vnni(), code_ops_avx512bw(),
+				  code_ops_avx2(), code_ops_neon(),
+				  code_ops_sdot() };
+	const code_ops *p = code_ops_portable();
+	static const size_t ngroups[] = { 1, 2, 3, 4, 5, 9, 32, 33, 96 };
 
-	if (!v) {
-		printf("test_accel: no AVX-512 VNNI here; portable kernel only\n");
-		return;
-	}
-	for (size_t gi = 0; gi < 5; gi++) {
-		size_t ng = ngroups[gi], nq = 13;
-		uint8_t *blk = malloc(ng * 64);
-		int8_t *q8 = malloc(nq * ng * 4);
-		int32_t base[CODE_BLOCK], qq[13], thr[13], o1[13 * 16], o2[13 * 16];
-		uint16_t m1[13], m2[13];
+	for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+		if (!all[k])
+			continue;
+		printf("test_accel: kernel %s\n", all[k]->name);
+		for (size_t gi = 0; gi < sizeof(ngroups) / sizeof(ngroups[0]); gi++)
+			for (int extreme = 0; extreme < 3; extreme++) {
+				size_t ng = ngroups[gi], nq = 13;
+				uint8_t *blk = malloc(ng * 64);
+				int8_t *q8 = malloc(nq * ng * 4);
+				int8_t *pp = malloc(nq * p->qbytes(ng));
+				int8_t *pk = malloc(nq * all[k]->qbytes(ng));
+				int32_t base[CODE_BLOCK], qq[13], thr[13];
+				int32_t o1[13 * 16], o2[13 * 16];
+				uint16_t m1[13], m2[13];
 
-		for (size_t i = 0; i < ng * 64; i++)
-			blk[i] = (uint8_t)next_u64();
-		for (size_t i = 0; i < nq * ng * 4; i++)
-			q8[i] = (int8_t)next_u64();
-		for (int r = 0; r < CODE_BLOCK; r++)
-			base[r] = (int32_t)(next_u64() % 1000000);
-		for (size_t i = 0; i < nq; i++) {
-			qq[i] = (int32_t)(next_u64() % 1000000);
-			thr[i] = (int32_t)(next_u64() % 2000000) - 500000;
-		}
-		v->dists(blk, ng, base, q8, qq, thr, nq, o1, m1);
-		p->dists(blk, ng, base, q8, qq, thr, nq, o2, m2);
-		CHECK(!memcmp(o1, o2, sizeof(o1)) && !memcmp(m1, m2, sizeof(m1)),
-		      "vnni and portable differ for %zu groups", ng);
-		free(blk);
-		free(q8);
+				for (size_t i = 0; i < ng * 64; i++)
+					blk[i] = extreme ? 255 : (uint8_t)next_u64();
+				for (size_t i = 0; i < nq * ng * 4; i++)
+					q8[i] = extreme == 1 ? -128 : extreme == 2 ? 127 :
+						(int8_t)next_u64();
+				for (int r = 0; r < CODE_BLOCK; r++)
+					base[r] = (int32_t)(next_u64() % 1000000);
+				for (size_t i = 0; i < nq; i++) {
+					qq[i] = (int32_t)(next_u64() % 1000000);
+					thr[i] = (int32_t)(next_u64() % 2000000) - 500000;
+					p->prep(q8 + i * ng * 4, ng, pp + i * p->qbytes(ng));
+					all[k]->prep(q8 + i * ng * 4, ng,
+						     pk + i * all[k]->qbytes(ng));
+				}
+				all[k]->dists(blk, ng, base, pk, qq, thr, nq, o1, m1);
+				p->dists(blk, ng, base, pp, qq, thr, nq, o2, m2);
+				CHECK(!memcmp(o1, o2, sizeof(o1)) && !memcmp(m1, m2, sizeof(m1)),
+				      "%s and portable differ for %zu groups (%d)",
+				      all[k]->name, ng, extreme);
+				free(blk);
+				free(q8);
+				free(pp);
+				free(pk);
+			}
 	}
 }
 
 int main(void)
 {
-	const code_ops *sets[2] = { code_ops_portable(), code_ops_vnni() };
+	const code_ops *sets[] = { code_ops_portable(), code_ops_best(),
+				   code_ops_avx2() };
 
 	test_kernels();
-	for (int i = 0; i < 2; i++) {
-		if (!sets[i])
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		if (!sets[i] || (i > 0 && sets[i] == sets[i - 1]))
 			continue;
-		test_shapes(sets[i]);
-		test_hard_cases(sets[i]);
-		test_wide_range(sets[i]);
-		test_exceptions(sets[i]);
-		test_applies(sets[i]);
+		ops = sets[i];
+		printf("test_accel: searching with the %s kernel\n", ops->name);
+		for (size_t m = 0; m < 3; m++) {
+			metric = metrics[m];
+			mname = metric_names[m];
+			test_shapes();
+			test_hard_cases();
+			test_wide_range();
+			test_exceptions();
+			test_integer_ties();
+			test_applies();
+			test_derive();
+		}
 	}
 	printf("test_accel: %d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
