@@ -431,8 +431,11 @@ void control_write(fuse_req_t req, const char *buf, size_t size)
 	} else {
 		rc = run(fs, line, &compacted);
 		/* Views and names changed with the commit (after a failure
-		 * nothing changed, and an invalidation is harmless). */
-		fs_invalidate(fs, compacted);
+		 * nothing changed, and an invalidation is harmless); a write
+		 * to `control` holds no directory lock, so it can wait until
+		 * the kernel was told. */
+		(void)compacted;
+		fs_invalidate(fs, true);
 	}
 	free(line);
 	if (rc)

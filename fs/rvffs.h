@@ -76,7 +76,7 @@ typedef struct rvffs {
 	struct slot *slots;        /* queries/ entries */
 	char *errors;              /* recent error lines, newest last */
 	size_t errors_len;
-	uint32_t seg_gen;          /* bumps when the store is compacted */
+	uint64_t seg_gen;          /* librvf's file generation of the current view */
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
 	size_t nbigids, bigcap;
 	size_t *bighash;           /* id -> index + 1 (inode.c) */
@@ -89,6 +89,8 @@ typedef struct rvffs {
 	pthread_t inval_thread;    /* sends kernel cache invalidations */
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
+	uint64_t inval_asked, inval_sent; /* passes requested / completed */
+	rvf_view *inval_shown;     /* the state the kernel's names come from */
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
 } rvffs;
 
@@ -109,8 +111,12 @@ int fs_rvf_errno(rvffs *fs, const char *what, const rvf_error *err);
 
 /* view.c: the current snapshot (refreshing a read-only mount now and then). */
 rvf_view *fs_view(rvffs *fs);
-/* After a commit: drop cached directory contents the commit changed. */
-void fs_invalidate(rvffs *fs, bool compacted);
+/* After a commit: the kernel forgets every name and directory content the
+ * commit changed (every segment name when librvf's file generation moved,
+ * removed vectors, ...).  With `wait` (only from a request that holds no
+ * directory lock, e.g. a write to `control`) it returns once the kernel
+ * was told (at most a second); else the notices follow at once. */
+void fs_invalidate(rvffs *fs, bool wait);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 

@@ -52,6 +52,7 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "epoch: %u\n", i->epoch);
 	fprintf(f, "segments: %zu\n", rvf_view_segment_count(v));
 	fprintf(f, "file_size: %llu\n", (unsigned long long)i->file_size);
+	fprintf(f, "generation: %llu\n", (unsigned long long)i->generation);
 	put_identity(f, &i->identity, false);
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");

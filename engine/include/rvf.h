@@ -264,6 +264,11 @@ typedef struct rvf_info {
 	bool is_branch;          /* has COW_MAP + MEMBERSHIP */
 	const char *parent_path; /* branch parent as stored (relative), or NULL */
 	const char *parent_resolved; /* the path we opened, or NULL */
+	/* The file generation: 0 at open, one more each time the file was
+	 * rewritten (compacted, replaced by another file, cut shorter), i.e.
+	 * whenever segment offsets and names of earlier views stop holding.
+	 * Appends (commits) keep it. */
+	uint64_t generation;
 } rvf_info;
 
 const rvf_info *rvf_view_info(const rvf_view *v);
