@@ -368,7 +368,18 @@ static int run(rvffs *fs, const char *line, bool *compacted)
 		code = rvf_store_compact(fs->store, NULL, &err);
 		*compacted = code == RVF_OK;
 	} else if (!strcmp(cmd, "freeze") && bare) {
-		code = rvf_store_freeze(fs->store, NULL, &err);
+		rvf_view *v = rvf_store_view(fs->store);
+		bool branch = rvf_view_info(v)->is_branch;
+		rvf_view_release(v);
+		if (branch) {
+			code = rvf_store_freeze(fs->store, NULL, &err);
+		} else {
+			/* Only a branch child's COW_MAP can record it: a root
+			 * store would be "frozen" until unmount.  Never claim it. */
+			fs_error(fs, "control: freeze: %s is not a branch child, and the format records a freeze only in a branch child's COW_MAP; it would not last past this mount. Make the store read-only instead (chmod a-w STORE, or mount -o ro)",
+				 fs->store_path);
+			return -EINVAL;
+		}
 	} else if (!strcmp(cmd, "remove-kernel") && bare) {
 		code = rvf_store_remove_kernel(fs->store, NULL, &err);
 	} else if (!strcmp(cmd, "remove-ebpf") && bare) {
