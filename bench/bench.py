@@ -38,7 +38,8 @@ SIZES = {
     "100k": dict(n=100_000, queries=200, reps_query=5, reps=5, reps_ingest=5, reps_ls=2),
     "1m": dict(n=1_000_000, queries=200, reps_query=3, reps=3, reps_ingest=3, reps_ls=0),
 }
-WORKLOADS = ("ingest", "query", "mount", "reads", "compact")  # in running order
+WORKLOADS = ("ingest", "query", "mount", "reads", "compact", "writes")  # in running order
+SHELL_WRITES = 10_000  # issue 12: `echo > vectors/$i` then `rm vectors/*`, dim 8
 DIM = 128
 K = 10
 DELETE_EVERY = 10  # compaction: ids 0, 10, 20, ... (10%) are deleted first
@@ -57,6 +58,11 @@ TARGETS = {
     ("reads", "cat_warm"): (">=", 0.8, "ratio", None),
     ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
     ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
+    # issue 12 (the plain-file baseline is shown, the targets are absolute)
+    ("writes", "echo_per_s"): (">=", 5000.0, "abs", None),
+    ("writes", "echo_store_mb"): ("<=", 2.0, "abs", None),
+    ("writes", "rm_seconds"): ("<=", 2.0, "abs", None),
+    ("writes", "rm_growth_mb"): ("<=", 1.0, "abs", None),
 }
 
 
@@ -753,6 +759,59 @@ class Bench:
                                   cold=self.cold)
 
     # ------------------------------------------------------------ 5 compact
+    def writes(self):
+        """The shell's write pattern (issue 12): SHELL_WRITES single-vector
+        `echo ... > vectors/$i` in one bash loop on a fresh dim-8 store,
+        then `rm vectors/*`; the same loop into a plain directory on the
+        same disk is the baseline. Store sizes are after the unmount (the
+        daemon commits and, when due, compacts then)."""
+        n = SHELL_WRITES
+        store = self.tmp / "writes.rvf"
+        mnt = self.tmp / "mnt-writes"
+        plain = self.tmp / "plain-writes"
+        for p in (store, Path(str(store) + ".lock")):
+            p.unlink(missing_ok=True)
+        run([self.rvfctl, "create", store, "--dim", 8])
+        loop = f'for i in $(seq 1 {n}); do echo "1 2 3 4 5 6 7 $i" > "$D/$i"; done'
+        shutil.rmtree(plain, ignore_errors=True)
+        plain.mkdir()
+        t = time.perf_counter()
+        run(["bash", "-c", loop], env=dict(os.environ, D=str(plain)))
+        plain_s = time.perf_counter() - t
+        t = time.perf_counter()
+        run(["bash", "-c", 'rm "$D"/*'], env=dict(os.environ, D=str(plain)))
+        plain_rm = time.perf_counter() - t
+        self.mount(store, mnt)
+        try:
+            t = time.perf_counter()
+            run(["bash", "-c", loop], env=dict(os.environ, D=str(mnt / "vectors")))
+            echo_s = time.perf_counter() - t
+            got = int(self.status(mnt)["vectors"])
+        finally:
+            self.unmount(mnt)
+        if got != n:
+            raise BenchError(f"writes: {got} vectors after {n} writes")
+        after_echo = store.stat().st_size
+        self.mount(store, mnt)
+        try:
+            t = time.perf_counter()
+            run(["bash", "-c", 'rm "$D"/*'], env=dict(os.environ, D=str(mnt / "vectors")))
+            rm_s = time.perf_counter() - t
+            grown_live = store.stat().st_size - after_echo
+        finally:
+            self.unmount(mnt)
+        after_rm = store.stat().st_size
+        mb = 1024 * 1024
+        self.row("writes", "echo_per_s", f"{n} x echo > vectors/$i (dim 8)", "writes/s",
+                 n / echo_s, n / plain_s, "higher", base="plain files")
+        self.row("writes", "echo_store_mb", "store after those writes and unmount", "MB",
+                 after_echo / mb, None, "lower", compare=False)
+        self.row("writes", "rm_seconds", f"rm vectors/* of {n}", "s", rm_s, plain_rm, "lower",
+                 base="plain files")
+        self.row("writes", "rm_growth_mb", "store growth by the rm (before unmount)", "MB",
+                 grown_live / mb, None, "lower", compare=False,
+                 note=f"after unmount: {after_rm / mb:.2f} MB (compacted when due)")
+
     def compact(self):
         work = self.tmp / "compact.rvf"
         mnt = self.tmp / "mnt-compact"
@@ -842,7 +901,8 @@ class Bench:
         self.generate()
         self.load = {}
         steps = dict(ingest=lambda: self.ingest(timed=True), query=self.query,
-                     mount=self.mount_wl, reads=self.reads, compact=self.compact)
+                     mount=self.mount_wl, reads=self.reads, compact=self.compact,
+                     writes=self.writes)
         if "ingest" not in wl:
             self.ingest(timed=False)  # the stores the other workloads use
         for name in WORKLOADS:  # ingest first: it makes the stores

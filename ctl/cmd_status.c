@@ -31,7 +31,8 @@ static int status_mount(ctl_ctx *ctx, const char *mnt)
 	free(man);
 	const char *metric = kv_str(st, "metric");
 	const char *ro = kv_str(st, "read_only");
-	json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:I,s:b,s:b,s:I,s:s}",
+	const char *durable = kv_str(st, "durable");
+	json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s,s:I,s:b,s:b,s:I,s:s}",
 		"dimension", (json_int_t)kv_u64(st, "dimension"),
 		"metric", metric ? metric : "",
 		"vectors", (json_int_t)kv_u64(st, "vectors"),
@@ -39,6 +40,8 @@ static int status_mount(ctl_ctx *ctx, const char *mnt)
 		"epoch", (json_int_t)kv_u64(st, "epoch"),
 		"segments", dir,
 		"fileSize", (json_int_t)kv_u64(st, "file_size"),
+		"deadBytes", (json_int_t)kv_u64(st, "dead_bytes"),
+		"durable", !durable || strcmp(durable, "no"),
 		"fileId", kv_str(st, "file_id") ? kv_str(st, "file_id") : "",
 		"parentId", kv_str(st, "parent_id") ? kv_str(st, "parent_id") : "",
 		"lineageDepth", (json_int_t)kv_u64(st, "lineage_depth"),
@@ -67,21 +70,23 @@ int cmd_status(ctl_ctx *ctx, int argc, char **argv)
 	hex_encode(i->identity.file_id, 16, fid);
 	hex_encode(i->identity.parent_id, 16, pid);
 	if (ctx->json) {
-		ctl_print_json(json_pack("{s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I,s:s,s:s,s:i,s:b,s:b,s:b}",
+		ctl_print_json(json_pack("{s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I,s:I,s:s,s:s,s:i,s:b,s:b,s:b}",
 			"dimension", (int)i->dimension, "metric", rvf_metric_name(i->metric),
 			"vectors", (json_int_t)i->visible, "totalVectors", (json_int_t)i->own_live,
 			"deleted", (json_int_t)i->deleted, "epoch", (int)i->epoch,
 			"segments", (int)i->directory_len, "fileSize", (json_int_t)i->file_size,
+			"deadBytes", (json_int_t)i->dead_bytes,
 			"fileId", fid, "parentId", pid,
 			"lineageDepth", (int)i->identity.lineage_depth,
 			"branch", i->is_branch, "readOnly", i->frozen, "mounted", 0));
 	} else {
 		printf("dimension: %u\nmetric: %s\nvectors: %llu\ndeleted: %llu\n"
-		       "epoch: %u\nsegments: %u\nfile_size: %llu\nfile_id: %s\n"
-		       "parent_id: %s\nlineage_depth: %u\n",
+		       "epoch: %u\nsegments: %u\nfile_size: %llu\ndead_bytes: %llu\n"
+		       "file_id: %s\nparent_id: %s\nlineage_depth: %u\n",
 		       i->dimension, rvf_metric_name(i->metric),
 		       (unsigned long long)i->visible, (unsigned long long)i->deleted,
 		       i->epoch, i->directory_len, (unsigned long long)i->file_size,
+		       (unsigned long long)i->dead_bytes,
 		       fid, pid, i->identity.lineage_depth);
 	}
 	rvf_view_release(v);

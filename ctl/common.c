@@ -153,8 +153,8 @@ json_t *json_hex(const uint8_t *p, size_t n)
 int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 {
 	rvf_error err;
-	rvf_code rc = rvf_store_open(path, writable ? 0 : RVF_OPEN_READ_ONLY, out,
-				     &err);
+	rvf_code rc = rvf_store_open_wait(path, writable ? 0 : RVF_OPEN_READ_ONLY,
+					  ctx->wait_ms, out, &err);
 	if (rc == RVF_OK)
 		return 0;
 	char *mnt = rc == RVF_E_LOCK_HELD ? mnt_of_store(path) : NULL;

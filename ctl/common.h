@@ -26,6 +26,7 @@ enum {
 
 typedef struct ctl_ctx {
 	bool json;          /* --json: one JSON document on stdout */
+	unsigned wait_ms;   /* --wait SECONDS: how long to wait for the lock */
 	rvffs_config cfg;     /* rvffs.conf */
 } ctl_ctx;
 
@@ -99,5 +100,7 @@ int cmd_remove_ebpf(ctl_ctx *ctx, int argc, char **argv);
 int cmd_verify(ctl_ctx *ctx, int argc, char **argv);
 int cmd_keygen(ctl_ctx *ctx, int argc, char **argv);
 int cmd_sign(ctl_ctx *ctx, int argc, char **argv);
+int cmd_extract_wasm(ctl_ctx *ctx, int argc, char **argv);
+int cmd_extract_dashboard(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

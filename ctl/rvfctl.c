@@ -1,6 +1,7 @@
 /* rvfctl - create, inspect and change RVF stores from the shell.
  *
  * Thin main: global options, then one file per command (cmd_*.c). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ static const struct command commands[] = {
 	{ "embed-ebpf", cmd_embed_ebpf, "embed-ebpf STORE PROG [--btf FILE] [--prog-type N] [--attach-type N] [--max-dim N]" },
 	{ "extract-ebpf", cmd_extract_ebpf, "extract-ebpf STORE OUT [--btf OUT]" },
 	{ "remove-ebpf", cmd_remove_ebpf, "remove-ebpf STORE" },
+	{ "extract-wasm", cmd_extract_wasm, "extract-wasm STORE OUT [--name NAME]   (OUT is a directory when the store has several modules)" },
+	{ "extract-dashboard", cmd_extract_dashboard, "extract-dashboard STORE OUTDIR" },
 	{ "verify", cmd_verify, "verify STORE [--pubkey FILE]" },
 	{ "keygen", cmd_keygen, "keygen PREFIX" },
 	{ "sign", cmd_sign, "sign STORE [--key PREFIX]" },
@@ -40,7 +43,7 @@ static const struct command commands[] = {
 
 static void usage(FILE *f)
 {
-	fputs("usage: rvfctl [--json] [--config FILE] COMMAND [ARGS]\n\ncommands:\n", f);
+	fputs("usage: rvfctl [--json] [--config FILE] [--wait SECONDS] COMMAND [ARGS]\n\ncommands:\n", f);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  rvfctl %s\n", commands[i].usage);
 	fputs("\n"
@@ -52,6 +55,8 @@ static void usage(FILE *f)
 	      "  --json          one JSON document on stdout (errors too: {\"error\": ...})\n"
 	      "  --config FILE   configuration file (default: $XDG_CONFIG_HOME/rvffs/rvffs.conf,\n"
 	      "                  then /etc/rvffs.conf); see rvffs.conf(5)\n"
+	      "  --wait SECONDS  wait up to SECONDS (default 5) for another writer, e.g. an\n"
+	      "                  rvffs that is unmounting, to release the store's lock\n"
 	      "\n"
 	      "A progress bar is drawn on stderr for long operations when stderr is a terminal.\n"
 	      "\n"
@@ -66,6 +71,20 @@ static void usage(FILE *f)
 /* Takes the global options out of argv (they may come anywhere before a
  * `--`, so that `rvfctl status S --json` works); returns the new argc or
  * -1 on a usage error. */
+/* SECONDS for --wait: a decimal number from 0 to 3600. */
+static bool parse_wait(const char *v, unsigned *ms)
+{
+	if (!v || !*v)
+		return false;
+	char *end;
+	errno = 0;
+	double sec = strtod(v, &end);
+	if (errno || *end || !(sec >= 0 && sec <= 3600))
+		return false;
+	*ms = (unsigned)(sec * 1000 + 0.5);
+	return true;
+}
+
 static int global_options(int argc, char **argv, ctl_ctx *ctx,
 			  const char **config)
 {
@@ -86,6 +105,11 @@ static int global_options(int argc, char **argv, ctl_ctx *ctx,
 		} else if (!rest && !strncmp(a, "--config=", 9)) {
 			*config = a + 9;
 			continue;
+		} else if (!rest && (!strcmp(a, "--wait") || !strncmp(a, "--wait=", 7))) {
+			const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!parse_wait(v, &ctx->wait_ms))
+				return -2;
+			continue;
 		}
 		argv[w++] = argv[i];
 	}
@@ -95,9 +119,11 @@ static int global_options(int argc, char **argv, ctl_ctx *ctx,
 
 int main(int argc, char **argv)
 {
-	ctl_ctx ctx = { 0 };
+	ctl_ctx ctx = { .wait_ms = RVF_LOCK_WAIT_DEFAULT_MS };
 	const char *config = NULL;
 	argc = global_options(argc, argv, &ctx, &config);
+	if (argc == -2)
+		return ctl_usage_error(&ctx, "--wait needs SECONDS (0 to 3600)");
 	if (argc < 0)
 		return ctl_usage_error(&ctx, "--config needs FILE");
 	if (argc < 2) {

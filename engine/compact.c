@@ -29,22 +29,6 @@
 
 #define WRITE_BUFFER (4u << 20)
 
-/* "a.rvf" -> "a.rvf.compact.tmp", "a.rvdna" -> "a.rvf.compact.tmp", as
- * the reference names it (Rust's Path::with_extension). */
-static char *compact_tmp_path(const char *path)
-{
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	const char *dot = strrchr(base, '.');
-	size_t keep = dot && dot != base ? (size_t)(dot - path) : strlen(path);
-	char *out = malloc(keep + sizeof(".rvf.compact.tmp"));
-	if (!out)
-		return NULL;
-	memcpy(out, path, keep);
-	strcpy(out + keep, ".rvf.compact.tmp");
-	return out;
-}
-
 typedef struct writer {
 	int fd;
 	const char *path;       /* for messages */
@@ -192,7 +176,8 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	const rvf_view *v = c.base;
 	live_row *rows = NULL;
 	size_t nlive = 0;
-	char *tmp = NULL;
+	io_temp tmp = { .fd = -1 };
+	char *what = NULL;      /* the temporary file, for messages */
 	writer w = { .fd = -1 };
 	manifest m = v->man;
 	m.dir = NULL;
@@ -211,19 +196,22 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	size_t nvec = nlive ? (nlive + (RVF_MAX_PAYLOAD - 6) / stride - 1) /
 			      ((RVF_MAX_PAYLOAD - 6) / stride) : 0;
 	m.dir = malloc((nvec + v->man.dir_len + s->npending + 2) * sizeof(dir_entry));
-	tmp = compact_tmp_path(s->path);
 	w.buf = malloc(WRITE_BUFFER);
-	if (!m.dir || !tmp || !w.buf) {
+	if (asprintf(&what, "the compacted copy of %s", s->path) < 0)
+		what = NULL;
+	if (!m.dir || !w.buf || !what) {
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		goto fail;
 	}
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = rvf_fail_io(err, errno, "cannot create %s", tmp);
+	/* Never a predictable name someone could plant a symlink at. */
+	if (io_temp_create(&tmp, s->path) != 0) {
+		rc = rvf_fail_io(err, errno, "cannot create a temporary file beside %s",
+				 s->path);
 		goto fail;
 	}
+	fd = tmp.fd;
 	w.fd = fd;
-	w.path = tmp;
+	w.path = what;
 	m.dir_len = 0;
 	uint64_t next_id = 1;
 	rc = write_rows(&w, v, rows, nlive, &m, &next_id, err);
@@ -233,7 +221,10 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	/* Preserved segments, verbatim and with their ids, in file order. */
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *seg = &v->sorted[i];
-		if (!seg->listed || !seg->readable || !preserved_type(seg->type))
+		if (!seg->listed || !seg->readable ||
+		    (!preserved_type(seg->type) &&
+		     /* JSON META documents are not vector metadata: keep them */
+		     !(seg->type == RVF_SEG_META && rvf_segment_is_json(v, seg))))
 			continue;
 		uint64_t total = RVF_SEGMENT_HEADER_SIZE + seg->payload_length;
 		m.dir[m.dir_len++] = (dir_entry){ .seg_id = seg->id, .offset = w.pos,
@@ -242,7 +233,7 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 		if (seg->id >= next_id)
 			next_id = seg->id + 1;
 		if (wput(&w, v->map->base + seg->offset, (size_t)total)) {
-			rc = rvf_fail_io(err, errno, "cannot write %s", tmp);
+			rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
 			goto fail;
 		}
 	}
@@ -260,7 +251,7 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 						  .type = RVF_SEG_META };
 		next_id++;
 		if (wput(&w, hdr, sizeof(hdr)) || wput(&w, mw.payload, mw.len)) {
-			rc = rvf_fail_io(err, errno, "cannot write %s", tmp);
+			rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
 			goto fail;
 		}
 	}
@@ -279,18 +270,28 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	int bad = wput(&w, hdr, sizeof(hdr)) || wput(&w, mp, mlen) || wflush(&w);
 	free(mp);
 	if (bad || io_fsync(fd) != 0) {
-		rc = rvf_fail_io(err, errno, "cannot write %s", tmp);
+		rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
 		goto fail;
 	}
-	if (io_rename(tmp, s->path) != 0) {
-		rc = rvf_fail_io(err, errno, "cannot rename %s over %s", tmp, s->path);
+	/* The new file keeps the store's mode, owner and group. */
+	if (io_temp_replace(&tmp, s->fd, s->path) != 0) {
+		rc = errno == EPERM ?
+		     rvf_fail_io(err, errno, "cannot give the compacted file the owner and group of %s (run the compaction as its owner or root)",
+				 s->path) :
+		     rvf_fail_io(err, errno, "cannot put the compacted file in place of %s",
+				 s->path);
 		goto fail;
 	}
+	io_temp_discard(&tmp, true);
 	if (io_fsync_dir_of(s->path) != 0) {
 		/* Renamed but the directory entry may not be durable yet; the
 		 * file itself is complete, so go on and report nothing. */
 	}
-	/* Committed.  Switch the store to the new file. */
+	/* Committed (deferred changes included: they were in the view).
+	 * Switch the store to the new file. */
+	s->dirty = false;
+	s->txn_changes = 0;
+	s->txn_ingested = s->txn_deleted = 0;
 	close(s->fd);
 	s->fd = fd;
 	fd = -1;
@@ -361,20 +362,17 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 		info->bytes = dead * 4 * v->info.dimension;
 	}
 out:
+	free(what);
 	free(rows);
-	free(tmp);
 	free(w.buf);
 	free(m.dir);
 	meta_write_release(&mw);
 	commit_done(&c);
 	return rc;
 fail:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
+	io_temp_discard(&tmp, false);
+	free(what);
 	free(rows);
-	free(tmp);
 	free(w.buf);
 	free(m.dir);
 	meta_write_release(&mw);

@@ -123,10 +123,7 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 	if (rc != RVF_OK)
 		goto fail;
 	commit_drop_type(&c, RVF_SEG_INDEX);
-	char action[96];
-	snprintf(action, sizeof(action), "delete:count=%llu,epoch=%u",
-		 (unsigned long long)deleted, c.next.epoch);
-	rc = commit_witness(&c, 0, action, err);
+	rc = commit_record(&c, 0, "delete", deleted, err);
 	if (rc != RVF_OK)
 		goto fail;
 	rc = commit_finish(&c, info, err);

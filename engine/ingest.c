@@ -46,6 +46,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err)
 	if (!t)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc = commit_begin(s, &t->c, err);
+	if (rc == RVF_OK && t->c.base->info.dimension == 0) {
+		commit_abort(&t->c);
+		free(t);
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"the store has dimension 0: it cannot hold vectors");
+	}
 	if (rc != RVF_OK) {
 		free(t);
 		return rc;
@@ -274,10 +280,7 @@ rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
 		if (rc != RVF_OK)
 			goto fail;
 	}
-	char action[96];
-	snprintf(action, sizeof(action), "ingest:count=%llu,epoch=%u",
-		 (unsigned long long)t->rows, c->next.epoch);
-	rc = commit_witness(c, 1, action, err);
+	rc = commit_record(c, 1, "ingest", t->rows, err);
 	if (rc != RVF_OK)
 		goto fail;
 	uint64_t rows = t->rows;

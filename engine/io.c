@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rvf.h"
@@ -145,4 +147,140 @@ int io_fsync_dir_of(const char *path)
 	close(fd);
 	errno = e;
 	return r;
+}
+
+int io_open_regular(const char *path, int flags, bool *not_regular)
+{
+	if (not_regular)
+		*not_regular = false;
+	int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	int e = 0;
+	if (fstat(fd, &st) != 0)
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		e = EINVAL;
+	else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+		e = errno;
+	if (e) {
+		close(fd);
+		if (not_regular && e == EINVAL)
+			*not_regular = true;
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* DIR/.BASE.<16 hex>.compact.tmp ("compact.tmp" as the reference's own
+ * temp name ends, so tools that clean those find it). */
+static char *random_name(const io_temp *t, const char *target)
+{
+	const char *slash = strrchr(target, '/');
+	const char *base = slash ? slash + 1 : target;
+	unsigned char r[8];
+	randombytes_buf(r, sizeof(r));
+	char hex[17];
+	sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
+	char *out = NULL;
+	if (asprintf(&out, "%s/.%s.%s.compact.tmp", t->dir, base, hex) < 0)
+		return NULL;
+	return out;
+}
+
+int io_temp_create(io_temp *t, const char *target)
+{
+	t->fd = -1;
+	t->name = NULL;
+	char *copy = strdup(target);
+	t->dir = copy ? strdup(dirname(copy)) : NULL;
+	free(copy);
+	if (!t->dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	t->fd = open(t->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t->fd >= 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+	/* No O_TMPFILE here: a fresh random name, created exclusively. */
+	for (int attempt = 0; attempt < 8; attempt++) {
+		free(t->name);
+		t->name = random_name(t, target);
+		if (!t->name) {
+			errno = ENOMEM;
+			return -1;
+		}
+		t->fd = open(t->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
+		if (t->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (t->fd < 0) {
+		int e = errno;
+		free(t->name);
+		t->name = NULL;
+		errno = e;
+	}
+	return t->fd >= 0 ? 0 : -1;
+}
+
+int io_temp_replace(io_temp *t, int target_fd, const char *target)
+{
+	struct stat st;
+	if (fstat(target_fd, &st) != 0)
+		return -1;
+	/* The owner first: chown clears set-id bits, chmod sets them back. */
+	if (fchown(t->fd, st.st_uid, st.st_gid) != 0 ||
+	    fchmod(t->fd, st.st_mode & 07777) != 0)
+		return -1;
+	if (!t->name) {
+		/* Give the nameless file a name: linkat through /proc (the
+		 * AT_EMPTY_PATH way needs CAP_DAC_READ_SEARCH).  linkat never
+		 * replaces or follows what is at the new name. */
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+		for (int attempt = 0; attempt < 8 && !t->name; attempt++) {
+			char *name = random_name(t, target);
+			if (!name) {
+				errno = ENOMEM;
+				return -1;
+			}
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) {
+				t->name = name;
+			} else {
+				int e = errno;
+				free(name);
+				if (e != EEXIST) {
+					errno = e;
+					return -1;
+				}
+			}
+		}
+		if (!t->name) {
+			errno = EEXIST;
+			return -1;
+		}
+	}
+	if (io_rename(t->name, target) != 0)
+		return -1;
+	free(t->name);
+	t->name = NULL; /* renamed: nothing to remove */
+	return 0;
+}
+
+void io_temp_discard(io_temp *t, bool keep_fd)
+{
+	if (t->fd >= 0 && !keep_fd)
+		close(t->fd);
+	t->fd = -1;
+	if (t->name)
+		unlink(t->name);
+	free(t->name);
+	free(t->dir);
+	t->name = NULL;
+	t->dir = NULL;
 }

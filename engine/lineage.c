@@ -80,7 +80,7 @@ static rvf_code create_child(const char *path, const manifest *m,
 	if (!s)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc;
-	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (s->fd < 0) {
 		rc = errno == EEXIST ?
 		     rvf_fail(err, RVF_E_EXISTS, "%s already exists", path) :
@@ -88,7 +88,7 @@ static rvf_code create_child(const char *path, const manifest *m,
 		store_discard(s);
 		return rc;
 	}
-	rc = lock_acquire(path, &s->lock, err);
+	rc = lock_acquire(path, 0, &s->lock, err);
 	if (rc == RVF_OK)
 		rc = store_write_first_manifest(s, m, err);
 	if (rc != RVF_OK) {
@@ -119,6 +119,9 @@ rvf_code rvf_store_derive(rvf_store *parent, const char *child_path,
 			  const rvf_child_options *opt, rvf_store **child,
 			  rvf_error *err)
 {
+	/* The child names the parent's file: it must hold what we see. */
+	if (!rvf_store_read_only(parent) && rvf_store_sync(parent, NULL, err) != RVF_OK)
+		return err ? err->code : RVF_E_IO;
 	if (sodium_init() < 0)
 		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
 	rvf_view *pv = rvf_store_view(parent);
@@ -194,6 +197,9 @@ static char *relative_parent_path(const char *parent, const char *child)
 rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
 			  rvf_store **child, rvf_error *err)
 {
+	/* The child names the parent's file: it must hold what we see. */
+	if (!rvf_store_read_only(parent) && rvf_store_sync(parent, NULL, err) != RVF_OK)
+		return err ? err->code : RVF_E_IO;
 	if (sodium_init() < 0)
 		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
 	rvf_view *pv = rvf_store_view(parent);
@@ -299,6 +305,7 @@ rvf_code rvf_store_freeze(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	/* Epoch unchanged; a branch child records frozen in its COW_MAP.
 	 * Set frozen first so the published view says read-only. */
 	c.freeze = c.base->is_branch;
+	c.durable = true;
 	s->frozen = true;
 	rc = commit_finish(&c, info, err);
 	if (rc != RVF_OK)

@@ -63,7 +63,9 @@ void lock_encode(unsigned char out[RVF_LOCK_SIZE], uint32_t pid,
 static int read_lock(const char *path, unsigned char buf[RVF_LOCK_SIZE],
 		     size_t *n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A FIFO, device or symlink planted as the lock is not a lock: it
+	 * must neither block us nor be followed. */
+	int fd = io_open_regular(path, O_RDONLY | O_NOFOLLOW, NULL);
 	if (fd < 0)
 		return -1;
 	ssize_t r = read(fd, buf, RVF_LOCK_SIZE);
@@ -127,7 +129,11 @@ static const char *lock_is_live(const unsigned char *buf, size_t n,
 static bool break_stale(const char *path, const unsigned char *seen, size_t n)
 {
 	char aside[4096];
-	snprintf(aside, sizeof(aside), "%s.stale.%ld", path, (long)getpid());
+	unsigned char r[8];
+	randombytes_buf(r, sizeof(r));
+	/* A random name: nothing planted there in advance is replaced. */
+	snprintf(aside, sizeof(aside), "%s.stale.%02x%02x%02x%02x%02x%02x%02x%02x", path,
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 	if (rename(path, aside) != 0)
 		return errno == ENOENT; /* already gone: retry creating */
 	unsigned char now[RVF_LOCK_SIZE];
@@ -147,7 +153,40 @@ static bool break_stale(const char *path, const unsigned char *seen, size_t n)
 	return false;
 }
 
-rvf_code lock_acquire(const char *store_path, rvf_lock *out, rvf_error *err)
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One attempt: RVF_E_LOCK_HELD when someone live holds it. */
+static rvf_code try_acquire(const char *store_path, rvf_lock *out,
+			    rvf_error *err);
+
+rvf_code lock_acquire(const char *store_path, unsigned wait_ms, rvf_lock *out,
+		      rvf_error *err)
+{
+	/* A busy timeout, as SQLite's: a writer that is exiting (rvffs
+	 * after fusermount -u) releases the lock within moments, so poll
+	 * for it instead of failing at once. */
+	uint64_t deadline = mono_ms() + wait_ms;
+	unsigned nap_ms = 5;
+	for (;;) {
+		rvf_code rc = try_acquire(store_path, out, err);
+		uint64_t now = mono_ms();
+		if (rc != RVF_E_LOCK_HELD || now >= deadline)
+			return rc;
+		uint64_t left = deadline - now;
+		struct timespec ts = { 0, (long)(left < nap_ms ? left : nap_ms) * 1000000L };
+		nanosleep(&ts, NULL);
+		if (nap_ms < 100)
+			nap_ms *= 2;
+	}
+}
+
+static rvf_code try_acquire(const char *store_path, rvf_lock *out,
+			    rvf_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	size_t plen = strlen(store_path);
@@ -165,7 +204,7 @@ rvf_code lock_acquire(const char *store_path, rvf_lock *out, rvf_error *err)
 
 	rvf_code rc = RVF_E_LOCK_HELD;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int fd = open(out->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		int fd = open(out->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			      0644);
 		if (fd >= 0) {
 			if (io_pwrite_all(fd, rec, sizeof(rec), 0) != 0 ||
@@ -191,8 +230,13 @@ rvf_code lock_acquire(const char *store_path, rvf_lock *out, rvf_error *err)
 		if (read_lock(out->path, buf, &n) != 0) {
 			if (errno == ENOENT)
 				continue; /* released meanwhile */
-			rc = rvf_fail_io(err, errno, "cannot read lock file %s",
-					 out->path);
+			if (errno == EINVAL || errno == ELOOP)
+				rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+					      "%s: lock file %s is not a regular file (a FIFO, device or symlink); remove it by hand",
+					      store_path, out->path);
+			else
+				rc = rvf_fail_io(err, errno, "cannot read lock file %s",
+						 out->path);
 			goto fail;
 		}
 		char why[160];

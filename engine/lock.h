@@ -19,8 +19,10 @@ typedef struct rvf_lock {
 /* Creates `<store_path>.lock` exclusively.  An existing lock is broken when
  * it is junk (short, bad magic), or its pid is dead on this host, or it is
  * older than 300 s from another host; else RVF_E_LOCK_HELD naming the
- * holder. */
-rvf_code lock_acquire(const char *store_path, rvf_lock *out, rvf_error *err);
+ * holder.  A live holder is waited for up to wait_ms (polling), so a writer
+ * that is just exiting does not make us fail. */
+rvf_code lock_acquire(const char *store_path, unsigned wait_ms, rvf_lock *out,
+		      rvf_error *err);
 
 /* Removes the lock file if it is still ours. */
 void lock_release(rvf_lock *l);

@@ -19,7 +19,11 @@
 static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 			rvf_error *err)
 {
-	*fd = open(path, flags | O_CLOEXEC);
+	bool other;
+	*fd = io_open_regular(path, flags, &other);
+	if (*fd < 0 && other)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"%s is not a regular file", path);
 	if (*fd < 0)
 		return rvf_fail_io(err, errno, "cannot open %s", path);
 	struct stat st;
@@ -27,11 +31,6 @@ static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 		int e = errno;
 		close(*fd);
 		return rvf_fail_io(err, e, "cannot stat %s", path);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(*fd);
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"%s is not a regular file", path);
 	}
 	*size = (uint64_t)st.st_size;
 	return RVF_OK;
@@ -141,6 +140,12 @@ static void start_session(rvf_store *s)
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err)
 {
+	return rvf_store_open_wait(path, flags, RVF_LOCK_WAIT_DEFAULT_MS, out, err);
+}
+
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out, rvf_error *err)
+{
 	rvf_error local;
 	if (!err)
 		err = &local;
@@ -158,7 +163,7 @@ rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rc = rvf_fail_io(err, errno, "cannot open %s", path);
 			goto fail;
 		}
-		rc = lock_acquire(path, &s->lock, err);
+		rc = lock_acquire(path, wait_ms, &s->lock, err);
 		if (rc != RVF_OK)
 			goto fail;
 	}
@@ -207,14 +212,14 @@ rvf_code rvf_store_create(const char *path, const rvf_create_options *opt,
 	if (!s)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	rvf_code rc;
-	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (s->fd < 0) {
 		rc = errno == EEXIST ?
 		     rvf_fail(err, RVF_E_EXISTS, "%s already exists", path) :
 		     rvf_fail_io(err, errno, "cannot create %s", path);
 		goto fail;
 	}
-	rc = lock_acquire(path, &s->lock, err);
+	rc = lock_acquire(path, 0, &s->lock, err); /* a new file: nobody to wait for */
 	if (rc != RVF_OK) {
 		close(s->fd);
 		s->fd = -1;
@@ -296,6 +301,10 @@ void rvf_store_close(rvf_store *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->write_mu);
+	/* Deferred changes become durable at close; a failure leaves them
+	 * out, as a crash would (the file stays a valid store). */
+	if (s->dirty)
+		store_sync_locked(s, NULL, NULL);
 	if (!s->read_only && s->fd >= 0)
 		io_fsync(s->fd);
 	pthread_mutex_unlock(&s->write_mu);

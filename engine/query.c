@@ -33,6 +33,9 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 		.accept_ctx = &fc,
 		.threads = opt ? opt->threads : 0,
 	};
+	if (v->info.dimension == 0)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"the store has dimension 0: it holds no vectors to query");
 	rvf_view *mv = (rvf_view *)v; /* the codes are a cache behind a lock */
 	bool start_build = false;
 	accel_index *a = NULL;

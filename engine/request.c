@@ -304,6 +304,12 @@ rvf_code rvf_request_run(const rvf_view *v, const char *req, size_t len,
 	rvf_search_options so = { 0 };
 	if (opt)
 		so = opt->search;
+	if (rvf_view_info(v)->dimension == 0) {
+		*out = strdup("error: the store has dimension 0: it holds no vectors to query\n");
+		*out_len = *out ? strlen(*out) : 0;
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"the store has dimension 0: it holds no vectors to query");
+	}
 	char *text = malloc(len + 1);
 	if (!text)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "query: out of memory");

@@ -59,33 +59,6 @@ rvf_code segment_at(const unsigned char *map, uint64_t size, uint64_t offset,
 	return RVF_OK;
 }
 
-const char *rvf_segment_type_name(uint8_t type)
-{
-	switch (type) {
-	case RVF_SEG_VEC: return "vec";
-	case RVF_SEG_INDEX: return "index";
-	case RVF_SEG_JOURNAL: return "journal";
-	case RVF_SEG_MANIFEST: return "manifest";
-	case RVF_SEG_META: return "meta";
-	case RVF_SEG_WITNESS: return "witness";
-	case RVF_SEG_KERNEL: return "kernel";
-	case RVF_SEG_EBPF: return "ebpf";
-	case RVF_SEG_COW_MAP: return "cow_map";
-	case RVF_SEG_MEMBERSHIP: return "membership";
-	case RVF_SEG_SIGNATURE: return "signature";
-	}
-	return NULL;
-}
-
-void segment_type_label(uint8_t type, char out[16])
-{
-	const char *n = rvf_segment_type_name(type);
-	if (n)
-		snprintf(out, 16, "%s", n);
-	else
-		snprintf(out, 16, "type-%02x", type);
-}
-
 const char *rvf_metric_name(rvf_metric m)
 {
 	switch (m) {

@@ -25,7 +25,10 @@ void segment_encode(unsigned char out[RVF_SEGMENT_HEADER_SIZE], uint8_t type,
 rvf_code segment_at(const unsigned char *map, uint64_t size, uint64_t offset,
 		    rvf_segment *out, rvf_error *err);
 
-/* Name for messages and file names: "vec", ... or "type-XX". */
-void segment_type_label(uint8_t type, char out[16]);
+/* Longest type label, NUL included ("federated_manifest"). */
+#define SEGMENT_LABEL_SIZE 24
+
+/* Name for messages and file names: "vec", ... or "type-XX" (segtypes.c). */
+void segment_type_label(uint8_t type, char out[SEGMENT_LABEL_SIZE]);
 
 #endif

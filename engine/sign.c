@@ -46,7 +46,7 @@ static rvf_code write_key_file(const char *path, mode_t mode, const char *tag,
 	sodium_bin2hex(line + len, sizeof(line) - (size_t)len, key, n);
 	len += (int)(2 * n);
 	line[len++] = '\n';
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return errno == EEXIST ?
 		       rvf_fail(err, RVF_E_EXISTS, "%s already exists; not overwriting a key", path) :
@@ -95,7 +95,11 @@ rvf_code rvf_sign_read_key(const char *path, uint8_t secret_key[64],
 	if (sodium_init() < 0)
 		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
 	char text[300];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool other;
+	int fd = io_open_regular(path, O_RDONLY, &other);
+	if (fd < 0 && other)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"key file %s is not a regular file", path);
 	if (fd < 0)
 		return rvf_fail_io(err, errno, "cannot open key file %s", path);
 	ssize_t n = read(fd, text, sizeof(text) - 1);
@@ -190,6 +194,12 @@ rvf_code rvf_store_sign(rvf_store *s, const uint8_t secret_key[64],
 {
 	if (sodium_init() < 0)
 		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
+	/* The signed state is a manifest on disk: deferred changes first. */
+	if (!rvf_store_read_only(s)) {
+		rvf_code src = rvf_store_sync(s, NULL, err);
+		if (src != RVF_OK)
+			return src;
+	}
 	uint8_t derived[32];
 	crypto_sign_ed25519_sk_to_pk(derived, secret_key);
 	if (sodium_memcmp(derived, public_key, 32) != 0)
@@ -241,6 +251,7 @@ rvf_code rvf_store_sign(rvf_store *s, const uint8_t secret_key[64],
 	}
 	if (info)
 		info->accepted = covered;
+	c.durable = true; /* a signature is over durable content */
 	return commit_finish(&c, info, err);
 }
 

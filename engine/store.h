@@ -98,6 +98,16 @@ struct rvf_store {
 	bool witness_started;         /* a witness was written this session */
 	dir_entry *pending;           /* appended, listed by the next manifest */
 	size_t npending;
+
+	/* Deferred durability (rvf_store_set_deferred): mutations append
+	 * their segments and publish a view of an in-memory manifest; one
+	 * manifest makes them durable together at rvf_store_sync. */
+	bool deferred;
+	bool dirty;                   /* published changes not yet durable */
+	uint32_t txn_changes;         /* mutations since the last durable manifest */
+	uint64_t txn_ingested;        /* rows ingested since then (for its witness) */
+	uint64_t txn_deleted;         /* ids deleted since then */
+	uint64_t durable_manifest;    /* offset of the newest durable manifest */
 };
 
 /* The stores whose opening led to the one being opened, nearest first:
@@ -134,6 +144,12 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
 		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err);
+/* The same for a state no manifest on disk describes yet (a deferred
+ * commit): `pending` is the manifest it would write (copied). */
+rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
+			    const rvf_view *prev, uint64_t trusted_from,
+			    meta_table *meta, const manifest *pending,
+			    rvf_view **out, rvf_error *err);
 void view_free(rvf_view *v);
 /* True when id is in v's (sorted) deletion list. */
 bool view_is_deleted(const rvf_view *v, uint64_t id);
@@ -167,6 +183,7 @@ typedef struct commit {
 	unsigned char *membership;    /* branch child: bitmap to write, or NULL = base's */
 	bool freeze;                  /* branch child: record frozen in COW_MAP */
 	meta_table *meta;             /* metadata after the commit; NULL = base's */
+	bool durable;                 /* write the manifest now (else deferred) */
 } commit;
 
 rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err);
@@ -176,6 +193,14 @@ rvf_code commit_append(commit *c, uint8_t type, const void *payload,
 /* Appends a witness with `action`, chaining to the session's previous. */
 rvf_code commit_witness(commit *c, uint8_t wtype, const char *action,
 			rvf_error *err);
+/* The witness of an ingest (wtype 1, "ingest") or delete (wtype 0,
+ * "delete") of `count` rows: written now by a durable commit, else counted
+ * and written by the sync that makes it durable. */
+rvf_code commit_record(commit *c, uint8_t wtype, const char *kind,
+		       uint64_t count, rvf_error *err);
+/* Makes the store's deferred changes durable (caller holds write_mu). */
+rvf_code store_sync_locked(rvf_store *s, rvf_commit_info *info,
+			   rvf_error *err);
 /* Records a segment written by the caller at `offset` in the new D. */
 rvf_code commit_push_entry(commit *c, uint8_t type, uint64_t seg_id,
 			   uint64_t offset, uint64_t len, rvf_error *err);

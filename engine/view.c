@@ -17,7 +17,9 @@
 #include "error.h"
 #include "io.h"
 #include "sort.h"
+#include "checksum.h"
 #include "hash.h"
+#include "jsondoc.h"
 #include "segment.h"
 #include "store.h"
 
@@ -143,7 +145,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 {
 	const unsigned char *map = v->map->base;
 	rvf_error local = { 0 };
-	char label[16];
+	char label[SEGMENT_LABEL_SIZE];
 	segment_type_label(e->type, label);
 	memset(out, 0, sizeof(*out));
 	out->offset = e->offset;
@@ -158,7 +160,7 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 		if (at != RVF_OK) {
 			snprintf(why, sizeof(why), "%s", local.message);
 		} else {
-			char found[16];
+			char found[SEGMENT_LABEL_SIZE];
 			segment_type_label(out->type, found);
 			snprintf(why, sizeof(why), "the header there is of a %s segment",
 				 found);
@@ -179,22 +181,26 @@ static rvf_code decode_entry(const rvf_view *v, const dir_entry *e,
 	out->listed = true;
 	out->readable = true;
 	const unsigned char *payload = map + e->offset + RVF_SEGMENT_HEADER_SIZE;
+	const rvf_segment *old = NULL;
 	if (e->offset >= trusted_from) {
-		out->hash_ok = true;
+		/* We just wrote it, with the reference's hash. */
+		out->hash_algo = content_hash_is_zero(out->content_hash) ?
+				 RVF_HASH_NONE : RVF_HASH_CRC32_ROTATED;
 	} else if (prev) {
 		/* Reuse the verdict of the view that already checked it. */
 		rvf_segment key = { .offset = e->offset };
-		const rvf_segment *old = bsearch(&key, prev->sorted, prev->nsorted,
-						 sizeof(rvf_segment), cmp_seg_offset);
-		out->hash_ok = old && old->readable &&
-			       old->payload_length == out->payload_length ?
-			       old->hash_ok :
-			       content_hash_ok(out->content_hash, payload,
-					       (size_t)out->payload_length);
-	} else {
-		out->hash_ok = content_hash_ok(out->content_hash, payload,
-					       (size_t)out->payload_length);
+		old = bsearch(&key, prev->sorted, prev->nsorted,
+			      sizeof(rvf_segment), cmp_seg_offset);
+		if (!old || !old->readable ||
+		    old->payload_length != out->payload_length)
+			old = NULL;
 	}
+	if (old)
+		out->hash_algo = old->hash_algo;
+	else if (e->offset < trusted_from)
+		out->hash_algo = content_hash_identify(out, payload,
+						       (size_t)out->payload_length);
+	out->hash_ok = content_hash_algo_ok(out->hash_algo);
 	if (!out->hash_ok && (e->type == RVF_SEG_VEC || e->type == RVF_SEG_META ||
 			      e->type == RVF_SEG_COW_MAP ||
 			      e->type == RVF_SEG_MEMBERSHIP))
@@ -218,7 +224,7 @@ static rvf_code collect_vec_rows(const rvf_view *v, const rvf_segment *seg,
 				(unsigned long long)seg->id,
 				(unsigned long long)seg->offset);
 	uint32_t dim = ld16(p), count = ld32(p + 2);
-	if (dim != v->info.dimension)
+	if (dim != v->info.dimension || dim == 0)
 		return RVF_OK; /* the reference skips rows of another dimension */
 	uint64_t stride = 8 + 4 * (uint64_t)dim;
 	if ((len - 6) / stride < count)
@@ -367,7 +373,13 @@ static rvf_code parse_witnesses(rvf_view *v, rvf_error *err)
 		rvf_witness *w = &v->witness[v->nwitness];
 		w->segment = s;
 		uint32_t alen = len >= 13 ? ld32(p + 9) : 0;
-		if (len < 45 || alen > len - 45) {
+		if (payload_is_json(p, len)) {
+			/* A JSON provenance document (upstream's build tools):
+			 * shown whole, on one line, at the header's time. */
+			w->type = 0xFF;
+			w->timestamp_ns = s->timestamp_ns;
+			w->action = json_one_line(p, len);
+		} else if (len < 45 || alen > len - 45) {
 			w->action = strdup("(malformed witness)");
 		} else {
 			w->type = p[0];
@@ -541,6 +553,10 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 		const rvf_segment *s = &v->dir[i];
 		if (s->type != RVF_SEG_META)
 			continue;
+		if (s->readable &&
+		    payload_is_json(v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE,
+				    (size_t)s->payload_length))
+			continue; /* a document about the store, not vector metadata */
 		if (!s->readable) {
 			free(blobs);
 			return rvf_fail(err, RVF_E_CORRUPT,
@@ -557,10 +573,100 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 	return rc;
 }
 
+/* A deep copy of m into out. */
+static bool manifest_copy(const manifest *m, manifest *out)
+{
+	*out = *m;
+	out->dir = malloc((m->dir_len ? m->dir_len : 1) * sizeof(dir_entry));
+	out->deleted = malloc((m->deleted_len ? m->deleted_len : 1) * sizeof(uint64_t));
+	if (!out->dir || !out->deleted) {
+		free(out->dir);
+		free(out->deleted);
+		out->dir = NULL;
+		out->deleted = NULL;
+		return false;
+	}
+	if (m->dir_len)
+		memcpy(out->dir, m->dir, m->dir_len * sizeof(dir_entry));
+	if (m->deleted_len)
+		memcpy(out->deleted, m->deleted, m->deleted_len * sizeof(uint64_t));
+	return true;
+}
+
+/* True when the META payload is a full snapshot (flags bit 0). */
+static bool meta_is_snapshot(const unsigned char *map, const rvf_segment *s)
+{
+	return s->readable && s->payload_length >= 12 &&
+	       (map[s->offset + RVF_SEGMENT_HEADER_SIZE + 10] & 1);
+}
+
+/* Bytes of the file no state needs: what compaction would drop.  Needed
+ * are the newest manifest, the live rows (with a header per 256 MiB),
+ * the META segments from the newest snapshot on and every other listed
+ * segment compaction keeps; superseded manifests, journals, indexes,
+ * replaced or deleted rows, older META and unlisted bytes are dead. */
+static uint64_t dead_bytes(const rvf_view *v, uint64_t mlen)
+{
+	uint64_t need = mlen, stride = 8 + 4 * (uint64_t)v->info.dimension;
+	long last_snap = -1;
+	for (uint32_t i = 0; i < v->man.dir_len; i++)
+		if (v->dir[i].type == RVF_SEG_META &&
+		    meta_is_snapshot(v->map->base, &v->dir[i]))
+			last_snap = i;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const rvf_segment *d = &v->dir[i];
+		switch (d->type) {
+		case RVF_SEG_MANIFEST:
+		case RVF_SEG_JOURNAL:
+		case RVF_SEG_INDEX:
+		case RVF_SEG_VEC:
+			break;
+		case RVF_SEG_META:
+			if ((long)i >= last_snap)
+				need += RVF_SEGMENT_HEADER_SIZE + d->payload_length;
+			break;
+		default:
+			need += RVF_SEGMENT_HEADER_SIZE + d->payload_length;
+		}
+	}
+	uint64_t live = v->nown - (v->ndeleted < v->nown ? v->ndeleted : v->nown);
+	if (live) {
+		uint64_t per = (RVF_MAX_PAYLOAD - 6) / stride;
+		need += live * stride + ((live + per - 1) / per) *
+					(RVF_SEGMENT_HEADER_SIZE + 6);
+	}
+	return v->info.file_size > need ? v->info.file_size - need : 0;
+}
+
+static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
+			       const rvf_view *prev, uint64_t trusted_from,
+			       const view_chain *chain, meta_table *meta,
+			       const manifest *pending, rvf_view **out,
+			       rvf_error *err);
+
 rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
 		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err)
+{
+	return view_build_any(map, size, path, prev, trusted_from, chain, meta,
+			      NULL, out, err);
+}
+
+rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
+			    const rvf_view *prev, uint64_t trusted_from,
+			    meta_table *meta, const manifest *pending,
+			    rvf_view **out, rvf_error *err)
+{
+	return view_build_any(map, size, path, prev, trusted_from, NULL, meta,
+			      pending, out, err);
+}
+
+static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
+			       const rvf_view *prev, uint64_t trusted_from,
+			       const view_chain *chain, meta_table *meta,
+			       const manifest *pending, rvf_view **out,
+			       rvf_error *err)
 {
 	rvf_code rc;
 	seq_row *rows = NULL;
@@ -573,16 +679,21 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 	v->map = map_ref(map);
 	v->kernel_index = v->ebpf_index = -1;
 
-	rvf_segment mseg;
-	rc = manifest_locate(map->base, size, &v->man, &mseg, err);
-	if (rc != RVF_OK)
-		goto fail;
-	if (v->man.dimension == 0) {
-		rc = rvf_fail(err, RVF_E_INVALID_MANIFEST,
-			      "manifest at offset %llu has dimension 0",
-			      (unsigned long long)mseg.offset);
-		goto fail;
+	rvf_segment mseg = { 0 };
+	if (pending) {
+		/* No manifest on disk yet: nothing to list for it. */
+		if (!manifest_copy(pending, &v->man)) {
+			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+			goto fail;
+		}
+		mseg.offset = prev ? prev->info.manifest_offset : 0;
+	} else {
+		rc = manifest_locate(map->base, size, &v->man, &mseg, err);
+		if (rc != RVF_OK)
+			goto fail;
 	}
+	/* Dimension 0 is a store without vectors (upstream's ruvbot.rvf holds
+	 * only a kernel, WASM and JSON documents); the reference opens it. */
 	rvf_info *info = &v->info;
 	info->dimension = v->man.dimension;
 	info->metric_byte = v->man.metric;
@@ -627,13 +738,17 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		}
 	}
 	memcpy(v->sorted, v->dir, sizeof(rvf_segment) * v->man.dir_len);
-	mseg.readable = true;
-	mseg.hash_ok = content_hash_ok(mseg.content_hash,
-				       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
-				       (size_t)mseg.payload_length);
-	mseg.listed = false;
-	v->sorted[v->man.dir_len] = mseg;
-	v->nsorted = v->man.dir_len + 1;
+	v->nsorted = v->man.dir_len;
+	if (!pending) {
+		mseg.readable = true;
+		mseg.hash_algo = content_hash_identify(&mseg,
+						       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
+						       (size_t)mseg.payload_length);
+		mseg.hash_ok = content_hash_algo_ok(mseg.hash_algo);
+		mseg.listed = false;
+		v->sorted[v->nsorted++] = mseg;
+	}
+	info->pending = pending != NULL;
 	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
 
 	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours and
@@ -719,6 +834,8 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		if (rc != RVF_OK)
 			goto fail;
 	}
+	info->dead_bytes = dead_bytes(v, pending ? 0 :
+				      RVF_SEGMENT_HEADER_SIZE + mseg.payload_length);
 	*out = v;
 	return RVF_OK;
 fail:
@@ -766,6 +883,13 @@ void rvf_view_release(rvf_view *v)
 {
 	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
 		view_free(v);
+}
+
+bool rvf_view_wants_compaction(const rvf_view *v, const rvf_compact_policy *p)
+{
+	const rvf_info *i = &v->info;
+	return p->enabled && !i->read_only && i->dead_bytes >= p->min_dead &&
+	       (double)i->dead_bytes >= p->ratio * (double)i->file_size;
 }
 
 const rvf_info *rvf_view_info(const rvf_view *v)
@@ -873,7 +997,7 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 {
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *s = &v->sorted[i];
-		char label[16];
+		char label[SEGMENT_LABEL_SIZE];
 		segment_type_label(s->type, label);
 		if (!s->readable)
 			return rvf_fail(err, RVF_E_CORRUPT,
@@ -881,7 +1005,8 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 					label, (unsigned long long)s->id,
 					(unsigned long long)s->offset);
 		const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
-		if (!content_hash_ok(s->content_hash, p, (size_t)s->payload_length))
+		if (!content_hash_algo_ok(content_hash_identify(s, p,
+					(size_t)s->payload_length)))
 			return rvf_fail(err, RVF_E_INVALID_CHECKSUM,
 					"%s segment id %llu at offset %llu: content hash mismatch",
 					label, (unsigned long long)s->id,

@@ -6,6 +6,7 @@
  * or the new manifest as the newest parseable one.  Until the manifest is
  * durable nothing is published; a failure truncates the file back. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 	}
 	c->base = rvf_store_view(s);
 	c->start = s->end;
+	c->durable = !s->deferred;
 	memcpy(c->saved_prev, s->witness_prev, 32);
 	c->saved_started = s->witness_started;
 	c->saved_next_id = s->next_seg_id;
@@ -158,6 +160,44 @@ rvf_code commit_witness(commit *c, uint8_t wtype, const char *action,
 	return rc;
 }
 
+rvf_code commit_record(commit *c, uint8_t wtype, const char *kind,
+		       uint64_t count, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	if (!c->durable) {
+		/* One witness per kind at the sync, not one per change: a
+		 * change costs its data, not a chain entry. */
+		if (wtype)
+			s->txn_ingested += count;
+		else
+			s->txn_deleted += count;
+		return RVF_OK;
+	}
+	char action[96];
+	snprintf(action, sizeof(action), "%s:count=%llu,epoch=%u", kind,
+		 (unsigned long long)count, c->next.epoch);
+	return commit_witness(c, wtype, action, err);
+}
+
+/* The witnesses of the deferred changes this durable commit includes. */
+static rvf_code append_txn_witnesses(commit *c, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	char action[96];
+	rvf_code rc = RVF_OK;
+	if (s->txn_ingested) {
+		snprintf(action, sizeof(action), "ingest:count=%llu,epoch=%u",
+			 (unsigned long long)s->txn_ingested, c->next.epoch);
+		rc = commit_witness(c, 1, action, err);
+	}
+	if (rc == RVF_OK && s->txn_deleted) {
+		snprintf(action, sizeof(action), "delete:count=%llu,epoch=%u",
+			 (unsigned long long)s->txn_deleted, c->next.epoch);
+		rc = commit_witness(c, 0, action, err);
+	}
+	return rc;
+}
+
 void commit_drop_type(commit *c, uint8_t type)
 {
 	uint32_t w = 0;
@@ -208,7 +248,8 @@ static void commit_release(commit *c)
 	c->base = NULL;
 }
 
-void commit_abort(commit *c)
+/* commit_abort without unlocking write_mu. */
+static void abort_locked(commit *c)
 {
 	rvf_store *s = c->s;
 	/* Nothing after the old manifest is referenced: drop what this
@@ -227,6 +268,12 @@ void commit_abort(commit *c)
 	s->witness_started = c->saved_started;
 	s->next_seg_id = c->saved_next_id;
 	commit_release(c);
+}
+
+void commit_abort(commit *c)
+{
+	rvf_store *s = c->s;
+	abort_locked(c);
 	pthread_mutex_unlock(&s->write_mu);
 }
 
@@ -237,11 +284,11 @@ void commit_done(commit *c)
 	pthread_mutex_unlock(&s->write_mu);
 }
 
-/* A new view of the file after the commit, reusing the base view's rows. */
-/* Builds the view of the state this commit writes, from the written
- * bytes (the mapping grows first when needed). */
-static rvf_code build_new_view(commit *c, uint64_t end, rvf_view **out,
-			       rvf_error *err)
+/* Builds the view of the state a commit writes, from the bytes up to end
+ * (the mapping grows first when needed), reusing the base view's rows;
+ * `pending` (deferred commits) is the manifest no file holds yet. */
+static rvf_code build_new_view(commit *c, const manifest *pending,
+			       uint64_t end, rvf_view **out, rvf_error *err)
 {
 	rvf_store *s = c->s;
 	if (end > s->map->capacity) {
@@ -251,23 +298,76 @@ static rvf_code build_new_view(commit *c, uint64_t end, rvf_view **out,
 		map_unref(s->map);
 		s->map = map;
 	}
-	rvf_code rc = view_build(s->map, end, s->path, c->base, c->start, 0,
-				 c->meta ? c->meta : c->base->meta, out, err);
+	meta_table *meta = c->meta ? c->meta : c->base->meta;
+	rvf_code rc = pending ?
+		view_build_pending(s->map, end, s->path, c->base, c->start,
+				   meta, pending, out, err) :
+		view_build(s->map, end, s->path, c->base, c->start, 0, meta,
+			   out, err);
 	if (rc == RVF_OK)
 		(*out)->info.read_only = s->read_only || s->frozen;
 	return rc;
 }
 
-/* The commit point is the manifest's fsync.  Everything that can fail --
- * the data's fsync, memory, the new view -- happens before it, so a
- * failure leaves nothing committed (the file is cut back), and after it
- * nothing can fail: rvf.h's "on failure nothing is committed" holds. */
-rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
+static rvf_code publish_new_view(commit *c, const manifest *pending,
+				 rvf_error *err)
+{
+	rvf_view *v;
+	rvf_code rc = build_new_view(c, pending, c->s->end, &v, err);
+	if (rc == RVF_OK)
+		store_publish(c->s, v);
+	return rc;
+}
+
+/* Most deferred changes between durable manifests: each deferred commit
+ * indexes the directory, so this bounds its cost (and the manifest's
+ * size) however long the commit interval. */
+#define DEFERRED_MAX_CHANGES 4096
+
+/* A deferred commit: the segments are appended (not fsynced); readers see
+ * them at once through a view of the manifest that is not written yet.
+ * A crash before the next durable manifest loses them all together. */
+static rvf_code commit_defer(commit *c, rvf_commit_info *info,
+			     rvf_error *err)
+{
+	rvf_store *s = c->s;
+	rvf_code rc = publish_new_view(c, &c->next, err);
+	if (rc != RVF_OK) {
+		commit_abort(c);
+		return rc;
+	}
+	/* The new state's directory lists them now. */
+	s->npending = 0;
+	s->dirty = true;
+	s->txn_changes++;
+	if (info) {
+		info->epoch = c->next.epoch;
+		info->bytes = s->end - c->start;
+	}
+	commit_release(c);
+	if (s->txn_changes >= DEFERRED_MAX_CHANGES)
+		rc = store_sync_locked(s, NULL, err);
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+}
+
+/* The durable commit, write_mu held before and after. */
+/* The durable commit, write_mu held before and after.  The commit point
+ * is the manifest's fsync; everything that can fail -- the data's fsync,
+ * memory, the new view -- happens before it, so a failure leaves nothing
+ * committed (the file is cut back) and nothing after it can fail:
+ * rvf.h's "on failure nothing is committed" holds. */
+static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 {
 	rvf_store *s = c->s;
 	rvf_code rc;
 	rvf_view *v = NULL;
 	dir_entry *pending = NULL;
+	if (s->dirty) {
+		rc = append_txn_witnesses(c, err);
+		if (rc != RVF_OK)
+			goto fail;
+	}
 	if (s->end != c->start && io_fsync(s->fd) != 0) {
 		rc = rvf_fail_io(err, errno, "cannot fsync %s", s->path);
 		goto fail;
@@ -300,7 +400,7 @@ rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 		rc = rvf_fail_io(err, e, "cannot write the manifest of %s", s->path);
 		goto fail;
 	}
-	rc = build_new_view(c, end, &v, err);
+	rc = build_new_view(c, NULL, end, &v, err);
 	if (rc != RVF_OK)
 		goto fail;
 	if (io_fsync(s->fd) != 0) {
@@ -321,14 +421,99 @@ rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 		info->epoch = c->next.epoch;
 		info->bytes = s->end - c->start;
 	}
+	s->durable_manifest = moff;
+	s->dirty = false;
+	s->txn_changes = 0;
+	s->txn_ingested = s->txn_deleted = 0;
 	store_publish(s, v);
 	commit_release(c);
-	pthread_mutex_unlock(&s->write_mu);
 	return RVF_OK;
 fail:
 	if (v)
 		rvf_view_release(v);
 	free(pending);
-	commit_abort(c);
+	abort_locked(c);
 	return rc;
+}
+
+rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	if (!c->durable)
+		return commit_defer(c, info, err);
+	rvf_code rc = finish_locked(c, info, err);
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+}
+
+rvf_code store_sync_locked(rvf_store *s, rvf_commit_info *info,
+			   rvf_error *err)
+{
+	if (!s->dirty)
+		return RVF_OK;
+	/* A commit of nothing new: the manifest of the state readers see. */
+	commit c;
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.base = rvf_store_view(s);
+	c.start = s->end;
+	c.durable = true;
+	memcpy(c.saved_prev, s->witness_prev, 32);
+	c.saved_started = s->witness_started;
+	c.saved_next_id = s->next_seg_id;
+	const manifest *bm = &c.base->man;
+	c.next = *bm;
+	c.next.dir = NULL;
+	c.next.deleted = NULL;
+	c.next.dir_len = 0;
+	c.next.deleted_len = 0;
+	rvf_code rc = grow_dir(&c, bm->dir_len + s->npending + 4, err);
+	if (rc == RVF_OK && bm->deleted_len) {
+		c.next.deleted = malloc(bm->deleted_len * sizeof(uint64_t));
+		if (!c.next.deleted)
+			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		else
+			memcpy(c.next.deleted, bm->deleted,
+			       bm->deleted_len * sizeof(uint64_t));
+		c.next.deleted_len = bm->deleted_len;
+	}
+	if (rc != RVF_OK) {
+		commit_release(&c);
+		return rc;
+	}
+	if (bm->dir_len)
+		memcpy(c.next.dir, bm->dir, bm->dir_len * sizeof(dir_entry));
+	if (s->npending)
+		memcpy(c.next.dir + bm->dir_len, s->pending,
+		       s->npending * sizeof(dir_entry));
+	c.next.dir_len = bm->dir_len + (uint32_t)s->npending;
+	return finish_locked(&c, info, err);
+}
+
+rvf_code rvf_store_sync(rvf_store *s, rvf_commit_info *info, rvf_error *err)
+{
+	if (info)
+		memset(info, 0, sizeof(*info));
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = store_sync_locked(s, info, err);
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+}
+
+rvf_code rvf_store_set_deferred(rvf_store *s, bool deferred, rvf_error *err)
+{
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = deferred ? RVF_OK : store_sync_locked(s, NULL, err);
+	if (rc == RVF_OK)
+		s->deferred = deferred && !s->read_only;
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+}
+
+bool rvf_store_dirty(rvf_store *s)
+{
+	pthread_mutex_lock(&s->write_mu);
+	bool d = s->dirty;
+	pthread_mutex_unlock(&s->write_mu);
+	return d;
 }

@@ -19,6 +19,8 @@ node_kind fs_node_kind(uint64_t ino)
 		return NODE_VECTOR;
 	if (ino >= INO_DYN_BASE)
 		return NODE_STAGED; /* or a slot: callers look both up */
+	if (bundle_node(ino))
+		return NODE_BUNDLE;
 	if (ino >= INO_ROOT && ino < INO_FIXED_END)
 		return NODE_FIXED;
 	return NODE_NONE;
@@ -241,6 +243,15 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 			fill(fs, st, ino, S_IFREG | 0644, kernel_size(v), vt);
 			return true;
 		}
+		case INO_WASM:
+		case INO_DASHBOARD: {
+			mode_t mode;
+			uint64_t size;
+			if (!bundle_stat(v, ino, &mode, &size))
+				return false;
+			fill(fs, st, ino, mode, size, vt);
+			return true;
+		}
 		case INO_EBPF: {
 			rvf_ebpf_info e;
 			if (!rvf_view_ebpf(v, &e))
@@ -258,6 +269,14 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		fill(fs, st, ino, S_IFREG | 0444,
 		     RVF_SEGMENT_HEADER_SIZE + s->payload_length,
 		     seg_mtime(v, (size_t)i));
+		return true;
+	}
+	case NODE_BUNDLE: {
+		mode_t mode;
+		uint64_t size;
+		if (!bundle_stat(v, ino, &mode, &size))
+			return false;
+		fill(fs, st, ino, mode, size, vt);
 		return true;
 	}
 	case NODE_VECTOR: {
@@ -314,6 +333,7 @@ static const struct {
 	{ "segments", INO_SEGMENTS }, { "vectors", INO_VECTORS },
 	{ "ingest", INO_INGEST },     { "queries", INO_QUERIES },
 	{ "control", INO_CONTROL },
+	{ "wasm", INO_WASM },         { "dashboard", INO_DASHBOARD },
 };
 
 size_t fs_root_count(void)
@@ -354,6 +374,10 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 		pthread_mutex_unlock(&fs->mu);
 		break;
 	}
+	case INO_WASM:
+	case INO_DASHBOARD:
+		ino = bundle_lookup(v, parent, name);
+		break;
 	case INO_QUERIES: {
 		pthread_mutex_lock(&fs->mu);
 		slot *q = slot_find_name(fs, name);

@@ -32,6 +32,8 @@ struct options {
 	unsigned threads;
 	unsigned k;
 	char *codes;
+	unsigned commit;
+	int sync;
 	int show_help;
 	int show_version;
 };
@@ -47,6 +49,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("threads=%u", threads),
 	OPT("k=%u", k),
 	OPT("codes=%s", codes),
+	OPT("commit=%u", commit),
+	OPT("sync", sync),
 	OPT("-h", show_help),
 	OPT("--help", show_help),
 	OPT("-V", show_version),
@@ -115,6 +119,8 @@ static void usage(const char *prog)
 	       "    -o threads=N           search threads (0 = one per CPU)\n"
 	       "    -o k=N                 default k of the query file (10)\n"
 	       "    -o codes=auto|off      8-bit search codes for faster exact L2 queries\n"
+	       "    -o commit=SECONDS      make changes durable at least this often (5)\n"
+	       "    -o sync                make each change durable before its call returns\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug output (implies -f)\n"
 	       "    -s                     single-threaded\n\n", prog);
@@ -166,6 +172,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.write = op_write,
 	.flush = op_flush,
 	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
 	.release = op_release,
 	.unlink = op_unlink,
 	.rename = op_rename,
@@ -326,6 +333,11 @@ int main(int argc, char **argv)
 	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
 	if (o.codes)
 		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
+	fs.commit_s = o.commit ? o.commit : cfg.commit_s;
+	fs.sync_mode = o.sync;
+	fs.compact = (rvf_compact_policy){ .enabled = cfg.compact_auto,
+					   .ratio = cfg.compact_ratio,
+					   .min_dead = (uint64_t)cfg.compact_min_mb << 20 };
 	fs.next_dyn = INO_DYN_BASE;
 	pthread_mutex_init(&fs.mu, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
@@ -418,6 +430,11 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out_unmount;
 	}
+	if (fs_committer_start(&fs) != 0) {
+		fs_invalidator_stop(&fs);
+		ret = 1;
+		goto out_unmount;
+	}
 	fs_log(&fs, LOG_INFO, "mounted %s on %s (%s)", o.store, copts.mountpoint,
 	       fs.read_only ? "read-only" : "read-write");
 	if (pipefd[1] >= 0) {
@@ -438,6 +455,7 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = serve(&fs, &copts) ? 1 : 0;
+	fs_committer_stop(&fs);
 	fs_invalidator_stop(&fs);
 	fs_log(&fs, LOG_INFO, "unmounted %s", o.store);
 out_unmount:
@@ -450,8 +468,6 @@ out:
 	/* The session is over: what the kernel never released goes now. */
 	fs_handles_free(&fs);
 	fs_listings_free();
-	if (fs.store)
-		rvf_store_close(fs.store);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	while (fs.staged)
@@ -468,5 +484,9 @@ out:
 	free(o.codes);
 	free(o.config);
 	fuse_opt_free_args(&args);
+	/* Last: the lock goes with the store, so a command run right after
+	 * `fusermount3 -u` finds nothing left of us but the lock. */
+	if (fs.store)
+		rvf_store_close(fs.store);
 	return ret;
 }

@@ -227,6 +227,11 @@ static void listing_add(listing *l, const char *name, uint64_t ino)
 		l->n++;
 }
 
+static void listing_add_cb(void *ctx, const char *name, uint64_t ino)
+{
+	listing_add(ctx, name, ino);
+}
+
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
@@ -261,6 +266,8 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			for (slot *q = fs->slots; q; q = q->next)
 				listing_add(l, q->name, q->ino);
 		pthread_mutex_unlock(&fs->mu);
+	} else if (ino == INO_WASM || ino == INO_DASHBOARD) {
+		bundle_list(l->view, ino, listing_add_cb, l);
 	} else if (ino >= INO_DYN_BASE && ino < INO_BIGID_BASE) {
 		listing_add(l, "request", ino + 1);
 		listing_add(l, "result", ino + 2);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "rvffs.h"
 
 /* Every open handle, so that the ones never released are freed at exit. */
@@ -45,6 +46,7 @@ static void handle_free(handle *h)
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
+	caller_free(h->opener);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -161,10 +163,10 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 	case INO_QUERY:
 		fi->nonseekable = 1;
 		return 0;
-	case INO_CONTROL: /* commands only (control.c) */
-		if (!w)
-			return -EACCES;
-		return fs->read_only ? -EROFS : 0;
+	case INO_WASM:
+		if (w)
+			return fs->read_only ? -EROFS : -EACCES;
+		return bundle_read(fs, v, h->ino, &h->text, &h->len);
 	case INO_KERNEL:
 	case INO_EBPF:
 		if (w && fs->read_only)
@@ -205,7 +207,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	switch (fs_node_kind(ino)) {
 	case NODE_FIXED:
-		rc = open_fixed(fs, v, h, fi);
+		rc = ino == INO_CONTROL ? control_open(req, h, fi) :
+		     open_fixed(fs, v, h, fi);
 		break;
 	case NODE_SEGMENT: {
 		if (w) {
@@ -221,6 +224,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1; /* immutable */
 		break;
 	}
+	case NODE_BUNDLE:
+		if (w) {
+			rc = fs->read_only ? -EROFS : -EACCES;
+			break;
+		}
+		fi->direct_io = 1;
+		rc = bundle_read(fs, v, ino, &h->text, &h->len);
+		break;
 	case NODE_VECTOR: {
 		uint64_t id;
 		long i = vec_id_of(fs, ino, &id) ? rvf_view_find(v, id) : -1;
@@ -292,6 +303,16 @@ out:
 	fuse_reply_open(req, fi);
 }
 
+/* The store's dimension now (0: a store without vectors). */
+static uint32_t store_dimension(rvffs *fs)
+{
+	rvf_view *v = fs_view(fs);
+	uint32_t d = v ? rvf_view_info(v)->dimension : 0;
+	if (v)
+		rvf_view_release(v);
+	return d;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi)
 {
@@ -339,6 +360,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!rvf_parse_id(name, strlen(name), &id)) {
 			fs_error(fs, "vectors/%s: a vector file is named by its id in canonical decimal (digits, no sign, no leading zero)",
 				 name);
+			rc = -EINVAL;
+		} else if (store_dimension(fs) == 0) {
+			fs_error(fs, "vectors/%s: the store has dimension 0: it cannot hold vectors", name);
 			rc = -EINVAL;
 		} else {
 			h->ino = vec_ino(fs, id);
@@ -432,8 +456,8 @@ static int query_process(rvffs *fs, fuse_req_t req, handle *h, bool all)
 	if (rc != -ENOMEM) {
 		/* `cat query` from a fresh descriptor shows the outcome of the
 		 * reader's own last request: its results, or its error line. */
-		caller c;
-		caller_of(req, &c);
+		reader_id c;
+		reader_of(req, &c);
 		results_put(fs, &c, h->text ? h->text : "", h->len);
 	}
 	return rc;
@@ -481,8 +505,8 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (!h->wrote) {
 			/* Nothing written here: the reader's own last results. */
 			if (!h->text) {
-				caller c;
-				caller_of(req, &c);
+				reader_id c;
+				reader_of(req, &c);
 				h->text = results_get(fs, &c, &h->len);
 			}
 		} else if (h->req_len) {
@@ -573,14 +597,6 @@ static int parse_vector(rvffs *fs, uint64_t id, const unsigned char *text,
 	return 0;
 }
 
-static uint32_t store_dimension(rvffs *fs)
-{
-	rvf_view *v = fs_view(fs);
-	uint32_t dim = rvf_view_info(v)->dimension;
-	rvf_view_release(v);
-	return dim;
-}
-
 /* Checks a vector file written from its start as the bytes arrive, so
  * that the write() of a bad line fails (a shell reports that; it ignores
  * errors at close): once a line is complete it must be the whole vector. */
@@ -657,7 +673,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	handle *h = fh(fi);
 	int rc = 0;
 	if (ino == INO_CONTROL) {
-		control_write(req, buf, size);
+		control_write(req, h, buf, size);
 		return;
 	}
 	if (ino == INO_QUERY) {
@@ -871,7 +887,12 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi)
 {
 	(void)datasync;
-	int rc = flush_handle(fs_of(req), req, ino, fh(fi));
+	rvffs *fs = fs_of(req);
+	int rc = flush_handle(fs, req, ino, fh(fi));
+	/* fsync makes every change of the mount durable, not only this
+	 * file's: one manifest covers them all. */
+	if (rc == 0)
+		rc = fs_sync(fs);
 	fuse_reply_err(req, -rc);
 }
 

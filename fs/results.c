@@ -20,7 +20,7 @@
 #define ANCESTRY_MAX 8
 
 typedef struct result_entry {
-	caller who;
+	reader_id who;
 	uint64_t seq;   /* newer entries have larger numbers */
 	char *text;
 	size_t len;
@@ -69,7 +69,7 @@ static pid_t tgid_of(pid_t tid)
 	return tgid;
 }
 
-void caller_of(fuse_req_t req, caller *c)
+void reader_of(fuse_req_t req, reader_id *c)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	memset(c, 0, sizeof(*c));
@@ -84,7 +84,7 @@ pid_t caller_tgid(fuse_req_t req)
 	return tgid_of(fuse_req_ctx(req)->pid);
 }
 
-void results_put(rvffs *fs, const caller *c, const char *text, size_t len)
+void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len)
 {
 	char *copy = malloc(len ? len : 1);
 	if (!copy)
@@ -112,7 +112,7 @@ void results_put(rvffs *fs, const caller *c, const char *text, size_t len)
 
 /* Newest entry of the reader's uid and session written by pid or by a
  * child of pid (any when pid is 0). */
-static result_entry *newest(const caller *r, pid_t pid)
+static result_entry *newest(const reader_id *r, pid_t pid)
 {
 	result_entry *best = NULL;
 	for (size_t i = 0; i < RESULTS_MAX; i++) {
@@ -127,7 +127,7 @@ static result_entry *newest(const caller *r, pid_t pid)
 	return best;
 }
 
-char *results_get(rvffs *fs, const caller *r, size_t *len)
+char *results_get(rvffs *fs, const reader_id *r, size_t *len)
 {
 	*len = 0;
 	if (!r->sid)

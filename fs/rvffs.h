@@ -2,8 +2,8 @@
  *
  * rvffs is a thin layer over librvf: every handler takes a view (an
  * immutable snapshot) of the store, answers from it, and releases it; every
- * change goes through one librvf commit that is durable before the
- * system call that asked for it returns. */
+ * change goes through one librvf commit, visible at once and durable at
+ * the next fsync, unmount or commit interval (commit.c). */
 #ifndef RVFFS_H
 #define RVFFS_H
 
@@ -36,8 +36,14 @@ enum {
 	INO_INGEST,
 	INO_QUERIES,
 	INO_CONTROL,     /* after the others: inode numbers stay stable */
+	INO_WASM,        /* bundles.c */
+	INO_DASHBOARD,
 	INO_FIXED_END,
 };
+/* wasm/NAME and dashboard/FILE: by index (bundles.c) */
+#define BUNDLE_MAX_FILES (1u << 20)
+#define INO_WASM_FILE (1ull << 24)
+#define INO_DASH_FILE (1ull << 25)
 #define INO_DYN_BASE (1ull << 32)
 #define INO_BIGID_BASE (1ull << 61) /* vectors with ids >= 2^63 */
 #define INO_SEG_BASE (1ull << 62)
@@ -53,6 +59,7 @@ typedef enum node_kind {
 	NODE_SLOT_RES,  /* queries/NAME/result */
 	NODE_SEGMENT,
 	NODE_VECTOR,
+	NODE_BUNDLE,    /* wasm/NAME, dashboard/FILE */
 } node_kind;
 
 struct staged;
@@ -92,6 +99,16 @@ typedef struct rvffs {
 	uint64_t inval_asked, inval_sent; /* passes requested / completed */
 	rvf_view *inval_shown;     /* the state the kernel's names come from */
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+
+	/* commit.c: durable commits every commit_s seconds (-o sync: each
+	 * change), automatic compaction */
+	unsigned commit_s;
+	bool sync_mode;
+	rvf_compact_policy compact;
+	pthread_t commit_thread;
+	pthread_mutex_t commit_mu;
+	pthread_cond_t commit_cond;
+	bool commit_stop, commit_running;
 } rvffs;
 
 /* The daemon state of a request. */
@@ -119,6 +136,13 @@ rvf_view *fs_view(rvffs *fs);
 void fs_invalidate(rvffs *fs, bool wait);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
+
+/* commit.c */
+/* Makes every change so far durable; 0 or -errno (logged). */
+int fs_sync(rvffs *fs);
+int fs_committer_start(rvffs *fs);
+/* Stops the thread, then commits and (if due) compacts: at unmount. */
+void fs_committer_stop(rvffs *fs);
 
 /* inode.c */
 node_kind fs_node_kind(uint64_t ino);
@@ -153,6 +177,16 @@ bool access_owner(fuse_req_t req, const struct stat *st);
 mode_t staged_mode(mode_t mode);
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
+/* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
+bool bundle_node(uint64_t ino);
+/* Mode and size of a bundle node; false when it does not exist. */
+bool bundle_stat(rvf_view *v, uint64_t ino, mode_t *mode, uint64_t *size);
+uint64_t bundle_lookup(rvf_view *v, uint64_t parent, const char *name);
+void bundle_list(rvf_view *v, uint64_t dir,
+		 void (*add)(void *ctx, const char *name, uint64_t ino), void *ctx);
+/* The file's bytes (malloc'd) for an open; -errno on failure. */
+int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
+
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
 char *text_manifest(rvf_view *v, size_t *len);
@@ -182,17 +216,17 @@ int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	      char **out, size_t *out_len);
 
 /* results.c: the query file's results, per reader. */
-typedef struct caller {
+typedef struct reader_id {
 	uid_t uid;
 	pid_t tgid, ppid, sid;  /* sid 0: unknown */
-} caller;
-void caller_of(fuse_req_t req, caller *c);
+} reader_id;
+void reader_of(fuse_req_t req, reader_id *c);
 /* The process (thread group) of the thread that made a request. */
 pid_t caller_tgid(fuse_req_t req);
 /* Keeps TEXT as the newest result written by c. */
-void results_put(rvffs *fs, const caller *c, const char *text, size_t len);
+void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
 /* A copy of the result reader r may see (NULL, *len 0: none). */
-char *results_get(rvffs *fs, const caller *r, size_t *len);
+char *results_get(rvffs *fs, const reader_id *r, size_t *len);
 void results_free(rvffs *fs);
 
 /* staging.c: files in ingest/ */
@@ -251,8 +285,11 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
-/* control.c: one command per write to `control`; replies to req. */
-void control_write(fuse_req_t req, const char *buf, size_t size);
+/* control.c: opening `control` for writing checks and keeps the opener;
+ * one command per write, judged as that opener; replies to req. */
+struct handle;
+int control_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi);
+void control_write(fuse_req_t req, struct handle *h, const char *buf, size_t size);
 
 /* An open file (fi->fh). */
 typedef struct handle {
@@ -273,6 +310,7 @@ typedef struct handle {
 	bool for_write;
 	struct handle *next_writer;
 	pid_t owner;            /* process that opened it: its close commits */
+	struct caller *opener;  /* control: who opened it (control.c) */
 	struct handle *reg_prev, *reg_next; /* every open handle (fs_handles_free) */
 	pthread_mutex_t lock;   /* query file: its requests and results (a
 				 * forked child's close flushes concurrently) */
@@ -316,6 +354,8 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);

@@ -10,21 +10,22 @@
 const char *const seg_xattr_names[] = {
 	"user.rvf.type", "user.rvf.id", "user.rvf.offset",
 	"user.rvf.payload_length", "user.rvf.content_hash", "user.rvf.hash_ok",
+	"user.rvf.content_hash_algo", "user.rvf.payload_format",
 	NULL,
 };
 
-static void type_label(uint8_t t, char out[16])
+static void type_label(uint8_t t, char out[24])
 {
 	const char *n = rvf_segment_type_name(t);
 	if (n)
-		snprintf(out, 16, "%s", n);
+		snprintf(out, 24, "%s", n);
 	else
-		snprintf(out, 16, "type-%02x", t);
+		snprintf(out, 24, "type-%02x", t);
 }
 
 void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX])
 {
-	char t[16];
+	char t[24];
 	type_label(rvf_view_segment(v, i)->type, t);
 	snprintf(out, SEG_NAME_MAX, "%04zu-%s", i + 1, t);
 }
@@ -76,6 +77,13 @@ long seg_xattr(rvf_view *v, size_t i, const char *name, char *buf, size_t size)
 			snprintf(val + 2 * b, 3, "%02x", s->content_hash[b]);
 	else if (!strcmp(name, "user.rvf.hash_ok"))
 		snprintf(val, sizeof(val), "%s", s->hash_ok ? "true" : "false");
+	else if (!strcmp(name, "user.rvf.content_hash_algo"))
+		snprintf(val, sizeof(val), "%s",
+			 s->readable ? rvf_hash_algo_name((rvf_hash_algo)s->hash_algo) :
+				       "unreadable");
+	else if (!strcmp(name, "user.rvf.payload_format"))
+		snprintf(val, sizeof(val), "%s",
+			 rvf_segment_is_json(v, s) ? "json" : "binary");
 	else
 		return -ENODATA;
 	size_t n = strlen(val);

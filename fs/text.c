@@ -53,6 +53,8 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "segments: %zu\n", rvf_view_segment_count(v));
 	fprintf(f, "file_size: %llu\n", (unsigned long long)i->file_size);
 	fprintf(f, "generation: %llu\n", (unsigned long long)i->generation);
+	fprintf(f, "dead_bytes: %llu\n", (unsigned long long)i->dead_bytes);
+	fprintf(f, "durable: %s\n", i->pending ? "no" : "yes");
 	put_identity(f, &i->identity, false);
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
@@ -131,7 +133,8 @@ char *text_witness(rvf_view *v, size_t *len)
 		for (int b = 0; b < 32; b++)
 			zero = zero && !w->prev_hash[b];
 		fprintf(f, "%s %s.%09lluZ %s %s\n",
-			w->type == 1 ? "computation" : w->type == 0 ? "provenance" : "other",
+			w->type == 1 ? "computation" : w->type == 0 ? "provenance" :
+			w->type == 0xFF ? "document" : "other",
 			stamp, (unsigned long long)(w->timestamp_ns % 1000000000ull),
 			w->action,
 			w->links ? "linked" : zero ? "session-start" : "unlinked");

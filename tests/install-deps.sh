@@ -7,7 +7,7 @@
 set -uo pipefail
 
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsodium-dev
-                libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev)
+                libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev libssl-dev libxxhash-dev)
 
 install_packages() { # package...
 	local missing=() p

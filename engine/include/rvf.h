@@ -125,15 +125,37 @@ enum {
 	RVF_SEG_MANIFEST = 0x05,
 	RVF_SEG_META = 0x07,
 	RVF_SEG_WITNESS = 0x0A,
+	RVF_SEG_PROFILE = 0x0B,
 	RVF_SEG_KERNEL = 0x0E,
 	RVF_SEG_EBPF = 0x0F,
+	RVF_SEG_WASM = 0x10,
+	RVF_SEG_DASHBOARD = 0x11,
 	RVF_SEG_COW_MAP = 0x20,
+	RVF_SEG_REFCOUNT = 0x21,
 	RVF_SEG_MEMBERSHIP = 0x22,
 	RVF_SEG_SIGNATURE = 0x53, /* rvffs signature segment (docs/format.md) */
 };
 
-/* "vec", "manifest", ..., or NULL for a type without a name. */
+/* "vec", "manifest", "wasm", ... as upstream names them, or NULL for a
+ * type upstream does not define. */
 const char *rvf_segment_type_name(uint8_t type);
+
+/* Which algorithm a segment's content hash turned out to use (checksum.c):
+ * the reference writes the CRC-32 rotation; upstream tools write the
+ * others.  A keyed HMAC cannot be checked without its key. */
+typedef enum rvf_hash_algo {
+	RVF_HASH_MISMATCH = 0,     /* no algorithm matches: damaged */
+	RVF_HASH_NONE,             /* all-zero hash: not set */
+	RVF_HASH_CRC32_ROTATED,    /* CRC-32/IEEE x4 rotated (rvf-node) */
+	RVF_HASH_CRC32C,           /* checksum_algo 0 as rvf-types names it */
+	RVF_HASH_XXH3_128,         /* checksum_algo 0/1 as rvf-wire computes it */
+	RVF_HASH_SHAKE256,         /* checksum_algo 2: SHAKE-256, 16 bytes */
+	RVF_HASH_SHA256,           /* SHA-256, 16 bytes (upstream ruvbot) */
+	RVF_HASH_HMAC_SHAKE256,    /* checksum_algo 3: keyed, not verified */
+} rvf_hash_algo;
+
+/* "crc32-rotated", "xxh3-128", ... "mismatch". */
+const char *rvf_hash_algo_name(rvf_hash_algo a);
 
 #define RVF_SEGMENT_HEADER_SIZE 64
 #define RVF_MAX_PAYLOAD (256u * 1024u * 1024u)
@@ -151,8 +173,10 @@ typedef struct rvf_segment {
 	uint8_t compression;
 	uint8_t content_hash[16];
 	bool readable;           /* a header with this type and length is at offset */
-	bool hash_ok;            /* readable, and content hash verified (or all zero) */
+	bool hash_ok;            /* readable, and content hash verified (or all
+				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 
 /* FileIdentity: lineage of a store. */
@@ -204,12 +228,21 @@ enum {
 	RVF_OPEN_READ_ONLY = 1 << 0, /* no lock, never writes */
 };
 
-/* Opens an existing store.  Read-write opens take the writer lock and fail
- * with RVF_E_LOCK_HELD when a live writer (the reference included) holds
- * it; a stale lock (dead pid and older than 30 s, as the reference rules)
- * is broken. */
+/* How long a read-write open waits for a live writer to release the lock
+ * (a busy timeout, as SQLite's): long enough for an unmounted rvffs or a
+ * finishing rvfctl to exit. */
+#define RVF_LOCK_WAIT_DEFAULT_MS 5000
+
+/* Opens an existing store.  Read-write opens take the writer lock, waiting
+ * up to RVF_LOCK_WAIT_DEFAULT_MS for a live writer (the reference included)
+ * to release it, then fail with RVF_E_LOCK_HELD; a stale lock (the pid is
+ * dead on this host) is broken at once. */
 rvf_code rvf_store_open(const char *path, unsigned flags, rvf_store **out,
 			rvf_error *err);
+/* The same with the wait given in milliseconds (0: fail at once). */
+rvf_code rvf_store_open_wait(const char *path, unsigned flags,
+			     unsigned wait_ms, rvf_store **out,
+			     rvf_error *err);
 
 typedef struct rvf_create_options {
 	uint32_t dimension;    /* 1..65535 */
@@ -262,6 +295,12 @@ typedef struct rvf_info {
 	bool read_only;          /* the store handle is read-only or frozen */
 	bool frozen;             /* frozen (branch children record it in COW_MAP) */
 	bool is_branch;          /* has COW_MAP + MEMBERSHIP */
+	bool pending;            /* holds changes not yet durable (deferred
+				  * commits; rvf_store_sync makes them so) */
+	uint64_t dead_bytes;     /* bytes of file_size no state needs (older
+				  * manifests, deleted or replaced rows,
+				  * journals, older META, unlisted bytes):
+				  * about what compaction would reclaim */
 	const char *parent_path; /* branch parent as stored (relative), or NULL */
 	const char *parent_resolved; /* the path we opened, or NULL */
 	/* The file generation: 0 at open, one more each time the file was
@@ -294,6 +333,9 @@ const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
  * valid while the view is held. */
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg);
+/* True when the segment's payload is a JSON document (upstream tools write
+ * META, PROFILE and WITNESS payloads so). */
+bool rvf_segment_is_json(const rvf_view *v, const rvf_segment *seg);
 /* Deleted ids of the manifest, ascending. */
 size_t rvf_view_deleted_count(const rvf_view *v);
 uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index);
@@ -343,6 +385,60 @@ typedef struct rvf_ebpf_info {
 
 /* False when the view has no eBPF program. */
 bool rvf_view_ebpf(const rvf_view *v, rvf_ebpf_info *out);
+
+/* WASM modules (WASM segments, upstream's wasm_bootstrap.rs layout: a
+ * 64-byte "RVWM" header, then the bytecode), in directory order. */
+typedef struct rvf_wasm_info {
+	bool has_header;          /* the RVWM header is there */
+	uint8_t role;             /* 0 microkernel, 1 interpreter, 2 combined,
+				   * 3 extension, 4 control plane */
+	uint8_t target;           /* 0 wasm32, 1 wasi-p1, 2 wasi-p2, 3 browser, 4 bare tile */
+	uint16_t required_features;
+	uint16_t export_count;
+	uint32_t bytecode_size;   /* header field */
+	uint8_t bytecode_hash[32];
+	const unsigned char *bytecode; /* in the mapping (the whole payload
+				   * when there is no header) */
+	size_t bytecode_len;
+	bool hash_ok;             /* segment hash verified */
+	char name[32];            /* the role's name, unique in the view
+				   * ("combined", "combined-2", ...) */
+	const rvf_segment *segment;
+} rvf_wasm_info;
+
+size_t rvf_view_wasm_count(const rvf_view *v);
+/* False when i is out of range. */
+bool rvf_view_wasm(const rvf_view *v, size_t i, rvf_wasm_info *out);
+
+/* The dashboard bundle: the first DASHBOARD segment (as upstream's
+ * extract_dashboard takes it), a 64-byte "RVDB" header and the bundle.
+ * A bundle with a file table (file_count > 0) is split into its files;
+ * otherwise (upstream's embed_dashboard writes file_count 0) it is one
+ * file, index.html. */
+typedef struct rvf_dashboard_file {
+	char *path;               /* relative, '/'-separated, checked: no "..",
+				   * no empty or absolute components */
+	const unsigned char *data; /* in the mapping */
+	uint64_t size;
+} rvf_dashboard_file;
+
+typedef struct rvf_dashboard {
+	uint8_t ui_framework;     /* 0 threejs, 1 react, 2 custom */
+	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (files then raw) */
+	uint64_t bundle_size;
+	uint32_t file_count;      /* header field */
+	uint64_t build_timestamp;
+	bool hash_ok;
+	size_t nfiles;
+	rvf_dashboard_file *files;
+	const rvf_segment *segment;
+} rvf_dashboard;
+
+/* RVF_E_NOT_FOUND when the store has no dashboard; RVF_E_CORRUPT for a
+ * damaged one.  Free *out with rvf_dashboard_free. */
+rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
+			    rvf_error *err);
+void rvf_dashboard_free(rvf_dashboard *d);
 
 /* Witness entries in directory order. */
 typedef struct rvf_witness {
@@ -467,6 +563,35 @@ typedef struct rvf_commit_info {
 	uint64_t accepted;  /* vectors written / deleted */
 	uint64_t bytes;     /* bytes appended */
 } rvf_commit_info;
+
+/* Durability.  By default every change below is durable when the call
+ * returns (data fsynced, then the manifest, then fsynced again).  A store
+ * in deferred mode commits like a filesystem: a change is visible in new
+ * views at once, its segments are appended but not fsynced, and no
+ * manifest is written; rvf_store_sync writes one manifest (and one witness
+ * per kind of change) that makes every change since the last sync durable
+ * together.  A crash loses the changes since the last sync, all of them or
+ * none, never part of one.  librvf syncs by itself every 4096 changes,
+ * before compaction, signing, freezing, branching, and at close. */
+rvf_code rvf_store_set_deferred(rvf_store *s, bool deferred, rvf_error *err);
+/* Makes the deferred changes durable; RVF_OK at once when there are none. */
+rvf_code rvf_store_sync(rvf_store *s, rvf_commit_info *info, rvf_error *err);
+/* True when changes are waiting for rvf_store_sync. */
+bool rvf_store_dirty(rvf_store *s);
+
+/* When to compact by itself (a policy applied by its user: rvffs). */
+typedef struct rvf_compact_policy {
+	bool enabled;
+	double ratio;        /* dead_bytes / file_size at least this ... */
+	uint64_t min_dead;   /* ... and dead_bytes at least this */
+} rvf_compact_policy;
+
+#define RVF_COMPACT_DEFAULT_RATIO 0.5
+#define RVF_COMPACT_DEFAULT_MIN_DEAD ((uint64_t)1 << 20)
+
+/* True when the view's dead bytes call for compaction under policy p. */
+bool rvf_view_wants_compaction(const rvf_view *v, const rvf_compact_policy *p);
+
 
 /* Streaming ingest: rows are appended to the file as they come (payloads
  * split at 256 MiB), and become visible together, at commit, with one

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, build_dir_path, reference_install_problem
 
-WORKLOADS = {"query", "ingest", "mount", "reads", "compact"}
+WORKLOADS = {"query", "ingest", "mount", "reads", "compact", "writes"}
 # rows every run has, per workload (keys of bench/bench.py's rows)
 REQUIRED = {
     "query": {"qps_per_open", "p50_per_open", "p99_per_open", "recall_per_open",

@@ -110,6 +110,13 @@ def test_status_follows_commits(mount, small, tmp_path):
     assert int(st1["vectors"]) == 5
     assert int(st1["epoch"]) == int(st0["epoch"]) + 1
     assert int(st1["file_size"]) == os.path.getsize(small) > int(st0["file_size"])
+    assert int(st1["segments"]) == len(m.ls("segments"))
+    # visible at once, durable at the next fsync (rvffs(1), DURABILITY)
+    assert (st0["durable"], st1["durable"]) == ("yes", "no")
+    m.sh('sync "$M/ingest"')
+    st1 = m.status()
+    assert st1["durable"] == "yes" and int(st1["epoch"]) == int(st0["epoch"]) + 1
+    assert int(st1["file_size"]) == os.path.getsize(small)
     assert int(st1["segments"]) == len(m.ls("segments")) > int(st0["segments"])
     m.sh('rm "$M/vectors/10"')
     st2 = m.status()
@@ -160,9 +167,10 @@ def test_lineage_root(mount, small):
 def test_witness_one_line_per_entry(mount, small, tmp_path):
     m = mount(small)
     lines0 = [ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")]
+    # one witness per durable commit (here: each fsync)
     for i in range(3):
         write_csv(tmp_path / f"w{i}.csv", [(100 + i, [i, i, i, i])])
-        m.sh(f'cp w{i}.csv "$M/ingest/"')
+        m.sh(f'cp w{i}.csv "$M/ingest/" && sync "$M/ingest"')
     lines = [ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")]
     assert len(lines) == len(lines0) + 3, lines
     assert lines[:len(lines0)] == lines0, "old witness lines changed"
@@ -181,6 +189,14 @@ def test_witness_one_line_per_entry(mount, small, tmp_path):
     # also one witness segment per entry
     nwit = sum(1 for n in m.ls("segments") if n.endswith("-witness"))
     assert nwit == len(lines)
+    # changes between two durable commits share one witness per kind
+    for i in range(3, 6):
+        write_csv(tmp_path / f"w{i}.csv", [(100 + i, [i, i, i, i])])
+        m.sh(f'cp w{i}.csv "$M/ingest/"')
+    m.sh('rm "$M/vectors/100" "$M/vectors/101"; sync "$M/vectors"')
+    more = [ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")]
+    assert [ln.split(" ")[2].split(",")[0] for ln in more[len(lines):]] == \
+        ["ingest:count=3", "delete:count=2"], more
 
 
 def test_errors_empty_then_lines(mount, small, tmp_path):
@@ -211,7 +227,7 @@ def test_segments_listing_matches_manifest(mount, small, tmp_path):
     m = mount(small)
     # a few commits of different kinds: vectors, a delete (journal)
     write_csv(tmp_path / "b.csv", [(7, [7, 7, 7, 7])])
-    m.sh('cp b.csv "$M/ingest/" && rm "$M/vectors/1"')
+    m.sh('cp b.csv "$M/ingest/" && rm "$M/vectors/1" && sync "$M/vectors"')
     names = m.ls("segments")
     table = segment_table(m)
     ranks = []
@@ -338,7 +354,7 @@ def test_commit_adds_segments_keeps_existing(mount, small, tmp_path):
 def test_segment_inodes_stable_across_remount(mount, small, tmp_path):
     m = mount(small)
     write_csv(tmp_path / "a.csv", [(20, [1, 0, 0, 0])])
-    m.sh('cp a.csv "$M/ingest/"')
+    m.sh('cp a.csv "$M/ingest/" && sync "$M/ingest"')
     inos = {n: os.stat(m / "segments" / n).st_ino for n in m.ls("segments")}
     readdir_inos = dict(ln.split()[::-1] for ln in
                         m.sh('ls -1i "$M/segments"').stdout.splitlines())

@@ -5,12 +5,16 @@ ingest/), deletes (rm vectors/ID), kernel copies and compactions (written to
 the mount's `control` file); after a seeded random delay the daemon gets
 SIGKILL. Then the dead mount is cleared with `fusermount3 -uz` and the
 store is mounted again at once (the dead daemon's lock must not block), and
-the store must show exactly the last committed state:
+the store must show a state the durability contract allows (rvffs(1),
+DURABILITY):
 
-  * the model knows which operations returned success before the kill
-    (committed) - all of them must be there, whole;
-  * the one operation in flight at the kill may or may not have committed,
-    but if it did it is whole (a batch: all its rows or none);
+  * every change made before a successful fsync (the workload fsyncs the
+    mount's `vectors` directory after a random half of its operations) or
+    a compaction is there, whole;
+  * the changes after it may be lost (the daemon commits them every 5 s,
+    at fsync and at unmount), but only as a tail: the store is the state
+    after some prefix of the operations that returned, maybe plus the
+    one in flight, never part of a file (a batch: all its rows or none);
   * `node tests/interop/ref.js dump STORE` (the reference) sees the same ids.
 
 CI variant: 20 kills, 30-50 MB committed (plus what the kills interrupted).
@@ -63,15 +67,41 @@ class Model:
     def first_id(self):
         return 0 if self.max_ever is None else self.max_ever + 1
 
+    def snap(self):
+        return (frozenset(self.live), dict(self.batches), self.max_ever, self.kernel,
+                self.kernel_len, self.committed_bytes)
+
+    def restore(self, snap):
+        live, batches, self.max_ever, self.kernel, self.kernel_len, \
+            self.committed_bytes = snap
+        self.live, self.batches = set(live), dict(batches)
+
+
+class Durability:
+    """The states a crash may leave: the last durable one (fsync,
+    compaction, clean unmount) and the state after each later operation."""
+
+    def __init__(self, model):
+        self.durable = model.snap()
+        self.after = []
+
+    def changed(self, model):
+        self.after.append(model.snap())
+
+    def synced(self, model):
+        self.durable = model.snap()
+        self.after = []
+
 
 class Workload(threading.Thread):
     """Runs a plan of operations on the mount until done or the daemon
     dies; records successes in the model and the operation in flight."""
 
-    def __init__(self, mnt, model, plan, tmp, rng, has_control):
+    def __init__(self, mnt, model, plan, tmp, rng, has_control, dur):
         super().__init__(daemon=True)
         self.mnt = Path(mnt)
         self.model = model
+        self.dur = dur
         self.plan = plan
         self.tmp = Path(tmp)
         self.rng = rng
@@ -145,16 +175,61 @@ class Workload(threading.Thread):
                 # the largest live one.
                 m.max_ever = max(m.live) if m.live else None
             self.done_ops.append(kind)
+            if kind == "compact" and self.has_control:
+                self.dur.synced(m)  # a compaction writes everything
+            else:
+                self.dur.changed(m)
+            if self.rng.random() < 0.5:
+                # fsync of a directory of the mount: every change so far
+                # is durable once it returns
+                try:
+                    fd = os.open(self.mnt / "vectors", os.O_RDONLY | os.O_DIRECTORY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    if not self.killing:
+                        self.genuine_error = f"fsync failed while the daemon was alive: {e}"
+                    return
+                self.dur.synced(m)
 
 
 def read_vec(mnt, i):
     return [float(x) for x in (Path(mnt) / "vectors" / str(i)).read_text().split()]
 
 
-def verify(d, store, model, in_flight, stats, rng):
-    """The remounted store against the model; resolves the operation that
-    was in flight. Returns nothing; fails the test on any difference."""
+def with_in_flight(model, snap, op):
+    """The state snap with the interrupted operation op applied."""
+    model.restore(snap)
+    kind = op[0]
+    if kind == "ingest":
+        _, tag, first, rows = op
+        model.batches[tag] = (first, rows)
+        model.live.update(range(first, first + rows))
+        model.max_ever = first + rows - 1
+        model.committed_bytes += rows * ROW_BYTES
+    elif kind == "delete":
+        model.live.discard(op[1])
+    elif kind == "kernel":
+        model.kernel, model.kernel_len = op[1], op[2]
+    return model.snap()
+
+
+def verify(d, store, model, in_flight, stats, rng, dur=None):
+    """The remounted store against the states the contract allows (the
+    last durable one, then one per later operation, then the one in
+    flight applied); the model becomes the state found. Fails the test
+    when the store is none of them."""
     seen = d.vector_ids()
+    try:
+        kernel_now = sha256(d.read("kernel"))
+    except FileNotFoundError:
+        kernel_now = None
+    if dur is None:
+        dur = Durability(model)
+    states = [("durable", dur.durable)] + \
+        [(f"after operation {k + 1} since", sn) for k, sn in enumerate(dur.after)]
     if in_flight is not None:
         kind = in_flight[0]
         stats[f"in_flight_{kind}"] = stats.get(f"in_flight_{kind}", 0) + 1
@@ -163,26 +238,23 @@ def verify(d, store, model, in_flight, stats, rng):
             have = len(seen.intersection(range(first, first + rows)))
             assert have in (0, rows), \
                 f"PARTIAL BATCH: batch {tag} ({rows} rows from id {first}) is visible with {have} rows"
-            if have:
-                stats["in_flight_committed"] = stats.get("in_flight_committed", 0) + 1
-                model.batches[tag] = (first, rows)
-                model.live.update(range(first, first + rows))
-                model.max_ever = first + rows - 1
-                model.committed_bytes += rows * ROW_BYTES
-        elif kind == "delete":
-            if in_flight[1] not in seen:
-                stats["in_flight_committed"] = stats.get("in_flight_committed", 0) + 1
-                model.live.discard(in_flight[1])
-        elif kind == "kernel":
-            try:
-                now = sha256(d.read("kernel"))
-            except FileNotFoundError:
-                now = None
-            assert now in (model.kernel, in_flight[1]), \
-                "the kernel is neither the committed image nor the interrupted one"
-            if now == in_flight[1] and now != model.kernel:
-                stats["in_flight_committed"] = stats.get("in_flight_committed", 0) + 1
-                model.kernel, model.kernel_len = in_flight[1], in_flight[2]
+        states.append(("in flight", with_in_flight(model, states[-1][1], in_flight)))
+    found = [(name, sn) for name, sn in states if sn[0] == seen and sn[3] == kernel_now]
+    if not found:
+        name, sn = states[0]
+        missing, extra = sn[0] - seen, seen - sn[0]
+        raise AssertionError(
+            f"the store is in no state the contract allows: against the durable state "
+            f"{len(missing)} ids missing (e.g. {sorted(missing)[:5]}), {len(extra)} "
+            f"unexpected (e.g. {sorted(extra)[:5]}); {len(states)} states tried")
+    name, sn = found[-1]
+    model.restore(sn)
+    if name == "in flight":
+        stats["in_flight_committed"] = stats.get("in_flight_committed", 0) + 1
+    elif name != "durable":
+        stats["unsynced_kept"] = stats.get("unsynced_kept", 0) + 1
+    lost = len(states) - 1 - [n for n, _ in states].index(name)
+    stats["unsynced_lost"] = stats.get("unsynced_lost", 0) + lost
     # Ids the store assigns next continue after the largest it ever used
     # (an interrupted compaction may have dropped the deletion list).
     model.max_ever = max_id_ever(store, model.live)
@@ -218,6 +290,7 @@ def verify(d, store, model, in_flight, stats, rng):
     if model.kernel is not None:
         assert dump.get("kernel") and dump["kernel"].get("extractedLen") == model.kernel_len, \
             dump.get("kernel")
+    dur.synced(model)  # what the store holds now is durable
 
 
 def make_plan(rng, long, model, tmp):
@@ -243,11 +316,11 @@ def make_plan(rng, long, model, tmp):
     return plan
 
 
-def finish_epoch(d, store, model, stats, rng):
+def finish_epoch(d, store, model, stats, rng, dur):
     """Mount once more, check, unmount cleanly; our read-only open and the
     reference agree, and the file compacts to the same vectors."""
     d.start()
-    verify(d, store, model, stats.pop("_in_flight", None), stats, rng)
+    verify(d, store, model, stats.pop("_in_flight", None), stats, rng, dur)
     assert d.unmount() == 0, d.log_text()
     rc, js = ctl_json("inspect", store)
     assert rc == 0 and {int(i) for i, _ in js["live"]} == model.live
@@ -277,7 +350,7 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
         rng = random.Random(f"{seed}-{it}")  # reproducible whatever the timing
         if it % epoch_len == 0:
             if it:
-                finish_epoch(d, store, model, stats, rng)
+                finish_epoch(d, store, model, stats, rng, dur)
                 stats["committed_MB"] += model.committed_bytes / 1e6
                 stats["batches"] += len(model.batches)
             store = tmp_path / f"crash{it // epoch_len}.rvf"
@@ -285,6 +358,7 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
             mnt = tmp_path / f"mnt{it // epoch_len}"
             d = daemons(store, mnt)
             model = Model()
+            dur = Durability(model)
         d.start()
         if has_control is None:
             has_control = (mnt / "control").exists()
@@ -292,7 +366,7 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
                 print("SKIPPED PART: the mount has no `control` file yet: "
                       "compactions only through rvfctl on the unmounted store")
         in_flight = stats.pop("_in_flight", None)
-        verify(d, store, model, in_flight, stats, rng)
+        verify(d, store, model, in_flight, stats, rng, dur)
         plan = make_plan(rng, LONG, model, tmp_path)
         est = 0.05 + sum(a[1] * ROW_BYTES / speed if k == "ingest" else
                          0.02 if k == "delete" else 0.05 if k == "kernel" else
@@ -305,7 +379,7 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
         aimed = it % 2 == 1 and any(k == "ingest" for k, _ in plan)
         delay = rng.uniform(0.0, est)
         size0 = store.stat().st_size
-        w = Workload(mnt, model, plan, tmp_path, rng, has_control)
+        w = Workload(mnt, model, plan, tmp_path, rng, has_control, dur)
         w.start()
         if aimed:
             end = time.monotonic() + est * 3 + 5
@@ -336,11 +410,14 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
             stats["compact_tmp_left"] += 1
         # Now and then compact the unmounted store with rvfctl (it breaks
         # the dead daemon's lock too) - only when nothing is uncertain.
-        if it % 5 == 4 and w.in_flight is None:
+        if it % 5 == 4 and w.in_flight is None and not dur.after:
             ctl("compact", store)
             stats["rvfctl_compactions"] += 1
+            # only the durable state is left to compact
+            model.restore(dur.durable)
             model.max_ever = max(model.live) if model.live else None
-    finish_epoch(d, store, model, stats, rng)
+            dur.synced(model)
+    finish_epoch(d, store, model, stats, rng, dur)
     stats["committed_MB"] = round(stats["committed_MB"] + model.committed_bytes / 1e6, 1)
     stats["batches"] += len(model.batches)
     report("crash-daemon", seconds=round(time.monotonic() - t0, 1),

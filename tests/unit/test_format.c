@@ -1,6 +1,7 @@
 /* test_format.c - hashes, segment headers, manifests, the tail scan and
  * the lock file, against the test vectors of the format document. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +78,13 @@ static void test_segment_header(void)
 	      s.offset == 100 && memcmp(s.content_hash, hash, 16) == 0);
 	hdr[0] = 'X';
 	CHECK(!segment_decode(hdr, 0, &s));
-	char label[16];
+	char label[SEGMENT_LABEL_SIZE];
+	segment_type_label(0x37, label);
+	CHECK(strcmp(label, "type-37") == 0);
 	segment_type_label(0x33, label);
-	CHECK(strcmp(label, "type-33") == 0);
+	CHECK(strcmp(label, "federated_manifest") == 0);
+	segment_type_label(0x10, label);
+	CHECK(strcmp(label, "wasm") == 0);
 	segment_type_label(RVF_SEG_COW_MAP, label);
 	CHECK(strcmp(label, "cow_map") == 0);
 }
@@ -203,6 +208,14 @@ static void test_tail_scan(void)
 	free(buf);
 }
 
+static void *release_later(void *arg)
+{
+	struct timespec ts = { 0, 150 * 1000000L };
+	nanosleep(&ts, NULL);
+	lock_release(arg);
+	return NULL;
+}
+
 static void test_lock_layout(void)
 {
 	/* The captured lock of §12.4: pid 0x1fbc, host "vm". */
@@ -222,18 +235,27 @@ static void test_lock_layout(void)
 	snprintf(lockp, sizeof(lockp), "%s/s.rvf.lock", dir);
 	rvf_lock a, b;
 	rvf_error err;
-	CHECK(lock_acquire(store, &a, &err) == RVF_OK);
+	CHECK(lock_acquire(store, 0, &a, &err) == RVF_OK);
 	CHECK(access(lockp, F_OK) == 0);
 	/* Held by us (a live pid): a second writer is refused. */
-	CHECK(lock_acquire(store, &b, &err) == RVF_E_LOCK_HELD);
+	CHECK(lock_acquire(store, 0, &b, &err) == RVF_E_LOCK_HELD);
 	CHECK(strstr(err.message, "locked") != NULL);
 	lock_release(&a);
+	CHECK(access(lockp, F_OK) != 0);
+	/* A holder that lets go while we wait (an exiting daemon): waited
+	 * for instead of refused. */
+	CHECK(lock_acquire(store, 0, &a, &err) == RVF_OK);
+	pthread_t releaser;
+	CHECK(pthread_create(&releaser, NULL, release_later, &a) == 0);
+	CHECK(lock_acquire(store, 10000, &b, &err) == RVF_OK);
+	pthread_join(releaser, NULL);
+	lock_release(&b);
 	CHECK(access(lockp, F_OK) != 0);
 	/* Junk lock: broken. */
 	int fd = open(lockp, O_WRONLY | O_CREAT, 0644);
 	CHECK(write(fd, "junk", 4) == 4);
 	close(fd);
-	CHECK(lock_acquire(store, &a, &err) == RVF_OK);
+	CHECK(lock_acquire(store, 0, &a, &err) == RVF_OK);
 	lock_release(&a);
 	/* A dead pid on this host: broken at once. */
 	char host[64] = "";
@@ -253,7 +275,7 @@ static void test_lock_layout(void)
 	fd = open(lockp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	CHECK(write(fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec));
 	close(fd);
-	CHECK(lock_acquire(store, &a, &err) == RVF_OK);
+	CHECK(lock_acquire(store, 0, &a, &err) == RVF_OK);
 	lock_release(&a);
 	/* Another host, fresh: honoured. */
 	struct timespec ts;
@@ -263,7 +285,7 @@ static void test_lock_layout(void)
 	fd = open(lockp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	CHECK(write(fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec));
 	close(fd);
-	CHECK(lock_acquire(store, &a, &err) == RVF_E_LOCK_HELD);
+	CHECK(lock_acquire(store, 0, &a, &err) == RVF_E_LOCK_HELD);
 	unlink(lockp);
 	rmdir(dir);
 }

@@ -96,7 +96,7 @@ static void test_create_and_layout(void)
 	rvf_view_release(v);
 	/* A second writer is refused while we hold the lock. */
 	rvf_store *s2;
-	CHECK(rvf_store_open(p, 0, &s2, &err) == RVF_E_LOCK_HELD);
+	CHECK(rvf_store_open_wait(p, 0, 0, &s2, &err) == RVF_E_LOCK_HELD);
 	rvf_store_close(s);
 	CHECK(access(path_in("x_min.rvf.lock"), F_OK) != 0);
 
@@ -439,6 +439,84 @@ static void test_fault_injection(void)
 	rvf_store_close(s);
 }
 
+/* Deferred durability: changes are visible at once, reach the file's
+ * manifest only at sync, together, with one witness per kind. */
+static size_t visible_on_disk(const char *p)
+{
+	rvf_store *r;
+	size_t n = (size_t)-1;
+	if (rvf_store_open(p, RVF_OPEN_READ_ONLY, &r, &err) == RVF_OK) {
+		n = visible(r);
+		rvf_store_close(r);
+	}
+	return n;
+}
+
+static void test_deferred_sync(void)
+{
+	const char *p = path_in("deferred.rvf");
+	rvf_create_options co = { .dimension = 2, .metric = RVF_METRIC_L2 };
+	rvf_store *s;
+	OK(rvf_store_create(p, &co, &s, &err));
+	OK(rvf_store_set_deferred(s, true, &err));
+	uint64_t first_size = file_size(p);
+	for (uint64_t id = 1; id <= 10; id++) {
+		float x[2] = { (float)id, 0 };
+		OK(rvf_store_ingest(s, 1, &id, x, NULL, NULL, NULL, &err));
+	}
+	uint64_t del[2] = { 3, 4 };
+	rvf_commit_info info;
+	OK(rvf_store_delete(s, 2, del, &info, &err));
+	CHECK(info.accepted == 2);
+	/* Visible in the store's views at once ... */
+	CHECK(visible(s) == 8 && has_id(s, 10) && !has_id(s, 3));
+	rvf_view *v = rvf_store_view(s);
+	CHECK(rvf_view_info(v)->pending && rvf_view_info(v)->epoch == 11);
+	rvf_view_release(v);
+	CHECK(rvf_store_dirty(s));
+	/* ... while the file still says what it said (a crash now loses all
+	 * eleven changes, and nothing else). */
+	CHECK(visible_on_disk(p) == 0);
+	CHECK(file_size(p) > first_size);
+	OK(rvf_store_sync(s, &info, &err));
+	CHECK(!rvf_store_dirty(s) && info.epoch == 11);
+	CHECK(visible_on_disk(p) == 8);
+	v = rvf_store_view(s);
+	const rvf_info *i = rvf_view_info(v);
+	CHECK(!i->pending && i->deleted == 2);
+	/* one witness per kind, not one per change */
+	CHECK(rvf_view_witness_count(v) == 2);
+	CHECK(rvf_view_witness_count(v) == 2 &&
+	      strcmp(rvf_view_witness(v, 0)->action, "ingest:count=10,epoch=11") == 0 &&
+	      strcmp(rvf_view_witness(v, 1)->action, "delete:count=2,epoch=11") == 0);
+	/* older manifest, journals and deleted rows are dead */
+	CHECK(i->dead_bytes > 0 && i->dead_bytes < i->file_size);
+	rvf_view_release(v);
+	/* Nothing new: a sync writes nothing. */
+	uint64_t synced = file_size(p);
+	OK(rvf_store_sync(s, NULL, &err));
+	CHECK(file_size(p) == synced);
+	/* Close syncs what is left. */
+	uint64_t id = 42;
+	float x[2] = { 4, 2 };
+	OK(rvf_store_ingest(s, 1, &id, x, NULL, NULL, NULL, &err));
+	CHECK(visible_on_disk(p) == 8);
+	rvf_store_close(s);
+	CHECK(visible_on_disk(p) == 9);
+	/* Compaction takes the deferred state with it. */
+	OK(rvf_store_open(p, 0, &s, &err));
+	OK(rvf_store_set_deferred(s, true, &err));
+	uint64_t d5 = 5;
+	OK(rvf_store_delete(s, 1, &d5, NULL, &err));
+	OK(rvf_store_compact(s, NULL, &err));
+	CHECK(!rvf_store_dirty(s));
+	v = rvf_store_view(s);
+	CHECK(rvf_view_info(v)->dead_bytes == 0 || rvf_view_info(v)->dead_bytes < 200);
+	rvf_view_release(v);
+	rvf_store_close(s);
+	CHECK(visible_on_disk(p) == 8);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/rvf-store-XXXXXX");
@@ -455,6 +533,7 @@ int main(void)
 	test_metadata_and_filters();
 	test_errors();
 	test_fault_injection();
+	test_deferred_sync();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

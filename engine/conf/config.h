@@ -10,6 +10,9 @@
 
 #include "rvf.h"
 
+/* Default seconds between durable commits of a mount (ext4's default). */
+#define RVFFS_COMMIT_DEFAULT_S 5
+
 typedef struct rvffs_config {
 	unsigned threads;           /* [mount] threads: search threads, 0 = per CPU */
 	unsigned query_k;           /* [query] k: default k of the query file */
@@ -21,6 +24,10 @@ typedef struct rvffs_config {
 	uint16_t kernel_api_port;   /* [kernel] api_port */
 	bool kernel_compress;       /* [kernel] compression = zstd */
 	char signing_key[PATH_MAX]; /* [signing] key: a key prefix, or "" */
+	unsigned commit_s;          /* [mount] commit: seconds between durable commits */
+	bool compact_auto;          /* [compact] auto = on|off */
+	double compact_ratio;       /* [compact] ratio: dead/file size, 0..1 */
+	unsigned compact_min_mb;    /* [compact] min_dead_mb */
 	char source[PATH_MAX];      /* the file read, or "" */
 } rvffs_config;
 

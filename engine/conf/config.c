@@ -71,6 +71,12 @@ static const char *on_key(parse_state *st, const char *section,
 			c->threads = (unsigned)n;
 			return NULL;
 		}
+		if (!strcmp(name, "commit")) {
+			if (!parse_uint(value, 86400, &n) || !n)
+				return "commit must be 1..86400 seconds";
+			c->commit_s = (unsigned)n;
+			return NULL;
+		}
 		if (!strcmp(name, "log_level") || !strcmp(name, "caching"))
 			return NULL; /* the daemon's */
 	} else if (!strcmp(section, "query")) {
@@ -95,6 +101,27 @@ static const char *on_key(parse_state *st, const char *section,
 		if (!strcmp(name, "ef"))
 			return parse_uint(value, 1u << 20, &n) ? NULL :
 			       "ef must be a non-negative integer";
+	} else if (!strcmp(section, "compact")) {
+		if (!strcmp(name, "auto")) {
+			if (strcmp(value, "on") && strcmp(value, "off"))
+				return "auto must be on or off";
+			c->compact_auto = !strcmp(value, "on");
+			return NULL;
+		}
+		if (!strcmp(name, "ratio")) {
+			char *end;
+			double r = strtod(value, &end);
+			if (end == value || *end || !(r > 0 && r <= 1))
+				return "ratio must be a number above 0 and at most 1";
+			c->compact_ratio = r;
+			return NULL;
+		}
+		if (!strcmp(name, "min_dead_mb")) {
+			if (!parse_uint(value, 1u << 20, &n))
+				return "min_dead_mb must be 0..1048576";
+			c->compact_min_mb = (unsigned)n;
+			return NULL;
+		}
 	} else if (!strcmp(section, "create")) {
 		if (!strcmp(name, "metric"))
 			return rvf_metric_parse(value, &c->create_metric) ? NULL :
@@ -149,6 +176,10 @@ bool config_load(const char *path, rvffs_config *cfg, char *why,
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->query_k = 10;
+	cfg->commit_s = RVFFS_COMMIT_DEFAULT_S;
+	cfg->compact_auto = true;
+	cfg->compact_ratio = RVF_COMPACT_DEFAULT_RATIO;
+	cfg->compact_min_mb = (unsigned)(RVF_COMPACT_DEFAULT_MIN_DEAD >> 20);
 	cfg->create_metric = RVF_METRIC_L2;
 	char xdg[PATH_MAX] = "";
 	const char *home = getenv("XDG_CONFIG_HOME");

@@ -1,0 +1,181 @@
+"""Our own writer of the upstream RVF layouts the reference runtime never
+writes (the corpus has none): stores made the way upstream's
+npm/packages/ruvbot/scripts/build-rvf.js makes them (dimension 0; KERNEL,
+WASM, META/PROFILE/WITNESS as JSON), with any of the content-hash
+algorithms a segment header may name.  Written from the documented layout,
+not copied from upstream."""
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import struct
+import zlib
+
+MAGIC = 0x52564653
+T_VEC, T_MANIFEST, T_META, T_WITNESS, T_PROFILE = 0x01, 0x05, 0x07, 0x0A, 0x0B
+T_KERNEL, T_WASM, T_DASHBOARD, T_REFCOUNT = 0x0E, 0x10, 0x11, 0x21
+
+# ------------------------------------------------------------ hashes
+
+def _rotl(v, r):
+    return ((v << r) | (v >> (32 - r))) & 0xFFFFFFFF
+
+
+def crc_rotated(payload):
+    c = zlib.crc32(payload) & 0xFFFFFFFF
+    return b"".join(struct.pack("<I", _rotl(c, r) if r else c) for r in (0, 8, 16, 24))
+
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_C32C = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _C32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class _XXH128(ctypes.Structure):
+    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+
+def xxh3_128(data):
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    lib.XXH3_128bits.restype = _XXH128
+    lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    h = lib.XXH3_128bits(bytes(data), len(data))
+    return struct.pack("<QQ", h.low64, h.high64)
+
+
+# name -> (checksum_algo byte, hash function)
+ALGOS = {
+    "crc32-rotated": (0, crc_rotated),
+    "crc32c": (0, lambda p: struct.pack("<I", crc32c(p)) + bytes(12)),
+    "xxh3-128": (1, xxh3_128),
+    "shake256-128": (2, lambda p: hashlib.shake_256(p).digest(16)),
+    "sha256-128": (0, lambda p: hashlib.sha256(p).digest()[:16]),
+    "hmac-shake256": (3, lambda p: hashlib.shake_256(b"secret-key" + p).digest(16)),
+    "none": (0, lambda p: bytes(16)),
+}
+
+# ------------------------------------------------------------ segments
+
+def header(seg_type, seg_id, payload, algo="crc32-rotated", ts=0):
+    byte, fn = ALGOS[algo]
+    h = struct.pack("<IBBHQQQBBHI", MAGIC, 1, seg_type, 0, seg_id, len(payload),
+                    ts, byte, 0, 0, 0)
+    return h + fn(payload) + struct.pack("<II", 0, 0)
+
+
+def manifest_payload(entries, dim=0, epoch=1, total=0, profile=0x42, metric=0):
+    """entries: [(seg_id, offset, payload_len, type)]; no FileIdentity,
+    as build-rvf.js writes it."""
+    p = struct.pack("<IHQIBB2x", epoch, dim, total, len(entries), profile, metric)
+    for sid, off, plen, typ in entries:
+        p += struct.pack("<QQQB", sid, off, plen, typ)
+    return p + struct.pack("<I", 0)
+
+
+def kernel_payload(image, cmdline=b"console=ttyS0", api_port=8080):
+    """A 128-byte KERNEL header as rvf-node lays it out, then image and
+    cmdline (see shared/reference/rvf-format.md 3.5)."""
+    h = bytearray(128)
+    struct.pack_into("<IHBBIIQQQBB", h, 0, 0x52564B4E, 1, 0, 1, 0, 64, 0x1000000,
+                     len(image), len(image), 0, 0)
+    struct.pack_into(">H", h, 0x2A, api_port)
+    struct.pack_into("<I", h, 0x2C, 1)
+    h[0x30:0x50] = hashlib.sha256(image).digest()
+    struct.pack_into("<QI", h, 0x70, 128, len(cmdline))
+    return bytes(h) + image + cmdline
+
+
+def wasm_payload(module, role=0x02, target=0x01):
+    """A 64-byte WASM header (magic RVWM, version 1, role, target,
+    bytecode_size at 0x0C, SHA-256 of the bytecode at 0x1C) + bytecode."""
+    h = bytearray(64)
+    struct.pack_into("<IHBBHHI", h, 0, 0x5256574D, 1, role, target, 0, 0, len(module))
+    h[0x1C:0x3C] = hashlib.sha256(module).digest()
+    return bytes(h) + module
+
+
+def bundle_payload(files):
+    """The file bundle build-rvf.js writes: count, then per file
+    (u16 path length, u64 offset, u64 size, path), then the data."""
+    table = b""
+    off = 4 + sum(2 + 8 + 8 + len(n.encode()) for n, _ in files)
+    for n, data in files:
+        nb = n.encode()
+        table += struct.pack("<HQQ", len(nb), off, len(data)) + nb
+        off += len(data)
+    return struct.pack("<I", len(files)) + table + b"".join(d for _, d in files)
+
+
+def build_store(path, segments, algo="sha256-128", dim=0, epoch=1, profile=0x42):
+    """segments: [(type, payload)] written in order, then a manifest that
+    lists them all; every header hashed with `algo` (a per-segment algo
+    may be given as a third tuple element)."""
+    out = b""
+    entries = []
+    for i, seg in enumerate(segments, start=1):
+        typ, payload = seg[0], seg[1]
+        a = seg[2] if len(seg) > 2 else algo
+        entries.append((i, len(out), len(payload), typ))
+        out += header(typ, i, payload, a, ts=1_700_000_000_000_000_000) + payload
+    man = manifest_payload(entries, dim=dim, epoch=epoch, profile=profile)
+    out += header(T_MANIFEST, len(segments) + 1, man, algo) + man
+    with open(path, "wb") as f:
+        f.write(out)
+    return path
+
+
+def ruvbot_like(path, algo="sha256-128", kernel=b"K" * 3000, wasm=None):
+    meta = json.dumps({"name": "bot", "version": "1.0.0", "format": "rvf-self-contained",
+                       "api_port": 3000}).encode()
+    profile = json.dumps({"profile_id": 66, "domain": "ai-assistant",
+                          "boot_config": {"vcpus": 1, "memory_mb": 64}}).encode()
+    witness = json.dumps({"witness_type": "build_provenance",
+                          "artifacts": {"kernel": {"hash_sha256": hashlib.sha256(kernel).hexdigest()}},
+                          "chain": []}).encode()
+    if wasm is None:
+        wasm = wasm_payload(bundle_payload([("package.json", b'{"name":"bot"}'),
+                                            ("bin/bot.js", b"console.log(1)\n")]))
+    return build_store(path, [(T_KERNEL, kernel_payload(kernel)), (T_WASM, wasm),
+                              (T_META, meta), (T_PROFILE, profile),
+                              (T_WITNESS, witness)], algo=algo)
+
+
+def dashboard_payload(files=None, html=None, entry=b"index.html", framework=2):
+    """A DASHBOARD payload: the 64-byte RVDB header, then either one HTML
+    document (as upstream's embed_dashboard writes it: file_count 0) or the
+    documented bundle: entry path, file table (u16 path length, u64 offset
+    from the bundle start, u64 size, path) and the files."""
+    if files is None:
+        bundle = html if html is not None else b"<html><body>dash</body></html>"
+        count = 0
+    else:
+        table = b""
+        start = len(entry) + sum(18 + len(n.encode()) for n, _ in files)
+        off = start
+        for n, data in files:
+            nb = n.encode()
+            table += struct.pack("<HQQ", len(nb), off, len(data)) + nb
+            off += len(data)
+        bundle = entry + table + b"".join(d for _, d in files)
+        count = len(files)
+    h = bytearray(64)
+    struct.pack_into("<IHBBQIHHQ", h, 0, 0x52564442, 1, framework, 0, len(bundle), count,
+                     len(entry), 0, 1_700_000_000)
+    h[0x20:0x40] = hashlib.shake_256(bundle).digest(32)
+    return bytes(h) + bundle
