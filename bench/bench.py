@@ -38,9 +38,10 @@ SIZES = {
     "100k": dict(n=100_000, queries=200, reps_query=5, reps=5, reps_ingest=5, reps_ls=2),
     "1m": dict(n=1_000_000, queries=200, reps_query=3, reps=3, reps_ingest=3, reps_ls=0),
 }
-WORKLOADS = ("ingest", "query", "mount", "reads", "compact", "writes")  # in running order
+WORKLOADS = ("ingest", "query", "search", "mount", "reads", "compact", "writes")  # in running order
 SHELL_WRITES = 10_000  # issue 12: `echo > vectors/$i` then `rm vectors/*`, dim 8
 DIM = 128
+SEARCH_DIM = 384  # the search workload: a real embedding size, every metric
 K = 10
 DELETE_EVERY = 10  # compaction: ids 0, 10, 20, ... (10%) are deleted first
 
@@ -58,6 +59,13 @@ TARGETS = {
     ("reads", "cat_warm"): (">=", 0.8, "ratio", None),
     ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
     ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
+    # issue 15: cosine and IP codes at 384 dims
+    ("search", "qps_cosine"): (">=", 1.5, "ratio", "100k"),
+    ("search", "qps_ip"): (">=", 1.5, "ratio", "100k"),
+    ("search", "recall_cosine"): (">=", 1.0, "abs", "100k"),
+    ("search", "recall_ip"): (">=", 1.0, "abs", "100k"),
+    ("search", "cosine_vs_l2"): (">=", 0.8, "ratio", "100k"),
+    ("search", "ip_vs_l2"): (">=", 0.8, "ratio", "100k"),
     # issue 12 (the plain-file baseline is shown, the targets are absolute)
     ("writes", "echo_per_s"): (">=", 5000.0, "abs", None),
     ("writes", "echo_store_mb"): ("<=", 2.0, "abs", None),
@@ -412,8 +420,9 @@ class Bench:
             if len(lines) != want:
                 return None
             try:
+                # distances: any number (inner products are negative)
                 groups.append([int(line.split(" ")[0]) for line in lines
-                               if float(line.split(" ")[1]) >= 0])
+                               if math.isfinite(float(line.split(" ")[1]))])
             except (ValueError, IndexError):
                 return None
         return groups if len(groups) == nq and all(len(g) == want for g in groups) else None
@@ -618,6 +627,77 @@ class Bench:
                        codes_build_seconds=self.codes_build),
             reference=dict(exact=rx, hnsw=rh, first_query_seconds=ref.get("first_query_seconds"),
                            index=ref.get("index"), skipped=bool(skipped)))
+
+    # ------------------------------------------------------------ search
+    def search_wl(self):
+        """Issue 15: N x 384 stores under each metric, one query per open
+        with the search codes vs the reference's HNSW on the same data.
+        Recall is against the float32 scan of the same store (-o
+        codes=off), exact for every metric."""
+        data = self.tmp / "data384"
+        run([self.bench_data, "--n", self.n, "--dim", SEARCH_DIM, "--queries", self.nq,
+             "--k", K, "--seed", self.a.seed, "--out", data, "--formats", "fvecs,npy"])
+        lines = [f"k={K} {q}\n".encode()
+                 for q in (data / "queries.txt").read_text().splitlines()]
+        mnt = self.tmp / "mnt-search"
+        res = {}
+        for metric in ("l2", "cosine", "ip"):
+            store = self.tmp / f"search-{metric}.rvf"
+            run([self.rvfctl, "create", store, "--dim", SEARCH_DIM, "--metric", metric])
+            self.mount(store, mnt)
+            try:
+                run(["cp", data / "base.fvecs", mnt / "ingest" / "base.fvecs"])
+                self.q_per_open(mnt, lines[:5])  # starts the codes' build
+                build = self.wait_codes(mnt)
+                runs = []
+                for r in range(self.reps_query):
+                    lat, ids = self.q_per_open(mnt, lines)
+                    runs.append(dict(qps=len(lat) / sum(lat), p50=percentile(lat, 50), ids=ids))
+            finally:
+                self.unmount(mnt)
+            self.mount(store, mnt, "-o", "codes=off")
+            try:
+                _, exact = self.q_per_open(mnt, lines)
+            finally:
+                self.unmount(mnt)
+            ref = None
+            if self.ref_query:
+                ref_store = self.tmp / f"search-ref-{metric}.rvf"
+                node_ref("ingest", "--npy", data / "base.npy", "--out", ref_store,
+                         "--batch", 10000, "--reps", 1,
+                         "--metric", "inner_product" if metric == "ip" else metric)
+                ref = node_ref("query", "--store", ref_store, "--queries", data / "queries.f32",
+                               "--dim", SEARCH_DIM, "--k", K, "--reps", self.reps_query,
+                               "--hnsw", 1, "--exact-reps", 0)
+                ref_store.unlink(missing_ok=True)
+            store.unlink(missing_ok=True)
+            qps = median([x["qps"] for x in runs])
+            res[metric] = dict(
+                qps=qps, p50=median([x["p50"] for x in runs]), codes_build=build,
+                recall=min(recall(x["ids"], exact) for x in runs),
+                ref_qps=ref and median([len(x["latencies"]) / x["seconds"] for x in ref["hnsw"]]),
+                ref_recall=ref and recall(ref["hnsw"][-1]["ids"], exact))
+            log(f"search {metric}: {qps:.0f} q/s per open, recall {res[metric]['recall']:.3f}"
+                + (f"; HNSW {res[metric]['ref_qps']:.0f} q/s, recall "
+                   f"{res[metric]['ref_recall']:.3f}" if ref else ""))
+        skipped = None if self.ref_query else "reference HNSW queries skipped"
+        size = f"{self.n // 1000}k x {SEARCH_DIM}"
+        for metric in ("l2", "cosine", "ip"):
+            r = res[metric]
+            self.row("search", f"qps_{metric}", f"{metric} {size}: queries/s, one query per "
+                     "open vs HNSW", "q/s", r["qps"], r["ref_qps"], "higher", note=skipped)
+            self.row("search", f"p50_{metric}", f"{metric} {size}: p50 latency, one query per "
+                     "open", "ms", r["p50"] * 1e3, None, "lower", compare=False)
+            self.row("search", f"recall_{metric}", f"{metric} {size}: recall@10 vs the float "
+                     "scan (-o codes=off) vs HNSW", "", r["recall"], r["ref_recall"], "higher",
+                     note=skipped)
+            self.row("search", f"codes_build_{metric}", f"{metric} {size}: building the search "
+                     "codes", "s", r["codes_build"], None, "lower", compare=False,
+                     note=None if r["codes_build"] is not None else f"no codes: {self.codes_state}")
+        for metric in ("cosine", "ip"):
+            self.row("search", f"{metric}_vs_l2", f"{metric} {size}: queries/s vs l2 on the same "
+                     "data", "q/s", res[metric]["qps"], res["l2"]["qps"], "higher", base="l2")
+        self.info["search"] = res
 
     # ------------------------------------------------------------ 3 mount
     def mount_wl(self):
@@ -901,8 +981,8 @@ class Bench:
         self.generate()
         self.load = {}
         steps = dict(ingest=lambda: self.ingest(timed=True), query=self.query,
-                     mount=self.mount_wl, reads=self.reads, compact=self.compact,
-                     writes=self.writes)
+                     search=self.search_wl, mount=self.mount_wl, reads=self.reads,
+                     compact=self.compact, writes=self.writes)
         if "ingest" not in wl:
             self.ingest(timed=False)  # the stores the other workloads use
         for name in WORKLOADS:  # ingest first: it makes the stores

@@ -6,7 +6,8 @@
 // prints one JSON document on stdout; failures print {"error": "..."} and
 // exit 1. Times are seconds (process.hrtime), memory is bytes.
 //
-//   node ref_bench.js ingest  --npy BASE.npy --out STORE --batch 10000 --reps R
+//   node ref_bench.js ingest  --npy BASE.npy --out STORE --batch 10000 --reps R [--ids random]
+//                             [--metric l2|cosine|ip]
 //   node ref_bench.js query   --store STORE --queries Q.f32 --dim D --k K
 //                             --reps R [--hnsw 0|1] [--exact-reps R]
 //   node ref_bench.js open    --store STORE --queries Q.f32 --dim D --k K
@@ -118,23 +119,32 @@ function unlinkStore(file) {
 }
 
 // ------------------------------------------------------------------ ingest
+// Row -> id, a bijection on [0, 2^48) (odd multiplier), so ids arrive in
+// no order; bench.py's random_id computes the same.
+const RANDOM_ID_MUL = 0x9e3779b97f4a7c15n & ((1n << 48n) - 1n);
+function randomId(row) {
+  return Number((BigInt(row) * RANDOM_ID_MUL) & ((1n << 48n) - 1n));
+}
+
 function cmdIngest(a) {
   const [rows, dim, data] = readNpy(need(a, 'npy'));
   const out = need(a, 'out');
   const batch = Number(a.batch || 10000);
+  // --ids random: distinct ids spread over 48 bits (bench.py's random_id)
+  const randomIds = a.ids === 'random';
   const reps = Number(a.reps || 1);
   // ids and batch views made before the clock starts
   const batches = [];
   for (let i = 0; i < rows; i += batch) {
     const n = Math.min(batch, rows - i);
     const ids = new Array(n);
-    for (let j = 0; j < n; j++) ids[j] = i + j;
+    for (let j = 0; j < n; j++) ids[j] = randomIds ? randomId(i + j) : i + j;
     batches.push([data.subarray(i * dim, (i + n) * dim), ids]);
   }
   const runs = [];
   for (let r = 0; r < reps; r++) {
     unlinkStore(out);
-    const db = RvfDatabase.create(out, { dimension: dim, metric: 'l2' });
+    const db = RvfDatabase.create(out, { dimension: dim, metric: a.metric || 'l2' });
     const t0 = process.hrtime.bigint();
     let accepted = 0;
     for (const [v, ids] of batches) accepted += db.ingestBatch(v, ids).accepted;

@@ -102,5 +102,6 @@ int cmd_keygen(ctl_ctx *ctx, int argc, char **argv);
 int cmd_sign(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_wasm(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_dashboard(ctl_ctx *ctx, int argc, char **argv);
+int cmd_filter(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -107,7 +107,7 @@ static void sdot_prep(const int8_t *q8, size_t ngroups, int8_t *out)
 	memcpy(out + 4 * ngroups, &sum, 4);
 }
 
-__attribute__((target("+dotprod")))
+__attribute__((target("arch=armv8.2-a+dotprod")))
 static void sdot_dists(const uint8_t *block, size_t ngroups,
 		       const int32_t *base, const int8_t *qp, const int32_t *qq,
 		       const int32_t *thr, size_t nq, int32_t *out,

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "bytes.h"
+#include "dtype.h"
 #include "error.h"
 #include "hash.h"
 #include "io.h"
@@ -88,7 +89,9 @@ static rvf_code live_rows_in_slab_order(const rvf_view *v, live_row **out,
 			continue;
 		const unsigned char *p = v->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
 		uint32_t dim = ld16(p), count = ld32(p + 2);
-		if (dim != v->info.dimension)
+		if (dim != v->info.dimension ||
+		    /* converted rows (dtype.c) follow, in id order */
+		    vec_is_block_layout(p, s->payload_length, dim))
 			continue;
 		size_t stride = 8 + 4 * (size_t)dim;
 		for (uint32_t k = 0; k < count; k++, seq++) {
@@ -290,12 +293,14 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	/* Committed (deferred changes included: they were in the view).
 	 * Switch the store to the new file. */
 	s->dirty = false;
+	s->tail.open = false;
 	s->txn_changes = 0;
 	s->txn_ingested = s->txn_deleted = 0;
 	close(s->fd);
 	s->fd = fd;
 	fd = -1;
 	s->end = w.pos;
+	s->durable_end = w.pos;
 	s->next_seg_id = next_id;
 	s->npending = 0;
 	map_unref(s->map);

@@ -8,8 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <zlib.h>
+
 #include "bytes.h"
 #include "error.h"
+#include "hash.h"
+#include "io.h"
+#include "segment.h"
 #include "sort.h"
 #include "filter.h"
 #include "store.h"
@@ -32,15 +38,86 @@ static unsigned char *journal_encode(const uint64_t *ids, size_t n,
 	return p;
 }
 
-/* Adds `id` to the sorted deletion list of the new manifest. */
-static rvf_code add_deleted(commit *c, uint64_t id, rvf_error *err)
+/* Merges the ascending ids add[n] into the sorted deletion list of the
+ * new manifest: O(list + n), however often one id at a time comes. */
+static rvf_code merge_deleted(commit *c, const uint64_t *add, size_t n,
+			      rvf_error *err)
 {
 	manifest *m = &c->next;
-	uint64_t *d = realloc(m->deleted, (m->deleted_len + 1) * sizeof(uint64_t));
+	if (!n)
+		return RVF_OK;
+	uint64_t *d = malloc((m->deleted_len + n) * sizeof(uint64_t));
 	if (!d)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	size_t i = 0, j = 0, w = 0;
+	while (i < m->deleted_len || j < n)
+		d[w++] = j >= n || (i < m->deleted_len && m->deleted[i] < add[j]) ?
+			 m->deleted[i++] : add[j++];
+	free(m->deleted);
 	m->deleted = d;
-	d[m->deleted_len++] = id;
+	m->deleted_len = (uint32_t)w;
+	return RVF_OK;
+}
+
+/* Appends the journal of ids[n]: a new JOURNAL segment, or, for a deferred
+ * delete right after another, more entries in the same one. */
+static rvf_code append_journal(commit *c, const uint64_t *ids, size_t n,
+			       rvf_error *err)
+{
+	rvf_store *s = c->s;
+	if (!commit_tail_usable(c, RVF_SEG_JOURNAL) ||
+	    (uint64_t)s->tail.count + n > UINT32_MAX ||
+	    s->tail.payload_length != 16 + 12 * (uint64_t)s->tail.count) {
+		size_t jlen;
+		unsigned char *j = journal_encode(ids, n, c->next.epoch, &jlen);
+		if (!j)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		uint64_t at = s->end, id = s->next_seg_id;
+		rvf_code rc = commit_append(c, RVF_SEG_JOURNAL, j, jlen, err);
+		if (rc == RVF_OK && !c->durable) {
+			s->tail.open = true;
+			s->tail.type = RVF_SEG_JOURNAL;
+			s->tail.offset = at;
+			s->tail.seg_id = id;
+			s->tail.payload_length = jlen;
+			s->tail.count = (uint32_t)n;
+			s->tail.crc = crc32_update(0, j + 16, jlen - 16);
+		}
+		free(j);
+		return rc;
+	}
+	size_t elen;
+	unsigned char *j = journal_encode(ids, n, c->next.epoch, &elen);
+	if (!j)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rvf_code rc = commit_tail_save(c, 16, err);
+	uint32_t count = s->tail.count + (uint32_t)n;
+	uint64_t plen = 16 + 12 * (uint64_t)count;
+	uint32_t crc = (uint32_t)crc32_combine(s->tail.crc,
+					       crc32_update(0, j + 16, elen - 16),
+					       (z_off_t)(elen - 16));
+	unsigned char prefix[16] = { 0 };
+	st32(prefix, count);
+	st32(prefix + 4, c->next.epoch);
+	uint8_t hash[16];
+	content_hash_from_crc((uint32_t)crc32_combine(crc32_update(0, prefix, 16), crc,
+						      (z_off_t)(plen - 16)), hash);
+	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
+	segment_encode(hdr, RVF_SEG_JOURNAL, s->tail.seg_id, plen, hash);
+	if (rc == RVF_OK &&
+	    (io_pwrite_all(s->fd, j + 16, elen - 16, (off_t)s->end) != 0 ||
+	     io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)s->tail.offset) != 0 ||
+	     io_pwrite_all(s->fd, prefix, 16,
+			   (off_t)(s->tail.offset + RVF_SEGMENT_HEADER_SIZE)) != 0))
+		rc = rvf_fail_io(err, errno, "cannot append to %s", s->path);
+	free(j);
+	if (rc != RVF_OK)
+		return rc;
+	s->end += elen - 16;
+	commit_tail_grown(c, plen);
+	s->tail.payload_length = plen;
+	s->tail.count = count;
+	s->tail.crc = crc;
 	return RVF_OK;
 }
 
@@ -68,6 +145,12 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 	}
 
 	uint64_t deleted = 0;
+	uint64_t *fresh = malloc((n ? n : 1) * sizeof(uint64_t));
+	size_t nfresh = 0;
+	if (!fresh) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto fail_sorted;
+	}
 	size_t bitmap_len = b->is_branch ? (size_t)(8 * ((b->cow.capacity_bits + 63) / 64)) : 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = sorted[i];
@@ -75,11 +158,8 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 			continue;
 		bool own_live = view_own_row(b, id) && !view_is_deleted(b, id);
 		bool visible = rvf_view_find(b, id) >= 0;
-		if (own_live) {
-			rc = add_deleted(&c, id, err);
-			if (rc != RVF_OK)
-				goto fail_sorted;
-		}
+		if (own_live)
+			fresh[nfresh++] = id; /* ascending: `sorted` is */
 		if (b->is_branch && id < b->cow.capacity_bits) {
 			if (!c.membership) {
 				c.membership = malloc(bitmap_len ? bitmap_len : 1);
@@ -94,18 +174,14 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 		if (own_live || visible)
 			deleted++;
 	}
-	if (c.next.deleted_len)
-		qsort(c.next.deleted, c.next.deleted_len, sizeof(uint64_t), cmp_u64);
+	rc = merge_deleted(&c, fresh, nfresh, err);
+	free(fresh);
+	fresh = NULL;
+	if (rc != RVF_OK)
+		goto fail_sorted;
 
 	/* The journal lists the ids as given, like the reference's. */
-	size_t jlen;
-	unsigned char *j = journal_encode(ids, n, c.next.epoch, &jlen);
-	if (!j) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail_sorted;
-	}
-	rc = commit_append(&c, RVF_SEG_JOURNAL, j, jlen, err);
-	free(j);
+	rc = append_journal(&c, ids, n, err);
 	if (rc != RVF_OK)
 		goto fail_sorted;
 	/* Forget their metadata, so an id reused after any compaction (ours
@@ -131,6 +207,7 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 		info->accepted = deleted;
 	return rc;
 fail_sorted:
+	free(fresh);
 	free(sorted);
 fail:
 	commit_abort(&c);

@@ -24,6 +24,7 @@ struct rvf_ingest {
 
 	/* the VEC segment being written */
 	bool seg_open;
+	bool seg_grows;           /* it is the store's deferred tail, grown */
 	uint64_t seg_offset;
 	uint64_t seg_id;
 	uint32_t seg_rows;
@@ -113,16 +114,46 @@ static rvf_code close_segment(rvf_ingest *t, rvf_error *err)
 	if (io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)t->seg_offset) != 0 ||
 	    io_pwrite_all(s->fd, prefix, 6, (off_t)(t->seg_offset + sizeof(hdr))) != 0)
 		return rvf_fail_io(err, errno, "cannot append to %s", s->path);
-	rc = commit_push_entry(&t->c, RVF_SEG_VEC, t->seg_id, t->seg_offset, plen,
-			       err);
+	if (t->seg_grows)
+		commit_tail_grown(&t->c, plen);
+	else
+		rc = commit_push_entry(&t->c, RVF_SEG_VEC, t->seg_id, t->seg_offset,
+				       plen, err);
 	s->end = t->seg_offset + sizeof(hdr) + plen;
 	t->seg_open = false;
+	if (!t->c.durable && rc == RVF_OK) {
+		/* the next deferred ingest may grow it */
+		s->tail.open = true;
+		s->tail.type = RVF_SEG_VEC;
+		s->tail.offset = t->seg_offset;
+		s->tail.seg_id = t->seg_id;
+		s->tail.payload_length = plen;
+		s->tail.count = t->seg_rows;
+		s->tail.crc = t->seg_crc;
+	}
 	return rc;
 }
 
-static void open_segment(rvf_ingest *t)
+static rvf_code open_segment(rvf_ingest *t, rvf_error *err)
 {
 	rvf_store *s = t->c.s;
+	if (!t->c.tail_grown && commit_tail_usable(&t->c, RVF_SEG_VEC) &&
+	    s->tail.count < t->seg_max_rows &&
+	    s->tail.payload_length == 6 + (uint64_t)s->tail.count * t->stride) {
+		/* Grow the deferred tail: rows go after its last one. */
+		rvf_code rc = commit_tail_save(&t->c, 6, err);
+		if (rc != RVF_OK)
+			return rc;
+		t->seg_open = true;
+		t->seg_grows = true;
+		t->seg_offset = s->tail.offset;
+		t->seg_id = s->tail.seg_id;
+		t->seg_rows = s->tail.count;
+		t->seg_crc = s->tail.crc;
+		t->write_pos = s->end;
+		return RVF_OK;
+	}
+	t->seg_grows = false;
 	t->seg_open = true;
 	t->seg_offset = s->end;
 	t->seg_id = s->next_seg_id++;
@@ -131,6 +162,7 @@ static void open_segment(rvf_ingest *t)
 	t->write_pos = s->end + RVF_SEGMENT_HEADER_SIZE + 6;
 	/* Until closed, s->end marks where the segment began; a failure
 	 * truncates back to the commit's start anyway. */
+	return RVF_OK;
 }
 
 static rvf_code remember_ids(rvf_ingest *t, size_t n, const uint64_t *ids,
@@ -190,8 +222,11 @@ rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 	if (rc != RVF_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (!t->seg_open)
-			open_segment(t);
+		if (!t->seg_open) {
+			rc = open_segment(t, err);
+			if (rc != RVF_OK)
+				goto out;
+		}
 		if (t->buf_len + t->stride > WRITE_BUFFER) {
 			rc = flush_buffer(t, err);
 			if (rc != RVF_OK)

@@ -134,6 +134,8 @@ static void start_session(rvf_store *s)
 	s->witness_started = false;
 	memset(s->witness_prev, 0, 32);
 	s->npending = 0;
+	s->durable_end = s->end;
+	s->tail.open = false;
 	s->frozen = v->is_branch && v->cow.frozen;
 }
 

@@ -326,6 +326,20 @@ rvf_code rvf_request_run(const rvf_view *v, const char *req, size_t len,
 	size_t nq = 0, lineno = 0;
 	char *msg = NULL;
 	int prc = parse_all(v, text, default_k, &qs, &nq, &lineno, &msg);
+	if (!prc && opt && opt->budget) {
+		/* The hits the batch may produce, k capped by the vectors. */
+		uint64_t visible = rvf_view_info(v)->visible, kmax = 0, hits = 0;
+		size_t nplain = 0;
+		for (size_t i = 0; i < nq; i++) {
+			uint64_t k = qs[i].k < visible ? qs[i].k : visible;
+			if (qs[i].filter)
+				hits += k;
+			else if (nplain++, k > kmax)
+				kmax = k;
+		}
+		if (opt->budget(opt->budget_ctx, hits + kmax * nplain, &msg))
+			prc = -E2BIG;
+	}
 
 	char *buf = NULL;
 	size_t sz = 0;
@@ -333,6 +347,9 @@ rvf_code rvf_request_run(const rvf_view *v, const char *req, size_t len,
 	rvf_code rc = RVF_OK;
 	if (!f) {
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "query: out of memory");
+	} else if (prc == -E2BIG) { /* the whole batch's */
+		rc = rvf_fail(err, RVF_E_TOO_LARGE, "%s", msg ? msg : "too many results");
+		fprintf(f, "error: %s\n", err->message);
 	} else if (prc == -EINVAL) {
 		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT, "line %zu: %s", lineno,
 			      msg ? msg : "bad query");

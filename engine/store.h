@@ -49,6 +49,8 @@ struct rvf_view {
 	size_t nsorted;
 
 	search_row *own;              /* own rows, ascending id, latest data */
+	float **converted;            /* f32 copies of non-f32 VEC rows (dtype.c) */
+	size_t nconverted;
 	size_t nown;
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;
@@ -107,7 +109,22 @@ struct rvf_store {
 	uint32_t txn_changes;         /* mutations since the last durable manifest */
 	uint64_t txn_ingested;        /* rows ingested since then (for its witness) */
 	uint64_t txn_deleted;         /* ids deleted since then */
-	uint64_t durable_manifest;    /* offset of the newest durable manifest */
+	uint64_t durable_end;         /* bytes before it were there at the last
+				       * durable manifest; after it, ours */
+	/* The newest VEC or JOURNAL segment of the deferred changes: while it
+	 * ends the file, the next deferred change of its kind grows it in
+	 * place (header rewritten, rows appended) instead of adding a
+	 * directory entry, so a bash loop of small changes keeps the
+	 * directory short.  No durable manifest lists it yet. */
+	struct {
+		bool open;
+		uint8_t type;
+		uint64_t offset;          /* of its header */
+		uint64_t seg_id;
+		uint64_t payload_length;
+		uint32_t count;           /* rows (VEC) or entries (JOURNAL) */
+		uint32_t crc;             /* CRC of the payload after its prefix */
+	} tail;
 };
 
 /* The stores whose opening led to the one being opened, nearest first:
@@ -148,8 +165,9 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
  * commit): `pending` is the manifest it would write (copied). */
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
-			    meta_table *meta, const manifest *pending,
-			    rvf_view **out, rvf_error *err);
+			    uint64_t pending_from, meta_table *meta,
+			    const manifest *pending, rvf_view **out,
+			    rvf_error *err);
 void view_free(rvf_view *v);
 /* True when id is in v's (sorted) deletion list. */
 bool view_is_deleted(const rvf_view *v, uint64_t id);
@@ -184,6 +202,11 @@ typedef struct commit {
 	bool freeze;                  /* branch child: record frozen in COW_MAP */
 	meta_table *meta;             /* metadata after the commit; NULL = base's */
 	bool durable;                 /* write the manifest now (else deferred) */
+	/* a grown tail segment: its prefix as it was, restored on abort */
+	bool tail_grown;
+	uint64_t tail_offset;
+	unsigned char tail_prefix[RVF_SEGMENT_HEADER_SIZE + 16];
+	size_t tail_prefix_len;
 } commit;
 
 rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err);
@@ -201,6 +224,12 @@ rvf_code commit_record(commit *c, uint8_t wtype, const char *kind,
 /* Makes the store's deferred changes durable (caller holds write_mu). */
 rvf_code store_sync_locked(rvf_store *s, rvf_commit_info *info,
 			   rvf_error *err);
+/* The deferred tail segment of `type` the commit may grow, or false. */
+bool commit_tail_usable(commit *c, uint8_t type);
+/* Before rewriting the tail's header: saves it for abort. */
+rvf_code commit_tail_save(commit *c, size_t prefix_len, rvf_error *err);
+/* The tail grew to payload_length: its entry in the new D follows. */
+void commit_tail_grown(commit *c, uint64_t payload_length);
 /* Records a segment written by the caller at `offset` in the new D. */
 rvf_code commit_push_entry(commit *c, uint8_t type, uint64_t seg_id,
 			   uint64_t offset, uint64_t len, rvf_error *err);

@@ -64,7 +64,9 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 	}
 	c->base = rvf_store_view(s);
 	c->start = s->end;
-	c->durable = !s->deferred;
+	/* A branch child's deletes change its MEMBERSHIP bitmap, which only a
+	 * durable commit writes: its changes stay durable one by one. */
+	c->durable = !s->deferred || c->base->is_branch;
 	memcpy(c->saved_prev, s->witness_prev, 32);
 	c->saved_started = s->witness_started;
 	c->saved_next_id = s->next_seg_id;
@@ -248,10 +250,49 @@ static void commit_release(commit *c)
 	c->base = NULL;
 }
 
+bool commit_tail_usable(commit *c, uint8_t type)
+{
+	rvf_store *s = c->s;
+	return !c->durable && s->tail.open && s->tail.type == type &&
+	       s->tail.offset + RVF_SEGMENT_HEADER_SIZE + s->tail.payload_length == s->end;
+}
+
+rvf_code commit_tail_save(commit *c, size_t prefix_len, rvf_error *err)
+{
+	rvf_store *s = c->s;
+	size_t n = RVF_SEGMENT_HEADER_SIZE + prefix_len;
+	if (n > sizeof(c->tail_prefix))
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "tail prefix too long");
+	if (io_pread_all(s->fd, c->tail_prefix, n, (off_t)s->tail.offset) != 0)
+		return rvf_fail_io(err, errno, "cannot read %s", s->path);
+	c->tail_grown = true;
+	c->tail_offset = s->tail.offset;
+	c->tail_prefix_len = n;
+	return RVF_OK;
+}
+
+void commit_tail_grown(commit *c, uint64_t payload_length)
+{
+	for (uint32_t i = c->next.dir_len; i-- > 0;)
+		if (c->next.dir[i].offset == c->s->tail.offset) {
+			c->next.dir[i].payload_length = payload_length;
+			break;
+		}
+}
+
 /* commit_abort without unlocking write_mu. */
 static void abort_locked(commit *c)
 {
 	rvf_store *s = c->s;
+	if (c->tail_grown) {
+		/* The tail's rows are cut off below: its header must say so
+		 * again.  It stays as it was, but is grown no more. */
+		if (io_pwrite_all(s->fd, c->tail_prefix, c->tail_prefix_len,
+				  (off_t)c->tail_offset) != 0) {
+			/* the old state is unreadable now; nothing lists it durably */
+		}
+		s->tail.open = false;
+	}
 	/* Nothing after the old manifest is referenced: drop what this
 	 * commit wrote (a streaming ingest writes before s->end moves).  If
 	 * the file cannot be cut back, leave those bytes alone and append
@@ -299,9 +340,12 @@ static rvf_code build_new_view(commit *c, const manifest *pending,
 		s->map = map;
 	}
 	meta_table *meta = c->meta ? c->meta : c->base->meta;
+	/* A pending state's segments after the durable end are all ours,
+	 * including a tail grown in place (its hash changed). */
 	rvf_code rc = pending ?
-		view_build_pending(s->map, end, s->path, c->base, c->start,
-				   meta, pending, out, err) :
+		view_build_pending(s->map, end, s->path, c->base,
+				   s->durable_end < c->start ? s->durable_end : c->start,
+				   s->durable_end, meta, pending, out, err) :
 		view_build(s->map, end, s->path, c->base, c->start, 0, meta,
 			   out, err);
 	if (rc == RVF_OK)
@@ -352,13 +396,13 @@ static rvf_code commit_defer(commit *c, rvf_commit_info *info,
 }
 
 /* The durable commit, write_mu held before and after. */
-/* The durable commit, write_mu held before and after.  The commit point
- * is the manifest's fsync; everything that can fail -- the data's fsync,
- * memory, the new view -- happens before it, so a failure leaves nothing
- * committed (the file is cut back) and nothing after it can fail:
- * rvf.h's "on failure nothing is committed" holds. */
 static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 {
+	/* The commit point is the manifest's fsync; everything that can fail
+	 * -- the data's fsync, memory, the new view -- happens before it, so
+	 * a failure leaves nothing committed (the file is cut back) and
+	 * nothing after it can fail: rvf.h's "on failure nothing is
+	 * committed" holds. */
 	rvf_store *s = c->s;
 	rvf_code rc;
 	rvf_view *v = NULL;
@@ -421,7 +465,8 @@ static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 		info->epoch = c->next.epoch;
 		info->bytes = s->end - c->start;
 	}
-	s->durable_manifest = moff;
+	s->durable_end = s->end;
+	s->tail.open = false;
 	s->dirty = false;
 	s->txn_changes = 0;
 	s->txn_ingested = s->txn_deleted = 0;
@@ -439,7 +484,11 @@ fail:
 rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 {
 	rvf_store *s = c->s;
-	if (!c->durable)
+	/* A branch child's membership or frozen flag lives only in the
+	 * COW_MAP/MEMBERSHIP pair written with a durable manifest: such a
+	 * change is made durable at once (deferring it lost it). */
+	bool branch_state = c->base->is_branch && (c->membership || c->freeze);
+	if (!c->durable && !branch_state)
 		return commit_defer(c, info, err);
 	rvf_code rc = finish_locked(c, info, err);
 	pthread_mutex_unlock(&s->write_mu);

@@ -286,8 +286,7 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		long i = rvf_view_find(v, id);
 		if (i < 0)
 			return false;
-		free(text_vector(v, (size_t)i, &len));
-		fill(fs, st, ino, S_IFREG | 0644, len, vt);
+		fill(fs, st, ino, S_IFREG | 0644, text_vector_size(fs, v, (size_t)i), vt);
 		return true;
 	}
 	case NODE_STAGED: {
@@ -364,8 +363,15 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 		break;
 	}
 	case INO_VECTORS:
-		if (rvf_parse_id(name, strlen(name), &id) && rvf_view_find(v, id) >= 0)
+		if (name[0] == '.') { /* a temporary of rsync's */
+			pthread_mutex_lock(&fs->mu);
+			staged *s = staged_find_in(fs, INO_VECTORS, name);
+			ino = s ? s->ino : 0;
+			pthread_mutex_unlock(&fs->mu);
+		} else if (rvf_parse_id(name, strlen(name), &id) &&
+			   rvf_view_find(v, id) >= 0) {
 			ino = vec_ino(fs, id);
+		}
 		break;
 	case INO_INGEST: {
 		pthread_mutex_lock(&fs->mu);

@@ -11,32 +11,67 @@
 
 #define ERRORS_KEPT (64u * 1024u) /* bytes of recent errors in `errors` */
 
-static void vlog(rvffs *fs, int priority, const char *fmt, va_list ap)
+/* Copies in to out (of size n), escaping what could forge or garble a
+ * log line: control bytes become \n, \r, \t or \xHH and a backslash
+ * \\, so one message is always one line, whatever a user put in it
+ * (a file name, a filter value).  Cut short, it stays valid. */
+static void escape(const char *in, char *out, size_t n)
 {
-	if (fs->foreground) {
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	} else {
-		vsyslog(priority, fmt, ap);
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		char e[5];
+		size_t len = 1;
+		e[0] = (char)*p;
+		if (*p == '\\' || *p == '\n' || *p == '\r' || *p == '\t') {
+			e[0] = '\\';
+			e[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : '\\';
+			len = 2;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(e, sizeof(e), "\\x%02x", *p);
+			len = 4;
+		}
+		if (o + len >= n)
+			break;
+		memcpy(out + o, e, len);
+		o += len;
 	}
+	out[o] = '\0';
+}
+
+/* One message, formatted and escaped, into out. */
+static void format(char *out, size_t n, const char *fmt, va_list ap)
+{
+	char raw[1024];
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape(raw, out, n);
+}
+
+static void emit(rvffs *fs, int priority, const char *line)
+{
+	if (fs->foreground)
+		fprintf(stderr, "%s\n", line);
+	else
+		syslog(priority, "%s", line);
 }
 
 void fs_log(rvffs *fs, int priority, const char *fmt, ...)
 {
+	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(fs, priority, fmt, ap);
+	format(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	emit(fs, priority, line);
 }
 
 void fs_error(rvffs *fs, const char *fmt, ...)
 {
-	char line[1024];
+	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	format(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fs_log(fs, LOG_ERR, "%s", line);
+	emit(fs, LOG_ERR, line);
 
 	time_t now = time(NULL);
 	struct tm tm;

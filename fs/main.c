@@ -163,6 +163,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.setattr = op_setattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,
@@ -333,6 +334,8 @@ int main(int argc, char **argv)
 	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
 	if (o.codes)
 		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
+	limits_init(&fs, cfg.request_max, cfg.results_max, cfg.staged_max,
+		    cfg.slots_max);
 	fs.commit_s = o.commit ? o.commit : cfg.commit_s;
 	fs.sync_mode = o.sync;
 	fs.compact = (rvf_compact_policy){ .enabled = cfg.compact_auto,
@@ -468,6 +471,7 @@ out:
 	/* The session is over: what the kernel never released goes now. */
 	fs_handles_free(&fs);
 	fs_listings_free();
+	text_sizes_free(&fs);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	while (fs.staged)

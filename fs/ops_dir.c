@@ -118,11 +118,22 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		pthread_mutex_lock(&fs->mu);
 		staged *s = staged_find_ino(fs, ino);
 		int rc = 0;
-		if (s) {
+		if (s && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size > 0) {
+			/* Growing counts against staged_max, as writes do
+			 * (held open meanwhile: an unlink may not free it). */
+			s->opens++;
+			pthread_mutex_unlock(&fs->mu);
+			rc = -limits_stage(fs, s, (uint64_t)attr->st_size);
+			staged_put(fs, s);
+			pthread_mutex_lock(&fs->mu);
+			s = staged_find_ino(fs, ino);
+		}
+		if (s && !rc) {
 			if ((to_set & FUSE_SET_ATTR_SIZE) &&
 			    ftruncate(s->fd, attr->st_size) == 0) {
 				s->size = (uint64_t)attr->st_size;
 				s->dirty = true;
+				limits_unstage(s, s->size);
 			} else if (to_set & FUSE_SET_ATTR_SIZE) {
 				rc = errno;
 			}
@@ -259,12 +270,14 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	} else if (ino == INO_INGEST || ino == INO_QUERIES) {
 		pthread_mutex_lock(&fs->mu);
-		if (ino == INO_INGEST)
+		if (ino == INO_INGEST) {
 			for (staged *s = fs->staged; s; s = s->next)
-				listing_add(l, s->name, s->ino);
-		else
+				if (s->parent == INO_INGEST)
+					listing_add(l, s->name, s->ino);
+		} else {
 			for (slot *q = fs->slots; q; q = q->next)
 				listing_add(l, q->name, q->ino);
+		}
 		pthread_mutex_unlock(&fs->mu);
 	} else if (ino == INO_WASM || ino == INO_DASHBOARD) {
 		bundle_list(l->view, ino, listing_add_cb, l);
@@ -285,8 +298,23 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+/* One listing entry for readdir or readdirplus.  With plus, the entry
+ * carries the attributes (as a lookup would), so `ls -l` needs no lookup
+ * or getattr per file; false when it does not exist any more. */
+static bool fill_entry(rvffs *fs, rvf_view *v, uint64_t ino,
+		       struct fuse_entry_param *e)
+{
+	if (!fs_stat(fs, v, ino, &e->attr))
+		return false;
+	e->ino = ino;
+	e->generation = 1;
+	e->attr_timeout = fs_attr_timeout(ino);
+	e->entry_timeout = e->attr_timeout;
+	return true;
+}
+
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus)
 {
 	rvffs *fs = fs_of(req);
 	listing *l = (listing *)(uintptr_t)fi->fh;
@@ -305,6 +333,8 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		total = l->n;
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
 		struct stat st = { 0 };
 		char name[SEG_NAME_MAX];
 		const char *n;
@@ -335,14 +365,38 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_mode = fs_stat(fs, l->view, st.st_ino, &full) ?
 				     full.st_mode & S_IFMT : S_IFREG;
 		}
-		size_t need = fuse_add_direntry(req, buf + used, size - used, n, &st,
-						(off_t)(pos + 1));
+		size_t need;
+		if (!plus) {
+			need = fuse_add_direntry(req, buf + used, size - used, n, &st,
+						 (off_t)(pos + 1));
+		} else {
+			if (pos < 2 || !fill_entry(fs, l->view, st.st_ino, &e)) {
+				/* "." and "..", or gone: the name only (ino 0:
+				 * the kernel caches nothing for it) */
+				memset(&e, 0, sizeof(e));
+				e.attr = st;
+			}
+			need = fuse_add_direntry_plus(req, buf + used, size - used, n, &e,
+						      (off_t)(pos + 1));
+		}
 		if (need > size - used)
 			break;
 		used += need;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, true);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -416,6 +470,15 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (parent == INO_VECTORS && name[0] == '.') {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_in(fs, INO_VECTORS, name);
+		pthread_mutex_unlock(&fs->mu);
+		if (s)
+			staged_remove(fs, s);
+		fuse_reply_err(req, s ? 0 : ENOENT);
+		return;
+	}
 	if (parent == INO_VECTORS) {
 		uint64_t id;
 		if (parse_vector_id(name, &id)) {
@@ -453,10 +516,78 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, EPERM);
 }
 
+/* Largest temporary vector file committed by a rename (a dim-65535
+ * vector as text is about 1 MiB). */
+#define VECTOR_TEXT_MAX (16u << 20)
+
+/* rsync into vectors/ without --inplace: ".ID.XXXXXX" written, then
+ * renamed to ID, which commits it as one vector write. */
+static void rename_in_vectors(fuse_req_t req, rvffs *fs, const char *name,
+			      const char *newname)
+{
+	int rc = access_dir(req, fs, INO_VECTORS);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	pthread_mutex_lock(&fs->mu);
+	staged *s = name[0] == '.' ? staged_find_in(fs, INO_VECTORS, name) : NULL;
+	if (s)
+		s->opens++; /* keep it while we commit without the lock */
+	uint64_t size = s ? s->size : 0;
+	pthread_mutex_unlock(&fs->mu);
+	if (!s) {
+		/* only a temporary may be renamed; vectors are named by id */
+		fuse_reply_err(req, name[0] == '.' ? ENOENT : EPERM);
+		return;
+	}
+	uint64_t id;
+	char *buf = NULL;
+	if (newname[0] == '.') {
+		char *nn = strdup(newname);
+		pthread_mutex_lock(&fs->mu);
+		staged *clash = staged_find_in(fs, INO_VECTORS, newname);
+		if (nn) {
+			free(s->name);
+			s->name = nn;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		if (clash && clash != s)
+			staged_remove(fs, clash);
+		rc = nn ? 0 : -ENOMEM;
+	} else if (parse_vector_id(newname, &id)) {
+		fs_error(fs, "vectors/%s: a vector file is named by its decimal id", newname);
+		rc = -EINVAL;
+	} else if (size > VECTOR_TEXT_MAX) {
+		fs_error(fs, "vectors/%s: %llu bytes is too large for one vector", newname,
+			 (unsigned long long)size);
+		rc = -EFBIG;
+	} else if (!(buf = malloc(size ? size : 1))) {
+		rc = -ENOMEM;
+	} else if (pread(s->fd, buf, size, 0) != (ssize_t)size) {
+		rc = -EIO;
+	} else {
+		rc = vector_commit_text(fs, id, buf, size);
+		if (!rc)
+			staged_remove(fs, s); /* committed: the temporary is gone */
+	}
+	free(buf);
+	staged_put(fs, s);
+	fuse_reply_err(req, -rc);
+}
+
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	rvffs *fs = fs_of(req);
+	if (parent == INO_VECTORS && newparent == INO_VECTORS) {
+		rename_in_vectors(req, fs, name, newname);
+		return;
+	}
 	if (parent != INO_INGEST || newparent != INO_INGEST) {
 		fuse_reply_err(req, parent == INO_INGEST || newparent == INO_INGEST ?
 				    EXDEV : EPERM);

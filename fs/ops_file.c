@@ -43,6 +43,10 @@ static void handle_free(handle *h)
 	pthread_mutex_unlock(&handles_mu);
 	if (h->view)
 		rvf_view_release(h->view);
+	if (h->image) {
+		image_put(h->image); /* shared: h->text is its bytes */
+		h->text = NULL;
+	}
 	free(h->text);
 	free(h->req);
 	free(h->wbuf);
@@ -107,6 +111,13 @@ static bool wants_write(const struct fuse_file_info *fi)
 static int load_image(rvffs *fs, rvf_view *v, handle *h)
 {
 	rvf_error err;
+	if (h->ino == INO_KERNEL && !h->for_write) {
+		/* Reading: the copy every reader shares. */
+		int rc = image_kernel(fs, v, &h->image);
+		if (!rc)
+			h->text = (char *)image_bytes(h->image, &h->len);
+		return rc;
+	}
 	if (h->ino == INO_KERNEL) {
 		unsigned char *img;
 		size_t len;
@@ -264,8 +275,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			h->st = s;
 			/* Emptied, not yet written: a close now commits
 			 * nothing (bash's first descriptor of `> f`). */
-			if (w && (fi->flags & O_TRUNC) && ftruncate(s->fd, 0) == 0)
+			if (w && (fi->flags & O_TRUNC) && ftruncate(s->fd, 0) == 0) {
 				s->size = 0;
+				limits_unstage(s, 0);
+			}
 		} else if (q && ino == q->ino + 1) {
 			if (w && (fi->flags & O_TRUNC)) {
 				free(q->request);
@@ -354,6 +367,26 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				h->st = s;
 				s->opens++;
 			}
+		}
+	} else if (parent == INO_VECTORS && name[0] == '.') {
+		/* rsync's temporary ".ID.XXXXXX": staged until renamed to ID */
+		pthread_mutex_lock(&fs->mu);
+		staged *old = staged_find_in(fs, INO_VECTORS, name);
+		pthread_mutex_unlock(&fs->mu);
+		if (old)
+			staged_remove(fs, old);
+		staged *s;
+		rc = staged_create(fs, name, staged_mode(mode), &s);
+		if (!rc) {
+			const struct fuse_ctx *c = fuse_req_ctx(req);
+			pthread_mutex_lock(&fs->mu);
+			s->parent = INO_VECTORS;
+			s->uid = c->uid;
+			s->gid = c->gid;
+			pthread_mutex_unlock(&fs->mu);
+			h->ino = s->ino;
+			h->st = s;
+			s->opens++;
 		}
 	} else if (parent == INO_VECTORS) {
 		uint64_t id;
@@ -626,11 +659,16 @@ static int commit_vector(rvffs *fs, handle *h)
 	uint64_t id;
 	if (!vec_id_of(fs, h->ino, &id))
 		return -ENOENT;
+	return vector_commit_text(fs, id, (const char *)h->wbuf, h->wlen);
+}
+
+int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
+{
 	uint32_t dim = store_dimension(fs);
-	float *x = malloc(4 * (size_t)dim);
+	float *x = malloc(4 * (size_t)(dim ? dim : 1));
 	if (!x)
 		return -ENOMEM;
-	int rc = parse_vector(fs, id, h->wbuf, h->wlen, x, dim);
+	int rc = parse_vector(fs, id, (const unsigned char *)buf, len, x, dim);
 	rvf_error err;
 	rvf_commit_info info;
 	if (!rc && rvf_store_ingest(fs->store, 1, &id, x, NULL, NULL, &info,
@@ -678,15 +716,25 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	if (ino == INO_QUERY) {
 		pthread_mutex_lock(&h->lock);
-		char *n = realloc(h->req, h->req_len + size + 1);
-		if (!n) {
+		/* Complete lines run at each write, so what waits here is one
+		 * unfinished line: at most request_max bytes. */
+		rc = limits_request(fs, "query", (uint64_t)h->req_len + size);
+		char *n = rc ? NULL : realloc(h->req, h->req_len + size + 1);
+		if (rc) {
+			free(h->req);
+			h->req = NULL;
+			h->req_len = 0;
+		} else if (!n) {
 			rc = -ENOMEM;
 		} else {
 			h->req = n;
 			memcpy(h->req + h->req_len, buf, size);
 			h->req_len += size;
 			h->wrote = true;
-			rc = query_process(fs, req, h, false);
+			/* The bytes before these hold no newline: look only at
+			 * the new ones (no rescan of a long unfinished line). */
+			if (memchr(buf, '\n', size))
+				rc = query_process(fs, req, h, false);
 		}
 		pthread_mutex_unlock(&h->lock);
 	} else if (h->st) {
@@ -699,8 +747,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		}
 		/* Already committed (or refused, or removed) at an earlier close
 		 * of this descriptor: say so rather than drop the bytes. */
-		ssize_t w = gone ? -1 : pwrite(h->st->fd, buf, size, off);
-		if (gone) {
+		int over = gone ? 0 : limits_stage(fs, h->st, (uint64_t)off + size);
+		ssize_t w = gone || over ? -1 : pwrite(h->st->fd, buf, size, off);
+		if (over) {
+			rc = over;
+		} else if (gone) {
 			fs_error(fs, "ingest/%s: written to after it left ingest/ (committed or refused at an earlier close); these bytes are not committed",
 				 h->st->name);
 			rc = -ESTALE;
@@ -728,16 +779,22 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		/* slot request file */
 		pthread_mutex_lock(&fs->mu);
 		slot *q = slot_find_ino(fs, ino);
+		size_t end = (size_t)off + size;
+		char what[300] = "";
+		if (q)
+			snprintf(what, sizeof(what), "queries/%s/request", q->name);
 		if (!q || ino != q->ino + 1) {
 			rc = -EACCES;
+		} else if (end > fs->lim.request_max || (size_t)off > q->request_len) {
+			/* Too long, or a hole (a write past the end): refused
+			 * before anything is allocated; the reason is logged
+			 * below, without the lock. */
+			rc = end > fs->lim.request_max ? -EFBIG : -EINVAL;
 		} else {
-			size_t end = (size_t)off + size;
 			char *n = end > q->request_len ? realloc(q->request, end) : q->request;
 			if (!n) {
 				rc = -ENOMEM;
 			} else {
-				if ((size_t)off > q->request_len)
-					memset(n + q->request_len, ' ', (size_t)off - q->request_len);
 				memcpy(n + off, buf, size);
 				q->request = n;
 				if (end > q->request_len)
@@ -746,6 +803,14 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			}
 		}
 		pthread_mutex_unlock(&fs->mu);
+		if (rc == -EFBIG)
+			limits_request(fs, what, end);
+		else if (rc == -EINVAL)
+			fs_error(fs, "%s: a write at offset %lld would leave a hole; refused",
+				 what, (long long)off);
+	} else if (h->for_write && fs_node_kind(ino) == NODE_VECTOR &&
+		   (uint64_t)off + size > fs->lim.request_max) {
+		rc = limits_request(fs, "vectors/", (uint64_t)off + size);
 	} else if (h->for_write) {
 		bool seq = h->wseq && (size_t)off == h->wlen;
 		h->wseq = seq;

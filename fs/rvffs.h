@@ -65,6 +65,14 @@ typedef enum node_kind {
 struct staged;
 struct slot;
 
+/* rvffs.conf [limits] (limits.c) */
+typedef struct rvffs_limits {
+	uint64_t request_max;   /* bytes of one request, per descriptor */
+	uint64_t results_max;   /* bytes of the results of one batch */
+	uint64_t staged_max;    /* bytes one user stages in ingest/ */
+	unsigned slots_max;     /* query slots per user */
+} rvffs_limits;
+
 typedef struct rvffs {
 	rvf_store *store;
 	const char *store_path;
@@ -74,6 +82,7 @@ typedef struct rvffs {
 	uint32_t default_k;
 	rvf_accel_mode codes;       /* search codes: auto or off */
 	uint64_t codes_max_bytes;   /* 0 = librvf's default */
+	rvffs_limits lim;
 	struct fuse_session *se;
 	struct timespec mount_time;
 
@@ -99,6 +108,8 @@ typedef struct rvffs {
 	uint64_t inval_asked, inval_sent; /* passes requested / completed */
 	rvf_view *inval_shown;     /* the state the kernel's names come from */
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+	rvf_view *sizes_view;      /* the view whose vector text lengths... */
+	uint32_t *sizes;           /* ...are kept here (text.c) */
 
 	/* commit.c: durable commits every commit_s seconds (-o sync: each
 	 * change), automatic compaction */
@@ -177,6 +188,29 @@ bool access_owner(fuse_req_t req, const struct stat *st);
 mode_t staged_mode(mode_t mode);
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
+/* limits.c: refusals say which rvffs.conf limit to raise (in `errors`). */
+void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
+		 uint64_t staged_max, unsigned slots_max);
+/* A request (query file, slot request) reaching `end` bytes: 0 or -EFBIG. */
+int limits_request(rvffs *fs, const char *what, uint64_t end);
+/* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
+int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Staged file s growing to `end` bytes (counted for its owner): 0 or
+ * -EFBIG.  Takes fs->mu. */
+int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
+/* s shrank to size (holds fs->mu). */
+void limits_unstage(struct staged *s, uint64_t size);
+/* May uid make another query slot? (holds fs->mu) */
+bool limits_slot_allowed(rvffs *fs, uid_t uid);
+
+/* image.c: the decompressed kernel, one copy shared by its readers. */
+struct image;
+/* A counted reference to the kernel of view v: 0 or -errno (logged). */
+int image_kernel(rvffs *fs, rvf_view *v, struct image **out);
+const unsigned char *image_bytes(const struct image *im, size_t *len);
+const char *image_cmdline(const struct image *im); /* or NULL */
+void image_put(struct image *im);
+
 /* bundles.c: wasm, wasm/NAME, dashboard/, dashboard/FILE */
 bool bundle_node(uint64_t ino);
 /* Mode and size of a bundle node; false when it does not exist. */
@@ -194,6 +228,9 @@ char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);
 /* Text of a vector file: components on one line. */
 char *text_vector(rvf_view *v, size_t index, size_t *len);
+/* Length of a vector's text (cached per snapshot). */
+size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
+void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
@@ -243,14 +280,18 @@ typedef struct staged {
 	uint64_t next_line;     /* line number at `checked` */
 	bool unchecked;         /* written out of order: checked at close only */
 	bool refused;           /* a write failed on a bad line: never committed */
+	uint64_t parent;        /* INO_INGEST, or INO_VECTORS for a temporary
+				 * ".ID.XXXXXX" (rsync) committed by its rename */
 	struct timespec mtime;
 	mode_t mode;
 	uid_t uid;              /* who made it (its owner) */
 	gid_t gid;
+	uint64_t charged;       /* bytes counted against staged_max */
 } staged;
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
-staged *staged_find_name(rvffs *fs, const char *name);
+staged *staged_find_name(rvffs *fs, const char *name); /* in ingest/ */
+staged *staged_find_in(rvffs *fs, uint64_t parent, const char *name);
 int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out);
 /* Parses and commits the staged file; on success it leaves ingest/.
  * Returns 0 or -errno (the reason is logged and in `errors`). */
@@ -285,6 +326,10 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
+/* ops_file.c: parses the text of one vector and commits it as `id`;
+ * 0 or -errno (the reason in `errors`). */
+int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len);
+
 /* control.c: opening `control` for writing checks and keeps the opener;
  * one command per write, judged as that opener; replies to req. */
 struct handle;
@@ -296,6 +341,7 @@ typedef struct handle {
 	uint64_t ino;
 	rvf_view *view;         /* pinned for reads of one snapshot */
 	char *text;             /* generated content or query results */
+	struct image *image;    /* kernel read: text points into it */
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
@@ -339,6 +385,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

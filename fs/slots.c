@@ -34,11 +34,16 @@ int slot_create(rvffs *fs, const char *name, uid_t uid, gid_t gid, slot **out)
 	q->gid = gid;
 	clock_gettime(CLOCK_REALTIME, &q->mtime);
 	pthread_mutex_lock(&fs->mu);
-	if (slot_find_name(fs, name)) {
+	int rc = slot_find_name(fs, name) ? -EEXIST :
+		 !limits_slot_allowed(fs, uid) ? -EDQUOT : 0;
+	if (rc) {
 		pthread_mutex_unlock(&fs->mu);
+		if (rc == -EDQUOT)
+			fs_error(fs, "queries/%s: uid %u has %u query slots already (slots_max in rvffs.conf)",
+				 name, (unsigned)uid, fs->lim.slots_max);
 		free(q->name);
 		free(q);
-		return -EEXIST;
+		return rc;
 	}
 	q->ino = fs->next_dyn;
 	fs->next_dyn += 3; /* directory, request, result */
@@ -75,11 +80,23 @@ void slot_run(rvffs *fs, uint64_t slot_ino)
 	rvf_view *v = fs_view(fs);
 	char *out = NULL;
 	size_t out_len = 0;
-	query_run(fs, v, req, len, &out, &out_len);
+	int rc = query_run(fs, v, req, len, &out, &out_len);
 	rvf_view_release(v);
 	free(req);
 	pthread_mutex_lock(&fs->mu);
 	q = slot_find_ino(fs, slot_ino); /* may have been removed meanwhile */
+	if (q && rc && out_len) {
+		/* The error is the result; `errors` says it too. */
+		char *line = strndup(out, out_len - (out[out_len - 1] == '\n'));
+		char *name = strdup(q->name);
+		pthread_mutex_unlock(&fs->mu);
+		if (line && name)
+			fs_error(fs, "queries/%s: %s", name, line);
+		free(line);
+		free(name);
+		pthread_mutex_lock(&fs->mu);
+		q = slot_find_ino(fs, slot_ino);
+	}
 	if (q) {
 		free(q->result);
 		q->result = out;

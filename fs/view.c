@@ -95,6 +95,17 @@ static void *invalidator(void *arg)
 			fuse_lowlevel_notify_inval_inode(fs->se, inodes[i], 0, 0);
 		fuse_lowlevel_notify_inval_entry(fs->se, INO_ROOT, "kernel", 6);
 		fuse_lowlevel_notify_inval_entry(fs->se, INO_ROOT, "ebpf", 4);
+		/* A segment not durable yet may have grown (librvf grows the
+		 * newest one in place between syncs): drop its cached size
+		 * and pages.  Durable segments never change. */
+		rvf_view *v = rvf_store_view(fs->store);
+		for (size_t i = 0; i < rvf_view_segment_count(v); i++) {
+			const rvf_segment *sg = rvf_view_segment(v, i);
+			if (sg->pending)
+				fuse_lowlevel_notify_inval_inode(fs->se,
+								 seg_ino(fs, sg->offset), 0, 0);
+		}
+		rvf_view_release(v);
 		pthread_mutex_lock(&fs->mu);
 		fs->inval_shown = cur;
 		fs->inval_sent = pass;

@@ -67,9 +67,22 @@ static int value_text(const rvf_value *v, char **out, size_t *len)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* Security labels and POSIX ACLs (security.*, system.*) are not
+ * supported: EOPNOTSUPP, not ENODATA, because ls, cp and friends remember
+ * "unsupported" per filesystem and stop asking, while ENODATA makes them
+ * ask again for every file (two round trips a file for `ls -l`). */
+static bool unsupported_namespace(const char *name)
+{
+	return !strncmp(name, "security.", 9) || !strncmp(name, "system.", 7);
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	rvffs *fs = fs_of(req);
+	if (unsupported_namespace(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	rvf_view *v = fs_view(fs);
 	char buf[256];
 	switch (fs_node_kind(ino)) {
@@ -128,17 +141,16 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 				n = snprintf(buf, sizeof(buf), "%s",
 					     k.compression == 1 ? "zstd" : "none");
 			else if (!strcmp(name, kernel_attrs[4])) {
-				unsigned char *img;
-				size_t len;
-				char *cmd = NULL;
-				rvf_error err;
-				if (rvf_view_kernel_image(v, &img, &len, &cmd, &err) != RVF_OK) {
-					fuse_reply_err(req, fs_rvf_errno(fs, "kernel", &err));
+				/* The shared copy: no image per caller. */
+				struct image *im;
+				int rc = image_kernel(fs, v, &im);
+				if (rc) {
+					fuse_reply_err(req, -rc);
 					break;
 				}
-				free(img);
+				const char *cmd = image_cmdline(im);
 				reply_value(req, cmd ? cmd : "", cmd ? strlen(cmd) : 0, size);
-				free(cmd);
+				image_put(im);
 				break;
 			}
 			if (n < 0)

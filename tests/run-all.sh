@@ -8,7 +8,8 @@
 # 3. configures and builds, all with -Werror: `build` (optimised),
 #    `build-asan` (AddressSanitizer + UBSan), and, compile-only, the CI
 #    variants build-ci/{release,hardened,clang,nofuse}; the fuzz targets;
-# 4. runs `meson test` in build, build-asan and build-ci/nofuse;
+# 4. runs `meson test` in build, build-asan and build-ci/nofuse, and the
+#    search unit tests cross-built for aarch64 under qemu (cross-aarch64.sh);
 # 5. runs the pytest suites (tests/pytest) against build and build-asan.
 #
 # Environment:
@@ -31,7 +32,8 @@ PYTHON=/usr/bin/python3
 APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodium-dev
               libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev python3-pytest
               python3-pytest-xdist attr rsync man-db libclang-rt-14-dev bsdextrautils
-              dpkg-dev debhelper fakeroot lintian libssl-dev libxxhash-dev)
+              dpkg-dev debhelper fakeroot lintian libssl-dev libxxhash-dev
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")
 
 failed_steps=()
@@ -199,6 +201,11 @@ for variant in "${unit_dirs[@]}"; do
 		meson test -C "$variant" --print-errorlogs "${suites[@]}" || fail_step "meson test $variant"
 	fi
 done
+
+# ------------------------------------------------------------ 4b. aarch64
+# The search kernels for ARM (NEON, sdot), cross-built and run under qemu.
+say "aarch64 search unit tests (qemu)"
+bash tests/cross-aarch64.sh "$REPO/build-ci/aarch64" || fail_step "aarch64 unit tests under qemu"
 
 # ------------------------------------------------------------ 5. pytest
 # Two passes over tests/pytest, one per test build.  Tests whose result

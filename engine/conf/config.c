@@ -32,6 +32,29 @@ static bool parse_uint(const char *v, unsigned long max, unsigned long *out)
 	return true;
 }
 
+/* A size in bytes, with an optional K, M, G or T suffix (powers of 1024). */
+static bool parse_size(const char *v, uint64_t min, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (!*v || v[0] < '0' || v[0] > '9' || errno)
+		return false;
+	const char *units = "KMGT";
+	const char *u = *end ? strchr(units, *end) : NULL;
+	if (*end && (!u || end[1]))
+		return false;
+	for (int shift = u ? (int)(u - units) + 1 : 0; shift > 0; shift--) {
+		if (n > (1ull << 53))
+			return false;
+		n <<= 10;
+	}
+	if (n < min)
+		return false;
+	*out = n;
+	return true;
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
 	parse_state *st = stream;
@@ -122,6 +145,22 @@ static const char *on_key(parse_state *st, const char *section,
 			c->compact_min_mb = (unsigned)n;
 			return NULL;
 		}
+	} else if (!strcmp(section, "limits")) {
+		if (!strcmp(name, "request_max"))
+			return parse_size(value, 4096, &c->request_max) ? NULL :
+			       "request_max must be a size of at least 4K (e.g. 16M)";
+		if (!strcmp(name, "results_max"))
+			return parse_size(value, 4096, &c->results_max) ? NULL :
+			       "results_max must be a size of at least 4K (e.g. 256M)";
+		if (!strcmp(name, "staged_max"))
+			return parse_size(value, 0, &c->staged_max) ? NULL :
+			       "staged_max must be a size (e.g. 64G)";
+		if (!strcmp(name, "slots_max")) {
+			if (!parse_uint(value, 1u << 20, &n))
+				return "slots_max must be 0..1048576";
+			c->slots_max = (unsigned)n;
+			return NULL;
+		}
 	} else if (!strcmp(section, "create")) {
 		if (!strcmp(name, "metric"))
 			return rvf_metric_parse(value, &c->create_metric) ? NULL :
@@ -176,6 +215,10 @@ bool config_load(const char *path, rvffs_config *cfg, char *why,
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->query_k = 10;
+	cfg->request_max = 16ull << 20;
+	cfg->results_max = 256ull << 20;
+	cfg->staged_max = 64ull << 30;
+	cfg->slots_max = 64;
 	cfg->commit_s = RVFFS_COMMIT_DEFAULT_S;
 	cfg->compact_auto = true;
 	cfg->compact_ratio = RVF_COMPACT_DEFAULT_RATIO;

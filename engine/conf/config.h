@@ -23,6 +23,11 @@ typedef struct rvffs_config {
 	uint8_t kernel_type;        /* [kernel] type */
 	uint16_t kernel_api_port;   /* [kernel] api_port */
 	bool kernel_compress;       /* [kernel] compression = zstd */
+	/* [limits]: what one descriptor or user may make the daemon hold. */
+	uint64_t request_max;       /* bytes of one request (query file, slot) */
+	uint64_t results_max;       /* bytes of the results of one batch */
+	uint64_t staged_max;        /* bytes a user may stage in ingest/ */
+	unsigned slots_max;         /* query slots per user */
 	char signing_key[PATH_MAX]; /* [signing] key: a key prefix, or "" */
 	unsigned commit_s;          /* [mount] commit: seconds between durable commits */
 	bool compact_auto;          /* [compact] auto = on|off */

@@ -176,6 +176,9 @@ typedef struct rvf_segment {
 	bool hash_ok;            /* readable, and content hash verified (or all
 				  * zero, or keyed: see hash_algo) */
 	bool listed;             /* in the manifest directory (false: the manifest itself) */
+	bool pending;            /* written by a deferred change, not durable yet:
+				  * it may still grow (header and length) until
+				  * the next sync; durable segments never change */
 	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
 } rvf_segment;
 
@@ -500,10 +503,12 @@ typedef struct rvf_filter rvf_filter;
 rvf_filter *rvf_filter_parse(const char *json, rvf_error *err);
 void rvf_filter_free(rvf_filter *f);
 
-/* 8-bit codes of a view's rows make exact L2 search faster (the answer is
- * the same: codes only choose which rows to measure in float32).  They
- * take about a quarter of the vectors' size in memory, are built once per
- * view, and need a CPU with AVX-512 VNNI. */
+/* 8-bit codes of a view's rows make exact search faster, for every metric
+ * (the answer is the same: codes only choose which rows to measure in
+ * float32).  They take about a quarter of the vectors' size in memory
+ * (dim + 8 bytes a row), are built once and carried from view to view
+ * across commits, and run on every CPU (AVX-512 VNNI, AVX-512BW, AVX2,
+ * NEON with or without sdot, or portable C). */
 typedef enum rvf_accel_mode {
 	RVF_ACCEL_AUTO = 0, /* build in the background after the first search
 			     * of a large enough view; exact scan meanwhile */
@@ -511,8 +516,8 @@ typedef enum rvf_accel_mode {
 	RVF_ACCEL_NOW,      /* build now (this call waits) if missing */
 } rvf_accel_mode;
 
-/* Default cap on the codes' memory: 1 GiB. */
-#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
+/* Default cap on the codes' memory: 2 GiB (10M x 128 needs 1.4 GB). */
+#define RVF_ACCEL_DEFAULT_MAX_BYTES ((uint64_t)2 << 30)
 
 typedef struct rvf_search_options {
 	unsigned threads;          /* 0 = one per CPU */
@@ -545,6 +550,12 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 typedef struct rvf_request_options {
 	size_t default_k;            /* k when a query names none; 0 = 10 */
 	rvf_search_options search;   /* threads, codes (filter unused) */
+	/* Optional: given the hits a request may produce (k capped by the
+	 * visible vectors, summed over its queries), returns 0 or non-zero
+	 * with a malloc'd reason in *msg; the request then fails with
+	 * RVF_E_TOO_LARGE and "error: REASON". */
+	int (*budget)(void *ctx, uint64_t hits, char **msg);
+	void *budget_ctx;
 } rvf_request_options;
 rvf_code rvf_request_run(const rvf_view *v, const char *text, size_t len,
 			 const rvf_request_options *opt, char **out,

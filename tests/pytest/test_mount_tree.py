@@ -330,7 +330,9 @@ def test_rsync_of_segments_second_run_copies_nothing(mount, small, tmp_path):
 def test_commit_adds_segments_keeps_existing(mount, small, tmp_path):
     m = mount(small)
     write_csv(tmp_path / "a.csv", [(20, [1, 0, 0, 0])])
-    m.sh('cp a.csv "$M/ingest/"')
+    # durable segments never change (one not durable yet may grow until
+    # the next sync: rvffs(1), DURABILITY)
+    m.sh('cp a.csv "$M/ingest/" && sync "$M/ingest"')
     newest_manifest = max(m.ls("segments"), key=lambda n: int(n.split("-")[0]))
     before = snapshot_segments(m)
     write_csv(tmp_path / "b.csv", [(21, [2, 0, 0, 0]), (22, [3, 0, 0, 0])])

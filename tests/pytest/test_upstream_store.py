@@ -217,3 +217,80 @@ def test_damaged_wasm_reads_eio(mount, tmp_path):
     m = mount(s, "ro")
     assert os_error(lambda: open(m / "wasm", "rb").read()) == 5  # EIO
     assert "content hash mismatch" in m.errors()
+
+
+# ---------------------------------------------------------------- VEC data types
+
+# values exact in every type they are stored as
+ROWS = {
+    "f16": [(1, [0.5, -2.0, 65504.0, 2 ** -24]), (2, [1.5, 0.0, -0.25, 3.0])],
+    "bf16": [(3, [1.0, -3.0, 256.0, 0.0078125]), (4, [2.0, 2.0, -2.0, 0.5])],
+    "i8": [(5, [-128, 127, 0, -1]), (6, [3, 4, 5, 6])],
+    "u8": [(7, [0, 255, 128, 1]), (8, [9, 8, 7, 6])],
+    "f32": [(9, [0.1, 0.2, 0.3, 0.4])],
+}
+
+
+def _typed_store(path, raw_ids=False):
+    blocks = [(t, 4, rows) for t, rows in ROWS.items()]
+    flat = uw.flat_vec_payload(4, [(100, [1.0, 2.0, 3.0, 4.0])])
+    return uw.build_store(path, [(uw.T_VEC, uw.vec_block_payload(blocks, raw_ids=raw_ids)),
+                                 (uw.T_VEC, flat)], algo="crc32-rotated", dim=4)
+
+
+def _want():
+    import mountlib
+    out = {i: [mountlib.f32(x) for x in v] for rows in ROWS.values() for i, v in rows}
+    out[100] = [1.0, 2.0, 3.0, 4.0]
+    return out
+
+
+@pytest.mark.parametrize("raw_ids", [False, True])
+def test_typed_vectors_show_stored_values(mount, tmp_path, raw_ids):
+    import mountlib
+    s = _typed_store(tmp_path / "t.rvf", raw_ids=raw_ids)
+    m = mount(s, "ro")
+    want = _want()
+    assert sorted(int(x) for x in m.ls("vectors")) == sorted(want)
+    for i, v in want.items():
+        got = [mountlib.f32(float(x)) for x in m.cat(f"vectors/{i}").split()]
+        assert got == v, (i, got, v)
+    # queries: exact distances over the converted rows
+    q = [1.0, 0.5, -1.0, 2.0]
+    m.sh(f'echo "k=20 {" ".join(map(str, q))}" > "$M/query"')
+    hits = mountlib.parse_results(m.cat("query"))[0]
+    exp = mountlib.knn(want, q, 20)
+    assert [h[0] for h in hits] == [e[0] for e in exp]
+    for (hid, hd, _), (eid, ed) in zip(hits, exp):
+        assert hd == pytest.approx(ed, rel=1e-6), hid
+
+
+def test_typed_store_compacts_to_f32_the_reference_reads(tmp_path, run_ctl, ref):
+    s = _typed_store(tmp_path / "t.rvf")
+    run_ctl("compact", s)
+    r = ref.dump(s)
+    assert r["openError"] is None
+    assert sorted(r["all_ids"]) == sorted(_want())
+    # every stored vector is found by itself at distance 0: same values
+    chk = ref.selfcheck(s, list(_want().items()))
+    assert chk["ok"], chk
+
+
+@pytest.mark.parametrize("dtype", ["i4", "binary", "pq", "custom"])
+def test_unreadable_types_are_refused_by_name(tmp_path, run_ctl, dtype):
+    blocks = [("f32", 4, [(1, [1.0, 2.0, 3.0, 4.0])]), (dtype, 4, [(2, [1, 1, 0, 1])])]
+    s = uw.build_store(tmp_path / "t.rvf", [(uw.T_VEC, uw.vec_block_payload(blocks))],
+                       algo="crc32-rotated", dim=4)
+    cp = run_ctl("status", s, check=False)
+    assert cp.returncode == 3, cp.stderr
+    assert f"holds {dtype} vectors" in cp.stderr
+
+
+def test_block_crc32c_mismatch_is_refused(tmp_path, run_ctl):
+    blocks = [("f16", 4, ROWS["f16"])]
+    payload = bytearray(uw.vec_block_payload(blocks))
+    payload[64] ^= 0x01  # first stored component
+    s = uw.build_store(tmp_path / "t.rvf", [(uw.T_VEC, bytes(payload))],
+                       algo="crc32-rotated", dim=4)
+    cp = run_ctl("status", s, check=False)
+    assert cp.returncode == 3 and "CRC32C" in cp.stderr

@@ -179,3 +179,68 @@ def dashboard_payload(files=None, html=None, entry=b"index.html", framework=2):
                      len(entry), 0, 1_700_000_000)
     h[0x20:0x40] = hashlib.shake_256(bundle).digest(32)
     return bytes(h) + bundle
+
+
+# ------------------------------------------------------------ VEC blocks
+
+DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "i8": 3, "u8": 4, "i4": 5, "binary": 6, "pq": 7,
+          "custom": 8}
+
+
+def _pack_elem(dtype, x):
+    if dtype == "f32":
+        return struct.pack("<f", x)
+    if dtype == "f16":
+        return struct.pack("<e", x)
+    if dtype == "bf16":
+        return struct.pack("<f", x)[2:]  # values chosen exact in bf16
+    if dtype == "i8":
+        return struct.pack("<b", int(x))
+    return struct.pack("<B", int(x) & 0xFF)  # u8 and the unreadable ones
+
+
+def _varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def vec_block_payload(blocks, raw_ids=False, restart=128):
+    """upstream's block-layout VEC payload (rvf-wire vec_seg_codec.rs):
+    blocks = [(dtype, dim, [(id, vector)])], vectors stored column by column,
+    ids delta-varint (sorted, with restarts) or raw u64, CRC32C per block."""
+    n = len(blocks)
+    dir_size = (4 + 12 * n + 63) & ~63
+    bodies, entries, off = [], [], dir_size
+    for dtype, dim, rows in blocks:
+        data = b"".join(_pack_elem(dtype, rows[i][1][d]) for d in range(dim)
+                        for i in range(len(rows)))
+        ids = [r[0] for r in rows]
+        if raw_ids:
+            idmap = bytes([0]) + struct.pack("<HI", restart, len(ids)) + \
+                b"".join(struct.pack("<Q", i) for i in ids)
+        else:
+            enc = b""
+            prev = 0
+            for k, i in enumerate(ids):
+                enc += _varint(i if k % restart == 0 else i - prev)
+                prev = i
+            idmap = bytes([1]) + struct.pack("<HI", restart, len(ids)) + enc
+        body = data + idmap
+        body += struct.pack("<I", crc32c(body))
+        body += bytes((-len(body)) % 64)
+        entries.append(struct.pack("<IIHBB", off, len(rows), dim, DTYPES[dtype], 0))
+        bodies.append(body)
+        off += len(body)
+    d = struct.pack("<I", n) + b"".join(entries)
+    return d + bytes(dir_size - len(d)) + b"".join(bodies)
+
+
+def flat_vec_payload(dim, rows):
+    return struct.pack("<HI", dim, len(rows)) + b"".join(
+        struct.pack("<Q", i) + struct.pack(f"<{dim}f", *v) for i, v in rows)

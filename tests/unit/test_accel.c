@@ -444,11 +444,15 @@ static void test_kernels(void)
 int main(void)
 {
 	const code_ops *sets[] = { code_ops_portable(), code_ops_best(),
-				   code_ops_avx2() };
+				   code_ops_avx2(), code_ops_neon() };
 
 	test_kernels();
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
-		if (!sets[i] || (i > 0 && sets[i] == sets[i - 1]))
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			seen |= sets[j] == sets[i];
+		if (!sets[i] || seen)
 			continue;
 		ops = sets[i];
 		printf("test_accel: searching with the %s kernel\n", ops->name);

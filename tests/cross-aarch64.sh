@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# tests/cross-aarch64.sh: the search engine's unit tests on AArch64, under
+# qemu-user, from this (x86-64) machine.
+#
+#   bash tests/cross-aarch64.sh [OUTDIR]
+#
+# Needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user.
+# Only the engine's search files are built (distance, search, codes, accel
+# and what they use), statically, so no arm64 copies of libsodium, zstd,
+# jansson, ISA-L or zlib are needed: those libraries serve the file format,
+# which the x86-64 tests cover, while the code that differs by CPU (the
+# NEON and sdot kernels) is all here.  test_accel searches with both ARM
+# kernels (qemu's default CPU has sdot) and compares their integers with
+# the portable kernel's; test_search checks the float kernels.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+CC=${CROSS_CC:-aarch64-linux-gnu-gcc}
+QEMU=${QEMU:-qemu-aarch64}
+out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/rvf-aarch64.XXXXXX")}
+mkdir -p "$out"
+for tool in "$CC" "$QEMU"; do
+	command -v "$tool" >/dev/null ||
+		{ echo "cross-aarch64: $tool missing (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)" >&2; exit 2; }
+done
+
+sources=(engine/error.c engine/distance.c engine/search.c engine/pool.c
+         engine/codes.c engine/codes_neon.c engine/accel.c)
+for t in test_accel test_search; do
+	"$CC" -std=gnu11 -O2 -g -Wall -Wextra -Werror -static -pthread \
+		-Iengine -Iengine/include -Itests/unit "${sources[@]}" \
+		"tests/unit/$t.c" -lm -o "$out/$t"
+done
+"$QEMU" "$out/test_accel"
+"$QEMU" "$out/test_search"
+echo "cross-aarch64: all passed"
