@@ -52,6 +52,8 @@ struct rvf_view {
 	float **converted;            /* f32 copies of non-f32 VEC rows (dtype.c) */
 	size_t nconverted;
 	size_t nown;
+	rvf_view *own_owner;          /* the view whose `own` array this one
+				       * shares (held), or NULL: ours */
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;
 	search_row *visible;          /* what queries see, ascending id */
