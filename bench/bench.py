@@ -680,6 +680,12 @@ class Bench:
             self.mount(store, mnt)
             try:
                 run(["cp", data / "base.fvecs", mnt / "ingest" / "base.fvecs"])
+                # the commit of a large ingest ends after cp returns
+                t = time.perf_counter()
+                while int(self.status(mnt)["vectors"]) != self.n:
+                    if time.perf_counter() - t > 600:
+                        raise BenchError(f"search {metric}: ingest did not finish")
+                    time.sleep(0.05)
                 self.q_per_open(mnt, lines[:5])  # starts the codes' build
                 build = self.wait_codes(mnt)
                 runs = []
