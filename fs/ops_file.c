@@ -302,6 +302,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOENT;
 	}
 out:
+	/* What open read from a store that shrank under us is not the
+	 * store (`errors` stays readable: it says why). */
+	if (!rc && ino != INO_ERRORS)
+		rc = fs_store_check(fs);
 	rvf_view_release(v);
 	if (rc) {
 		handle_free(h);
@@ -456,6 +460,13 @@ static int query_process(rvffs *fs, fuse_req_t req, handle *h, bool all)
 	size_t out_len = 0;
 	int rc = query_run(fs, v, h->req, upto, &out, &out_len);
 	rvf_view_release(v);
+	if (!rc && fs_store_check(fs)) {
+		/* The search read a store that shrank under us. */
+		free(out);
+		out = strdup("error: the store file shrank under the mount\n");
+		out_len = out ? strlen(out) : 0;
+		rc = -EIO;
+	}
 	memmove(h->req, h->req + upto, h->req_len - upto);
 	h->req_len -= upto;
 	if (rc || h->rpos) {
@@ -573,6 +584,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				 !s ? "gone" : !s->readable ? "no valid segment header at its offset" :
 				 "content hash mismatch");
 			fuse_reply_err(req, EIO);
+			return;
+		}
+		int bad = fs_store_check(fs);
+		if (bad) {
+			fuse_reply_err(req, -bad);
 			return;
 		}
 		reply_slice(req, (const char *)rvf_view_segment_bytes(h->view, s),

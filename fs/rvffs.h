@@ -145,6 +145,10 @@ rvf_view *fs_view(rvffs *fs);
  * directory lock, e.g. a write to `control`) it returns once the kernel
  * was told (at most a second); else the notices follow at once. */
 void fs_invalidate(rvffs *fs, bool wait);
+/* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
+ * absorbed, or it is shorter than the view): what was read from it cannot
+ * be trusted.  Logged (and put in `errors`) once. */
+int fs_store_check(rvffs *fs);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 
@@ -235,7 +239,7 @@ void text_sizes_free(rvffs *fs);
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
  * "-" and a type label of up to 15 characters. */
-#define SEG_NAME_MAX 40
+#define SEG_NAME_MAX 48 /* 20-digit rank, "-", a 23-byte type name, NUL */
 void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);

@@ -2,6 +2,8 @@
  * invalidation after commits. */
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "rvffs.h"
@@ -46,7 +48,7 @@ static void inval_names(rvffs *fs, rvf_view *old, rvf_view *cur)
 	const rvf_info *a = rvf_view_info(old), *b = rvf_view_info(cur);
 	if (a->generation != b->generation) {
 		for (size_t i = 0; i < rvf_view_segment_count(old); i++) {
-			char name[40];
+			char name[SEG_NAME_MAX];
 			seg_name(old, i, name);
 			fuse_lowlevel_notify_inval_entry(fs->se, INO_SEGMENTS, name,
 							 strlen(name));
@@ -68,6 +70,26 @@ static void inval_names(rvffs *fs, rvf_view *old, rvf_view *cur)
 		int n = snprintf(name, sizeof(name), "%llu", (unsigned long long)id);
 		fuse_lowlevel_notify_inval_entry(fs->se, INO_VECTORS, name, (size_t)n);
 	}
+}
+
+int fs_store_check(rvffs *fs)
+{
+	static atomic_bool told;
+	uint64_t now = 0, want = 0;
+	bool faulted = rvf_guard_faults() > 0;
+	if (!faulted && !rvf_store_shrunk(fs->store, &now, &want))
+		return 0;
+	bool was = false;
+	if (atomic_compare_exchange_strong(&told, &was, true)) {
+		if (faulted)
+			fs_error(fs, "%s: the store file shrank under the mount (a read past its end was caught): answering EIO until unmounted; check the file",
+				 fs->store_path);
+		else
+			fs_error(fs, "%s: the store file shrank under the mount (%llu bytes, %llu expected): answering EIO until unmounted; check the file",
+				 fs->store_path, (unsigned long long)now,
+				 (unsigned long long)want);
+	}
+	return -EIO;
 }
 
 /* Notifications go out from their own thread: sent from inside a

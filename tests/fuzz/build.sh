@@ -10,19 +10,21 @@
 # into build-fuzz-standalone/ (used by tests/pytest/test_fuzz_regressions.py;
 # CC=clang builds build-fuzz-standalone-clang/, whose UBSan also sees
 # pointer-arithmetic overflow, which gcc's does not).
-# The engine sources are compiled with the same flags (fuzz_query drives
-# librvf's query language, engine/request.c: no FUSE headers needed).  Objects are rebuilt when a source or header is newer
+# The engine sources (and fs/control_parse.c for fuzz_control) are
+# compiled with the same flags; fuzz_query drives librvf's query language
+# (engine/request.c): no FUSE headers.  Objects are rebuilt when a source or header is newer
 # or the flags changed.  CC overrides the compiler.
 #
 # Targets: fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter fuzz_control
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO=$PWD
 
 ALL_TARGETS=(fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter)
+             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+             fuzz_control)
 
 mode=fuzz
 out=
@@ -69,7 +71,7 @@ INC="-I$REPO/engine/include -I$REPO/engine -I$REPO/tests/fuzz"
 DEPS_CFLAGS=$(pkg-config --cflags jansson libsodium libzstd zlib libisal libcrypto libxxhash)
 LIBS="$(pkg-config --libs jansson libsodium libzstd zlib libisal libcrypto libxxhash) -lpthread -lm"
 
-mkdir -p "$out/obj/engine" "$out/obj/fuzz"
+mkdir -p "$out/obj/engine" "$out/obj/fs" "$out/obj/fuzz"
 # Flags changed (or another compiler): start over.
 stamp="$CC $CFLAGS $INC $DEPS_CFLAGS"
 if [ ! -f "$out/obj/flags" ] || [ "$(cat "$out/obj/flags")" != "$stamp" ]; then
@@ -78,7 +80,7 @@ if [ ! -f "$out/obj/flags" ] || [ "$(cat "$out/obj/flags")" != "$stamp" ]; then
 fi
 
 # Newest header anywhere an object may include from.
-newest_header=$(ls -t engine/*.h engine/include/*.h tests/fuzz/*.h | head -1)
+newest_header=$(ls -t engine/*.h engine/include/*.h fs/*.h tests/fuzz/*.h | head -1)
 
 stale() { # OBJ SRC
 	[ ! -f "$1" ] || [ "$2" -nt "$1" ] || [ "$newest_header" -nt "$1" ]
@@ -116,6 +118,11 @@ for src in engine/*.c; do
 	engine_objs+=("$obj")
 done
 
+for t in "${targets[@]}"; do
+	[ "$t" = fuzz_control ] &&
+		compile "$out/obj/fs/control_parse.o" fs/control_parse.c -I"$REPO/fs"
+done
+
 extra_objs=()
 if [ $mode = standalone ]; then
 	compile "$out/obj/fuzz/standalone_main.o" tests/fuzz/standalone_main.c
@@ -130,6 +137,8 @@ for t in "${targets[@]}"; do
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/fuzz_import.c \
 			-DFUZZ_FORMAT=RVF_IMPORT_$fmt
 		;;
+	fuzz_control)
+		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c -I"$REPO/fs" ;;
 	*)
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c ;;
 	esac
@@ -139,6 +148,7 @@ finish
 for t in "${targets[@]}"; do
 	[ -n "$t" ] || continue
 	objs=("$out/obj/fuzz/$t.o" "${engine_objs[@]}" "${extra_objs[@]}")
+	[ $t = fuzz_control ] && objs+=("$out/obj/fs/control_parse.o")
 	newer=0
 	[ -f "$out/$t" ] || newer=1
 	for o in "${objs[@]}"; do [ "$o" -nt "$out/$t" ] && newer=1; done
