@@ -100,5 +100,8 @@ int cmd_keygen(ctl_ctx *ctx, int argc, char **argv);
 int cmd_sign(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_wasm(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_dashboard(ctl_ctx *ctx, int argc, char **argv);
+int cmd_filter(ctl_ctx *ctx, int argc, char **argv);
+int cmd_verify_attestation(ctl_ctx *ctx, int argc, char **argv);
+int cmd_rebuild_refcounts(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -32,9 +32,12 @@ static const struct command commands[] = {
 	{ "embed-ebpf", cmd_embed_ebpf, "embed-ebpf STORE PROG [--btf FILE] [--prog-type N] [--attach-type N] [--max-dim N]" },
 	{ "extract-ebpf", cmd_extract_ebpf, "extract-ebpf STORE OUT [--btf OUT]" },
 	{ "remove-ebpf", cmd_remove_ebpf, "remove-ebpf STORE" },
+	{ "filter", cmd_filter, "filter STORE (--include-ids ID,... | --exclude-ids ID,...) [-o OUT]" },
+	{ "rebuild-refcounts", cmd_rebuild_refcounts, "rebuild-refcounts STORE" },
 	{ "extract-wasm", cmd_extract_wasm, "extract-wasm STORE OUT [--name NAME]   (OUT is a directory when the store has several modules)" },
 	{ "extract-dashboard", cmd_extract_dashboard, "extract-dashboard STORE OUTDIR" },
 	{ "verify", cmd_verify, "verify STORE [--pubkey FILE]" },
+	{ "verify-attestation", cmd_verify_attestation, "verify-attestation STORE" },
 	{ "keygen", cmd_keygen, "keygen PREFIX" },
 	{ "sign", cmd_sign, "sign STORE [--key PREFIX]" },
 };

@@ -64,7 +64,9 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 	}
 	c->base = rvf_store_view(s);
 	c->start = s->end;
-	c->durable = !s->deferred;
+	/* A branch child's deletes change its MEMBERSHIP bitmap, which only a
+	 * durable commit writes: its changes stay durable one by one. */
+	c->durable = !s->deferred || c->base->is_branch;
 	memcpy(c->saved_prev, s->witness_prev, 32);
 	c->saved_started = s->witness_started;
 	c->saved_next_id = s->next_seg_id;
@@ -458,7 +460,11 @@ fail:
 rvf_code commit_finish(commit *c, rvf_commit_info *info, rvf_error *err)
 {
 	rvf_store *s = c->s;
-	if (!c->durable)
+	/* A branch child's membership or frozen flag lives only in the
+	 * COW_MAP/MEMBERSHIP pair written with a durable manifest: such a
+	 * change is made durable at once (deferring it lost it). */
+	bool branch_state = c->base->is_branch && (c->membership || c->freeze);
+	if (!c->durable && !branch_state)
 		return commit_defer(c, info, err);
 	rvf_code rc = finish_locked(c, info, err);
 	pthread_mutex_unlock(&s->write_mu);

@@ -186,6 +186,11 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 	case CTL_REMOVE_EBPF:
 		code = rvf_store_remove_ebpf(fs->store, NULL, &err);
 		break;
+	case CTL_REBUILD_REFCOUNTS: {
+		rvf_refcount_info ri;
+		code = rvf_store_rebuild_refcounts(fs->store, &ri, NULL, &err);
+		break;
+	}
 	case CTL_DELETE:
 		code = rvf_store_delete(fs->store, c.nids, c.ids, &info, &err);
 		break;

@@ -226,6 +226,7 @@ static const struct {
 	{ "freeze", CTL_FREEZE, true },
 	{ "remove-kernel", CTL_REMOVE_KERNEL, true },
 	{ "remove-ebpf", CTL_REMOVE_EBPF, true },
+	{ "rebuild-refcounts", CTL_REBUILD_REFCOUNTS, true },
 	{ "delete", CTL_DELETE, false },
 	{ "delete-filter", CTL_DELETE_FILTER, false },
 	{ "derive", CTL_DERIVE, false },

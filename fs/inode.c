@@ -381,8 +381,14 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 		break;
 	}
 	case INO_VECTORS:
-		if (parse_id(name, &id) && rvf_view_find(v, id) >= 0)
+		if (name[0] == '.') { /* a temporary of rsync's */
+			pthread_mutex_lock(&fs->mu);
+			staged *s = staged_find_in(fs, INO_VECTORS, name);
+			ino = s ? s->ino : 0;
+			pthread_mutex_unlock(&fs->mu);
+		} else if (parse_id(name, &id) && rvf_view_find(v, id) >= 0) {
 			ino = vec_ino(fs, id);
+		}
 		break;
 	case INO_INGEST: {
 		pthread_mutex_lock(&fs->mu);

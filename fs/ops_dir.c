@@ -270,12 +270,14 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	} else if (ino == INO_INGEST || ino == INO_QUERIES) {
 		pthread_mutex_lock(&fs->mu);
-		if (ino == INO_INGEST)
+		if (ino == INO_INGEST) {
 			for (staged *s = fs->staged; s; s = s->next)
-				listing_add(l, s->name, s->ino);
-		else
+				if (s->parent == INO_INGEST)
+					listing_add(l, s->name, s->ino);
+		} else {
 			for (slot *q = fs->slots; q; q = q->next)
 				listing_add(l, q->name, q->ino);
+		}
 		pthread_mutex_unlock(&fs->mu);
 	} else if (ino == INO_WASM || ino == INO_DASHBOARD) {
 		bundle_list(l->view, ino, listing_add_cb, l);
@@ -476,6 +478,15 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (parent == INO_VECTORS && name[0] == '.') {
+		pthread_mutex_lock(&fs->mu);
+		staged *s = staged_find_in(fs, INO_VECTORS, name);
+		pthread_mutex_unlock(&fs->mu);
+		if (s)
+			staged_remove(fs, s);
+		fuse_reply_err(req, s ? 0 : ENOENT);
+		return;
+	}
 	if (parent == INO_VECTORS) {
 		uint64_t id;
 		if (parse_vector_id(name, &id)) {
@@ -513,10 +524,78 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, EPERM);
 }
 
+/* Largest temporary vector file committed by a rename (a dim-65535
+ * vector as text is about 1 MiB). */
+#define VECTOR_TEXT_MAX (16u << 20)
+
+/* rsync into vectors/ without --inplace: ".ID.XXXXXX" written, then
+ * renamed to ID, which commits it as one vector write. */
+static void rename_in_vectors(fuse_req_t req, rvffs *fs, const char *name,
+			      const char *newname)
+{
+	int rc = access_dir(req, fs, INO_VECTORS);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	pthread_mutex_lock(&fs->mu);
+	staged *s = name[0] == '.' ? staged_find_in(fs, INO_VECTORS, name) : NULL;
+	if (s)
+		s->opens++; /* keep it while we commit without the lock */
+	uint64_t size = s ? s->size : 0;
+	pthread_mutex_unlock(&fs->mu);
+	if (!s) {
+		/* only a temporary may be renamed; vectors are named by id */
+		fuse_reply_err(req, name[0] == '.' ? ENOENT : EPERM);
+		return;
+	}
+	uint64_t id;
+	char *buf = NULL;
+	if (newname[0] == '.') {
+		char *nn = strdup(newname);
+		pthread_mutex_lock(&fs->mu);
+		staged *clash = staged_find_in(fs, INO_VECTORS, newname);
+		if (nn) {
+			free(s->name);
+			s->name = nn;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		if (clash && clash != s)
+			staged_remove(fs, clash);
+		rc = nn ? 0 : -ENOMEM;
+	} else if (parse_vector_id(newname, &id)) {
+		fs_error(fs, "vectors/%s: a vector file is named by its decimal id", newname);
+		rc = -EINVAL;
+	} else if (size > VECTOR_TEXT_MAX) {
+		fs_error(fs, "vectors/%s: %llu bytes is too large for one vector", newname,
+			 (unsigned long long)size);
+		rc = -EFBIG;
+	} else if (!(buf = malloc(size ? size : 1))) {
+		rc = -ENOMEM;
+	} else if (pread(s->fd, buf, size, 0) != (ssize_t)size) {
+		rc = -EIO;
+	} else {
+		rc = vector_commit_text(fs, id, buf, size);
+		if (!rc)
+			staged_remove(fs, s); /* committed: the temporary is gone */
+	}
+	free(buf);
+	staged_put(fs, s);
+	fuse_reply_err(req, -rc);
+}
+
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	rvffs *fs = fs_of(req);
+	if (parent == INO_VECTORS && newparent == INO_VECTORS) {
+		rename_in_vectors(req, fs, name, newname);
+		return;
+	}
 	if (parent != INO_INGEST || newparent != INO_INGEST) {
 		fuse_reply_err(req, parent == INO_INGEST || newparent == INO_INGEST ?
 				    EXDEV : EPERM);

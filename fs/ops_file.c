@@ -391,6 +391,26 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				s->opens++;
 			}
 		}
+	} else if (parent == INO_VECTORS && name[0] == '.') {
+		/* rsync's temporary ".ID.XXXXXX": staged until renamed to ID */
+		pthread_mutex_lock(&fs->mu);
+		staged *old = staged_find_in(fs, INO_VECTORS, name);
+		pthread_mutex_unlock(&fs->mu);
+		if (old)
+			staged_remove(fs, old);
+		staged *s;
+		rc = staged_create(fs, name, staged_mode(mode), &s);
+		if (!rc) {
+			const struct fuse_ctx *c = fuse_req_ctx(req);
+			pthread_mutex_lock(&fs->mu);
+			s->parent = INO_VECTORS;
+			s->uid = c->uid;
+			s->gid = c->gid;
+			pthread_mutex_unlock(&fs->mu);
+			h->ino = s->ino;
+			h->st = s;
+			s->opens++;
+		}
 	} else if (parent == INO_VECTORS) {
 		char *end;
 		errno = 0;
@@ -762,10 +782,15 @@ static int commit_vector(rvffs *fs, handle *h)
 	uint64_t id;
 	if (!vec_id_of(fs, h->ino, &id))
 		return -ENOENT;
+	return vector_commit_text(fs, id, (const char *)h->wbuf, h->wlen);
+}
+
+int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
+{
 	rvf_view *v = fs_view(fs);
 	uint32_t dim = rvf_view_info(v)->dimension;
 	rvf_view_release(v);
-	char *text = strndup((const char *)h->wbuf ? (const char *)h->wbuf : "", h->wlen);
+	char *text = strndup(buf ? buf : "", len);
 	float *x = malloc(4 * (size_t)dim);
 	int rc = 0;
 	size_t n = 0;

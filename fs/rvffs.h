@@ -258,6 +258,8 @@ typedef struct staged {
 	int opens;
 	bool dirty;             /* written since the last commit attempt */
 	bool gone;              /* left ingest/: freed at the last release */
+	uint64_t parent;        /* INO_INGEST, or INO_VECTORS for a temporary
+				 * ".ID.XXXXXX" (rsync) committed by its rename */
 	struct timespec mtime;
 	mode_t mode;
 	uid_t uid;              /* who made it (its owner) */
@@ -266,7 +268,8 @@ typedef struct staged {
 } staged;
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
-staged *staged_find_name(rvffs *fs, const char *name);
+staged *staged_find_name(rvffs *fs, const char *name); /* in ingest/ */
+staged *staged_find_in(rvffs *fs, uint64_t parent, const char *name);
 int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out);
 /* Parses and commits the staged file; on success it leaves ingest/.
  * Returns 0 or -errno (the reason is logged and in `errors`). */
@@ -297,6 +300,10 @@ int slot_create(rvffs *fs, const char *name, uid_t uid, gid_t gid, slot **out);
 void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
+
+/* ops_file.c: parses the text of one vector and commits it as `id`;
+ * 0 or -errno (the reason in `errors`). */
+int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len);
 
 /* control.c: opening `control` for writing checks and keeps the opener;
  * one command per write, judged as that opener; replies to req. */

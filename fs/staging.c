@@ -23,12 +23,17 @@ staged *staged_find_ino(rvffs *fs, uint64_t ino)
 	return NULL;
 }
 
-staged *staged_find_name(rvffs *fs, const char *name)
+staged *staged_find_in(rvffs *fs, uint64_t parent, const char *name)
 {
 	for (staged *s = fs->staged; s; s = s->next)
-		if (!strcmp(s->name, name))
+		if (s->parent == parent && !strcmp(s->name, name))
 			return s;
 	return NULL;
+}
+
+staged *staged_find_name(rvffs *fs, const char *name)
+{
+	return staged_find_in(fs, INO_INGEST, name);
 }
 
 bool staged_commits_at_close(const char *name)
@@ -70,6 +75,7 @@ int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out)
 		return -ENOMEM;
 	}
 	s->fd = fd;
+	s->parent = INO_INGEST;
 	s->mode = mode ? mode : 0644;
 	clock_gettime(CLOCK_REALTIME, &s->mtime);
 	pthread_mutex_lock(&fs->mu);

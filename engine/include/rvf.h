@@ -424,6 +424,54 @@ rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
 			    rvf_error *err);
 void rvf_dashboard_free(rvf_dashboard *d);
 
+/* Kernel attestation (upstream's `rvf verify-attestation`): the KERNEL
+ * header's image hash, the KernelBinding (upstream's layout: header,
+ * 128-byte binding, cmdline, image, with cmdline_offset 256) and the
+ * attestation witness payloads (a SHAKE-256 linked chain of 73-byte
+ * entries whose action hashes are SHAKE-256 of their records).  SHAKE-256
+ * comes from OpenSSL's libcrypto. */
+typedef struct rvf_attestation {
+	bool has_kernel;
+	bool magic_ok;               /* "RVKN" */
+	uint8_t arch;
+	uint64_t image_size;         /* the image the hash covers */
+	uint8_t stored_hash[32];
+	uint8_t shake_hash[32];      /* SHAKE-256-256 of the image */
+	bool image_hash_ok;          /* the stored hash is one of the below */
+	const char *image_hash_algo; /* "shake256-256", "shake256-256 (payload
+				      * after header)", "simple_hash256",
+				      * "sha256", or "mismatch" */
+	bool has_binding;
+	bool binding_ok;             /* version > 0, padding and reserved zero */
+	uint16_t binding_version;
+	uint16_t min_runtime_version;
+	uint64_t allowed_segment_mask;
+	uint8_t manifest_root_hash[32];
+	uint8_t policy_hash[32];
+	uint32_t witnesses;          /* attestation witness payloads found */
+	uint32_t witnesses_ok;
+	uint32_t entries;            /* entries in the verified ones */
+	char problem[256];           /* first failure, or "" */
+} rvf_attestation;
+
+/* Fills *out; returns RVF_OK when everything present verifies (no kernel
+ * and no attestation witness is OK: has_kernel false), RVF_E_SIGNATURE
+ * naming the first mismatch. */
+rvf_code rvf_view_verify_attestation(const rvf_view *v, rvf_attestation *out,
+				     rvf_error *err);
+
+/* REFCOUNT (0x21, upstream's refcount.rs: 32-byte "RVRC" header, one byte
+ * per cluster) recomputed from the COW map chain: for each cluster of a
+ * branch child, how many stores of the chain share its data (1 local,
+ * +1 per parent-ref hop to the store that holds it, 0 unallocated). */
+typedef struct rvf_refcount_info {
+	uint32_t cluster_count;
+	uint32_t local_clusters;     /* tag 2 in this store's map */
+	uint32_t max_refcount;
+	uint32_t chain_depth;        /* stores walked */
+} rvf_refcount_info;
+
+
 /* Witness entries in directory order. */
 typedef struct rvf_witness {
 	uint8_t type;          /* 1 computation (ingest, compact), 0 provenance (delete) */
@@ -661,6 +709,11 @@ rvf_code rvf_store_embed_ebpf(rvf_store *s, const rvf_ebpf_spec *spec,
 			      rvf_commit_info *info, rvf_error *err);
 rvf_code rvf_store_remove_ebpf(rvf_store *s, rvf_commit_info *info,
 			       rvf_error *err);
+
+/* Appends a REFCOUNT segment (replacing earlier ones in the directory) and
+ * commits it.  RVF_E_NOT_FOUND when the store has no COW map. */
+rvf_code rvf_store_rebuild_refcounts(rvf_store *s, rvf_refcount_info *out,
+				     rvf_commit_info *info, rvf_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Signing (rvffs extension; docs/format-signature.md)                 */

@@ -156,3 +156,54 @@ def test_pending_segment_grows_and_reads_true(mount, store, run_ctl):
     assert [b - a for (_, a), (_, b) in zip(sizes, sizes[1:])] == [24, 24, 24]
     m.sh('sync "$M/vectors"')
     assert int(m.status()["vectors"]) == 7
+
+
+def test_rsync_into_vectors_without_inplace(mount, store, run_ctl, tmp_path):
+    """rsync writes ".ID.XXXXXX" and renames it to ID: accepted as a vector
+    write; restoring a directory costs one durable commit, not one per file."""
+    import shutil
+    if not shutil.which("rsync"):
+        import pytest
+        pytest.skip("rsync is not installed")
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    src = tmp_path / "backup"
+    src.mkdir()
+    want = {}
+    for i in range(100, 160):
+        v = [1.0, 2.0, float(i), -0.5]
+        (src / str(i)).write_text(" ".join(str(x) for x in v) + "\n")
+        want[i] = v
+    m = mount(p)
+    wit0 = len([ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")])
+    size0 = os.path.getsize(p)
+    m.sh(f'rsync -a "{src}/" "$M/vectors/"')
+    for i, v in want.items():
+        assert m.read_vector(i) == v
+    assert not [n for n in os.listdir(m / "vectors") if n.startswith(".")]
+    # a changed file is rewritten the same way
+    (src / "120").write_text("9 9 9 9\n")
+    m.sh(f'rsync -a "{src}/" "$M/vectors/"')
+    assert m.read_vector(120) == [9, 9, 9, 9]
+    m.unmount()
+    m = mount(p)
+    wit = [ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")]
+    assert len(wit) - wit0 <= 2, wit  # one ingest witness per durable commit
+    assert os.path.getsize(p) - size0 < 61 * 200
+    assert m.read_vector(120) == [9, 9, 9, 9] and m.read_vector(159) == want[159]
+
+
+def test_vector_temporary_refused_whole(mount, store, run_ctl):
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    m = mount(p)
+    m.sh('printf "1 2 3\\n" > "$M/vectors/.7.tmp"')
+    r = m.sh('mv "$M/vectors/.7.tmp" "$M/vectors/7"', check=False)
+    assert r.returncode != 0
+    assert "expected 4 numbers" in m.errors()
+    r = m.sh('printf "1 2 3 4\\n" > "$M/vectors/.8.tmp" && '
+             'mv "$M/vectors/.8.tmp" "$M/vectors/x8"', check=False)
+    assert r.returncode != 0
+    st = m.status()
+    assert st["vectors"] == "3"
+    m.sh('rm "$M/vectors/.7.tmp" "$M/vectors/.8.tmp"')
+    r = m.sh('ls -a "$M/vectors"')
+    assert ".7.tmp" not in r.stdout

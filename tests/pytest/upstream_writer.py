@@ -244,3 +244,41 @@ def vec_block_payload(blocks, raw_ids=False, restart=128):
 def flat_vec_payload(dim, rows):
     return struct.pack("<HI", dim, len(rows)) + b"".join(
         struct.pack("<Q", i) + struct.pack(f"<{dim}f", *v) for i, v in rows)
+
+
+# ------------------------------------------------------------ attestation
+
+def binding_kernel_payload(image, cmdline=b"console=ttyS0", version=1, reserved=b"",
+                           image_hash=None):
+    """upstream's embed_kernel_with_binding layout: KERNEL header
+    (cmdline_offset 256), 128-byte KernelBinding, cmdline, image; the image
+    hash SHAKE-256-256 as upstream's verify-attestation checks it."""
+    h = bytearray(kernel_payload(image, cmdline)[:128])
+    struct.pack_into("<QI", h, 0x70, 256, len(cmdline))
+    h[0x30:0x50] = image_hash if image_hash is not None else hashlib.shake_256(image).digest(32)
+    b = bytearray(128)
+    b[0:32] = hashlib.shake_256(b"manifest").digest(32)
+    b[32:64] = hashlib.shake_256(b"policy").digest(32)
+    struct.pack_into("<HHIQ", b, 0x40, version, 1, 0, 0xFFFF)
+    b[0x50:0x50 + len(reserved)] = reserved
+    return bytes(h) + bytes(b) + cmdline + image
+
+
+def attestation_witness_payload(records, tamper=None):
+    """count, u64 offsets into the records, a chain of 73-byte entries
+    (prev_hash = SHAKE-256-256 of the previous entry, action_hash =
+    SHAKE-256-256 of the record, timestamp, type), then the records."""
+    offs, off = [], 0
+    for r in records:
+        offs.append(off)
+        off += len(r)
+    chain, prev = b"", bytes(32)
+    for i, r in enumerate(records):
+        e = prev + hashlib.shake_256(r).digest(32) + struct.pack("<QB", 1000 + i, 5)
+        chain += e
+        prev = hashlib.shake_256(e).digest(32)
+    recs = b"".join(records)
+    if tamper is not None:
+        recs = recs[:tamper] + bytes([recs[tamper] ^ 1]) + recs[tamper + 1:]
+    return struct.pack("<I", len(records)) + b"".join(struct.pack("<Q", o) for o in offs) + \
+        chain + recs
