@@ -574,7 +574,8 @@ def test_control_file(small, mounter, ctl):
 
 def test_control_file_read_only_mount(small, mounter):
     mnt = mounter(small, "ro")
-    assert stat.S_IMODE(os.stat(mnt / "control").st_mode) == 0
+    assert stat.S_IMODE(os.stat(mnt / "control").st_mode) == 0o444
+    assert (mnt / "control").read_bytes() == b""  # readable, empty (tar, rsync)
     with pytest.raises(OSError) as ei:
         os.open(mnt / "control", os.O_WRONLY)
     assert ei.value.errno == 30  # EROFS
