@@ -52,6 +52,8 @@ struct rvf_view {
 	float **converted;            /* f32 copies of non-f32 VEC rows (dtype.c) */
 	size_t nconverted;
 	size_t nown;
+	rvf_view *own_owner;          /* the view whose `own` array this one
+				       * shares (held), or NULL: ours */
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;
 	search_row *visible;          /* what queries see, ascending id */
@@ -72,6 +74,8 @@ struct rvf_view {
 	int accel_state;
 	struct accel_index *accel;
 	const char *accel_why;
+	rvf_view *accel_from;         /* an earlier view whose codes are being
+				       * built: carried here once ready */
 
 	bool is_branch;
 	cow_state cow;

@@ -901,7 +901,19 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 			goto fail;
 	}
 	nrows = sort_dedup(rows, nrows);
-	rc = merge_own(v, old, nold, rows, nrows, err);
+	if (old && nrows == 0) {
+		/* No new rows (a delete, a kernel...): share prev's array
+		 * instead of copying it, holding the view that owns it. */
+		rvf_view *owner = prev->own_owner ? prev->own_owner : (rvf_view *)prev;
+		v->own_owner = rvf_view_ref(owner);
+		v->own = (search_row *)old;
+		v->nown = nold;
+		v->own_has_max = prev->own_has_max;
+		v->own_max = prev->own_max;
+		rc = RVF_OK;
+	} else {
+		rc = merge_own(v, old, nold, rows, nrows, err);
+	}
 	free(rows);
 	rows = NULL;
 	if (rc != RVF_OK)
@@ -972,7 +984,10 @@ void view_free(rvf_view *v)
 		return;
 	if (!v->visible_is_own)
 		free(v->visible);
-	free(v->own);
+	if (v->own_owner)
+		rvf_view_release(v->own_owner);
+	else
+		free(v->own);
 	free(v->deleted);
 	for (size_t i = 0; i < v->nwitness; i++)
 		free((char *)v->witness[i].action);
