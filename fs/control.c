@@ -271,7 +271,7 @@ void control_write(fuse_req_t req, handle *h, const char *buf, size_t size)
 	if (strchr(line, '\n')) {
 		fs_error(fs, "control: one command per write");
 		rc = -EINVAL;
-	} else {
+	} else if ((rc = fs_store_check(fs)) == 0) {
 		rc = run(fs, h->opener, line, &compacted);
 		/* Views and names changed with the commit (after a failure
 		 * nothing changed, and an invalidation is harmless). */

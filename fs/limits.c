@@ -50,6 +50,17 @@ int limits_results(rvffs *fs, uint64_t hits, char **msg)
 	return -E2BIG;
 }
 
+int limits_held(rvffs *fs, uint64_t bytes)
+{
+	if (bytes <= fs->lim.results_max)
+		return 0;
+	fs_error(fs, "query: results not read yet would take %" PRIu64
+		 " bytes, more than results_max (%" PRIu64
+		 "): read them before writing more; the new results were dropped",
+		 bytes, fs->lim.results_max);
+	return -E2BIG;
+}
+
 int limits_stage(rvffs *fs, staged *s, uint64_t end)
 {
 	pthread_mutex_lock(&fs->mu);

@@ -85,4 +85,5 @@ def test_bench_small(tmp_path):
     # exact search: recall against brute force (a correctness check, not a timing)
     assert q["recall_per_open"]["rvffs"] >= 0.99
     assert q["recall_vs_exact"]["reference"] >= 0.99
-    assert q["failed_requests"]["rvffs"] >= 0
+    # a query answered with EIO or a damaged answer is a daemon fault
+    assert q["failed_requests"]["rvffs"] == 0, doc.get("notes")
