@@ -199,6 +199,9 @@ void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
 int limits_request(rvffs *fs, const char *what, uint64_t end);
 /* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
 int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Results held for reading on one descriptor reaching `bytes`: 0 or
+ * -E2BIG (logged). */
+int limits_held(rvffs *fs, uint64_t bytes);
 /* Staged file s growing to `end` bytes (counted for its owner): 0 or
  * -EFBIG.  Takes fs->mu. */
 int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
@@ -349,7 +352,7 @@ typedef struct handle {
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
-	size_t req_len;
+	size_t req_len, req_cap;
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;
