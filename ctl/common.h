@@ -103,5 +103,7 @@ int cmd_extract_dashboard(ctl_ctx *ctx, int argc, char **argv);
 int cmd_filter(ctl_ctx *ctx, int argc, char **argv);
 int cmd_verify_attestation(ctl_ctx *ctx, int argc, char **argv);
 int cmd_rebuild_refcounts(ctl_ctx *ctx, int argc, char **argv);
+int cmd_serve(ctl_ctx *ctx, int argc, char **argv);
+int cmd_launch(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

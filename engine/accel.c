@@ -62,6 +62,8 @@ struct accel_index {
 	size_t n;            /* rows */
 	size_t nblocks;      /* blocks [0, nblocks) of the store are scanned */
 	uint32_t *slot_row;  /* per slot: index into rows, or DEAD */
+	uint32_t *row_slot;  /* per row: its slot */
+	bool sorted;         /* rows ascend by id: accel_derive can merge */
 	uint64_t *skip;      /* per slot: dead or an exception */
 	uint32_t *exc;       /* slots of exceptions */
 	size_t nexc, ndead;
@@ -232,7 +234,7 @@ static bool store_take(code_store *cs, size_t nb, size_t *b0)
 size_t accel_estimate(size_t n, size_t dim, rvf_metric metric)
 {
 	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK;
-	size_t per_block = ((dim + 3) / 4) * 64 + CODE_BLOCK * 4 + 2 +
+	size_t per_block = ((dim + 3) / 4) * 64 + CODE_BLOCK * 8 + 2 +
 			   (dist_metric(metric) == RVF_METRIC_L2 ? CODE_BLOCK * 4 : 0);
 
 	return nblocks * per_block;
@@ -244,7 +246,7 @@ size_t accel_bytes(const accel_index *a)
 
 	return a->nblocks *
 		       (cs->ngroups * 64 + (cs->base ? CODE_BLOCK * 4 : 0)) +
-	       a->nblocks * CODE_BLOCK * 4 + a->nblocks * 2 +
+	       a->nblocks * CODE_BLOCK * 4 + a->n * 4 + a->nblocks * 2 +
 	       a->nexc * sizeof(uint32_t) + cs->dim * sizeof(double) +
 	       sizeof(*a) + sizeof(*cs);
 }
@@ -271,6 +273,7 @@ void accel_release(accel_index *a)
 		return;
 	store_unref(a->cs);
 	free(a->slot_row);
+	free(a->row_slot);
 	free(a->skip);
 	free(a->exc);
 	free(a);
@@ -292,13 +295,12 @@ static accel_index *index_new(code_store *cs, const search_row *rows,
 	a->n = n;
 	a->nblocks = nblocks;
 	a->slot_row = malloc((nslots ? nslots : 1) * sizeof(uint32_t));
+	a->row_slot = malloc((n ? n : 1) * sizeof(uint32_t));
 	a->skip = calloc((nslots + 63) / 64 + 1, 8);
-	if (!a->slot_row || !a->skip) {
+	if (!a->slot_row || !a->row_slot || !a->skip) {
 		accel_release(a);
 		return NULL;
 	}
-	for (size_t i = 0; i < nslots; i++)
-		a->slot_row[i] = DEAD;
 	return a;
 }
 
@@ -423,10 +425,16 @@ accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 	    !store_take(cs, nblocks, &b0) ||
 	    !(a = index_new(cs, rows, n, nblocks)))
 		goto fail;
-	for (size_t r = 0; r < n; r++)
-		a->slot_row[r] = (uint32_t)r;
-	for (size_t s = n; s < nblocks * CODE_BLOCK; s++)
+	a->sorted = true;
+	for (size_t r = 0; r < n; r++) {
+		a->slot_row[r] = a->row_slot[r] = (uint32_t)r;
+		if (r && rows[r - 1].id >= rows[r].id)
+			a->sorted = false;
+	}
+	for (size_t s = n; s < nblocks * CODE_BLOCK; s++) {
+		a->slot_row[s] = DEAD;
 		set_skip(a, s);
+	}
 	if (!code_slots(a, 0, n, x))
 		goto fail;
 	if (too_many_exceptions(a)) {
@@ -444,95 +452,136 @@ fail:
 	return NULL;
 }
 
+/* How many leading rows a and b share (same ids, same bytes). */
+static size_t common_prefix(const search_row *a, size_t na,
+			    const search_row *b, size_t nb)
+{
+	size_t m = na < nb ? na : nb, p = 0;
+
+	while (p + 256 <= m && !memcmp(a + p, b + p, 256 * sizeof(*a)))
+		p += 256;
+	while (p < m && a[p].id == b[p].id && a[p].data == b[p].data)
+		p++;
+	return p;
+}
+
+/*
+ * The walk over the rows after the common prefix, both lists ascending by
+ * id: fn is told of every row that stayed (i in prev, j in rows), left (j
+ * = DEAD) or came (i = DEAD).  A row whose id stayed but whose bytes
+ * changed left and came.
+ */
+typedef void (*merge_fn)(void *ctx, size_t i, size_t j);
+
+static void merge(const search_row *prev, size_t np, const search_row *rows,
+		  size_t n, size_t p, merge_fn fn, void *ctx)
+{
+	size_t i = p, j = p;
+
+	while (i < np || j < n) {
+		if (j == n || (i < np && prev[i].id < rows[j].id)) {
+			fn(ctx, i++, DEAD);
+		} else if (i == np || prev[i].id > rows[j].id) {
+			fn(ctx, DEAD, j++);
+		} else if (prev[i].data == rows[j].data) {
+			fn(ctx, i++, j++);
+		} else {
+			fn(ctx, i++, DEAD);
+			fn(ctx, DEAD, j++);
+		}
+	}
+}
+
+static void count_fresh(void *ctx, size_t i, size_t j)
+{
+	if (i == DEAD)
+		(*(size_t *)ctx)++;
+	(void)j;
+}
+
+typedef struct carry {
+	const accel_index *prev;
+	accel_index *a;
+	size_t next_fresh;       /* slot of the next new row */
+} carry;
+
+static void carry_row(void *ctx, size_t i, size_t j)
+{
+	carry *c = ctx;
+	accel_index *a = c->a;
+	size_t s;
+
+	if (i == DEAD) {
+		s = c->next_fresh++;
+		a->slot_row[s] = (uint32_t)j;
+		a->row_slot[j] = (uint32_t)s;
+		a->skip[s / 64] &= ~(1ull << (s % 64));
+	} else if (j == DEAD) {
+		s = c->prev->row_slot[i];
+		a->slot_row[s] = DEAD;
+		set_skip(a, s);
+		a->ndead++;
+	} else {
+		s = c->prev->row_slot[i];
+		a->slot_row[s] = (uint32_t)j;
+		a->row_slot[j] = (uint32_t)s;
+	}
+}
+
 accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 			  size_t n, const char **why)
 {
 	code_store *cs = prev->cs;
-	uint32_t *prev_slot = NULL, *fresh = NULL;
-	size_t nfresh = 0, i = 0, j = 0, nb, b0, nslots;
+	size_t p, nfresh = 0, nbf, b0 = 0, nb, old_slots, new_slots;
 	accel_index *a = NULL;
+	carry c;
 	double *x = NULL;
 
 	*why = "out of memory";
-	if (n == 0 || n >= UINT32_MAX / 2) {
-		*why = "row count outside what codes handle";
+	if (n == 0 || n >= UINT32_MAX / 2 || !prev->sorted) {
+		*why = "row count outside what codes handle, or rows not sorted";
 		return NULL;
 	}
-	prev_slot = malloc((prev->n ? prev->n : 1) * sizeof(uint32_t));
-	fresh = malloc(n * sizeof(uint32_t));
-	x = malloc(cs->dim * sizeof(double));
-	if (!prev_slot || !fresh || !x)
-		goto fail;
-	for (size_t s = 0; s < prev->nblocks * CODE_BLOCK; s++)
-		if (prev->slot_row[s] != DEAD)
-			prev_slot[prev->slot_row[s]] = (uint32_t)s;
-
-	/* both row lists ascend by id: one merge finds what stayed */
-	nb = prev->nblocks;
-	for (size_t k = 1; k < n; k++)
+	/* most commits append: the rows before the first change keep their
+	 * slots and their indexes, copied wholesale */
+	p = common_prefix(prev->rows, prev->n, rows, n);
+	for (size_t k = p ? p : 1; k < n; k++)
 		if (rows[k - 1].id >= rows[k].id) {
 			*why = "rows not in id order";
-			goto fail;
+			return NULL;
 		}
-	{
-		/* new rows get blocks after every block handed out so far */
-		size_t cnt = 0;
-
-		for (i = 0, j = 0; j < n;) {
-			if (i < prev->n && prev->rows[i].id < rows[j].id) {
-				i++;
-			} else if (i < prev->n && prev->rows[i].id == rows[j].id &&
-				   prev->rows[i].data == rows[j].data) {
-				i++;
-				j++;
-			} else {
-				if (i < prev->n && prev->rows[i].id == rows[j].id)
-					i++;
-				fresh[cnt++] = (uint32_t)j++;
-			}
-		}
-		nfresh = cnt;
-	}
+	merge(prev->rows, prev->n, rows, n, p, count_fresh, &nfresh);
 	if (nfresh > n / 2 + 1024) {
 		*why = "most rows are new";
-		goto fail;
+		return NULL;
 	}
-	b0 = 0;
-	if (nfresh && !store_take(cs, (nfresh + CODE_BLOCK - 1) / CODE_BLOCK, &b0)) {
+	nbf = (nfresh + CODE_BLOCK - 1) / CODE_BLOCK;
+	if (nbf && !store_take(cs, nbf, &b0)) {
 		*why = "the code store is full";
-		goto fail;
+		return NULL;
 	}
-	nslots = nfresh ? (b0 * CODE_BLOCK + nfresh) : nb * CODE_BLOCK;
-	nb = (nslots + CODE_BLOCK - 1) / CODE_BLOCK;
-	if (nb < prev->nblocks)
-		nb = prev->nblocks;
+	nb = nbf && b0 + nbf > prev->nblocks ? b0 + nbf : prev->nblocks;
 	a = index_new(cs, rows, n, nb);
-	if (!a)
+	x = malloc(cs->dim * sizeof(double));
+	if (!a || !x)
 		goto fail;
 	a->e_max = prev->e_max;
 	a->xmax = prev->xmax;
 	a->x2min = prev->x2min;
-	/* rows that stayed keep their slots */
-	for (i = 0, j = 0; i < prev->n && j < n;) {
-		if (prev->rows[i].id < rows[j].id) {
-			i++;
-		} else if (prev->rows[i].id > rows[j].id) {
-			j++;
-		} else {
-			if (prev->rows[i].data == rows[j].data)
-				a->slot_row[prev_slot[i]] = (uint32_t)j;
-			i++;
-			j++;
-		}
-	}
-	for (size_t k = 0; k < nfresh; k++)
-		a->slot_row[b0 * CODE_BLOCK + k] = fresh[k];
-	for (size_t s = 0; s < nb * CODE_BLOCK; s++)
-		if (a->slot_row[s] == DEAD) {
-			set_skip(a, s);
-			a->ndead++;
-		}
-	/* the exceptions that stayed, then the new rows */
+	a->sorted = true;
+	/* what did not change, as it was; slots past prev's: dead until a
+	 * new row takes them */
+	old_slots = prev->nblocks * CODE_BLOCK;
+	new_slots = nb * CODE_BLOCK;
+	memcpy(a->slot_row, prev->slot_row, old_slots * sizeof(uint32_t));
+	memcpy(a->skip, prev->skip, (old_slots + 63) / 64 * 8);
+	for (size_t s = old_slots; s < new_slots; s++)
+		set_skip(a, s);
+	memcpy(a->row_slot, prev->row_slot, p * sizeof(uint32_t));
+	a->ndead = prev->ndead + (new_slots - old_slots - nfresh);
+	c = (carry){ .prev = prev, .a = a, .next_fresh = b0 * CODE_BLOCK };
+	merge(prev->rows, prev->n, rows, n, p, carry_row, &c);
+	/* the exceptions that stayed, then the new rows' */
 	for (size_t k = 0; k < prev->nexc; k++) {
 		uint32_t s = prev->exc[k];
 
@@ -547,7 +596,6 @@ accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 			a->exc = e;
 		}
 		a->exc[a->nexc++] = s;
-		set_skip(a, s);
 	}
 	if (nfresh && !code_slots(a, b0 * CODE_BLOCK, b0 * CODE_BLOCK + nfresh, x))
 		goto fail;
@@ -555,15 +603,11 @@ accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 		*why = "too many new rows the codes cannot bound";
 		goto fail;
 	}
-	free(prev_slot);
-	free(fresh);
 	free(x);
 	*why = NULL;
 	return a;
 fail:
 	accel_release(a);
-	free(prev_slot);
-	free(fresh);
 	free(x);
 	return NULL;
 }

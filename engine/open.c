@@ -406,3 +406,21 @@ rvf_view *rvf_store_view(rvf_store *s)
 	pthread_mutex_unlock(&s->view_mu);
 	return v;
 }
+
+bool rvf_store_shrunk(rvf_store *s, uint64_t *now, uint64_t *expected)
+{
+	rvf_view *v = rvf_store_view(s);
+	uint64_t want = rvf_view_info(v)->file_size;
+	dev_t dev = v->map->dev;
+	ino_t ino = v->map->ino;
+	rvf_view_release(v);
+	struct stat st;
+	/* A compaction may be swapping s->fd: only the mapped file counts. */
+	if (fstat(s->fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino)
+		return false;
+	if (now)
+		*now = (uint64_t)st.st_size;
+	if (expected)
+		*expected = want;
+	return (uint64_t)st.st_size < want;
+}

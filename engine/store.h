@@ -74,6 +74,8 @@ struct rvf_view {
 	int accel_state;
 	struct accel_index *accel;
 	const char *accel_why;
+	rvf_view *accel_from;         /* an earlier view whose codes are being
+				       * built: carried here once ready */
 
 	bool is_branch;
 	cow_state cow;

@@ -10,6 +10,11 @@
  * a full build runs in the background while the inherited codes keep
  * serving.
  *
+ * A commit during the first build leaves the new view a reference to the
+ * view being built for (accel_from): its first search once that build is
+ * done carries the codes over; until then searches scan, as they would on
+ * the older view, and no second build starts.
+ *
  * Indexes are reference counted: a search holds one while it runs, so a
  * background build can replace a view's index under it.
  */
@@ -73,6 +78,46 @@ static const char *unsuitable(const rvf_view *v, const rvf_search_options *opt)
 	return NULL;
 }
 
+/* Carries the codes of v->accel_from to v once they are ready; drops the
+ * link when that build failed. */
+static void take_pending(rvf_view *v)
+{
+	rvf_view *from;
+	accel_index *prev = NULL, *a = NULL;
+	const char *why;
+	bool done;
+
+	pthread_mutex_lock(&v->accel_mu);
+	from = v->accel_from ? rvf_view_ref(v->accel_from) : NULL;
+	pthread_mutex_unlock(&v->accel_mu);
+	if (!from)
+		return;
+	pthread_mutex_lock(&from->accel_mu);
+	if (is_ready(from->accel_state))
+		prev = accel_ref(from->accel);
+	done = from->accel_state != ACCEL_BUILDING;
+	pthread_mutex_unlock(&from->accel_mu);
+	rvf_view_release(from);
+	if (prev) {
+		a = accel_derive(prev, v->visible, v->nvisible, &why);
+		accel_release(prev);
+	}
+	if (!done)
+		return;
+	pthread_mutex_lock(&v->accel_mu);
+	if (a && v->accel_state == ACCEL_NONE) {
+		v->accel = a;
+		v->accel_state = ACCEL_READY;
+		a = NULL;
+	}
+	from = v->accel_from;
+	v->accel_from = NULL;
+	pthread_mutex_unlock(&v->accel_mu);
+	accel_release(a);
+	if (from)
+		rvf_view_release(from);
+}
+
 accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
 			bool *start_build)
 {
@@ -83,9 +128,12 @@ accel_index *view_accel(rvf_view *v, const rvf_search_options *opt,
 	*start_build = false;
 	if (mode == RVF_ACCEL_OFF || v->nvisible == 0)
 		return NULL;
+	take_pending(v);
 	pthread_mutex_lock(&v->accel_mu);
 	if (is_ready(v->accel_state)) {
 		a = accel_ref(v->accel);
+	} else if (v->accel_from && mode != RVF_ACCEL_NOW) {
+		/* an earlier view's build will serve this one: scan meanwhile */
 	} else if (v->accel_state == ACCEL_NONE &&
 		   (why = unsuitable(v, opt)) != NULL) {
 		v->accel_state = ACCEL_FAILED;
@@ -131,6 +179,7 @@ void view_accel_start(rvf_view *v)
 void view_accel_inherit(rvf_view *v, rvf_view *old)
 {
 	accel_index *prev = NULL, *a;
+	rvf_view *pending = NULL;
 	const char *why;
 	bool rebuild;
 
@@ -140,7 +189,17 @@ void view_accel_inherit(rvf_view *v, rvf_view *old)
 	pthread_mutex_lock(&old->accel_mu);
 	if (is_ready(old->accel_state))
 		prev = accel_ref(old->accel);
+	else if (old->accel_state == ACCEL_BUILDING)
+		pending = rvf_view_ref(old);
+	else if (old->accel_from)
+		pending = rvf_view_ref(old->accel_from);
 	pthread_mutex_unlock(&old->accel_mu);
+	if (pending) {
+		pthread_mutex_lock(&v->accel_mu);
+		v->accel_from = pending;
+		pthread_mutex_unlock(&v->accel_mu);
+		return;
+	}
 	if (!prev)
 		return;
 	a = accel_derive(prev, v->visible, v->nvisible, &why);
@@ -163,6 +222,8 @@ void view_accel_inherit(rvf_view *v, rvf_view *old)
 
 void view_accel_free(rvf_view *v)
 {
+	if (v->accel_from)
+		rvf_view_release(v->accel_from);
 	accel_release(v->accel);
 	pthread_mutex_destroy(&v->accel_mu);
 }
@@ -172,6 +233,7 @@ const char *rvf_view_accel_state(rvf_view *v, uint64_t *bytes)
 	static __thread char buf[128];
 	const char *s;
 
+	take_pending(v);
 	pthread_mutex_lock(&v->accel_mu);
 	if (bytes)
 		*bytes = v->accel ? accel_bytes(v->accel) : 0;
@@ -190,7 +252,7 @@ const char *rvf_view_accel_state(rvf_view *v, uint64_t *bytes)
 		s = buf;
 		break;
 	default:
-		s = "none";
+		s = v->accel_from ? "building" : "none";
 	}
 	pthread_mutex_unlock(&v->accel_mu);
 	return s;

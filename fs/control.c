@@ -220,8 +220,12 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 int control_open(fuse_req_t req, handle *h, struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
-		return -EACCES; /* commands only */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+		/* Anyone may read it, and finds nothing: tar, rsync and cp -a
+		 * of the whole tree copy it as an empty file. */
+		fi->direct_io = 1;
+		return 0;
+	}
 	if (fs->read_only)
 		return -EROFS;
 	uid_t uid = fuse_req_ctx(req)->uid;
@@ -267,7 +271,7 @@ void control_write(fuse_req_t req, handle *h, const char *buf, size_t size)
 	if (strchr(line, '\n')) {
 		fs_error(fs, "control: one command per write");
 		rc = -EINVAL;
-	} else {
+	} else if ((rc = fs_store_check(fs)) == 0) {
 		rc = run(fs, h->opener, line, &compacted);
 		/* Views and names changed with the commit (after a failure
 		 * nothing changed, and an invalidation is harmless). */

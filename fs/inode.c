@@ -233,8 +233,8 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		case INO_QUERY:
 			fill(fs, st, ino, S_IFREG | 0666, 0, fs->mount_time);
 			return true;
-		case INO_CONTROL: /* write-only; 0000 on a read-only mount */
-			fill(fs, st, ino, S_IFREG | 0200, 0, fs->mount_time);
+		case INO_CONTROL: /* commands in; reads empty (tar, rsync) */
+			fill(fs, st, ino, S_IFREG | 0644, 0, fs->mount_time);
 			return true;
 		case INO_KERNEL: {
 			rvf_kernel_info k;

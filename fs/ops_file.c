@@ -321,6 +321,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOENT;
 	}
 out:
+	/* What open read from a store that shrank under us is not the
+	 * store (`errors` stays readable: it says why). */
+	if (!rc && ino != INO_ERRORS)
+		rc = fs_store_check(fs);
 	rvf_view_release(v);
 	if (rc) {
 		handle_free(h);
@@ -331,6 +335,10 @@ out:
 		writer_add(fs, h);
 	if (h->for_write || (h->st && w))
 		h->owner = caller_tgid(req);
+	/* A close of a read-only descriptor has nothing to commit (flush
+	 * acts on writes only): no FLUSH round trip, one less per `cat`. */
+	if (!w)
+		fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -476,6 +484,13 @@ static int query_process(rvffs *fs, handle *h, bool all)
 	size_t out_len = 0;
 	int rc = query_run(fs, v, h->req, upto, &out, &out_len);
 	rvf_view_release(v);
+	if (!rc && fs_store_check(fs)) {
+		/* The search read a store that shrank under us. */
+		free(out);
+		out = strdup("error: the store file shrank under the mount\n");
+		out_len = out ? strlen(out) : 0;
+		rc = -EIO;
+	}
 	memmove(h->req, h->req + upto, h->req_len - upto);
 	h->req_len -= upto;
 	if (rc || h->rpos) {
@@ -488,6 +503,11 @@ static int query_process(rvffs *fs, handle *h, bool all)
 		h->req_len = 0;
 		fs_error(fs, "query: %.*s", (int)(out_len && out[out_len - 1] == '\n' ?
 						  out_len - 1 : out_len), out ? out : "");
+	}
+	if (h->len && out_len &&
+	    (rc = limits_held(fs, (uint64_t)h->len + 1 + out_len)) != 0) {
+		free(out); /* unread results: at most results_max of them */
+		return rc;
 	}
 	if (h->len && out_len) {
 		/* Another batch of the same request: groups stay separated. */
@@ -606,6 +626,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_err(req, EIO);
 			return;
 		}
+		int bad = fs_store_check(fs);
+		if (bad) {
+			fuse_reply_err(req, -bad);
+			return;
+		}
 		reply_slice(req, (const char *)rvf_view_segment_bytes(h->view, s),
 			    RVF_SEGMENT_HEADER_SIZE + s->payload_length, size, off);
 		return;
@@ -681,15 +706,21 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		/* Complete lines run at each write, so what waits here is one
 		 * unfinished line: at most request_max bytes. */
 		rc = limits_request(fs, "query", (uint64_t)h->req_len + size);
-		char *n = rc ? NULL : realloc(h->req, h->req_len + size + 1);
+		size_t need = h->req_len + size + 1, cap = h->req_cap;
+		while (!rc && cap < need) /* doubling: no copy per write */
+			cap = cap ? 2 * cap : 4096;
+		if (cap > fs->lim.request_max + 1 && need <= fs->lim.request_max + 1)
+			cap = fs->lim.request_max + 1;
+		char *n = rc ? NULL : cap == h->req_cap ? h->req : realloc(h->req, cap);
 		if (rc) {
 			free(h->req);
 			h->req = NULL;
-			h->req_len = 0;
+			h->req_len = h->req_cap = 0;
 		} else if (!n) {
 			rc = -ENOMEM;
 		} else {
 			h->req = n;
+			h->req_cap = cap;
 			memcpy(h->req + h->req_len, buf, size);
 			h->req_len += size;
 			h->wrote = true;

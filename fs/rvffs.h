@@ -141,6 +141,10 @@ int fs_rvf_errno(rvffs *fs, const char *what, const rvf_error *err);
 rvf_view *fs_view(rvffs *fs);
 /* After a commit: drop cached directory contents the commit changed. */
 void fs_invalidate(rvffs *fs, bool compacted);
+/* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
+ * absorbed, or it is shorter than the view): what was read from it cannot
+ * be trusted.  Logged (and put in `errors`) once. */
+int fs_store_check(rvffs *fs);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 
@@ -191,6 +195,9 @@ void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
 int limits_request(rvffs *fs, const char *what, uint64_t end);
 /* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
 int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Results held for reading on one descriptor reaching `bytes`: 0 or
+ * -E2BIG (logged). */
+int limits_held(rvffs *fs, uint64_t bytes);
 /* Staged file s growing to `end` bytes (counted for its owner): 0 or
  * -EFBIG.  Takes fs->mu. */
 int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
@@ -231,7 +238,7 @@ void text_sizes_free(rvffs *fs);
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
  * "-" and a type label of up to 15 characters. */
-#define SEG_NAME_MAX 40
+#define SEG_NAME_MAX 48 /* 20-digit rank, "-", a 23-byte type name, NUL */
 void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);
@@ -320,7 +327,7 @@ typedef struct handle {
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
-	size_t req_len;
+	size_t req_len, req_cap;
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;

@@ -1,5 +1,7 @@
 /* view.c - the daemon's current view of the store, and cache
  * invalidation after commits. */
+#include <errno.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "rvffs.h"
@@ -34,6 +36,26 @@ rvf_view *fs_view(rvffs *fs)
 		}
 	}
 	return rvf_store_view(fs->store);
+}
+
+int fs_store_check(rvffs *fs)
+{
+	static atomic_bool told;
+	uint64_t now = 0, want = 0;
+	bool faulted = rvf_guard_faults() > 0;
+	if (!faulted && !rvf_store_shrunk(fs->store, &now, &want))
+		return 0;
+	bool was = false;
+	if (atomic_compare_exchange_strong(&told, &was, true)) {
+		if (faulted)
+			fs_error(fs, "%s: the store file shrank under the mount (a read past its end was caught): answering EIO until unmounted; check the file",
+				 fs->store_path);
+		else
+			fs_error(fs, "%s: the store file shrank under the mount (%llu bytes, %llu expected): answering EIO until unmounted; check the file",
+				 fs->store_path, (unsigned long long)now,
+				 (unsigned long long)want);
+	}
+	return -EIO;
 }
 
 /* Notifications go out from their own thread: sent from inside a

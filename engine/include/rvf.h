@@ -254,6 +254,19 @@ void rvf_store_close(rvf_store *s);
 rvf_code rvf_store_refresh(rvf_store *s, rvf_error *err);
 
 bool rvf_store_read_only(const rvf_store *s);
+
+/* True when the store file is now shorter than the current view maps
+ * (someone truncated it underneath); *now and *expected get the sizes.
+ * Reads of the missing part would raise SIGBUS (see rvf_guard_install). */
+bool rvf_store_shrunk(rvf_store *s, uint64_t *now, uint64_t *expected);
+
+/* Installs a process-wide SIGBUS handler that turns a fault on a store
+ * mapping into a page of zeros plus a count (rvf_guard_faults), instead of
+ * the death of the process: a daemon must survive a store truncated under
+ * it, and answer EIO.  Once any fault was counted, nothing read from a
+ * mapping may be trusted.  0 or -1 with errno. */
+int rvf_guard_install(void);
+uint64_t rvf_guard_faults(void);
 const char *rvf_store_path(const rvf_store *s);
 
 /* A new reference to the store's current committed state. */

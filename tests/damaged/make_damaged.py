@@ -40,46 +40,24 @@ import shutil
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
-HDR = 64
-MAGIC = b"SFVR"
-TYPES = {0x01: "vec", 0x02: "index", 0x04: "journal", 0x05: "manifest", 0x07: "meta",
-         0x0A: "witness", 0x0E: "kernel", 0x0F: "ebpf", 0x20: "cow_map",
-         0x22: "membership", 0x53: "signature"}
+# the file layout: tests/pytest/rvfformat.py, shared with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pytest"))
+from rvfformat import HDR, TYPES, content_hash, rehash, walk  # noqa: E402,F401
+
 DIM = 8
 
 
-def content_hash(payload):
-    c = zlib.crc32(payload) & 0xFFFFFFFF
-
-    def rot(x, r):
-        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x
-    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24))
-
-
 def segments(buf):
-    out, off = [], 0
-    while off + HDR <= len(buf) and buf[off:off + 4] == MAGIC:
-        t = buf[off + 5]
-        plen = struct.unpack_from("<Q", buf, off + 16)[0]
-        if plen > len(buf) - off - HDR:
-            break
-        out.append((off, t, plen))
-        off += HDR + plen
-    return out
+    """[(offset, type, payload_length)] of the segments packed from 0."""
+    return [(sg.offset, sg.type, sg.plen) for sg in walk(buf)]
 
 
 def newest_manifest(buf):
     """Offset of the newest manifest segment (the last one in file order)."""
-    ms = [s for s in segments(buf) if s[1] == 0x05]
+    ms = [sg for sg in segments(buf) if sg[1] == 0x05]
     return ms[-1] if ms else None
-
-
-def rehash(buf, off):
-    plen = struct.unpack_from("<Q", buf, off + 16)[0]
-    buf[off + 0x28:off + 0x38] = content_hash(bytes(buf[off + HDR:off + HDR + plen]))
 
 
 class Maker:

@@ -10,19 +10,21 @@
 # into build-fuzz-standalone/ (used by tests/pytest/test_fuzz_regressions.py;
 # CC=clang builds build-fuzz-standalone-clang/, whose UBSan also sees
 # pointer-arithmetic overflow, which gcc's does not).
-# The engine sources (and fs/query.c, fs/log.c for fuzz_query) are compiled
+# The engine sources (and fs/query.c, fs/log.c for fuzz_query,
+# fs/control_parse.c for fuzz_control) are compiled
 # with the same flags.  Objects are rebuilt when a source or header is newer
 # or the flags changed.  CC overrides the compiler.
 #
 # Targets: fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter fuzz_control
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO=$PWD
 
 ALL_TARGETS=(fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter)
+             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+             fuzz_control)
 
 mode=fuzz
 out=
@@ -127,11 +129,16 @@ if [ $need_fs = 1 ]; then
 		echo "build.sh: fuse3 headers missing (pkg-config fuse3): skipping fuzz_query" >&2
 		targets=("${targets[@]/fuzz_query/}")
 	else
-		for f in query log; do
+		for f in query log limits; do
 			compile "$out/obj/fs/$f.o" "fs/$f.c" -I"$REPO/fs" $FUSE_CFLAGS
 		done
 	fi
 fi
+
+for t in "${targets[@]}"; do
+	[ "$t" = fuzz_control ] &&
+		compile "$out/obj/fs/control_parse.o" fs/control_parse.c -I"$REPO/fs"
+done
 
 extra_objs=()
 if [ $mode = standalone ]; then
@@ -149,6 +156,8 @@ for t in "${targets[@]}"; do
 		;;
 	fuzz_query)
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c -I"$REPO/fs" $FUSE_CFLAGS ;;
+	fuzz_control)
+		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c -I"$REPO/fs" ;;
 	*)
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c ;;
 	esac
@@ -158,7 +167,8 @@ finish
 for t in "${targets[@]}"; do
 	[ -n "$t" ] || continue
 	objs=("$out/obj/fuzz/$t.o" "${engine_objs[@]}" "${extra_objs[@]}")
-	[ $t = fuzz_query ] && objs+=("$out/obj/fs/query.o" "$out/obj/fs/log.o")
+	[ $t = fuzz_query ] && objs+=("$out/obj/fs/query.o" "$out/obj/fs/log.o" "$out/obj/fs/limits.o")
+	[ $t = fuzz_control ] && objs+=("$out/obj/fs/control_parse.o")
 	newer=0
 	[ -f "$out/$t" ] || newer=1
 	for o in "${objs[@]}"; do [ "$o" -nt "$out/$t" ] && newer=1; done

@@ -33,16 +33,12 @@ REF_PACKAGES = {
 TIMEOUT = float(os.environ.get("RVF_TEST_TIMEOUT", "300"))
 
 # Sanitizer reports on stderr mean a memory/UB bug even when the exit code
-# looks right (UBSan keeps running unless halt_on_error is set).
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                     "runtime error:", "WARNING: AddressSanitizer")
+# looks right (UBSan keeps running unless halt_on_error is set): one set of
+# markers for the whole suite, in mountlib.
+from mountlib import SANITIZER_MARKERS  # noqa: E402
 
 
-def build_dir_path():
-    b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
-    if not b.is_absolute():
-        b = REPO / b
-    return b
+from mountlib import build_dir_path  # noqa: E402,F401  (one reading of RVF_BUILD_DIR)
 
 
 def shared_missing_reason():

@@ -23,7 +23,6 @@ import signal
 import struct
 import subprocess
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -31,10 +30,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
-LOCK_SIZE = 104
-SEG_HEADER = 64
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                     "runtime error:", "WARNING: AddressSanitizer")
+from rvfformat import HDR as SEG_HEADER, LOCK_SIZE, content_hash, locate_manifest  # noqa: E402,F401
+# What a sanitizer report starts with, for every check of the suite (rvfctl
+# output, daemon logs, sanitizer log files): ASan, LSan, UBSan whether it
+# halts ("ERROR: UndefinedBehaviorSanitizer") or goes on ("runtime error:").
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "WARNING: AddressSanitizer",
+                     "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer",
+                     "runtime error:")
 
 
 def build_dir_path():
@@ -42,6 +44,42 @@ def build_dir_path():
     if not b.is_absolute():
         b = REPO / b
     return b
+
+
+def leak_check_wanted():
+    """LeakSanitizer for daemons: when the caller's ASAN_OPTIONS asks for
+    it (tests/run-all.sh does) and RVF_NO_LEAK_CHECK is not set."""
+    return ("detect_leaks=1" in os.environ.get("ASAN_OPTIONS", "")
+            and os.environ.get("RVF_NO_LEAK_CHECK", "0") in ("", "0"))
+
+
+def sanitizer_env(logdir, leaks=True, base=None):
+    """Environment for a program of the build: sanitizer reports go to
+    files LOGDIR/sanitizer.PID (checked by sanitizer_reports); with
+    leaks=True LeakSanitizer runs at exit (ASan builds only)."""
+    e = dict(os.environ if base is None else base)
+    logp = f"log_path={Path(logdir) / 'sanitizer'}"
+    opts = [o for o in e.get("ASAN_OPTIONS", "").split(":")
+            if o and not o.startswith(("detect_leaks=", "log_path="))]
+    want_leaks = leaks and os.environ.get("RVF_NO_LEAK_CHECK", "0") in ("", "0")
+    opts += [f"detect_leaks={1 if want_leaks else 0}", logp]
+    e["ASAN_OPTIONS"] = ":".join(opts)
+    uopts = [o for o in e.get("UBSAN_OPTIONS", "print_stacktrace=1").split(":")
+             if o and not o.startswith("log_path=")]
+    e["UBSAN_OPTIONS"] = ":".join(uopts + [logp])
+    e.pop("RVF_FAULT", None)
+    e["LC_ALL"] = "C"
+    return e
+
+
+def sanitizer_reports(logdir):
+    """The sanitizer log files under logdir that hold a report."""
+    out = []
+    for f in sorted(Path(logdir).glob("sanitizer*")):
+        text = f.read_text(errors="replace")
+        if any(k in text for k in SANITIZER_MARKERS):
+            out.append(f"{f.name}:\n{text[-5000:]}")
+    return out
 
 
 # ------------------------------------------------------------------ numbers
@@ -169,11 +207,26 @@ def sha256(b):
 
 
 def crc_content_hash(payload):
-    """The 16-byte content hash the format stores: CRC-32 four times,
-    rotated by 8 bits each time."""
-    c = zlib.crc32(payload) & 0xFFFFFFFF
-    rot = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x
-    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24)).hex()
+    """The 16-byte content hash the format stores, in hex (user.rvf.content_hash)."""
+    return content_hash(payload).hex()
+
+
+def assert_segments_match(mnt, store):
+    """segments/ of the mount lists what the store file holds now (rvffs(1):
+    the newest manifest's directory plus that manifest, in file-offset
+    order): ranks 0001..N, each at its offset with its length.  After a
+    compaction: the new file, no stale names."""
+    buf = Path(store).read_bytes()
+    seg, man = locate_manifest(buf)
+    assert man is not None, f"{store}: no manifest"
+    want = sorted({(off, plen) for _, off, plen, _ in man.dir} | {(seg.offset, seg.plen)})
+    names = sorted(os.listdir(Path(mnt) / "segments"))
+    assert [n.split("-", 1)[0] for n in names] == \
+        [f"{i:04d}" for i in range(1, len(want) + 1)], (names, want)
+    for n, (off, plen) in zip(names, want):
+        p = Path(mnt) / "segments" / n
+        assert int(os.getxattr(p, "user.rvf.offset")) == off, (n, off)
+        assert os.path.getsize(p) == SEG_HEADER + plen, (n, plen)
 
 
 def parse_kv(text):
@@ -405,19 +458,10 @@ class Mounter:
         """The daemons' environment: sanitizer reports (build-asan) go to
         files under tmp_path, checked at teardown (the daemon's stderr is
         /dev/null once it is in the background)."""
-        e = dict(os.environ)
-        log = f"log_path={self.tmp / 'sanitizer'}"
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=0") + ":" + log
-        e["UBSAN_OPTIONS"] = e.get("UBSAN_OPTIONS", "print_stacktrace=1") + ":" + log
-        return e
+        return sanitizer_env(self.tmp, leaks=leak_check_wanted())
 
     def sanitizer_reports(self):
-        out = []
-        for f in sorted(self.tmp.glob("sanitizer*")):
-            text = f.read_text(errors="replace")
-            if any(k in text for k in SANITIZER_MARKERS):
-                out.append(f"{f.name}:\n{text[-4000:]}")
-        return out
+        return sanitizer_reports(self.tmp)
 
     def command(self, store, opts, mnt, extra=()):
         cmd = [str(self.exe)]

@@ -1,10 +1,10 @@
 """Helpers for the reliability tests (tests/pytest/test_reliability_*.py):
 crash, fault-injection, damaged-file, soak and permission tests.
 
-Self-contained on purpose (the mount tests' mountlib.py evolves on its
-own): a foreground daemon we start and can SIGKILL, the RVF file layout in
-Python (segment walk, manifest parse, content hash) for checking and
-damaging files, data generators and a few process helpers.
+A foreground daemon we start and can SIGKILL (Daemon, the `daemons`
+fixture), rvfctl/reference wrappers, data generators.  Shared with the
+mount tests: the file layout (rvfformat.py), the sanitizer markers and
+process helpers (mountlib.py).
 
 Environment:
   RVF_BUILD_DIR   build directory (default build; build-asan for sanitizers)
@@ -21,12 +21,12 @@ import signal
 import struct
 import subprocess
 import time
-import zlib
 from pathlib import Path
 
 import pytest
 
-from mountlib import is_mounted, mount_entry, wait_for  # noqa: F401  (used by the tests too)
+from mountlib import (SANITIZER_MARKERS, build_dir_path, is_mounted, mount_entry,  # noqa: F401  (used by the tests too)
+                      sanitizer_env, sanitizer_reports, wait_for)
 
 REPO = Path(__file__).resolve().parents[2]
 INTEROP = REPO / "tests" / "interop"
@@ -35,14 +35,9 @@ FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
 LONG = os.environ.get("RVF_LONG", "0") not in ("", "0")
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                     "runtime error:", "WARNING: AddressSanitizer",
-                     "ERROR: UndefinedBehaviorSanitizer")
-
 
 def build_dir():
-    b = Path(os.environ.get("RVF_BUILD_DIR", "build"))
-    return b if b.is_absolute() else REPO / b
+    return build_dir_path()
 
 
 def exe(rel):
@@ -82,34 +77,6 @@ def node_exe():
         pytest.fail("the reference implementation is not installed: run tests/run-all.sh "
                     "(or npm install in tests/interop)", pytrace=False)
     return node
-
-
-def sanitizer_env(logdir, leaks=True, base=None):
-    """Environment for a program of the build: sanitizer reports go to
-    files LOGDIR/sanitizer.PID (checked by sanitizer_reports); with
-    leaks=True LeakSanitizer runs at exit (ASan builds only)."""
-    e = dict(os.environ if base is None else base)
-    logp = f"log_path={Path(logdir) / 'sanitizer'}"
-    opts = [o for o in e.get("ASAN_OPTIONS", "").split(":")
-            if o and not o.startswith(("detect_leaks=", "log_path="))]
-    want_leaks = leaks and os.environ.get("RVF_NO_LEAK_CHECK", "0") in ("", "0")
-    opts += [f"detect_leaks={1 if want_leaks else 0}", logp]
-    e["ASAN_OPTIONS"] = ":".join(opts)
-    uopts = [o for o in e.get("UBSAN_OPTIONS", "print_stacktrace=1").split(":")
-             if o and not o.startswith("log_path=")]
-    e["UBSAN_OPTIONS"] = ":".join(uopts + [logp])
-    e.pop("RVF_FAULT", None)
-    e["LC_ALL"] = "C"
-    return e
-
-
-def sanitizer_reports(logdir):
-    out = []
-    for f in sorted(Path(logdir).glob("sanitizer*")):
-        text = f.read_text(errors="replace")
-        if any(k in text for k in SANITIZER_MARKERS):
-            out.append(f"{f.name}:\n{text[-5000:]}")
-    return out
 
 
 # ------------------------------------------------------------------ processes
@@ -343,109 +310,11 @@ def ref_ids(dump):
 
 
 # ------------------------------------------------------------------ the format
+# (rvfformat.py; re-exported here for the reliability tests)
 
-SEG_MAGIC = b"SFVR"
-HDR = 64
-MAX_PAYLOAD = 256 * 1024 * 1024
-TYPES = {0x01: "vec", 0x02: "index", 0x04: "journal", 0x05: "manifest", 0x07: "meta",
-         0x0A: "witness", 0x0E: "kernel", 0x0F: "ebpf", 0x20: "cow_map",
-         0x22: "membership", 0x53: "signature"}
-T_VEC, T_MANIFEST, T_META, T_WITNESS = 0x01, 0x05, 0x07, 0x0A
-T_KERNEL, T_EBPF, T_COW, T_MEMBERSHIP, T_JOURNAL = 0x0E, 0x0F, 0x20, 0x22, 0x04
-
-
-def content_hash(payload):
-    """CRC-32/IEEE replicated with rotations 0/8/16/24 (16 bytes)."""
-    c = zlib.crc32(payload) & 0xFFFFFFFF
-
-    def rot(x, r):
-        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x
-    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24))
-
-
-class Segment:
-    __slots__ = ("offset", "type", "id", "plen", "version", "flags", "hash")
-
-    def __init__(self, buf, off):
-        (magic, self.version, self.type, self.flags, self.id,
-         self.plen) = struct.unpack_from("<4sBBHQQ", buf, off)
-        self.offset = off
-        self.hash = bytes(buf[off + 0x28: off + 0x38])
-
-    @property
-    def name(self):
-        return TYPES.get(self.type, f"type-{self.type:02x}")
-
-    @property
-    def end(self):
-        return self.offset + HDR + self.plen
-
-    def payload(self, buf):
-        return bytes(buf[self.offset + HDR: self.end])
-
-    def __repr__(self):
-        return f"<{self.name} id={self.id} @{self.offset} len={self.plen}>"
-
-
-def walk(buf):
-    """The segments packed from offset 0 (stops at the first bad header)."""
-    out, off = [], 0
-    while off + HDR <= len(buf) and buf[off:off + 4] == SEG_MAGIC:
-        s = Segment(buf, off)
-        if s.plen > len(buf) - off - HDR:
-            break
-        out.append(s)
-        off = s.end
-    return out
-
-
-class Manifest:
-    def __init__(self, payload):
-        p = payload
-        if len(p) < 22:
-            raise ValueError("short manifest")
-        self.epoch, self.dim, self.total = struct.unpack_from("<IHQ", p, 0)
-        n = struct.unpack_from("<I", p, 14)[0]
-        if n > (len(p) - 22) // 25:
-            raise ValueError("directory runs past the payload")
-        self.profile, self.metric = p[18], p[19]
-        self.dir = []
-        for i in range(n):
-            sid, off, plen, t = struct.unpack_from("<QQQB", p, 22 + 25 * i)
-            self.dir.append((sid, off, plen, t))
-        pos = 22 + 25 * n
-        self.deleted = []
-        self.fidi = None
-        if len(p) - pos >= 4:
-            d = struct.unpack_from("<I", p, pos)[0]
-            pos += 4
-            d = min(d, (len(p) - pos) // 8)
-            self.deleted = list(struct.unpack_from(f"<{d}Q", p, pos))
-            pos += 8 * d
-            if len(p) - pos >= 72 and p[pos:pos + 4] == b"IDIF":
-                f = p[pos + 4:pos + 72]
-                self.fidi = {"file_id": f[:16], "parent_id": f[16:32],
-                             "parent_hash": f[32:64],
-                             "depth": struct.unpack_from("<I", f, 64)[0],
-                             "offset_in_payload": pos}
-
-
-def locate_manifest(buf):
-    """(Segment, Manifest) of the newest parseable manifest, found as the
-    engine and the reference do (backward scan), or (None, None)."""
-    if len(buf) < HDR:
-        return None, None
-    i = buf.rfind(SEG_MAGIC, 0, len(buf) - HDR + 4)  # headers start <= size-64
-    while i >= 0:
-        if buf[i + 5] == T_MANIFEST:
-            plen = struct.unpack_from("<Q", buf, i + 16)[0]
-            if plen <= MAX_PAYLOAD and plen <= len(buf) - i - HDR:
-                try:
-                    return Segment(buf, i), Manifest(bytes(buf[i + HDR:i + HDR + plen]))
-                except ValueError:
-                    pass
-        i = buf.rfind(SEG_MAGIC, 0, i + 3) if i > 0 else -1
-    return None, None
+from rvfformat import (HDR, MAX_PAYLOAD, SEG_MAGIC, T_COW, T_EBPF, T_JOURNAL,  # noqa: E402,F401
+                       T_KERNEL, T_MANIFEST, T_MEMBERSHIP, T_META, T_VEC, T_WITNESS,
+                       TYPES, Manifest, Segment, content_hash, locate_manifest, walk)
 
 
 def max_id_ever(path, visible):

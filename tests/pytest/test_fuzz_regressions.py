@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from mountlib import SANITIZER_MARKERS
+
 # The programs carry their own sanitizers, so one pass of run-all.sh runs
 # them; one xdist worker, so two never run build.sh at once.
 pytestmark = [pytest.mark.normal_pass, pytest.mark.xdist_group("fuzz")]
@@ -27,10 +29,9 @@ FUZZ = REPO / "tests" / "fuzz"
 CORPUS = REPO.parent / "shared" / "corpus"
 TARGETS = ["fuzz_open", "fuzz_import_csv", "fuzz_import_jsonl",
            "fuzz_import_json", "fuzz_import_fvecs", "fuzz_import_npy",
-           "fuzz_query", "fuzz_filter"]
+           "fuzz_query", "fuzz_filter", "fuzz_control"]
 COMPILERS = ["gcc", "clang"]
-MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-           "runtime error:", "WARNING: AddressSanitizer", "FUZZ_CHECK(")
+MARKERS = SANITIZER_MARKERS + ("FUZZ_CHECK(",)
 ENV = dict(os.environ,
            ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",

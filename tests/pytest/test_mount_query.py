@@ -255,8 +255,9 @@ def test_query_slots(mount, ints):
     m.sh('echo "1 2" > "$M/queries/b/request"', check=False)
     assert m.cat("queries/b/result").startswith("error:")
     # the result file is read-only; a duplicate name is refused; rmdir removes
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         open(m / "queries/a/result", "w")
+    assert e.value.errno == errno.EACCES
     assert m.sh('mkdir "$M/queries/a"', check=False).returncode != 0
     m.sh('rmdir "$M/queries/a"')
     assert m.ls("queries") == ["b"]

@@ -2,6 +2,7 @@
 and segments/ (one file per segment, exact bytes, xattrs, tar/rsync
 stability, append-only behaviour, stable inodes)."""
 
+import errno
 import os
 import re
 import stat
@@ -215,10 +216,12 @@ def test_root_files_are_read_only(mount, small):
     for f in ("status", "manifest", "lineage", "witness", "errors"):
         with pytest.raises(PermissionError):
             open(m / f, "w")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         os.unlink(m / "status")
-    with pytest.raises(OSError):
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
         os.mkdir(m / "newdir")
+    assert e.value.errno == errno.EPERM
 
 
 # ------------------------------------------------------------------ segments
@@ -289,13 +292,17 @@ def test_segments_are_immutable(mount, small):
     m = mount(small)
     name = m.ls("segments")[0]
     p = m / "segments" / name
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         open(p, "r+b")
-    with pytest.raises(OSError):
+    assert e.value.errno == errno.EACCES
+    with pytest.raises(OSError) as e:
         os.unlink(p)
+    assert e.value.errno == errno.EPERM
     assert m.sh(f'setfattr -n user.rvf.id -v 9 "$M/segments/{name}"', check=False).returncode != 0
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         os.rename(p, m / "segments" / "x")
+    assert e.value.errno == errno.EPERM
+    assert m.ls("segments")[0] == name
 
 
 def test_tar_of_segments_is_reproducible(mount, small, tmp_path):

@@ -156,8 +156,9 @@ def test_bad_vector_names(mount, store, run_ctl):
         assert r.returncode != 0, name
     assert m.vector_ids() == [1, 2] and os.path.getsize(p) == size
     # directories cannot be made there
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         os.mkdir(m / "vectors" / "9")
+    assert e.value.errno == errno.EPERM
 
 
 def test_metadata_xattrs(mount, tmp_path):

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SANITIZER_MARKERS, TIMEOUT, build_dir_path, check_sanitizers, fmt_cp
+from mountlib import assert_segments_match
+from rvfformat import content_hash, segments
 
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 ROWS = [(1, [1, 2, 3, 4]), (2, [2, 2, 2, 2]), (5, [0, 0, 0, 1]), (7, [4, 3, 2, 1])]
@@ -37,27 +39,6 @@ def write_jsonl(path, rows, meta):
         for (i, v), m in zip(rows, meta):
             f.write(json.dumps({"id": i, "vector": v, "metadata": m}) + "\n")
     return path
-
-
-def content_hash(payload):
-    """The format's content hash: CRC-32 four times, rotated by 8 bits."""
-    c = zlib.crc32(payload) & 0xFFFFFFFF
-    rot = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x  # noqa: E731
-    return b"".join(struct.pack("<I", rot(c, r)) for r in (0, 8, 16, 24))
-
-
-def segments(path):
-    """[(offset, type, payload_length)] of every segment, by walking the file."""
-    b = Path(path).read_bytes()
-    out, off = [], 0
-    while off + 64 <= len(b):
-        magic, _, typ = struct.unpack_from("<IBB", b, off)
-        if magic != 0x52564653:
-            break
-        plen = struct.unpack_from("<Q", b, off + 0x10)[0]
-        out.append((off, typ, plen))
-        off += 64 + plen
-    return out
 
 
 def tamper_vec(path):
@@ -542,19 +523,20 @@ def test_control_file(small, mounter, ctl):
     mnt = mounter(small)
     c = mnt / "control"
     assert "control" in os.listdir(mnt)
-    assert stat.S_IMODE(os.stat(c).st_mode) == 0o200
-    with pytest.raises(PermissionError):
-        open(c).read()
+    assert stat.S_IMODE(os.stat(c).st_mode) == 0o644
+    assert open(c).read() == ""  # reads find nothing (tar, rsync, cp -a)
     # one command per write; failures carry the errno, reasons go to errors
     fd = os.open(c, os.O_WRONLY)
     try:
         with pytest.raises(OSError) as ei:
             os.write(fd, b"frobnicate\n")
         assert ei.value.errno == 22
-        with pytest.raises(OSError):
+        with pytest.raises(OSError) as ei:
             os.write(fd, b"compact\nfreeze\n")
-        with pytest.raises(OSError):
+        assert ei.value.errno == 22
+        with pytest.raises(OSError) as ei:
             os.write(fd, b"embed-kernel relative/path\n")
+        assert ei.value.errno == 22
         assert os.write(fd, b"delete 1 2\n") == 11
         # JSON is the raw rest of the line, however many words it has
         f = {"op": "or", "children": [{"op": "eq", "field": "k", "value": i} for i in range(20)]}
@@ -570,11 +552,13 @@ def test_control_file(small, mounter, ctl):
     # the shell way
     subprocess.run(["sh", "-c", f"echo compact > '{c}'"], check=True)
     assert kv((mnt / "status").read_text())["deleted"] == "0"
+    assert_segments_match(mnt, small)
 
 
 def test_control_file_read_only_mount(small, mounter):
     mnt = mounter(small, "ro")
-    assert stat.S_IMODE(os.stat(mnt / "control").st_mode) == 0
+    assert stat.S_IMODE(os.stat(mnt / "control").st_mode) == 0o444
+    assert (mnt / "control").read_bytes() == b""  # readable, empty (tar, rsync)
     with pytest.raises(OSError) as ei:
         os.open(mnt / "control", os.O_WRONLY)
     assert ei.value.errno == 30  # EROFS
@@ -648,6 +632,7 @@ def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mounter):
     assert st["deleted"] == "0" and st["vectors"] == "3"
     assert int(st["file_size"]) == os.path.getsize(p) == c["fileSize"]
     assert sorted(int(x) for x in os.listdir(mnt / "vectors")) == [4, 6, 8]
+    assert_segments_match(mnt, p)
     assert ctl("query", mnt, "--vector", "4,0,0,1", "--k", 1).stdout == "4 0\n"
     # the file is locked by the daemon: writing to it directly says where to go
     e = cj("compact", p, rc=4)

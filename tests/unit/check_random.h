@@ -1,5 +1,5 @@
-/* check_random.h - for the search unit tests: CHECK with a printf-style
- * message (counting checks and failures), and reproducible random data.
+/* check_random.h - for the search unit tests: check.h, and reproducible
+ * random data.
  * Define RNG_SEED before including it. */
 #ifndef RVF_CHECK_RANDOM_H
 #define RVF_CHECK_RANDOM_H
@@ -7,20 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		checks++;                                                    \
-		if (!(cond)) {                                               \
-			failures++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                            \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-		}                                                            \
-	} while (0)
+#include "check.h"
 
 /* xorshift64: reproducible data without libc's rand state. */
 static uint64_t rng = RNG_SEED;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "accel.h"
 #include "codes.h"
@@ -389,6 +391,109 @@ static void test_derive(void)
 	ds_free(&ds);
 }
 
+#ifndef RVF_SEARCH_ONLY /* the store: not in the aarch64 cross build */
+static bool view_same(rvf_view *v, const float *q, size_t nq, size_t k)
+{
+	rvf_search_options off = { .accel = RVF_ACCEL_OFF },
+			   on = { .accel = RVF_ACCEL_AUTO };
+	rvf_hit *x = malloc(nq * k * sizeof(rvf_hit)), *y = malloc(nq * k * sizeof(rvf_hit));
+	size_t cx[16], cy[16];
+	rvf_error err;
+	bool ok = rvf_view_search(v, q, nq, k, &off, x, cx, &err) == RVF_OK &&
+		  rvf_view_search(v, q, nq, k, &on, y, cy, &err) == RVF_OK &&
+		  same(x, cx, y, cy, nq, k);
+
+	free(x);
+	free(y);
+	return ok;
+}
+
+/* Waits (up to a minute) for v's codes to be ready; no search meanwhile. */
+static bool wait_ready(rvf_view *v)
+{
+	for (int i = 0; i < 6000; i++) {
+		if (!strncmp(rvf_view_accel_state(v, NULL), "ready", 5))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * Through the store: codes built in the background, a commit while they
+ * are being built (the new view gets them once the build ends, without a
+ * search of its own), then commits after they are ready (carried at once)
+ * - an append, a replacement, a deletion - every answer the float scan's.
+ */
+static void test_view_commits(void)
+{
+	const size_t n = 20000, dim = 32, nq = 8, k = 10;
+	char dir[] = "/tmp/rvf-test-accel-XXXXXX", path[64];
+	rvf_create_options co = { .dimension = dim, .metric = metric };
+	rvf_search_options autoo = { .accel = RVF_ACCEL_AUTO };
+	float *rows = malloc(n * dim * sizeof(float)), *q;
+	rvf_hit hits[k];
+	size_t cnt;
+	rvf_store *s = NULL;
+	rvf_view *v;
+	rvf_error err;
+	rvf_commit_info ci;
+	uint64_t id;
+
+	if (!mkdtemp(dir)) {
+		CHECK(false, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/s.rvf", dir);
+	for (size_t i = 0; i < n * dim; i++)
+		rows[i] = uniform();
+	q = random_queries(nq, dim, 1);
+	CHECK(rvf_store_create(path, &co, &s, &err) == RVF_OK, "create");
+	CHECK(rvf_store_ingest(s, n, NULL, rows, NULL, NULL, &ci, &err) == RVF_OK,
+	      "ingest");
+	v = rvf_store_view(s);
+	CHECK(rvf_view_search(v, q, 1, k, &autoo, hits, &cnt, &err) == RVF_OK,
+	      "first search");
+	rvf_view_release(v);
+	/* at once: the build is most likely still running */
+	id = 1000000;
+	CHECK(rvf_store_ingest(s, 1, &id, rows, NULL, NULL, &ci, &err) == RVF_OK,
+	      "commit during the build");
+	v = rvf_store_view(s);
+	CHECK(wait_ready(v), "%s: codes never reached the view committed during "
+	      "the build (%s)", mname, rvf_view_accel_state(v, NULL));
+	CHECK(view_same(v, q, nq, k), "%s: after a commit during the build", mname);
+	rvf_view_release(v);
+	for (int step = 0; step < 3; step++) {
+		const char *st;
+
+		id = 1000001 + (uint64_t)step;
+		if (step == 0)
+			CHECK(rvf_store_ingest(s, 1, &id, rows + dim, NULL, NULL, &ci,
+					       &err) == RVF_OK, "append");
+		else if (step == 1)
+			CHECK(rvf_store_ingest(s, 1, (uint64_t[]){ 5 }, rows + 9 * dim,
+					       NULL, NULL, &ci, &err) == RVF_OK,
+			      "replace");
+		else
+			CHECK(rvf_store_delete(s, 1, (uint64_t[]){ 7 }, &ci, &err) ==
+			      RVF_OK, "delete");
+		v = rvf_store_view(s);
+		st = rvf_view_accel_state(v, NULL);
+		CHECK(!strncmp(st, "ready", 5), "%s step %d: the commit's view has "
+		      "no codes at once (%s)", mname, step, st);
+		CHECK(view_same(v, q, nq, k), "%s step %d: codes after a commit",
+		      mname, step);
+		rvf_view_release(v);
+	}
+	rvf_store_close(s);
+	unlink(path);
+	rmdir(dir);
+	free(rows);
+	free(q);
+}
+#endif
+
 /* Every kernel computes the portable kernel's integers, from the most
  * extreme codes and queries too. */
 static void test_kernels(void)
@@ -447,6 +552,13 @@ int main(void)
 				   code_ops_avx2(), code_ops_neon() };
 
 	test_kernels();
+#ifndef RVF_SEARCH_ONLY
+	for (size_t m = 0; m < 3; m++) {
+		metric = metrics[m];
+		mname = metric_names[m];
+		test_view_commits();
+	}
+#endif
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
 		bool seen = false;
 

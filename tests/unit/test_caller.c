@@ -16,16 +16,7 @@
 
 #include "caller.h"
 
-static int failures;
-
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 static char dir[64], secret[96], grouped[96], created[96];
 static pthread_barrier_t switched, checked;

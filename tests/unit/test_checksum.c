@@ -8,15 +8,7 @@
 #include "hash.h"
 #include "rvf.h"
 
-static int failures;
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 static void unhex(const char *h, uint8_t *out)
 {

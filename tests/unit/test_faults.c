@@ -44,17 +44,9 @@
 
 #include "rvf.h"
 
-static int failures;
 static char context[256]; /* the case being run, for messages */
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n",      \
-				__FILE__, __LINE__, context, #c);              \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
+#define CHECK_CONTEXT context
+#include "check.h"
 #define OK(call)                                                               \
 	do {                                                                   \
 		rvf_code rc_ = (call);                                         \

@@ -5,16 +5,7 @@
 
 #include "filter.h"
 
-static int failures;
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #c);                            \
-			failures++;                                       \
-		}                                                         \
-	} while (0)
+#include "check.h"
 
 #define NIDS 6
 

@@ -15,15 +15,7 @@
 #include "rvf.h"
 #include "segment.h"
 
-static int failures;
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 static void unhex(const char *h, uint8_t *out)
 {

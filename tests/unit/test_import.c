@@ -19,16 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n",        \
-				__FILE__, __LINE__, #cond);                 \
-			failures++;                                         \
-		}                                                           \
-	} while (0)
+#include "check.h"
 
 /* The import must have failed with InvalidArgument and this exact text. */
 #define CHECK_ERR(r, text)                                                  \

@@ -8,16 +8,7 @@
 
 #include "meta.h"
 
-static int failures;
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #c);                            \
-			failures++;                                       \
-		}                                                         \
-	} while (0)
+#include "check.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
