@@ -15,6 +15,7 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "io.h"
 #include "sort.h"
 #include "checksum.h"
 #include "dtype.h"
@@ -46,7 +47,11 @@ rvf_map *map_file(int fd, uint64_t size, rvf_error *err)
 		rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		return NULL;
 	}
-	m->base = mmap(NULL, (size_t)cap, PROT_READ, MAP_SHARED, fd, 0);
+	int fault = io_map_fault();
+	m->base = fault ? MAP_FAILED :
+		  mmap(NULL, (size_t)cap, PROT_READ, MAP_SHARED, fd, 0);
+	if (fault)
+		errno = fault;
 	if (m->base == MAP_FAILED) {
 		rvf_fail_io(err, errno, "cannot map the store (%llu bytes)",
 			    (unsigned long long)size);

@@ -481,7 +481,7 @@ out:
 		staged_remove(&fs, fs.staged);
 	while (fs.slots)
 		slot_remove(&fs, fs.slots);
-	free(fs.last_result);
+	results_free(&fs);
 	free(fs.errors);
 	free(fs.bigids);
 	free(fs.bighash);
