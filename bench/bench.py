@@ -39,7 +39,8 @@ SIZES = {
     "100k": dict(n=100_000, queries=200, reps_query=5, reps=5, reps_ingest=5, reps_ls=2),
     "1m": dict(n=1_000_000, queries=200, reps_query=3, reps=3, reps_ingest=3, reps_ls=0),
 }
-WORKLOADS = ("ingest", "query", "search", "mount", "reads", "compact", "writes")  # in running order
+WORKLOADS = ("ingest", "query", "search", "mount", "reads", "compact", "writes",
+             "tools")  # in running order
 SHELL_WRITES = 10_000  # issue 12: `echo > vectors/$i` then `rm vectors/*`, dim 8
 # issue 12: single-vector `rvfctl ingest` runs against the reference's
 # ingestBatch of one vector (file growth side by side); fewer at size small
@@ -63,6 +64,13 @@ TARGETS = {
     ("mount", "memory"): ("<=", 0.1, "ratio", "1m"),
     ("mount", "first_query"): ("<", 100.0, "abs", "1m"),  # ms
     ("reads", "cat_warm"): (">=", 0.8, "ratio", None),
+    # issue 13: standard tools (the tools workload)
+    ("tools", "ls_first"): ("<=", 1000.0, "abs", "100k"),  # ms
+    ("tools", "ls_warm"): ("<=", 3.0, "ratio", "100k"),
+    ("tools", "find_cat"): ("<=", 3.0, "ratio", "100k"),
+    ("tools", "export_mount"): ("<=", 1.5, "ratio", None),
+    ("tools", "mount_random"): ("<=", 0.25, "ratio", "1m"),
+    ("tools", "random_vs_sequential"): ("<=", 1.2, "ratio", "1m"),
     ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
     ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
     # issue 15: cosine and IP codes at 384 dims
@@ -82,6 +90,11 @@ TARGETS = {
 
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def random_id(row):
+    """ref_bench.js's randomId: row -> id, a bijection on [0, 2^48)."""
+    return (row * (0x9E3779B97F4A7C15 & (2 ** 48 - 1))) & (2 ** 48 - 1)
 
 
 class BenchError(Exception):
@@ -1043,6 +1056,105 @@ class Bench:
         self.info["compact"] = dict(control=via_control, rvfctl=runs, reference=ref)
 
     # ------------------------------------------------------------ all
+    # ------------------------------------------------------------ 8 tools
+    def tools(self):
+        """Issue 13: standard tools on the mount against their plain
+        counterparts, in one run. `ls -l vectors/` and `find | xargs cat`
+        against a plain directory holding the same files (made with
+        `cp -a` from the mount, which is timed too); `rvfctl export` of the
+        mount point against the file; mounting a store whose ids arrive in
+        random order (written by the reference, `ingest --ids random`)
+        against the reference's openReadonly of that file and against the
+        mount of its sequential-id twin."""
+        mnt = self.tmp / "mnt-tools"
+        store = self.rvffs_store
+        plain = self.tmp / "plain-vectors"
+        res = {k: [] for k in ("ls_first", "ls", "ls_plain", "find_cat", "find_cat_plain",
+                               "export_mount", "export_file", "cp_a")}
+        ls = "ls -l {} > /dev/null"
+        find_cat = "cd {} && find . -type f | xargs cat > /dev/null"
+        for r in range(self.reps_ls):
+            self.mount(store, mnt)
+            try:
+                res["ls_first"].append(timed_sh(ls.format(mnt / "vectors")))
+                res["ls"].append(timed_sh(ls.format(mnt / "vectors")))
+                if r == 0:
+                    shutil.rmtree(plain, ignore_errors=True)
+                    res["cp_a"].append(timed_sh(f"cp -a {mnt}/vectors {plain}"))
+                res["ls_plain"].append(timed_sh(ls.format(plain)))
+                res["find_cat"].append(timed_sh(find_cat.format(mnt / "vectors")))
+                res["find_cat_plain"].append(timed_sh(find_cat.format(plain)))
+            finally:
+                self.unmount(mnt)
+        shutil.rmtree(plain, ignore_errors=True)
+        out = self.tmp / "export.jsonl"
+        self.mount(store, mnt)
+        try:
+            for r in range(self.reps):
+                res["export_mount"].append(timed_sh(f"{self.rvfctl} export {mnt} -o {out}"))
+                mount_bytes = out.read_bytes()
+                res["export_file"].append(timed_sh(f"{self.rvfctl} export {store} -o {out}"))
+                if out.read_bytes() != mount_bytes:
+                    self.notes.append("tools: export of the mount differs from export of the file")
+        finally:
+            self.unmount(mnt)
+        out.unlink(missing_ok=True)
+        ms = lambda key: median(res[key]) * 1e3 if res[key] else None  # noqa: E731
+        ls_note = None if res["ls"] else "not run at this size (minutes)"
+        self.row("tools", "ls_first", f"`ls -l vectors/` ({self.n} files), first after mount",
+                 "ms", ms("ls_first"), None, "lower", compare=False, note=ls_note)
+        self.row("tools", "ls_warm", "`ls -l vectors/` again vs `ls -l` of a plain directory "
+                 "of the same files", "ms", ms("ls"), ms("ls_plain"), "lower",
+                 base="plain directory", note=ls_note)
+        self.row("tools", "find_cat", "`find vectors -type f | xargs cat` vs the plain "
+                 "directory", "ms", ms("find_cat"), ms("find_cat_plain"), "lower",
+                 base="plain directory", note=ls_note)
+        self.row("tools", "cp_a", "`cp -a MNT/vectors DIR`", "ms", ms("cp_a"), None, "lower",
+                 compare=False, note=ls_note)
+        self.row("tools", "export_mount", "`rvfctl export MNT` vs `rvfctl export STORE`", "ms",
+                 ms("export_mount"), ms("export_file"), "lower", base="store file")
+
+        # mount with ids in random order: both stores written by the reference
+        rand = self.tmp / "ref-random-ids.rvf"
+        log("reference ingest with random ids")
+        node_ref("ingest", "--npy", self.data / "base.npy", "--out", rand, "--batch", 10000,
+                 "--reps", 1, "--ids", "random")
+        seq_s, rand_s, rand_anon, rand_q = [], [], [], []
+        line = f"k={K} {self.queries[0]}\n".encode()
+        for r in range(self.reps):
+            for which, path in (("seq", self.ref_store), ("rand", rand)):
+                dt, pid, _ = self.mount(path, mnt, "-o", "ro")
+                try:
+                    if which == "rand":
+                        rand_anon.append(proc_kb(pid, "Anonymous"))
+                        lat, ids = self.q_per_open(mnt, [line])
+                        rand_q.append(lat[0])
+                        want = [random_id(i) for i in self.truth[0][:K]]
+                        if ids[0][:K] != want:
+                            self.notes.append("tools: the first query on the random-id "
+                                              "store differs from the exact answer")
+                finally:
+                    self.unmount(mnt)
+                (seq_s if which == "seq" else rand_s).append(dt)
+        ref = [node_ref("open", "--store", rand, "--queries", self.data / "queries.f32",
+                        "--dim", DIM, "--k", K) for _ in range(self.reps)]
+        rand.unlink(missing_ok=True)
+        size = f"{self.n // 1000}k" if self.n < 1_000_000 else f"{self.n // 1_000_000}M"
+        self.row("tools", "mount_random", f"mount {size} x {DIM} with ids in random order "
+                 "vs openReadonly of the same file", "ms", median(rand_s) * 1e3,
+                 median([x["open_seconds"] for x in ref]) * 1e3, "lower")
+        self.row("tools", "random_vs_sequential", "mount with random ids vs mount with "
+                 "sequential ids (both written by the reference)", "ms", median(rand_s) * 1e3,
+                 median(seq_s) * 1e3, "lower", base="sequential ids")
+        self.row("tools", "random_memory", "daemon anonymous memory after mount (random ids) "
+                 "vs openReadonly RSS delta", "MB", median(rand_anon) / 1e6,
+                 median([x["rss_delta"] for x in ref]) / 1e6, "lower")
+        self.row("tools", "random_first_query", "first query after mount (random ids) vs "
+                 "first exact query after open", "ms", median(rand_q) * 1e3,
+                 median([x["first_exact_query_seconds"] for x in ref]) * 1e3, "lower")
+        self.info["tools"] = dict(seconds=res, mount_random=rand_s, mount_sequential=seq_s,
+                                  reference_random=ref)
+
     def run(self):
         wl = self.a.workloads
         t0 = time.perf_counter()
@@ -1056,7 +1168,7 @@ class Bench:
         self.load = {}
         steps = dict(ingest=lambda: self.ingest(timed=True), query=self.query,
                      search=self.search_wl, mount=self.mount_wl, reads=self.reads,
-                     compact=self.compact, writes=self.writes)
+                     compact=self.compact, writes=self.writes, tools=self.tools)
         if "ingest" not in wl:
             self.ingest(timed=False)  # the stores the other workloads use
         for name in WORKLOADS:  # ingest first: it makes the stores

@@ -255,9 +255,20 @@ int cmd_freeze(ctl_ctx *ctx, int argc, char **argv)
 			return rc;
 		rvf_error err;
 		rvf_commit_info info = { 0 };
+		rvf_view *v = rvf_store_view(s);
+		bool branch = rvf_view_info(v)->is_branch;
+		rvf_view_release(v);
+		if (!branch) {
+			/* Only a branch child's COW_MAP records a freeze: a root
+			 * store would take the next write.  Never claim it. */
+			rvf_store_close(s);
+			return ctl_fail(ctx, EXIT_REFUSED, NULL,
+					"not frozen: %s is not a branch child, and the format records a freeze only in a branch child's COW_MAP (the next ingest would commit); make the file read-only instead (chmod a-w, or mount -o ro)",
+					path);
+		}
 		if (rvf_store_freeze(s, &info, &err) != RVF_OK)
 			rc = ctl_report(ctx, path, &err);
-		rvf_view *v = rvf_store_view(s);
+		v = rvf_store_view(s);
 		epoch = rvf_view_info(v)->epoch;
 		rvf_view_release(v);
 		rvf_store_close(s);

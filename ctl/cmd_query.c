@@ -193,6 +193,139 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 	return rc;
 }
 
+/* Reads all of path ("-": standard input); NULL on error (errno). */
+static char *read_all(const char *path, size_t *len)
+{
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+	if (fd < 0)
+		return NULL;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	for (ssize_t r = 1; buf && r > 0;) {
+		if (n == cap) {
+			char *g = realloc(buf, cap *= 2);
+			if (!g) {
+				free(buf);
+				buf = NULL;
+				errno = ENOMEM;
+				break;
+			}
+			buf = g;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			r = 1;
+		else if (r < 0) {
+			free(buf);
+			buf = NULL;
+		} else {
+			n += (size_t)r;
+		}
+	}
+	if (fd > 0)
+		close(fd);
+	*len = n;
+	return buf;
+}
+
+/* Prints the query language's results text (groups split by empty lines);
+ * with --json {"groups": [[{"id","distance"}, ...], ...]}. */
+static void print_results_text(ctl_ctx *ctx, const char *out)
+{
+	if (!ctx->json) {
+		fputs(out, stdout);
+		return;
+	}
+	json_t *groups = json_array(), *g = json_array();
+	const char *p = out;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n == 0) {
+			json_array_append_new(groups, g);
+			g = json_array();
+		} else {
+			unsigned long long id;
+			float d;
+			if (sscanf(p, "%llu %f", &id, &d) == 2)
+				json_array_append_new(g, json_pack("{s:o,s:o}", "id",
+					json_id(id), "distance", json_float(d)));
+		}
+		p += n + (nl ? 1 : 0);
+	}
+	json_array_append_new(groups, g);
+	ctl_print_json(json_pack("{s:o}", "groups", groups));
+}
+
+/* --file: a file of queries in the query language (rvffs(1) QUERIES). */
+static int query_file(ctl_ctx *ctx, const char *path, const char *file,
+		      uint32_t k, uint32_t threads)
+{
+	size_t len;
+	char *req = read_all(file, &len);
+	if (!req)
+		return ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", file, strerror(errno));
+	int rc = 0;
+	char *out = NULL;
+	if (mnt_detect(path)) {
+		/* The mount's query file: write all, read back on one descriptor. */
+		char *q = NULL;
+		if (asprintf(&q, "%s/query", path) < 0)
+			q = NULL;
+		int fd = q ? open(q, O_RDWR | O_CLOEXEC) : -1;
+		size_t cap = 1 << 16, n = 0;
+		bool ok = fd >= 0 && (size_t)write(fd, req, len) == len;
+		int e = errno;
+		out = ok ? malloc(cap + 1) : NULL;
+		for (ssize_t r = 1; out && r > 0;) {
+			if (n == cap) {
+				char *g = realloc(out, (cap *= 2) + 1);
+				if (!g)
+					break;
+				out = g;
+			}
+			r = read(fd, out + n, cap - n);
+			if (r > 0)
+				n += (size_t)r;
+		}
+		if (out)
+			out[n] = '\0';
+		if (fd >= 0)
+			close(fd);
+		free(q);
+		if (!ok) {
+			rc = ctl_fail(ctx, e == EINVAL ? EXIT_REFUSED : EXIT_IO, NULL,
+				      "%s: %s", file, strerror(e));
+			free(out);
+			out = NULL;
+		}
+	} else {
+		rvf_store *s;
+		if ((rc = ctl_open(ctx, path, false, &s)) == 0) {
+			rvf_view *v = rvf_store_view(s);
+			rvf_request_options opt = {
+				.default_k = k,
+				.search = { .threads = threads, .accel = RVF_ACCEL_OFF },
+			};
+			rvf_error err;
+			size_t olen;
+			if (rvf_request_run(v, req, len, &opt, &out, &olen, &err) != RVF_OK) {
+				rc = ctl_fail(ctx, EXIT_REFUSED, NULL, "%s: %s", file,
+					      err.message);
+				free(out);
+				out = NULL;
+			}
+			rvf_view_release(v);
+			rvf_store_close(s);
+		}
+	}
+	if (!rc && out)
+		print_results_text(ctx, out);
+	free(out);
+	free(req);
+	return rc;
+}
+
 int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -200,10 +333,12 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 		{ "k", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "file", required_argument, NULL, 'F' },
+		{ "ef", required_argument, NULL, 'e' },
 		{ 0 },
 	};
-	const char *vec = NULL, *filter_json = NULL;
-	uint32_t k = 10, threads = 0;
+	const char *vec = NULL, *filter_json = NULL, *file = NULL;
+	uint32_t k = 10, threads = 0, ef = 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
@@ -214,6 +349,11 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 				return ctl_usage_error(ctx, "--k must be a positive integer");
 			break;
 		case 'f': filter_json = optarg; break;
+		case 'F': file = optarg; break;
+		case 'e': /* search is exact: checked, no effect */
+			if (!parse_u32(optarg, 1u << 20, &ef) || ef == 0)
+				return ctl_usage_error(ctx, "--ef must be a positive integer");
+			break;
 		case 't':
 			if (!parse_u32(optarg, 1024, &threads))
 				return ctl_usage_error(ctx, "--threads must be 0..1024");
@@ -221,8 +361,10 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 		default: return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || !vec)
-		return ctl_usage_error(ctx, "query needs STORE and --vector");
+	if (optind == argc - 1 && file && !vec && !filter_json)
+		return query_file(ctx, argv[optind], file, k, threads);
+	if (optind != argc - 1 || !vec || file)
+		return ctl_usage_error(ctx, "query needs STORE and --vector, or STORE and --file FILE (one query per line; \"-\": standard input)");
 	float *q;
 	long n = parse_floats(vec, &q);
 	if (n < 0)

@@ -170,15 +170,7 @@ int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 
 bool parse_u64(const char *s, uint64_t *out)
 {
-	if (!s || !isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
+	return s && rvf_parse_id(s, strlen(s), out); /* librvf's one id rule */
 }
 
 bool parse_u32(const char *s, uint32_t max, uint32_t *out)
@@ -190,44 +182,23 @@ bool parse_u32(const char *s, uint32_t max, uint32_t *out)
 	return true;
 }
 
-static bool is_sep(char c)
-{
-	return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-	       c == '[' || c == ']';
-}
-
 long parse_floats(const char *s, float **out)
 {
-	size_t n = 0, cap = 16;
-	float *v = malloc(cap * sizeof(float));
+	/* librvf's one float-list rule: count first, then fill. */
+	long n = rvf_parse_floats(s, strlen(s), NULL, 0, NULL);
+	if (n < 0)
+		return -1;
+	float *v = malloc((size_t)(n ? n : 1) * sizeof(float));
 	if (!v)
 		return -1;
-	const char *p = s;
-	for (;;) {
-		while (*p && is_sep(*p))
-			p++;
-		if (!*p)
-			break;
-		char *end;
-		errno = 0;
-		float f = strtof(p, &end);
-		if (end == p || (*end && !is_sep(*end)) || !isfinite(f)) {
-			free(v);
-			return -1;
-		}
-		if (n == cap) {
-			float *nv = realloc(v, (cap *= 2) * sizeof(float));
-			if (!nv) {
-				free(v);
-				return -1;
-			}
-			v = nv;
-		}
-		v[n++] = f;
-		p = end;
-	}
+	rvf_parse_floats(s, strlen(s), v, (size_t)n, NULL);
 	*out = v;
-	return (long)n;
+	return n;
+}
+
+static bool is_sep(char c)
+{
+	return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 long parse_ids(const char *s, uint64_t **out)

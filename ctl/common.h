@@ -53,10 +53,12 @@ json_t *json_hex(const uint8_t *p, size_t n);
 /* Opens a store, printing why not.  Returns 0 or an exit code. */
 int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out);
 
-/* Parses decimal u64 / u32; false when not a whole number in range. */
+/* Parses canonical decimal u64 / u32 (rvf_parse_id); false when not a
+ * whole number in range. */
 bool parse_u64(const char *s, uint64_t *out);
 bool parse_u32(const char *s, uint32_t max, uint32_t *out);
-/* Parses "1,2 3" / "[1, 2, 3]" into floats; returns the count or -1. */
+/* Parses "1,2 3" / "[1, 2, 3]" into floats (rvf_parse_floats); returns
+ * the count or -1. */
 long parse_floats(const char *s, float **out);
 /* Parses a comma/space separated id list; returns the count or -1. */
 long parse_ids(const char *s, uint64_t **out);
@@ -104,5 +106,6 @@ int cmd_filter(ctl_ctx *ctx, int argc, char **argv);
 int cmd_verify_attestation(ctl_ctx *ctx, int argc, char **argv);
 int cmd_rebuild_refcounts(ctl_ctx *ctx, int argc, char **argv);
 int cmd_serve(ctl_ctx *ctx, int argc, char **argv);
+int cmd_launch(ctl_ctx *ctx, int argc, char **argv);
 
 #endif

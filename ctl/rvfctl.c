@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{ "filter", cmd_filter, "filter STORE (--include-ids ID,... | --exclude-ids ID,...) [-o OUT]" },
 	{ "rebuild-refcounts", cmd_rebuild_refcounts, "rebuild-refcounts STORE" },
 	{ "serve", cmd_serve, "serve STORE [--port N] [--bind ADDR] [--max-body BYTES]" },
+	{ "launch", cmd_launch, "launch STORE [--memory MB] [--port N] [--no-kvm] [--machine pc|microvm] [--qemu PATH]" },
 	{ "extract-wasm", cmd_extract_wasm, "extract-wasm STORE OUT [--name NAME]   (OUT is a directory when the store has several modules)" },
 	{ "extract-dashboard", cmd_extract_dashboard, "extract-dashboard STORE OUTDIR" },
 	{ "verify", cmd_verify, "verify STORE [--pubkey FILE]" },

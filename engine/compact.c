@@ -319,6 +319,7 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 		goto out;
 	}
 	nv->info.read_only = s->read_only;
+	s->generation++; /* offsets and segment names change */
 	store_publish(s, nv);
 	/* A new witness chain starts after compaction (reference §5.1). */
 	s->witness_started = false;

@@ -22,6 +22,7 @@
 #endif
 
 #include "error.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <float.h>
@@ -79,6 +80,7 @@ struct imp {
 	json_t **docs;		/* hold the metadata strings and names */
 	size_t ndocs, doc_bytes;
 	uint64_t rows;		/* rows the sink accepted */
+	enum { SKIP_HEADER_MAYBE, SKIP_HEADER_DONE } skip_header;
 };
 
 static rvf_code bad(struct imp *im, const char *fmt, ...)
@@ -368,142 +370,12 @@ static bool is_digit(char c)
 	return (unsigned char)(c - '0') < 10;
 }
 
-#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
-static const double pow10_exact[23] = {
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-/*
- * Parses a plain decimal ([+-]digits[.digits][e[+-]digits]) at p, stopping
- * at the first byte that cannot continue it.  Returns the end, or NULL when
- * the caller must ask strtof.  Up to 19 significant digits w and the power
- * of ten are combined in double with at most three roundings, so d is within
- * 4 double ulps of the exact value; a float midpoint is 2^28 ulps from the
- * floats on each side, so unless d is within 16 ulps of one, rounding d to
- * float gives the same float as rounding the exact value (strtof's answer).
- */
-static char *fast_float(char *p, const char *end, float *out)
-{
-	uint64_t w = 0, bits;
-	int nd = 0, exp = 0;
-	bool neg = false, any = false;
-	uint32_t low;
-	double d;
-	float f;
-
-	if (p < end && (*p == '-' || *p == '+')) {
-		neg = *p == '-';
-		p++;
-	}
-	for (; p < end && is_digit(*p); p++) {
-		any = true;
-		if (nd < 19) {
-			w = w * 10 + (unsigned)(*p - '0');
-			nd += w != 0;
-		} else {
-			exp++;
-		}
-	}
-	if (p < end && *p == '.') {
-		for (p++; p < end && is_digit(*p); p++) {
-			any = true;
-			if (nd < 19) {
-				w = w * 10 + (unsigned)(*p - '0');
-				nd += w != 0;
-				exp--;
-			}
-		}
-	}
-	if (!any)
-		return NULL;
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		char *q = p + 1;
-		bool eneg = false;
-		int ev = 0;
-
-		if (q < end && (*q == '-' || *q == '+')) {
-			eneg = *q == '-';
-			q++;
-		}
-		if (q == end || !is_digit(*q))
-			return NULL;
-		for (; q < end && is_digit(*q); q++)
-			if (ev < 100000)
-				ev = ev * 10 + (*q - '0');
-		exp += eneg ? -ev : ev;
-		p = q;
-	}
-	if (w == 0) {
-		*out = neg ? -0.0f : 0.0f;
-		return p;
-	}
-	d = (double)w;
-	if (exp < -44 || exp > 44)
-		return NULL;
-	if (exp < -22)
-		d = d / 1e22 / pow10_exact[-exp - 22];
-	else if (exp < 0)
-		d /= pow10_exact[-exp];
-	else if (exp > 22)
-		d = d * 1e22 * pow10_exact[exp - 22];
-	else
-		d *= pow10_exact[exp];
-	/* Normal float range only: subnormals round at other bits. */
-	if (!(d >= 0x1p-126 && d < 0x1p127))
-		return NULL;
-	memcpy(&bits, &d, 8);
-	low = (uint32_t)(bits & 0x1fffffff);
-	if (low - (0x10000000u - 16) <= 32)
-		return NULL;
-	f = (float)d;
-	*out = neg ? -f : f;
-	return p;
-}
-#else
-/* Excess precision would break the proof above: always use strtof. */
-static char *fast_float(char *p, const char *end, float *out)
-{
-	(void)p;
-	(void)end;
-	(void)out;
-	return NULL;
-}
-#endif
-
-/* strtof in the C locale on [s, e), which must be entirely a number.  *e is
- * writable (at worst the buffer's spare byte) and restored. */
-static bool slow_float(struct imp *im, char *s, char *e, float *out)
-{
-	char save = *e, *stop;
-
-	if (s == e)
-		return false;
-	*e = '\0';
-	*out = strtof_l(s, &stop, im->cloc);
-	*e = save;
-	return stop == e;
-}
-
-/* Plain decimal digits up to UINT64_MAX: 0 ok, 1 not digits, 2 too big. */
+/* The numbers and ids are read by parse.c, as everywhere else. */
 static int parse_u64(const char *s, const char *e, uint64_t *out)
 {
-	uint64_t v = 0;
-	bool big = false;
+	num_result r = num_id(s, e, out);
 
-	if (s == e)
-		return 1;
-	for (; s < e; s++) {
-		unsigned d = (unsigned)(unsigned char)*s - '0';
-
-		if (d > 9)
-			return 1;
-		if (v > (UINT64_MAX - d) / 10)
-			big = true;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return big ? 2 : 0;
+	return r == NUM_OK ? 0 : r == NUM_BAD ? 1 : 2;
 }
 
 /* ------------------------------------------------------------------ */
@@ -520,6 +392,36 @@ static bool csv_sep(char c)
 	return c == ',' || csv_blank(c);
 }
 
+/* The first line is a header when no field of it is a number ("id,x0,x1"
+ * or names): it is skipped, and must have dimension + 1 fields.  Returns
+ * true when it was one (im->err->code says whether it was right). */
+static bool csv_header(struct imp *im, const char *p, const char *end)
+{
+	uint64_t fields = 0;
+	float v;
+
+	while (p < end) {
+		const char *t = p;
+
+		while (p < end && !csv_sep(*p))
+			p++;
+		if (p > t) {
+			if (num_float(t, p, &v) != NUM_BAD)
+				return false;
+			fields++;
+		}
+		while (p < end && csv_sep(*p))
+			p++;
+	}
+	if (fields != (uint64_t)im->dim + 1) {
+		bad(im, "the header has %" PRIu64 " fields; expected %" PRIu32
+		    " (an id, then one per component)", fields, im->dim + 1);
+		return true;
+	}
+	rvf_error_clear(im->err);
+	return true;
+}
+
 static rvf_code csv_line(struct imp *im, char *p, char *end)
 {
 	uint32_t dim = im->dim;
@@ -533,11 +435,16 @@ static rvf_code csv_line(struct imp *im, char *p, char *end)
 		p++;
 	if (p == end || *p == '#')
 		return RVF_OK;
+	if (im->skip_header == SKIP_HEADER_MAYBE) {
+		im->skip_header = SKIP_HEADER_DONE;
+		if (csv_header(im, p, end))
+			return im->err->code;
+	}
 	for (t = p; p < end && !csv_sep(*p); p++)
 		;
 	r = parse_u64(t, p, &id);
 	if (r == 1)
-		return bad(im, "id \"%s\" is not a non-negative integer",
+		return bad(im, "id \"%s\" is not an id (decimal digits, no sign, no leading zero)",
 			   show(tok, t, (size_t)(p - t)));
 	if (r == 2)
 		return bad(im, "id \"%s\" is larger than %" PRIu64,
@@ -563,19 +470,13 @@ static rvf_code csv_line(struct imp *im, char *p, char *end)
 		}
 		if (*p == ',')
 			return bad(im, "component %" PRIu64 " is empty", k + 1);
-		q = fast_float(p, end, &v);
-		if (!q || (q < end && !csv_sep(*q))) {
-			for (q = p; q < end && !csv_sep(*q); q++)
-				;
-			if (!slow_float(im, p, q, &v))
-				return bad(im, "component %" PRIu64
-					   " \"%s\" is not a number", k + 1,
-					   show(tok, p, (size_t)(q - p)));
-			if (!isfinite(v))
-				return bad(im, "component %" PRIu64
-					   " \"%s\" is not finite", k + 1,
-					   show(tok, p, (size_t)(q - p)));
-		}
+		for (q = p; q < end && !csv_sep(*q); q++)
+			;
+		r = num_float(p, q, &v);
+		if (r != NUM_OK)
+			return bad(im, "component %" PRIu64 " \"%s\" is %s", k + 1,
+				   show(tok, p, (size_t)(q - p)),
+				   r == NUM_BAD ? "not a number" : "not finite");
 		if (k < dim)
 			row[k] = v;
 		k++;
@@ -820,6 +721,7 @@ static rvf_code json_vector(struct imp *im, char *p, char *end, float *row)
 		goto done;
 	for (;;) {
 		size_t n = json_num_len(p, end);
+		num_result r;
 		float v;
 
 		if (!n) {
@@ -830,15 +732,13 @@ static rvf_code json_vector(struct imp *im, char *p, char *end, float *row)
 			return bad(im, "component %" PRIu64 " is not a number: %s",
 				   k + 1, show(tok, p, (size_t)(e - p)));
 		}
-		if (fast_float(p, p + n, &v) != p + n) {
-			if (!slow_float(im, p, p + n, &v))
-				return bad(im, "component %" PRIu64 " is not a number: %s",
-					   k + 1, show(tok, p, n));
-			if (!isfinite(v))
-				return bad(im, "component %" PRIu64
-					   " \"%s\" is not finite", k + 1,
-					   show(tok, p, n));
-		}
+		r = num_float(p, p + n, &v);
+		if (r == NUM_BAD)
+			return bad(im, "component %" PRIu64 " is not a number: %s",
+				   k + 1, show(tok, p, n));
+		if (r == NUM_RANGE)
+			return bad(im, "component %" PRIu64 " \"%s\" is not finite",
+				   k + 1, show(tok, p, n));
 		if (k < im->dim)
 			row[k] = v;
 		k++;
@@ -1662,5 +1562,75 @@ rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
 		freelocale(im.cloc);
 	if (rows)
 		*rows = im.rows;
+	return rc;
+}
+
+static rvf_code check_sink(void *ctx, size_t n, const uint64_t *ids,
+			   const float *vectors, const rvf_meta_field *meta,
+			   const size_t *meta_start, rvf_error *err)
+{
+	(void)ctx, (void)n, (void)ids, (void)vectors, (void)meta;
+	(void)meta_start, (void)err;
+	return RVF_OK;
+}
+
+rvf_code rvf_import_check_lines(const char *text, size_t len, const char *name,
+				rvf_import_format fmt, uint32_t dimension,
+				uint64_t first_line, rvf_error *err)
+{
+	struct imp im;
+	rvf_error local;
+	rvf_code rc;
+
+	if (!err)
+		err = &local;
+	if (!name)
+		name = "input";
+	if (fmt != RVF_IMPORT_CSV && fmt != RVF_IMPORT_JSONL)
+		return RVF_OK; /* not line by line: checked whole at the end */
+	if (!dimension)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"%s: dimension must be at least 1", name);
+	memset(&im, 0, sizeof(im));
+	im.name = name;
+	im.dim = dimension;
+	im.sink = check_sink;
+	im.err = err;
+	im.rd.fd = -1;
+	im.line = first_line ? first_line - 1 : 0;
+	rc = imp_setup(&im, -1, fmt);
+	if (!rc) {
+		struct reader *r = &im.rd;
+
+		/* The whole text is the input: no read() ever happens. */
+		if (len > r->cap) {
+			char *nb = realloc(r->buf, len + 1);
+
+			if (!nb)
+				rc = nomem(&im);
+			else {
+				r->buf = nb;
+				r->cap = len;
+			}
+		}
+		if (!rc) {
+			memcpy(r->buf, text, len);
+			r->len = len;
+			r->eof = true;
+			if (first_line > 1)
+				im.skip_header = SKIP_HEADER_DONE;
+			rc = fmt == RVF_IMPORT_CSV ? import_csv(&im) :
+			     import_jsonl(&im);
+		}
+	}
+	drop_docs(&im);
+	free(im.docs);
+	free(im.meta);
+	free(im.meta_start);
+	free(im.ids);
+	free(im.vec);
+	free(im.rd.buf);
+	if (im.cloc)
+		freelocale(im.cloc);
 	return rc;
 }

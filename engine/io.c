@@ -1,6 +1,6 @@
 /* io.c - whole writes, fsync and rename, with a fault-injection seam.
  *
- * Tests set RVF_FAULT="op:n:errno" (op = write|fsync|rename|truncate) to
+ * Tests set RVF_FAULT="op:n:errno" (op = write|fsync|rename|truncate|map) to
  * make the n-th such call (1-based, counted per process) fail with errno,
  * or "write:n:short" to make it write half and fail with ENOSPC.  The
  * variable is read at each call, so nothing is cached globally. */
@@ -20,9 +20,9 @@
 #include "rvf.h"
 
 /* Per-op call counters: the only mutable statics, used by fault tests. */
-static atomic_ulong calls[4];
-enum { OP_WRITE, OP_FSYNC, OP_RENAME, OP_TRUNCATE };
-static const char *op_names[] = { "write", "fsync", "rename", "truncate" };
+static atomic_ulong calls[5];
+enum { OP_WRITE, OP_FSYNC, OP_RENAME, OP_TRUNCATE, OP_MAP };
+static const char *op_names[] = { "write", "fsync", "rename", "truncate", "map" };
 
 /* 0 = no fault; >0 = errno to fail with; -1 = short write. */
 static int injected_fault(int op)
@@ -101,6 +101,12 @@ int io_fsync(int fd)
 		return -1;
 	}
 	return fsync(fd);
+}
+
+int io_map_fault(void)
+{
+	int fault = injected_fault(OP_MAP);
+	return fault ? (fault > 0 ? fault : ENOMEM) : 0;
 }
 
 int io_ftruncate(int fd, off_t len)

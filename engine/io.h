@@ -14,6 +14,9 @@ int io_pread_all(int fd, void *buf, size_t len, off_t off);
 int io_fsync(int fd);
 int io_ftruncate(int fd, off_t len);
 int io_rename(const char *from, const char *to);
+/* The fault seam for mapping the store (view.c): 0, or the errno to fail
+ * with. */
+int io_map_fault(void);
 /* Opens an existing file that must be a regular one: never blocks on a
  * FIFO or a device (O_NONBLOCK until checked), never becomes a terminal's
  * controller.  Returns the fd, or -1 with errno (EINVAL and

@@ -105,6 +105,7 @@ static void store_free(rvf_store *s)
 
 void store_publish(rvf_store *s, rvf_view *v)
 {
+	v->info.generation = s->generation;
 	/* the new view starts with the old one's search codes, updated */
 	pthread_mutex_lock(&s->view_mu);
 	rvf_view *prev = s->current ? rvf_view_ref(s->current) : NULL;
@@ -348,6 +349,7 @@ rvf_code rvf_store_refresh(rvf_store *s, rvf_error *err)
 					map_unref(s->map);
 					s->map = map;
 					v->info.read_only = s->read_only;
+					s->generation++; /* another file */
 					store_publish(s, v);
 					s->end = size;
 				} else {
@@ -370,10 +372,13 @@ rvf_code rvf_store_refresh(rvf_store *s, rvf_error *err)
 			map_ref(map);
 		}
 		rvf_view *v;
-		rc = view_build(map, size, s->path, cur, UINT64_MAX, 0, NULL, &v,
-				err);
+		bool shorter = size < cur->info.file_size; /* rewritten in place */
+		rc = view_build(map, size, s->path, shorter ? NULL : cur,
+				UINT64_MAX, 0, NULL, &v, err);
 		if (rc == RVF_OK) {
 			v->info.read_only = s->read_only;
+			if (shorter)
+				s->generation++;
 			if (map != s->map) {
 				map_unref(s->map);
 				s->map = map_ref(map);
@@ -405,4 +410,22 @@ rvf_view *rvf_store_view(rvf_store *s)
 	rvf_view *v = rvf_view_ref(s->current);
 	pthread_mutex_unlock(&s->view_mu);
 	return v;
+}
+
+bool rvf_store_shrunk(rvf_store *s, uint64_t *now, uint64_t *expected)
+{
+	rvf_view *v = rvf_store_view(s);
+	uint64_t want = rvf_view_info(v)->file_size;
+	dev_t dev = v->map->dev;
+	ino_t ino = v->map->ino;
+	rvf_view_release(v);
+	struct stat st;
+	/* A compaction may be swapping s->fd: only the mapped file counts. */
+	if (fstat(s->fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino)
+		return false;
+	if (now)
+		*now = (uint64_t)st.st_size;
+	if (expected)
+		*expected = want;
+	return (uint64_t)st.st_size < want;
 }

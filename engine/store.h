@@ -99,6 +99,7 @@ struct rvf_store {
 	/* writer state (under write_mu) */
 	uint64_t next_seg_id;
 	uint64_t end;                 /* committed end of file: appends go here */
+	uint64_t generation;          /* rvf_info.generation of new views */
 	uint8_t witness_prev[32];     /* H(previous witness payload) */
 	bool witness_started;         /* a witness was written this session */
 	dir_entry *pending;           /* appended, listed by the next manifest */

@@ -15,9 +15,11 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "io.h"
 #include "sort.h"
 #include "checksum.h"
 #include "dtype.h"
+#include "guard.h"
 #include "hash.h"
 #include "jsondoc.h"
 #include "segment.h"
@@ -45,7 +47,11 @@ rvf_map *map_file(int fd, uint64_t size, rvf_error *err)
 		rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		return NULL;
 	}
-	m->base = mmap(NULL, (size_t)cap, PROT_READ, MAP_SHARED, fd, 0);
+	int fault = io_map_fault();
+	m->base = fault ? MAP_FAILED :
+		  mmap(NULL, (size_t)cap, PROT_READ, MAP_SHARED, fd, 0);
+	if (fault)
+		errno = fault;
 	if (m->base == MAP_FAILED) {
 		rvf_fail_io(err, errno, "cannot map the store (%llu bytes)",
 			    (unsigned long long)size);
@@ -53,6 +59,7 @@ rvf_map *map_file(int fd, uint64_t size, rvf_error *err)
 		return NULL;
 	}
 	m->capacity = (size_t)cap;
+	guard_map_add(m->base, m->capacity);
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	atomic_init(&m->refs, 1);
@@ -68,6 +75,7 @@ rvf_map *map_ref(rvf_map *m)
 void map_unref(rvf_map *m)
 {
 	if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+		guard_map_remove(m->base);
 		munmap(m->base, m->capacity);
 		free(m);
 	}
@@ -131,6 +139,64 @@ static int cmp_seg_offset(const void *a, const void *b)
 /* ------------------------------------------------------------------ */
 /* Building                                                            */
 /* ------------------------------------------------------------------ */
+
+/* Where a directory entry's segment lies, by the header found there. */
+typedef struct extent {
+	uint64_t start, end;
+	uint32_t index;
+} extent;
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const extent *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* A hostile file may list one segment many times, or segments nested in
+ * each other, so that every entry re-reads (and re-hashes, and re-indexes)
+ * the same bytes: a 512 KB file whose entries all name one 1,000-row VEC
+ * segment would cost a gigabyte.  The reference never writes either, so
+ * before any segment is read: two entries that point at the same offset
+ * make the store corrupt, and so do segments that together cover more
+ * than twice the file (a damaged length that runs a few bytes into the
+ * next segment is tolerated, as the reference tolerates it; nesting
+ * segments to multiply the work is not).  Entries without a segment
+ * header where they point are never read and cost nothing. */
+static rvf_code check_directory(const rvf_view *v, uint64_t size,
+				rvf_error *err)
+{
+	uint32_t n = v->man.dir_len;
+	extent *x = malloc(((size_t)n + 1) * sizeof(extent));
+	if (!x)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	size_t k = 0;
+	uint64_t covered = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const dir_entry *e = &v->man.dir[i];
+		rvf_segment seg;
+		if (segment_at(v->map->base, size, e->offset, &seg, NULL) != RVF_OK)
+			continue;
+		uint64_t len = RVF_SEGMENT_HEADER_SIZE + seg.payload_length;
+		x[k++] = (extent){ e->offset, e->offset + len, i };
+		covered += len; /* each len <= size: no overflow for 2^32 entries */
+	}
+	qsort(x, k, sizeof(extent), cmp_extent);
+	rvf_code rc = RVF_OK;
+	for (size_t i = 1; i < k && rc == RVF_OK; i++)
+		if (x[i].start == x[i - 1].start)
+			rc = rvf_fail(err, RVF_E_CORRUPT,
+				      "directory entries %u and %u both point at offset %llu: a store lists each segment once",
+				      x[i - 1].index, x[i].index,
+				      (unsigned long long)x[i].start);
+	if (rc == RVF_OK && covered / 2 > size)
+		rc = rvf_fail(err, RVF_E_CORRUPT,
+			      "the directory's segments overlap: together they cover %llu bytes of a %llu-byte file",
+			      (unsigned long long)covered, (unsigned long long)size);
+	free(x);
+	return rc;
+}
 
 /* Decodes directory entry e; for entries we read (`must`), damage is an
  * error, for the rest it only marks the segment unreadable. */
@@ -804,6 +870,9 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	info->has_identity = v->man.has_identity;
 	info->identity = v->man.identity;
 
+	rc = check_directory(v, size, err);
+	if (rc != RVF_OK)
+		goto fail;
 	/* Directory and the offset-sorted segment list. */
 	v->dir = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
 	v->sorted = calloc(v->man.dir_len + 1, sizeof(rvf_segment));

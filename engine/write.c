@@ -325,35 +325,42 @@ void commit_done(commit *c)
 	pthread_mutex_unlock(&s->write_mu);
 }
 
-/* A new view of the file after the commit, reusing the base view's rows;
+/* Builds the view of the state a commit writes, from the bytes up to end
+ * (the mapping grows first when needed), reusing the base view's rows;
  * `pending` (deferred commits) is the manifest no file holds yet. */
-static rvf_code publish_new_view(commit *c, const manifest *pending,
-				 rvf_error *err)
+static rvf_code build_new_view(commit *c, const manifest *pending,
+			       uint64_t end, rvf_view **out, rvf_error *err)
 {
 	rvf_store *s = c->s;
-	rvf_map *map = s->map;
-	if (s->end > map->capacity) {
-		map = map_file(s->fd, s->end, err);
+	if (end > s->map->capacity) {
+		rvf_map *map = map_file(s->fd, end, err);
 		if (!map)
 			return err ? err->code : RVF_E_NO_MEMORY;
 		map_unref(s->map);
 		s->map = map;
 	}
-	rvf_view *v;
 	meta_table *meta = c->meta ? c->meta : c->base->meta;
 	/* A pending state's segments after the durable end are all ours,
 	 * including a tail grown in place (its hash changed). */
 	rvf_code rc = pending ?
-		view_build_pending(s->map, s->end, s->path, c->base,
+		view_build_pending(s->map, end, s->path, c->base,
 				   s->durable_end < c->start ? s->durable_end : c->start,
-				   s->durable_end, meta, pending, &v, err) :
-		view_build(s->map, s->end, s->path, c->base, c->start, 0, meta,
-			   &v, err);
-	if (rc != RVF_OK)
-		return rc;
-	v->info.read_only = s->read_only || s->frozen;
-	store_publish(s, v);
-	return RVF_OK;
+				   s->durable_end, meta, pending, out, err) :
+		view_build(s->map, end, s->path, c->base, c->start, 0, meta,
+			   out, err);
+	if (rc == RVF_OK)
+		(*out)->info.read_only = s->read_only || s->frozen;
+	return rc;
+}
+
+static rvf_code publish_new_view(commit *c, const manifest *pending,
+				 rvf_error *err)
+{
+	rvf_view *v;
+	rvf_code rc = build_new_view(c, pending, c->s->end, &v, err);
+	if (rc == RVF_OK)
+		store_publish(c->s, v);
+	return rc;
 }
 
 /* Most deferred changes between durable manifests: each deferred commit
@@ -391,8 +398,15 @@ static rvf_code commit_defer(commit *c, rvf_commit_info *info,
 /* The durable commit, write_mu held before and after. */
 static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 {
+	/* The commit point is the manifest's fsync; everything that can fail
+	 * -- the data's fsync, memory, the new view -- happens before it, so
+	 * a failure leaves nothing committed (the file is cut back) and
+	 * nothing after it can fail: rvf.h's "on failure nothing is
+	 * committed" holds. */
 	rvf_store *s = c->s;
 	rvf_code rc;
+	rvf_view *v = NULL;
+	dir_entry *pending = NULL;
 	if (s->dirty) {
 		rc = append_txn_witnesses(c, err);
 		if (rc != RVF_OK)
@@ -409,37 +423,44 @@ static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 	}
 	size_t len;
 	unsigned char *p = manifest_encode(&c->next, &len);
-	if (!p) {
+	pending = malloc(sizeof(dir_entry));
+	if (!p || !pending) {
+		free(p);
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 		goto fail;
 	}
 	uint64_t moff = s->end, mid = s->next_seg_id;
+	uint64_t end = moff + RVF_SEGMENT_HEADER_SIZE + len;
 	/* The manifest does not list itself: write it without pushing. */
 	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
 	uint8_t hash[16];
 	rvf_content_hash(p, len, hash);
 	segment_encode(hdr, RVF_SEG_MANIFEST, mid, len, hash);
 	int bad = io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)moff) ||
-		  io_pwrite_all(s->fd, p, len, (off_t)(moff + sizeof(hdr))) ||
-		  io_fsync(s->fd);
+		  io_pwrite_all(s->fd, p, len, (off_t)(moff + sizeof(hdr)));
 	int e = errno;
 	free(p);
 	if (bad) {
 		rc = rvf_fail_io(err, e, "cannot write the manifest of %s", s->path);
 		goto fail;
 	}
-	s->next_seg_id++;
-	s->end = moff + sizeof(hdr) + len;
-	/* Committed.  The next manifest lists this one (same session). */
-	dir_entry me = { .seg_id = mid, .offset = moff, .payload_length = len,
-			 .type = RVF_SEG_MANIFEST };
-	free(s->pending);
-	s->pending = malloc(sizeof(dir_entry));
-	s->npending = 0;
-	if (s->pending) {
-		s->pending[0] = me;
-		s->npending = 1;
+	rc = build_new_view(c, NULL, end, &v, err);
+	if (rc != RVF_OK)
+		goto fail;
+	if (io_fsync(s->fd) != 0) {
+		rc = rvf_fail_io(err, errno, "cannot write the manifest of %s", s->path);
+		goto fail;
 	}
+	/* Committed; nothing below can fail.  The next manifest lists this
+	 * one (same session). */
+	s->next_seg_id++;
+	s->end = end;
+	pending[0] = (dir_entry){ .seg_id = mid, .offset = moff,
+				  .payload_length = len,
+				  .type = RVF_SEG_MANIFEST };
+	free(s->pending);
+	s->pending = pending;
+	s->npending = 1;
 	if (info) {
 		info->epoch = c->next.epoch;
 		info->bytes = s->end - c->start;
@@ -449,10 +470,13 @@ static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 	s->dirty = false;
 	s->txn_changes = 0;
 	s->txn_ingested = s->txn_deleted = 0;
-	rc = publish_new_view(c, NULL, err);
+	store_publish(s, v);
 	commit_release(c);
-	return rc;
+	return RVF_OK;
 fail:
+	if (v)
+		rvf_view_release(v);
+	free(pending);
 	abort_locked(c);
 	return rc;
 }

@@ -177,9 +177,21 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 		code = rvf_store_compact(fs->store, NULL, &err);
 		*compacted = code == RVF_OK;
 		break;
-	case CTL_FREEZE:
+	case CTL_FREEZE: {
+		rvf_view *v = rvf_store_view(fs->store);
+		bool branch = rvf_view_info(v)->is_branch;
+		rvf_view_release(v);
+		if (!branch) {
+			/* Only a branch child's COW_MAP can record it: a root
+			 * store would be "frozen" until unmount.  Never claim it. */
+			fs_error(fs, "control: freeze: %s is not a branch child, and the format records a freeze only in a branch child's COW_MAP; it would not last past this mount. Make the store read-only instead (chmod a-w STORE, or mount -o ro)",
+				 fs->store_path);
+			control_cmd_free(&c);
+			return -EINVAL;
+		}
 		code = rvf_store_freeze(fs->store, NULL, &err);
 		break;
+	}
 	case CTL_REMOVE_KERNEL:
 		code = rvf_store_remove_kernel(fs->store, NULL, &err);
 		break;
@@ -220,8 +232,12 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 int control_open(fuse_req_t req, handle *h, struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
-		return -EACCES; /* commands only */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+		/* Anyone may read it, and finds nothing: tar, rsync and cp -a
+		 * of the whole tree copy it as an empty file. */
+		fi->direct_io = 1;
+		return 0;
+	}
 	if (fs->read_only)
 		return -EROFS;
 	uid_t uid = fuse_req_ctx(req)->uid;
@@ -267,11 +283,14 @@ void control_write(fuse_req_t req, handle *h, const char *buf, size_t size)
 	if (strchr(line, '\n')) {
 		fs_error(fs, "control: one command per write");
 		rc = -EINVAL;
-	} else {
+	} else if ((rc = fs_store_check(fs)) == 0) {
 		rc = run(fs, h->opener, line, &compacted);
 		/* Views and names changed with the commit (after a failure
-		 * nothing changed, and an invalidation is harmless). */
-		fs_invalidate(fs, compacted);
+		 * nothing changed, and an invalidation is harmless); a write
+		 * to `control` holds no directory lock, so it can wait until
+		 * the kernel was told. */
+		(void)compacted;
+		fs_invalidate(fs, true);
 	}
 	free(line);
 	if (rc)

@@ -185,8 +185,8 @@ static int parse_ebpf(control_cmd *c, const words *w)
 	return 0;
 }
 
-/* Ids: non-negative decimal integers separated by blanks or commas (no
- * sign, no leading blank inside a number: strtoull would take " -1"). */
+/* Ids separated by blanks or commas, each in canonical decimal
+ * (rvf_parse_id: the one id rule of rvffs and rvfctl). */
 static int parse_ids(control_cmd *c, const char *p)
 {
 	size_t cap = 0;
@@ -195,13 +195,12 @@ static int parse_ids(control_cmd *c, const char *p)
 			p++;
 		if (!*p)
 			break;
-		char *end;
-		errno = 0;
-		unsigned long long id = *p >= '0' && *p <= '9' ? strtoull(p, &end, 10) : 0;
-		if (*p < '0' || *p > '9' || errno ||
-		    (*end && *end != ' ' && *end != ',' && *end != '\t'))
+		const char *end = p + strcspn(p, " ,\t");
+		uint64_t id;
+		if (!rvf_parse_id(p, (size_t)(end - p), &id))
 			return refuse(c, -EINVAL,
-				      "delete: ids are non-negative integers, not \"%.40s\"", p);
+				      "delete: ids are canonical decimal numbers, not \"%.*s\"",
+				      (int)(end - p > 40 ? 40 : end - p), p);
 		if (c->nids == cap) {
 			cap = cap ? 2 * cap : 64;
 			uint64_t *g = realloc(c->ids, cap * sizeof(uint64_t));

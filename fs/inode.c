@@ -233,8 +233,8 @@ bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 		case INO_QUERY:
 			fill(fs, st, ino, S_IFREG | 0666, 0, fs->mount_time);
 			return true;
-		case INO_CONTROL: /* write-only; 0000 on a read-only mount */
-			fill(fs, st, ino, S_IFREG | 0200, 0, fs->mount_time);
+		case INO_CONTROL: /* commands in; reads empty (tar, rsync) */
+			fill(fs, st, ino, S_IFREG | 0644, 0, fs->mount_time);
 			return true;
 		case INO_KERNEL: {
 			rvf_kernel_info k;
@@ -346,24 +346,6 @@ const char *fs_root_name(size_t i, uint64_t *ino)
 	return root_names[i].name;
 }
 
-/* Parses a plain decimal id (no sign, no leading zeros but "0"). */
-static bool parse_id(const char *s, uint64_t *out)
-{
-	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 20)
-		return false;
-	uint64_t v = 0;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
 uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 			const char *name)
 {
@@ -386,7 +368,8 @@ uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
 			staged *s = staged_find_in(fs, INO_VECTORS, name);
 			ino = s ? s->ino : 0;
 			pthread_mutex_unlock(&fs->mu);
-		} else if (parse_id(name, &id) && rvf_view_find(v, id) >= 0) {
+		} else if (rvf_parse_id(name, strlen(name), &id) &&
+			   rvf_view_find(v, id) >= 0) {
 			ino = vec_ino(fs, id);
 		}
 		break;

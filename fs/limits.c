@@ -37,16 +37,26 @@ int limits_request(rvffs *fs, const char *what, uint64_t end)
 
 int limits_results(rvffs *fs, uint64_t hits, char **msg)
 {
-	uint64_t bytes = hits > fs->lim.results_max / HIT_BYTES ? UINT64_MAX :
-			 hits * HIT_BYTES;
+	uint64_t bytes = hits > UINT64_MAX / HIT_BYTES ? UINT64_MAX : hits * HIT_BYTES;
 	if (bytes <= fs->lim.results_max)
 		return 0;
-	if (asprintf(msg, "the results would take over %" PRIu64 " bytes (%" PRIu64
+	if (asprintf(msg, "the results would take %" PRIu64 " bytes (%" PRIu64
 		     " hits: k times queries), more than results_max (%" PRIu64
 		     "): ask fewer queries at a time or a smaller k",
-		     bytes == UINT64_MAX ? fs->lim.results_max : bytes, hits,
+		     bytes, hits,
 		     fs->lim.results_max) < 0)
 		*msg = NULL;
+	return -E2BIG;
+}
+
+int limits_held(rvffs *fs, uint64_t bytes)
+{
+	if (bytes <= fs->lim.results_max)
+		return 0;
+	fs_error(fs, "query: results not read yet would take %" PRIu64
+		 " bytes, more than results_max (%" PRIu64
+		 "): read them before writing more; the new results were dropped",
+		 bytes, fs->lim.results_max);
 	return -E2BIG;
 }
 

@@ -429,6 +429,9 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out_session;
 	}
+	/* A store truncated under the mount must cost EIO, not the daemon. */
+	if (rvf_guard_install() != 0)
+		fs_log(&fs, LOG_WARNING, "cannot install the SIGBUS guard: %s", strerror(errno));
 	if (fs_invalidator_start(&fs) != 0) {
 		ret = 1;
 		goto out_unmount;
@@ -478,7 +481,7 @@ out:
 		staged_remove(&fs, fs.staged);
 	while (fs.slots)
 		slot_remove(&fs, fs.slots);
-	free(fs.last_result);
+	results_free(&fs);
 	free(fs.errors);
 	free(fs.bigids);
 	free(fs.bighash);

@@ -166,7 +166,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (fi && fi->fh && attr->st_size == 0) {
 			handle *h = (handle *)(uintptr_t)fi->fh;
 			h->wlen = 0;
-			h->wdirty = true;
+			h->wseq = true; /* only what is written next counts */
 		}
 	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 			     FUSE_SET_ATTR_GID)) {
@@ -443,15 +443,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static int parse_vector_id(const char *name, uint64_t *id)
 {
-	char *end;
-	if (!*name || name[0] == '-' || name[0] == '+')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(name, &end, 10);
-	if (*end || errno)
-		return -EINVAL;
-	*id = v;
-	return 0;
+	return rvf_parse_id(name, strlen(name), id) ? 0 : -EINVAL;
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

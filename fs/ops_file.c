@@ -2,7 +2,6 @@
  * file, segments, vectors, kernel / eBPF images and ingest staging. */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,28 +91,10 @@ long long writer_size(rvffs *fs, uint64_t ino)
 	long long size = -1;
 	pthread_mutex_lock(&fs->mu);
 	for (handle *h = fs->writers; h; h = h->next_writer)
-		if (h->ino == ino && h->wdirty)
+		if (h->ino == ino && (h->wdirty || h->wseq))
 			size = (long long)h->wlen;
 	pthread_mutex_unlock(&fs->mu);
 	return size;
-}
-
-/* The process (thread group) of the thread that made a request. */
-static pid_t caller_tgid(fuse_req_t req)
-{
-	pid_t tid = fuse_req_ctx(req)->pid, tgid = tid;
-	char path[64], line[128];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	FILE *f = tid > 0 ? fopen(path, "re") : NULL;
-	if (!f)
-		return tid;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Tgid:", 5)) {
-			tgid = (pid_t)atoi(line + 5);
-			break;
-		}
-	fclose(f);
-	return tgid;
 }
 
 static handle *fh(struct fuse_file_info *fi)
@@ -203,7 +184,7 @@ static int open_fixed(rvffs *fs, rvf_view *v, handle *h,
 			return -EROFS;
 		h->for_write = w;
 		if (w && (fi->flags & O_TRUNC)) {
-			h->wdirty = true;
+			h->wseq = true; /* replaced by what is written, if anything */
 			return 0;
 		}
 		int rc = load_image(fs, v, h);
@@ -281,8 +262,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			h->text = NULL;
 			h->len = 0;
 		}
-		if (w && (fi->flags & O_TRUNC))
-			h->wdirty = true;
+		h->wseq = w && (i < 0 || (fi->flags & O_TRUNC));
 		fi->direct_io = 1;
 		break;
 	}
@@ -293,9 +273,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (s) {
 			s->opens++;
 			h->st = s;
+			/* Emptied, not yet written: a close now commits
+			 * nothing (bash's first descriptor of `> f`). */
 			if (w && (fi->flags & O_TRUNC) && ftruncate(s->fd, 0) == 0) {
 				s->size = 0;
-				s->dirty = true;
 				limits_unstage(s, 0);
 			}
 		} else if (q && ino == q->ino + 1) {
@@ -321,6 +302,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOENT;
 	}
 out:
+	/* What open read from a store that shrank under us is not the
+	 * store (`errors` stays readable: it says why). */
+	if (!rc && ino != INO_ERRORS)
+		rc = fs_store_check(fs);
 	rvf_view_release(v);
 	if (rc) {
 		handle_free(h);
@@ -331,6 +316,10 @@ out:
 		writer_add(fs, h);
 	if (h->for_write || (h->st && w))
 		h->owner = caller_tgid(req);
+	/* A close of a read-only descriptor has nothing to commit (flush
+	 * acts on writes only): no FLUSH round trip, one less per `cat`. */
+	if (!w)
+		fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -408,11 +397,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			s->opens++;
 		}
 	} else if (parent == INO_VECTORS) {
-		char *end;
-		errno = 0;
-		unsigned long long id = strtoull(name, &end, 10);
-		if (*end || errno || name[0] == '-' || name[0] == '+' || !*name) {
-			fs_error(fs, "vectors/%s: a vector file is named by its decimal id", name);
+		uint64_t id;
+		if (!rvf_parse_id(name, strlen(name), &id)) {
+			fs_error(fs, "vectors/%s: a vector file is named by its id in canonical decimal (digits, no sign, no leading zero)",
+				 name);
 			rc = -EINVAL;
 		} else if (store_dimension(fs) == 0) {
 			fs_error(fs, "vectors/%s: the store has dimension 0: it cannot hold vectors", name);
@@ -422,13 +410,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			if (!h->ino)
 				rc = -ENOMEM;
 			h->for_write = true;
-			h->wdirty = true;
+			h->wseq = true;
 			fi->direct_io = 1;
 		}
 	} else if (parent == INO_ROOT && (!strcmp(name, "kernel") || !strcmp(name, "ebpf"))) {
 		h->ino = name[0] == 'k' ? INO_KERNEL : INO_EBPF;
 		h->for_write = true;
-		h->wdirty = true;
+		h->wseq = true;
 		fi->direct_io = 1;
 	} else {
 		rc = -EPERM;
@@ -462,7 +450,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* Query file: run the complete lines written so far; results replace the
  * previous ones once those were read. */
-static int query_process(rvffs *fs, handle *h, bool all)
+static int query_process(rvffs *fs, fuse_req_t req, handle *h, bool all)
 {
 	size_t upto = h->req_len;
 	if (!all) {
@@ -476,6 +464,13 @@ static int query_process(rvffs *fs, handle *h, bool all)
 	size_t out_len = 0;
 	int rc = query_run(fs, v, h->req, upto, &out, &out_len);
 	rvf_view_release(v);
+	if (!rc && fs_store_check(fs)) {
+		/* The search read a store that shrank under us. */
+		free(out);
+		out = strdup("error: the store file shrank under the mount\n");
+		out_len = out ? strlen(out) : 0;
+		rc = -EIO;
+	}
 	memmove(h->req, h->req + upto, h->req_len - upto);
 	h->req_len -= upto;
 	if (rc || h->rpos) {
@@ -488,6 +483,11 @@ static int query_process(rvffs *fs, handle *h, bool all)
 		h->req_len = 0;
 		fs_error(fs, "query: %.*s", (int)(out_len && out[out_len - 1] == '\n' ?
 						  out_len - 1 : out_len), out ? out : "");
+	}
+	if (h->len && out_len &&
+	    (rc = limits_held(fs, (uint64_t)h->len + 1 + out_len)) != 0) {
+		free(out); /* unread results: at most results_max of them */
+		return rc;
 	}
 	if (h->len && out_len) {
 		/* Another batch of the same request: groups stay separated. */
@@ -507,18 +507,11 @@ static int query_process(rvffs *fs, handle *h, bool all)
 		h->len = out_len;
 	}
 	if (rc != -ENOMEM) {
-		/* `cat query` shows the outcome of the last request: its
-		 * results, or its error line. */
-		pthread_mutex_lock(&fs->mu);
-		char *copy = h->len ? malloc(h->len) : NULL;
-		if (copy || !h->len) { /* no hits: no results either */
-			if (copy)
-				memcpy(copy, h->text, h->len);
-			free(fs->last_result);
-			fs->last_result = copy;
-			fs->last_result_len = h->len;
-		}
-		pthread_mutex_unlock(&fs->mu);
+		/* `cat query` from a fresh descriptor shows the outcome of the
+		 * reader's own last request: its results, or its error line. */
+		reader_id c;
+		reader_of(req, &c);
+		results_put(fs, &c, h->text ? h->text : "", h->len);
 	}
 	return rc;
 }
@@ -563,18 +556,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (ino == INO_QUERY) {
 		pthread_mutex_lock(&h->lock);
 		if (!h->wrote) {
-			/* Nothing written here: the mount's most recent results. */
-			pthread_mutex_lock(&fs->mu);
-			if (!h->text && fs->last_result) {
-				h->text = malloc(fs->last_result_len);
-				if (h->text) {
-					memcpy(h->text, fs->last_result, fs->last_result_len);
-					h->len = fs->last_result_len;
-				}
+			/* Nothing written here: the reader's own last results. */
+			if (!h->text) {
+				reader_id c;
+				reader_of(req, &c);
+				h->text = results_get(fs, &c, &h->len);
 			}
-			pthread_mutex_unlock(&fs->mu);
 		} else if (h->req_len) {
-			query_process(fs, h, true);
+			query_process(fs, req, h, true);
 		}
 		/* Advance the cursor before replying: the kernel may send the
 		 * next read as soon as it has this reply. */
@@ -604,6 +593,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				 !s ? "gone" : !s->readable ? "no valid segment header at its offset" :
 				 "content hash mismatch");
 			fuse_reply_err(req, EIO);
+			return;
+		}
+		int bad = fs_store_check(fs);
+		if (bad) {
+			fuse_reply_err(req, -bad);
 			return;
 		}
 		reply_slice(req, (const char *)rvf_view_segment_bytes(h->view, s),
@@ -640,6 +634,75 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	reply_copy(req, h->text, h->len, size, off);
+}
+
+/* A vector file's text: exactly `dimension` numbers (rvf_parse_floats). */
+static int parse_vector(rvffs *fs, uint64_t id, const unsigned char *text,
+			size_t len, float *x, uint32_t dim)
+{
+	rvf_error err;
+	long n = rvf_parse_floats((const char *)text, len, x, dim, &err);
+	if (n < 0) {
+		fs_error(fs, "vectors/%llu: %s; nothing written",
+			 (unsigned long long)id, err.message);
+		return -EINVAL;
+	}
+	if ((size_t)n != dim) {
+		fs_error(fs, "vectors/%llu: expected %u numbers, found %ld; nothing written",
+			 (unsigned long long)id, dim, n);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Checks a vector file written from its start as the bytes arrive, so
+ * that the write() of a bad line fails (a shell reports that; it ignores
+ * errors at close): once a line is complete it must be the whole vector. */
+static int check_vector_write(rvffs *fs, handle *h)
+{
+	const unsigned char *nl = h->wbuf ? memchr(h->wbuf, '\n', h->wlen) : NULL;
+	uint64_t id;
+	if (!nl || !vec_id_of(fs, h->ino, &id))
+		return 0;
+	for (const unsigned char *p = nl; p < h->wbuf + h->wlen; p++)
+		if (*p != '\n' && *p != ' ' && *p != '\t' && *p != '\r') {
+			fs_error(fs, "vectors/%llu: a vector file is one line; nothing written",
+				 (unsigned long long)id);
+			return -EINVAL;
+		}
+	uint32_t dim = store_dimension(fs);
+	float *x = malloc(4 * (size_t)dim);
+	if (!x)
+		return -ENOMEM;
+	int rc = parse_vector(fs, id, h->wbuf, (size_t)(nl - h->wbuf), x, dim);
+	free(x);
+	return rc;
+}
+
+static int commit_vector(rvffs *fs, handle *h)
+{
+	uint64_t id;
+	if (!vec_id_of(fs, h->ino, &id))
+		return -ENOENT;
+	return vector_commit_text(fs, id, (const char *)h->wbuf, h->wlen);
+}
+
+int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
+{
+	uint32_t dim = store_dimension(fs);
+	float *x = malloc(4 * (size_t)(dim ? dim : 1));
+	if (!x)
+		return -ENOMEM;
+	int rc = parse_vector(fs, id, (const unsigned char *)buf, len, x, dim);
+	rvf_error err;
+	rvf_commit_info info;
+	if (!rc && rvf_store_ingest(fs->store, 1, &id, x, NULL, NULL, &info,
+				    &err) != RVF_OK)
+		rc = -fs_rvf_errno(fs, "vectors write", &err);
+	else if (!rc)
+		fs_invalidate(fs, false);
+	free(x);
+	return rc;
 }
 
 static int buffer_write(handle *h, const char *buf, size_t size, off_t off)
@@ -681,28 +744,38 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		/* Complete lines run at each write, so what waits here is one
 		 * unfinished line: at most request_max bytes. */
 		rc = limits_request(fs, "query", (uint64_t)h->req_len + size);
-		char *n = rc ? NULL : realloc(h->req, h->req_len + size + 1);
+		size_t need = h->req_len + size + 1, cap = h->req_cap;
+		while (!rc && cap < need) /* doubling: no copy per write */
+			cap = cap ? 2 * cap : 4096;
+		if (cap > fs->lim.request_max + 1 && need <= fs->lim.request_max + 1)
+			cap = fs->lim.request_max + 1;
+		char *n = rc ? NULL : cap == h->req_cap ? h->req : realloc(h->req, cap);
 		if (rc) {
 			free(h->req);
 			h->req = NULL;
-			h->req_len = 0;
+			h->req_len = h->req_cap = 0;
 		} else if (!n) {
 			rc = -ENOMEM;
 		} else {
 			h->req = n;
+			h->req_cap = cap;
 			memcpy(h->req + h->req_len, buf, size);
 			h->req_len += size;
 			h->wrote = true;
 			/* The bytes before these hold no newline: look only at
 			 * the new ones (no rescan of a long unfinished line). */
 			if (memchr(buf, '\n', size))
-				rc = query_process(fs, h, false);
+				rc = query_process(fs, req, h, false);
 		}
 		pthread_mutex_unlock(&h->lock);
 	} else if (h->st) {
 		pthread_mutex_lock(&fs->mu);
-		bool gone = h->st->gone;
+		bool gone = h->st->gone, refused = h->st->refused;
 		pthread_mutex_unlock(&fs->mu);
+		if (refused) {
+			fuse_reply_err(req, EINVAL); /* already said why */
+			return;
+		}
 		/* Already committed (or refused, or removed) at an earlier close
 		 * of this descriptor: say so rather than drop the bytes. */
 		int over = gone ? 0 : limits_stage(fs, h->st, (uint64_t)off + size);
@@ -722,8 +795,16 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			h->st->dirty = true;
 			clock_gettime(CLOCK_REALTIME, &h->st->mtime);
 			pthread_mutex_unlock(&fs->mu);
-			fuse_reply_write(req, (size_t)w);
-			return;
+			/* A bad line fails this write, so a shell reports it; the
+			 * file is then refused and leaves ingest/ at close. */
+			rc = staged_check(fs, h->st, (uint64_t)off, (size_t)w);
+			if (!rc) {
+				fuse_reply_write(req, (size_t)w);
+				return;
+			}
+			pthread_mutex_lock(&fs->mu);
+			h->st->refused = true;
+			pthread_mutex_unlock(&fs->mu);
 		}
 	} else if (fs_node_kind(ino) == NODE_STAGED) {
 		/* slot request file */
@@ -762,7 +843,13 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		   (uint64_t)off + size > fs->lim.request_max) {
 		rc = limits_request(fs, "vectors/", (uint64_t)off + size);
 	} else if (h->for_write) {
-		rc = buffer_write(h, buf, size, off);
+		bool seq = h->wseq && (size_t)off == h->wlen;
+		h->wseq = seq;
+		rc = h->wfailed ? -EINVAL : buffer_write(h, buf, size, off);
+		if (!rc && seq && fs_node_kind(ino) == NODE_VECTOR)
+			rc = check_vector_write(fs, h);
+		if (rc == -EINVAL)
+			h->wfailed = true;
 	} else {
 		rc = -EBADF;
 	}
@@ -770,60 +857,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_write(req, size);
-}
-
-/* A vector file's text: exactly `dimension` numbers. */
-static int commit_vector(rvffs *fs, handle *h)
-{
-	uint64_t id;
-	if (!vec_id_of(fs, h->ino, &id))
-		return -ENOENT;
-	return vector_commit_text(fs, id, (const char *)h->wbuf, h->wlen);
-}
-
-int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
-{
-	rvf_view *v = fs_view(fs);
-	uint32_t dim = rvf_view_info(v)->dimension;
-	rvf_view_release(v);
-	char *text = strndup(buf ? buf : "", len);
-	float *x = malloc(4 * (size_t)dim);
-	int rc = 0;
-	size_t n = 0;
-	if (!text || !x) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	char *save = NULL;
-	for (char *tok = strtok_r(text, " \t\r\n,[]", &save); tok;
-	     tok = strtok_r(NULL, " \t\r\n,[]", &save)) {
-		char *end;
-		float f = strtof(tok, &end);
-		if (*end || !isfinite(f) || n == dim) {
-			fs_error(fs, "vectors/%llu: %s; nothing written",
-				 (unsigned long long)id,
-				 n == dim ? "too many numbers" : "not a list of finite numbers");
-			rc = -EINVAL;
-			goto out;
-		}
-		x[n++] = f;
-	}
-	if (n != dim) {
-		fs_error(fs, "vectors/%llu: expected %u numbers, found %zu; nothing written",
-			 (unsigned long long)id, dim, n);
-		rc = -EINVAL;
-		goto out;
-	}
-	rvf_error err;
-	rvf_commit_info info;
-	if (rvf_store_ingest(fs->store, 1, &id, x, NULL, NULL, &info, &err) != RVF_OK)
-		rc = -fs_rvf_errno(fs, "vectors write", &err);
-	else
-		fs_invalidate(fs, false);
-out:
-	free(text);
-	free(x);
-	return rc;
 }
 
 /* Kernel / eBPF written whole: re-embed it, keeping the header fields. */
@@ -872,11 +905,11 @@ static int commit_image(rvffs *fs, handle *h)
 	return 0;
 }
 
-static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
+static int flush_handle(rvffs *fs, fuse_req_t req, fuse_ino_t ino, handle *h)
 {
 	if (ino == INO_QUERY) {
 		pthread_mutex_lock(&h->lock);
-		int rc = h->req_len ? query_process(fs, h, true) : 0;
+		int rc = h->req_len ? query_process(fs, req, h, true) : 0;
 		pthread_mutex_unlock(&h->lock);
 		return rc;
 	}
@@ -884,8 +917,13 @@ static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
 		pthread_mutex_lock(&fs->mu);
 		bool go = h->st->dirty && !h->st->gone &&
 			  staged_commits_at_close(h->st->name);
+		bool refused = h->st->refused;
 		h->st->dirty = false;
 		pthread_mutex_unlock(&fs->mu);
+		if (go && refused) {
+			staged_remove(fs, h->st); /* the failed write said why */
+			return -EINVAL;
+		}
 		if (!go)
 			return 0;
 		int rc = staged_commit(fs, h->st);
@@ -900,8 +938,10 @@ static int flush_handle(rvffs *fs, fuse_ino_t ino, handle *h)
 		return 0;
 	}
 	if (!h->for_write || !h->wdirty)
-		return 0;
+		return 0; /* nothing written: nothing to commit, nothing to say */
 	h->wdirty = false;
+	if (h->wfailed)
+		return -EINVAL; /* a write() already failed and said why */
 	if (fs_node_kind(ino) == NODE_VECTOR)
 		return commit_vector(fs, h);
 	if (ino == INO_KERNEL || ino == INO_EBPF)
@@ -935,7 +975,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	int rc = flush_handle(fs_of(req), ino, h);
+	int rc = flush_handle(fs_of(req), req, ino, h);
 	fuse_reply_err(req, -rc);
 }
 
@@ -944,7 +984,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)datasync;
 	rvffs *fs = fs_of(req);
-	int rc = flush_handle(fs, ino, fh(fi));
+	int rc = flush_handle(fs, req, ino, fh(fi));
 	/* fsync makes every change of the mount durable, not only this
 	 * file's: one manifest covers them all. */
 	if (rc == 0)
@@ -957,7 +997,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rvffs *fs = fs_of(req);
 	handle *h = fh(fi);
 	if (pending_at_release(fs, ino, h))
-		flush_handle(fs, ino, h);
+		flush_handle(fs, req, ino, h);
 	if (h->st)
 		staged_put(fs, h->st);
 	if (h->for_write)

@@ -90,11 +90,9 @@ typedef struct rvffs {
 	uint64_t next_dyn;         /* next dynamic inode */
 	struct staged *staged;     /* ingest/ entries */
 	struct slot *slots;        /* queries/ entries */
-	char *last_result;         /* results of the last query on this mount */
-	size_t last_result_len;
 	char *errors;              /* recent error lines, newest last */
 	size_t errors_len;
-	uint32_t seg_gen;          /* bumps when the store is compacted */
+	uint64_t seg_gen;          /* librvf's file generation of the current view */
 	uint64_t *bigids;          /* ids >= 2^63, index = ino - INO_BIGID_BASE */
 	size_t nbigids, bigcap;
 	size_t *bighash;           /* id -> index + 1 (inode.c) */
@@ -107,6 +105,8 @@ typedef struct rvffs {
 	pthread_t inval_thread;    /* sends kernel cache invalidations */
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
+	uint64_t inval_asked, inval_sent; /* passes requested / completed */
+	rvf_view *inval_shown;     /* the state the kernel's names come from */
 	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
 	rvf_view *sizes_view;      /* the view whose vector text lengths... */
 	uint32_t *sizes;           /* ...are kept here (text.c) */
@@ -139,8 +139,16 @@ int fs_rvf_errno(rvffs *fs, const char *what, const rvf_error *err);
 
 /* view.c: the current snapshot (refreshing a read-only mount now and then). */
 rvf_view *fs_view(rvffs *fs);
-/* After a commit: drop cached directory contents the commit changed. */
-void fs_invalidate(rvffs *fs, bool compacted);
+/* After a commit: the kernel forgets every name and directory content the
+ * commit changed (every segment name when librvf's file generation moved,
+ * removed vectors, ...).  With `wait` (only from a request that holds no
+ * directory lock, e.g. a write to `control`) it returns once the kernel
+ * was told (at most a second); else the notices follow at once. */
+void fs_invalidate(rvffs *fs, bool wait);
+/* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
+ * absorbed, or it is shorter than the view): what was read from it cannot
+ * be trusted.  Logged (and put in `errors`) once. */
+int fs_store_check(rvffs *fs);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
 
@@ -191,6 +199,9 @@ void limits_init(rvffs *fs, uint64_t request_max, uint64_t results_max,
 int limits_request(rvffs *fs, const char *what, uint64_t end);
 /* A batch of `hits` results: 0, or -E2BIG with the reason in *msg. */
 int limits_results(rvffs *fs, uint64_t hits, char **msg);
+/* Results held for reading on one descriptor reaching `bytes`: 0 or
+ * -E2BIG (logged). */
+int limits_held(rvffs *fs, uint64_t bytes);
 /* Staged file s growing to `end` bytes (counted for its owner): 0 or
  * -EFBIG.  Takes fs->mu. */
 int limits_stage(rvffs *fs, struct staged *s, uint64_t end);
@@ -248,6 +259,20 @@ struct timespec seg_mtime(rvf_view *v, size_t i);
 int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 	      char **out, size_t *out_len);
 
+/* results.c: the query file's results, per reader. */
+typedef struct reader_id {
+	uid_t uid;
+	pid_t tgid, ppid, sid;  /* sid 0: unknown */
+} reader_id;
+void reader_of(fuse_req_t req, reader_id *c);
+/* The process (thread group) of the thread that made a request. */
+pid_t caller_tgid(fuse_req_t req);
+/* Keeps TEXT as the newest result written by c. */
+void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
+/* A copy of the result reader r may see (NULL, *len 0: none). */
+char *results_get(rvffs *fs, const reader_id *r, size_t *len);
+void results_free(rvffs *fs);
+
 /* staging.c: files in ingest/ */
 typedef struct staged {
 	struct staged *next;
@@ -258,6 +283,10 @@ typedef struct staged {
 	int opens;
 	bool dirty;             /* written since the last commit attempt */
 	bool gone;              /* left ingest/: freed at the last release */
+	uint64_t checked;       /* bytes [0, checked) are complete, good lines */
+	uint64_t next_line;     /* line number at `checked` */
+	bool unchecked;         /* written out of order: checked at close only */
+	bool refused;           /* a write failed on a bad line: never committed */
 	uint64_t parent;        /* INO_INGEST, or INO_VECTORS for a temporary
 				 * ".ID.XXXXXX" (rsync) committed by its rename */
 	struct timespec mtime;
@@ -274,6 +303,9 @@ int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out);
 /* Parses and commits the staged file; on success it leaves ingest/.
  * Returns 0 or -errno (the reason is logged and in `errors`). */
 int staged_commit(rvffs *fs, staged *s);
+/* After a write of [off, off+len): checks the lines it completed, for
+ * text formats written in order.  0, or -EINVAL (reason in `errors`). */
+int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);
@@ -320,11 +352,13 @@ typedef struct handle {
 	size_t len;
 	size_t rpos;            /* query file: read cursor (offsets ignored) */
 	char *req;              /* query file: unprocessed request bytes */
-	size_t req_len;
+	size_t req_len, req_cap;
 	bool wrote;             /* query file: something was written */
 	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
 	size_t wlen, wcap;
-	bool wdirty;
+	bool wdirty;            /* bytes written since the last commit */
+	bool wseq;              /* written from the start, in order */
+	bool wfailed;           /* a write was refused: the close commits nothing */
 	staged *st;
 	bool for_write;
 	struct handle *next_writer;

@@ -126,6 +126,55 @@ static rvf_code sink(void *ctx, size_t n, const uint64_t *ids,
 	return rvf_ingest_add(ctx, n, ids, vectors, meta, meta_start, err);
 }
 
+#define CHECK_LINE_MAX (64u << 20) /* a longer unfinished line waits for close */
+
+int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len)
+{
+	rvf_import_format fmt;
+	pthread_mutex_lock(&fs->mu);
+	if (off < s->checked || off + len < s->size)
+		s->unchecked = true; /* rewritten or written out of order */
+	bool go = !s->unchecked && !s->gone && s->name[0] != '.' &&
+		  rvf_import_format_from_name(s->name, &fmt) &&
+		  (fmt == RVF_IMPORT_CSV || fmt == RVF_IMPORT_JSONL);
+	uint64_t from = s->checked, to = s->size, line = s->next_line;
+	pthread_mutex_unlock(&fs->mu);
+	if (!go || to - from > CHECK_LINE_MAX)
+		return 0;
+	char *buf = malloc((size_t)(to - from) + 1);
+	if (!buf)
+		return 0; /* checked at close instead */
+	ssize_t r = pread(s->fd, buf, (size_t)(to - from), (off_t)from);
+	char *nl = r > 0 ? memrchr(buf, '\n', (size_t)r) : NULL;
+	int rc = 0;
+	if (nl) {
+		size_t n = (size_t)(nl - buf) + 1, lines = 0;
+		for (char *p = buf; (p = memchr(p, '\n', n - (size_t)(p - buf))); p++)
+			lines++;
+		rvf_view *v = fs_view(fs);
+		uint32_t dim = rvf_view_info(v)->dimension;
+		rvf_view_release(v);
+		char label[300];
+		snprintf(label, sizeof(label), "ingest/%s", s->name);
+		rvf_error err;
+		if (rvf_import_check_lines(buf, n, label, fmt, dim,
+					   line ? line : 1, &err) != RVF_OK) {
+			fs_error(fs, "%s; the write fails and nothing is committed",
+				 err.message);
+			rc = -EINVAL;
+		} else {
+			pthread_mutex_lock(&fs->mu);
+			if (s->checked == from) {
+				s->checked = from + n;
+				s->next_line = (line ? line : 1) + lines;
+			}
+			pthread_mutex_unlock(&fs->mu);
+		}
+	}
+	free(buf);
+	return rc;
+}
+
 int staged_commit(rvffs *fs, staged *s)
 {
 	rvf_import_format fmt;

@@ -52,6 +52,7 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "epoch: %u\n", i->epoch);
 	fprintf(f, "segments: %zu\n", rvf_view_segment_count(v));
 	fprintf(f, "file_size: %llu\n", (unsigned long long)i->file_size);
+	fprintf(f, "generation: %llu\n", (unsigned long long)i->generation);
 	fprintf(f, "dead_bytes: %llu\n", (unsigned long long)i->dead_bytes);
 	fprintf(f, "durable: %s\n", i->pending ? "no" : "yes");
 	put_identity(f, &i->identity, false);

@@ -103,6 +103,20 @@ bool rvf_metric_parse(const char *s, rvf_metric *out);
  * printed everywhere. */
 size_t rvf_format_float(float v, char out[RVF_FLOAT_TEXT_MAX]);
 
+/* Ids: canonical decimal only -- digits, no sign, no blanks, no leading
+ * zero (but "0"), at most 2^64-1.  The one rule for vector file names,
+ * control commands, rvfctl arguments and ingested files. */
+bool rvf_parse_id(const char *s, size_t len, uint64_t *id);
+/* [s, s+len) entirely one finite float32 (C locale, as strtof rounds). */
+bool rvf_parse_float(const char *s, size_t len, float *out);
+/* A list of finite numbers separated by blanks (space, tab, CR, LF) with
+ * at most one comma among them, optionally inside one [ ]: the text of a
+ * vector everywhere.  Stores the first `cap` into out and returns how many
+ * there are, or -1 with err (RVF_E_INVALID_ARGUMENT) saying which
+ * component is wrong. */
+long rvf_parse_floats(const char *s, size_t len, float *out, size_t cap,
+		      rvf_error *err);
+
 /* Segment type codes as written in the header's seg_type byte. */
 enum {
 	RVF_SEG_VEC = 0x01,
@@ -254,6 +268,19 @@ void rvf_store_close(rvf_store *s);
 rvf_code rvf_store_refresh(rvf_store *s, rvf_error *err);
 
 bool rvf_store_read_only(const rvf_store *s);
+
+/* True when the store file is now shorter than the current view maps
+ * (someone truncated it underneath); *now and *expected get the sizes.
+ * Reads of the missing part would raise SIGBUS (see rvf_guard_install). */
+bool rvf_store_shrunk(rvf_store *s, uint64_t *now, uint64_t *expected);
+
+/* Installs a process-wide SIGBUS handler that turns a fault on a store
+ * mapping into a page of zeros plus a count (rvf_guard_faults), instead of
+ * the death of the process: a daemon must survive a store truncated under
+ * it, and answer EIO.  Once any fault was counted, nothing read from a
+ * mapping may be trusted.  0 or -1 with errno. */
+int rvf_guard_install(void);
+uint64_t rvf_guard_faults(void);
 const char *rvf_store_path(const rvf_store *s);
 
 /* A new reference to the store's current committed state. */
@@ -292,6 +319,11 @@ typedef struct rvf_info {
 				  * about what compaction would reclaim */
 	const char *parent_path; /* branch parent as stored (relative), or NULL */
 	const char *parent_resolved; /* the path we opened, or NULL */
+	/* The file generation: 0 at open, one more each time the file was
+	 * rewritten (compacted, replaced by another file, cut shorter), i.e.
+	 * whenever segment offsets and names of earlier views stop holding.
+	 * Appends (commits) keep it. */
+	uint64_t generation;
 } rvf_info;
 
 const rvf_info *rvf_view_info(const rvf_view *v);
@@ -568,6 +600,28 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 			 size_t k, const rvf_search_options *opt, rvf_hit *out,
 			 size_t *counts, rvf_error *err);
 
+/* The query language (the `query` file, queries/NAME/request, rvfctl
+ * query --file): one query per line, "[k=N] [ef=N] NUMBERS" or
+ * {"vector":[...],"k":N,"ef":N,"filter":{...}}; blank and # lines skipped;
+ * unknown keys and bad values refuse the request.  *out (malloc'd, NULL
+ * only without memory) is the results text -- per query "ID DISTANCE"
+ * lines, an empty line between queries -- or "error: line N: REASON\n"
+ * when the code is not RVF_OK (RVF_E_INVALID_ARGUMENT for bad requests). */
+#define RVF_REQUEST_MAX_K (1u << 20)
+typedef struct rvf_request_options {
+	size_t default_k;            /* k when a query names none; 0 = 10 */
+	rvf_search_options search;   /* threads, codes (filter unused) */
+	/* Optional: given the hits a request may produce (k capped by the
+	 * visible vectors, summed over its queries), returns 0 or non-zero
+	 * with a malloc'd reason in *msg; the request then fails with
+	 * RVF_E_TOO_LARGE and "error: REASON". */
+	int (*budget)(void *ctx, uint64_t hits, char **msg);
+	void *budget_ctx;
+} rvf_request_options;
+rvf_code rvf_request_run(const rvf_view *v, const char *text, size_t len,
+			 const rvf_request_options *opt, char **out,
+			 size_t *out_len, rvf_error *err);
+
 /* Distance between two vectors under a metric, as search computes it. */
 float rvf_distance(rvf_metric m, const float *a, const float *b, size_t dim);
 
@@ -806,6 +860,15 @@ typedef rvf_code (*rvf_import_sink)(void *ctx, size_t n, const uint64_t *ids,
 rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
 		       uint32_t dimension, rvf_import_sink sink, void *ctx,
 		       uint64_t *rows, rvf_error *err);
+
+/* Checks complete lines of a CSV/TSV/text or JSON Lines file as they
+ * arrive (other formats: RVF_OK, they are checked whole): the same rules
+ * and messages as rvf_import_fd, with line numbers from first_line (a
+ * first_line above 1 has no header line).  The ingest/ directory fails
+ * the write() of a bad line with it. */
+rvf_code rvf_import_check_lines(const char *text, size_t len, const char *name,
+				rvf_import_format fmt, uint32_t dimension,
+				uint64_t first_line, rvf_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Hashes (exposed for tools and tests)                                */

@@ -10,19 +10,21 @@
 # into build-fuzz-standalone/ (used by tests/pytest/test_fuzz_regressions.py;
 # CC=clang builds build-fuzz-standalone-clang/, whose UBSan also sees
 # pointer-arithmetic overflow, which gcc's does not).
-# The engine sources (and fs/query.c, fs/log.c for fuzz_query) are compiled
-# with the same flags.  Objects are rebuilt when a source or header is newer
+# The engine sources (and fs/control_parse.c for fuzz_control) are
+# compiled with the same flags; fuzz_query drives librvf's query language
+# (engine/request.c): no FUSE headers.  Objects are rebuilt when a source or header is newer
 # or the flags changed.  CC overrides the compiler.
 #
 # Targets: fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+#          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter fuzz_control
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO=$PWD
 
 ALL_TARGETS=(fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter)
+             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+             fuzz_control)
 
 mode=fuzz
 out=
@@ -68,14 +70,10 @@ command -v "$CC" >/dev/null || { echo "build.sh: $CC not found" >&2; exit 1; }
 INC="-I$REPO/engine/include -I$REPO/engine -I$REPO/tests/fuzz"
 DEPS_CFLAGS=$(pkg-config --cflags jansson libsodium libzstd zlib libisal libcrypto libxxhash)
 LIBS="$(pkg-config --libs jansson libsodium libzstd zlib libisal libcrypto libxxhash) -lpthread -lm"
-FUSE_CFLAGS=
-if pkg-config --exists fuse3; then
-	FUSE_CFLAGS=$(pkg-config --cflags fuse3)
-fi
 
 mkdir -p "$out/obj/engine" "$out/obj/fs" "$out/obj/fuzz"
 # Flags changed (or another compiler): start over.
-stamp="$CC $CFLAGS $INC $DEPS_CFLAGS $FUSE_CFLAGS"
+stamp="$CC $CFLAGS $INC $DEPS_CFLAGS"
 if [ ! -f "$out/obj/flags" ] || [ "$(cat "$out/obj/flags")" != "$stamp" ]; then
 	rm -f "$out"/obj/*/*.o
 	printf '%s' "$stamp" >"$out/obj/flags"
@@ -120,18 +118,10 @@ for src in engine/*.c; do
 	engine_objs+=("$obj")
 done
 
-need_fs=0
-for t in "${targets[@]}"; do [ "$t" = fuzz_query ] && need_fs=1; done
-if [ $need_fs = 1 ]; then
-	if [ -z "$FUSE_CFLAGS" ]; then
-		echo "build.sh: fuse3 headers missing (pkg-config fuse3): skipping fuzz_query" >&2
-		targets=("${targets[@]/fuzz_query/}")
-	else
-		for f in query log; do
-			compile "$out/obj/fs/$f.o" "fs/$f.c" -I"$REPO/fs" $FUSE_CFLAGS
-		done
-	fi
-fi
+for t in "${targets[@]}"; do
+	[ "$t" = fuzz_control ] &&
+		compile "$out/obj/fs/control_parse.o" fs/control_parse.c -I"$REPO/fs"
+done
 
 extra_objs=()
 if [ $mode = standalone ]; then
@@ -147,8 +137,8 @@ for t in "${targets[@]}"; do
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/fuzz_import.c \
 			-DFUZZ_FORMAT=RVF_IMPORT_$fmt
 		;;
-	fuzz_query)
-		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c -I"$REPO/fs" $FUSE_CFLAGS ;;
+	fuzz_control)
+		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c -I"$REPO/fs" ;;
 	*)
 		compile "$out/obj/fuzz/$t.o" tests/fuzz/$t.c ;;
 	esac
@@ -158,7 +148,7 @@ finish
 for t in "${targets[@]}"; do
 	[ -n "$t" ] || continue
 	objs=("$out/obj/fuzz/$t.o" "${engine_objs[@]}" "${extra_objs[@]}")
-	[ $t = fuzz_query ] && objs+=("$out/obj/fs/query.o" "$out/obj/fs/log.o")
+	[ $t = fuzz_control ] && objs+=("$out/obj/fs/control_parse.o")
 	newer=0
 	[ -f "$out/$t" ] || newer=1
 	for o in "${objs[@]}"; do [ "$o" -nt "$out/$t" ] && newer=1; done

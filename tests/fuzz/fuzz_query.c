@@ -1,12 +1,11 @@
-/* fuzz_query.c - libFuzzer target: the daemon's query-request parser.
+/* fuzz_query.c - libFuzzer target: the query language.
  *
- * The input is the text written to the query file; fs/query.c's query_run
- * parses it (plain numbers, k=/ef= tokens, JSON with "vector", "k",
+ * The input is the text written to the query file; librvf's
+ * rvf_request_run (engine/request.c, no FUSE) parses it (plain numbers, k=/ef= tokens, JSON with "vector", "k",
  * "filter") and searches a small store made at start-up: 16 vectors of
  * dimension 4 with metadata (color string, n u64, i i64, x f64, flag bool,
  * b bytes).  The store file is unlinked right after: the view keeps the
- * mapping.  fs/log.c is linked too (query errors only log through it when
- * a search fails). */
+ * mapping. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,12 +13,11 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
-#include "rvffs.h"
+#include "rvf.h"
 
 #define NVEC 16
 #define DIM 4
 
-static rvffs fs;
 static rvf_view *view;
 
 static rvf_meta_field str_field(const char *n, const char *s)
@@ -87,11 +85,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	unlink(lock);
 	rmdir(dir);
 
-	fs.default_k = 10;
-	fs.search_threads = 1;
-	fs.foreground = true; /* fs_log: stderr, not syslog */
-	fs.read_only = true;
-	pthread_mutex_init(&fs.mu, NULL);
 	return 0;
 }
 
@@ -99,18 +92,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *out = NULL;
 	size_t out_len = 0;
-	int rc = query_run(&fs, view, (const char *)data, size, &out, &out_len);
-	FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOMEM || rc == -EIO);
+	rvf_request_options opt = { .default_k = 10, .search = { .threads = 1 } };
+	rvf_error err;
+	rvf_code rc = rvf_request_run(view, (const char *)data, size, &opt,
+				      &out, &out_len, &err);
+	FUZZ_CHECK(rc == RVF_OK || rc == RVF_E_INVALID_ARGUMENT ||
+		   rc == RVF_E_NO_MEMORY);
 	FUZZ_CHECK(out != NULL);
 	FUZZ_CHECK(out_len == strlen(out));
 	if (rc)
 		FUZZ_CHECK(strncmp(out, "error: ", 7) == 0);
 	fuzz_touch(out, out_len);
-	fuzz_note("rc %d:\n%s", rc, out);
+	fuzz_note("rc %d:\n%s", (int)rc, out);
 	free(out);
-	/* Errors kept for the `errors` file stay bounded by log.c. */
-	pthread_mutex_lock(&fs.mu);
-	FUZZ_CHECK(fs.errors_len <= 64 * 1024);
-	pthread_mutex_unlock(&fs.mu);
 	return 0;
 }

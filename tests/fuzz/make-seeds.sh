@@ -188,6 +188,27 @@ bad_flt = {
 }
 for n, s in bad_flt.items():
     put("fuzz_filter", n, s)
+
+# ---- control: the command lines of fs/control_parse.h
+ctl = {
+    "compact": "compact", "freeze": "freeze", "remove-kernel": "remove-kernel",
+    "remove-ebpf": "remove-ebpf", "blank": "   ",
+    "delete": "delete 1 2,3\t18446744073709551615",
+    "delete-filter": 'delete-filter {"op":"eq","field":"color","value":"red"}',
+    "derive": "derive /tmp/child.rvf dim=8 metric=cosine",
+    "branch": 'branch "/tmp/a b/c.rvf"',
+    "embed-kernel": 'embed-kernel /boot/vmlinuz arch=1 type=0x2 flags=010 api_port=8080 compress cmdline=console=ttyS0 quiet',
+    "embed-kernel-quoted": 'embed-kernel "/k \\"q\\"" cmdline="a b"',
+    "embed-ebpf": "embed-ebpf /p.o btf=/p.btf prog_type=1 attach_type=2 max_dim=128",
+    "sign": "sign /root/key.secret",
+    "bad-relative": "derive child.rvf", "bad-quote": 'branch "/x',
+    "bad-sign-args": "sign /a /b", "bad-delete-sign": "delete -1",
+    "bad-delete-blank": "delete  ", "bad-bare-arg": "compact now",
+    "bad-too-many": "derive /x " + " ".join(["dim=1"] * 20),
+    "bad-dim": "derive /x dim=0", "bad-unknown": "format /",
+}
+for n, s in ctl.items():
+    put("fuzz_control", n, s)
 PY
 
 if [ ! -d "$CORPUS" ]; then

@@ -5,7 +5,7 @@
 #
 # SECONDS_PER_TARGET defaults to 60; TARGETs default to all of them
 # (fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-# fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter), run one after
+# fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter fuzz_control), run one after
 # the other.  Builds with tests/fuzz/build.sh into build-fuzz/, makes the
 # seeds (tests/fuzz/make-seeds.sh), then runs each target with
 #   -max_total_time=S -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
@@ -23,7 +23,8 @@ set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ALL_TARGETS=(fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
-             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter)
+             fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter
+             fuzz_control)
 
 secs=60
 if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
@@ -52,6 +53,7 @@ opts_for() {
 	fuzz_import_jsonl|fuzz_import_json|fuzz_query|fuzz_filter)
 		echo "-max_len=16384 -dict=tests/fuzz/dicts/json.dict" ;;
 	fuzz_import_npy) echo "-max_len=16384 -dict=tests/fuzz/dicts/npy.dict" ;;
+	fuzz_control) echo "-max_len=4096 -dict=tests/fuzz/dicts/control.dict" ;;
 	*) echo "-max_len=16384" ;;
 	esac
 }

@@ -29,7 +29,7 @@ FUZZ = REPO / "tests" / "fuzz"
 CORPUS = REPO.parent / "shared" / "corpus"
 TARGETS = ["fuzz_open", "fuzz_import_csv", "fuzz_import_jsonl",
            "fuzz_import_json", "fuzz_import_fvecs", "fuzz_import_npy",
-           "fuzz_query", "fuzz_filter"]
+           "fuzz_query", "fuzz_filter", "fuzz_control"]
 COMPILERS = ["gcc", "clang"]
 MARKERS = SANITIZER_MARKERS + ("FUZZ_CHECK(",)
 ENV = dict(os.environ,

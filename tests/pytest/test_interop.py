@@ -722,7 +722,9 @@ def test_ctl_freeze(io, store):
     p = store("fp.rvf", dim=4)
     mp = Model(4)
     io.ctl_ingest(p, mp, list(range(10)), make_vecs(rng, 10, 4))
-    io.run_ctl("freeze", p)
+    # a root store cannot record a freeze: refused, nothing written
+    cp = io.run_ctl("freeze", p, check=False)
+    assert cp.returncode == 3 and "not a branch child" in cp.stderr
     io.check(p, mp)
     c = store("fc.rvf")
     io.run_ctl("branch", p, c)

@@ -58,7 +58,7 @@ def on_disk(run_ctl, p):
 
 def test_changes_visible_at_once_durable_at_fsync(mount, store, run_ctl):
     p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
-    m = mount(p)
+    m = mount(p, "commit=3600")  # no interval commit during the test, however slow
     m.sh('for i in $(seq 10 59); do echo "1 2 3 $i" > "$M/vectors/$i"; done; '
          'rm "$M/vectors/1" "$M/vectors/2"')
     st = m.status()
@@ -102,7 +102,7 @@ def test_many_deletes_cost_what_they_delete(mount, store, run_ctl, tmp_path):
     segment and every deleted id)."""
     rows = int_rows(500, 4)
     p = make_store(run_ctl, store, dim=4, rows=rows)
-    m = mount(p)
+    m = mount(p, "commit=3600")
     size0 = os.path.getsize(p)
     m.sh('rm "$M"/vectors/*')
     assert m.status()["vectors"] == "0"
@@ -141,7 +141,7 @@ def test_pending_segment_grows_and_reads_true(mount, store, run_ctl):
     entry for a loop of writes); its file in segments/ shows the bytes the
     store file holds after each change (the kernel's cache is dropped)."""
     p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
-    m = mount(p)
+    m = mount(p, "commit=3600")  # one pending segment for the whole loop
     sizes = []
     for i in range(10, 14):
         m.sh(f'echo "1 2 3 {i}" > "$M/vectors/{i}"')
@@ -173,7 +173,7 @@ def test_rsync_into_vectors_without_inplace(mount, store, run_ctl, tmp_path):
         v = [1.0, 2.0, float(i), -0.5]
         (src / str(i)).write_text(" ".join(str(x) for x in v) + "\n")
         want[i] = v
-    m = mount(p)
+    m = mount(p, "commit=3600")  # only the unmount commits, however slow the run
     wit0 = len([ln for ln in m.cat("witness").splitlines() if not ln.startswith("#")])
     size0 = os.path.getsize(p)
     m.sh(f'rsync -a "{src}/" "$M/vectors/"')

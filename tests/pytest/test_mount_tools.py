@@ -8,6 +8,7 @@ import json
 import os
 import random
 import struct
+import subprocess
 
 import pytest
 
@@ -148,3 +149,60 @@ def test_export_falls_back_to_the_tree(mount, run_ctl, rvfctl, world_dir):  # no
     r = run_as_nobody([rvfctl, "export", m.path, "--format", "csv"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == want
+
+
+# ------------------------------------------------------------ whole-tree copies
+
+def tree_files(root):
+    """{relative path: bytes} of every regular file under root."""
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = open(p, "rb").read()
+    return out
+
+
+@pytest.fixture
+def copy_store(run_ctl, store, tmp_path):
+    p = meta_store(run_ctl, store, tmp_path)
+    (tmp_path / "k.img").write_bytes(b"K" * 5000)
+    run_ctl("embed-kernel", p, tmp_path / "k.img")
+    return p
+
+
+@pytest.mark.parametrize("opts", [(), ("ro",)], ids=["rw", "ro"])
+def test_tar_rsync_cp_of_the_whole_tree(mount, copy_store, tmp_path, opts):
+    """tar, rsync -a and cp -a of the mount's root exit 0 and copy every
+    file as the mount shows it; a second rsync -a copies nothing."""
+    m = mount(copy_store, *opts)
+    want = tree_files(m.path)
+    assert "control" in want and want["control"] == b""
+    assert want["kernel"] == b"K" * 5000
+    assert len([k for k in want if k.startswith("vectors/")]) == 20
+    assert any(k.startswith("segments/") for k in want)
+
+    tar = tmp_path / "t.tar"
+    r = subprocess.run(["tar", "cf", str(tar), "-C", str(m.path), "."],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "untar").mkdir()
+    subprocess.run(["tar", "xf", str(tar), "-C", str(tmp_path / "untar")], check=True)
+    assert tree_files(tmp_path / "untar") == want
+
+    r = subprocess.run(["rsync", "-a", f"{m.path}/", str(tmp_path / "rs")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert tree_files(tmp_path / "rs") == want
+    again = subprocess.run(["rsync", "-a", "--itemize-changes", f"{m.path}/",
+                            str(tmp_path / "rs")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    changed = again.stdout.splitlines()
+    assert changed == [], f"a second rsync -a copied again: {changed}"
+
+    r = subprocess.run(["cp", "-a", str(m.path), str(tmp_path / "cp")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert tree_files(tmp_path / "cp") == want
+    # the copies changed nothing
+    assert tree_files(m.path) == want

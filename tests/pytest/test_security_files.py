@@ -242,3 +242,135 @@ def test_rvffs_with_a_fifo_store_lock_or_parent(rvffs, run_ctl, world_dir, mount
     finally:
         for f in unblock_later:
             unblock(f)
+
+
+# ------------------------------------------------------------ item 6
+
+def run_measured(cmd, timeout=120):
+    """Runs cmd; returns (exit status, stdout+stderr, peak RSS in MB)."""
+    p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    try:
+        out = p.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(p.pid, 0)
+    finally:
+        timer.cancel()
+        p.returncode = 0  # reaped by wait4
+    return os.waitstatus_to_exitcode(status), out, usage.ru_maxrss / 1024
+
+
+def hostile_duplicates(run_ctl, path, n=20000):
+    """A store whose last manifest lists its one 1,000-row VEC segment n
+    times (about 512 KB of directory)."""
+    import json
+    import random
+    from upstream_writer import T_MANIFEST, T_VEC, header, manifest_payload
+    rng = random.Random(6)
+    rows = [(i, [rng.uniform(-1, 1) for _ in range(DIM)]) for i in range(1, 1001)]
+    make_store(run_ctl, path, rows)
+    segs = json.loads(run_ctl("--json", "inspect", path).stdout)["segments"]
+    vec = [s for s in segs if s["segType"] == "vec"]
+    assert len(vec) == 1
+    off, plen = vec[0]["offset"], vec[0]["payloadLength"]
+    entries = [(i + 1, off, plen, T_VEC) for i in range(n)]
+    man = manifest_payload(entries, dim=DIM, epoch=9, total=1000, profile=0, metric=0)
+    with open(path, "ab") as f:
+        f.write(header(T_MANIFEST, n + 100, man) + man)
+    return path
+
+
+def test_store_listing_one_segment_many_times_is_refused(run_ctl, rvfctl, tmp_path, mount):  # noqa: F811
+    store = hostile_duplicates(run_ctl, tmp_path / "dup.rvf")
+    assert store.stat().st_size < 600_000
+    code, out, rss = run_measured([rvfctl, "status", store])
+    assert code != 0, f"rvfctl opened a store that lists one segment 20000 times:\n{out[-500:]}"
+    assert "both point at offset" in out, out
+    assert rss < 200, f"rvfctl status took {rss:.0f} MB to refuse a 512 KB store"
+    cp, m = mount.run(store, "ro")
+    assert m is None and cp.returncode != 0
+    assert "both point at offset" in cp.stderr, cp.stderr
+
+
+def test_store_of_nested_segments_is_refused(rvfctl, tmp_path):
+    """Segments nested in each other (each starting inside the previous
+    one's payload) so that reading every entry reads the file 100 times."""
+    from upstream_writer import T_MANIFEST, T_PROFILE, header, manifest_payload
+    k, tail = 100, b"\0" * (1 << 20)
+    body = tail
+    for _ in range(k):  # innermost first: each wraps the rest
+        body = header(T_PROFILE, 1, body, "none") + body
+    entries = [(i + 1, 64 * i, len(body) - 64 * (i + 1), T_PROFILE) for i in range(k)]
+    man = manifest_payload(entries, dim=DIM, epoch=1, total=0, profile=0, metric=0)
+    store = tmp_path / "nested.rvf"
+    store.write_bytes(body + header(T_MANIFEST, k + 1, man) + man)
+    code, out, rss = run_measured([rvfctl, "status", store])
+    assert code != 0, f"rvfctl opened a store of 100 nested segments:\n{out[-500:]}"
+    assert "segments overlap" in out, out
+
+
+# ------------------------------------------------------------ item 8
+
+@pytest.mark.parametrize("opts", [(), ("ro",)])
+def test_store_truncated_under_the_mount(run_ctl, tmp_path, mount, opts):  # noqa: F811
+    """`truncate -s 100 STORE` while mounted: reading a vector, a segment
+    or asking a query answers EIO, the daemon lives on, says why in
+    `errors`, and unmounts cleanly (its lock goes)."""
+    import random
+    rng = random.Random(8)
+    rows = [(i, [rng.uniform(-1, 1) for _ in range(DIM)]) for i in range(1, 3001)]
+    store = make_store(run_ctl, tmp_path / "t.rvf", rows)
+    m = mount(store, *opts)
+    seg = sorted(m.ls("segments"))[0]
+    assert len(m.read_vector(2000)) == DIM
+    os.truncate(store, 100)
+    # A query first: the search reads the mapping past the file's new end
+    # (SIGBUS) before any size check could refuse it.
+    cp = m.sh('printf "1 1 1 1\\n" > "$M/query" && cat "$M/query"', check=False)
+    assert cp.returncode != 0, cp
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died"
+    cp = m.sh('cat "$M/vectors/2500"', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    cp = m.sh(f'cat "$M/segments/{seg}" > /dev/null', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died"
+    assert "shrank under the mount" in m.errors()
+    m.unmount()
+    if not opts:
+        assert not Path(str(store) + ".lock").exists(), "the lock was left behind"
+
+
+def test_sigbus_on_a_raced_truncation_is_absorbed(run_ctl, tmp_path, mount):  # noqa: F811
+    """The shrink lands between the daemon's size check and its read:
+    readers race a truncation loop; the daemon must survive whatever
+    interleaving happens, and answer EIO afterwards."""
+    import random
+    rng = random.Random(9)
+    rows = [(i, [rng.uniform(-1, 1) for _ in range(DIM)]) for i in range(1, 20001)]
+    store = make_store(run_ctl, tmp_path / "r.rvf", rows)
+    size = store.stat().st_size
+    m = mount(store)
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            m.sh('for i in 1 5000 10000 15000 19999; do cat "$M/vectors/$i"; done; '
+                 'printf "0 0 0 0\\n" > "$M/query"; cat "$M/query"', check=False)
+    ts = [threading.Thread(target=reader) for _ in range(2)]
+    for t in ts:
+        t.start()
+    try:
+        for k in range(30):
+            os.truncate(store, 100 + (k * 7919) % (size // 2))
+            threading.Event().wait(0.05)
+            os.truncate(store, size)  # a hole of zeros: no longer the store
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(60)
+    os.truncate(store, 100)
+    assert os.path.exists(f"/proc/{m.pid}"), "the daemon died of SIGBUS"
+    cp = m.sh('cat "$M/vectors/19999"', check=False)
+    assert cp.returncode != 0 and "Input/output error" in cp.stderr, cp
+    m.unmount()

@@ -108,7 +108,7 @@ def test_query_line_without_newline_is_bounded(shared, opts):
     assert int(n) * 4096 == 16 * MiB, f"refused after {n} writes of 4 KiB"
     assert "query: a request is at most 16777216 bytes (request_max" in m.errors()
     grew = vm(m.pid) - hwm
-    assert grew < 48 * MiB, f"the daemon grew by {grew >> 20} MiB"
+    assert grew < 64 * MiB, f"the daemon grew by {grew >> 20} MiB"  # 16 MiB held; ASan adds its share
     # CPU time of the daemon, not wall time: load does not inflate it. A
     # rescan per write costs 4096 writes x 8 MiB on average (tens of s).
     used = cpu_seconds(m.pid) - cpu
@@ -164,6 +164,35 @@ def test_results_max_is_configurable(shared):
     got = nobody_ops([["write", f"{m.path}/query", batch]])
     assert got == ["E2BIG"], got
     assert "more than results_max (65536)" in m.errors()
+
+
+UNREAD = r'''
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+n, err = 0, "none"
+for i in range(int(sys.argv[2])):
+    try:
+        os.write(fd, b"k=100 1 2 3 4\n")
+        n += 1
+    except OSError as e:
+        err = errno.errorcode[e.errno]
+        break
+held = os.read(fd, 1 << 20).decode().split("\n\n")
+os.write(fd, b"k=1 1 2 3 4\n")  # once read, writing works again
+print(n, err, len(held), os.read(fd, 1 << 20).decode().strip())
+'''
+
+
+def test_unread_results_are_bounded(shared):
+    """Batches written on one descriptor and never read piled up their
+    results without bound; now at most results_max are held (E2BIG)."""
+    m = shared(rows=100, limits={"results_max": "64K"})
+    cp = run_as_nobody(["/usr/bin/python3", "-c", UNREAD, f"{m.path}/query", 1000], check=True)
+    n, err, groups, again = cp.stdout.split(" ", 3)
+    assert err == "E2BIG" and 10 < int(n) < 1000, cp.stdout
+    assert int(groups) == int(n), "the results held are those of the batches accepted"
+    assert again.split() == ["2", "6"], cp.stdout  # (2,2,2,2) is nearest
+    assert "results not read yet would take" in m.errors()
 
 
 # ------------------------------------------------------------- slots (mounting user)

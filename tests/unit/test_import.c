@@ -400,8 +400,8 @@ static void test_csv_basic(void)
 		"   \t# indented comment\n"
 		"\r\n"
 		"   \n"
-		"07\t\t0.1 ,\t0.2\t,-0.3\r\n"
-		"18446744073709551615 +7 1E3 0x1p-3\n"
+		"7\t\t0.1 ,\t0.2\t,-0.3\r\n"
+		"18446744073709551615 +7 1E3 0.125\n"
 		"5,-0,.5,5.");
 	CHECK_OK(&r);
 	CHECK(r.rows == 6 && r.g.n == 6);
@@ -442,17 +442,32 @@ static void test_csv_errors(void)
 	struct buf b = { 0 };
 	int i;
 
+	/* A first line without numbers is a header: skipped when it has
+	 * dimension + 1 fields, refused otherwise. */
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "id,x,y\n1,2,3\n");
-	CHECK_ERR(&r, "a.csv: line 1: id \"id\" is not a non-negative integer");
+	CHECK_OK(&r);
+	CHECK(r.rows == 1 && r.g.n == 1 && r.g.ids[0] == 1);
+	got_free(&r.g);
+	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "id,x\n1,2,3\n");
+	CHECK_ERR(&r, "a.csv: line 1: the header has 2 fields; expected 3 (an id, then one per component)");
+	got_free(&r.g);
+	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "1,2,3\nid,x,y\n");
+	CHECK_ERR(&r, "a.csv: line 2: id \"id\" is not an id (decimal digits, no sign, no leading zero)");
+	got_free(&r.g);
+	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "07,1,2\n");
+	CHECK_ERR(&r, "a.csv: line 1: id \"07\" is not an id (decimal digits, no sign, no leading zero)");
+	got_free(&r.g);
+	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "1,0x1p-3,2\n");
+	CHECK_ERR(&r, "a.csv: line 1: component 1 \"0x1p-3\" is not a number");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "1,2,3\n-3,1,2\n");
-	CHECK_ERR(&r, "a.csv: line 2: id \"-3\" is not a non-negative integer");
+	CHECK_ERR(&r, "a.csv: line 2: id \"-3\" is not an id (decimal digits, no sign, no leading zero)");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "\n\n+3,1,2\n");
-	CHECK_ERR(&r, "a.csv: line 3: id \"+3\" is not a non-negative integer");
+	CHECK_ERR(&r, "a.csv: line 3: id \"+3\" is not an id (decimal digits, no sign, no leading zero)");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "1.5,1,2\n");
-	CHECK_ERR(&r, "a.csv: line 1: id \"1.5\" is not a non-negative integer");
+	CHECK_ERR(&r, "a.csv: line 1: id \"1.5\" is not an id (decimal digits, no sign, no leading zero)");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 2, "18446744073709551616,1,2\n");
 	CHECK_ERR(&r, "a.csv: line 1: id \"18446744073709551616\" is larger "
@@ -488,10 +503,10 @@ static void test_csv_errors(void)
 	CHECK_ERR(&r, "a.csv: line 4: component 5 \"abc\" is not a number");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 3, "1,1,2,nan\n");
-	CHECK_ERR(&r, "a.csv: line 1: component 3 \"nan\" is not finite");
+	CHECK_ERR(&r, "a.csv: line 1: component 3 \"nan\" is not a number");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 3, "1,1,-inf,2\n");
-	CHECK_ERR(&r, "a.csv: line 1: component 2 \"-inf\" is not finite");
+	CHECK_ERR(&r, "a.csv: line 1: component 2 \"-inf\" is not a number");
 	got_free(&r.g);
 	run_str(&r, "a.csv", RVF_IMPORT_CSV, 3, "1,1e39,1,2\n");
 	CHECK_ERR(&r, "a.csv: line 1: component 1 \"1e39\" is not finite");

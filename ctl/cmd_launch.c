@@ -1,0 +1,212 @@
+/* rvfctl launch: boot the store's embedded kernel in QEMU as upstream's
+ * rvf-launch does (crates/rvf/rvf-launch/src/qemu.rs): the kernel and its
+ * cmdline from the KERNEL segment, the store attached read-only as a
+ * virtio block device, the kernel's api_port forwarded from --port on
+ * 127.0.0.1, the serial console on stdout.  KVM when /dev/kvm can be
+ * opened, else TCG.  An initramfs appended to a bzImage (the image is
+ * longer than its setup header says) is passed as -initrd, which upstream
+ * leaves for "a future version".  Default machine `pc`: Debian's kernels
+ * print nothing on `microvm` (measured), which --machine microvm selects. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mount.h"
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* Length of the bzImage at the start of img (setup sectors + protected-
+ * mode code), or len when it is not a bzImage. */
+static size_t bzimage_length(const unsigned char *img, size_t len)
+{
+	if (len < 0x250 || memcmp(img + 0x202, "HdrS", 4) != 0)
+		return len;
+	unsigned setup = img[0x1F1] ? img[0x1F1] : 4;
+	uint32_t syssize = le32(img + 0x1F4);
+	uint64_t n = (uint64_t)(setup + 1) * 512 + (uint64_t)syssize * 16;
+	/* A signed EFI-stub kernel (Debian's) carries its Authenticode
+	 * certificate table after the code: PE data directory 4 says where. */
+	if (img[0] == 'M' && img[1] == 'Z') {
+		uint32_t pe = le32(img + 0x3C);
+		if ((uint64_t)pe + 24 + 144 + 8 <= len && !memcmp(img + pe, "PE\0\0", 4) &&
+		    le16(img + pe + 24) == 0x20B /* PE32+ */) {
+			uint64_t off = le32(img + pe + 24 + 144), size = le32(img + pe + 24 + 148);
+			if (off && off + size <= len && off + size > n)
+				n = off + size;
+		}
+	}
+	return n < len ? (size_t)n : len;
+}
+
+static int write_tmp(const char *dir, const char *name, const void *p, size_t n, char **out)
+{
+	if (asprintf(out, "%s/%s", dir, name) < 0)
+		return ENOMEM;
+	int fd = open(*out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	const unsigned char *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int e = errno;
+			close(fd);
+			return e;
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return close(fd) < 0 ? errno : 0;
+}
+
+static bool kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
+{
+	const char *path = NULL, *machine = "pc", *qemu = "qemu-system-x86_64";
+	uint32_t memory = 0, port = 0;
+	bool no_kvm = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--memory") && i + 1 < argc) {
+			if (!parse_u32(argv[++i], 1u << 20, &memory) || memory < 16)
+				return ctl_usage_error(ctx, "--memory needs 16..1048576 (MiB)");
+		} else if (!strcmp(a, "--port") && i + 1 < argc) {
+			if (!parse_u32(argv[++i], 65535, &port) || !port)
+				return ctl_usage_error(ctx, "--port needs 1..65535");
+		} else if (!strcmp(a, "--no-kvm")) {
+			no_kvm = true;
+		} else if (!strcmp(a, "--machine") && i + 1 < argc) {
+			machine = argv[++i];
+			if (strcmp(machine, "pc") && strcmp(machine, "microvm"))
+				return ctl_usage_error(ctx, "--machine is pc or microvm");
+		} else if (!strcmp(a, "--qemu") && i + 1 < argc) {
+			qemu = argv[++i];
+		} else if (a[0] == '-' || path) {
+			return ctl_usage_error(ctx, "usage: launch STORE [--memory MB] [--port N] [--no-kvm] [--machine pc|microvm] [--qemu PATH]");
+		} else {
+			path = a;
+		}
+	}
+	if (!path)
+		return ctl_usage_error(ctx, "launch needs STORE");
+	char *file = mnt_detect(path) ? mnt_store_path(path) : strdup(path);
+	if (!file)
+		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s: cannot find the store file", path);
+	rvf_store *s;
+	rvf_error err;
+	if (rvf_store_open(file, RVF_OPEN_READ_ONLY, &s, &err) != RVF_OK) {
+		free(file);
+		return ctl_report(ctx, path, &err);
+	}
+	rvf_view *v = rvf_store_view(s);
+	rvf_kernel_info k = { 0 };
+	unsigned char *img = NULL;
+	size_t len = 0;
+	char *cmdline = NULL;
+	int rc = 0;
+	if (!rvf_view_kernel(v, &k))
+		rc = ctl_fail(ctx, EXIT_OTHER, NULL, "%s has no kernel to launch", path);
+	else if (rvf_view_kernel_image(v, &img, &len, &cmdline, &err) != RVF_OK)
+		rc = ctl_report(ctx, path, &err);
+	rvf_view_release(v);
+	rvf_store_close(s);
+	char tmpl[] = "/tmp/rvfctl-launch-XXXXXX";
+	char *kpath = NULL, *ipath = NULL;
+	if (!rc && !mkdtemp(tmpl))
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "cannot make a temporary directory: %s", strerror(errno));
+	size_t klen = img ? bzimage_length(img, len) : 0;
+	int e = 0;
+	if (!rc && ((e = write_tmp(tmpl, "kernel", img, klen, &kpath)) ||
+		    (klen < len && (e = write_tmp(tmpl, "initrd", img + klen, len - klen, &ipath)))))
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "cannot write the kernel for QEMU: %s", strerror(e));
+	free(img);
+	bool kvm = !no_kvm && kvm_usable();
+	uint16_t api = k.api_port ? k.api_port : 8080;
+	if (!port)
+		port = api;
+	if (!memory)
+		memory = k.min_memory_mb > 256 ? k.min_memory_mb : 256;
+	int status = -1;
+	if (!rc) {
+		bool micro = !strcmp(machine, "microvm");
+		char mach[64], mem[16], drive[PATH_MAX + 64], net[128];
+		snprintf(mach, sizeof(mach), "%s,accel=%s", machine, kvm ? "kvm" : "tcg");
+		snprintf(mem, sizeof(mem), "%uM", memory);
+		snprintf(drive, sizeof(drive), "file=%s,format=raw,if=none,id=rvf,readonly=on", file);
+		snprintf(net, sizeof(net), "user,id=net0,hostfwd=tcp:127.0.0.1:%u-:%u", port, api);
+		const char *args[40];
+		int n = 0;
+		args[n++] = qemu;
+		args[n++] = "-machine"; args[n++] = mach;
+		args[n++] = "-cpu"; args[n++] = kvm ? "host" : "qemu64";
+		args[n++] = "-m"; args[n++] = mem;
+		args[n++] = "-smp"; args[n++] = "1";
+		args[n++] = "-kernel"; args[n++] = kpath;
+		if (ipath) {
+			args[n++] = "-initrd";
+			args[n++] = ipath;
+		}
+		args[n++] = "-append"; args[n++] = cmdline && *cmdline ? cmdline : "console=ttyS0";
+		args[n++] = "-drive"; args[n++] = drive;
+		args[n++] = "-device"; args[n++] = micro ? "virtio-blk-device,drive=rvf" : "virtio-blk-pci,drive=rvf";
+		args[n++] = "-netdev"; args[n++] = net;
+		args[n++] = "-device"; args[n++] = micro ? "virtio-net-device,netdev=net0" : "virtio-net-pci,netdev=net0";
+		args[n++] = "-nographic";
+		args[n++] = "-no-reboot";
+		args[n] = NULL;
+		fprintf(stderr, "rvfctl: launching %s (%s, %s, %u MiB, api port %u -> 127.0.0.1:%u)\n",
+			path, machine, kvm ? "KVM" : "TCG", memory, api, port);
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			execvp(qemu, (char *const *)args);
+			fprintf(stderr, "rvfctl: cannot run %s: %s\n", qemu, strerror(errno));
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0)
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "cannot run %s: %s", qemu, strerror(errno));
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			rc = ctl_fail(ctx, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? EXIT_IO : EXIT_OTHER,
+				      NULL, "%s exited with status %d", qemu,
+				      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
+	if (kpath)
+		unlink(kpath);
+	if (ipath)
+		unlink(ipath);
+	rmdir(tmpl);
+	free(kpath);
+	free(ipath);
+	free(cmdline);
+	if (!rc && ctx->json)
+		ctl_print_json(json_pack("{s:s,s:s,s:s,s:i,s:i,s:b}", "status", "exited", "machine",
+					 machine, "accel", kvm ? "kvm" : "tcg", "api_port", (int)api,
+					 "host_port", (int)port, "initrd", klen < len));
+	free(file);
+	return rc;
+}
