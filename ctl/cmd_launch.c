@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,6 +186,10 @@ int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
 		fflush(stdout);
 		pid_t pid = fork();
 		if (pid == 0) {
+			/* QEMU goes when we go (a killed rvfctl leaves no VM). */
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() == 1)
+				_exit(127);
 			execvp(qemu, (char *const *)args);
 			fprintf(stderr, "rvfctl: cannot run %s: %s\n", qemu, strerror(errno));
 			_exit(127);
