@@ -247,8 +247,8 @@ void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */
 /* Name of segment index i of v ("0001-vec"): a rank of up to 20 digits,
- * "-" and a type label of up to 15 characters. */
-#define SEG_NAME_MAX 48 /* 20-digit rank, "-", a 23-byte type name, NUL */
+ * "-" and a type label of up to 23 characters (segfiles.c). */
+#define SEG_NAME_MAX 48
 void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX]);
 /* Segment index for a name, or -1. */
 long seg_find(rvf_view *v, const char *name);

@@ -144,7 +144,9 @@ class Daemon:
             self.kill9()
             pytest.fail(f"rvffs did not mount within {timeout}s", pytrace=False)
         # Ready when the root answers.
-        if not wait_for(lambda: os.path.exists(self.mnt / "status"), 10):
+        # (as the daemon's user: without allow_other nobody else, root
+        # included, may look into the mount)
+        if not wait_for(lambda: self._exists("status"), 10):
             pytest.fail("the mount does not answer", pytrace=False)
         if expect_fail:
             return None
@@ -204,7 +206,16 @@ class Daemon:
     def path(self, rel):
         return self.mnt / rel
 
+    def _exists(self, rel):
+        if self.user_cmd:
+            return subprocess.run(self.user_cmd + ["test", "-e", str(self.mnt / rel)]).returncode == 0
+        return os.path.exists(self.mnt / rel)
+
     def read(self, rel):
+        """Bytes of a file of the mount, read as the daemon's user."""
+        if self.user_cmd:
+            return subprocess.run(self.user_cmd + ["cat", str(self.mnt / rel)],
+                                  check=True, stdout=subprocess.PIPE).stdout
         with open(self.mnt / rel, "rb") as f:
             return f.read()
 
