@@ -83,6 +83,14 @@ void slot_run(rvffs *fs, uint64_t slot_ino)
 	int rc = query_run(fs, v, req, len, &out, &out_len);
 	rvf_view_release(v);
 	free(req);
+	if (!rc && fs_store_check(fs)) {
+		/* The search read a store that shrank under us: its answer may
+		 * come from zeroed pages, so the result is the error instead. */
+		free(out);
+		out = strdup("error: the store file shrank under the mount\n");
+		out_len = out ? strlen(out) : 0;
+		rc = -EIO;
+	}
 	pthread_mutex_lock(&fs->mu);
 	q = slot_find_ino(fs, slot_ino); /* may have been removed meanwhile */
 	if (q && rc && out_len) {

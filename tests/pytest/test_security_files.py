@@ -13,6 +13,7 @@
     a message saying so.
 """
 
+import errno
 import os
 import stat
 import subprocess
@@ -324,7 +325,20 @@ def test_store_truncated_under_the_mount(run_ctl, tmp_path, mount, opts):  # noq
     m = mount(store, *opts)
     seg = sorted(m.ls("segments"))[0]
     assert len(m.read_vector(2000)) == DIM
+    if not opts:
+        m.sh('mkdir "$M/queries/s"')
+        req = os.open(m / "queries/s/request", os.O_WRONLY)  # opened before the shrink
     os.truncate(store, 100)
+    if not opts:
+        # A slot whose request was open before: its search must not answer
+        # from the zeroed pages of the missing file.
+        try:
+            os.write(req, b"k=3 1 1 1 1\n")
+            os.close(req)
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+        cp = m.sh('cat "$M/queries/s/result"', check=False)
+        assert cp.returncode != 0 or cp.stdout.startswith("error:"), cp
     # A query first: the search reads the mapping past the file's new end
     # (SIGBUS) before any size check could refuse it.
     cp = m.sh('printf "1 1 1 1\\n" > "$M/query" && cat "$M/query"', check=False)
