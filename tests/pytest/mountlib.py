@@ -282,6 +282,37 @@ def mount_entry(path):
     return found
 
 
+FUSECTL = Path("/sys/fs/fuse/connections")
+
+
+def abort_fuse_connection(path):
+    """Aborts the FUSE connection of the mount on path (fusectl), as a
+    crash does.  A daemon killed while its invalidation thread waits in
+    the kernel (fuse_reverse_inval_entry needs the directory lock that a
+    client holds while it waits for the dead daemon's answer) never
+    finishes dying: nothing else breaks that cycle.  Root only."""
+    # realpath of the parent only: the mount's root may not answer
+    p = Path(path)
+    path = os.path.join(os.path.realpath(str(p.parent)), p.name)
+    dev = None
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            fields = ln.split()
+            if _unescape_mountinfo(fields[4]) == path:
+                dev = fields[2]
+    if dev is None or os.geteuid() != 0:
+        return False
+    minor = dev.split(":")[1]
+    if not (FUSECTL / minor).exists():
+        subprocess.run(["mount", "-t", "fusectl", "none", str(FUSECTL)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (FUSECTL / minor / "abort").write_text("1")
+        return True
+    except OSError:
+        return False
+
+
 def is_mounted(path):
     e = mount_entry(path)
     return e is not None and e[e.index("-") + 1].startswith("fuse")
@@ -425,6 +456,9 @@ class Mount:
         """SIGKILL the daemon (ours), wait for it to die, and clear the dead
         mount with fusermount3 -uz."""
         os.kill(self.pid, signal.SIGKILL)
+        # pending requests fail at once, as after any crash; a daemon stuck
+        # dying (see abort_fuse_connection) finishes
+        abort_fuse_connection(self.path)
         if self.popen is not None:
             self.popen.wait(10)
         assert wait_for(lambda: not pid_running(self.pid), 10), \

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from mountlib import (SANITIZER_MARKERS, build_dir_path, is_mounted, mount_entry,  # noqa: F401  (used by the tests too)
+from mountlib import (SANITIZER_MARKERS, abort_fuse_connection, build_dir_path, is_mounted, mount_entry,  # noqa: F401  (used by the tests too)
                       sanitizer_env, sanitizer_reports, wait_for)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,6 +169,9 @@ class Daemon:
         """SIGKILL (ours), reap, and clear the dead mount with -uz."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
+            # pending requests fail at once, as after any crash; a daemon
+            # stuck dying (see mountlib.abort_fuse_connection) finishes
+            abort_fuse_connection(self.mnt)
             self.proc.wait(30)
         run([FUSERMOUNT, "-uz", self.mnt], check=False)
         assert wait_for(lambda: not is_mounted(self.mnt), 10), \

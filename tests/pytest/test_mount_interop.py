@@ -39,6 +39,7 @@ def test_vectors_after_unmount(mount, tmp_path, ref):
     m.sh('cp c.npy "$M/ingest/"')
     m.sh('rm "$M/vectors/3" "$M/vectors/15"')
     m.sh('echo "0.5 0.25 -8 1e-3" > "$M/vectors/7" && echo "9 9 9 9" > "$M/vectors/1000"')
+    m.sh('sync "$M/vectors"')  # durable now: status shows the file the reference opens
     ids = m.vector_ids()
     data = {i: m.read_vector(i) for i in ids}
     st = m.status()

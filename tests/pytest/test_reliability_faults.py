@@ -154,7 +154,7 @@ def test_daemon_ingest_fault(tmp_path, daemons, spec, want):  # noqa: F811
         store = tmp_path / f"s{n}.rvf"
         ctl("create", store, "--dim", DIM)
         s = spec.format(n=n)
-        d = daemons(store, tmp_path / f"m{n}", env_extra={"RVF_FAULT": s})
+        d = daemons(store, tmp_path / f"m{n}", opts=("sync",), env_extra={"RVF_FAULT": s})
         res = d.start(expect_fail=True)
         if res is not None:
             # The fault hit the lock file of the mount: refused cleanly.
@@ -202,7 +202,7 @@ def test_daemon_delete_compact_kernel_faults(tmp_path, daemons):  # noqa: F811
     done = 0
     for i, (what, spec, want) in enumerate(cases):
         before = digest(store)
-        d = daemons(store, tmp_path / f"m{i}", env_extra={"RVF_FAULT": spec})
+        d = daemons(store, tmp_path / f"m{i}", opts=("sync",), env_extra={"RVF_FAULT": spec})
         d.start()
         if what == "compact" and not (d.mnt / "control").exists():
             has_control = False
