@@ -170,9 +170,17 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             # pending requests fail at once, as after any crash; a daemon
-            # stuck dying (see mountlib.abort_fuse_connection) finishes
-            abort_fuse_connection(self.mnt)
-            self.proc.wait(30)
+            # stuck dying (see mountlib.abort_fuse_connection) finishes.
+            # Again until it is gone: a notification can block anew.
+            end = time.monotonic() + 30
+            while True:
+                abort_fuse_connection(self.mnt)
+                try:
+                    self.proc.wait(1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > end:
+                        raise
         run([FUSERMOUNT, "-uz", self.mnt], check=False)
         assert wait_for(lambda: not is_mounted(self.mnt), 10), \
             f"fusermount3 -uz left {self.mnt} mounted"

