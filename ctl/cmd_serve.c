@@ -165,8 +165,7 @@ static json_t *witness_json(server *sv)
 		for (int b = 0; b < 32; b++)
 			zero = zero && !w->prev_hash[b];
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "time", stamp, "kind",
-						   w->type == 1 ? "computation" : w->type == 0 ? "provenance" :
-						   w->type == 0xFF ? "document" : "other",
+						   rvf_witness_kind(w->type),
 						   "action", w->action,
 						   "link", w->links ? "linked" : zero ? "session-start" : "unlinked",
 						   "offset", (json_int_t)w->segment->offset));

@@ -52,3 +52,9 @@ void segment_type_label(uint8_t type, char out[SEGMENT_LABEL_SIZE])
 	else
 		snprintf(out, SEGMENT_LABEL_SIZE, "type-%02x", type);
 }
+
+const char *rvf_witness_kind(uint8_t type)
+{
+	return type == 1 ? "computation" : type == 0 ? "provenance" :
+	       type == 0xFF ? "document" : "other";
+}

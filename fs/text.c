@@ -133,8 +133,7 @@ char *text_witness(rvf_view *v, size_t *len)
 		for (int b = 0; b < 32; b++)
 			zero = zero && !w->prev_hash[b];
 		fprintf(f, "%s %s.%09lluZ %s %s\n",
-			w->type == 1 ? "computation" : w->type == 0 ? "provenance" :
-			w->type == 0xFF ? "document" : "other",
+			rvf_witness_kind(w->type),
 			stamp, (unsigned long long)(w->timestamp_ns % 1000000000ull),
 			w->action,
 			w->links ? "linked" : zero ? "session-start" : "unlinked");

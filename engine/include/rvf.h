@@ -140,6 +140,10 @@ enum {
  * type upstream does not define. */
 const char *rvf_segment_type_name(uint8_t type);
 
+/* "provenance", "computation", "document" (a JSON witness) or "other":
+ * the kind of a witness entry's type byte. */
+const char *rvf_witness_kind(uint8_t type);
+
 /* Which algorithm a segment's content hash turned out to use (checksum.c):
  * the reference writes the CRC-32 rotation; upstream tools write the
  * others.  A keyed HMAC cannot be checked without its key. */
