@@ -8,11 +8,18 @@
  * parent, ... within its session), the newest result written by that
  * process or by a child of it; failing that, the newest result of its
  * session.  Another uid or another session (another terminal, another
- * login) never matches. */
+ * login) never matches.
+ *
+ * Session 0 is an ordinary value: inside a pid namespace whose session
+ * leader lives outside (a sandbox, a CI runner), /proc shows 0 for every
+ * process.  When /proc cannot tell at all (the caller is in another pid
+ * namespace, or /proc is not ours), results are matched by uid alone among
+ * such readers: still never another user's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rvffs.h"
 
@@ -69,14 +76,30 @@ static pid_t tgid_of(pid_t tid)
 	return tgid;
 }
 
+/* Whether /proc shows our pid namespace (FUSE reports pids in it). */
+static bool proc_is_ours(void)
+{
+	static int ours = -1;
+	if (ours < 0) {
+		pid_t ppid, sid;
+		char self[32] = "";
+		ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+		ours = n > 0 && atoi(self) == (int)getpid() &&
+		       proc_stat(getpid(), &ppid, &sid);
+	}
+	return ours == 1;
+}
+
 void reader_of(fuse_req_t req, reader_id *c)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	memset(c, 0, sizeof(*c));
 	c->uid = ctx->uid;
 	c->tgid = tgid_of(ctx->pid);
-	if (c->tgid <= 0 || !proc_stat(c->tgid, &c->ppid, &c->sid))
-		c->sid = 0; /* unknown: matches nothing */
+	c->known = proc_is_ours() && c->tgid > 0 &&
+		   proc_stat(c->tgid, &c->ppid, &c->sid);
+	if (!c->known)
+		c->tgid = c->ppid = c->sid = 0;
 }
 
 pid_t caller_tgid(fuse_req_t req)
@@ -94,8 +117,8 @@ void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len)
 	result_entry *slot = NULL, *oldest = &table[0];
 	for (size_t i = 0; i < RESULTS_MAX && !slot; i++) {
 		result_entry *e = &table[i];
-		if (e->seq && e->who.uid == c->uid && e->who.tgid == c->tgid &&
-		    e->who.sid == c->sid)
+		if (e->seq && e->who.uid == c->uid && e->who.known == c->known &&
+		    e->who.tgid == c->tgid && e->who.sid == c->sid)
 			slot = e; /* this writer's previous result */
 		else if (!e->seq || e->seq < oldest->seq)
 			oldest = e;
@@ -117,7 +140,8 @@ static result_entry *newest(const reader_id *r, pid_t pid)
 	result_entry *best = NULL;
 	for (size_t i = 0; i < RESULTS_MAX; i++) {
 		result_entry *e = &table[i];
-		if (!e->seq || e->who.uid != r->uid || e->who.sid != r->sid)
+		if (!e->seq || e->who.uid != r->uid ||
+		    e->who.known != r->known || e->who.sid != r->sid)
 			continue;
 		if (pid && e->who.tgid != pid && e->who.ppid != pid)
 			continue;
@@ -130,13 +154,11 @@ static result_entry *newest(const reader_id *r, pid_t pid)
 char *results_get(rvffs *fs, const reader_id *r, size_t *len)
 {
 	*len = 0;
-	if (!r->sid)
-		return NULL;
 	/* The reader's ancestry within its session, walked before locking. */
 	pid_t chain[ANCESTRY_MAX];
 	size_t n = 0;
 	pid_t pid = r->tgid, ppid = r->ppid, sid = r->sid;
-	while (n < ANCESTRY_MAX && pid > 1 && sid == r->sid) {
+	while (r->known && n < ANCESTRY_MAX && pid > 1 && sid == r->sid) {
 		chain[n++] = pid;
 		pid = ppid;
 		if (!proc_stat(pid, &ppid, &sid))

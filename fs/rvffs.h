@@ -268,7 +268,8 @@ int query_run(rvffs *fs, rvf_view *v, const char *req, size_t len,
 /* results.c: the query file's results, per reader. */
 typedef struct reader_id {
 	uid_t uid;
-	pid_t tgid, ppid, sid;  /* sid 0: unknown */
+	pid_t tgid, ppid, sid;  /* sid may be 0: a leader outside our pid namespace */
+	bool known;             /* false: /proc could not tell (matched by uid) */
 } reader_id;
 void reader_of(fuse_req_t req, reader_id *c);
 /* The process (thread group) of the thread that made a request. */

@@ -214,3 +214,46 @@ def test_another_user_never_reads_my_results(mount, run_ctl, world):
     assert again.startswith("1 "), f"root must still see its own results: {again!r}"
     cp = as_nobody('cat "$M/query"', m.env())
     assert "1 0" not in cp.stdout
+
+
+# Found by CI: a runner that starts the suite in its own pid namespace
+# without a session of its own shows session 0 for every process in /proc,
+# and a daemon whose /proc is another namespace's cannot read its callers at
+# all.  `echo > query; cat query` must work in both.
+PIDNS_SCRIPT = r'''
+set -u
+"$RVFFS" -f "$STORE" "$MNT" 2>"$LOG" &
+daemon=$!
+for i in $(seq 1 200); do mountpoint -q "$MNT" && break; sleep 0.05; done
+out=""
+for i in 1 2 3; do
+  echo "k=1 0 0 0 0" > "$MNT/query"
+  out="$out$(cat "$MNT/query" | head -1 | cut -d' ' -f1)/"
+done
+# a shell of its own session still sees its own answers
+setsid bash -c 'echo "k=1 100 100 100 100" > "$MNT/query"; cat "$MNT/query"' | cut -d' ' -f1
+echo "got=$out"
+fusermount3 -u "$MNT"
+wait $daemon
+'''
+
+
+@pytest.mark.parametrize("proc", ["own-proc", "host-proc"])
+def test_query_idiom_inside_a_pid_namespace(rvffs, store, run_ctl, tmp_path, proc):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a pid namespace")
+    p = make_store(run_ctl, store, dim=DIM, rows=[(1, [0.0] * DIM), (2, [100.0] * DIM)])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = ["unshare", "--pid", "--fork"] + (["--mount-proc"] if proc == "own-proc" else [])
+    env = dict(os.environ, RVFFS=str(rvffs), STORE=str(p), MNT=str(mnt),
+               LOG=str(tmp_path / "daemon.log"))
+    try:
+        cp = subprocess.run(cmd + ["bash", "-c", PIDNS_SCRIPT], env=env, text=True,
+                            capture_output=True, timeout=120)
+    finally:
+        if proc == "host-proc" and os.path.ismount(mnt):
+            run(["fusermount3", "-uz", str(mnt)], check=False)
+    log = (tmp_path / "daemon.log").read_text(errors="replace")
+    assert "got=1/1/1/" in cp.stdout, cp.stdout + cp.stderr + log
+    assert cp.stdout.splitlines()[0] == "2", cp.stdout + cp.stderr + log
