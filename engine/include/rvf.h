@@ -184,7 +184,16 @@ typedef struct rvf_segment {
 				  * it may still grow (header and length) until
 				  * the next sync; durable segments never change */
 	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
+	bool gap;                /* no segment: payload_length raw bytes at
+				  * offset that no header describes (torn or
+				  * foreign bytes); never listed */
 } rvf_segment;
+
+/* Bytes a segment (or gap) covers in the file. */
+static inline uint64_t rvf_segment_extent(const rvf_segment *s)
+{
+	return s->gap ? s->payload_length : RVF_SEGMENT_HEADER_SIZE + s->payload_length;
+}
 
 /* FileIdentity: lineage of a store. */
 typedef struct rvf_identity {
@@ -347,8 +356,10 @@ void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
 
-/* Segments: the newest manifest's directory plus the newest manifest
- * itself, sorted by file offset. */
+/* Segments: the newest manifest's directory, the newest manifest itself
+ * and everything else in the file (unlisted segments such as older
+ * sessions' manifests, and gaps), sorted by file offset: together they
+ * cover the file's first info->file_size bytes exactly. */
 size_t rvf_view_segment_count(const rvf_view *v);
 const rvf_segment *rvf_view_segment(const rvf_view *v, size_t index);
 /* The directory in manifest order (what the reference's segments() lists). */
