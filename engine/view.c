@@ -1282,7 +1282,7 @@ const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index)
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg)
 {
-	if (!seg->readable)
+	if (!seg->readable && !seg->gap)
 		return NULL;
 	return v->map->base + seg->offset;
 }

@@ -46,13 +46,15 @@ rvf_view *fs_view(rvffs *fs)
 static void inval_names(rvffs *fs, rvf_view *old, rvf_view *cur)
 {
 	const rvf_info *a = rvf_view_info(old), *b = rvf_view_info(cur);
-	if (a->generation != b->generation) {
-		for (size_t i = 0; i < rvf_view_segment_count(old); i++) {
-			char name[SEG_NAME_MAX];
-			seg_name(old, i, name);
-			fuse_lowlevel_notify_inval_entry(fs->se, INO_SEGMENTS, name,
-							 strlen(name));
-		}
+	for (size_t i = 0; i < rvf_view_segment_count(old); i++) {
+		/* A gap (bytes a writer had not finished, seen by a read-only
+		 * mount) may have become segments since. */
+		if (a->generation == b->generation && !rvf_view_segment(old, i)->gap)
+			continue;
+		char name[SEG_NAME_MAX];
+		seg_name(old, i, name);
+		fuse_lowlevel_notify_inval_entry(fs->se, INO_SEGMENTS, name,
+						 strlen(name));
 	}
 	bool maybe_gone = a->generation != b->generation ||
 			  a->deleted != b->deleted || b->visible < a->visible ||

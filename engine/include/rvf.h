@@ -365,8 +365,9 @@ const rvf_segment *rvf_view_segment(const rvf_view *v, size_t index);
 /* The directory in manifest order (what the reference's segments() lists). */
 size_t rvf_view_directory_count(const rvf_view *v);
 const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
-/* Pointer to a segment's bytes on disk (header + payload) in the mapping;
- * valid while the view is held. */
+/* Pointer to a segment's bytes on disk (header + payload; a gap's raw
+ * bytes) in the mapping, valid while the view is held; NULL for a listed
+ * segment with no valid header. */
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg);
 /* True when the segment's payload is a JSON document (upstream tools write

@@ -157,3 +157,21 @@ def test_restore_refuses_an_incomplete_copy(tmp_path, run_ctl, mount):
     out.write_bytes(b"keep")
     cp = run_ctl("restore", dest, out, check=False)
     assert cp.returncode == 1 and out.read_bytes() == b"keep"
+
+
+def test_torn_tail_is_a_gap_piece(tmp_path, run_ctl, ref, mount):
+    """Bytes that are no segment (a torn write after the last commit) are a
+    NNNN-gap piece with those bytes, so the copy is still the whole file."""
+    p = rvfctl_sessions(tmp_path, run_ctl, None, mount)
+    with open(p, "ab") as f:
+        f.write(b"SFVR" + bytes(range(60)) + b"torn")
+    m = mount(p, "ro")
+    names = m.ls("segments")
+    assert names[-1].endswith("-gap") and m.getfattr(f"segments/{names[-1]}", "user.rvf.type") == "gap"
+    assert (m / "segments" / names[-1]).read_bytes().endswith(b"torn")
+    copy_segments(m, "tar", tmp_path / "bk")
+    m.unmount()
+    out = tmp_path / "r.rvf"
+    run_ctl("restore", tmp_path / "bk", out)
+    assert out.read_bytes() == p.read_bytes()
+    assert ref.dump(out)["all_ids"] == ref.dump(p)["all_ids"]
