@@ -275,3 +275,36 @@ def test_tar_rsync_cp_of_the_whole_tree(mount, copy_store, tmp_path, opts):
     assert tree_files(tmp_path / "cp") == want
     # the copies changed nothing
     assert tree_files(m.path) == want
+
+
+@pytest.mark.parametrize("opts", [(), ("ro",)], ids=["rw", "ro"])
+def test_query_file_stat_is_what_its_reader_reads(mount, copy_store, tmp_path, opts):
+    """The query file's content is the reader's own last results, and so are
+    its size and mtime: tar and rsync copy exactly what cat shows, and a
+    second rsync -a after the query copies nothing."""
+    m = mount(copy_store, *opts)
+    assert os.stat(m / "query").st_size == 0  # no results yet
+    results = m.sh('echo "k=3 1,2,3,4" > "$M/query"; cat "$M/query"').stdout
+    assert results.count("\n") == 3
+    st = os.stat(m / "query")
+    assert st.st_size == len(results.encode()) == len(m.cat_bytes("query"))
+    assert m.sh('stat -c %s "$M/query"').stdout == f"{len(results.encode())}\n"
+
+    r = subprocess.run(["rsync", "-a", f"{m.path}/", str(tmp_path / "rs")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rs" / "query").read_text() == results
+    again = subprocess.run(["rsync", "-a", "--itemize-changes", f"{m.path}/",
+                            str(tmp_path / "rs")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [], "a second rsync -a copied again"
+    tar = subprocess.run(["tar", "cf", "-", "-C", str(m.path), "query"],
+                         capture_output=True)
+    assert tar.returncode == 0, tar.stderr
+    assert results.encode() in tar.stdout
+    # a newer result is a newer, other file
+    m.sh('echo "k=1 1,2,3,4" > "$M/query"')
+    newer = subprocess.run(["rsync", "-a", "--itemize-changes", f"{m.path}/",
+                            str(tmp_path / "rs")], capture_output=True, text=True)
+    assert [ln.split()[-1] for ln in newer.stdout.splitlines()] == ["query"]
+    assert (tmp_path / "rs" / "query").read_text().count("\n") == 1
