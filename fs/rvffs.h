@@ -109,6 +109,8 @@ typedef struct rvffs {
 	pthread_mutex_t commit_mu;
 	pthread_cond_t commit_cond;
 	bool commit_stop, commit_running;
+	bool children_warned;      /* children.c: first write seen */
+	bool children_held;        /* children.c: automatic compaction held off (logged) */
 } rvffs;
 
 /* The daemon state of a request. */
@@ -116,6 +118,14 @@ static inline rvffs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
+
+/* children.c: branch children beside the store */
+size_t fs_children_count(rvffs *fs);
+/* The mount wrote to the store: the first time, warn about children. */
+void fs_children_written(rvffs *fs);
+/* -EBUSY (logged, naming them and `what`) when children would lose their
+ * parent state to a compaction; else 0. */
+int fs_children_block(rvffs *fs, const char *what);
 
 /* log.c */
 void fs_log(rvffs *fs, int priority, const char *fmt, ...)
