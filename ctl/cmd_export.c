@@ -18,46 +18,11 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "meta_print.h"
 #include "mount.h"
 #include "progress.h"
 
 enum format { F_JSONL, F_JSON, F_CSV, F_FVECS, F_NPY };
-
-static void print_json_string(FILE *f, const char *p, size_t n)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void print_value(FILE *f, const rvf_value *v)
-{
-	switch (v->type) {
-	case RVF_VALUE_STRING:
-	case RVF_VALUE_BYTES:
-		print_json_string(f, v->u.str.ptr, v->u.str.len);
-		break;
-	case RVF_VALUE_I64: fprintf(f, "%lld", (long long)v->u.i64); break;
-	case RVF_VALUE_U64: fprintf(f, "%llu", (unsigned long long)v->u.u64); break;
-	case RVF_VALUE_F64: {
-		/* 2.0, not 2: it reads back as a float */
-		size_t n;
-		char *s = rvf_value_text(v, &n);
-		fputs(s ? s : "null", f);
-		free(s);
-		break;
-	}
-	case RVF_VALUE_BOOL: fputs(v->u.b ? "true" : "false", f); break;
-	}
-}
 
 static void print_record(FILE *f, const rvf_meta_field *m, size_t n,
 			 uint64_t id, const float *vec, uint32_t dim)
@@ -70,15 +35,8 @@ static void print_record(FILE *f, const rvf_meta_field *m, size_t n,
 	}
 	fputc(']', f);
 	if (n) {
-		fputs(",\"metadata\":{", f);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				fputc(',', f);
-			print_json_string(f, m[i].name, strlen(m[i].name));
-			fputc(':', f);
-			print_value(f, &m[i].value);
-		}
-		fputc('}', f);
+		fputs(",\"metadata\":", f);
+		print_meta_object(f, m, n);
 	}
 	fputc('}', f);
 }
@@ -119,9 +77,9 @@ static void put_row(FILE *f, enum format fmt, const rvf_meta_field *m, size_t nm
 static void npy_header(FILE *f, uint64_t rows, uint32_t dim)
 {
 	char h[NPY_HEADER + 1];
-	int n = snprintf(h, sizeof(h), "\x93NUMPY\x01%c%c{'descr': '<f4', "
+	int n = snprintf(h, sizeof(h), "\x93NUMPY%c%c%c%c{'descr': '<f4', "
 			 "'fortran_order': False, 'shape': (%llu, %u), }",
-			 NPY_HEADER - 10, 0, (unsigned long long)rows, dim);
+			 1, 0, NPY_HEADER - 10, 0, (unsigned long long)rows, dim);
 	memset(h + n, ' ', (size_t)(NPY_HEADER - 1 - n));
 	h[NPY_HEADER - 1] = '\n';
 	fwrite(h, 1, NPY_HEADER, f);
@@ -248,67 +206,6 @@ static uint64_t *list_ids(const char *mnt, size_t *n)
 	return ids;
 }
 
-#define META_PREFIX "user.rvf.meta."
-
-/* The metadata of one vector file, read from its xattrs. */
-typedef struct meta_list {
-	char *names;            /* listxattr's buffer: fields point into it */
-	char **values;          /* value texts, one per field */
-	char **owned;           /* decoded JSON strings, one per field */
-	rvf_meta_field *fields;
-	size_t n;
-} meta_list;
-
-static void meta_free(meta_list *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->values[i]);
-		free(l->owned[i]);
-	}
-	free(l->values);
-	free(l->owned);
-	free(l->fields);
-	free(l->names);
-	memset(l, 0, sizeof(*l));
-}
-
-static void meta_read(const char *path, meta_list *l)
-{
-	memset(l, 0, sizeof(*l));
-	ssize_t ln = listxattr(path, NULL, 0);
-	if (ln <= 0 || !(l->names = malloc((size_t)ln)) ||
-	    (ln = listxattr(path, l->names, (size_t)ln)) <= 0)
-		return;
-	size_t count = 0, plen = strlen(META_PREFIX);
-	for (char *p = l->names; p < l->names + ln; p += strlen(p) + 1)
-		count += !strncmp(p, META_PREFIX, plen);
-	l->values = calloc(count + 1, sizeof(char *));
-	l->owned = calloc(count + 1, sizeof(char *));
-	l->fields = calloc(count + 1, sizeof(rvf_meta_field));
-	if (!l->values || !l->owned || !l->fields)
-		return;
-	for (char *p = l->names; p < l->names + ln && l->n < count; p += strlen(p) + 1) {
-		if (strncmp(p, META_PREFIX, plen))
-			continue;
-		ssize_t vl = getxattr(path, p, NULL, 0);
-		char *val = vl >= 0 ? malloc((size_t)vl + 1) : NULL;
-		if (!val || (vl = getxattr(path, p, val, (size_t)vl)) < 0) {
-			free(val);
-			continue;
-		}
-		val[vl] = '\0';
-		/* The text says the type (rvf_value_text); one the daemon
-		 * would never write is exported as the string it is. */
-		rvf_value *out = &l->fields[l->n].value;
-		if (rvf_value_parse(val, (size_t)vl, 0, out, &l->owned[l->n], NULL) != RVF_OK)
-			*out = (rvf_value){ .type = RVF_VALUE_STRING,
-					    .u.str = { val, (size_t)vl } };
-		l->values[l->n] = val;
-		l->fields[l->n].name = p + plen;
-		l->n++;
-	}
-}
-
 static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
 			FILE *f, FILE *idf, uint64_t *rows)
 {
@@ -351,16 +248,16 @@ static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
 		memcpy(vec, parsed, 4 * (size_t)dim);
 		free(parsed);
 		char *path = NULL;
-		meta_list ml = { 0 };
+		mnt_meta ml = { 0 };
 		if ((fmt == F_JSON || fmt == F_JSONL) &&
 		    asprintf(&path, "%s/%s", mnt, name) > 0) {
-			meta_read(path, &ml);
+			mnt_meta_read(path, &ml);
 			free(path);
 		}
 		put_row(f, fmt, ml.fields, ml.n, ids[i], vec, dim, i + 1 == n);
 		if (idf)
 			fprintf(idf, "%llu\n", (unsigned long long)ids[i]);
-		meta_free(&ml);
+		mnt_meta_free(&ml);
 		(*rows)++;
 		progress_update(&bar, i + 1);
 	}

@@ -711,6 +711,12 @@ rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 			const float *vectors, const rvf_meta_field *meta,
 			const size_t *meta_start, rvf_error *err);
 
+/* Removes every metadata field of ids at commit (a row added for the same
+ * id afterwards in this ingest sets its fields again).  A row added without
+ * fields leaves an id's metadata alone; this is how to clear it. */
+rvf_code rvf_ingest_clear_metadata(rvf_ingest *t, size_t n, const uint64_t *ids,
+				   rvf_error *err);
+
 /* Rows added so far. */
 uint64_t rvf_ingest_rows(const rvf_ingest *t);
 
