@@ -60,17 +60,30 @@ void print_meta_object(FILE *f, const rvf_meta_field *m, size_t n)
 
 json_t *meta_json(const rvf_meta_field *m, size_t n)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	json_t *o = NULL;
-	if (f) {
-		print_meta_object(f, m, n);
-		fclose(f);
-		/* u64 values above INT64_MAX do not fit jansson: reals then */
-		o = json_loadb(text, len, 0, NULL);
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < n; i++) {
+		const rvf_value *v = &m[i].value;
+		json_t *j = NULL;
+		switch (v->type) {
+		case RVF_VALUE_STRING:
+		case RVF_VALUE_BYTES:
+			j = json_stringn_nocheck(v->u.str.ptr, v->u.str.len);
+			break;
+		case RVF_VALUE_I64: j = json_integer(v->u.i64); break;
+		case RVF_VALUE_U64: /* above INT64_MAX: a decimal string */
+			if (v->u.u64 > INT64_MAX) {
+				char buf[24];
+				snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v->u.u64);
+				j = json_string(buf);
+			} else {
+				j = json_integer((json_int_t)v->u.u64);
+			}
+			break;
+		case RVF_VALUE_F64: j = json_real(v->u.f64); break;
+		case RVF_VALUE_BOOL: j = json_boolean(v->u.b); break;
+		}
+		json_object_set_new(o, m[i].name, j ? j : json_null());
 	}
-	free(text);
 	return o ? o : json_object();
 }
 
