@@ -37,6 +37,8 @@ static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
 	}
 	e.ino = ino;
 	e.generation = 1;
+	if (fs_node_kind(ino) == NODE_SEGMENT)
+		atomic_store(&fs->segs_shown, true); /* fs/view.c invalidates it */
 	e.attr_timeout = fs_attr_timeout(ino);
 	e.entry_timeout = e.attr_timeout;
 	fuse_reply_entry(req, &e);
@@ -308,6 +310,8 @@ static bool fill_entry(rvffs *fs, rvf_view *v, uint64_t ino,
 		return false;
 	e->ino = ino;
 	e->generation = 1;
+	if (fs_node_kind(ino) == NODE_SEGMENT)
+		atomic_store(&fs->segs_shown, true);
 	e->attr_timeout = fs_attr_timeout(ino);
 	e->entry_timeout = e->attr_timeout;
 	return true;
@@ -496,6 +500,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fuse_reply_err(req, fs_rvf_errno(fs, "rm vectors", &err));
 			return;
 		}
+		fs_unlinked_by_us(fs, id);
 		fs_invalidate(fs, false);
 		fuse_reply_err(req, 0);
 		return;

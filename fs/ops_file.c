@@ -318,7 +318,7 @@ out:
 	if (ino == INO_QUERY)
 		h->uid = fuse_req_ctx(req)->uid; /* query_user_max is the opener's */
 	if (h->for_write || (h->st && w))
-		h->owner = caller_tgid(req);
+		h->owner = fuse_req_ctx(req)->pid;
 	/* A close of a read-only descriptor has nothing to commit (flush
 	 * acts on writes only): no FLUSH round trip, one less per `cat`. */
 	if (!w)
@@ -446,7 +446,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rvf_view_release(v);
 	if (h->for_write)
 		writer_add(fs, h);
-	h->owner = caller_tgid(req);
+	h->owner = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
 	fuse_reply_create(req, &e, fi);
 }
@@ -979,7 +979,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * child that inherited it and exits, close-on-exec) does not end the
 	 * writing: the opener's own close commits, or else the last release.
 	 * Closing a staged file opened for reading commits nothing. */
-	if ((h->st || h->for_write) && (!h->owner || caller_tgid(req) != h->owner)) {
+	if ((h->st || h->for_write) && !caller_same_process(req, h->owner)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
