@@ -188,8 +188,10 @@ static void *invalidator(void *arg)
 	struct timespec last = { 0, 0 };
 	pthread_mutex_lock(&fs->mu);
 	for (;;) {
+		fs->inval_idle = true;
 		while (!fs->inval_pending && !fs->inval_stop)
 			pthread_cond_wait(&fs->inval_cond, &fs->mu);
+		fs->inval_idle = false;
 		if (fs->inval_stop)
 			break;
 		/* A burst of commits (a bash loop) shares one pass: each pass
@@ -221,11 +223,11 @@ static void *invalidator(void *arg)
 		 * are direct_io with none): a notification for anything else
 		 * is a write to /dev/fuse per commit for nothing. */
 		for (size_t i = 0; i < sizeof(inodes) / sizeof(inodes[0]); i++)
-			if (fs_attr_timeout(inodes[i]) > 0)
+			if (fs_attr_timeout(fs, inodes[i]) > 0)
 				fuse_lowlevel_notify_inval_inode(fs->se, inodes[i], 0, 0);
-		if (fs_attr_timeout(INO_KERNEL) > 0)
+		if (fs_attr_timeout(fs, INO_KERNEL) > 0)
 			fuse_lowlevel_notify_inval_entry(fs->se, INO_ROOT, "kernel", 6);
-		if (fs_attr_timeout(INO_EBPF) > 0)
+		if (fs_attr_timeout(fs, INO_EBPF) > 0)
 			fuse_lowlevel_notify_inval_entry(fs->se, INO_ROOT, "ebpf", 4);
 		/* A segment not durable yet may have grown (librvf grows the
 		 * newest one in place between syncs): drop its cached size
@@ -293,7 +295,10 @@ void fs_invalidate(rvffs *fs, bool wait)
 	fs->inval_pending = true;
 	if (wait)
 		fs->inval_urgent = true;
-	pthread_cond_broadcast(&fs->inval_cond);
+	/* Waking it during its gap between passes would only put it back
+	 * to sleep: a futex round trip per commit of a bash loop. */
+	if (fs->inval_idle || wait)
+		pthread_cond_broadcast(&fs->inval_cond);
 	/* So that the next `ls segments/` or open by name is right. */
 	while (wait && fs->inval_sent < pass && !fs->inval_stop &&
 	       pthread_cond_timedwait(&fs->inval_cond, &fs->mu, &until) == 0)
