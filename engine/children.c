@@ -22,6 +22,9 @@
 #include "segment.h"
 #include "store.h"
 
+/* How far from its end a file's newest manifest is looked for. */
+#define TAIL_WINDOW (64ull << 20)
+
 /* Store files only: reading every file of a directory would be slow. */
 static bool store_name(const char *name)
 {
@@ -49,9 +52,12 @@ static bool names_parent(int dfd, const char *dir, const char *name,
 	close(fd);
 	if (map == MAP_FAILED)
 		return false;
+	/* A child's newest manifest is at its end: look only there, so a
+	 * large file that is no store costs little. */
+	uint64_t win = size < TAIL_WINDOW ? size : TAIL_WINDOW;
 	manifest m = { 0 };
 	rvf_segment ms;
-	if (manifest_locate(map, size, &m, &ms, NULL) == RVF_OK) {
+	if (manifest_locate(map + size - win, win, &m, &ms, NULL) == RVF_OK) {
 		const dir_entry *cow = NULL;
 		for (uint32_t i = 0; i < m.dir_len; i++)
 			if (m.dir[i].type == RVF_SEG_COW_MAP)

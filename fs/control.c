@@ -174,6 +174,10 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 	case CTL_BLANK:
 		break; /* a blank line does nothing */
 	case CTL_COMPACT:
+		if (!c.force && (rc = fs_children_block(fs, "control: compact"))) {
+			control_cmd_free(&c);
+			return rc;
+		}
 		code = rvf_store_compact(fs->store, NULL, &err);
 		*compacted = code == RVF_OK;
 		break;

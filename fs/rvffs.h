@@ -117,6 +117,8 @@ typedef struct rvffs {
 	pthread_mutex_t commit_mu;
 	pthread_cond_t commit_cond;
 	bool commit_stop, commit_running;
+	bool children_warned;      /* children.c: first write seen */
+	bool children_held;        /* children.c: automatic compaction held off (logged) */
 } rvffs;
 
 /* The daemon state of a request. */
@@ -124,6 +126,14 @@ static inline rvffs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
+
+/* children.c: branch children beside the store */
+size_t fs_children_count(rvffs *fs);
+/* The mount wrote to the store: the first time, warn about children. */
+void fs_children_written(rvffs *fs);
+/* -EBUSY (logged, naming them and `what`) when children would lose their
+ * parent state to a compaction; else 0. */
+int fs_children_block(rvffs *fs, const char *what);
 
 /* log.c */
 void fs_log(rvffs *fs, int priority, const char *fmt, ...)
@@ -274,6 +284,8 @@ bool caller_same_process(fuse_req_t req, pid_t opener);
 void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
 /* A copy of the result reader r may see (NULL, *len 0: none). */
 char *results_get(rvffs *fs, const reader_id *r, size_t *len);
+/* The length and time of that result; false when there is none. */
+bool results_stat(rvffs *fs, const reader_id *r, size_t *len, struct timespec *when);
 void results_free(rvffs *fs);
 
 /* staging.c: files in ingest/ */

@@ -177,6 +177,17 @@ int fs_store_check(rvffs *fs)
 /* Shortest time between two passes, unless a request waits for one. */
 #define INVAL_GAP_NS 2000000l
 
+/* A vector whose content changed under the same name: the kernel keeps
+ * vector attributes and pages long (fs_attr_timeout, keep_cache), so drop
+ * both. */
+static void inval_vector(void *arg, uint64_t id)
+{
+	rvffs *fs = arg;
+	uint64_t ino = vec_ino(fs, id);
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+}
+
 /* Notifications go out from their own thread: sent from inside a
  * request handler they can deadlock on the kernel's directory locks. */
 static void *invalidator(void *arg)
@@ -217,8 +228,10 @@ static void *invalidator(void *arg)
 		fs->nself_gone = 0;
 		pthread_mutex_unlock(&fs->mu);
 		rvf_view *cur = rvf_store_view(fs->store);
-		if (old)
+		if (old) {
 			inval_names(fs, old, cur, &gone);
+			rvf_view_changed_ids(old, cur, inval_vector, fs);
+		}
 		/* The kernel keeps only what has a timeout (generated files
 		 * are direct_io with none): a notification for anything else
 		 * is a write to /dev/fuse per commit for nothing. */
@@ -283,6 +296,7 @@ void fs_invalidator_stop(rvffs *fs)
 
 void fs_invalidate(rvffs *fs, bool wait)
 {
+	fs_children_written(fs);
 	rvf_view *v = rvf_store_view(fs->store);
 	uint64_t gen = rvf_view_info(v)->generation;
 	rvf_view_release(v);

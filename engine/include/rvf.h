@@ -102,6 +102,8 @@ bool rvf_metric_parse(const char *s, rvf_metric *out);
  * back as exactly v; returns its length.  How vectors and distances are
  * printed everywhere. */
 size_t rvf_format_float(float v, char out[RVF_FLOAT_TEXT_MAX]);
+/* strlen of what rvf_format_float writes for v, without writing it. */
+size_t rvf_float_text_length(float v);
 
 /* Ids: canonical decimal only -- digits, no sign, no blanks, no leading
  * zero (but "0"), at most 2^64-1.  The one rule for vector file names,
@@ -346,6 +348,13 @@ void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
 /* Largest id ever used by this store (own rows, deletions, parent rows);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
+/* Calls fn(ctx, id) for each id visible in both views whose vector may
+ * differ in `cur` (written again since `old`), so that caches of its
+ * text can be dropped.  Cheap for appends (only the rows written since
+ * `old` are read); a rewritten file, another dimension, a branch or a
+ * block-layout segment compares every common vector. */
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx);
 
 /* Segments: the newest manifest's directory plus the newest manifest
  * itself, sorted by file offset. */

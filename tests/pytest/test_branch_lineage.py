@@ -201,3 +201,44 @@ def test_mounted_child_reads_parent_as_branched(family, run_ctl, tmp_path, mount
     assert "parent" in m.cat("status")
     m.unmount()
     assert export(run_ctl, c) == want
+
+
+def test_mounted_parent_with_children(family, run_ctl, tmp_path, mount):
+    """Through a mount of the parent: the first write warns (errors), status
+    counts the children, `compact` is refused without `force`, automatic
+    compaction holds off; the child reads the branched state throughout."""
+    p, c, want = family
+    conf = tmp_path / "c.conf"
+    conf.write_text("[compact]\nauto = on\nratio = 0.01\nmin_dead_mb = 0\n")
+    m = mount(p, f"config={conf}")
+    assert m.status()["branch_children"] == "1"
+    assert "warning" not in m.errors()
+    m.sh('echo 1 2 3 4 > "$M/vectors/60"; rm "$M/vectors/1" "$M/vectors/3"')
+    err = m.errors()
+    assert "warning" in err and c.name in err and "branch child" in err
+    cp = m.sh('echo compact > "$M/control"', check=False)
+    assert cp.returncode != 0
+    assert "compact force" in m.errors() and "detach" in m.errors()
+    cp = run_ctl("compact", m.path, check=False)
+    assert cp.returncode != 0
+    m.sh("sync")
+    m.unmount()     # automatic compaction is due, but held off
+    st = json.loads(run_ctl("--json", "status", p).stdout)
+    assert st["deleted"] == 2 and st["totalVectors"] == 4   # not compacted
+    assert export(run_ctl, c) == want
+    m = mount(p)
+    m.sh('echo compact force > "$M/control"')
+    assert m.status()["deleted"] == "0"
+    m.unmount()
+    assert run_ctl("export", c, check=False).returncode == 3
+
+
+def test_mounted_child_status_says_parent_as_of(family, run_ctl, tmp_path, mount):
+    p, c, _ = family
+    size = p.stat().st_size
+    ingest(run_ctl, p, [(9, [1.0] * DIM)], tmp_path)
+    m = mount(c)
+    st = m.status()
+    assert int(st["parent_as_of"]) == size < int(st["parent_size"]) == p.stat().st_size
+    lin = m.cat("lineage")
+    assert f"parent_as_of: {size}" in lin
