@@ -189,10 +189,7 @@ static uint64_t kernel_size(rvf_view *v)
 	rvf_kernel_info k;
 	if (!rvf_view_kernel(v, &k))
 		return 0;
-	if (k.compression == 1)
-		return k.image_size;
-	return k.stored_length >= k.cmdline_length ?
-	       k.stored_length - k.cmdline_length : k.stored_length;
+	return k.image_length;
 }
 
 bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)

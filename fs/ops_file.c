@@ -884,7 +884,7 @@ static int commit_image(rvffs *fs, handle *h)
 			spec.kernel_type = k.kernel_type;
 			spec.flags = k.flags;
 			spec.api_port = k.api_port;
-			spec.compress = k.compression == 1;
+			spec.compress = k.compression != 0;
 			if (rvf_view_kernel_image(v, &img, &len, &cmd, NULL) == RVF_OK)
 				free(img);
 			spec.cmdline = cmd;
