@@ -641,6 +641,27 @@ static char *resolve_parent(const char *child, const char *rel)
 	return out;
 }
 
+/* A compaction leaves a witness whose action starts with "compact": listed,
+ * or still right after the newest manifest (the next manifest lists it). */
+static bool view_was_compacted(const rvf_view *v)
+{
+	for (size_t i = 0; i < v->nwitness; i++)
+		if (v->witness[i].action &&
+		    strncmp(v->witness[i].action, "compact", 7) == 0)
+			return true;
+	const rvf_segment *m = NULL;
+	for (size_t i = 0; i < v->nsorted; i++)
+		if (v->sorted[i].offset == v->info.manifest_offset)
+			m = &v->sorted[i];
+	if (!m)
+		return false;
+	uint64_t w = m->offset + RVF_SEGMENT_HEADER_SIZE + m->payload_length;
+	const unsigned char *p = v->map->base + w;
+	return v->info.file_size - w >= RVF_SEGMENT_HEADER_SIZE + 13 + 7 &&
+	       ld32(p) == RVF_SEGMENT_MAGIC && p[5] == RVF_SEG_WITNESS &&
+	       memcmp(p + RVF_SEGMENT_HEADER_SIZE + 13, "compact", 7) == 0;
+}
+
 static rvf_code attach_parent(rvf_view *v, const char *path,
 			      const rvf_view *prev, const view_chain *chain,
 			      rvf_error *err)
@@ -658,6 +679,8 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 	    memcmp(prev->cow.base_file_hash, v->cow.base_file_hash, 32) == 0) {
 		v->parent = rvf_view_ref(prev->parent);
 		v->parent_resolved = strdup(prev->parent_resolved);
+		v->info.parent_size = prev->info.parent_size;
+		v->info.parent_as_of = prev->info.parent_as_of;
 		return v->parent_resolved ? RVF_OK :
 		       rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	}
@@ -666,8 +689,9 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	view_chain me = { .dev = v->map->dev, .ino = v->map->ino,
 			  .depth = chain ? chain->depth + 1 : 1, .child = chain };
-	rvf_code rc = open_view_readonly(v->parent_resolved, &me, &v->parent,
-					 err);
+	/* The parent as it was when the branch was made (parent_state.c). */
+	rvf_code rc = open_view_readonly(v->parent_resolved, &me, id->parent_hash,
+					 &v->parent, &v->info.parent_size, err);
 	if (rc == RVF_E_IO && err && err->sys_errno == ENOENT)
 		return rvf_fail(err, RVF_E_PARENT_NOT_FOUND,
 				"branch parent %s (stored as \"%s\") not found",
@@ -675,19 +699,24 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 	if (rc != RVF_OK)
 		return rc;
 	const rvf_view *p = v->parent;
-	uint8_t h[32];
-	uint64_t tail = p->info.file_size < 65536 ? p->info.file_size : 65536;
-	rvf_simple_hash256(p->map->base + p->info.file_size - tail, (size_t)tail, h);
-	if (memcmp(h, id->parent_hash, 32) != 0 ||
-	    memcmp(h, v->cow.base_file_hash, 32) != 0)
-		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
-				"branch parent %s changed since the branch was made (parent hash mismatch)",
-				v->parent_resolved);
+	v->info.parent_as_of = p->info.file_size;
 	if (memcmp(p->info.identity.file_id, id->parent_id, 16) != 0 ||
 	    memcmp(p->info.identity.file_id, v->cow.base_file_id, 16) != 0 ||
 	    p->info.identity.lineage_depth + 1 != id->lineage_depth)
 		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
-				"branch parent %s is not this store's parent (file id or depth differ)",
+				"branch parent %s is another store now, not the one this branch was made from (file id or lineage depth differ): it was replaced",
+				v->parent_resolved);
+	uint8_t h[32];
+	parent_tail_hash(p->map->base, p->info.file_size, h);
+	if (memcmp(h, id->parent_hash, 32) != 0)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s no longer holds the state this branch was made from (parent hash mismatch): it was %s since. The inherited vectors are lost with that state; this child's own vectors are intact. A copy of the parent from before that, put in its place, makes the child readable again (then `rvfctl detach` it)",
+				v->parent_resolved,
+				view_was_compacted(p) ? "compacted" :
+				"rewritten (not appended to)");
+	if (memcmp(h, v->cow.base_file_hash, 32) != 0)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s: the COW_MAP's base hash differs from the file identity's parent hash",
 				v->parent_resolved);
 	return RVF_OK;
 }
@@ -1222,4 +1251,87 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 					(unsigned long long)s->offset);
 	}
 	return RVF_OK;
+}
+
+/* Every id visible in both whose components differ (a rewritten file,
+ * another dimension, a branch): one merge walk over the id lists. */
+static void changed_by_content(const rvf_view *old, const rvf_view *cur,
+			       void (*fn)(void *, uint64_t), void *ctx)
+{
+	size_t j = 0;
+	bool same_dim = old->info.dimension == cur->info.dimension;
+	size_t bytes = 4 * (size_t)cur->info.dimension;
+	for (size_t i = 0; i < old->nvisible; i++) {
+		const search_row *a = &old->visible[i];
+		while (j < cur->nvisible && cur->visible[j].id < a->id)
+			j++;
+		if (j == cur->nvisible)
+			break;
+		const search_row *b = &cur->visible[j];
+		if (b->id != a->id)
+			continue;
+		if (!same_dim || (a->data != b->data && memcmp(a->data, b->data, bytes)))
+			fn(ctx, a->id);
+	}
+}
+
+/* Index in old->sorted of the segment at `offset`, or -1. */
+static long sorted_index_at(const rvf_view *v, uint64_t offset)
+{
+	size_t lo = 0, hi = v->nsorted;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->sorted[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nsorted && v->sorted[lo].offset == offset ? (long)lo : -1;
+}
+
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx)
+{
+	if (old->info.generation != cur->info.generation ||
+	    old->info.dimension != cur->info.dimension ||
+	    old->is_branch || cur->is_branch) {
+		changed_by_content(old, cur, fn, ctx);
+		return;
+	}
+	/* Same file, appended to: a vector changed only if a row written
+	 * since `old` carries its id.  Those rows are the VEC segments old
+	 * did not list, and the tail of one it listed shorter (deferred
+	 * commits grow the newest segment in place). */
+	uint32_t dim = cur->info.dimension;
+	uint64_t stride = 8 + 4 * (uint64_t)dim;
+	for (uint32_t e = 0; e < cur->man.dir_len; e++) {
+		const rvf_segment *s = &cur->dir[e];
+		if (s->type != RVF_SEG_VEC)
+			continue;
+		const unsigned char *p = cur->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		uint64_t len = s->payload_length;
+		long k = sorted_index_at(old, s->offset);
+		uint64_t skip = 0;
+		if (k >= 0 && old->sorted[k].type == RVF_SEG_VEC) {
+			if (old->sorted[k].payload_length >= len)
+				continue; /* nothing new in it */
+			skip = old->sorted[k].payload_length >= 6 ?
+			       (old->sorted[k].payload_length - 6) / stride : 0;
+		}
+		if (skip == 0 && vec_is_block_layout(p, len, dim)) {
+			changed_by_content(old, cur, fn, ctx);
+			return;
+		}
+		if (len < 6 || ld16(p) != dim)
+			continue; /* rows the view ignores */
+		uint64_t count = ld32(p + 2);
+		if ((len - 6) / stride < count)
+			count = (len - 6) / stride;
+		for (uint64_t r = skip; r < count; r++) {
+			uint64_t id = ld64(p + 6 + r * stride);
+			if (row_find(old->visible, old->nvisible, id) >= 0 &&
+			    row_find(cur->visible, cur->nvisible, id) >= 0)
+				fn(ctx, id);
+		}
+	}
 }
