@@ -590,6 +590,28 @@ const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index);
 size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
 			 const rvf_meta_field **fields);
 
+/* The type the store's metadata schema gives field `name` (one type per
+ * name in a store); false when no vector has held it. */
+bool rvf_view_meta_type(const rvf_view *v, const char *name,
+			rvf_value_type *type);
+
+/* Metadata values as text, the same through every door that has only text
+ * (the user.rvf.meta.* xattrs, rvfctl export through a mount, rvfctl query
+ * --meta): numbers and booleans are JSON (17, -3, 2.5, 1e+30, true); a
+ * string is its bare bytes unless those would read back as another type or
+ * start with '"', then it is a JSON string literal ("17", "true"); bytes
+ * are their raw bytes.  rvf_value_text: malloc'd, NUL-terminated, *len
+ * without the NUL; NULL when out of memory. */
+char *rvf_value_text(const rvf_value *v, size_t *len);
+/* Reads such text.  want 0: the type the text says (JSON numbers: i64,
+ * else u64, else f64; true/false: bool; a JSON string literal: its string;
+ * anything else: the text as a string, or bytes when not UTF-8).  want a
+ * type (the field's, see rvf_view_meta_type): a bare text into a string
+ * field is that text; a number into a numeric field must convert exactly.
+ * Strings point into text or into *owned (malloc'd; free it). */
+rvf_code rvf_value_parse(const char *text, size_t len, rvf_value_type want,
+			 rvf_value *out, char **owned, rvf_error *err);
+
 /* The branch parent view, or NULL. */
 const rvf_view *rvf_view_parent(const rvf_view *v);
 
@@ -747,6 +769,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err);
 rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 			const float *vectors, const rvf_meta_field *meta,
 			const size_t *meta_start, rvf_error *err);
+
+/* Removes every metadata field of ids at commit (a row added for the same
+ * id afterwards in this ingest sets its fields again).  A row added without
+ * fields leaves an id's metadata alone; this is how to clear it. */
+rvf_code rvf_ingest_clear_metadata(rvf_ingest *t, size_t n, const uint64_t *ids,
+				   rvf_error *err);
 
 /* Rows added so far. */
 uint64_t rvf_ingest_rows(const rvf_ingest *t);
