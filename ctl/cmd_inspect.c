@@ -60,6 +60,10 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 	json_object_set_new(o, "parentId", json_hex(i->identity.parent_id, 16));
 	json_object_set_new(o, "parentHash", json_hex(i->identity.parent_hash, 32));
 	json_object_set_new(o, "lineageDepth", json_integer(i->identity.lineage_depth));
+	if (i->is_branch) {
+		json_object_set_new(o, "parentSize", json_integer((json_int_t)i->parent_size));
+		json_object_set_new(o, "parentAsOf", json_integer((json_int_t)i->parent_as_of));
+	}
 	json_object_set_new(o, "fileSize", json_integer((json_int_t)i->file_size));
 	json_object_set_new(o, "epoch", json_integer(i->epoch));
 	json_object_set_new(o, "status", json_pack("{s:I,s:i,s:i,s:I,s:i}",
@@ -159,6 +163,10 @@ static int inspect_text(ctl_ctx *ctx, const char *path)
 	       fid, pid, ph, i->identity.lineage_depth);
 	if (i->is_branch)
 		printf("  branch of    %s%s\n", i->parent_path, i->frozen ? " (frozen)" : "");
+	if (i->is_branch && i->parent_as_of < i->parent_size)
+		printf("  parent as of byte %llu of %llu: the parent changed since the branch was made; this child reads it as it was then\n",
+		       (unsigned long long)i->parent_as_of,
+		       (unsigned long long)i->parent_size);
 	printf("\nsegments (offset order)\n  %-5s %-12s %8s %12s %12s  %s\n", "#",
 	       "type", "id", "offset", "payload", "hash");
 	for (size_t k = 0; k < rvf_view_segment_count(v); k++) {

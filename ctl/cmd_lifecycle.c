@@ -34,9 +34,18 @@ static int mount_op(ctl_ctx *ctx, const char *mnt, const char *what,
 
 int cmd_compact(ctl_ctx *ctx, int argc, char **argv)
 {
-	if (argc != 2)
-		return ctl_usage_error(ctx, "compact needs STORE");
-	const char *path = argv[1];
+	bool force = false;
+	const char *path = NULL;
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--force"))
+			force = true;
+		else if (!path)
+			path = argv[a];
+		else
+			path = "";
+	}
+	if (!path || !*path)
+		return ctl_usage_error(ctx, "compact needs STORE [--force]");
 	uint64_t removed, size_before, size_after;
 	uint32_t epoch;
 	bool mounted = mnt_detect(path);
@@ -48,7 +57,8 @@ int cmd_compact(ctl_ctx *ctx, int argc, char **argv)
 		removed = kv_u64(st, "deleted");
 		size_before = kv_u64(st, "file_size");
 		json_decref(st);
-		if ((rc = mount_op(ctx, path, "compact", "compact", true)) ||
+		if ((rc = mount_op(ctx, path, force ? "compact force" : "compact",
+				   "compact", true)) ||
 		    (rc = mnt_status(ctx, path, &st)))
 			return rc;
 		size_after = kv_u64(st, "file_size");
@@ -56,6 +66,34 @@ int cmd_compact(ctl_ctx *ctx, int argc, char **argv)
 		removed -= removed >= kv_u64(st, "deleted") ? kv_u64(st, "deleted") : removed;
 		json_decref(st);
 	} else {
+		/* Compaction rewrites the file: the state branch children
+		 * read is gone afterwards (they read a prefix of it). */
+		rvf_children ch;
+		if (!force && rvf_branch_children(path, &ch, NULL) == RVF_OK &&
+		    ch.count) {
+			size_t len = 0;
+			for (size_t k = 0; k < ch.count; k++)
+				len += strlen(ch.paths[k]) + 1;
+			char *list = calloc(1, len + 1);
+			for (size_t k = 0; list && k < ch.count; k++) {
+				strcat(list, ch.paths[k]);
+				if (k + 1 < ch.count)
+					strcat(list, " ");
+			}
+			rc = ctl_fail(ctx, EXIT_OTHER, NULL,
+				      "%s has %zu branch child%s beside it (%s): compacting it would cut %s off from the vectors %s inherit%s. Run `rvfctl detach CHILD` first, or compact with --force",
+				      path, ch.count, ch.count == 1 ? "" : "ren",
+				      list ? list : "?", ch.count == 1 ? "it" : "them",
+				      ch.count == 1 ? "it" : "they", ch.count == 1 ? "s" : "");
+			free(list);
+			rvf_children_free(&ch);
+			return rc;
+		} else if (!force) {
+			/* none found: nothing to say */
+		} else {
+			ctx->children_noted = true;
+			ctl_children_note(ctx, path, "compacting (--force)");
+		}
 		rvf_store *s;
 		if ((rc = ctl_open(ctx, path, true, &s)))
 			return rc;

@@ -88,6 +88,12 @@ int cmd_status(ctl_ctx *ctx, int argc, char **argv)
 		       i->epoch, i->directory_len, (unsigned long long)i->file_size,
 		       (unsigned long long)i->dead_bytes,
 		       fid, pid, i->identity.lineage_depth);
+		if (i->is_branch)
+			printf("parent_as_of: %llu of %llu bytes%s\n",
+			       (unsigned long long)i->parent_as_of,
+			       (unsigned long long)i->parent_size,
+			       i->parent_as_of < i->parent_size ?
+			       " (the parent changed since the branch; read as it was then)" : "");
 	}
 	rvf_view_release(v);
 	rvf_store_close(s);

@@ -140,7 +140,12 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 			    cr.witnesses, cr.witness_sessions);
 		if (rc == RVF_E_NO_MEMORY)
 			add(&r, "chains", false, "out of memory");
-		if (i->is_branch)
+		if (i->is_branch && i->parent_as_of < i->parent_size)
+			add(&r, "parent", true, "parent %s matches the recorded parent hash as of byte %llu of %llu: it changed since the branch was made, and this child reads it as it was then (the reference refuses such a child: ParentHashMismatch)",
+			    i->parent_resolved ? i->parent_resolved : i->parent_path,
+			    (unsigned long long)i->parent_as_of,
+			    (unsigned long long)i->parent_size);
+		else if (i->is_branch)
 			add(&r, "parent", true, "parent %s matches the recorded parent hash",
 			    i->parent_resolved ? i->parent_resolved : i->parent_path);
 		else if (i->identity.lineage_depth)

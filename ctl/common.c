@@ -157,8 +157,13 @@ int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 	rvf_error err;
 	rvf_code rc = rvf_store_open_wait(path, writable ? 0 : RVF_OPEN_READ_ONLY,
 					  ctx->wait_ms, out, &err);
-	if (rc == RVF_OK)
+	if (rc == RVF_OK) {
+		if (writable && !ctx->children_noted) {
+			ctl_children_note(ctx, path, "writing to");
+			ctx->children_noted = true;
+		}
 		return 0;
+	}
 	char *mnt = rc == RVF_E_LOCK_HELD ? mnt_of_store(path) : NULL;
 	if (mnt) {
 		/* The usual cause: it is mounted.  Say where to go instead. */

@@ -26,6 +26,7 @@ enum {
 
 typedef struct ctl_ctx {
 	bool json;          /* --json: one JSON document on stdout */
+	bool children_noted; /* the branch-children warning was printed */
 	unsigned wait_ms;   /* --wait SECONDS: how long to wait for the lock */
 	rvffs_config cfg;     /* rvffs.conf */
 } ctl_ctx;
@@ -50,8 +51,12 @@ void ctl_print_json(json_t *o);
 json_t *json_id(uint64_t id);
 json_t *json_hex(const uint8_t *p, size_t n);
 
-/* Opens a store, printing why not.  Returns 0 or an exit code. */
+/* Opens a store, printing why not.  Returns 0 or an exit code.  Opening
+ * one writable warns when it has branch children beside it. */
 int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out);
+/* Prints that `what` (e.g. "writing to") PATH concerns its branch
+ * children, if it has any beside it; returns how many. */
+int ctl_children_note(ctl_ctx *ctx, const char *path, const char *what);
 
 /* Parses canonical decimal u64 / u32 (rvf_parse_id); false when not a
  * whole number in range. */
@@ -94,6 +99,7 @@ int cmd_compact(ctl_ctx *ctx, int argc, char **argv);
 int cmd_derive(ctl_ctx *ctx, int argc, char **argv);
 int cmd_branch(ctl_ctx *ctx, int argc, char **argv);
 int cmd_freeze(ctl_ctx *ctx, int argc, char **argv);
+int cmd_detach(ctl_ctx *ctx, int argc, char **argv);
 int cmd_embed_kernel(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv);
 int cmd_remove_kernel(ctl_ctx *ctx, int argc, char **argv);

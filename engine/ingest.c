@@ -71,6 +71,11 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err)
 	return RVF_OK;
 }
 
+commit *ingest_commit(rvf_ingest *t)
+{
+	return &t->c;
+}
+
 uint64_t rvf_ingest_rows(const rvf_ingest *t)
 {
 	return t->rows;

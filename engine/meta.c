@@ -5,7 +5,7 @@
  * with the same decoder replay uses (meta_table_apply), so the writer's
  * table cannot drift from what the file says.
  */
-#include "meta.h"
+#include "meta_codec.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -25,8 +25,6 @@
 #define FOOT_LEN (8u + crypto_hash_sha256_BYTES)
 #define OFF_RECORD_COUNT 36u
 
-enum { TAG_NULL = 0, TAG_DELETE = 7 }; /* 1..6 are rvf_value_type */
-enum { OP_UPSERT = 0, OP_DELETE = 1 };
 
 #define corrupt(err, fmt, ...) \
 	rvf_fail(err, RVF_E_CORRUPT, "META payload: " fmt, ##__VA_ARGS__)
@@ -35,34 +33,8 @@ enum { OP_UPSERT = 0, OP_DELETE = 1 };
 /* Records and tables                                                  */
 /* ------------------------------------------------------------------ */
 
-/* One vector's fields, names and values in a single allocation, shared by
- * every table version that holds it. */
-typedef struct rec {
-	atomic_size_t refs;
-	size_t count;
-	const uint16_t *ids;
-	rvf_meta_field fields[];
-} rec;
 
-typedef struct entry {
-	uint64_t id;
-	rec *r;
-} entry;
-
-struct meta_table {
-	atomic_size_t refs;
-	bool is_static;
-	uint64_t generation;
-	uint32_t chain_deltas; /* deltas since the last snapshot */
-	uint64_t chain_bytes;  /* payload bytes of the chain, snapshot included */
-	size_t nschema;
-	meta_field_def *schema;          /* ascending by id; names malloc'd */
-	const meta_field_def **by_name;  /* ascending by name */
-	size_t nrecs;
-	entry *recs; /* ascending by id */
-};
-
-static const meta_table empty_table = { .is_static = true };
+const meta_table meta_empty_table = { .is_static = true };
 
 /* A field with its value, while decoding or merging. */
 typedef struct fv {
@@ -71,12 +43,8 @@ typedef struct fv {
 	rvf_value v;
 } fv;
 
-static bool is_str(rvf_value_type t)
-{
-	return t == RVF_VALUE_STRING || t == RVF_VALUE_BYTES;
-}
 
-static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+int meta_name_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
 	size_t m = al < bl ? al : bl;
 	int c = m ? memcmp(a, b, m) : 0;
@@ -91,25 +59,18 @@ static void rec_unref(rec *r)
 		free(r);
 }
 
-static bool size_add(size_t *s, size_t n)
-{
-	if (*s > SIZE_MAX - n)
-		return false;
-	*s += n;
-	return true;
-}
 
 /* Builds a record of f[n] (real values only, ascending ids in t's schema). */
 static rec *rec_new(const meta_table *t, const fv *f, size_t n)
 {
 	size_t size = sizeof(rec);
-	if (!size_add(&size, n * (sizeof(rvf_meta_field) + sizeof(uint16_t))))
+	if (!meta_size_add(&size, n * (sizeof(rvf_meta_field) + sizeof(uint16_t))))
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		const meta_field_def *d = meta_table_field_by_id(t, f[i].id);
-		if (!d || !size_add(&size, d->name_len + 1))
+		if (!d || !meta_size_add(&size, d->name_len + 1))
 			return NULL;
-		if (is_str(f[i].v.type) && !size_add(&size, f[i].v.u.str.len + 1))
+		if (meta_is_str(f[i].v.type) && !meta_size_add(&size, f[i].v.u.str.len + 1))
 			return NULL;
 	}
 	rec *r = malloc(size);
@@ -127,7 +88,7 @@ static rec *rec_new(const meta_table *t, const fv *f, size_t n)
 		r->fields[i].name = s;
 		s += d->name_len + 1;
 		r->fields[i].value = f[i].v;
-		if (is_str(f[i].v.type)) {
+		if (meta_is_str(f[i].v.type)) {
 			size_t len = f[i].v.u.str.len;
 			if (len)
 				memcpy(s, f[i].v.u.str.ptr, len);
@@ -154,7 +115,7 @@ static void table_free(meta_table *t)
 
 meta_table *meta_table_empty(void)
 {
-	return (meta_table *)&empty_table;
+	return (meta_table *)&meta_empty_table;
 }
 
 meta_table *meta_table_ref(const meta_table *t)
@@ -254,7 +215,7 @@ const meta_field_def *meta_table_field_by_name(const meta_table *t,
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		const meta_field_def *d = t->by_name[mid];
-		int c = name_cmp(d->name, d->name_len, name, len);
+		int c = meta_name_cmp(d->name, d->name_len, name, len);
 		if (c == 0)
 			return d;
 		if (c < 0)
@@ -281,7 +242,7 @@ static int def_name_cmp(const void *a, const void *b)
 {
 	const meta_field_def *x = *(const meta_field_def *const *)a;
 	const meta_field_def *y = *(const meta_field_def *const *)b;
-	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+	return meta_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* Builds t->by_name; NULL when fine, else the name given to two ids. */
@@ -389,7 +350,7 @@ int meta_value_cmp(const rvf_value *a, const rvf_value *b)
 	switch (a->type) {
 	case RVF_VALUE_STRING:
 	case RVF_VALUE_BYTES:
-		return cmp3(name_cmp(a->u.str.ptr, a->u.str.len, b->u.str.ptr,
+		return cmp3(meta_name_cmp(a->u.str.ptr, a->u.str.len, b->u.str.ptr,
 				     b->u.str.len));
 	case RVF_VALUE_BOOL:
 		return (int)a->u.b - (int)b->u.b;
@@ -658,7 +619,7 @@ static int pschema_name_cmp(const void *a, const void *b)
 {
 	const pschema *x = *(const pschema *const *)a;
 	const pschema *y = *(const pschema *const *)b;
-	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+	return meta_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static rvf_code parse_schema(rd *r, parsed *P, rvf_error *err)
@@ -730,7 +691,7 @@ static rvf_code parse_file_meta(rd *r, const parsed *P, rvf_error *err)
 		key = rd_take(r, len);
 		if (!key || !rd_u8(r, &tag))
 			return corrupt(err, "file metadata entry %u is truncated", i);
-		if (prev && name_cmp((const char *)prev, prev_len,
+		if (prev && meta_name_cmp((const char *)prev, prev_len,
 				     (const char *)key, len) >= 0)
 			return corrupt(err, "file metadata keys not ascending at entry %u", i);
 		if (tag == TAG_DELETE)
@@ -848,7 +809,7 @@ static rvf_code build_schema(meta_table *t, const meta_table *base,
 		meta_field_def d;
 		if (b && p && b->id == p->id) {
 			if (b->type != p->type ||
-			    name_cmp(b->name, b->name_len, p->name, p->name_len))
+			    meta_name_cmp(b->name, b->name_len, p->name, p->name_len))
 				return corrupt(err, "field %u was \"%s\" (%s), now \"%.*s\" (%s)",
 					       b->id, b->name, type_names[b->type],
 					       (int)p->name_len, p->name,
@@ -921,7 +882,7 @@ rvf_code meta_table_apply(const meta_table *base, const void *payload,
 	meta_table *t = NULL;
 	*out = NULL;
 	if (!base)
-		base = &empty_table;
+		base = &meta_empty_table;
 	rvf_code rc = parse(payload, len, &P, &s, err);
 	if (rc != RVF_OK)
 		goto out;
@@ -1057,13 +1018,8 @@ rvf_code meta_replay(const meta_blob *payloads, size_t n, meta_table **out,
 /* Encoding                                                            */
 /* ------------------------------------------------------------------ */
 
-typedef struct buf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom, too_large;
-} buf;
 
-static void put(buf *b, const void *d, size_t n)
+static void put(meta_buf *b, const void *d, size_t n)
 {
 	if (b->oom || b->too_large)
 		return;
@@ -1088,80 +1044,80 @@ static void put(buf *b, const void *d, size_t n)
 	b->len += n;
 }
 
-static void put8(buf *b, uint8_t v)
+void meta_put8(meta_buf *b, uint8_t v)
 {
 	put(b, &v, 1);
 }
 
-static void put16(buf *b, uint16_t v)
+void meta_put16(meta_buf *b, uint16_t v)
 {
 	uint8_t q[2];
 	st16(q, v);
 	put(b, q, 2);
 }
 
-static void put32(buf *b, uint32_t v)
+void meta_put32(meta_buf *b, uint32_t v)
 {
 	uint8_t q[4];
 	st32(q, v);
 	put(b, q, 4);
 }
 
-static void put64(buf *b, uint64_t v)
+void meta_put64(meta_buf *b, uint64_t v)
 {
 	uint8_t q[8];
 	st64(q, v);
 	put(b, q, 8);
 }
 
-static void put_value(buf *b, const rvf_value *v)
+void meta_put_value(meta_buf *b, const rvf_value *v)
 {
 	uint64_t x;
-	put8(b, (uint8_t)v->type);
+	meta_put8(b, (uint8_t)v->type);
 	switch (v->type) {
 	case RVF_VALUE_STRING:
 	case RVF_VALUE_BYTES:
-		put32(b, (uint32_t)v->u.str.len);
+		meta_put32(b, (uint32_t)v->u.str.len);
 		put(b, v->u.str.ptr, v->u.str.len);
 		break;
 	case RVF_VALUE_I64:
 		memcpy(&x, &v->u.i64, 8);
-		put64(b, x);
+		meta_put64(b, x);
 		break;
 	case RVF_VALUE_U64:
-		put64(b, v->u.u64);
+		meta_put64(b, v->u.u64);
 		break;
 	case RVF_VALUE_F64:
 		memcpy(&x, &v->u.f64, 8);
-		put64(b, x);
+		meta_put64(b, x);
 		break;
 	case RVF_VALUE_BOOL:
-		put8(b, v->u.b);
+		meta_put8(b, v->u.b);
 		break;
 	}
 }
 
-static void put_header(buf *b, bool snapshot, uint64_t gen,
+void meta_put_header(meta_buf *b, bool snapshot, uint64_t gen,
 		       const meta_field_def *schema, size_t nschema)
 {
 	put(b, BODY_MAGIC, 8);
-	put16(b, 1);
-	put16(b, snapshot ? 1 : 0);
-	put64(b, gen);
-	put64(b, snapshot ? UINT64_MAX : gen - 1);
-	put32(b, (uint32_t)nschema);
-	put32(b, 0); /* no file metadata */
-	put32(b, 0); /* record count, patched by put_footer */
+	meta_put16(b, 1);
+	meta_put16(b, snapshot ? 1 : 0);
+	meta_put64(b, gen);
+	meta_put64(b, snapshot ? UINT64_MAX : gen - 1);
+	meta_put32(b, (uint32_t)nschema);
+	meta_put32(b, 0); /* no file metadata */
+	meta_put32(b, 0); /* record count, patched by put_footer */
 	for (size_t i = 0; i < nschema; i++) {
-		put16(b, schema[i].id);
-		put8(b, (uint8_t)schema[i].type);
-		put8(b, schema[i].nullable);
-		put16(b, (uint16_t)schema[i].name_len);
+		meta_put16(b, schema[i].id);
+		meta_put8(b, (uint8_t)schema[i].type);
+		meta_put8(b, schema[i].nullable);
+		meta_put16(b, (uint16_t)schema[i].name_len);
 		put(b, schema[i].name, schema[i].name_len);
 	}
 }
 
-static rvf_code put_footer(buf *b, size_t nrecs, rvf_error *err)
+rvf_code meta_put_footer(meta_buf *b, size_t nrecs, rvf_error *err)
 {
 	if (!b->oom && !b->too_large && b->len + FOOT_LEN > META_MAX_PAYLOAD)
 		b->too_large = true;
@@ -1181,7 +1137,7 @@ static rvf_code put_footer(buf *b, size_t nrecs, rvf_error *err)
 	return RVF_OK;
 }
 
-static rvf_code check_generation(const meta_table *base, rvf_error *err)
+rvf_code meta_check_generation(const meta_table *base, rvf_error *err)
 {
 	if (base->generation >= UINT64_MAX - 1)
 		return rvf_fail(err, RVF_E_TOO_LARGE, "metadata generations exhausted");
@@ -1190,24 +1146,24 @@ static rvf_code check_generation(const meta_table *base, rvf_error *err)
 
 /* A snapshot of t (restricted to keep) as generation gen. */
 static rvf_code encode_full(const meta_table *t, meta_keep_fn keep, void *ctx,
-			    uint64_t gen, buf *b, rvf_error *err)
+			    uint64_t gen, meta_buf *b, rvf_error *err)
 {
 	size_t n = 0;
-	put_header(b, true, gen, t->schema, t->nschema);
+	meta_put_header(b, true, gen, t->schema, t->nschema);
 	for (size_t i = 0; i < t->nrecs; i++) {
 		const rec *r = t->recs[i].r;
 		if (keep && !keep(ctx, t->recs[i].id))
 			continue;
-		put64(b, t->recs[i].id);
-		put8(b, OP_UPSERT);
-		put32(b, (uint32_t)r->count);
+		meta_put64(b, t->recs[i].id);
+		meta_put8(b, OP_UPSERT);
+		meta_put32(b, (uint32_t)r->count);
 		for (size_t j = 0; j < r->count; j++) {
-			put16(b, r->ids[j]);
-			put_value(b, &r->fields[j].value);
+			meta_put16(b, r->ids[j]);
+			meta_put_value(b, &r->fields[j].value);
 		}
 		n++;
 	}
-	return put_footer(b, n, err);
+	return meta_put_footer(b, n, err);
 }
 
 static bool want_snapshot(const meta_table *base, unsigned flags, size_t len)
@@ -1220,7 +1176,7 @@ static bool want_snapshot(const meta_table *base, unsigned flags, size_t len)
 
 /* Applies the finished delta in d to base, turning it into a snapshot of
  * the result when the chain wants one.  Consumes d. */
-static rvf_code finish_write(const meta_table *base, buf *d, unsigned flags,
+rvf_code meta_finish_write(const meta_table *base, meta_buf *d, unsigned flags,
 			     meta_write *out, rvf_error *err)
 {
 	meta_table *t = NULL;
@@ -1229,7 +1185,7 @@ static rvf_code finish_write(const meta_table *base, buf *d, unsigned flags,
 		goto fail;
 	if (want_snapshot(base, flags, d->len)) {
 		free(d->p);
-		*d = (buf){ 0 };
+		*d = (meta_buf){ 0 };
 		rc = encode_full(t, NULL, NULL, t->generation, d, err);
 		if (rc != RVF_OK)
 			goto fail;
@@ -1263,7 +1219,7 @@ rvf_code meta_encode_delete(const meta_table *base, size_t n,
 {
 	memset(out, 0, sizeof(*out));
 	if (!base)
-		base = &empty_table;
+		base = &meta_empty_table;
 	if (n && !ids)
 		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids given");
 	uint64_t *del = malloc((n ? n : 1) * sizeof(uint64_t));
@@ -1283,25 +1239,25 @@ rvf_code meta_encode_delete(const meta_table *base, size_t n,
 		out->table = meta_table_ref(base);
 		return RVF_OK;
 	}
-	rvf_code rc = check_generation(base, err);
+	rvf_code rc = meta_check_generation(base, err);
 	if (rc != RVF_OK) {
 		free(del);
 		return rc;
 	}
-	buf b = { 0 };
-	put_header(&b, false, base->generation + 1, base->schema, base->nschema);
+	meta_buf b = { 0 };
+	meta_put_header(&b, false, base->generation + 1, base->schema, base->nschema);
 	for (size_t i = 0; i < u; i++) {
-		put64(&b, del[i]);
-		put8(&b, OP_DELETE);
-		put32(&b, 0);
+		meta_put64(&b, del[i]);
+		meta_put8(&b, OP_DELETE);
+		meta_put32(&b, 0);
 	}
 	free(del);
-	rc = put_footer(&b, u, err);
+	rc = meta_put_footer(&b, u, err);
 	if (rc != RVF_OK) {
 		free(b.p);
 		return rc;
 	}
-	return finish_write(base, &b, flags, out, err);
+	return meta_finish_write(base, &b, flags, out, err);
 }
 
 rvf_code meta_encode_snapshot(const meta_table *base, meta_keep_fn keep,
@@ -1309,15 +1265,15 @@ rvf_code meta_encode_snapshot(const meta_table *base, meta_keep_fn keep,
 {
 	memset(out, 0, sizeof(*out));
 	if (!base)
-		base = &empty_table;
+		base = &meta_empty_table;
 	if (base->generation == 0) {
 		out->table = meta_table_ref(base);
 		return RVF_OK;
 	}
-	rvf_code rc = check_generation(base, err);
+	rvf_code rc = meta_check_generation(base, err);
 	if (rc != RVF_OK)
 		return rc;
-	buf b = { 0 };
+	meta_buf b = { 0 };
 	rc = encode_full(base, keep, ctx, base->generation + 1, &b, err);
 	if (rc == RVF_OK)
 		rc = meta_table_apply(base, b.p, b.len, &out->table, err);
@@ -1332,430 +1288,7 @@ rvf_code meta_encode_snapshot(const meta_table *base, meta_keep_fn keep,
 	return RVF_OK;
 }
 
-/* ------------------------------------------------------------------ */
-/* Batches                                                             */
-/* ------------------------------------------------------------------ */
-
-typedef struct brow {
-	uint64_t id;
-	size_t first; /* into fields */
-	size_t count;
-} brow;
-
-typedef struct bfield {
-	uint16_t id;
-	rvf_value v;
-} bfield;
-
-struct meta_batch {
-	meta_table *base;
-	meta_field_def *schema; /* base's entries, then new ones (owned names) */
-	size_t nschema, nbase, cap_schema;
-	size_t *by_name; /* indices into schema, ascending by name */
-	brow *rows;
-	size_t nrows, cap_rows;
-	bfield *fields;
-	size_t nfields, cap_fields;
-	char **chunks; /* string copies, one chunk per add */
-	size_t nchunks, cap_chunks;
-};
-
-/* Room for `need` elements: the (maybe moved) array, or NULL with p
- * untouched. */
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return p;
-	size_t c = *cap ? *cap : 16;
-	while (c < need) {
-		if (c > SIZE_MAX / 2 / size)
-			return NULL;
-		c *= 2;
-	}
-	void *q = realloc(p, c * size);
-	if (q)
-		*cap = c;
-	return q;
-}
-
-#define GROW(arr, cap, need) \
-	((tmp = grow(arr, &(cap), need, sizeof(*(arr)))) ? ((arr) = tmp, true) : false)
-
-meta_batch *meta_batch_new(const meta_table *base, rvf_error *err)
-{
-	if (!base)
-		base = &empty_table;
-	meta_batch *b = calloc(1, sizeof(*b));
-	if (!b)
-		goto oom;
-	void *tmp;
-	b->base = meta_table_ref(base);
-	b->nschema = b->nbase = base->nschema;
-	if (!GROW(b->schema, b->cap_schema, b->nschema + 1))
-		goto oom;
-	b->by_name = malloc(b->cap_schema * sizeof(size_t));
-	if (!b->by_name)
-		goto oom;
-	if (b->nschema)
-		memcpy(b->schema, base->schema, b->nschema * sizeof(meta_field_def));
-	for (size_t i = 0; i < b->nschema; i++)
-		b->by_name[i] = (size_t)(base->by_name[i] - base->schema);
-	return b;
-oom:
-	meta_batch_free(b);
-	rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-	return NULL;
-}
-
-void meta_batch_free(meta_batch *b)
-{
-	if (!b)
-		return;
-	for (size_t i = b->nbase; i < b->nschema; i++)
-		free((char *)b->schema[i].name);
-	for (size_t i = 0; i < b->nchunks; i++)
-		free(b->chunks[i]);
-	meta_table_unref(b->base);
-	free(b->schema);
-	free(b->by_name);
-	free(b->rows);
-	free(b->fields);
-	free(b->chunks);
-	free(b);
-}
-
-size_t meta_batch_rows(const meta_batch *b)
-{
-	return b ? b->nrows : 0;
-}
-
-/* Position of name in by_name; *found says whether it is there. */
-static size_t batch_name_pos(const meta_batch *b, const char *name, size_t len,
-			     bool *found)
-{
-	size_t lo = 0, hi = b->nschema;
-	*found = false;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const meta_field_def *d = &b->schema[b->by_name[mid]];
-		int c = name_cmp(d->name, d->name_len, name, len);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xE0) == 0xC0) {
-			k = 1, cp = c & 0x1F, min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			k = 2, cp = c & 0x0F, min = 0x800;
-		} else if ((c & 0xF8) == 0xF0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
-static const char *vtype_name(rvf_value_type t)
+const char *meta_type_name(rvf_value_type t)
 {
 	return t >= RVF_VALUE_STRING && t <= RVF_VALUE_BOOL ? type_names[t] : "?";
-}
-
-/* Undoes an add that failed part-way: the batch is as it was. */
-static void batch_rollback(meta_batch *b, size_t nschema, size_t nrows,
-			   size_t nfields, size_t nchunks)
-{
-	for (size_t i = nschema; i < b->nschema; i++)
-		free((char *)b->schema[i].name);
-	size_t k = 0;
-	for (size_t i = 0; i < b->nschema; i++)
-		if (b->by_name[i] < nschema)
-			b->by_name[k++] = b->by_name[i];
-	b->nschema = nschema;
-	b->nrows = nrows;
-	b->nfields = nfields;
-	while (b->nchunks > nchunks)
-		free(b->chunks[--b->nchunks]);
-}
-
-static rvf_code batch_field(meta_batch *b, size_t row, const rvf_meta_field *mf,
-			    size_t row_first, char **chunk, rvf_error *err)
-{
-	const rvf_value *v = &mf->value;
-	if (!mf->name)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"metadata of row %zu: a field has no name", row);
-	size_t len = strlen(mf->name);
-	if (len > META_MAX_NAME)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"metadata field name longer than %u bytes", META_MAX_NAME);
-	bool found;
-	size_t pos = batch_name_pos(b, mf->name, len, &found);
-	if (found) {
-		uint16_t id = b->schema[b->by_name[pos]].id;
-		for (size_t i = row_first; i < b->nfields; i++)
-			if (b->fields[i].id == id)
-				return RVF_OK; /* the first occurrence wins */
-	}
-	if (v->type < RVF_VALUE_STRING || v->type > RVF_VALUE_BOOL)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"metadata field \"%s\": unknown value type %d",
-				mf->name, (int)v->type);
-	if (is_str(v->type)) {
-		if (v->u.str.len > META_MAX_VALUE)
-			return rvf_fail(err, RVF_E_TOO_LARGE,
-					"metadata field \"%s\": value longer than %u bytes",
-					mf->name, META_MAX_VALUE);
-		if (v->u.str.len && !v->u.str.ptr)
-			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-					"metadata field \"%s\": NULL string", mf->name);
-		if (v->type == RVF_VALUE_STRING &&
-		    !utf8_valid((const unsigned char *)v->u.str.ptr, v->u.str.len))
-			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-					"metadata field \"%s\": string is not UTF-8 (use bytes)",
-					mf->name);
-	}
-	if (v->type == RVF_VALUE_F64 && !isfinite(v->u.f64))
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-				"metadata field \"%s\": f64 value is not finite", mf->name);
-
-	bfield f = { .v = *v };
-	void *tmp;
-	if (found) {
-		const meta_field_def *d = &b->schema[b->by_name[pos]];
-		f.id = d->id;
-		if (!meta_value_convert(v, d->type, &f.v))
-			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-					"metadata field \"%s\" holds %s values; this %s value does not convert exactly",
-					mf->name, vtype_name(d->type),
-					vtype_name(v->type));
-	} else {
-		uint32_t id = b->nschema ? b->schema[b->nschema - 1].id + 1u : 0;
-		if (id > UINT16_MAX)
-			return rvf_fail(err, RVF_E_TOO_LARGE,
-					"metadata field \"%s\": no field ids left", mf->name);
-		if (!GROW(b->schema, b->cap_schema, b->nschema + 1))
-			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		size_t *bn = realloc(b->by_name, b->cap_schema * sizeof(size_t));
-		char *name = malloc(len + 1);
-		if (bn)
-			b->by_name = bn;
-		if (!bn || !name) {
-			free(name);
-			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		}
-		memcpy(name, mf->name, len + 1);
-		b->schema[b->nschema] = (meta_field_def){
-			.id = (uint16_t)id, .type = v->type, .nullable = true,
-			.name = name, .name_len = len };
-		memmove(b->by_name + pos + 1, b->by_name + pos,
-			(b->nschema - pos) * sizeof(size_t));
-		b->by_name[pos] = b->nschema++;
-		f.id = (uint16_t)id;
-	}
-	if (is_str(f.v.type)) {
-		size_t n = f.v.u.str.len;
-		if (n) {
-			memcpy(*chunk, f.v.u.str.ptr, n);
-			f.v.u.str.ptr = *chunk;
-			*chunk += n;
-		} else {
-			f.v.u.str.ptr = ""; /* no chunk when every string is empty */
-		}
-	}
-	if (!GROW(b->fields, b->cap_fields, b->nfields + 1))
-		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-	b->fields[b->nfields++] = f;
-	return RVF_OK;
-}
-
-rvf_code meta_batch_add(meta_batch *b, size_t n, const uint64_t *ids,
-			const rvf_meta_field *meta, const size_t *meta_start,
-			rvf_error *err)
-{
-	if (!b)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no metadata batch");
-	if (n == 0 || !meta || !meta_start)
-		return RVF_OK;
-	if (!ids)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "metadata rows without ids");
-	size_t bytes = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (meta_start[i + 1] < meta_start[i])
-			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
-					"meta_start decreases at row %zu", i);
-		for (size_t j = meta_start[i]; j < meta_start[i + 1]; j++)
-			if (is_str(meta[j].value.type) &&
-			    meta[j].value.u.str.len <= META_MAX_VALUE &&
-			    !size_add(&bytes, meta[j].value.u.str.len))
-				return rvf_fail(err, RVF_E_TOO_LARGE, "metadata too large");
-	}
-	size_t s0 = b->nschema, r0 = b->nrows, f0 = b->nfields, c0 = b->nchunks;
-	void *tmp;
-	char *chunk = NULL;
-	if (bytes) {
-		if (!GROW(b->chunks, b->cap_chunks, b->nchunks + 1) ||
-		    !(chunk = malloc(bytes)))
-			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		b->chunks[b->nchunks++] = chunk;
-	}
-	rvf_code rc = RVF_OK;
-	for (size_t i = 0; i < n && rc == RVF_OK; i++) {
-		size_t first = b->nfields;
-		if (meta_start[i + 1] == meta_start[i])
-			continue; /* leaves the id's metadata alone */
-		for (size_t j = meta_start[i]; j < meta_start[i + 1] && rc == RVF_OK; j++)
-			rc = batch_field(b, i, &meta[j], first, &chunk, err);
-		if (rc != RVF_OK)
-			break;
-		if (!GROW(b->rows, b->cap_rows, b->nrows + 1))
-			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		else
-			b->rows[b->nrows++] = (brow){ ids[i], first, b->nfields - first };
-	}
-	if (rc != RVF_OK)
-		batch_rollback(b, s0, r0, f0, c0);
-	return rc;
-}
-
-typedef struct row_ref {
-	uint64_t id;
-	size_t index;
-} row_ref;
-
-static int cmp_row_ref(const void *a, const void *b)
-{
-	const row_ref *x = a, *y = b;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
-static int cmp_bfield(const void *a, const void *b)
-{
-	const bfield *x = a, *y = b;
-	return (int)x->id - (int)y->id;
-}
-
-rvf_code meta_batch_finish(meta_batch *b, unsigned flags, meta_write *out,
-			   rvf_error *err)
-{
-	memset(out, 0, sizeof(*out));
-	if (!b)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no metadata batch");
-	const meta_table *base = b->base;
-	rvf_code rc = RVF_OK;
-	row_ref *order = NULL;
-	buf d = { 0 };
-	if (b->nrows == 0) {
-		out->table = meta_table_ref(base);
-		goto done;
-	}
-	rc = check_generation(base, err);
-	if (rc != RVF_OK)
-		goto done;
-	order = malloc(b->nrows * sizeof(row_ref));
-	if (!order) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < b->nrows; i++)
-		order[i] = (row_ref){ b->rows[i].id, i };
-	qsort(order, b->nrows, sizeof(row_ref), cmp_row_ref);
-
-	put_header(&d, false, base->generation + 1, b->schema, b->nschema);
-	size_t nrec = 0;
-	for (size_t i = 0; i < b->nrows; i++) {
-		if (i + 1 < b->nrows && order[i + 1].id == order[i].id)
-			continue; /* the last row with fields wins */
-		const brow *row = &b->rows[order[i].index];
-		bfield *f = b->fields + row->first;
-		qsort(f, row->count, sizeof(bfield), cmp_bfield);
-		/* Replace the whole record: delete-field for what the row
-		 * does not list. */
-		meta_record old = { 0 };
-		meta_table_find(base, row->id, &old);
-		size_t j = 0, k = 0, count = 0;
-		while (j < row->count || k < old.count) {
-			if (k < old.count && (j == row->count || old.field_ids[k] < f[j].id))
-				k++;
-			else if (k < old.count && old.field_ids[k] == f[j].id)
-				j++, k++;
-			else
-				j++;
-			count++;
-		}
-		put64(&d, row->id);
-		put8(&d, OP_UPSERT);
-		put32(&d, (uint32_t)count);
-		j = k = 0;
-		while (j < row->count || k < old.count) {
-			if (k < old.count && (j == row->count || old.field_ids[k] < f[j].id)) {
-				put16(&d, old.field_ids[k++]);
-				put8(&d, TAG_DELETE);
-				continue;
-			}
-			if (k < old.count && old.field_ids[k] == f[j].id)
-				k++;
-			put16(&d, f[j].id);
-			put_value(&d, &f[j].v);
-			j++;
-		}
-		nrec++;
-	}
-	rc = put_footer(&d, nrec, err);
-	if (rc != RVF_OK) {
-		free(d.p);
-		goto done;
-	}
-	rc = finish_write(base, &d, flags, out, err);
-done:
-	free(order);
-	meta_batch_free(b);
-	return rc;
-}
-
-rvf_code meta_encode_rows(const meta_table *base, size_t n,
-			  const uint64_t *ids, const rvf_meta_field *meta,
-			  const size_t *meta_start, unsigned flags,
-			  meta_write *out, rvf_error *err)
-{
-	memset(out, 0, sizeof(*out));
-	meta_batch *b = meta_batch_new(base, err);
-	if (!b)
-		return err ? err->code : RVF_E_NO_MEMORY;
-	rvf_code rc = meta_batch_add(b, n, ids, meta, meta_start, err);
-	if (rc != RVF_OK) {
-		meta_batch_free(b);
-		return rc;
-	}
-	return meta_batch_finish(b, flags, out, err);
 }

@@ -37,7 +37,8 @@ static rvf_code open_fd(const char *path, int flags, int *fd, uint64_t *size,
 }
 
 rvf_code open_view_readonly(const char *path, const view_chain *chain,
-			    rvf_view **out, rvf_error *err)
+			    const uint8_t *as_of, rvf_view **out,
+			    uint64_t *size_now, rvf_error *err)
 {
 	if (chain->depth > MAX_LINEAGE_DEPTH)
 		return rvf_fail(err, RVF_E_COW_MAP_CORRUPT,
@@ -66,7 +67,16 @@ rvf_code open_view_readonly(const char *path, const view_chain *chain,
 	close(fd); /* the mapping keeps the file */
 	if (!map)
 		return err ? err->code : RVF_E_IO;
-	rc = view_build(map, size, path, NULL, UINT64_MAX, chain, NULL, out,
+	if (size_now)
+		*size_now = size;
+	uint64_t use = size;
+	if (as_of) {
+		uint8_t h[32];
+		parent_tail_hash(map->base, size, h);
+		if (memcmp(h, as_of, 32) != 0)
+			parent_prefix_find(map->base, size, as_of, &use);
+	}
+	rc = view_build(map, use, path, NULL, UINT64_MAX, chain, NULL, out,
 			err);
 	map_unref(map);
 	return rc;

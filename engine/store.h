@@ -188,9 +188,14 @@ rvf_code store_write_first_manifest(rvf_store *s, const manifest *m,
 rvf_store *store_alloc(const char *path);
 void store_discard(rvf_store *s);
 /* Opens the branch parent (at path) of the stores in chain read-only;
- * refuses a parent that is one of them (a cycle). */
+ * refuses a parent that is one of them (a cycle).  With `as_of` (a
+ * parent_hash), the view is of the prefix of the file whose tail hash it
+ * is, when the whole file's is not and such a prefix exists (the parent
+ * grew since the branch was made); else of the whole file.  *size_now
+ * (may be NULL) gets the file's size. */
 rvf_code open_view_readonly(const char *path, const view_chain *chain,
-			    rvf_view **out, rvf_error *err);
+			    const uint8_t *as_of, rvf_view **out,
+			    uint64_t *size_now, rvf_error *err);
 
 /* write.c: appending segments and committing manifests (under write_mu). */
 typedef struct commit {
@@ -204,6 +209,7 @@ typedef struct commit {
 	uint64_t saved_next_id;
 	unsigned char *membership;    /* branch child: bitmap to write, or NULL = base's */
 	bool freeze;                  /* branch child: record frozen in COW_MAP */
+	bool detach;                  /* branch child: write no branch state (detach.c) */
 	meta_table *meta;             /* metadata after the commit; NULL = base's */
 	bool durable;                 /* write the manifest now (else deferred) */
 	/* a grown tail segment: its prefix as it was, restored on abort */
@@ -214,6 +220,8 @@ typedef struct commit {
 } commit;
 
 rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err);
+/* The commit an ingest writes into (detach.c adds to it). */
+commit *ingest_commit(rvf_ingest *t);
 /* Appends one whole segment (header + payload) at the end. */
 rvf_code commit_append(commit *c, uint8_t type, const void *payload,
 		       size_t len, rvf_error *err);
@@ -248,6 +256,13 @@ void commit_drop_type(commit *c, uint8_t type);
 /* Checks the store can be written. */
 rvf_code store_check_writable(rvf_store *s, rvf_error *err);
 uint64_t now_ns_wall(void);
+
+/* parent_state.c: the parent as it was when a branch was made. */
+/* H(last min(64 KiB, size) bytes): a child's parent_hash (§4.2). */
+void parent_tail_hash(const unsigned char *base, uint64_t size, uint8_t out[32]);
+/* The longest prefix ending a commit whose tail hash is `want`. */
+bool parent_prefix_find(const unsigned char *base, uint64_t size,
+			const uint8_t want[32], uint64_t *len);
 
 /* lineage.c: branch state payloads. */
 unsigned char *cow_map_encode(const cow_state *c, size_t *len);

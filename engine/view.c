@@ -641,6 +641,27 @@ static char *resolve_parent(const char *child, const char *rel)
 	return out;
 }
 
+/* A compaction leaves a witness whose action starts with "compact": listed,
+ * or still right after the newest manifest (the next manifest lists it). */
+static bool view_was_compacted(const rvf_view *v)
+{
+	for (size_t i = 0; i < v->nwitness; i++)
+		if (v->witness[i].action &&
+		    strncmp(v->witness[i].action, "compact", 7) == 0)
+			return true;
+	const rvf_segment *m = NULL;
+	for (size_t i = 0; i < v->nsorted; i++)
+		if (v->sorted[i].offset == v->info.manifest_offset)
+			m = &v->sorted[i];
+	if (!m)
+		return false;
+	uint64_t w = m->offset + RVF_SEGMENT_HEADER_SIZE + m->payload_length;
+	const unsigned char *p = v->map->base + w;
+	return v->info.file_size - w >= RVF_SEGMENT_HEADER_SIZE + 13 + 7 &&
+	       ld32(p) == RVF_SEGMENT_MAGIC && p[5] == RVF_SEG_WITNESS &&
+	       memcmp(p + RVF_SEGMENT_HEADER_SIZE + 13, "compact", 7) == 0;
+}
+
 static rvf_code attach_parent(rvf_view *v, const char *path,
 			      const rvf_view *prev, const view_chain *chain,
 			      rvf_error *err)
@@ -658,6 +679,8 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 	    memcmp(prev->cow.base_file_hash, v->cow.base_file_hash, 32) == 0) {
 		v->parent = rvf_view_ref(prev->parent);
 		v->parent_resolved = strdup(prev->parent_resolved);
+		v->info.parent_size = prev->info.parent_size;
+		v->info.parent_as_of = prev->info.parent_as_of;
 		return v->parent_resolved ? RVF_OK :
 		       rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	}
@@ -666,8 +689,9 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	view_chain me = { .dev = v->map->dev, .ino = v->map->ino,
 			  .depth = chain ? chain->depth + 1 : 1, .child = chain };
-	rvf_code rc = open_view_readonly(v->parent_resolved, &me, &v->parent,
-					 err);
+	/* The parent as it was when the branch was made (parent_state.c). */
+	rvf_code rc = open_view_readonly(v->parent_resolved, &me, id->parent_hash,
+					 &v->parent, &v->info.parent_size, err);
 	if (rc == RVF_E_IO && err && err->sys_errno == ENOENT)
 		return rvf_fail(err, RVF_E_PARENT_NOT_FOUND,
 				"branch parent %s (stored as \"%s\") not found",
@@ -675,19 +699,24 @@ static rvf_code attach_parent(rvf_view *v, const char *path,
 	if (rc != RVF_OK)
 		return rc;
 	const rvf_view *p = v->parent;
-	uint8_t h[32];
-	uint64_t tail = p->info.file_size < 65536 ? p->info.file_size : 65536;
-	rvf_simple_hash256(p->map->base + p->info.file_size - tail, (size_t)tail, h);
-	if (memcmp(h, id->parent_hash, 32) != 0 ||
-	    memcmp(h, v->cow.base_file_hash, 32) != 0)
-		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
-				"branch parent %s changed since the branch was made (parent hash mismatch)",
-				v->parent_resolved);
+	v->info.parent_as_of = p->info.file_size;
 	if (memcmp(p->info.identity.file_id, id->parent_id, 16) != 0 ||
 	    memcmp(p->info.identity.file_id, v->cow.base_file_id, 16) != 0 ||
 	    p->info.identity.lineage_depth + 1 != id->lineage_depth)
 		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
-				"branch parent %s is not this store's parent (file id or depth differ)",
+				"branch parent %s is another store now, not the one this branch was made from (file id or lineage depth differ): it was replaced",
+				v->parent_resolved);
+	uint8_t h[32];
+	parent_tail_hash(p->map->base, p->info.file_size, h);
+	if (memcmp(h, id->parent_hash, 32) != 0)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s no longer holds the state this branch was made from (parent hash mismatch): it was %s since. The inherited vectors are lost with that state; this child's own vectors are intact. A copy of the parent from before that, put in its place, makes the child readable again (then `rvfctl detach` it)",
+				v->parent_resolved,
+				view_was_compacted(p) ? "compacted" :
+				"rewritten (not appended to)");
+	if (memcmp(h, v->cow.base_file_hash, 32) != 0)
+		return rvf_fail(err, RVF_E_PARENT_HASH_MISMATCH,
+				"branch parent %s: the COW_MAP's base hash differs from the file identity's parent hash",
 				v->parent_resolved);
 	return RVF_OK;
 }

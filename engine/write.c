@@ -416,7 +416,7 @@ static rvf_code finish_locked(commit *c, rvf_commit_info *info, rvf_error *err)
 		rc = rvf_fail_io(err, errno, "cannot fsync %s", s->path);
 		goto fail;
 	}
-	if (c->base->is_branch) {
+	if (c->base->is_branch && !c->detach) {
 		rc = append_branch_state(c, err);
 		if (rc != RVF_OK)
 			goto fail;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rvffs.h"
+#include "node.h"
 
 #define GROUPS_MAX 256
 
@@ -63,9 +63,9 @@ bool access_owner(fuse_req_t req, const struct stat *st)
  * opened for writing (created, or removed since the kernel looked it up):
  * it is judged as the file it would become (op_getattr shows the same for
  * one created and not committed yet). */
-static bool creatable_stat(uint64_t ino, struct stat *st)
+static bool creatable_stat(rvffs *fs, uint64_t ino, struct stat *st)
 {
-	if (fs_node_kind(ino) != NODE_VECTOR && ino != INO_KERNEL && ino != INO_EBPF)
+	if (!node_of(fs, ino)->creatable)
 		return false;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -81,7 +81,7 @@ int access_ino(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
 	struct stat own;
 	if (!st)
 		st = &own;
-	if (!fs_stat(fs, v, ino, st) && !creatable_stat(ino, st))
+	if (!fs_stat(fs, v, ino, st) && !creatable_stat(fs, ino, st))
 		return -ENOENT;
 	return access_check(req, st, mask);
 }

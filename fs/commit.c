@@ -47,6 +47,15 @@ static bool maybe_compact(rvffs *fs)
 	rvf_view_release(v);
 	if (!due)
 		return false;
+	/* Branch children read a prefix of this file: a rewrite loses it.
+	 * Said once (until they are gone), not at every round. */
+	if (fs_children_count(fs)) {
+		if (!fs->children_held)
+			fs_children_block(fs, "automatic compaction held off");
+		fs->children_held = true;
+		return false;
+	}
+	fs->children_held = false;
 	rvf_error err;
 	if (rvf_store_compact(fs->store, NULL, &err) != RVF_OK) {
 		fs_rvf_errno(fs, "automatic compaction", &err);

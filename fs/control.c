@@ -174,6 +174,10 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 	case CTL_BLANK:
 		break; /* a blank line does nothing */
 	case CTL_COMPACT:
+		if (!c.force && (rc = fs_children_block(fs, "control: compact"))) {
+			control_cmd_free(&c);
+			return rc;
+		}
 		code = rvf_store_compact(fs->store, NULL, &err);
 		*compacted = code == RVF_OK;
 		break;
@@ -229,7 +233,7 @@ static int run(rvffs *fs, const caller *opener, const char *line, bool *compacte
 	return rc;
 }
 
-int control_open(fuse_req_t req, handle *h, struct fuse_file_info *fi)
+int control_open(fuse_req_t req, struct caller **opener, struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
 	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
@@ -246,17 +250,17 @@ int control_open(fuse_req_t req, handle *h, struct fuse_file_info *fi)
 			 (unsigned)uid);
 		return -EACCES;
 	}
-	h->opener = caller_of(req);
-	if (!h->opener)
+	*opener = caller_of(req);
+	if (!*opener)
 		return -ENOMEM;
 	fi->direct_io = 1;
 	return 0;
 }
 
-void control_write(fuse_req_t req, handle *h, const char *buf, size_t size)
+void control_write(fuse_req_t req, struct caller *opener, const char *buf, size_t size)
 {
 	rvffs *fs = fs_of(req);
-	if (!h->opener) { /* not opened through control_open */
+	if (!opener) { /* not opened for writing */
 		fuse_reply_err(req, EBADF);
 		return;
 	}
@@ -284,7 +288,7 @@ void control_write(fuse_req_t req, handle *h, const char *buf, size_t size)
 		fs_error(fs, "control: one command per write");
 		rc = -EINVAL;
 	} else if ((rc = fs_store_check(fs)) == 0) {
-		rc = run(fs, h->opener, line, &compacted);
+		rc = run(fs, opener, line, &compacted);
 		/* Views and names changed with the commit (after a failure
 		 * nothing changed, and an invalidation is harmless); a write
 		 * to `control` holds no directory lock, so it can wait until

@@ -221,7 +221,7 @@ static const struct {
 	control_verb verb;
 	bool bare;              /* takes no arguments */
 } verbs[] = {
-	{ "compact", CTL_COMPACT, true },
+	{ "compact", CTL_COMPACT, false },
 	{ "freeze", CTL_FREEZE, true },
 	{ "remove-kernel", CTL_REMOVE_KERNEL, true },
 	{ "remove-ebpf", CTL_REMOVE_EBPF, true },
@@ -255,6 +255,11 @@ int control_parse(const char *line, control_cmd *c)
 		return refuse(c, -EINVAL, "unknown command or arguments: %.120s", line);
 	c->verb = verbs[i].verb;
 	switch (c->verb) {
+	case CTL_COMPACT:
+		c->force = w.argc == 2 && !strcmp(w.argv[1], "force");
+		if (w.argc > 1 && !c->force)
+			return refuse(c, -EINVAL, "unknown command or arguments: %.120s", line);
+		return 0;
 	case CTL_DELETE:
 		return parse_ids(c, w.rest ? w.rest : "");
 	case CTL_DELETE_FILTER:

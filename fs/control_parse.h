@@ -1,7 +1,7 @@
 /* control_parse.h - the `control` command language, parsed without FUSE
  * or a store (so a fuzzer can drive it; tests/fuzz/fuzz_control.c).
  *
- *   compact | freeze | remove-kernel | remove-ebpf
+ *   compact [force] | freeze | remove-kernel | remove-ebpf
  *   delete ID...                     (ids space or comma separated)
  *   delete-filter JSON               (the rest of the line)
  *   derive CHILD_PATH [dim=N] [metric=M]
@@ -46,6 +46,7 @@ typedef struct control_cmd {
 	rvf_child_options child;    /* derive */
 	rvf_kernel_spec kernel;     /* embed-kernel (cmdline points into buf) */
 	rvf_ebpf_spec ebpf;         /* embed-ebpf */
+	bool force;                 /* compact force: even with branch children */
 	uint64_t *ids;              /* delete */
 	size_t nids;
 	char *buf;                  /* storage for the strings above */

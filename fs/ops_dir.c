@@ -1,31 +1,15 @@
 /* ops_dir.c - FUSE handlers for names: lookup, attributes, directory
- * listings, mkdir/rmdir (queries/), unlink, rename, statfs. */
+ * listings, create-less changes of entries (mkdir/rmdir, unlink, rename),
+ * statfs.  Each finds the kind of the node or directory (node.h) and calls
+ * through its ops table. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "rvffs.h"
-
-/* Segments never change: the kernel may keep them long.  Everything else
- * changes with commits, which also send invalidations. */
-double fs_attr_timeout(uint64_t ino)
-{
-	switch (fs_node_kind(ino)) {
-	case NODE_SEGMENT:
-		return 3600.0;
-	case NODE_VECTOR:
-		return 1.0;
-	case NODE_FIXED:
-		return ino == INO_ROOT || ino == INO_SEGMENTS || ino == INO_VECTORS ||
-		       ino == INO_INGEST || ino == INO_QUERIES ? 1.0 : 0.0;
-	default:
-		return 0.0;
-	}
-}
+#include "node.h"
 
 static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
 {
@@ -37,16 +21,26 @@ static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
 	}
 	e.ino = ino;
 	e.generation = 1;
-	e.attr_timeout = fs_attr_timeout(ino);
+	e.attr_timeout = fs_attr_timeout(fs, ino);
 	e.entry_timeout = e.attr_timeout;
 	fuse_reply_entry(req, &e);
+}
+
+void fs_reply_entry(fuse_req_t req, rvffs *fs, uint64_t ino)
+{
+	rvf_view *v = fs_view(fs);
+	reply_entry(req, fs, v, ino);
+	rvf_view_release(v);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	rvffs *fs = fs_of(req);
+	const node_ops *dir = node_of(fs, parent);
 	rvf_view *v = fs_view(fs);
-	reply_entry(req, fs, v, fs_lookup_name(fs, v, parent, name));
+	/* reply_entry says ENOENT for a name whose node does not exist
+	 * (e.g. kernel when the store has none) */
+	reply_entry(req, fs, v, dir->lookup ? dir->lookup(fs, v, parent, name) : 0);
 	rvf_view_release(v);
 }
 
@@ -60,17 +54,10 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fs_stat(fs, v, ino, &st)) {
 		if (pending >= 0)
 			st.st_size = (off_t)pending; /* being rewritten */
-		fuse_reply_attr(req, &st, pending >= 0 ? 0 : fs_attr_timeout(ino));
+		fuse_reply_attr(req, &st, pending >= 0 ? 0 : fs_attr_timeout(fs, ino));
 	} else if (pending >= 0) {
 		/* Created and not committed yet (cp fstats before writing). */
-		memset(&st, 0, sizeof(st));
-		st.st_ino = ino;
-		st.st_mode = S_IFREG | 0644;
-		st.st_nlink = 1;
-		st.st_uid = getuid();
-		st.st_gid = getgid();
-		st.st_size = (off_t)pending;
-		st.st_blksize = 1 << 20;
+		node_fill_pending(&st, ino, (uint64_t)pending);
 		fuse_reply_attr(req, &st, 0);
 	} else {
 		fuse_reply_err(req, ENOENT);
@@ -104,82 +91,43 @@ static int setattr_allowed(fuse_req_t req, rvffs *fs, uint64_t ino,
 	return 0;
 }
 
+/* The changes of a kind without its own setattr: a size change where the
+ * kind takes one (O_TRUNC of query, vectors, kernel, eBPF, control);
+ * mode and owner never; times are accepted. */
+static int setattr_common(rvffs *fs, const node_ops *ops, int to_set,
+			  struct stat *attr, struct fuse_file_info *fi)
+{
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (!ops->truncate)
+			return fs->read_only ? -EROFS : -EACCES;
+		return ops->truncate(fs, fi && fi->fh ? handle_of(fi) : NULL,
+				     attr->st_size);
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		return fs->read_only ? -EROFS : -EPERM;
+	return 0;
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
 	rvffs *fs = fs_of(req);
-	node_kind kind = fs_node_kind(ino);
-	int denied = setattr_allowed(req, fs, ino, to_set, fi);
-	if (denied) {
-		fuse_reply_err(req, -denied);
-		return;
-	}
-	if (kind == NODE_STAGED) {
-		pthread_mutex_lock(&fs->mu);
-		staged *s = staged_find_ino(fs, ino);
-		int rc = 0;
-		if (s && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size > 0) {
-			/* Growing counts against staged_max, as writes do
-			 * (held open meanwhile: an unlink may not free it). */
-			s->opens++;
-			pthread_mutex_unlock(&fs->mu);
-			rc = -limits_stage(fs, s, (uint64_t)attr->st_size);
-			staged_put(fs, s);
-			pthread_mutex_lock(&fs->mu);
-			s = staged_find_ino(fs, ino);
-		}
-		if (s && !rc) {
-			if ((to_set & FUSE_SET_ATTR_SIZE) &&
-			    ftruncate(s->fd, attr->st_size) == 0) {
-				s->size = (uint64_t)attr->st_size;
-				s->dirty = true;
-				limits_unstage(s, s->size);
-			} else if (to_set & FUSE_SET_ATTR_SIZE) {
-				rc = errno;
-			}
-			/* chmod and utime are accepted, as tools expect. */
-			if (to_set & FUSE_SET_ATTR_MODE)
-				s->mode = staged_mode(attr->st_mode);
-			if (to_set & FUSE_SET_ATTR_MTIME)
-				s->mtime = attr->st_mtim;
-		}
-		bool known = s || slot_find_ino(fs, ino);
-		pthread_mutex_unlock(&fs->mu);
-		if (!known) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		if (rc) {
-			fuse_reply_err(req, rc);
-			return;
-		}
-	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		/* O_TRUNC on query, vectors, kernel, eBPF: the new content
-		 * comes from the writes that follow. */
-		bool writable = kind == NODE_VECTOR || ino == INO_QUERY ||
-				ino == INO_KERNEL || ino == INO_EBPF ||
-				ino == INO_CONTROL;
-		if (!writable || (fs->read_only && ino != INO_QUERY)) {
-			fuse_reply_err(req, fs->read_only ? EROFS : EACCES);
-			return;
-		}
-		if (fi && fi->fh && attr->st_size == 0) {
-			handle *h = (handle *)(uintptr_t)fi->fh;
-			h->wlen = 0;
-			h->wseq = true; /* only what is written next counts */
-		}
-	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-			     FUSE_SET_ATTR_GID)) {
-		fuse_reply_err(req, fs->read_only ? EROFS : EPERM);
-		return;
-	}
-	op_getattr(req, ino, fi);
+	const node_ops *ops = node_of(fs, ino);
+	int rc = setattr_allowed(req, fs, ino, to_set, fi);
+	if (!rc)
+		rc = ops->setattr ? ops->setattr(fs, ino, attr, to_set) :
+		     setattr_common(fs, ops, to_set, attr, fi);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		op_getattr(req, ino, fi);
 }
 
 /* A listing taken at opendir, so offsets stay valid across commits. */
 typedef struct listing {
+	const node_ops *dir;
 	rvf_view *view;
-	char **names;       /* ingest/, queries/, slots: names */
+	char **names;       /* the entries from dir->list */
 	uint64_t *inos;
 	size_t n;
 	struct listing *prev, *next; /* every open listing (fs_listings_free) */
@@ -251,6 +199,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	l->dir = node_of(fs, ino);
 	l->view = fs_view(fs);
 	struct stat st;
 	int rc = !fs_stat(fs, l->view, ino, &st) || !S_ISDIR(st.st_mode) ? ENOTDIR :
@@ -261,30 +210,8 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, rc);
 		return;
 	}
-	if (ino == INO_ROOT) {
-		for (size_t i = 0; i < fs_root_count(); i++) {
-			uint64_t rino;
-			const char *name = fs_root_name(i, &rino);
-			if (fs_stat(fs, l->view, rino, &st))
-				listing_add(l, name, rino);
-		}
-	} else if (ino == INO_INGEST || ino == INO_QUERIES) {
-		pthread_mutex_lock(&fs->mu);
-		if (ino == INO_INGEST) {
-			for (staged *s = fs->staged; s; s = s->next)
-				if (s->parent == INO_INGEST)
-					listing_add(l, s->name, s->ino);
-		} else {
-			for (slot *q = fs->slots; q; q = q->next)
-				listing_add(l, q->name, q->ino);
-		}
-		pthread_mutex_unlock(&fs->mu);
-	} else if (ino == INO_WASM || ino == INO_DASHBOARD) {
-		bundle_list(l->view, ino, listing_add_cb, l);
-	} else if (ino >= INO_DYN_BASE && ino < INO_BIGID_BASE) {
-		listing_add(l, "request", ino + 1);
-		listing_add(l, "result", ino + 2);
-	}
+	if (l->dir->list)
+		l->dir->list(fs, l->view, ino, listing_add_cb, l);
 	listing_register(l);
 	fi->fh = (uintptr_t)l;
 	fi->cache_readdir = 0;
@@ -308,7 +235,7 @@ static bool fill_entry(rvffs *fs, rvf_view *v, uint64_t ino,
 		return false;
 	e->ino = ino;
 	e->generation = 1;
-	e->attr_timeout = fs_attr_timeout(ino);
+	e->attr_timeout = fs_attr_timeout(fs, ino);
 	e->entry_timeout = e->attr_timeout;
 	return true;
 }
@@ -324,13 +251,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	size_t used = 0;
-	uint64_t total;
-	if (ino == INO_SEGMENTS)
-		total = rvf_view_segment_count(l->view);
-	else if (ino == INO_VECTORS)
-		total = rvf_view_info(l->view)->visible;
-	else
-		total = l->n;
+	uint64_t total = l->dir->count ? l->dir->count(l->view) : l->n;
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
 		struct fuse_entry_param e;
@@ -346,17 +267,9 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			n = "..";
 			st.st_ino = INO_ROOT;
 			st.st_mode = S_IFDIR;
-		} else if (ino == INO_SEGMENTS) {
-			size_t i = (size_t)(pos - 2);
-			seg_name(l->view, i, name);
+		} else if (l->dir->entry) {
+			st.st_ino = l->dir->entry(fs, l->view, (size_t)(pos - 2), name);
 			n = name;
-			st.st_ino = seg_ino(fs, rvf_view_segment(l->view, i)->offset);
-			st.st_mode = S_IFREG;
-		} else if (ino == INO_VECTORS) {
-			uint64_t id = rvf_view_id_at(l->view, (size_t)(pos - 2));
-			snprintf(name, sizeof(name), "%llu", (unsigned long long)id);
-			n = name;
-			st.st_ino = vec_ino(fs, id);
 			st.st_mode = S_IFREG;
 		} else {
 			n = l->names[pos - 2];
@@ -401,233 +314,51 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	(void)mode;
 	rvffs *fs = fs_of(req);
-	if (parent != INO_QUERIES) {
+	const node_ops *dir = node_of(fs, parent);
+	if (dir->mkdir)
+		dir->mkdir(req, fs, name, mode);
+	else
 		fuse_reply_err(req, EPERM);
-		return;
-	}
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	slot *q;
-	int rc = access_dir(req, fs, parent);
-	if (!rc)
-		rc = slot_create(fs, name, c->uid, c->gid, &q);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	rvf_view *v = fs_view(fs);
-	reply_entry(req, fs, v, q->ino);
-	rvf_view_release(v);
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	rvffs *fs = fs_of(req);
-	if (parent != INO_QUERIES) {
+	const node_ops *dir = node_of(fs, parent);
+	if (dir->rmdir)
+		dir->rmdir(req, fs, name);
+	else
 		fuse_reply_err(req, EPERM);
-		return;
-	}
-	int rc = access_dir(req, fs, parent);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	pthread_mutex_lock(&fs->mu);
-	slot *q = slot_find_name(fs, name);
-	if (q)
-		slot_remove(fs, q);
-	pthread_mutex_unlock(&fs->mu);
-	fuse_reply_err(req, q ? 0 : ENOENT);
-}
-
-static int parse_vector_id(const char *name, uint64_t *id)
-{
-	return rvf_parse_id(name, strlen(name), id) ? 0 : -EINVAL;
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	rvffs *fs = fs_of(req);
-	rvf_error err;
-	rvf_commit_info info;
-	int denied = parent == INO_INGEST || parent == INO_VECTORS || parent == INO_ROOT ?
-		     access_dir(req, fs, parent) : 0;
-	if (denied) {
+	const node_ops *dir = node_of(fs, parent);
+	if (!dir->unlink) {
+		fuse_reply_err(req, fs->read_only ? EROFS : EPERM);
+		return;
+	}
+	int denied = access_dir(req, fs, parent);
+	if (denied)
 		fuse_reply_err(req, -denied);
-		return;
-	}
-	if (parent == INO_INGEST) {
-		pthread_mutex_lock(&fs->mu);
-		staged *s = staged_find_name(fs, name);
-		pthread_mutex_unlock(&fs->mu);
-		if (s)
-			staged_remove(fs, s);
-		fuse_reply_err(req, s ? 0 : ENOENT);
-		return;
-	}
-	if (fs->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (parent == INO_VECTORS && name[0] == '.') {
-		pthread_mutex_lock(&fs->mu);
-		staged *s = staged_find_in(fs, INO_VECTORS, name);
-		pthread_mutex_unlock(&fs->mu);
-		if (s)
-			staged_remove(fs, s);
-		fuse_reply_err(req, s ? 0 : ENOENT);
-		return;
-	}
-	if (parent == INO_VECTORS) {
-		uint64_t id;
-		if (parse_vector_id(name, &id)) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		rvf_view *v = fs_view(fs);
-		bool exists = rvf_view_find(v, id) >= 0;
-		rvf_view_release(v);
-		if (!exists) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		if (rvf_store_delete(fs->store, 1, &id, &info, &err) != RVF_OK) {
-			fuse_reply_err(req, fs_rvf_errno(fs, "rm vectors", &err));
-			return;
-		}
-		fs_invalidate(fs, false);
-		fuse_reply_err(req, 0);
-		return;
-	}
-	if (parent == INO_ROOT && (!strcmp(name, "kernel") || !strcmp(name, "ebpf"))) {
-		bool k = name[0] == 'k';
-		rvf_code rc = k ? rvf_store_remove_kernel(fs->store, &info, &err) :
-			      rvf_store_remove_ebpf(fs->store, &info, &err);
-		if (rc != RVF_OK) {
-			fuse_reply_err(req, rc == RVF_E_NOT_FOUND ? ENOENT :
-				       fs_rvf_errno(fs, name, &err));
-			return;
-		}
-		fs_invalidate(fs, false);
-		fuse_reply_err(req, 0);
-		return;
-	}
-	fuse_reply_err(req, EPERM);
-}
-
-/* Largest temporary vector file committed by a rename (a dim-65535
- * vector as text is about 1 MiB). */
-#define VECTOR_TEXT_MAX (16u << 20)
-
-/* rsync into vectors/ without --inplace: ".ID.XXXXXX" written, then
- * renamed to ID, which commits it as one vector write. */
-static void rename_in_vectors(fuse_req_t req, rvffs *fs, const char *name,
-			      const char *newname)
-{
-	int rc = access_dir(req, fs, INO_VECTORS);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	if (fs->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	pthread_mutex_lock(&fs->mu);
-	staged *s = name[0] == '.' ? staged_find_in(fs, INO_VECTORS, name) : NULL;
-	if (s)
-		s->opens++; /* keep it while we commit without the lock */
-	uint64_t size = s ? s->size : 0;
-	pthread_mutex_unlock(&fs->mu);
-	if (!s) {
-		/* only a temporary may be renamed; vectors are named by id */
-		fuse_reply_err(req, name[0] == '.' ? ENOENT : EPERM);
-		return;
-	}
-	uint64_t id;
-	char *buf = NULL;
-	if (newname[0] == '.') {
-		char *nn = strdup(newname);
-		pthread_mutex_lock(&fs->mu);
-		staged *clash = staged_find_in(fs, INO_VECTORS, newname);
-		if (nn) {
-			free(s->name);
-			s->name = nn;
-		}
-		pthread_mutex_unlock(&fs->mu);
-		if (clash && clash != s)
-			staged_remove(fs, clash);
-		rc = nn ? 0 : -ENOMEM;
-	} else if (parse_vector_id(newname, &id)) {
-		fs_error(fs, "vectors/%s: a vector file is named by its decimal id", newname);
-		rc = -EINVAL;
-	} else if (size > VECTOR_TEXT_MAX) {
-		fs_error(fs, "vectors/%s: %llu bytes is too large for one vector", newname,
-			 (unsigned long long)size);
-		rc = -EFBIG;
-	} else if (!(buf = malloc(size ? size : 1))) {
-		rc = -ENOMEM;
-	} else if (pread(s->fd, buf, size, 0) != (ssize_t)size) {
-		rc = -EIO;
-	} else {
-		rc = vector_commit_text(fs, id, buf, size);
-		if (!rc)
-			staged_remove(fs, s); /* committed: the temporary is gone */
-	}
-	free(buf);
-	staged_put(fs, s);
-	fuse_reply_err(req, -rc);
+	else
+		dir->unlink(req, fs, name);
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	rvffs *fs = fs_of(req);
-	if (parent == INO_VECTORS && newparent == INO_VECTORS) {
-		rename_in_vectors(req, fs, name, newname);
+	const node_ops *from = node_of(fs, parent), *to = node_of(fs, newparent);
+	if (parent == newparent && from->rename) {
+		from->rename(req, fs, name, newname, flags);
 		return;
 	}
-	if (parent != INO_INGEST || newparent != INO_INGEST) {
-		fuse_reply_err(req, parent == INO_INGEST || newparent == INO_INGEST ?
-				    EXDEV : EPERM);
-		return;
-	}
-	int denied = access_dir(req, fs, INO_INGEST);
-	if (denied) {
-		fuse_reply_err(req, -denied);
-		return;
-	}
-	pthread_mutex_lock(&fs->mu);
-	staged *s = staged_find_name(fs, name);
-	staged *clash = staged_find_name(fs, newname);
-	int rc = 0;
-	char *nn = NULL;
-	if (!s)
-		rc = ENOENT;
-	else if (clash && clash != s && (flags & RENAME_NOREPLACE))
-		rc = EEXIST;
-	else if (!(nn = strdup(newname)))
-		rc = ENOMEM;
-	if (!rc) {
-		free(s->name);
-		s->name = nn;
-		s->opens++; /* keep it while we commit without the lock */
-	}
-	pthread_mutex_unlock(&fs->mu);
-	if (rc) {
-		fuse_reply_err(req, rc);
-		return;
-	}
-	if (clash && clash != s)
-		staged_remove(fs, clash);
-	/* rsync's final rename: the data is complete, commit it now. */
-	if (staged_commits_at_close(newname)) {
-		rc = staged_commit(fs, s);
-		staged_remove(fs, s);
-	}
-	staged_put(fs, s);
-	fuse_reply_err(req, -rc);
+	/* Between directories: refused, as the directories say. */
+	int err = from->rename_errno ? from->rename_errno : to->rename_errno;
+	fuse_reply_err(req, err ? err : EPERM);
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino)

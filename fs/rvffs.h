@@ -50,18 +50,6 @@ enum {
 #define INO_VEC_BASE (1ull << 63)
 #define SEG_OFFSET_BITS 41
 
-typedef enum node_kind {
-	NODE_NONE,
-	NODE_FIXED,     /* ino < INO_FIXED_END */
-	NODE_STAGED,    /* a file in ingest/ */
-	NODE_SLOT,      /* queries/NAME */
-	NODE_SLOT_REQ,  /* queries/NAME/request */
-	NODE_SLOT_RES,  /* queries/NAME/result */
-	NODE_SEGMENT,
-	NODE_VECTOR,
-	NODE_BUNDLE,    /* wasm/NAME, dashboard/FILE */
-} node_kind;
-
 struct staged;
 struct slot;
 
@@ -108,7 +96,7 @@ typedef struct rvffs {
 	bool inval_pending, inval_stop;
 	uint64_t inval_asked, inval_sent; /* passes requested / completed */
 	rvf_view *inval_shown;     /* the state the kernel's names come from */
-	struct handle *writers;    /* open handles rewriting a vector/kernel/eBPF */
+	struct rewrite *writers;   /* vector/kernel/eBPF files being written (rewrite.c) */
 	rvf_view *sizes_view;      /* the view whose vector text lengths... */
 	uint32_t *sizes;           /* ...are kept here (text.c) */
 
@@ -121,6 +109,8 @@ typedef struct rvffs {
 	pthread_mutex_t commit_mu;
 	pthread_cond_t commit_cond;
 	bool commit_stop, commit_running;
+	bool children_warned;      /* children.c: first write seen */
+	bool children_held;        /* children.c: automatic compaction held off (logged) */
 } rvffs;
 
 /* The daemon state of a request. */
@@ -128,6 +118,14 @@ static inline rvffs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
+
+/* children.c: branch children beside the store */
+size_t fs_children_count(rvffs *fs);
+/* The mount wrote to the store: the first time, warn about children. */
+void fs_children_written(rvffs *fs);
+/* -EBUSY (logged, naming them and `what`) when children would lose their
+ * parent state to a compaction; else 0. */
+int fs_children_block(rvffs *fs, const char *what);
 
 /* log.c */
 void fs_log(rvffs *fs, int priority, const char *fmt, ...)
@@ -160,19 +158,14 @@ int fs_committer_start(rvffs *fs);
 /* Stops the thread, then commits and (if due) compacts: at unmount. */
 void fs_committer_stop(rvffs *fs);
 
-/* inode.c */
-node_kind fs_node_kind(uint64_t ino);
+/* inode.c: inode numbers */
 uint64_t seg_ino(rvffs *fs, uint64_t offset);
 uint64_t vec_ino(rvffs *fs, uint64_t id);
 /* Vector id of a vector inode; false if unknown. */
 bool vec_id_of(rvffs *fs, uint64_t ino, uint64_t *id);
-/* Fills st for ino from view v; false when it does not exist. */
+/* node.c: fills st for ino from view v (by its kind, node.h); false when
+ * it does not exist. */
 bool fs_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
-/* Looks up NAME in directory PARENT. */
-uint64_t fs_lookup_name(rvffs *fs, rvf_view *v, uint64_t parent,
-			const char *name);
-size_t fs_root_count(void);
-const char *fs_root_name(size_t i, uint64_t *ino);
 
 /* access.c: the caller of a request against the owner and mode shown
  * (the daemon's own checks, with or without default_permissions). */
@@ -340,49 +333,17 @@ void slot_remove(rvffs *fs, slot *q);
 /* Runs the slot's request into its result (caller holds no lock). */
 void slot_run(rvffs *fs, uint64_t slot_ino);
 
-/* ops_file.c: parses the text of one vector and commits it as `id`;
+/* node_vector.c: parses the text of one vector and commits it as `id`;
  * 0 or -errno (the reason in `errors`). */
 int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len);
 
 /* control.c: opening `control` for writing checks and keeps the opener;
  * one command per write, judged as that opener; replies to req. */
-struct handle;
-int control_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi);
-void control_write(fuse_req_t req, struct handle *h, const char *buf, size_t size);
+struct caller;
+int control_open(fuse_req_t req, struct caller **opener, struct fuse_file_info *fi);
+void control_write(fuse_req_t req, struct caller *opener, const char *buf, size_t size);
 
-/* An open file (fi->fh). */
-typedef struct handle {
-	uint64_t ino;
-	rvf_view *view;         /* pinned for reads of one snapshot */
-	char *text;             /* generated content or query results */
-	struct image *image;    /* kernel read: text points into it */
-	size_t len;
-	size_t rpos;            /* query file: read cursor (offsets ignored) */
-	char *req;              /* query file: unprocessed request bytes */
-	size_t req_len, req_cap;
-	uid_t uid;              /* query file: its opener, whose budget */
-	uint64_t held;          /* pays for req + text (limits.c) */
-	bool wrote;             /* query file: something was written */
-	unsigned char *wbuf;    /* vector / kernel / eBPF being written */
-	size_t wlen, wcap;
-	bool wdirty;            /* bytes written since the last commit */
-	bool wseq;              /* written from the start, in order */
-	bool wfailed;           /* a write was refused: the close commits nothing */
-	staged *st;
-	bool for_write;
-	struct handle *next_writer;
-	pid_t owner;            /* process that opened it: its close commits */
-	struct caller *opener;  /* control: who opened it (control.c) */
-	struct handle *reg_prev, *reg_next; /* every open handle (fs_handles_free) */
-	pthread_mutex_t lock;   /* query file: its requests and results (a
-				 * forked child's close flushes concurrently) */
-} handle;
-
-/* Handles that are writing ino (created files exist only there until
- * their flush commits them). */
-void writer_add(rvffs *fs, handle *h);
-void writer_remove(rvffs *fs, handle *h);
-/* Size being written to ino, or -1 when nobody writes it. */
+/* rewrite.c: size being written to ino, or -1 when nobody writes it. */
 long long writer_size(rvffs *fs, uint64_t ino);
 
 /* At exit: frees the handles (files and directories) the kernel never
@@ -391,8 +352,8 @@ long long writer_size(rvffs *fs, uint64_t ino);
 void fs_handles_free(rvffs *fs);
 void fs_listings_free(void);
 
-/* Timeouts handed to the kernel for a node. */
-double fs_attr_timeout(uint64_t ino);
+/* Timeouts handed to the kernel for a node (node.c). */
+double fs_attr_timeout(rvffs *fs, uint64_t ino);
 
 /* ops*.c handlers */
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

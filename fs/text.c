@@ -59,6 +59,11 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
 	fprintf(f, "pid: %ld\n", (long)getpid());
+	fprintf(f, "branch_children: %zu\n", fs_children_count(fs));
+	if (i->is_branch)
+		fprintf(f, "parent_as_of: %llu\nparent_size: %llu\n",
+			(unsigned long long)i->parent_as_of,
+			(unsigned long long)i->parent_size);
 	return finish(f, &buf, len);
 }
 
@@ -110,6 +115,11 @@ char *text_lineage(rvf_view *v, size_t *len)
 		fprintf(f, "inherited_vectors: %llu\n",
 			(unsigned long long)i->inherited);
 		fprintf(f, "frozen: %s\n", i->frozen ? "true" : "false");
+		/* less than parent_size: the parent changed since the branch;
+		 * the child reads it as it was (its first parent_as_of bytes) */
+		fprintf(f, "parent_as_of: %llu\nparent_size: %llu\n",
+			(unsigned long long)i->parent_as_of,
+			(unsigned long long)i->parent_size);
 	}
 	return finish(f, &buf, len);
 }

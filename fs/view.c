@@ -169,6 +169,7 @@ void fs_invalidator_stop(rvffs *fs)
 
 void fs_invalidate(rvffs *fs, bool wait)
 {
+	fs_children_written(fs);
 	rvf_view *v = rvf_store_view(fs->store);
 	uint64_t gen = rvf_view_info(v)->generation;
 	rvf_view_release(v);

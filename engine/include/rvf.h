@@ -328,6 +328,11 @@ typedef struct rvf_info {
 	 * whenever segment offsets and names of earlier views stop holding.
 	 * Appends (commits) keep it. */
 	uint64_t generation;
+	/* Branch child: the parent file's size, and how many of its bytes the
+	 * child reads.  Less than parent_size when the parent grew after the
+	 * branch was made: the child reads the parent as it was then. */
+	uint64_t parent_size;
+	uint64_t parent_as_of;
 } rvf_info;
 
 const rvf_info *rvf_view_info(const rvf_view *v);
@@ -745,6 +750,27 @@ rvf_code rvf_store_derive(rvf_store *parent, const char *child_path,
  * that sees the parent's vectors.  The parent must not change afterwards. */
 rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
 			  rvf_store **child, rvf_error *err);
+
+/* The branch children of the store at `path` that sit beside it: store
+ * files (*.rv*) in its directory whose COW_MAP names it.  Children in other
+ * directories are not found.  Paths are "DIR/NAME" (DIR as in `path`;
+ * just NAME when `path` has no directory), sorted. */
+typedef struct rvf_children {
+	char **paths;
+	size_t count;
+} rvf_children;
+rvf_code rvf_branch_children(const char *path, rvf_children *out,
+			     rvf_error *err);
+void rvf_children_free(rvf_children *c);
+
+/* Makes a branch child independent of its parent: the inherited vectors it
+ * sees (with the parent's metadata for them) become its own rows, the
+ * branch state (COW_MAP, MEMBERSHIP) leaves it, and the file is compacted
+ * so no older branch state remains in it.  The child keeps its file id and
+ * lineage (parent id, parent hash, depth), like a derived store, and shows
+ * exactly the vectors it showed before.  info->accepted = rows copied.
+ * RVF_E_INVALID_ARGUMENT when the store is not a branch child. */
+rvf_code rvf_store_detach(rvf_store *s, rvf_commit_info *info, rvf_error *err);
 
 typedef struct rvf_kernel_spec {
 	uint8_t arch;
