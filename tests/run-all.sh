@@ -295,7 +295,8 @@ done
 # does not depend on the build under test run in one pass only (markers in
 # tests/pytest/conftest.py): `normal_pass` (the benchmark, installs, the
 # Debian package, fuzz regressions whose programs carry their own
-# sanitizers) and `sanitizer_pass` (the soak, where ASan sees most).
+# sanitizers, the QEMU boot) and `sanitizer_pass` (the soak and the fault
+# injection, where ASan sees most).
 # pytest-xdist spreads a pass over RVF_PYTEST_WORKERS processes (default 2).
 xdist=()
 if "$PYTHON" -c 'import xdist' 2>/dev/null; then

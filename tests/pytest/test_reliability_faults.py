@@ -26,6 +26,11 @@ import pytest
 from reliability_lib import (csv_rows, ctl, ctl_json, ref_dump, ref_ids,  # noqa: F401
                              report, write_all)
 
+# Once, in the pass against build-asan: what a fault reaches is the same
+# code in both builds, and there the error paths are also checked for
+# memory errors and leaks (as tests/unit/test_faults.c, meson suite slow).
+pytestmark = pytest.mark.sanitizer_pass
+
 DIM = 8
 
 
