@@ -1252,3 +1252,86 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 	}
 	return RVF_OK;
 }
+
+/* Every id visible in both whose components differ (a rewritten file,
+ * another dimension, a branch): one merge walk over the id lists. */
+static void changed_by_content(const rvf_view *old, const rvf_view *cur,
+			       void (*fn)(void *, uint64_t), void *ctx)
+{
+	size_t j = 0;
+	bool same_dim = old->info.dimension == cur->info.dimension;
+	size_t bytes = 4 * (size_t)cur->info.dimension;
+	for (size_t i = 0; i < old->nvisible; i++) {
+		const search_row *a = &old->visible[i];
+		while (j < cur->nvisible && cur->visible[j].id < a->id)
+			j++;
+		if (j == cur->nvisible)
+			break;
+		const search_row *b = &cur->visible[j];
+		if (b->id != a->id)
+			continue;
+		if (!same_dim || (a->data != b->data && memcmp(a->data, b->data, bytes)))
+			fn(ctx, a->id);
+	}
+}
+
+/* Index in old->sorted of the segment at `offset`, or -1. */
+static long sorted_index_at(const rvf_view *v, uint64_t offset)
+{
+	size_t lo = 0, hi = v->nsorted;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->sorted[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nsorted && v->sorted[lo].offset == offset ? (long)lo : -1;
+}
+
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx)
+{
+	if (old->info.generation != cur->info.generation ||
+	    old->info.dimension != cur->info.dimension ||
+	    old->is_branch || cur->is_branch) {
+		changed_by_content(old, cur, fn, ctx);
+		return;
+	}
+	/* Same file, appended to: a vector changed only if a row written
+	 * since `old` carries its id.  Those rows are the VEC segments old
+	 * did not list, and the tail of one it listed shorter (deferred
+	 * commits grow the newest segment in place). */
+	uint32_t dim = cur->info.dimension;
+	uint64_t stride = 8 + 4 * (uint64_t)dim;
+	for (uint32_t e = 0; e < cur->man.dir_len; e++) {
+		const rvf_segment *s = &cur->dir[e];
+		if (s->type != RVF_SEG_VEC)
+			continue;
+		const unsigned char *p = cur->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		uint64_t len = s->payload_length;
+		long k = sorted_index_at(old, s->offset);
+		uint64_t skip = 0;
+		if (k >= 0 && old->sorted[k].type == RVF_SEG_VEC) {
+			if (old->sorted[k].payload_length >= len)
+				continue; /* nothing new in it */
+			skip = old->sorted[k].payload_length >= 6 ?
+			       (old->sorted[k].payload_length - 6) / stride : 0;
+		}
+		if (skip == 0 && vec_is_block_layout(p, len, dim)) {
+			changed_by_content(old, cur, fn, ctx);
+			return;
+		}
+		if (len < 6 || ld16(p) != dim)
+			continue; /* rows the view ignores */
+		uint64_t count = ld32(p + 2);
+		if ((len - 6) / stride < count)
+			count = (len - 6) / stride;
+		for (uint64_t r = skip; r < count; r++) {
+			uint64_t id = ld64(p + 6 + r * stride);
+			if (row_find(old->visible, old->nvisible, id) >= 0 &&
+			    row_find(cur->visible, cur->nvisible, id) >= 0)
+				fn(ctx, id);
+		}
+	}
+}

@@ -46,6 +46,9 @@ typedef struct node_ops {
 
 	/* Attributes of ino in view v; false when it does not exist. */
 	bool (*stat)(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
+	/* Attributes that depend on who asks, applied to stat's answer for
+	 * a lookup or getattr (the query file: the caller's own results). */
+	void (*caller_stat)(fuse_req_t req, rvffs *fs, struct stat *st);
 
 	/* Files.  open fills h (h->ops and h->ino are set); 0 or -errno,
 	 * NULL: -ENOENT.  read replies itself.  write returns the bytes

@@ -18,6 +18,8 @@
 typedef struct vector_handle {
 	handle h;
 	rewrite w;
+	rvf_view *view;         /* opened for reading: the vector as of open */
+	size_t index;
 } vector_handle;
 
 static rewrite *rw(handle *h)
@@ -104,11 +106,20 @@ static int vector_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 		return -EROFS;
 	if (i < 0 && !wr)
 		return -ENOENT;
-	if (i >= 0 && !(wr && (fi->flags & O_TRUNC)))
+	if (!wr) {
+		/* Through the page cache, kept across opens: the kernel
+		 * knows the size (no read to see the end) and a second cat
+		 * costs no read.  The text is made when the kernel reads;
+		 * a change of the vector drops the cache (view.c). */
+		vector_handle *vh = (vector_handle *)h;
+		vh->view = rvf_view_ref(v);
+		vh->index = (size_t)i;
+		fi->keep_cache = 1;
+		return 0;
+	}
+	if (i >= 0 && !(fi->flags & O_TRUNC))
 		h->text = text_vector(v, (size_t)i, &h->len);
 	fi->direct_io = 1;
-	if (!wr)
-		return 0;
 	/* Read-modify-write: start from the current text. */
 	if (h->text)
 		rewrite_adopt(w, h);
@@ -122,8 +133,23 @@ static int vector_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 
 static void vector_read(fuse_req_t req, rvffs *fs, handle *h, size_t size, off_t off)
 {
-	(void)fs;
-	rewrite_read(req, h, rw(h), size, off);
+	vector_handle *vh = (vector_handle *)h;
+	if (!vh->view) {
+		rewrite_read(req, h, rw(h), size, off);
+		return;
+	}
+	int bad = fs_store_check(fs);
+	if (bad) {
+		fuse_reply_err(req, -bad);
+		return;
+	}
+	size_t len = 0;
+	char *text = text_vector(vh->view, vh->index, &len);
+	if (!text)
+		fuse_reply_err(req, ENOMEM);
+	else
+		reply_slice(req, text, len, size, off);
+	free(text);
 }
 
 /* Checks a vector file written from its start as the bytes arrive, so
@@ -200,6 +226,8 @@ static void vector_release(rvffs *fs, handle *h)
 	if (w->on)
 		writer_remove(fs, w);
 	free(w->buf);
+	if (((vector_handle *)h)->view)
+		rvf_view_release(((vector_handle *)h)->view);
 }
 
 /* O_TRUNC: the new content comes from the writes that follow. */
@@ -215,7 +243,7 @@ static int vector_truncate(rvffs *fs, handle *h, off_t size)
 const node_ops node_vector = {
 	.kind = "vector",
 	.handle_size = sizeof(vector_handle),
-	.attr_timeout = 1.0,
+	.attr_timeout = 3600.0, /* a change of content is invalidated (view.c) */
 	.creatable = true,
 	.stat = vector_stat,
 	.open = vector_open,

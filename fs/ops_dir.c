@@ -19,6 +19,8 @@ static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (node_of(fs, ino)->caller_stat)
+		node_of(fs, ino)->caller_stat(req, fs, &e.attr);
 	e.ino = ino;
 	e.generation = 1;
 	e.attr_timeout = fs_attr_timeout(fs, ino);
@@ -52,6 +54,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	long long pending = writer_size(fs, ino);
 	if (fs_stat(fs, v, ino, &st)) {
+		if (node_of(fs, ino)->caller_stat)
+			node_of(fs, ino)->caller_stat(req, fs, &st);
 		if (pending >= 0)
 			st.st_size = (off_t)pending; /* being rewritten */
 		fuse_reply_attr(req, &st, pending >= 0 ? 0 : fs_attr_timeout(fs, ino));

@@ -271,6 +271,8 @@ pid_t caller_tgid(fuse_req_t req);
 void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
 /* A copy of the result reader r may see (NULL, *len 0: none). */
 char *results_get(rvffs *fs, const reader_id *r, size_t *len);
+/* The length and time of that result; false when there is none. */
+bool results_stat(rvffs *fs, const reader_id *r, size_t *len, struct timespec *when);
 void results_free(rvffs *fs);
 
 /* staging.c: files in ingest/ */

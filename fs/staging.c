@@ -220,6 +220,9 @@ int staged_commit(rvffs *fs, staged *s)
 	}
 	fs_log(fs, LOG_INFO, "%s: %llu vectors committed (epoch %u)", label,
 	       (unsigned long long)rows, info.epoch);
-	fs_invalidate(fs, false);
+	/* Rows may replace vectors whose text the kernel keeps: the close
+	 * (or rename) returns once it has forgotten them.  No directory the
+	 * invalidator names is locked here. */
+	fs_invalidate(fs, true);
 	return 0;
 }

@@ -180,10 +180,9 @@ static size_t vector_text_length(rvf_view *v, size_t index)
 	if (!x)
 		return 0;
 	rvf_view_vector_at(v, index, x);
-	char b[RVF_FLOAT_TEXT_MAX];
 	size_t len = dim ? dim : 1; /* blanks between numbers and the newline */
 	for (uint32_t d = 0; d < dim; d++)
-		len += rvf_format_float(x[d], b);
+		len += rvf_float_text_length(x[d]);
 	if (x != stack)
 		free(x);
 	return len;

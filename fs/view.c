@@ -92,6 +92,17 @@ int fs_store_check(rvffs *fs)
 	return -EIO;
 }
 
+/* A vector whose content changed under the same name: the kernel keeps
+ * vector attributes and pages long (fs_attr_timeout, keep_cache), so drop
+ * both. */
+static void inval_vector(void *arg, uint64_t id)
+{
+	rvffs *fs = arg;
+	uint64_t ino = vec_ino(fs, id);
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+}
+
 /* Notifications go out from their own thread: sent from inside a
  * request handler they can deadlock on the kernel's directory locks. */
 static void *invalidator(void *arg)
@@ -111,8 +122,10 @@ static void *invalidator(void *arg)
 		rvf_view *old = fs->inval_shown;
 		pthread_mutex_unlock(&fs->mu);
 		rvf_view *cur = rvf_store_view(fs->store);
-		if (old)
+		if (old) {
 			inval_names(fs, old, cur);
+			rvf_view_changed_ids(old, cur, inval_vector, fs);
+		}
 		for (size_t i = 0; i < sizeof(inodes) / sizeof(inodes[0]); i++)
 			fuse_lowlevel_notify_inval_inode(fs->se, inodes[i], 0, 0);
 		fuse_lowlevel_notify_inval_entry(fs->se, INO_ROOT, "kernel", 6);

@@ -102,6 +102,8 @@ bool rvf_metric_parse(const char *s, rvf_metric *out);
  * back as exactly v; returns its length.  How vectors and distances are
  * printed everywhere. */
 size_t rvf_format_float(float v, char out[RVF_FLOAT_TEXT_MAX]);
+/* strlen of what rvf_format_float writes for v, without writing it. */
+size_t rvf_float_text_length(float v);
 
 /* Ids: canonical decimal only -- digits, no sign, no blanks, no leading
  * zero (but "0"), at most 2^64-1.  The one rule for vector file names,
@@ -346,6 +348,13 @@ void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
 /* Largest id ever used by this store (own rows, deletions, parent rows);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
+/* Calls fn(ctx, id) for each id visible in both views whose vector may
+ * differ in `cur` (written again since `old`), so that caches of its
+ * text can be dropped.  Cheap for appends (only the rows written since
+ * `old` are read); a rewritten file, another dimension, a branch or a
+ * block-layout segment compares every common vector. */
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx);
 
 /* Segments: the newest manifest's directory plus the newest manifest
  * itself, sorted by file offset. */
@@ -540,6 +549,28 @@ void rvf_witness_time(const rvf_witness *w, bool nanos,
 size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
 			 const rvf_meta_field **fields);
 
+/* The type the store's metadata schema gives field `name` (one type per
+ * name in a store); false when no vector has held it. */
+bool rvf_view_meta_type(const rvf_view *v, const char *name,
+			rvf_value_type *type);
+
+/* Metadata values as text, the same through every door that has only text
+ * (the user.rvf.meta.* xattrs, rvfctl export through a mount, rvfctl query
+ * --meta): numbers and booleans are JSON (17, -3, 2.5, 1e+30, true); a
+ * string is its bare bytes unless those would read back as another type or
+ * start with '"', then it is a JSON string literal ("17", "true"); bytes
+ * are their raw bytes.  rvf_value_text: malloc'd, NUL-terminated, *len
+ * without the NUL; NULL when out of memory. */
+char *rvf_value_text(const rvf_value *v, size_t *len);
+/* Reads such text.  want 0: the type the text says (JSON numbers: i64,
+ * else u64, else f64; true/false: bool; a JSON string literal: its string;
+ * anything else: the text as a string, or bytes when not UTF-8).  want a
+ * type (the field's, see rvf_view_meta_type): a bare text into a string
+ * field is that text; a number into a numeric field must convert exactly.
+ * Strings point into text or into *owned (malloc'd; free it). */
+rvf_code rvf_value_parse(const char *text, size_t len, rvf_value_type want,
+			 rvf_value *out, char **owned, rvf_error *err);
+
 /* The branch parent view, or NULL. */
 const rvf_view *rvf_view_parent(const rvf_view *v);
 
@@ -697,6 +728,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err);
 rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 			const float *vectors, const rvf_meta_field *meta,
 			const size_t *meta_start, rvf_error *err);
+
+/* Removes every metadata field of ids at commit (a row added for the same
+ * id afterwards in this ingest sets its fields again).  A row added without
+ * fields leaves an id's metadata alone; this is how to clear it. */
+rvf_code rvf_ingest_clear_metadata(rvf_ingest *t, size_t n, const uint64_t *ids,
+				   rvf_error *err);
 
 /* Rows added so far. */
 uint64_t rvf_ingest_rows(const rvf_ingest *t);
