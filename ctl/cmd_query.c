@@ -209,15 +209,7 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 /* Reads all of path ("-": standard input); NULL on error (errno). */
 static char *read_all(const char *path, size_t *len)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-	if (fd < 0)
-		return NULL;
-	char *buf = read_fd(fd, len);
-	int e = errno;
-	if (fd > 0)
-		close(fd);
-	errno = e;
-	return buf;
+	return strcmp(path, "-") ? (char *)read_file(path, len) : read_fd(0, len);
 }
 
 /* Prints the query language's results text (groups split by empty lines);

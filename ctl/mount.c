@@ -25,14 +25,10 @@ char *mnt_read(const char *mnt, const char *name, size_t *len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return NULL;
-	/* Generated files have no reliable size before they are read. */
-	char *buf = read_fd(fd, len);
+	/* Read to the end: generated files have no reliable size before. */
+	char *buf = (char *)read_file(path, len);
 	int e = errno;
-	close(fd);
+	free(path);
 	errno = e;
 	return buf;
 }
