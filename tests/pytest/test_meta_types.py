@@ -73,8 +73,8 @@ def test_types_are_the_same_through_every_door(mount, store, run_ctl, tmp_path):
     assert ids_matching(m, {"op": "eq", "field": "flag", "value": True}) == []
     assert ids_matching(m, {"op": "eq", "field": "ok", "value": True}) == [1]
 
-    # Round trip through the xattrs (what getfattr -d / setfattr --restore,
-    # cp -a and rsync -X do): dump, remove every field, restore.
+    # Round trip through the xattrs (getfattr -d / setfattr --restore):
+    # dump, remove every field, restore.
     dump = m.sh('cd "$M" && getfattr -d -m "^user.rvf.meta." vectors/1 vectors/2').stdout
     (tmp_path / "meta.dump").write_text(dump)
     for i in (1, 2):
