@@ -112,6 +112,29 @@ def test_restore_into_a_fresh_store_keeps_types(mount, store, run_ctl, tmp_path)
     same_typed(exported(run_ctl, dst)[1], TYPED)
 
 
+def test_rsync_X_between_mounts_keeps_types(mount, store, run_ctl, tmp_path):
+    """rsync -rX sets the xattrs on its ".ID.XXXXXX" temporary; they are
+    committed with the vector at the rename, typed as in the source."""
+    src = store(dim=DIM)
+    run_ctl("ingest", src, typed_jsonl(tmp_path / "t.jsonl"))
+    dst = store(dim=DIM)
+    (tmp_path / "old.jsonl").write_text('{"id":2,"vector":[5,5,5,5],"metadata":{"stale":1}}\n')
+    run_ctl("ingest", dst, tmp_path / "old.jsonl")
+    m1 = mount(src, "ro")
+    m2 = mount(dst)
+    r = subprocess.run(["rsync", "-rX", f"{m1.path}/vectors/", f"{m2.path}/vectors/"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ids_matching(m2, {"op": "gt", "field": "n", "value": 15}) == [1]
+    assert m2.getfattr("vectors/1", "user.rvf.meta.num") == '"17"'
+    m2.unmount()
+    m1.unmount()
+    a, b = exported(run_ctl, src), exported(run_ctl, dst)
+    assert sorted(a) == sorted(b) == [1, 2, 3]
+    for i in a:  # vector 2's old fields are replaced by the copied ones
+        same_typed(a[i], b[i])
+
+
 def test_setfattr_follows_the_field_type(mount, store, run_ctl, tmp_path):
     p = store(dim=DIM)
     run_ctl("ingest", p, typed_jsonl(tmp_path / "t.jsonl"))
