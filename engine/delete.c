@@ -53,9 +53,11 @@ static rvf_code merge_deleted(commit *c, const uint64_t *add, size_t n,
 	while (i < m->deleted_len || j < n)
 		d[w++] = j >= n || (i < m->deleted_len && m->deleted[i] < add[j]) ?
 			 m->deleted[i++] : add[j++];
-	free(m->deleted);
+	if (c->deleted_owned)
+		free(m->deleted);
 	m->deleted = d;
 	m->deleted_len = (uint32_t)w;
+	c->deleted_owned = true;
 	return RVF_OK;
 }
 

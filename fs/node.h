@@ -26,7 +26,8 @@ typedef struct handle {
 	size_t len;
 	bool gated;             /* only the opener's own close commits: a
 				 * child holding a copy does not (op_flush) */
-	pid_t owner;            /* the process that opened it for writing */
+	pid_t owner;            /* the thread that opened it for writing
+				 * (its process's close commits) */
 	struct handle *reg_prev, *reg_next; /* every open handle (node.c) */
 } handle;
 

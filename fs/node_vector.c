@@ -396,6 +396,7 @@ static void vectors_unlink(fuse_req_t req, rvffs *fs, const char *name)
 		fuse_reply_err(req, fs_rvf_errno(fs, "rm vectors", &err));
 		return;
 	}
+	fs_unlinked_by_us(fs, id);
 	fs_invalidate(fs, false);
 	fuse_reply_err(req, 0);
 }

@@ -23,6 +23,8 @@ static void reply_entry(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino)
 		node_of(fs, ino)->caller_stat(req, fs, &e.attr);
 	e.ino = ino;
 	e.generation = 1;
+	if (node_of(fs, ino) == &node_segment)
+		atomic_store(&fs->segs_shown, true); /* fs/view.c invalidates it */
 	e.attr_timeout = fs_attr_timeout(fs, ino);
 	e.entry_timeout = e.attr_timeout;
 	fuse_reply_entry(req, &e);
@@ -239,6 +241,8 @@ static bool fill_entry(rvffs *fs, rvf_view *v, uint64_t ino,
 		return false;
 	e->ino = ino;
 	e->generation = 1;
+	if (node_of(fs, ino) == &node_segment)
+		atomic_store(&fs->segs_shown, true);
 	e->attr_timeout = fs_attr_timeout(fs, ino);
 	e->entry_timeout = e->attr_timeout;
 	return true;

@@ -10,6 +10,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -96,6 +97,13 @@ typedef struct rvffs {
 	bool inval_pending, inval_stop;
 	uint64_t inval_asked, inval_sent; /* passes requested / completed */
 	rvf_view *inval_shown;     /* the state the kernel's names come from */
+	bool inval_urgent;         /* a waiter: no coalescing delay */
+	bool inval_idle;           /* the invalidator waits for work (not in its gap) */
+	/* ids removed by our own unlink: the kernel dropped those names
+	 * itself, so the next pass need not tell it (fs_unlinked_by_us) */
+	uint64_t self_gone[64];
+	size_t nself_gone;
+	atomic_bool segs_shown;    /* a segment inode was handed to the kernel */
 	struct rewrite *writers;   /* vector/kernel/eBPF files being written (rewrite.c) */
 	rvf_view *sizes_view;      /* the view whose vector text lengths... */
 	uint32_t *sizes;           /* ...are kept here (text.c) */
@@ -142,8 +150,11 @@ rvf_view *fs_view(rvffs *fs);
  * commit changed (every segment name when librvf's file generation moved,
  * removed vectors, ...).  With `wait` (only from a request that holds no
  * directory lock, e.g. a write to `control`) it returns once the kernel
- * was told (at most a second); else the notices follow at once. */
+ * was told (at most a second); else the notices follow within a few
+ * milliseconds (a burst of commits shares one pass). */
 void fs_invalidate(rvffs *fs, bool wait);
+/* Vector `id` was removed by an unlink through the mount. */
+void fs_unlinked_by_us(rvffs *fs, uint64_t id);
 /* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
  * absorbed, or it is shorter than the view): what was read from it cannot
  * be trusted.  Logged (and put in `errors`) once. */
@@ -267,6 +278,8 @@ typedef struct reader_id {
 void reader_of(fuse_req_t req, reader_id *c);
 /* The process (thread group) of the thread that made a request. */
 pid_t caller_tgid(fuse_req_t req);
+/* Whether req comes from the process of the thread `opener`. */
+bool caller_same_process(fuse_req_t req, pid_t opener);
 /* Keeps TEXT as the newest result written by c. */
 void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
 /* A copy of the result reader r may see (NULL, *len 0: none). */
