@@ -124,7 +124,11 @@ def test_rsync_X_between_mounts_keeps_types(mount, store, run_ctl, tmp_path):
     m2 = mount(dst)
     r = subprocess.run(["rsync", "-rX", f"{m1.path}/vectors/", f"{m2.path}/vectors/"],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    # Vector files refuse chmod (EPERM); rsync sometimes tries one on a
+    # replaced vector and then exits 23 for that alone (not metadata).
+    errs = [ln for ln in r.stderr.splitlines()
+            if ln.startswith("rsync:") and "failed to set permissions" not in ln]
+    assert r.returncode in (0, 23) and not errs, r.stderr
     assert ids_matching(m2, {"op": "gt", "field": "n", "value": 15}) == [1]
     assert m2.getfattr("vectors/1", "user.rvf.meta.num") == '"17"'
     m2.unmount()
