@@ -71,6 +71,7 @@ TARGETS = {
     ("tools", "export_mount"): ("<=", 1.5, "ratio", None),
     ("tools", "mount_random"): ("<=", 0.25, "ratio", "1m"),
     ("tools", "random_vs_sequential"): ("<=", 1.2, "ratio", "1m"),
+    ("tools", "cat_segments_warm"): (">=", 0.8, "ratio", None),
     ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
     ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
     # issue 15: cosine and IP codes at 384 dims
@@ -1070,7 +1071,8 @@ class Bench:
         store = self.rvffs_store
         plain = self.tmp / "plain-vectors"
         res = {k: [] for k in ("ls_first", "ls", "ls_plain", "find_cat", "find_cat_plain",
-                               "export_mount", "export_file", "cp_a")}
+                               "find_cat_again", "export_mount", "export_file", "cp_a",
+                               "cat_seg", "cat_file")}
         ls = "ls -l {} > /dev/null"
         find_cat = "cd {} && find . -type f | xargs cat > /dev/null"
         for r in range(self.reps_ls):
@@ -1084,10 +1086,12 @@ class Bench:
                 res["ls_plain"].append(timed_sh(ls.format(plain)))
                 res["find_cat"].append(timed_sh(find_cat.format(mnt / "vectors")))
                 res["find_cat_plain"].append(timed_sh(find_cat.format(plain)))
+                res["find_cat_again"].append(timed_sh(find_cat.format(mnt / "vectors")))
             finally:
                 self.unmount(mnt)
         shutil.rmtree(plain, ignore_errors=True)
         out = self.tmp / "export.jsonl"
+        cat_seg, cat_file = f"cat {mnt}/segments/* > /dev/null", f"cat {store} > /dev/null"
         self.mount(store, mnt)
         try:
             for r in range(self.reps):
@@ -1096,6 +1100,14 @@ class Bench:
                 res["export_file"].append(timed_sh(f"{self.rvfctl} export {store} -o {out}"))
                 if out.read_bytes() != mount_bytes:
                     self.notes.append("tools: export of the mount differs from export of the file")
+            # warm reads: the segments in FUSE's page cache, the store in
+            # the disk's, one after the other so a change of load hits both
+            seg_bytes = sum(p.stat().st_size for p in (mnt / "segments").iterdir())
+            timed_sh(cat_seg)
+            timed_sh(cat_file)
+            for r in range(self.reps):
+                res["cat_seg"].append(timed_sh(cat_seg))
+                res["cat_file"].append(timed_sh(cat_file))
         finally:
             self.unmount(mnt)
         out.unlink(missing_ok=True)
@@ -1109,10 +1121,17 @@ class Bench:
         self.row("tools", "find_cat", "`find vectors -type f | xargs cat` vs the plain "
                  "directory", "ms", ms("find_cat"), ms("find_cat_plain"), "lower",
                  base="plain directory", note=ls_note)
+        self.row("tools", "find_cat_again", "`find vectors -type f | xargs cat` again (kernel "
+                 "caches) vs the plain directory", "ms", ms("find_cat_again"),
+                 ms("find_cat_plain"), "lower", base="plain directory", note=ls_note)
         self.row("tools", "cp_a", "`cp -a MNT/vectors DIR`", "ms", ms("cp_a"), None, "lower",
                  compare=False, note=ls_note)
         self.row("tools", "export_mount", "`rvfctl export MNT` vs `rvfctl export STORE`", "ms",
                  ms("export_mount"), ms("export_file"), "lower", base="store file")
+        mbps = lambda key, n: n / median(res[key]) / 1e6  # noqa: E731
+        self.row("tools", "cat_segments_warm", "`cat segments/*` vs `cat STORE`, warm", "MB/s",
+                 mbps("cat_seg", seg_bytes), mbps("cat_file", store.stat().st_size), "higher",
+                 base="store file")
 
         # mount with ids in random order: both stores written by the reference
         rand = self.tmp / "ref-random-ids.rvf"

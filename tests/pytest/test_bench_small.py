@@ -29,8 +29,8 @@ REQUIRED = {
     "mount": {"open_seconds", "memory", "first_query", "memory_with_codes"},
     "reads": {"cat_warm", "tar_warm", "cat_cold", "tar_cold", "ls_first", "ls_warm"},
     "compact": {"compact_seconds"},
-    "tools": {"ls_first", "ls_warm", "find_cat", "export_mount", "mount_random",
-              "random_vs_sequential"},
+    "tools": {"ls_first", "ls_warm", "find_cat", "find_cat_again", "export_mount",
+              "mount_random", "random_vs_sequential", "cat_segments_warm"},
 }
 
 
