@@ -61,6 +61,56 @@ static int parse_vector(rvffs *fs, uint64_t id, const unsigned char *text,
 	return 0;
 }
 
+int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
+			    const staged_xattr *x, size_t nx)
+{
+	uint32_t dim = store_dimension(fs);
+	float *vec = malloc(4 * (size_t)(dim ? dim : 1));
+	rvf_meta_field *f = calloc(nx ? nx : 1, sizeof(*f));
+	char **owned = calloc(nx ? nx : 1, sizeof(*owned));
+	int rc = !vec || !f || !owned ? -ENOMEM :
+		 parse_vector(fs, id, (const unsigned char *)buf, len, vec, dim);
+	rvf_error err;
+	rvf_view *v = rc ? NULL : fs_view(fs);
+	for (size_t i = 0; !rc && i < nx; i++) {
+		rvf_value_type want = 0;
+		rvf_view_meta_type(v, x[i].name, &want);
+		f[i].name = x[i].name;
+		if (rvf_value_parse(x[i].value, x[i].len, want, &f[i].value, &owned[i],
+				    &err) != RVF_OK) {
+			fs_error(fs, "vectors/%llu: user.rvf.meta.%s: %s; nothing written",
+				 (unsigned long long)id, x[i].name, err.message);
+			rc = -EINVAL;
+		}
+	}
+	if (v)
+		rvf_view_release(v);
+	if (!rc) {
+		/* rsync -X: the file's xattrs are its whole metadata */
+		size_t start[2] = { 0, nx };
+		rvf_ingest *t = NULL;
+		rvf_code c = rvf_ingest_begin(fs->store, &t, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_clear_metadata(t, 1, &id, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_add(t, 1, &id, vec, f, start, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_commit(t, NULL, &err);
+		else if (t)
+			rvf_ingest_abort(t);
+		if (c != RVF_OK)
+			rc = -fs_rvf_errno(fs, "vectors write", &err);
+		else
+			fs_invalidate(fs, false);
+	}
+	for (size_t i = 0; owned && i < nx; i++)
+		free(owned[i]);
+	free(owned);
+	free(f);
+	free(vec);
+	return rc;
+}
+
 int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
 {
 	uint32_t dim = store_dimension(fs);
@@ -365,8 +415,25 @@ static int commit_temporary(rvffs *fs, staged *s, uint64_t size, const char *new
 		return -EFBIG;
 	}
 	char *buf = malloc(size ? size : 1);
+	/* Metadata set on the temporary (rsync -X) comes with it: taken
+	 * from s under the lock (setxattr changes the list under it). */
+	pthread_mutex_lock(&fs->mu);
+	staged_xattr *xs = s->xattrs;
+	size_t nx = s->nxattrs;
+	s->xattrs = NULL;
+	s->nxattrs = 0;
+	pthread_mutex_unlock(&fs->mu);
 	int rc = !buf ? -ENOMEM : pread(s->fd, buf, size, 0) != (ssize_t)size ? -EIO :
+		 nx ? vector_commit_text_meta(fs, id, buf, size, xs, nx) :
 		 vector_commit_text(fs, id, buf, size);
+	pthread_mutex_lock(&fs->mu);
+	if (rc && !s->xattrs) { /* not committed: the temporary keeps them */
+		s->xattrs = xs;
+		s->nxattrs = nx;
+		xs = NULL;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	staged_xattrs_free(xs, xs ? nx : 0);
 	if (!rc)
 		staged_remove(fs, s); /* committed: the temporary is gone */
 	free(buf);

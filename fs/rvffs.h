@@ -289,6 +289,14 @@ bool results_stat(rvffs *fs, const reader_id *r, size_t *len, struct timespec *w
 void results_free(rvffs *fs);
 
 /* staging.c: files in ingest/ */
+/* A user.rvf.meta.* xattr set on an rsync temporary of vectors/ before it
+ * becomes a vector (committed with it at the rename). */
+typedef struct staged_xattr {
+	char *name;             /* the field name, after user.rvf.meta. */
+	char *value;
+	size_t len;
+} staged_xattr;
+
 typedef struct staged {
 	struct staged *next;
 	uint64_t ino;
@@ -309,7 +317,11 @@ typedef struct staged {
 	uid_t uid;              /* who made it (its owner) */
 	gid_t gid;
 	uint64_t charged;       /* bytes counted against staged_max */
+	staged_xattr *xattrs;   /* parent INO_VECTORS: pending metadata */
+	size_t nxattrs;
 } staged;
+
+void staged_xattrs_free(staged_xattr *x, size_t n);
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
 staged *staged_find_name(rvffs *fs, const char *name); /* in ingest/ */
@@ -351,6 +363,10 @@ void slot_run(rvffs *fs, uint64_t slot_ino);
 /* node_vector.c: parses the text of one vector and commits it as `id`;
  * 0 or -errno (the reason in `errors`). */
 int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len);
+/* The same with the vector's metadata replaced by these fields (xattr
+ * text form, rvf_value_parse). */
+int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
+			    const staged_xattr *x, size_t nx);
 
 /* control.c: opening `control` for writing checks and keeps the opener;
  * one command per write, judged as that opener; replies to req. */
