@@ -229,6 +229,7 @@ class Bench:
         self.codes_state = None
         cfg = SIZES[a.size]
         self.n = cfg["n"]
+        self.search_n = a.search_n or self.n
         self.nq = a.queries or cfg["queries"]
         self.reps_query = a.reps or cfg["reps_query"]
         self.reps = a.reps or cfg["reps"]
@@ -682,7 +683,7 @@ class Bench:
         Recall is against the float32 scan of the same store (-o
         codes=off), exact for every metric."""
         data = self.tmp / "data384"
-        run([self.bench_data, "--n", self.n, "--dim", SEARCH_DIM, "--queries", self.nq,
+        run([self.bench_data, "--n", self.search_n, "--dim", SEARCH_DIM, "--queries", self.nq,
              "--k", K, "--seed", self.a.seed, "--out", data, "--formats", "fvecs,npy"])
         lines = [f"k={K} {q}\n".encode()
                  for q in (data / "queries.txt").read_text().splitlines()]
@@ -696,7 +697,7 @@ class Bench:
                 run(["cp", data / "base.fvecs", mnt / "ingest" / "base.fvecs"])
                 # the commit of a large ingest ends after cp returns
                 t = time.perf_counter()
-                while int(self.status(mnt)["vectors"]) != self.n:
+                while int(self.status(mnt)["vectors"]) != self.search_n:
                     if time.perf_counter() - t > 600:
                         raise BenchError(f"search {metric}: ingest did not finish")
                     time.sleep(0.05)
@@ -734,7 +735,7 @@ class Bench:
                 + (f"; HNSW {res[metric]['ref_qps']:.0f} q/s, recall "
                    f"{res[metric]['ref_recall']:.3f}" if ref else ""))
         skipped = None if self.ref_query else "reference HNSW queries skipped"
-        size = f"{self.n // 1000}k x {SEARCH_DIM}"
+        size = f"{self.search_n // 1000}k x {SEARCH_DIM}"
         for metric in ("l2", "cosine", "ip"):
             r = res[metric]
             self.row("search", f"qps_{metric}", f"{metric} {size}: queries/s, one query per "
@@ -1203,7 +1204,8 @@ class Bench:
 
     def document(self):
         return dict(
-            size=self.a.size, n=self.n, dim=DIM, queries=self.nq, k=K, seed=self.a.seed,
+            size=self.a.size, n=self.n, search_n=self.search_n, dim=DIM, queries=self.nq,
+            k=K, seed=self.a.seed,
             reps=dict(query=self.reps_query, ingest=self.reps_ingest, other=self.reps,
                       ls=self.reps_ls),
             reference="@ruvector/rvf-node 0.2.3 (tests/interop/node_modules), in-process in node",
@@ -1295,6 +1297,9 @@ def main():
     ap.add_argument("--reps", type=int, help="repetitions of every measurement")
     ap.add_argument("--queries", type=int, help="number of queries (default 200)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--search-n", type=int, metavar="N",
+                    help="rows of the search workload (default: the size's; the test suite "
+                         "checks its figures at a few thousand)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     g = ap.add_mutually_exclusive_group()

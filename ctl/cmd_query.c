@@ -180,34 +180,14 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 	free(msg);
 	free(line);
 	/* Results come back on the descriptor that wrote the request. */
-	size_t cap = 1 << 16, got = 0;
-	char *text = e ? NULL : malloc(cap);
-	while (text) {
-		if (got + 1 >= cap) {
-			char *g = realloc(text, cap *= 2);
-			if (!g) {
-				free(text);
-				text = NULL;
-				e = ENOMEM;
-				break;
-			}
-			text = g;
-		}
-		ssize_t r = read(fd, text + got, cap - got - 1);
-		if (r < 0) {
-			e = errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
+	char *text = e ? NULL : read_fd(fd, NULL);
+	if (!e && !text)
+		e = errno;
 	if (fd >= 0 && close(fd) != 0 && !e)
 		e = errno;
 	rvf_hit *hits = NULL;
 	size_t count = 0;
 	if (!e && text) {
-		text[got] = '\0';
 		if (!parse_results(text, &hits, &count))
 			e = EBADMSG;
 	}
@@ -229,36 +209,7 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 /* Reads all of path ("-": standard input); NULL on error (errno). */
 static char *read_all(const char *path, size_t *len)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-	if (fd < 0)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	for (ssize_t r = 1; buf && r > 0;) {
-		if (n == cap) {
-			char *g = realloc(buf, cap *= 2);
-			if (!g) {
-				free(buf);
-				buf = NULL;
-				errno = ENOMEM;
-				break;
-			}
-			buf = g;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			r = 1;
-		else if (r < 0) {
-			free(buf);
-			buf = NULL;
-		} else {
-			n += (size_t)r;
-		}
-	}
-	if (fd > 0)
-		close(fd);
-	*len = n;
-	return buf;
+	return strcmp(path, "-") ? (char *)read_file(path, len) : read_fd(0, len);
 }
 
 /* Prints the query language's results text (groups split by empty lines);

@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ctl_exit_code(rvf_code code)
 {
@@ -296,37 +298,53 @@ void hex_encode(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-unsigned char *read_file(const char *path, size_t *len)
+char *read_fd(int fd, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
 	size_t cap = 1 << 16, n = 0;
-	unsigned char *buf = malloc(cap);
+	char *buf = malloc(cap);
 	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-		if (n == cap) {
-			unsigned char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
+		if (n + 1 >= cap) {
+			char *g = realloc(buf, cap *= 2);
+			if (!g) {
 				free(buf);
 				buf = NULL;
-			} else {
-				buf = nb;
+				errno = ENOMEM;
+				break;
 			}
+			buf = g;
 		}
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			buf = NULL;
+			errno = e;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
 	}
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		errno = EIO;
-		return NULL;
+	if (buf) {
+		buf[n] = '\0';
+		if (len)
+			*len = n;
 	}
-	*len = n;
 	return buf;
+}
+
+unsigned char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = read_fd(fd, len);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return (unsigned char *)buf;
 }
 
 int write_file(ctl_ctx *ctx, const char *path, const void *p, size_t n)

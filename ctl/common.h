@@ -79,6 +79,9 @@ json_t *json_float(float v);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *p, size_t n, char *out);
 /* Reads a whole file; NULL with errno set on failure. */
+/* Everything up to end of file, NUL-terminated (not counted in *len);
+ * NULL with errno set. */
+char *read_fd(int fd, size_t *len);
 unsigned char *read_file(const char *path, size_t *len);
 /* Writes a whole file; 0 or an exit code (reported). */
 int write_file(ctl_ctx *ctx, const char *path, const void *p, size_t n);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rvffs.h"
@@ -134,19 +133,10 @@ char *text_witness(rvf_view *v, size_t *len)
 	fputs("# type time action link\n", f);
 	for (size_t k = 0; k < rvf_view_witness_count(v); k++) {
 		const rvf_witness *w = rvf_view_witness(v, k);
-		time_t secs = (time_t)(w->timestamp_ns / 1000000000ull);
-		struct tm tm;
-		char stamp[40];
-		gmtime_r(&secs, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		bool zero = true;
-		for (int b = 0; b < 32; b++)
-			zero = zero && !w->prev_hash[b];
-		fprintf(f, "%s %s.%09lluZ %s %s\n",
-			rvf_witness_kind(w->type),
-			stamp, (unsigned long long)(w->timestamp_ns % 1000000000ull),
-			w->action,
-			w->links ? "linked" : zero ? "session-start" : "unlinked");
+		char stamp[RVF_WITNESS_TIME_SIZE];
+		rvf_witness_time(w, true, stamp);
+		fprintf(f, "%s %s %s %s\n", rvf_witness_kind(w->type), stamp, w->action,
+			rvf_witness_link(w));
 	}
 	return finish(f, &buf, len);
 }

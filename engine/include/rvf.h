@@ -584,6 +584,15 @@ typedef struct rvf_witness {
 
 size_t rvf_view_witness_count(const rvf_view *v);
 const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index);
+/* How an entry joins the chain: "linked" (prev_hash is the previous
+ * entry's hash), "session-start" (prev_hash is zero: the first entry of a
+ * session) or "unlinked". */
+const char *rvf_witness_link(const rvf_witness *w);
+/* Its time in UTC, "2024-06-11T08:30:00Z", with nanos
+ * "2024-06-11T08:30:00.123456789Z". */
+#define RVF_WITNESS_TIME_SIZE 48
+void rvf_witness_time(const rvf_witness *w, bool nanos,
+		      char out[RVF_WITNESS_TIME_SIZE]);
 
 /* Metadata of the vector `id` (persisted in META segments).  Returns the
  * number of fields; *fields points into the view. */
