@@ -71,6 +71,7 @@ TARGETS = {
     ("tools", "export_mount"): ("<=", 1.5, "ratio", None),
     ("tools", "mount_random"): ("<=", 0.25, "ratio", "1m"),
     ("tools", "random_vs_sequential"): ("<=", 1.2, "ratio", "1m"),
+    ("tools", "cat_segments_warm"): (">=", 0.8, "ratio", None),
     ("reads", "tar_warm"): (">=", 0.8, "ratio", None),
     ("compact", "compact_seconds"): ("<=", 1.0, "ratio", "1m"),
     # issue 15: cosine and IP codes at 384 dims
@@ -228,6 +229,7 @@ class Bench:
         self.codes_state = None
         cfg = SIZES[a.size]
         self.n = cfg["n"]
+        self.search_n = a.search_n or self.n
         self.nq = a.queries or cfg["queries"]
         self.reps_query = a.reps or cfg["reps_query"]
         self.reps = a.reps or cfg["reps"]
@@ -681,7 +683,7 @@ class Bench:
         Recall is against the float32 scan of the same store (-o
         codes=off), exact for every metric."""
         data = self.tmp / "data384"
-        run([self.bench_data, "--n", self.n, "--dim", SEARCH_DIM, "--queries", self.nq,
+        run([self.bench_data, "--n", self.search_n, "--dim", SEARCH_DIM, "--queries", self.nq,
              "--k", K, "--seed", self.a.seed, "--out", data, "--formats", "fvecs,npy"])
         lines = [f"k={K} {q}\n".encode()
                  for q in (data / "queries.txt").read_text().splitlines()]
@@ -695,7 +697,7 @@ class Bench:
                 run(["cp", data / "base.fvecs", mnt / "ingest" / "base.fvecs"])
                 # the commit of a large ingest ends after cp returns
                 t = time.perf_counter()
-                while int(self.status(mnt)["vectors"]) != self.n:
+                while int(self.status(mnt)["vectors"]) != self.search_n:
                     if time.perf_counter() - t > 600:
                         raise BenchError(f"search {metric}: ingest did not finish")
                     time.sleep(0.05)
@@ -733,7 +735,7 @@ class Bench:
                 + (f"; HNSW {res[metric]['ref_qps']:.0f} q/s, recall "
                    f"{res[metric]['ref_recall']:.3f}" if ref else ""))
         skipped = None if self.ref_query else "reference HNSW queries skipped"
-        size = f"{self.n // 1000}k x {SEARCH_DIM}"
+        size = f"{self.search_n // 1000}k x {SEARCH_DIM}"
         for metric in ("l2", "cosine", "ip"):
             r = res[metric]
             self.row("search", f"qps_{metric}", f"{metric} {size}: queries/s, one query per "
@@ -1070,7 +1072,8 @@ class Bench:
         store = self.rvffs_store
         plain = self.tmp / "plain-vectors"
         res = {k: [] for k in ("ls_first", "ls", "ls_plain", "find_cat", "find_cat_plain",
-                               "export_mount", "export_file", "cp_a")}
+                               "find_cat_again", "export_mount", "export_file", "cp_a",
+                               "cat_seg", "cat_file")}
         ls = "ls -l {} > /dev/null"
         find_cat = "cd {} && find . -type f | xargs cat > /dev/null"
         for r in range(self.reps_ls):
@@ -1084,10 +1087,12 @@ class Bench:
                 res["ls_plain"].append(timed_sh(ls.format(plain)))
                 res["find_cat"].append(timed_sh(find_cat.format(mnt / "vectors")))
                 res["find_cat_plain"].append(timed_sh(find_cat.format(plain)))
+                res["find_cat_again"].append(timed_sh(find_cat.format(mnt / "vectors")))
             finally:
                 self.unmount(mnt)
         shutil.rmtree(plain, ignore_errors=True)
         out = self.tmp / "export.jsonl"
+        cat_seg, cat_file = f"cat {mnt}/segments/* > /dev/null", f"cat {store} > /dev/null"
         self.mount(store, mnt)
         try:
             for r in range(self.reps):
@@ -1096,6 +1101,14 @@ class Bench:
                 res["export_file"].append(timed_sh(f"{self.rvfctl} export {store} -o {out}"))
                 if out.read_bytes() != mount_bytes:
                     self.notes.append("tools: export of the mount differs from export of the file")
+            # warm reads: the segments in FUSE's page cache, the store in
+            # the disk's, one after the other so a change of load hits both
+            seg_bytes = sum(p.stat().st_size for p in (mnt / "segments").iterdir())
+            timed_sh(cat_seg)
+            timed_sh(cat_file)
+            for r in range(self.reps):
+                res["cat_seg"].append(timed_sh(cat_seg))
+                res["cat_file"].append(timed_sh(cat_file))
         finally:
             self.unmount(mnt)
         out.unlink(missing_ok=True)
@@ -1109,10 +1122,17 @@ class Bench:
         self.row("tools", "find_cat", "`find vectors -type f | xargs cat` vs the plain "
                  "directory", "ms", ms("find_cat"), ms("find_cat_plain"), "lower",
                  base="plain directory", note=ls_note)
+        self.row("tools", "find_cat_again", "`find vectors -type f | xargs cat` again (kernel "
+                 "caches) vs the plain directory", "ms", ms("find_cat_again"),
+                 ms("find_cat_plain"), "lower", base="plain directory", note=ls_note)
         self.row("tools", "cp_a", "`cp -a MNT/vectors DIR`", "ms", ms("cp_a"), None, "lower",
                  compare=False, note=ls_note)
         self.row("tools", "export_mount", "`rvfctl export MNT` vs `rvfctl export STORE`", "ms",
                  ms("export_mount"), ms("export_file"), "lower", base="store file")
+        mbps = lambda key, n: n / median(res[key]) / 1e6  # noqa: E731
+        self.row("tools", "cat_segments_warm", "`cat segments/*` vs `cat STORE`, warm", "MB/s",
+                 mbps("cat_seg", seg_bytes), mbps("cat_file", store.stat().st_size), "higher",
+                 base="store file")
 
         # mount with ids in random order: both stores written by the reference
         rand = self.tmp / "ref-random-ids.rvf"
@@ -1184,7 +1204,8 @@ class Bench:
 
     def document(self):
         return dict(
-            size=self.a.size, n=self.n, dim=DIM, queries=self.nq, k=K, seed=self.a.seed,
+            size=self.a.size, n=self.n, search_n=self.search_n, dim=DIM, queries=self.nq,
+            k=K, seed=self.a.seed,
             reps=dict(query=self.reps_query, ingest=self.reps_ingest, other=self.reps,
                       ls=self.reps_ls),
             reference="@ruvector/rvf-node 0.2.3 (tests/interop/node_modules), in-process in node",
@@ -1276,6 +1297,9 @@ def main():
     ap.add_argument("--reps", type=int, help="repetitions of every measurement")
     ap.add_argument("--queries", type=int, help="number of queries (default 200)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--search-n", type=int, metavar="N",
+                    help="rows of the search workload (default: the size's; the test suite "
+                         "checks its figures at a few thousand)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     g = ap.add_mutually_exclusive_group()

@@ -13,17 +13,11 @@ int cmd_verify_attestation(ctl_ctx *ctx, int argc, char **argv)
 	if (argc != 2)
 		return ctl_usage_error(ctx, "verify-attestation needs STORE");
 	const char *path = argv[1];
-	/* A mounted store: read its file (read-only; the daemon keeps the lock). */
-	char *file = mnt_detect(path) ? mnt_store_path(path) : strdup(path);
-	if (!file)
-		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s: cannot find the store file", path);
 	rvf_store *s;
+	int orc = mnt_open_file_read_only(ctx, path, &s, NULL);
+	if (orc)
+		return orc;
 	rvf_error err;
-	if (rvf_store_open(file, RVF_OPEN_READ_ONLY, &s, &err) != RVF_OK) {
-		free(file);
-		return ctl_report(ctx, path, &err);
-	}
-	free(file);
 	rvf_view *v = rvf_store_view(s);
 	rvf_attestation a;
 	rvf_code rc = rvf_view_verify_attestation(v, &a, &err);

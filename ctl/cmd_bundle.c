@@ -216,25 +216,27 @@ static int wasm_file(ctl_ctx *ctx, const char *path, const char *out, const char
 		if (want && strcmp(want, w.name))
 			continue;
 		found = true;
-		if (!w.hash_ok) {
-			rc = ctl_fail(ctx, EXIT_REFUSED, NULL,
-				      "%s: WASM segment at offset %llu is damaged (content hash mismatch)",
-				      path, (unsigned long long)w.segment->offset);
+		rvf_error err;
+		unsigned char *mod;
+		size_t mlen;
+		if (rvf_view_wasm_module(v, i, &mod, &mlen, &err) != RVF_OK) {
+			rc = ctl_report(ctx, path, &err);
 			break;
 		}
 		char *o = NULL;
 		if (ofd >= 0) {
-			int e = write_under(ofd, w.name, w.bytecode, w.bytecode_len);
+			int e = write_under(ofd, w.name, mod, mlen);
 			if (e)
 				rc = ctl_fail(ctx, ctl_errno_exit(e), NULL, "%s/%s: %s", out, w.name,
 					      strerror(e));
 			if (asprintf(&o, "%s/%s", out, w.name) < 0)
 				o = NULL;
 		} else {
-			rc = write_file(ctx, out, w.bytecode, w.bytecode_len);
+			rc = write_file(ctx, out, mod, mlen);
 		}
+		free(mod);
 		if (!rc)
-			report_add(files, w.name, o ? o : out, w.bytecode_len);
+			report_add(files, w.name, o ? o : out, mlen);
 		free(o);
 	}
 	if (!rc && want && !found)

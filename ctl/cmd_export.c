@@ -1,11 +1,12 @@
-/* rvfctl export: every visible vector (with metadata in jsonl/json).
+/* rvfctl export: every visible vector (with metadata in jsonl/json), as
+ * jsonl, json, csv, fvecs or npy; --ids FILE also writes the ids, one a
+ * line in row order (fvecs and npy have none).
  *
  * On a mount point the store file is read directly when the caller may
  * read it (export_mounted_file); otherwise the vectors are read from
- * MNT/vectors/ID and their
- * metadata from the user.rvf.meta.* xattrs; the tree keeps no value types,
- * so a value that reads as a JSON number or boolean is written as one and
- * anything else as a string. */
+ * MNT/vectors/ID and their metadata from the user.rvf.meta.* xattrs, whose
+ * text carries the value's type (rvf_value_text), so both doors give the
+ * same bytes. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,39 +18,11 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "meta_print.h"
 #include "mount.h"
 #include "progress.h"
 
-enum format { F_JSONL, F_JSON, F_CSV, F_FVECS };
-
-static void print_json_string(FILE *f, const char *p, size_t n)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void print_value(FILE *f, const rvf_value *v)
-{
-	switch (v->type) {
-	case RVF_VALUE_STRING:
-	case RVF_VALUE_BYTES:
-		print_json_string(f, v->u.str.ptr, v->u.str.len);
-		break;
-	case RVF_VALUE_I64: fprintf(f, "%lld", (long long)v->u.i64); break;
-	case RVF_VALUE_U64: fprintf(f, "%llu", (unsigned long long)v->u.u64); break;
-	case RVF_VALUE_F64: fprintf(f, "%.17g", v->u.f64); break;
-	case RVF_VALUE_BOOL: fputs(v->u.b ? "true" : "false", f); break;
-	}
-}
+enum format { F_JSONL, F_JSON, F_CSV, F_FVECS, F_NPY };
 
 static void print_record(FILE *f, const rvf_meta_field *m, size_t n,
 			 uint64_t id, const float *vec, uint32_t dim)
@@ -62,15 +35,8 @@ static void print_record(FILE *f, const rvf_meta_field *m, size_t n,
 	}
 	fputc(']', f);
 	if (n) {
-		fputs(",\"metadata\":{", f);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				fputc(',', f);
-			print_json_string(f, m[i].name, strlen(m[i].name));
-			fputc(':', f);
-			print_value(f, &m[i].value);
-		}
-		fputc('}', f);
+		fputs(",\"metadata\":", f);
+		print_meta_object(f, m, n);
 	}
 	fputc('}', f);
 }
@@ -99,18 +65,37 @@ static void put_row(FILE *f, enum format fmt, const rvf_meta_field *m, size_t nm
 		fwrite(vec, 4, dim, f);
 		break;
 	}
+	case F_NPY:
+		fwrite(vec, 4, dim, f);
+		break;
 	}
+}
+
+/* The .npy header for rows x dim little-endian float32 (version 1.0), padded
+ * to 128 bytes so it can be rewritten in place with another row count. */
+#define NPY_HEADER 128
+static void npy_header(FILE *f, uint64_t rows, uint32_t dim)
+{
+	char h[NPY_HEADER + 1];
+	int n = snprintf(h, sizeof(h), "\x93NUMPY%c%c%c%c{'descr': '<f4', "
+			 "'fortran_order': False, 'shape': (%llu, %u), }",
+			 1, 0, NPY_HEADER - 10, 0, (unsigned long long)rows, dim);
+	memset(h + n, ' ', (size_t)(NPY_HEADER - 1 - n));
+	h[NPY_HEADER - 1] = '\n';
+	fwrite(h, 1, NPY_HEADER, f);
 }
 
 /* Every visible vector of view v. */
 static int export_view(ctl_ctx *ctx, rvf_view *v, enum format fmt, FILE *f,
-		       uint64_t *rows)
+		       FILE *idf, uint64_t *rows)
 {
 	int rc = 0;
 	const rvf_info *info = rvf_view_info(v);
 	uint32_t dim = info->dimension;
 	float *vec = malloc(4 * (size_t)dim + 4);
 	progress bar;
+	if (fmt == F_NPY)
+		npy_header(f, info->visible, dim);
 	progress_begin(&bar, "export", info->visible, false);
 	for (size_t i = 0; vec && i < info->visible; i++) {
 		uint64_t id = rvf_view_id_at(v, i);
@@ -118,6 +103,8 @@ static int export_view(ctl_ctx *ctx, rvf_view *v, enum format fmt, FILE *f,
 		const rvf_meta_field *m;
 		size_t nm = rvf_view_metadata(v, id, &m);
 		put_row(f, fmt, m, nm, id, vec, dim, i + 1 == info->visible);
+		if (idf)
+			fprintf(idf, "%llu\n", (unsigned long long)id);
 		progress_update(&bar, i + 1);
 	}
 	progress_end(&bar);
@@ -129,14 +116,14 @@ static int export_view(ctl_ctx *ctx, rvf_view *v, enum format fmt, FILE *f,
 }
 
 static int export_store(ctl_ctx *ctx, const char *path, enum format fmt,
-			FILE *f, uint64_t *rows)
+			FILE *f, FILE *idf, uint64_t *rows)
 {
 	rvf_store *s;
 	int rc = ctl_open(ctx, path, false, &s);
 	if (rc)
 		return rc;
 	rvf_view *v = rvf_store_view(s);
-	rc = export_view(ctx, v, fmt, f, rows);
+	rc = export_view(ctx, v, fmt, f, idf, rows);
 	rvf_view_release(v);
 	rvf_store_close(s);
 	return rc;
@@ -147,7 +134,7 @@ static int export_store(ctl_ctx *ctx, const char *path, enum format fmt,
  * epoch, size and count in `status`).  -1 when it could not be used: the
  * caller then reads the tree. */
 static int export_mounted_file(ctl_ctx *ctx, const char *mnt, enum format fmt,
-			       FILE *f, uint64_t *rows)
+			       FILE *f, FILE *idf, uint64_t *rows)
 {
 	/* Changes made through the tree become durable (and so in the file)
 	 * at fsync of the mount, as after `sync MNT`.  If that fails (the
@@ -169,7 +156,7 @@ static int export_mounted_file(ctl_ctx *ctx, const char *mnt, enum format fmt,
 		if (i->epoch == kv_u64(st, "epoch") && i->visible == kv_u64(st, "vectors") &&
 		    i->file_size == kv_u64(st, "file_size") &&
 		    i->dimension == kv_u64(st, "dimension"))
-			rc = export_view(ctx, v, fmt, f, rows);
+			rc = export_view(ctx, v, fmt, f, idf, rows);
 		rvf_view_release(v);
 		rvf_store_close(s);
 	}
@@ -219,80 +206,8 @@ static uint64_t *list_ids(const char *mnt, size_t *n)
 	return ids;
 }
 
-/* A metadata value from its xattr text (see the comment at the top). */
-static void text_value(char *text, size_t len, rvf_value *out)
-{
-	json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
-	if (json_is_integer(j)) {
-		out->type = RVF_VALUE_I64;
-		out->u.i64 = json_integer_value(j);
-	} else if (json_is_real(j)) {
-		out->type = RVF_VALUE_F64;
-		out->u.f64 = json_real_value(j);
-	} else if (json_is_boolean(j)) {
-		out->type = RVF_VALUE_BOOL;
-		out->u.b = json_is_true(j);
-	} else {
-		out->type = RVF_VALUE_STRING;
-		out->u.str.ptr = text;
-		out->u.str.len = len;
-	}
-	json_decref(j);
-}
-
-#define META_PREFIX "user.rvf.meta."
-
-/* The metadata of one vector file, read from its xattrs. */
-typedef struct meta_list {
-	char *names;            /* listxattr's buffer: fields point into it */
-	char **values;          /* value texts, one per field */
-	rvf_meta_field *fields;
-	size_t n;
-} meta_list;
-
-static void meta_free(meta_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->values[i]);
-	free(l->values);
-	free(l->fields);
-	free(l->names);
-	memset(l, 0, sizeof(*l));
-}
-
-static void meta_read(const char *path, meta_list *l)
-{
-	memset(l, 0, sizeof(*l));
-	ssize_t ln = listxattr(path, NULL, 0);
-	if (ln <= 0 || !(l->names = malloc((size_t)ln)) ||
-	    (ln = listxattr(path, l->names, (size_t)ln)) <= 0)
-		return;
-	size_t count = 0, plen = strlen(META_PREFIX);
-	for (char *p = l->names; p < l->names + ln; p += strlen(p) + 1)
-		count += !strncmp(p, META_PREFIX, plen);
-	l->values = calloc(count + 1, sizeof(char *));
-	l->fields = calloc(count + 1, sizeof(rvf_meta_field));
-	if (!l->values || !l->fields)
-		return;
-	for (char *p = l->names; p < l->names + ln && l->n < count; p += strlen(p) + 1) {
-		if (strncmp(p, META_PREFIX, plen))
-			continue;
-		ssize_t vl = getxattr(path, p, NULL, 0);
-		char *val = vl >= 0 ? malloc((size_t)vl + 1) : NULL;
-		if (!val || (vl = getxattr(path, p, val, (size_t)vl)) < 0) {
-			free(val);
-			continue;
-		}
-		val[vl] = '\0';
-		l->values[l->n] = val;
-		l->fields[l->n].name = p + plen;
-		text_value(val, (size_t)vl, &l->fields[l->n].value);
-		l->n++;
-	}
-}
-
 static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
-			FILE *f, uint64_t *rows)
+			FILE *f, FILE *idf, uint64_t *rows)
 {
 	json_t *st;
 	int rc = mnt_status(ctx, mnt, &st);
@@ -306,6 +221,8 @@ static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
 		return ctl_fail(ctx, EXIT_IO, NULL, "%s/vectors: %s", mnt, strerror(errno));
 	float *vec = malloc(4 * (size_t)dim + 4);
 	progress bar;
+	if (fmt == F_NPY)
+		npy_header(f, n, dim);
 	progress_begin(&bar, "export", n, false);
 	*rows = 0;
 	for (size_t i = 0; vec && i < n && !rc; i++) {
@@ -331,20 +248,32 @@ static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
 		memcpy(vec, parsed, 4 * (size_t)dim);
 		free(parsed);
 		char *path = NULL;
-		meta_list ml = { 0 };
+		mnt_meta ml = { 0 };
 		if ((fmt == F_JSON || fmt == F_JSONL) &&
 		    asprintf(&path, "%s/%s", mnt, name) > 0) {
-			meta_read(path, &ml);
+			mnt_meta_read(path, &ml);
 			free(path);
 		}
 		put_row(f, fmt, ml.fields, ml.n, ids[i], vec, dim, i + 1 == n);
-		meta_free(&ml);
+		if (idf)
+			fprintf(idf, "%llu\n", (unsigned long long)ids[i]);
+		mnt_meta_free(&ml);
 		(*rows)++;
 		progress_update(&bar, i + 1);
 	}
 	progress_end(&bar);
 	if (!vec && !rc)
 		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+	/* Vectors deleted while we listed: the header's row count is wrong. */
+	if (!rc && fmt == F_NPY && *rows != n) {
+		if (fseek(f, 0, SEEK_SET) == 0) {
+			npy_header(f, *rows, dim);
+			fseek(f, 0, SEEK_END);
+		} else {
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "%zu vectors went away during the npy export; export to a file (-o) or again",
+				      n - (size_t)*rows);
+		}
+	}
 	free(vec);
 	free(ids);
 	return rc;
@@ -355,11 +284,12 @@ int cmd_export(ctl_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "ids", required_argument, NULL, 'i' },
 		{ 0 },
 	};
-	static const char *names[] = { "jsonl", "json", "csv", "fvecs" };
+	static const char *names[] = { "jsonl", "json", "csv", "fvecs", "npy" };
 	enum format fmt = F_JSONL;
-	const char *out_path = NULL;
+	const char *out_path = NULL, *ids_path = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
@@ -369,9 +299,11 @@ int cmd_export(ctl_ctx *ctx, int argc, char **argv)
 			else if (!strcmp(optarg, "json")) fmt = F_JSON;
 			else if (!strcmp(optarg, "csv")) fmt = F_CSV;
 			else if (!strcmp(optarg, "fvecs")) fmt = F_FVECS;
-			else return ctl_usage_error(ctx, "unknown format '%s' (jsonl, json, csv or fvecs)", optarg);
+			else if (!strcmp(optarg, "npy")) fmt = F_NPY;
+			else return ctl_usage_error(ctx, "unknown format '%s' (jsonl, json, csv, fvecs or npy)", optarg);
 			break;
 		case 'o': out_path = optarg; break;
+		case 'i': ids_path = optarg; break;
 		default: return EXIT_USAGE;
 		}
 	}
@@ -379,16 +311,27 @@ int cmd_export(ctl_ctx *ctx, int argc, char **argv)
 		return ctl_usage_error(ctx, "export needs STORE");
 	const char *path = argv[optind];
 	bool mounted = mnt_detect(path);
-	FILE *f = out_path ? fopen(out_path, "wb") : stdout;
+	if (fmt == F_NPY && !out_path && isatty(STDOUT_FILENO))
+		return ctl_usage_error(ctx, "npy is binary: give -o FILE or redirect stdout");
+	FILE *f = out_path ? fopen(out_path, "w+b") : stdout;
 	if (!f)
 		return ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", out_path, strerror(errno));
+	FILE *idf = ids_path ? fopen(ids_path, "w") : NULL;
+	if (ids_path && !idf) {
+		int e = errno;
+		if (out_path) {
+			fclose(f);
+			unlink(out_path);
+		}
+		return ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", ids_path, strerror(e));
+	}
 	if (fmt == F_JSON)
 		fputs("[\n", f);
 	uint64_t rows = 0;
-	int rc = mounted ? export_mounted_file(ctx, path, fmt, f, &rows) :
-		 export_store(ctx, path, fmt, f, &rows);
+	int rc = mounted ? export_mounted_file(ctx, path, fmt, f, idf, &rows) :
+		 export_store(ctx, path, fmt, f, idf, &rows);
 	if (mounted && rc == -1)
-		rc = export_mount(ctx, path, fmt, f, &rows);
+		rc = export_mount(ctx, path, fmt, f, idf, &rows);
 	if (fmt == F_JSON)
 		fputs("]\n", f);
 	if (fflush(f) != 0 || (out_path && fclose(f) != 0)) {
@@ -396,8 +339,12 @@ int cmd_export(ctl_ctx *ctx, int argc, char **argv)
 			rc = ctl_fail(ctx, EXIT_IO, NULL, "%s: %s",
 				      out_path ? out_path : "stdout", strerror(errno));
 	}
+	if (idf && fclose(idf) != 0 && !rc)
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "%s: %s", ids_path, strerror(errno));
 	if (rc && out_path)
 		unlink(out_path); /* no half export left behind */
+	if (rc && ids_path)
+		unlink(ids_path);
 	/* The data is the output; --json adds a summary only when it does
 	 * not go to stdout. */
 	if (!rc && ctx->json && out_path)

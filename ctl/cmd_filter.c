@@ -136,18 +136,11 @@ static int filtered_branch(ctl_ctx *ctx, const char *path, const char *out,
 {
 	if (mnt_detect(out))
 		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s is a mounted store; OUT must be a new file", out);
-	char *store = mnt_detect(path) ? mnt_store_path(path) : strdup(path);
-	if (!store)
-		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s: cannot find the store file", path);
 	rvf_store *p, *child;
+	int rc = mnt_open_file_read_only(ctx, path, &p, NULL);
+	if (rc)
+		return rc;
 	rvf_error err;
-	int rc = 0;
-	/* Read-only: a mounted store's daemon keeps its lock. */
-	if (rvf_store_open(store, RVF_OPEN_READ_ONLY, &p, &err) != RVF_OK) {
-		free(store);
-		return ctl_report(ctx, path, &err);
-	}
-	free(store);
 	if (rvf_store_branch(p, out, &child, &err) != RVF_OK) {
 		rc = ctl_report(ctx, out, &err);
 	} else {

@@ -1,4 +1,6 @@
-/* rvfctl ingest: add vectors from files; each file is one atomic commit.
+/* rvfctl ingest: add vectors from files; each file is one atomic commit,
+ * in order, stopping at the first that fails.  "-" is standard input
+ * (--format names its format).
  *
  * On a mount point each file is checked here first (so bad input is
  * reported with its line, and the row count is known), then copied into
@@ -6,6 +8,7 @@
  * closed, and close() returns the commit's result. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,59 @@ static rvf_code parse(int fd, const char *name, rvf_import_format fmt,
 	return c;
 }
 
+/* --format: the format of every FILE (and of "-"), else their extensions. */
+static bool have_format;
+static rvf_import_format forced_format;
+
+static rvf_import_format format_of(const char *file)
+{
+	rvf_import_format fmt = RVF_IMPORT_CSV;
+	if (have_format)
+		return forced_format;
+	rvf_import_format_from_name(file, &fmt);
+	return fmt;
+}
+
+/* FILE opened for reading; "-" is standard input, spooled into an
+ * unlinked temporary file when it must be read twice (a mount: checked,
+ * then copied). */
+static int open_input(const char *file, bool twice)
+{
+	if (strcmp(file, "-"))
+		return open(file, O_RDONLY | O_CLOEXEC);
+	if (!twice)
+		return dup(STDIN_FILENO);
+	FILE *tmp = tmpfile();
+	if (!tmp)
+		return -1;
+	char buf[1 << 16];
+	ssize_t r;
+	while ((r = read(STDIN_FILENO, buf, sizeof(buf))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || fwrite(buf, 1, (size_t)r, tmp) != (size_t)r) {
+			int e = errno;
+			fclose(tmp);
+			errno = e;
+			return -1;
+		}
+	}
+	int fd = fflush(tmp) == 0 ? dup(fileno(tmp)) : -1;
+	fclose(tmp);
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* The name shown for FILE and given to MNT/ingest/: stdin.FORMAT for "-". */
+static const char *display_name(const char *file, char buf[32])
+{
+	if (strcmp(file, "-"))
+		return file;
+	snprintf(buf, 32, "stdin.%s", rvf_import_format_name(format_of(file)));
+	return buf;
+}
+
 static int ingest_store(ctl_ctx *ctx, const char *path, int nfiles,
 			char **files, json_t *done)
 {
@@ -66,12 +122,13 @@ static int ingest_store(ctl_ctx *ctx, const char *path, int nfiles,
 	uint32_t dim = rvf_view_info(v0)->dimension;
 	rvf_view_release(v0);
 	for (int i = 0; i < nfiles && !rc; i++) {
-		const char *file = files[i];
-		rvf_import_format fmt;
-		rvf_import_format_from_name(file, &fmt);
-		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		char nb[32];
+		const char *file = display_name(files[i], nb);
+		rvf_import_format fmt = format_of(files[i]);
+		int fd = open_input(files[i], false);
 		if (fd < 0) {
-			rc = ctl_fail(ctx, EXIT_IO, json_pack("{s:O}", "committed", done),
+			rc = ctl_fail(ctx, EXIT_IO, json_pack("{s:s,s:O}", "file", file,
+							      "committed", done),
 				      "%s: %s", file, strerror(errno));
 			break;
 		}
@@ -102,7 +159,7 @@ static int ingest_store(ctl_ctx *ctx, const char *path, int nfiles,
 			printf("%s: %llu vectors committed (epoch %u)\n", file,
 			       (unsigned long long)rows, info.epoch);
 	}
-	rvf_store_close(s);
+	ctl_close_written(ctx, path, s);
 	return rc;
 }
 
@@ -173,12 +230,13 @@ static int ingest_mount(ctl_ctx *ctx, const char *mnt, int nfiles,
 	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
 	json_decref(st);
 	for (int i = 0; i < nfiles && !rc; i++) {
-		const char *file = files[i];
-		rvf_import_format fmt;
-		rvf_import_format_from_name(file, &fmt);
-		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		char nb[32];
+		const char *file = display_name(files[i], nb);
+		rvf_import_format fmt = format_of(files[i]);
+		int fd = open_input(files[i], true);
 		if (fd < 0) {
-			rc = ctl_fail(ctx, EXIT_IO, json_pack("{s:O}", "committed", done),
+			rc = ctl_fail(ctx, EXIT_IO, json_pack("{s:s,s:O}", "file", file,
+							      "committed", done),
 				      "%s: %s", file, strerror(errno));
 			break;
 		}
@@ -208,20 +266,74 @@ static int ingest_mount(ctl_ctx *ctx, const char *mnt, int nfiles,
 	return rc;
 }
 
+/* After a failure: which files are in the store and which are not. */
+static void report_stop(json_t *done, int nfiles, char **files)
+{
+	size_t ok = json_array_size(done), i;
+	json_t *f;
+	if (!ok && nfiles == 1)
+		return; /* "nothing committed" said it all */
+	fprintf(stderr, "rvfctl: committed: ");
+	if (!ok)
+		fprintf(stderr, "none");
+	json_array_foreach(done, i, f)
+		fprintf(stderr, "%s%s (%lld vectors)", i ? ", " : "",
+			json_string_value(json_object_get(f, "file")),
+			(long long)json_integer_value(json_object_get(f, "rows")));
+	fprintf(stderr, "; not committed: ");
+	for (int k = (int)ok; k < nfiles; k++) {
+		char nb[32];
+		fprintf(stderr, "%s%s%s", k > (int)ok ? ", " : "",
+			display_name(files[k], nb), k == (int)ok ? " (failed)" : " (not tried)");
+	}
+	fputc('\n', stderr);
+}
+
 int cmd_ingest(ctl_ctx *ctx, int argc, char **argv)
 {
-	if (argc < 3)
-		return ctl_usage_error(ctx, "ingest needs STORE and at least one FILE");
-	for (int i = 2; i < argc; i++) {
-		rvf_import_format fmt;
-		if (!rvf_import_format_from_name(argv[i], &fmt))
-			return ctl_usage_error(ctx, "%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)",
-					       argv[i]);
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ 0 },
+	};
+	int c, nstdin = 0;
+	have_format = false;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char name[40];
+		switch (c) {
+		case 'f':
+			snprintf(name, sizeof(name), "x.%s", optarg);
+			if (strlen(optarg) > 8 ||
+			    !rvf_import_format_from_name(name, &forced_format))
+				return ctl_usage_error(ctx, "--format %s: unknown (csv tsv txt jsonl ndjson json fvecs npy f32)",
+						       optarg);
+			have_format = true;
+			break;
+		default: return EXIT_USAGE;
+		}
 	}
+	if (argc - optind < 2)
+		return ctl_usage_error(ctx, "ingest needs STORE and at least one FILE (\"-\": standard input, with --format)");
+	char *store = argv[optind];
+	char **files = argv + optind + 1;
+	int nfiles = argc - optind - 1;
+	for (int i = 0; i < nfiles; i++) {
+		rvf_import_format fmt;
+		nstdin += !strcmp(files[i], "-");
+		if (!strcmp(files[i], "-") && !have_format)
+			return ctl_usage_error(ctx, "-: standard input needs --format (csv tsv txt jsonl ndjson json fvecs npy f32)");
+		if (!have_format && !rvf_import_format_from_name(files[i], &fmt))
+			return ctl_usage_error(ctx, "%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32, or --format)",
+					       files[i]);
+	}
+	if (nstdin > 1)
+		return ctl_usage_error(ctx, "standard input (\"-\") can be given once");
 	json_t *done = json_array();
-	bool mounted = mnt_detect(argv[1]);
-	int rc = mounted ? ingest_mount(ctx, argv[1], argc - 2, argv + 2, done) :
-		 ingest_store(ctx, argv[1], argc - 2, argv + 2, done);
+	bool mounted = mnt_detect(store);
+	int rc = mounted ? ingest_mount(ctx, store, nfiles, files, done) :
+		 ingest_store(ctx, store, nfiles, files, done);
+	if (rc && !ctx->json)
+		report_stop(done, nfiles, files);
 	if (!rc && ctx->json) {
 		json_int_t rows = 0;
 		size_t i;

@@ -180,6 +180,16 @@ static int extract_mount(ctl_ctx *ctx, const char *mnt, const char *name,
 	return rc;
 }
 
+/* An xattr of MNT/kernel as a string ("" when absent). */
+static char *kernel_attr(const char *mnt, const char *name)
+{
+	char path[4096], buf[4096];
+	snprintf(path, sizeof(path), "%s/kernel", mnt);
+	ssize_t n = getxattr(path, name, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return strdup(buf);
+}
+
 int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv)
 {
 	if (argc != 3)
@@ -187,28 +197,46 @@ int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv)
 	const char *path = argv[1], *out = argv[2];
 	size_t len = 0;
 	int rc;
+	/* What else the header and layout say, for --json and the summary. */
+	char *cmdline = NULL, *layout = NULL, *comp = NULL;
 	if (mnt_detect(path)) {
 		rc = extract_mount(ctx, path, "kernel", out, &len);
+		if (!rc) {
+			cmdline = kernel_attr(path, "user.rvf.kernel.cmdline");
+			layout = kernel_attr(path, "user.rvf.kernel.layout");
+			comp = kernel_attr(path, "user.rvf.kernel.compression");
+		}
 	} else {
 		rvf_store *s;
 		if ((rc = ctl_open(ctx, path, false, &s)))
 			return rc;
 		rvf_view *v = rvf_store_view(s);
 		rvf_error err;
+		rvf_kernel_info k;
 		unsigned char *img;
-		if (rvf_view_kernel_image(v, &img, &len, NULL, &err) != RVF_OK) {
+		if (rvf_view_kernel_image(v, &img, &len, &cmdline, &err) != RVF_OK) {
 			rc = ctl_report(ctx, path, &err);
 		} else {
 			rc = write_file(ctx, out, img, len);
 			free(img);
+			rvf_view_kernel(v, &k);
+			layout = strdup(k.layout_name);
+			comp = strdup(k.compression_name);
 		}
 		rvf_view_release(v);
 		rvf_store_close(s);
 	}
 	if (!rc && ctx->json)
-		ctl_print_json(json_pack("{s:s,s:I}", "output", out, "bytes", (json_int_t)len));
+		ctl_print_json(json_pack("{s:s,s:I,s:s,s:s,s:s}", "output", out,
+					 "bytes", (json_int_t)len, "cmdline", cmdline ? cmdline : "",
+					 "layout", layout ? layout : "", "compression",
+					 comp ? comp : ""));
 	else if (!rc)
-		printf("%zu bytes written to %s\n", len, out);
+		printf("%zu bytes written to %s (layout %s, compression %s, cmdline \"%s\")\n",
+		       len, out, layout ? layout : "?", comp ? comp : "?", cmdline ? cmdline : "");
+	free(cmdline);
+	free(layout);
+	free(comp);
 	return rc;
 }
 

@@ -116,15 +116,12 @@ int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (!path)
 		return ctl_usage_error(ctx, "launch needs STORE");
-	char *file = mnt_detect(path) ? mnt_store_path(path) : strdup(path);
-	if (!file)
-		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s: cannot find the store file", path);
+	char *file;
 	rvf_store *s;
+	int orc = mnt_open_file_read_only(ctx, path, &s, &file);
+	if (orc)
+		return orc;
 	rvf_error err;
-	if (rvf_store_open(file, RVF_OPEN_READ_ONLY, &s, &err) != RVF_OK) {
-		free(file);
-		return ctl_report(ctx, path, &err);
-	}
 	rvf_view *v = rvf_store_view(s);
 	rvf_kernel_info k = { 0 };
 	unsigned char *img = NULL;

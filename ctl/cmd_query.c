@@ -1,4 +1,5 @@
-/* rvfctl query: exact k nearest neighbours of one vector.
+/* rvfctl query: exact k nearest neighbours of one vector; --meta adds each
+ * hit's metadata (a JSON object after the distance, or "metadata" in --json).
  *
  * On a mount point the request goes to MNT/query as one JSON line and the
  * results are read back on the same descriptor, as the query file's
@@ -12,27 +13,57 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "meta_print.h"
 #include "mount.h"
 
-static void print_hits(ctl_ctx *ctx, const rvf_hit *hits, size_t count)
+/* Where --meta finds a hit's fields: the store's view, or the vector files
+ * of a mount (their xattrs). */
+typedef struct meta_src {
+	const rvf_view *view;
+	const char *mnt;
+} meta_src;
+
+static void print_hits(ctl_ctx *ctx, const rvf_hit *hits, size_t count,
+		       const meta_src *ms)
 {
-	if (ctx->json) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < count; i++)
-			json_array_append_new(arr, json_pack("{s:o,s:o}", "id",
-				json_id(hits[i].id), "distance", json_float(hits[i].distance)));
-		ctl_print_json(json_pack("{s:o}", "results", arr));
-		return;
-	}
+	json_t *arr = ctx->json ? json_array() : NULL;
 	for (size_t i = 0; i < count; i++) {
-		printf("%llu ", (unsigned long long)hits[i].id);
-		print_float(stdout, hits[i].distance);
-		putchar('\n');
+		const rvf_meta_field *m = NULL;
+		size_t nm = 0;
+		mnt_meta ml = { 0 };
+		char *path = NULL;
+		if (ms && ms->view) {
+			nm = rvf_view_metadata(ms->view, hits[i].id, &m);
+		} else if (ms && asprintf(&path, "%s/vectors/%llu", ms->mnt,
+					  (unsigned long long)hits[i].id) > 0) {
+			mnt_meta_read(path, &ml);
+			m = ml.fields;
+			nm = ml.n;
+		}
+		if (arr) {
+			json_t *o = json_pack("{s:o,s:o}", "id", json_id(hits[i].id),
+					      "distance", json_float(hits[i].distance));
+			if (ms)
+				json_object_set_new(o, "metadata", meta_json(m, nm));
+			json_array_append_new(arr, o);
+		} else {
+			printf("%llu ", (unsigned long long)hits[i].id);
+			print_float(stdout, hits[i].distance);
+			if (ms) {
+				putchar(' ');
+				print_meta_object(stdout, m, nm);
+			}
+			putchar('\n');
+		}
+		mnt_meta_free(&ml);
+		free(path);
 	}
+	if (arr)
+		ctl_print_json(json_pack("{s:o}", "results", arr));
 }
 
 static int query_store(ctl_ctx *ctx, const char *path, const float *q, long n,
-		       uint32_t k, const rvf_filter *f, uint32_t threads)
+		       uint32_t k, const rvf_filter *f, uint32_t threads, bool meta)
 {
 	rvf_store *s;
 	int rc = ctl_open(ctx, path, false, &s);
@@ -60,7 +91,8 @@ static int query_store(ctl_ctx *ctx, const char *path, const float *q, long n,
 		rc = ctl_report(ctx, path, &err);
 		goto out;
 	}
-	print_hits(ctx, hits, count);
+	meta_src ms = { .view = v };
+	print_hits(ctx, hits, count, meta ? &ms : NULL);
 out:
 	free(hits);
 	rvf_view_release(v);
@@ -103,7 +135,7 @@ bad:
 }
 
 static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
-		       uint32_t k, const char *filter_json)
+		       uint32_t k, const char *filter_json, bool meta)
 {
 	json_t *st;
 	int rc = mnt_status(ctx, mnt, &st);
@@ -148,34 +180,14 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 	free(msg);
 	free(line);
 	/* Results come back on the descriptor that wrote the request. */
-	size_t cap = 1 << 16, got = 0;
-	char *text = e ? NULL : malloc(cap);
-	while (text) {
-		if (got + 1 >= cap) {
-			char *g = realloc(text, cap *= 2);
-			if (!g) {
-				free(text);
-				text = NULL;
-				e = ENOMEM;
-				break;
-			}
-			text = g;
-		}
-		ssize_t r = read(fd, text + got, cap - got - 1);
-		if (r < 0) {
-			e = errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
+	char *text = e ? NULL : read_fd(fd, NULL);
+	if (!e && !text)
+		e = errno;
 	if (fd >= 0 && close(fd) != 0 && !e)
 		e = errno;
 	rvf_hit *hits = NULL;
 	size_t count = 0;
 	if (!e && text) {
-		text[got] = '\0';
 		if (!parse_results(text, &hits, &count))
 			e = EBADMSG;
 	}
@@ -186,7 +198,8 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 			      why ? why : strerror(e));
 		free(why);
 	} else {
-		print_hits(ctx, hits, count);
+		meta_src ms = { .mnt = mnt };
+		print_hits(ctx, hits, count, meta ? &ms : NULL);
 	}
 	free(hits);
 	free(path);
@@ -196,36 +209,7 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 /* Reads all of path ("-": standard input); NULL on error (errno). */
 static char *read_all(const char *path, size_t *len)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-	if (fd < 0)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	for (ssize_t r = 1; buf && r > 0;) {
-		if (n == cap) {
-			char *g = realloc(buf, cap *= 2);
-			if (!g) {
-				free(buf);
-				buf = NULL;
-				errno = ENOMEM;
-				break;
-			}
-			buf = g;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			r = 1;
-		else if (r < 0) {
-			free(buf);
-			buf = NULL;
-		} else {
-			n += (size_t)r;
-		}
-	}
-	if (fd > 0)
-		close(fd);
-	*len = n;
-	return buf;
+	return strcmp(path, "-") ? (char *)read_file(path, len) : read_fd(0, len);
 }
 
 /* Prints the query language's results text (groups split by empty lines);
@@ -335,8 +319,10 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "file", required_argument, NULL, 'F' },
 		{ "ef", required_argument, NULL, 'e' },
+		{ "meta", no_argument, NULL, 'm' },
 		{ 0 },
 	};
+	bool meta = false;
 	const char *vec = NULL, *filter_json = NULL, *file = NULL;
 	uint32_t k = 10, threads = 0, ef = 0;
 	int c;
@@ -350,6 +336,7 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 			break;
 		case 'f': filter_json = optarg; break;
 		case 'F': file = optarg; break;
+		case 'm': meta = true; break;
 		case 'e': /* search is exact: checked, no effect */
 			if (!parse_u32(optarg, 1u << 20, &ef) || ef == 0)
 				return ctl_usage_error(ctx, "--ef must be a positive integer");
@@ -361,8 +348,10 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 		default: return EXIT_USAGE;
 		}
 	}
-	if (optind == argc - 1 && file && !vec && !filter_json)
+	if (optind == argc - 1 && file && !vec && !filter_json && !meta)
 		return query_file(ctx, argv[optind], file, k, threads);
+	if (file && meta)
+		return ctl_usage_error(ctx, "--meta works with --vector, not with --file");
 	if (optind != argc - 1 || !vec || file)
 		return ctl_usage_error(ctx, "query needs STORE and --vector, or STORE and --file FILE (one query per line; \"-\": standard input)");
 	float *q;
@@ -376,9 +365,9 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 	if (filter_json && !(f = rvf_filter_parse(filter_json, &err)))
 		rc = ctl_report(ctx, "--filter", &err);
 	else if (mnt_detect(argv[optind]))
-		rc = query_mount(ctx, argv[optind], q, n, k, filter_json);
+		rc = query_mount(ctx, argv[optind], q, n, k, filter_json, meta);
 	else
-		rc = query_store(ctx, argv[optind], q, n, k, f, threads);
+		rc = query_store(ctx, argv[optind], q, n, k, f, threads, meta);
 	rvf_filter_free(f);
 	free(q);
 	return rc;

@@ -157,18 +157,12 @@ static json_t *witness_json(server *sv)
 	json_t *a = json_array();
 	for (size_t k = 0; k < rvf_view_witness_count(v); k++) {
 		const rvf_witness *w = rvf_view_witness(v, k);
-		time_t secs = (time_t)(w->timestamp_ns / 1000000000ull);
-		struct tm tm;
-		char stamp[40];
-		gmtime_r(&secs, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		bool zero = true;
-		for (int b = 0; b < 32; b++)
-			zero = zero && !w->prev_hash[b];
+		char stamp[RVF_WITNESS_TIME_SIZE];
+		rvf_witness_time(w, false, stamp);
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "time", stamp, "kind",
 						   rvf_witness_kind(w->type),
 						   "action", w->action,
-						   "link", w->links ? "linked" : zero ? "session-start" : "unlinked",
+						   "link", rvf_witness_link(w),
 						   "offset", (json_int_t)w->segment->offset));
 	}
 	rvf_view_release(v);

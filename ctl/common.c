@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ctl_exit_code(rvf_code code)
 {
@@ -173,6 +175,28 @@ int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 	return ctl_report(ctx, path, &err);
 }
 
+void ctl_close_written(ctl_ctx *ctx, const char *path, rvf_store *s)
+{
+	rvf_compact_policy p = { .enabled = ctx->cfg.compact_auto,
+				 .ratio = ctx->cfg.compact_ratio,
+				 .min_dead = (uint64_t)ctx->cfg.compact_min_mb << 20 };
+	rvf_view *v = rvf_store_view(s);
+	bool due = !rvf_store_read_only(s) && rvf_view_wants_compaction(v, &p);
+	rvf_view_release(v);
+	/* Branch children read a prefix of this file: never rewrite it
+	 * under them unasked (rvfctl compact --force does). */
+	rvf_children ch;
+	if (due && rvf_branch_children(path, &ch, NULL) == RVF_OK) {
+		due = ch.count == 0;
+		rvf_children_free(&ch);
+	}
+	rvf_error err;
+	if (due && rvf_store_compact(s, NULL, &err) != RVF_OK && !ctx->json)
+		fprintf(stderr, "rvfctl: %s: automatic compaction failed (the changes are committed): %s\n",
+			path, err.message);
+	rvf_store_close(s);
+}
+
 bool parse_u64(const char *s, uint64_t *out)
 {
 	return s && rvf_parse_id(s, strlen(s), out); /* librvf's one id rule */
@@ -274,37 +298,53 @@ void hex_encode(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-unsigned char *read_file(const char *path, size_t *len)
+char *read_fd(int fd, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
 	size_t cap = 1 << 16, n = 0;
-	unsigned char *buf = malloc(cap);
+	char *buf = malloc(cap);
 	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-		if (n == cap) {
-			unsigned char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
+		if (n + 1 >= cap) {
+			char *g = realloc(buf, cap *= 2);
+			if (!g) {
 				free(buf);
 				buf = NULL;
-			} else {
-				buf = nb;
+				errno = ENOMEM;
+				break;
 			}
+			buf = g;
 		}
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			buf = NULL;
+			errno = e;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
 	}
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		errno = EIO;
-		return NULL;
+	if (buf) {
+		buf[n] = '\0';
+		if (len)
+			*len = n;
 	}
-	*len = n;
 	return buf;
+}
+
+unsigned char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = read_fd(fd, len);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return (unsigned char *)buf;
 }
 
 int write_file(ctl_ctx *ctx, const char *path, const void *p, size_t n)

@@ -25,42 +25,11 @@ char *mnt_read(const char *mnt, const char *name, size_t *len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Read to the end: generated files have no reliable size before. */
+	char *buf = (char *)read_file(path, len);
+	int e = errno;
 	free(path);
-	if (fd < 0)
-		return NULL;
-	/* Generated files have no reliable size before they are read. */
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		if (n + 1 >= cap) {
-			char *g = realloc(buf, cap *= 2);
-			if (!g) {
-				free(buf);
-				buf = NULL;
-				errno = ENOMEM;
-				break;
-			}
-			buf = g;
-		}
-		ssize_t r = read(fd, buf + n, cap - n - 1);
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			buf = NULL;
-			errno = e;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (buf) {
-		buf[n] = '\0';
-		if (len)
-			*len = n;
-	}
+	errno = e;
 	return buf;
 }
 
@@ -261,6 +230,24 @@ static char *find_mount(const char *want_mount, const char *want_source)
 	free(line);
 	fclose(f);
 	return found;
+}
+
+int mnt_open_file_read_only(ctl_ctx *ctx, const char *path, rvf_store **out,
+			    char **file)
+{
+	char *f = mnt_detect(path) ? mnt_store_path(path) : strdup(path);
+	if (!f)
+		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s: cannot find the store file", path);
+	rvf_error err;
+	if (rvf_store_open(f, RVF_OPEN_READ_ONLY, out, &err) != RVF_OK) {
+		free(f);
+		return ctl_report(ctx, path, &err);
+	}
+	if (file)
+		*file = f;
+	else
+		free(f);
+	return 0;
 }
 
 char *mnt_store_path(const char *mnt)

@@ -43,6 +43,12 @@ char *mnt_quote(const char *s);
 /* The store file mounted at mnt (from /proc/self/mountinfo, where rvffs
  * names it as the source), malloc'd, or NULL. */
 char *mnt_store_path(const char *mnt);
+/* Opens STORE, a file or an rvffs mount point, read-only by its file (a
+ * mounted store's daemon keeps the writer lock; readers need none).
+ * With file, also the file's path (malloc'd).  Reports and returns an
+ * exit code on failure. */
+int mnt_open_file_read_only(ctl_ctx *ctx, const char *path, rvf_store **out,
+			    char **file);
 /* Where the store file is mounted by rvffs (malloc'd), or NULL. */
 char *mnt_of_store(const char *store);
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "bytes.h"
 #include "checksum.h"
@@ -20,31 +19,6 @@ static void problem(rvf_attestation *a, const char *fmt, const char *what)
 {
 	if (!a->problem[0])
 		snprintf(a->problem, sizeof(a->problem), fmt, what);
-}
-
-/* A gzip-compressed image (upstream's ruvbot build script). */
-static unsigned char *gunzip(const unsigned char *p, size_t n, size_t want, size_t *out_len)
-{
-	if (want == 0 || want > RVF_MAX_PAYLOAD * 4ull)
-		return NULL;
-	unsigned char *out = malloc(want);
-	z_stream z = { 0 };
-	if (!out || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-		free(out);
-		return NULL;
-	}
-	z.next_in = (unsigned char *)p;
-	z.avail_in = (uInt)n;
-	z.next_out = out;
-	z.avail_out = (uInt)want;
-	int r = inflate(&z, Z_FINISH);
-	*out_len = z.total_out;
-	inflateEnd(&z);
-	if (r != Z_STREAM_END) {
-		free(out);
-		return NULL;
-	}
-	return out;
 }
 
 static void check_image(const unsigned char *img, size_t n, const unsigned char *after_hdr,
@@ -123,11 +97,8 @@ static void check_kernel(const rvf_view *v, rvf_attestation *a)
 	/* header, image, cmdline (rvf-node's order) */
 	unsigned char *img = NULL;
 	size_t n = 0;
-	rvf_code rc = rvf_view_kernel_image(v, &img, &n, NULL, NULL);
-	size_t c = cmd_len <= after_len ? cmd_len : 0;
-	if (rc != RVF_OK && after_len - c >= 2 && after[0] == 0x1F && after[1] == 0x8B)
-		img = gunzip(after, after_len - c, (size_t)ld64(p + 0x18), &n);
-	if (!img) {
+	/* (gzip'd build-rvf.js and zstd images come out unpacked) */
+	if (rvf_view_kernel_image(v, &img, &n, NULL, NULL) != RVF_OK) {
 		problem(a, "%s", "the kernel image cannot be read (compression)");
 		a->image_hash_algo = "mismatch";
 		return;

@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "decompress.h"
 #include "error.h"
 #include "store.h"
 
 #define WASM_MAGIC 0x5256574Du      /* "RVWM" */
 #define DASHBOARD_MAGIC 0x52564442u /* "RVDB" */
 #define BUNDLE_HEADER 64
+#define BUNDLE_MAX (256u << 20) /* decompressed module or dashboard bundle */
 
 static const char *role_name(uint8_t role)
 {
@@ -28,12 +30,26 @@ size_t rvf_view_wasm_count(const rvf_view *v)
 	return n;
 }
 
+/* How a compressed module is stored: gzip and zstd by their magic (the
+ * header's byte is upstream's segment enum, 1 LZ4 2 zstd, but the only
+ * upstream writer of compressed payloads, build-rvf.js, means gzip by 1);
+ * 2 without a magic is brotli (the dashboard's enum); 1 without one is
+ * LZ4, which we do not read (DECOMP_UNKNOWN). */
+static decomp_kind wasm_kind(const rvf_wasm_info *w)
+{
+	decomp_kind k = decomp_sniff(w->bytecode, w->bytecode_len);
+	if (k == DECOMP_UNKNOWN && w->compression == 2)
+		k = DECOMP_BROTLI;
+	return k;
+}
+
 /* Fills out for directory entry d, without the name. */
 static void wasm_decode(const rvf_view *v, const rvf_segment *s,
 			rvf_wasm_info *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->segment = s;
+	out->compression_name = "none";
 	out->hash_ok = s->readable && s->hash_ok;
 	if (!s->readable)
 		return;
@@ -49,12 +65,23 @@ static void wasm_decode(const rvf_view *v, const rvf_segment *s,
 	out->required_features = ld16(p + 8);
 	out->export_count = ld16(p + 0x0A);
 	out->bytecode_size = ld32(p + 0x0C);
+	out->compressed_size = ld32(p + 0x10);
+	out->compression = p[0x14];
 	memcpy(out->bytecode_hash, p + 0x1C, 32);
 	out->bytecode = p + BUNDLE_HEADER;
 	out->bytecode_len = len - BUNDLE_HEADER;
+	out->module_len = out->bytecode_len;
+	if (out->compression) {
+		if (out->compressed_size && out->compressed_size <= out->bytecode_len)
+			out->bytecode_len = out->compressed_size;
+		out->module_len = out->bytecode_size;
+		out->compression_name = wasm_kind(out) == DECOMP_UNKNOWN ? "lz4" :
+					decomp_name(wasm_kind(out));
+		return;
+	}
 	/* The header's size wins when it fits (slack after the module). */
 	if (out->bytecode_size && out->bytecode_size <= out->bytecode_len)
-		out->bytecode_len = out->bytecode_size;
+		out->bytecode_len = out->module_len = out->bytecode_size;
 }
 
 bool rvf_view_wasm(const rvf_view *v, size_t want, rvf_wasm_info *out)
@@ -85,6 +112,39 @@ bool rvf_view_wasm(const rvf_view *v, size_t want, rvf_wasm_info *out)
 	return true;
 }
 
+rvf_code rvf_view_wasm_module(const rvf_view *v, size_t i, unsigned char **bytes,
+			      size_t *len, rvf_error *err)
+{
+	*bytes = NULL;
+	*len = 0;
+	rvf_wasm_info w;
+	if (!rvf_view_wasm(v, i, &w))
+		return rvf_fail(err, RVF_E_NOT_FOUND, "the store has no WASM module %zu", i);
+	if (!w.hash_ok)
+		return rvf_fail(err, w.segment->readable ? RVF_E_INVALID_CHECKSUM : RVF_E_CORRUPT,
+				"WASM segment id %llu at offset %llu: %s",
+				(unsigned long long)w.segment->id,
+				(unsigned long long)w.segment->offset,
+				w.segment->readable ? "content hash mismatch" : "unreadable");
+	if (w.compression) {
+		decomp_kind k = wasm_kind(&w);
+		if (k == DECOMP_UNKNOWN)
+			return rvf_fail(err, RVF_E_CORRUPT,
+					"WASM module %s: LZ4 (compression 1 without a gzip magic) is not supported",
+					w.name);
+		char what[64];
+		snprintf(what, sizeof(what), "WASM module %s", w.name);
+		return decomp_run(k, w.bytecode, w.bytecode_len, w.bytecode_size, BUNDLE_MAX,
+				  what, bytes, len, err);
+	}
+	*bytes = malloc(w.bytecode_len ? w.bytecode_len : 1);
+	if (!*bytes)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	memcpy(*bytes, w.bytecode, w.bytecode_len);
+	*len = w.bytecode_len;
+	return RVF_OK;
+}
+
 /* A bundle path we are willing to write under a directory: relative,
  * '/'-separated, no empty, "." or ".." components, no NUL or backslash. */
 static bool path_ok(const unsigned char *p, size_t n)
@@ -113,6 +173,7 @@ void rvf_dashboard_free(rvf_dashboard *d)
 	for (size_t i = 0; i < d->nfiles; i++)
 		free(d->files[i].path);
 	free(d->files);
+	free(d->owned);
 	free(d);
 }
 
@@ -194,14 +255,27 @@ rvf_code rvf_view_dashboard(const rvf_view *v, rvf_dashboard **out,
 	d->build_timestamp = ld64(p + 0x18);
 	const unsigned char *b = p + BUNDLE_HEADER;
 	uint64_t n = len - BUNDLE_HEADER;
-	bool split = d->compression == 0 && d->file_count > 0 &&
+	if (d->compression == 1 || d->compression == 2) {
+		/* gzip / brotli (dashboard.rs); bundle_size is the size unpacked */
+		size_t got;
+		rvf_code rc = decomp_run(d->compression == 1 ? DECOMP_GZIP : DECOMP_BROTLI,
+					 b, (size_t)n, d->bundle_size, BUNDLE_MAX,
+					 "dashboard bundle", &d->owned, &got, err);
+		if (rc != RVF_OK) {
+			rvf_dashboard_free(d);
+			return rc;
+		}
+		b = d->owned;
+		n = got;
+	}
+	bool raw = d->compression > 2;
+	bool split = !raw && d->file_count > 0 &&
 		     split_table(d, b, n, d->file_count, ld16(p + 0x14));
 	if (!split) {
 		for (size_t i = 0; i < d->nfiles; i++)
 			free(d->files[i].path);
 		d->nfiles = 0;
-		static const char *const whole[] = { "index.html", "bundle.gz", "bundle.br" };
-		const char *name = d->compression < 3 ? whole[d->compression] : "bundle.bin";
+		const char *name = raw ? "bundle.bin" : "index.html";
 		if (!add_file(d, name, strlen(name), b, n)) {
 			rvf_dashboard_free(d);
 			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");

@@ -170,217 +170,280 @@ static bool preserved_type(uint8_t t)
 	       t != RVF_SEG_INDEX && t != RVF_SEG_META && t != RVF_SEG_SIGNATURE;
 }
 
-rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
-{
+/* One compaction: the store, its commit, and the copy being written. */
+typedef struct compaction {
+	rvf_store *s;
 	commit c;
-	rvf_code rc = commit_begin(s, &c, err);
+	const rvf_view *v;      /* the view compacted (c.base) */
+	live_row *rows;         /* live own rows, in slab order */
+	size_t nlive;
+	uint64_t dead;          /* own rows dropped */
+	io_temp tmp;            /* the copy, until it replaces the store */
+	int fd;                 /* the copy, once it is the store file */
+	char *what;             /* "the compacted copy of ...", for messages */
+	writer w;
+	manifest m;             /* the copy's manifest */
+	uint64_t next_id;       /* next segment id in the copy */
+	meta_write mw;          /* the live ids' metadata snapshot */
+} compaction;
+
+static rvf_code write_failed(compaction *k, rvf_error *err)
+{
+	return rvf_fail_io(err, errno, "cannot write %s", k->w.path);
+}
+
+/* The live rows, the buffers, and an unpredictable temporary file beside
+ * the store (never a name someone could plant a symlink at). */
+static rvf_code compaction_prepare(compaction *k, rvf_error *err)
+{
+	const rvf_view *v = k->v;
+	rvf_code rc = live_rows_in_slab_order(v, &k->rows, &k->nlive, err);
 	if (rc != RVF_OK)
 		return rc;
-	const rvf_view *v = c.base;
-	live_row *rows = NULL;
-	size_t nlive = 0;
-	io_temp tmp = { .fd = -1 };
-	char *what = NULL;      /* the temporary file, for messages */
-	writer w = { .fd = -1 };
-	manifest m = v->man;
-	m.dir = NULL;
-	m.deleted = NULL;
-	m.deleted_len = 0;
-	meta_write mw = { 0 };
-	int fd = -1;
+	k->dead = v->nown - k->nlive;
+	size_t per_seg = (RVF_MAX_PAYLOAD - 6) / (8 + 4 * (size_t)v->info.dimension);
+	size_t nvec = (k->nlive + per_seg - 1) / per_seg;
+	k->m.dir = malloc((nvec + v->man.dir_len + k->s->npending + 2) * sizeof(dir_entry));
+	k->w.buf = malloc(WRITE_BUFFER);
+	if (asprintf(&k->what, "the compacted copy of %s", k->s->path) < 0)
+		k->what = NULL;
+	if (!k->m.dir || !k->w.buf || !k->what)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	if (io_temp_create(&k->tmp, k->s->path) != 0)
+		return rvf_fail_io(err, errno, "cannot create a temporary file beside %s",
+				   k->s->path);
+	k->w.fd = k->tmp.fd;
+	k->w.path = k->what;
+	return RVF_OK;
+}
 
-	if (info)
-		memset(info, 0, sizeof(*info));
-	rc = live_rows_in_slab_order(v, &rows, &nlive, err);
-	if (rc != RVF_OK)
-		goto fail;
-	uint64_t dead = v->nown - nlive;
-	size_t stride = 8 + 4 * (size_t)v->info.dimension;
-	size_t nvec = nlive ? (nlive + (RVF_MAX_PAYLOAD - 6) / stride - 1) /
-			      ((RVF_MAX_PAYLOAD - 6) / stride) : 0;
-	m.dir = malloc((nvec + v->man.dir_len + s->npending + 2) * sizeof(dir_entry));
-	w.buf = malloc(WRITE_BUFFER);
-	if (asprintf(&what, "the compacted copy of %s", s->path) < 0)
-		what = NULL;
-	if (!m.dir || !w.buf || !what) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail;
-	}
-	/* Never a predictable name someone could plant a symlink at. */
-	if (io_temp_create(&tmp, s->path) != 0) {
-		rc = rvf_fail_io(err, errno, "cannot create a temporary file beside %s",
-				 s->path);
-		goto fail;
-	}
-	fd = tmp.fd;
-	w.fd = fd;
-	w.path = what;
-	m.dir_len = 0;
-	uint64_t next_id = 1;
-	rc = write_rows(&w, v, rows, nlive, &m, &next_id, err);
-	if (rc != RVF_OK)
-		goto fail;
+static bool is_preserved(const rvf_view *v, const rvf_segment *seg)
+{
+	if (!seg->listed || !seg->readable)
+		return false;
+	/* JSON META documents are not vector metadata: keep them */
+	return preserved_type(seg->type) ||
+	       (seg->type == RVF_SEG_META && rvf_segment_is_json(v, seg));
+}
 
-	/* Preserved segments, verbatim and with their ids, in file order. */
+/* Preserved segments, verbatim and with their ids, in file order. */
+static rvf_code write_preserved_segments(compaction *k, rvf_error *err)
+{
+	const rvf_view *v = k->v;
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *seg = &v->sorted[i];
-		if (!seg->listed || !seg->readable ||
-		    (!preserved_type(seg->type) &&
-		     /* JSON META documents are not vector metadata: keep them */
-		     !(seg->type == RVF_SEG_META && rvf_segment_is_json(v, seg))))
+		if (!is_preserved(v, seg))
 			continue;
-		uint64_t total = RVF_SEGMENT_HEADER_SIZE + seg->payload_length;
-		m.dir[m.dir_len++] = (dir_entry){ .seg_id = seg->id, .offset = w.pos,
-						  .payload_length = seg->payload_length,
-						  .type = seg->type };
-		if (seg->id >= next_id)
-			next_id = seg->id + 1;
-		if (wput(&w, v->map->base + seg->offset, (size_t)total)) {
-			rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
-			goto fail;
-		}
+		k->m.dir[k->m.dir_len++] = (dir_entry){ .seg_id = seg->id, .offset = k->w.pos,
+							.payload_length = seg->payload_length,
+							.type = seg->type };
+		if (seg->id >= k->next_id)
+			k->next_id = seg->id + 1;
+		if (wput(&k->w, v->map->base + seg->offset,
+			 RVF_SEGMENT_HEADER_SIZE + (size_t)seg->payload_length))
+			return write_failed(k, err);
 	}
-	/* Metadata of the live ids, as one snapshot. */
-	rc = meta_encode_snapshot(v->meta, keep_live, (void *)v, &mw, err);
-	if (rc != RVF_OK)
-		goto fail;
-	if (mw.payload) {
-		uint8_t hash[16];
-		unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
-		rvf_content_hash(mw.payload, mw.len, hash);
-		segment_encode(hdr, RVF_SEG_META, next_id, mw.len, hash);
-		m.dir[m.dir_len++] = (dir_entry){ .seg_id = next_id, .offset = w.pos,
-						  .payload_length = mw.len,
-						  .type = RVF_SEG_META };
-		next_id++;
-		if (wput(&w, hdr, sizeof(hdr)) || wput(&w, mw.payload, mw.len)) {
-			rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
-			goto fail;
-		}
-	}
-	m.epoch = v->info.epoch + 1;
-	m.total_vectors = nlive;
-	size_t mlen;
-	unsigned char *mp = manifest_encode(&m, &mlen);
-	if (!mp) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail;
-	}
+	return RVF_OK;
+}
+
+/* Header and payload of one new segment; listed in the copy's manifest
+ * unless it is the manifest itself (which does not list itself). */
+static rvf_code write_segment(compaction *k, uint8_t type, const void *payload,
+			      size_t len, rvf_error *err)
+{
 	uint8_t hash[16];
 	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
-	rvf_content_hash(mp, mlen, hash);
-	segment_encode(hdr, RVF_SEG_MANIFEST, next_id++, mlen, hash);
-	int bad = wput(&w, hdr, sizeof(hdr)) || wput(&w, mp, mlen) || wflush(&w);
+	rvf_content_hash(payload, len, hash);
+	segment_encode(hdr, type, k->next_id, len, hash);
+	if (type != RVF_SEG_MANIFEST)
+		k->m.dir[k->m.dir_len++] = (dir_entry){ .seg_id = k->next_id,
+							.offset = k->w.pos,
+							.payload_length = len, .type = type };
+	k->next_id++;
+	if (wput(&k->w, hdr, sizeof(hdr)) || wput(&k->w, payload, len))
+		return write_failed(k, err);
+	return RVF_OK;
+}
+
+/* Metadata of the live ids, as one snapshot. */
+static rvf_code write_live_metadata(compaction *k, rvf_error *err)
+{
+	rvf_code rc = meta_encode_snapshot(k->v->meta, keep_live, (void *)k->v, &k->mw, err);
+	if (rc != RVF_OK || !k->mw.payload)
+		return rc;
+	return write_segment(k, RVF_SEG_META, k->mw.payload, k->mw.len, err);
+}
+
+/* The copy's manifest last, then everything to disk. */
+static rvf_code write_manifest_and_sync(compaction *k, rvf_error *err)
+{
+	k->m.epoch = k->v->info.epoch + 1;
+	k->m.total_vectors = k->nlive;
+	size_t mlen;
+	unsigned char *mp = manifest_encode(&k->m, &mlen);
+	if (!mp)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	rvf_code rc = write_segment(k, RVF_SEG_MANIFEST, mp, mlen, err);
 	free(mp);
-	if (bad || io_fsync(fd) != 0) {
-		rc = rvf_fail_io(err, errno, "cannot write %s", w.path);
-		goto fail;
-	}
-	/* The new file keeps the store's mode, owner and group. */
-	if (io_temp_replace(&tmp, s->fd, s->path) != 0) {
-		rc = errno == EPERM ?
-		     rvf_fail_io(err, errno, "cannot give the compacted file the owner and group of %s (run the compaction as its owner or root)",
-				 s->path) :
-		     rvf_fail_io(err, errno, "cannot put the compacted file in place of %s",
-				 s->path);
-		goto fail;
-	}
-	io_temp_discard(&tmp, true);
-	if (io_fsync_dir_of(s->path) != 0) {
-		/* Renamed but the directory entry may not be durable yet; the
-		 * file itself is complete, so go on and report nothing. */
-	}
-	/* Committed (deferred changes included: they were in the view).
-	 * Switch the store to the new file. */
+	if (rc != RVF_OK)
+		return rc;
+	if (wflush(&k->w) != 0 || io_fsync(k->w.fd) != 0)
+		return write_failed(k, err);
+	return RVF_OK;
+}
+
+/* The copy (complete and fsynced) replaces the store; it keeps the
+ * store's mode, owner and group. */
+static rvf_code replace_store_file(compaction *k, rvf_error *err)
+{
+	rvf_store *s = k->s;
+	if (io_temp_replace(&k->tmp, s->fd, s->path) != 0)
+		return errno == EPERM ?
+		       rvf_fail_io(err, errno, "cannot give the compacted file the owner and group of %s (run the compaction as its owner or root)",
+				   s->path) :
+		       rvf_fail_io(err, errno, "cannot put the compacted file in place of %s",
+				   s->path);
+	k->fd = k->tmp.fd; /* now the store file: switch_to_copy takes it */
+	io_temp_discard(&k->tmp, true);
+	/* A failure leaves the rename not yet durable, but the file itself is
+	 * complete: go on and report nothing. */
+	(void)io_fsync_dir_of(s->path);
+	return RVF_OK;
+}
+
+/* The store now works on the copy (deferred changes were in the view, so
+ * they are committed too) and publishes its view. */
+static rvf_code switch_to_copy(compaction *k, rvf_view **nv, rvf_error *err)
+{
+	rvf_store *s = k->s;
 	s->dirty = false;
 	s->tail.open = false;
 	s->txn_changes = 0;
 	s->txn_ingested = s->txn_deleted = 0;
 	close(s->fd);
-	s->fd = fd;
-	fd = -1;
-	s->end = w.pos;
-	s->durable_end = w.pos;
-	s->next_seg_id = next_id;
+	s->fd = k->fd;
+	s->end = k->w.pos;
+	s->durable_end = k->w.pos;
+	s->next_seg_id = k->next_id;
 	s->npending = 0;
 	map_unref(s->map);
 	s->map = map_file(s->fd, s->end, err);
-	rvf_view *nv = NULL;
-	if (!s->map) {
-		rc = err ? err->code : RVF_E_IO;
-	} else {
-		rc = view_build(s->map, s->end, s->path, NULL, 0, 0,
-				mw.table ? mw.table : v->meta, &nv, err);
-	}
+	rvf_code rc = !s->map ? (err ? err->code : RVF_E_IO) :
+		      view_build(s->map, s->end, s->path, NULL, 0, 0,
+				 k->mw.table ? k->mw.table : k->v->meta, nv, err);
 	if (rc != RVF_OK) {
-		/* The file is compacted but we cannot show it: stay consistent by
-		 * refusing further writes on this handle. */
+		/* The file is compacted but we cannot show it: stay consistent
+		 * by refusing further writes on this handle. */
 		s->read_only = true;
-		goto out;
+		return rc;
 	}
-	nv->info.read_only = s->read_only;
+	(*nv)->info.read_only = s->read_only;
 	s->generation++; /* offsets and segment names change */
-	store_publish(s, nv);
-	/* A new witness chain starts after compaction (reference §5.1). */
+	store_publish(s, *nv);
+	return RVF_OK;
+}
+
+/* A new witness chain starts after compaction (reference §5.1): one
+ * witness after the manifest, listed by the next manifest.  The
+ * compaction is committed whatever happens here. */
+static void start_witness_chain(compaction *k, rvf_view *nv)
+{
+	rvf_store *s = k->s;
+	commit *c = &k->c;
 	s->witness_started = false;
-	c.start = s->end;
-	c.next.dir_len = 0;
+	c->start = s->end;
+	c->next.dir_len = 0;
 	char action[160];
 	snprintf(action, sizeof(action),
 		 "compact:segments_compacted=%llu,bytes_reclaimed=%llu,epoch=%u",
-		 (unsigned long long)dead,
-		 (unsigned long long)(dead * 4 * v->info.dimension), m.epoch);
-	rc = commit_witness(&c, 1, action, err);
-	if (rc == RVF_OK && io_fsync(s->fd) != 0)
-		rc = rvf_fail_io(err, errno, "cannot fsync %s", s->path);
-	if (rc == RVF_OK) {
-		/* The trailing witness is listed by the next manifest. */
-		free(s->pending);
-		s->pending = malloc(sizeof(dir_entry));
-		if (s->pending) {
-			s->pending[0] = c.next.dir[0];
-			s->npending = 1;
-		}
-		/* Let the view cover the witness bytes too. */
-		rvf_view *wv = NULL;
-		if (s->end <= s->map->capacity &&
-		    view_build(s->map, s->end, s->path, nv, UINT64_MAX, 0, nv->meta,
-			       &wv, NULL) == RVF_OK) {
-			wv->info.read_only = s->read_only;
-			store_publish(s, wv);
-		}
-	} else {
-		/* The compaction itself is committed; only the witness failed.
-		 * Bytes that cannot be cut off stay (no manifest among them):
+		 (unsigned long long)k->dead,
+		 (unsigned long long)(k->dead * 4 * k->v->info.dimension), k->m.epoch);
+	if (commit_witness(c, 1, action, NULL) != RVF_OK || io_fsync(s->fd) != 0) {
+		/* Bytes that cannot be cut off stay (no manifest among them):
 		 * append after them. */
 		struct stat st;
-		if (io_ftruncate(s->fd, (off_t)c.start) == 0 || fstat(s->fd, &st) != 0 ||
-		    (uint64_t)st.st_size < c.start)
-			s->end = c.start;
+		if (io_ftruncate(s->fd, (off_t)c->start) == 0 || fstat(s->fd, &st) != 0 ||
+		    (uint64_t)st.st_size < c->start)
+			s->end = c->start;
 		else
 			s->end = (uint64_t)st.st_size;
-		rc = RVF_OK;
+		return;
 	}
-	if (info) {
-		info->epoch = m.epoch;
-		info->accepted = dead;
-		info->bytes = dead * 4 * v->info.dimension;
+	free(s->pending);
+	s->pending = malloc(sizeof(dir_entry));
+	if (s->pending) {
+		s->pending[0] = c->next.dir[0];
+		s->npending = 1;
 	}
-out:
-	free(what);
-	free(rows);
-	free(w.buf);
-	free(m.dir);
-	meta_write_release(&mw);
-	commit_done(&c);
+	/* Let the view cover the witness bytes too. */
+	rvf_view *wv = NULL;
+	if (s->end <= s->map->capacity &&
+	    view_build(s->map, s->end, s->path, nv, UINT64_MAX, 0, nv->meta,
+		       &wv, NULL) == RVF_OK) {
+		wv->info.read_only = s->read_only;
+		store_publish(s, wv);
+	}
+}
+
+static void compaction_free(compaction *k)
+{
+	free(k->what);
+	free(k->rows);
+	free(k->w.buf);
+	free(k->m.dir);
+	meta_write_release(&k->mw);
+}
+
+/* Writes the copy and replaces the store with it; the store is unchanged
+ * unless RVF_OK. */
+static rvf_code write_copy(compaction *k, rvf_error *err)
+{
+	rvf_code rc = compaction_prepare(k, err);
+	if (rc == RVF_OK)
+		rc = write_rows(&k->w, k->v, k->rows, k->nlive, &k->m, &k->next_id, err);
+	if (rc == RVF_OK)
+		rc = write_preserved_segments(k, err);
+	if (rc == RVF_OK)
+		rc = write_live_metadata(k, err);
+	if (rc == RVF_OK)
+		rc = write_manifest_and_sync(k, err);
+	if (rc == RVF_OK)
+		rc = replace_store_file(k, err);
 	return rc;
-fail:
-	io_temp_discard(&tmp, false);
-	free(what);
-	free(rows);
-	free(w.buf);
-	free(m.dir);
-	meta_write_release(&mw);
-	commit_abort(&c);
+}
+
+rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
+{
+	compaction k = { .s = s, .tmp = { .fd = -1 }, .fd = -1, .w = { .fd = -1 }, .next_id = 1 };
+	if (info)
+		memset(info, 0, sizeof(*info));
+	rvf_code rc = commit_begin(s, &k.c, err);
+	if (rc != RVF_OK)
+		return rc;
+	k.v = k.c.base;
+	k.m = k.v->man;
+	k.m.dir = NULL;
+	k.m.dir_len = 0;
+	k.m.deleted = NULL;
+	k.m.deleted_len = 0;
+	rc = write_copy(&k, err);
+	if (rc != RVF_OK) {
+		io_temp_discard(&k.tmp, false);
+		compaction_free(&k);
+		commit_abort(&k.c);
+		return rc;
+	}
+	rvf_view *nv = NULL;
+	rc = switch_to_copy(&k, &nv, err);
+	if (rc == RVF_OK) {
+		start_witness_chain(&k, nv);
+		if (info) {
+			info->epoch = k.m.epoch;
+			info->accepted = k.dead;
+			info->bytes = k.dead * 4 * k.v->info.dimension;
+		}
+	}
+	compaction_free(&k);
+	commit_done(&k.c);
 	return rc;
 }

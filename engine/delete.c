@@ -53,9 +53,11 @@ static rvf_code merge_deleted(commit *c, const uint64_t *add, size_t n,
 	while (i < m->deleted_len || j < n)
 		d[w++] = j >= n || (i < m->deleted_len && m->deleted[i] < add[j]) ?
 			 m->deleted[i++] : add[j++];
-	free(m->deleted);
+	if (c->deleted_owned)
+		free(m->deleted);
 	m->deleted = d;
 	m->deleted_len = (uint32_t)w;
+	c->deleted_owned = true;
 	return RVF_OK;
 }
 
@@ -121,37 +123,30 @@ static rvf_code append_journal(commit *c, const uint64_t *ids, size_t n,
 	return RVF_OK;
 }
 
-rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
-			  rvf_commit_info *info, rvf_error *err)
+/* A branch child's id leaves its membership bitmap (copied from the
+ * base's at the first one). */
+static rvf_code drop_from_membership(commit *c, uint64_t id, rvf_error *err)
 {
-	commit c;
-	rvf_code rc = commit_begin(s, &c, err);
-	if (rc != RVF_OK)
-		return rc;
-	const rvf_view *b = c.base;
-	if (n > UINT32_MAX) {
-		rc = rvf_fail(err, RVF_E_TOO_LARGE, "too many ids in one delete");
-		goto fail;
+	const rvf_view *b = c->base;
+	if (!c->membership) {
+		size_t len = (size_t)(8 * ((b->cow.capacity_bits + 63) / 64));
+		c->membership = malloc(len ? len : 1);
+		if (!c->membership)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		memcpy(c->membership, b->cow.bitmap, len);
 	}
-	c.next.epoch = b->info.epoch + 1;
-	uint64_t *sorted = malloc((n ? n : 1) * sizeof(uint64_t));
-	if (!sorted) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail;
-	}
-	if (n) {
-		memcpy(sorted, ids, n * sizeof(uint64_t));
-		qsort(sorted, n, sizeof(uint64_t), cmp_u64);
-	}
+	c->membership[id / 8] &= (unsigned char)~(1u << (id % 8));
+	return RVF_OK;
+}
 
-	uint64_t deleted = 0;
-	uint64_t *fresh = malloc((n ? n : 1) * sizeof(uint64_t));
-	size_t nfresh = 0;
-	if (!fresh) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail_sorted;
-	}
-	size_t bitmap_len = b->is_branch ? (size_t)(8 * ((b->cow.capacity_bits + 63) / 64)) : 0;
+/* What deleting the ids (ascending, repeats allowed) changes: own live
+ * rows join fresh (ascending), a branch child's ids leave its membership;
+ * *deleted counts the ids that were there to delete. */
+static rvf_code sort_out_ids(commit *c, const uint64_t *sorted, size_t n,
+			     uint64_t *fresh, size_t *nfresh, uint64_t *deleted,
+			     rvf_error *err)
+{
+	const rvf_view *b = c->base;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = sorted[i];
 		if (i && sorted[i - 1] == id)
@@ -159,58 +154,80 @@ rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
 		bool own_live = view_own_row(b, id) && !view_is_deleted(b, id);
 		bool visible = rvf_view_find(b, id) >= 0;
 		if (own_live)
-			fresh[nfresh++] = id; /* ascending: `sorted` is */
-		if (b->is_branch && id < b->cow.capacity_bits) {
-			if (!c.membership) {
-				c.membership = malloc(bitmap_len ? bitmap_len : 1);
-				if (!c.membership) {
-					rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-					goto fail_sorted;
-				}
-				memcpy(c.membership, b->cow.bitmap, bitmap_len);
-			}
-			c.membership[id / 8] &= (unsigned char)~(1u << (id % 8));
-		}
+			fresh[(*nfresh)++] = id;
+		if (b->is_branch && id < b->cow.capacity_bits &&
+		    drop_from_membership(c, id, err) != RVF_OK)
+			return RVF_E_NO_MEMORY;
 		if (own_live || visible)
-			deleted++;
+			(*deleted)++;
 	}
-	rc = merge_deleted(&c, fresh, nfresh, err);
-	free(fresh);
-	fresh = NULL;
-	if (rc != RVF_OK)
-		goto fail_sorted;
+	return RVF_OK;
+}
 
-	/* The journal lists the ids as given, like the reference's. */
-	rc = append_journal(&c, ids, n, err);
-	if (rc != RVF_OK)
-		goto fail_sorted;
-	/* Forget their metadata, so an id reused after any compaction (ours
-	 * or the reference's) starts clean. */
+/* Forget the ids' metadata, so an id reused after any compaction (ours or
+ * the reference's) starts clean. */
+static rvf_code forget_metadata(commit *c, const uint64_t *sorted, size_t n,
+				rvf_error *err)
+{
 	meta_write w = { 0 };
-	rc = meta_encode_delete(b->meta, n, sorted, 0, &w, err);
+	rvf_code rc = meta_encode_delete(c->base->meta, n, sorted, 0, &w, err);
 	if (rc == RVF_OK && w.payload)
-		rc = commit_append(&c, RVF_SEG_META, w.payload, w.len, err);
+		rc = commit_append(c, RVF_SEG_META, w.payload, w.len, err);
 	if (rc == RVF_OK && w.payload) {
-		c.meta = w.table;
+		c->meta = w.table;
 		w.table = NULL;
 	}
 	meta_write_release(&w);
+	return rc;
+}
+
+rvf_code rvf_store_delete(rvf_store *s, size_t n, const uint64_t *ids,
+			  rvf_commit_info *info, rvf_error *err)
+{
+	commit c;
+	rvf_code rc = commit_begin(s, &c, err);
+	if (rc != RVF_OK)
+		return rc;
+	uint64_t *sorted = NULL, *fresh = NULL;
+	size_t nfresh = 0;
+	uint64_t deleted = 0;
+	if (n > UINT32_MAX) {
+		rc = rvf_fail(err, RVF_E_TOO_LARGE, "too many ids in one delete");
+		goto out;
+	}
+	c.next.epoch = c.base->info.epoch + 1;
+	sorted = malloc((n ? n : 1) * sizeof(uint64_t));
+	fresh = malloc((n ? n : 1) * sizeof(uint64_t));
+	if (!sorted || !fresh) {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		goto out;
+	}
+	if (n) {
+		memcpy(sorted, ids, n * sizeof(uint64_t));
+		qsort(sorted, n, sizeof(uint64_t), cmp_u64);
+	}
+	rc = sort_out_ids(&c, sorted, n, fresh, &nfresh, &deleted, err);
+	if (rc == RVF_OK)
+		rc = merge_deleted(&c, fresh, nfresh, err);
+	/* The journal lists the ids as given, like the reference's. */
+	if (rc == RVF_OK)
+		rc = append_journal(&c, ids, n, err);
+	if (rc == RVF_OK)
+		rc = forget_metadata(&c, sorted, n, err);
+	if (rc == RVF_OK) {
+		commit_drop_type(&c, RVF_SEG_INDEX);
+		rc = commit_record(&c, 0, "delete", deleted, err);
+	}
+out:
+	free(fresh);
 	free(sorted);
-	if (rc != RVF_OK)
-		goto fail;
-	commit_drop_type(&c, RVF_SEG_INDEX);
-	rc = commit_record(&c, 0, "delete", deleted, err);
-	if (rc != RVF_OK)
-		goto fail;
+	if (rc != RVF_OK) {
+		commit_abort(&c);
+		return rc;
+	}
 	rc = commit_finish(&c, info, err);
 	if (info)
 		info->accepted = deleted;
-	return rc;
-fail_sorted:
-	free(fresh);
-	free(sorted);
-fail:
-	commit_abort(&c);
 	return rc;
 }
 

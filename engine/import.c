@@ -233,7 +233,8 @@ rvf_code imp_flush(struct imp *im)
 	meta = im->meta_n > 0;
 	if (meta)
 		im->meta_start[im->n] = im->meta_n;
-	rc = im->sink(im->ctx, im->n, im->ids, im->vec, meta ? im->meta : NULL,
+	rc = im->sink(im->ctx, im->n, im->auto_ids ? NULL : im->ids, im->vec,
+		      meta ? im->meta : NULL,
 		      meta ? im->meta_start : NULL, im->err);
 	drop_docs(im);
 	if (rc == RVF_OK)
@@ -378,7 +379,7 @@ rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
 			rc = import_npy(&im, fd);
 			break;
 		case RVF_IMPORT_F32:
-			rc = import_raw(&im, fd, false, 0);
+			rc = import_raw(&im, fd, false, 0, 4);
 			break;
 		default:
 			rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,

@@ -55,6 +55,7 @@ struct imp {
 	json_t **docs;		/* hold the metadata strings and names */
 	size_t ndocs, doc_bytes;
 	uint64_t rows;		/* rows the sink accepted */
+	bool auto_ids;		/* the batch's rows have no ids: the store's next */
 	enum { SKIP_HEADER_MAYBE, SKIP_HEADER_DONE } skip_header;
 };
 
@@ -96,7 +97,9 @@ rvf_code import_jsonl(struct imp *im);		/* import_json.c */
 rvf_code import_json(struct imp *im);
 rvf_code import_fvecs(struct imp *im, int fd);	/* import_binary.c */
 rvf_code import_npy(struct imp *im, int fd);
-/* Raw float32 rows; sized: exactly `expect` rows, then end of input. */
-rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect);
+/* Raw little-endian rows of float32 (width 4) or float64 (width 8, npy
+ * '<f8', narrowed); sized: exactly `expect` rows, then end of input. */
+rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect,
+		    unsigned width);
 
 #endif

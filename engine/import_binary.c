@@ -129,16 +129,49 @@ rvf_code import_fvecs(struct imp *im, int fd)
 /* Raw float32 rows: .f32, and the data of .npy                        */
 /* ------------------------------------------------------------------ */
 
-/* Reads straight into the batch.  sized: exactly `expect` rows, then EOF. */
-rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect)
+/* float64 rows (npy '<f8') into the batch as float32: a value outside
+ * float32's range is refused, not turned into infinity. */
+static rvf_code narrow_rows(struct imp *im, const unsigned char *wide,
+			    size_t rows, uint64_t first_row)
 {
-	size_t rowb = (size_t)im->dim * 4, full = im->cap_rows * rowb;
+	size_t dim = im->dim;
+
+	for (size_t i = 0; i < rows; i++)
+		for (size_t c = 0; c < dim; c++) {
+			uint64_t u = 0;
+			double d;
+			float f;
+
+			for (int b = 7; b >= 0; b--)
+				u = u << 8 | wide[(i * dim + c) * 8 + (size_t)b];
+			memcpy(&d, &u, 8);
+			f = (float)d;
+			if (isfinite(d) && !isfinite(f)) {
+				im->loc_kind = LOC_ROW;
+				im->loc = first_row + i;
+				return imp_bad(im, "component %zu (%g) does not "
+					       "fit float32", c + 1, d);
+			}
+			im->vec[i * dim + c] = f; /* NaN/inf: refused at flush */
+		}
+	return RVF_OK;
+}
+
+/* Reads straight into the batch (float32) or through a buffer (float64,
+ * width 8).  sized: exactly `expect` rows, then EOF. */
+rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect,
+		    unsigned width)
+{
+	size_t rowb = (size_t)im->dim * width, full = im->cap_rows * rowb;
+	unsigned char *wide = NULL;
 	uint64_t done = 0;
 	unsigned char extra;
 	size_t got = 0;
-	rvf_code rc;
+	rvf_code rc = RVF_OK;
 
 	im->loc_kind = LOC_NONE;
+	if (width == 8 && !(wide = malloc(full)))
+		return imp_nomem(im);
 	for (;;) {
 		size_t want = full, whole, rest;
 
@@ -146,27 +179,39 @@ rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect)
 			want = (size_t)(expect - done) * rowb;
 		if (!want)
 			break;
-		rc = imp_read_full(im, fd, im->vec, want, &got);
+		rc = imp_read_full(im, fd, wide ? (void *)wide : im->vec, want, &got);
 		if (rc)
-			return rc;
+			goto out;
 		whole = got / rowb;
 		rest = got % rowb;
-		if (sized && got < want)
-			return imp_bad(im, "truncated: the header declares %" PRIu64
-				   " rows, the data holds %" PRIu64 " and %zu "
-				   "bytes", expect, done + whole, rest);
-		if (rest && done + whole == 0)
-			return imp_bad(im, "truncated: %zu bytes, less than one row "
-				   "(%zu bytes)", rest, rowb);
-		if (rest)
-			return imp_bad(im, "truncated: %zu bytes after row %" PRIu64,
-				   rest, done + whole);
+		if (sized && got < want) {
+			rc = imp_bad(im, "truncated: the header declares %" PRIu64
+				     " rows, the data holds %" PRIu64 " and %zu "
+				     "bytes", expect, done + whole, rest);
+			goto out;
+		}
+		if (rest && done + whole == 0) {
+			rc = imp_bad(im, "truncated: %zu bytes, less than one row "
+				     "(%zu bytes)", rest, rowb);
+			goto out;
+		}
+		if (rest) {
+			rc = imp_bad(im, "truncated: %zu bytes after row %" PRIu64,
+				     rest, done + whole);
+			goto out;
+		}
 		if (whole) {
-			le_floats(im->vec, whole * im->dim);
+			if (wide)
+				rc = narrow_rows(im, wide, whole, done + 1);
+			else
+				le_floats(im->vec, whole * im->dim);
 			im->n = whole;
-			rc = flush_binary(im, done + 1);
-			if (rc)
-				return rc;
+			if (!rc)
+				rc = flush_binary(im, done + 1);
+			if (rc) {
+				im->n = 0;
+				goto out;
+			}
 			done += whole;
 		}
 		if (got < want)
@@ -174,13 +219,13 @@ rvf_code import_raw(struct imp *im, int fd, bool sized, uint64_t expect)
 	}
 	if (sized) {
 		rc = imp_read_full(im, fd, &extra, 1, &got);
-		if (rc)
-			return rc;
-		if (got)
-			return imp_bad(im, "data after the %" PRIu64 " rows the "
-				   "header declares", expect);
+		if (!rc && got)
+			rc = imp_bad(im, "data after the %" PRIu64 " rows the "
+				     "header declares", expect);
 	}
-	return RVF_OK;
+out:
+	free(wide);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -254,7 +299,7 @@ static bool py_shape(const char **pp, const char *end, uint64_t *dims, int *nd)
 }
 
 static rvf_code npy_header(struct imp *im, const char *h, size_t n,
-			   uint64_t *rows)
+			   uint64_t *rows, unsigned *width)
 {
 	const char *p = h, *end = h + n;
 	bool have_descr = false, have_order = false, have_shape = false;
@@ -306,9 +351,13 @@ static rvf_code npy_header(struct imp *im, const char *h, size_t n,
 	if (!have_descr || !have_order || !have_shape)
 		return imp_bad(im, "npy header: missing '%s'", !have_descr ? "descr" :
 			   !have_order ? "fortran_order" : "shape");
-	if (strcmp(descr, "<f4") && strcmp(descr, "|f4") && strcmp(descr, "f4"))
+	if (!strcmp(descr, "<f4") || !strcmp(descr, "|f4") || !strcmp(descr, "f4"))
+		*width = 4;
+	else if (!strcmp(descr, "<f8") || !strcmp(descr, "f8"))
+		*width = 8; /* converted to float32 row by row */
+	else
 		return imp_bad(im, "npy header: dtype '%s' is not little-endian "
-			   "float32 ('<f4')", descr);
+			       "float32 ('<f4') or float64 ('<f8')", descr);
 	if (fortran)
 		return imp_bad(im, "npy header: fortran_order arrays are not "
 			   "supported (save in C order)");
@@ -319,7 +368,7 @@ static rvf_code npy_header(struct imp *im, const char *h, size_t n,
 		return imp_bad(im, "npy header: shape (%" PRIu64 ", %" PRIu64 ") has %"
 			   PRIu64 " columns, expected %" PRIu32,
 			   dims[0], dims[1], dims[1], im->dim);
-	if (dims[0] > UINT64_MAX / ((uint64_t)im->dim * 4))
+	if (dims[0] > UINT64_MAX / ((uint64_t)im->dim * 8))
 		return imp_bad(im, "npy header: shape (%" PRIu64 ", %" PRIu64 ") is "
 			   "too large", dims[0], dims[1]);
 	*rows = dims[0];
@@ -331,6 +380,7 @@ rvf_code import_npy(struct imp *im, int fd)
 	unsigned char pre[12];
 	size_t got = 0, hlen, plen;
 	uint64_t rows = 0;
+	unsigned width = 4;
 	rvf_code rc;
 	char *h;
 
@@ -369,10 +419,10 @@ rvf_code import_npy(struct imp *im, int fd)
 			 plen + hlen);
 	if (!rc) {
 		h[hlen] = '\0';
-		rc = npy_header(im, h, hlen, &rows);
+		rc = npy_header(im, h, hlen, &rows, &width);
 	}
 	free(h);
 	if (rc)
 		return rc;
-	return import_raw(im, fd, true, rows);
+	return import_raw(im, fd, true, rows, width);
 }

@@ -294,54 +294,82 @@ static const char *json_kind(const json_t *v)
 	}
 }
 
-static rvf_code json_meta(struct imp *im, json_t *m)
+/* One metadata field: a string, number or boolean. */
+static rvf_code meta_field(struct imp *im, const char *key, json_t *val)
 {
-	const char *key;
-	json_t *val;
+	rvf_meta_field *f;
 	char tok[48];
 
-	if (!json_is_object(m))
-		return imp_bad(im, "\"metadata\" is not an object");
-	json_object_foreach(m, key, val) {
-		rvf_meta_field *f;
+	if (im->meta_n == im->meta_cap) {
+		size_t ncap = im->meta_cap ? im->meta_cap * 2 : 256;
+		rvf_meta_field *nm = realloc(im->meta, ncap * sizeof(*nm));
 
-		if (im->meta_n == im->meta_cap) {
-			size_t ncap = im->meta_cap ? im->meta_cap * 2 : 256;
-			rvf_meta_field *nm = realloc(im->meta, ncap * sizeof(*nm));
+		if (!nm)
+			return imp_nomem(im);
+		im->meta = nm;
+		im->meta_cap = ncap;
+	}
+	f = &im->meta[im->meta_n];
+	memset(f, 0, sizeof(*f));
+	f->name = key;
+	switch (json_typeof(val)) {
+	case JSON_STRING:
+		f->value.type = RVF_VALUE_STRING;
+		f->value.u.str.ptr = json_string_value(val);
+		f->value.u.str.len = json_string_length(val);
+		break;
+	case JSON_INTEGER:
+		f->value.type = RVF_VALUE_I64;
+		f->value.u.i64 = (int64_t)json_integer_value(val);
+		break;
+	case JSON_REAL:
+		f->value.type = RVF_VALUE_F64;
+		f->value.u.f64 = json_real_value(val);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		f->value.type = RVF_VALUE_BOOL;
+		f->value.u.b = json_is_true(val);
+		break;
+	default:
+		return imp_bad(im, "metadata \"%s\" is %s (expected a string, "
+			       "number or boolean)",
+			       imp_show(tok, key, strlen(key)), json_kind(val));
+	}
+	im->meta_n++;
+	return RVF_OK;
+}
 
-			if (!nm)
-				return imp_nomem(im);
-			im->meta = nm;
-			im->meta_cap = ncap;
+/* The fields of "metadata", then every other top-level field but "id" and
+ * "vector" ({"id":1,"vector":[...],"color":"green"}); a name in both
+ * places is refused rather than one silently winning. */
+static rvf_code json_meta(struct imp *im, json_t *doc)
+{
+	json_t *m = json_object_get(doc, "metadata"), *val;
+	const char *key;
+	char tok[48];
+	rvf_code rc;
+
+	if (m && !json_is_null(m)) {
+		if (!json_is_object(m))
+			return imp_bad(im, "\"metadata\" is not an object");
+		json_object_foreach(m, key, val) {
+			rc = meta_field(im, key, val);
+			if (rc)
+				return rc;
 		}
-		f = &im->meta[im->meta_n];
-		memset(f, 0, sizeof(*f));
-		f->name = key;
-		switch (json_typeof(val)) {
-		case JSON_STRING:
-			f->value.type = RVF_VALUE_STRING;
-			f->value.u.str.ptr = json_string_value(val);
-			f->value.u.str.len = json_string_length(val);
-			break;
-		case JSON_INTEGER:
-			f->value.type = RVF_VALUE_I64;
-			f->value.u.i64 = (int64_t)json_integer_value(val);
-			break;
-		case JSON_REAL:
-			f->value.type = RVF_VALUE_F64;
-			f->value.u.f64 = json_real_value(val);
-			break;
-		case JSON_TRUE:
-		case JSON_FALSE:
-			f->value.type = RVF_VALUE_BOOL;
-			f->value.u.b = json_is_true(val);
-			break;
-		default:
-			return imp_bad(im, "metadata \"%s\" is %s (expected a string, "
-				   "number or boolean)",
-				   imp_show(tok, key, strlen(key)), json_kind(val));
-		}
-		im->meta_n++;
+	}
+	json_object_foreach(doc, key, val) {
+		if (!strcmp(key, "id") || !strcmp(key, "vector") ||
+		    !strcmp(key, "metadata"))
+			continue;
+		if (json_is_object(m) && json_object_get(m, key))
+			return imp_bad(im, "\"%s\" is both a top-level field and "
+				       "in \"metadata\"",
+				       imp_show(tok, key, strlen(key)));
+		rc = meta_field(im, key, val);
+		if (rc)
+			return rc;
 	}
 	return RVF_OK;
 }
@@ -353,7 +381,7 @@ static rvf_code json_record(struct imp *im, char *s, size_t n, uint64_t line)
 	size_t first = im->meta_n;
 	struct jscan js;
 	json_error_t je;
-	json_t *doc, *m;
+	json_t *doc;
 	uint64_t id = 0;
 	char tok[48];
 	rvf_code rc;
@@ -365,23 +393,40 @@ static rvf_code json_record(struct imp *im, char *s, size_t n, uint64_t line)
 		size_t idn;
 		int r;
 
-		if (!js.id)
-			return imp_bad(im, "missing \"id\"");
-		idn = (size_t)(js.id_end - js.id);
-		r = imp_parse_id(js.id, js.id_end, &id);
-		if (r == 1 || (idn > 1 && js.id[0] == '0'))
-			return imp_bad(im, "id %s is not a non-negative integer",
-				   imp_show(tok, js.id, idn));
-		if (r == 2)
-			return imp_bad(im, "id %s is larger than %" PRIu64,
-				   imp_show(tok, js.id, idn), UINT64_MAX);
+		if (js.id) {
+			/* A number, or a string of one ("42"). */
+			const char *a = js.id, *b = js.id_end;
+
+			idn = (size_t)(js.id_end - js.id);
+			if (idn >= 2 && a[0] == '"' && b[-1] == '"')
+				a++, b--;
+			r = imp_parse_id(a, b, &id);
+			if (r == 1 || (b - a > 1 && a[0] == '0'))
+				return imp_bad(im, "id %s is not a non-negative "
+					       "integer", imp_show(tok, js.id, idn));
+			if (r == 2)
+				return imp_bad(im, "id %s is larger than %" PRIu64,
+					       imp_show(tok, js.id, idn), UINT64_MAX);
+		}
+		/* Rows without ids take the store's next ids; they go to
+		 * the sink in batches of their own. */
+		if (im->n && im->auto_ids != !js.id) {
+			rc = imp_flush(im);
+			if (rc)
+				return rc;
+			row = im->vec;
+			first = im->meta_n;
+		}
+		im->auto_ids = !js.id;
 		if (!js.vec)
 			return imp_bad(im, "missing \"vector\"");
 		rc = json_vector(im, js.vec, js.vec_end, row);
 		if (rc)
 			return rc;
 		/* The later value first, so the other stays in place. */
-		if (js.id > js.vec) {
+		if (!js.id) {
+			cut(s, &n, js.vec, js.vec_end);
+		} else if (js.id > js.vec) {
 			cut(s, &n, js.id, js.id_end);
 			cut(s, &n, js.vec, js.vec_end);
 		} else {
@@ -407,14 +452,11 @@ static rvf_code json_record(struct imp *im, char *s, size_t n, uint64_t line)
 		return imp_bad(im, "bad JSON");
 	}
 	im->meta_start[im->n] = first;
-	m = json_object_get(doc, "metadata");
-	if (m && !json_is_null(m)) {
-		rc = json_meta(im, m);
-		if (rc) {
-			im->meta_n = first;
-			json_decref(doc);
-			return rc;
-		}
+	rc = json_meta(im, doc);
+	if (rc) {
+		im->meta_n = first;
+		json_decref(doc);
+		return rc;
 	}
 	if (im->meta_n > first) {
 		im->docs[im->ndocs++] = doc;

@@ -189,6 +189,19 @@ static rvf_code remember_ids(rvf_ingest *t, size_t n, const uint64_t *ids,
 	return RVF_OK;
 }
 
+rvf_code rvf_ingest_clear_metadata(rvf_ingest *t, size_t n, const uint64_t *ids,
+				   rvf_error *err)
+{
+	if (!t || (n && !ids))
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids given");
+	if (!t->meta) {
+		t->meta = meta_batch_new(t->c.base->meta, err);
+		if (!t->meta)
+			return err ? err->code : RVF_E_NO_MEMORY;
+	}
+	return meta_batch_clear(t->meta, n, ids, err);
+}
+
 rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 			const float *vectors, const rvf_meta_field *meta,
 			const size_t *meta_start, rvf_error *err)

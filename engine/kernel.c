@@ -1,19 +1,22 @@
 /* kernel.c - KERNEL and EBPF segments: embed, replace, remove, extract.
  *
  * The reference reads the FIRST kernel / eBPF entry of the directory, so
- * embedding a new one drops the older entries from the directory.  A kernel
- * payload is the 128-byte header, the image, then the cmdline (after the
- * image, although the header says cmdline_offset = 128). */
+ * embedding a new one drops the older entries from the directory.  We write
+ * the 128-byte header, the image, then the cmdline (after the image,
+ * although the header says cmdline_offset = 128), as rvf-node does; we read
+ * that and upstream's two other layouts (rvf.h, rvf_kernel_layout). */
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "bytes.h"
+#include "decompress.h"
 #include "error.h"
 #include "hash.h"
 #include "store.h"
 
 #define KERNEL_HEADER 128
+#define KERNEL_BINDING 128
 #define EBPF_HEADER 64
 #define KERNEL_MAX_IMAGE (128u << 20)
 #define EBPF_MAX_PROGRAM (16u << 20)
@@ -172,6 +175,63 @@ static const unsigned char *payload_of(const rvf_view *v, long index,
 	return v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
 }
 
+/* Upstream's ruvbot build-rvf.js: cmdline_offset 128 as a u32 at 0x6C
+ * (reserved_0 elsewhere, always 0), cmdline_length as a u32 at 0x70, the
+ * gzip'd image of compressed_size bytes, then the cmdline; nothing else. */
+static bool build_rvf_layout(const unsigned char *p, uint64_t body)
+{
+	uint64_t csize = ld64(p + 0x20);
+	uint32_t clen = ld32(p + 0x70);
+	return ld32(p + 0x6C) == KERNEL_HEADER && ld32(p + 0x74) == 0 &&
+	       ld32(p + 0x78) == 0 && csize <= body && body - csize == clen;
+}
+
+/* Upstream's embed_kernel_with_binding: cmdline_offset 256, the binding
+ * and the cmdline fit. */
+static bool binding_layout(uint64_t cmd_off, uint32_t clen, uint64_t body)
+{
+	return cmd_off == KERNEL_HEADER + KERNEL_BINDING && body >= KERNEL_BINDING &&
+	       body - KERNEL_BINDING >= clen;
+}
+
+static void place(rvf_kernel_info *k, const unsigned char *p, uint64_t body)
+{
+	static const char *const names[] = { "plain", "binding", "build-rvf.js" };
+	if (build_rvf_layout(p, body)) {
+		k->layout = RVF_KERNEL_BUILD_RVF;
+		k->api_port = ld16(p + 0x2A);
+		k->api_version = ld16(p + 0x2C);
+		k->vcpu_count = p[0x68];
+		k->cmdline_offset = ld32(p + 0x6C);
+		k->cmdline_length = ld32(p + 0x70);
+		k->image_at = KERNEL_HEADER;
+		k->image_stored = k->compressed_size;
+		k->cmdline_at = KERNEL_HEADER + k->compressed_size;
+		k->cmdline_stored = k->cmdline_length;
+	} else if (binding_layout(k->cmdline_offset, k->cmdline_length, body)) {
+		k->layout = RVF_KERNEL_BINDING;
+		k->has_binding = true;
+		k->binding = p + KERNEL_HEADER;
+		k->cmdline_at = k->cmdline_offset;
+		k->cmdline_stored = k->cmdline_length;
+		k->image_at = k->cmdline_at + k->cmdline_length;
+		k->image_stored = body - KERNEL_BINDING - k->cmdline_length;
+	} else {
+		k->layout = RVF_KERNEL_PLAIN;
+		k->cmdline_stored = k->cmdline_length <= body ? k->cmdline_length : 0;
+		k->image_at = KERNEL_HEADER;
+		k->image_stored = body - k->cmdline_stored;
+		k->cmdline_at = KERNEL_HEADER + k->image_stored;
+	}
+	k->layout_name = names[k->layout];
+	k->compression_name = "none";
+	if (k->compression) {
+		decomp_kind d = decomp_sniff(p + k->image_at, (size_t)k->image_stored);
+		k->compression_name = decomp_name(d);
+	}
+	k->image_length = k->compression ? k->image_size : k->image_stored;
+}
+
 bool rvf_view_kernel(const rvf_view *v, rvf_kernel_info *out)
 {
 	if (v->kernel_index < 0)
@@ -179,6 +239,8 @@ bool rvf_view_kernel(const rvf_view *v, rvf_kernel_info *out)
 	const rvf_segment *seg = &v->dir[v->kernel_index];
 	memset(out, 0, sizeof(*out));
 	out->segment = seg;
+	out->layout_name = "plain";
+	out->compression_name = "none";
 	if (!seg->readable || seg->payload_length < KERNEL_HEADER)
 		return true;
 	const unsigned char *p = v->map->base + seg->offset + RVF_SEGMENT_HEADER_SIZE;
@@ -194,9 +256,13 @@ bool rvf_view_kernel(const rvf_view *v, rvf_kernel_info *out)
 	out->api_port = (uint16_t)(p[0x2A] << 8 | p[0x2B]);
 	out->api_version = ld32(p + 0x2C);
 	memcpy(out->image_hash, p + 0x30, 32);
+	memcpy(out->build_id, p + 0x50, 16);
+	out->build_timestamp = ld64(p + 0x60);
+	out->vcpu_count = ld32(p + 0x68);
 	out->cmdline_offset = ld64(p + 0x70);
 	out->cmdline_length = ld32(p + 0x78);
 	out->stored_length = seg->payload_length - KERNEL_HEADER;
+	place(out, p, out->stored_length);
 	return true;
 }
 
@@ -215,38 +281,28 @@ rvf_code rvf_view_kernel_image(const rvf_view *v, unsigned char **image,
 					    KERNEL_HEADER, err);
 	if (!p)
 		return err ? err->code : RVF_E_CORRUPT;
-	const unsigned char *body = p + KERNEL_HEADER;
-	uint64_t avail = k.stored_length;
-	uint64_t clen = k.cmdline_length <= avail ? k.cmdline_length : 0;
-	uint64_t stored = avail - clen;
+	const unsigned char *stored = p + k.image_at;
 	unsigned char *out;
 	size_t n;
-	if (k.compression == 1) {
-		if (k.image_size > KERNEL_MAX_IMAGE)
+	if (k.compression) {
+		decomp_kind d = decomp_sniff(stored, (size_t)k.image_stored);
+		if (d == DECOMP_UNKNOWN)
 			return rvf_fail(err, RVF_E_CORRUPT,
-					"compressed kernel claims %llu bytes",
-					(unsigned long long)k.image_size);
-		out = malloc(k.image_size ? (size_t)k.image_size : 1);
-		if (!out)
-			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		size_t got = ZSTD_decompress(out, (size_t)k.image_size, body, (size_t)stored);
-		if (ZSTD_isError(got) || got != k.image_size) {
-			free(out);
-			return rvf_fail(err, RVF_E_CORRUPT,
-					"kernel image does not decompress: %s",
-					ZSTD_isError(got) ? ZSTD_getErrorName(got) :
-					"wrong size");
-		}
-		n = got;
+					"kernel image: compression %u is neither zstd nor gzip",
+					k.compression);
+		rvf_code rc = decomp_run(d, stored, (size_t)k.image_stored, k.image_size,
+					 KERNEL_MAX_IMAGE, "kernel image", &out, &n, err);
+		if (rc != RVF_OK)
+			return rc;
 	} else {
-		out = malloc(stored ? (size_t)stored : 1);
+		out = malloc(k.image_stored ? (size_t)k.image_stored : 1);
 		if (!out)
 			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		memcpy(out, body, (size_t)stored);
-		n = (size_t)stored;
+		memcpy(out, stored, (size_t)k.image_stored);
+		n = (size_t)k.image_stored;
 	}
-	if (cmdline && clen) {
-		*cmdline = strndup((const char *)body + stored, (size_t)clen);
+	if (cmdline && k.cmdline_stored) {
+		*cmdline = strndup((const char *)p + k.cmdline_at, k.cmdline_stored);
 		if (!*cmdline) {
 			free(out);
 			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");

@@ -210,6 +210,10 @@ rvf_code meta_batch_add(meta_batch *b, size_t n, const uint64_t *ids,
 			rvf_error *err);
 /* Rows with fields added so far. */
 size_t meta_batch_rows(const meta_batch *b);
+/* Rows with no fields for ids: their records are emptied (ids without a
+ * record are skipped). */
+rvf_code meta_batch_clear(meta_batch *b, size_t n, const uint64_t *ids,
+			  rvf_error *err);
 /* Encodes the batch against its base.  The batch may be freed afterwards
  * whatever the result. */
 rvf_code meta_batch_finish(meta_batch *b, unsigned flags, meta_write *out,

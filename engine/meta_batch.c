@@ -317,6 +317,24 @@ rvf_code meta_batch_add(meta_batch *b, size_t n, const uint64_t *ids,
 	return rc;
 }
 
+rvf_code meta_batch_clear(meta_batch *b, size_t n, const uint64_t *ids,
+			  rvf_error *err)
+{
+	void *tmp;
+	meta_record old;
+
+	if (!b)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no metadata batch");
+	for (size_t i = 0; i < n; i++) {
+		if (!meta_table_find(b->base, ids[i], &old) || !old.count)
+			continue;
+		if (!GROW(b->rows, b->cap_rows, b->nrows + 1))
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		b->rows[b->nrows++] = (brow){ ids[i], b->nfields, 0 };
+	}
+	return RVF_OK;
+}
+
 typedef struct row_ref {
 	uint64_t id;
 	size_t index;

@@ -27,7 +27,7 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 		.queries = queries,
 		.nq = nq,
 		.k = k,
-		.rows = v->visible,
+		.rows = view_rows((rvf_view *)v),
 		.nrows = v->nvisible,
 		.accept = fc.filter ? accept_row : NULL,
 		.accept_ctx = &fc,
@@ -36,6 +36,8 @@ rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 	if (v->info.dimension == 0)
 		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 				"the store has dimension 0: it holds no vectors to query");
+	if (!req.rows)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
 	rvf_view *mv = (rvf_view *)v; /* the codes are a cache behind a lock */
 	bool start_build = false;
 	accel_index *a = NULL;

@@ -201,10 +201,92 @@ static bool worker_alloc(worker *w, const scan *sc)
 	return w->len && w->px && w->ids && w->xx && w->dist && w->heaps;
 }
 
+/* The scan's fixed part: distance kernels, block and group sizes, and for
+ * cosine the queries' squared norms (*qq, the caller frees).  false: out
+ * of memory. */
+static bool scan_setup(scan *sc, const search_request *req, float **qq)
+{
+	size_t nq = req->nq, dim = req->dim;
+
+	sc->req = req;
+	sc->ops = dist_ops_get();
+	sc->metric = dist_metric(req->metric);
+	sc->qq = NULL;
+	sc->block = dim ? BLOCK_BYTES / 4 / dim : BLOCK_MAX;
+	sc->block = sc->block < BLOCK_MIN ? BLOCK_MIN :
+		    sc->block > BLOCK_MAX ? BLOCK_MAX : sc->block;
+	sc->group = min_sz(nq, QUERY_GROUP);
+	*qq = NULL;
+	if (sc->metric != RVF_METRIC_COSINE)
+		return true;
+	*qq = malloc(nq * sizeof(**qq));
+	if (!*qq)
+		return false;
+	for (size_t q = 0; q < nq; q++) {
+		const unsigned char *p = (const unsigned char *)(req->queries + q * dim);
+
+		sc->ops->norms(&p, 1, dim, &(*qq)[q]);
+	}
+	sc->qq = *qq;
+	return true;
+}
+
+/* nt workers, each with an equal share of the rows.  One worker keeps its
+ * heaps in the output itself; several keep their own, merged afterwards.
+ * false: out of memory (the workers made so far are to be freed). */
+static bool workers_setup(worker *ws, size_t nt, const scan *sc, rvf_hit *out,
+			  size_t kk)
+{
+	const search_request *req = sc->req;
+
+	for (size_t t = 0; t < nt; t++) {
+		worker *w = &ws[t];
+
+		w->sc = sc;
+		w->begin = req->nrows / nt * t + min_sz(t, req->nrows % nt);
+		w->end = w->begin + req->nrows / nt + (t < req->nrows % nt);
+		if (nt == 1) {
+			w->heaps = out;
+			w->hstride = req->k;
+			w->cap = kk;
+		} else {
+			w->own_heaps = true;
+			w->cap = min_sz(kk, w->end - w->begin);
+			w->hstride = w->cap;
+		}
+		if (!worker_alloc(w, sc))
+			return false;
+	}
+	return true;
+}
+
+/* Each query's best kk over all workers, sorted, into out; counts. */
+static void merge_results(const worker *ws, size_t nt, const search_request *req,
+			  size_t kk, rvf_hit *out, size_t *counts)
+{
+	for (size_t q = 0; q < req->nq; q++) {
+		rvf_hit *h = out + q * req->k;
+		size_t len = 0;
+
+		if (nt == 1) {
+			len = ws[0].len[q];
+		} else {
+			for (size_t t = 0; t < nt; t++) {
+				const rvf_hit *src = ws[t].heaps + q * ws[t].hstride;
+
+				for (size_t i = 0; i < ws[t].len[q]; i++)
+					heap_offer(h, &len, kk, src[i]);
+			}
+		}
+		heap_sort(h, len);
+		counts[q] = len;
+	}
+}
+
 rvf_code search_exact(const search_request *req, rvf_hit *out, size_t *counts,
 		      rvf_error *err)
 {
-	size_t nq = req->nq, k = req->k, dim = req->dim, nt = 0, kk;
+	size_t nq = req->nq, k = req->k, nt = 0, kk;
 	float *qq = NULL;
 	worker *ws = NULL;
 	scan sc;
@@ -226,76 +308,16 @@ rvf_code search_exact(const search_request *req, rvf_hit *out, size_t *counts,
 	if (kk == 0)
 		return RVF_OK;
 
-	sc.req = req;
-	sc.ops = dist_ops_get();
-	sc.metric = dist_metric(req->metric);
-	sc.qq = NULL;
-	sc.block = dim ? BLOCK_BYTES / 4 / dim : BLOCK_MAX;
-	sc.block = sc.block < BLOCK_MIN ? BLOCK_MIN :
-		   sc.block > BLOCK_MAX ? BLOCK_MAX : sc.block;
-	sc.group = min_sz(nq, QUERY_GROUP);
-
-	if (sc.metric == RVF_METRIC_COSINE) {
-		qq = malloc(nq * sizeof(*qq));
-		if (!qq)
-			goto nomem;
-		for (size_t q = 0; q < nq; q++) {
-			const unsigned char *p =
-				(const unsigned char *)(req->queries + q * dim);
-
-			sc.ops->norms(&p, 1, dim, &qq[q]);
-		}
-		sc.qq = qq;
+	if (scan_setup(&sc, req, &qq)) {
+		nt = pick_threads(req, sc.block);
+		ws = calloc(nt, sizeof(*ws));
 	}
-
-	nt = pick_threads(req, sc.block);
-	ws = calloc(nt, sizeof(*ws));
-	if (!ws)
-		goto nomem;
-	for (size_t t = 0; t < nt; t++) {
-		worker *w = &ws[t];
-
-		w->sc = &sc;
-		w->begin = req->nrows / nt * t + min_sz(t, req->nrows % nt);
-		w->end = w->begin + req->nrows / nt + (t < req->nrows % nt);
-		if (nt == 1) {
-			/* one thread: its heaps are the output itself */
-			w->heaps = out;
-			w->hstride = k;
-			w->cap = kk;
-		} else {
-			w->own_heaps = true;
-			w->cap = min_sz(kk, w->end - w->begin);
-			w->hstride = w->cap;
-		}
-		if (!worker_alloc(w, &sc))
-			goto nomem;
+	if (ws && workers_setup(ws, nt, &sc, out, kk)) {
+		pool_run(scan_task, ws, nt);
+		merge_results(ws, nt, req, kk, out, counts);
+	} else {
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "search: out of memory");
 	}
-
-	pool_run(scan_task, ws, nt);
-
-	for (size_t q = 0; q < nq; q++) {
-		rvf_hit *h = out + q * k;
-		size_t len = 0;
-
-		if (nt == 1) {
-			len = ws[0].len[q];
-		} else {
-			for (size_t t = 0; t < nt; t++) {
-				const rvf_hit *src = ws[t].heaps + q * ws[t].hstride;
-
-				for (size_t i = 0; i < ws[t].len[q]; i++)
-					heap_offer(h, &len, kk, src[i]);
-			}
-		}
-		heap_sort(h, len);
-		counts[q] = len;
-	}
-	goto done;
-
-nomem:
-	rc = rvf_fail(err, RVF_E_NO_MEMORY, "search: out of memory");
-done:
 	if (ws)
 		for (size_t t = 0; t < nt; t++)
 			worker_free(&ws[t]);

@@ -1,8 +1,10 @@
 /* segtypes.c - names of segment types, as upstream's
  * rvf-types/src/segment_type.rs defines them (snake_case of its enum), plus
  * our own SIGNATURE segment.  rvf-node 0.2.3 names only the first sixteen
- * and lists the rest as unknown(0xNN); we name every one. */
+ * and lists the rest as unknown(0xNN); we name every one.  Also how a
+ * witness entry is shown: its kind, its link and its time. */
 #include <stdio.h>
+#include <time.h>
 
 #include "rvf.h"
 #include "segment.h"
@@ -57,4 +59,30 @@ const char *rvf_witness_kind(uint8_t type)
 {
 	return type == 1 ? "computation" : type == 0 ? "provenance" :
 	       type == 0xFF ? "document" : "other";
+}
+
+const char *rvf_witness_link(const rvf_witness *w)
+{
+	if (w->links)
+		return "linked";
+	for (int b = 0; b < 32; b++)
+		if (w->prev_hash[b])
+			return "unlinked";
+	return "session-start";
+}
+
+void rvf_witness_time(const rvf_witness *w, bool nanos,
+		      char out[RVF_WITNESS_TIME_SIZE])
+{
+	time_t secs = (time_t)(w->timestamp_ns / 1000000000ull);
+	struct tm tm;
+	char stamp[32];
+	if (!gmtime_r(&secs, &tm) ||
+	    !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(stamp, sizeof(stamp), "@%llu", (unsigned long long)secs);
+	if (nanos)
+		snprintf(out, RVF_WITNESS_TIME_SIZE, "%s.%09lluZ", stamp,
+			 (unsigned long long)(w->timestamp_ns % 1000000000ull));
+	else
+		snprintf(out, RVF_WITNESS_TIME_SIZE, "%sZ", stamp);
 }

@@ -56,9 +56,21 @@ struct rvf_view {
 				       * shares (held), or NULL: ours */
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;
-	search_row *visible;          /* what queries see, ascending id */
+	bool deleted_is_man;          /* deleted aliases man.deleted */
+	search_row *visible;          /* what queries see, ascending id (NULL
+				       * in an overlay: use view_rows) */
 	size_t nvisible;
 	bool visible_is_own;          /* visible aliases own (no deletes, no parent) */
+	/* An overlay: a view that only deleted ids since `vis_base` (held,
+	 * whose `visible` is an array) shows the base's rows minus those at
+	 * hide_pos (ascending) instead of copying them, so a delete costs
+	 * what it deletes.  vis_rows is its own copy, made the first time a
+	 * search needs one array (view_rows). */
+	rvf_view *vis_base;
+	size_t *hide_pos;
+	size_t nhide;
+	pthread_mutex_t vis_mu;
+	search_row *vis_rows;
 	bool own_has_max;
 	uint64_t own_max;             /* largest own row id */
 
@@ -166,13 +178,20 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const view_chain *chain, meta_table *meta, rvf_view **out,
 		    rvf_error *err);
 /* The same for a state no manifest on disk describes yet (a deferred
- * commit): `pending` is the manifest it would write (copied). */
+ * commit): `pending` is the manifest it would write; the view takes its
+ * arrays (they are NULL afterwards, whatever the outcome). */
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
 			    uint64_t pending_from, meta_table *meta,
-			    const manifest *pending, rvf_view **out,
+			    manifest *pending, rvf_view **out,
 			    rvf_error *err);
 void view_free(rvf_view *v);
+/* Visible rows copied into new arrays so far (for the tests: a delete
+ * should cost what it deletes, not a copy of every row). */
+extern atomic_size_t view_rows_copied;
+/* The visible rows as one array (v->nvisible of them); NULL when an
+ * overlay's copy cannot be made (out of memory). */
+const search_row *view_rows(rvf_view *v);
 /* True when id is in v's (sorted) deletion list. */
 bool view_is_deleted(const rvf_view *v, uint64_t id);
 /* Own row with this id (deleted or not), or NULL. */
@@ -204,6 +223,8 @@ typedef struct commit {
 	uint64_t start;               /* s->end at begin: abort truncates here */
 	size_t dir_cap;               /* allocated entries of next.dir */
 	manifest next;                /* new manifest being prepared */
+	bool deleted_owned;           /* next.deleted is ours (else the base
+				       * view's list, shared until changed) */
 	uint8_t saved_prev[32];       /* witness chain state, for abort */
 	bool saved_started;
 	uint64_t saved_next_id;

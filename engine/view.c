@@ -530,13 +530,14 @@ static bool bit_set(const cow_state *c, uint64_t id)
 	return id < c->capacity_bits && (c->bitmap[id / 8] >> (id % 8)) & 1;
 }
 
+atomic_size_t view_rows_copied;
+
 /* Visible rows: own live rows, plus in a branch child the parent's own
  * live rows whose membership bit is set and that the child does not
- * override (§6 of the format document). */
-static rvf_code build_visible(rvf_view *v, rvf_error *err)
+ * override (§6 of the format document).  Copies them all: O(rows). */
+static rvf_code build_visible_flat(rvf_view *v, rvf_error *err)
 {
-	/* own and deleted are both ascending: walk them together (a commit
-	 * per `rm` rebuilds this, so no search per row). */
+	/* own and deleted are both ascending: walk them together. */
 	size_t dead = 0;
 	for (size_t i = 0, d = 0; i < v->nown && d < v->ndeleted;) {
 		if (v->own[i].id < v->deleted[d]) {
@@ -584,7 +585,183 @@ static rvf_code build_visible(rvf_view *v, rvf_error *err)
 	v->nvisible = w;
 	v->info.visible = w;
 	v->info.inherited = inherited;
+	atomic_fetch_add(&view_rows_copied, w);
 	return RVF_OK;
+}
+
+/* Most rows an overlay hides before the next view copies its rows again:
+ * a copy of n rows every n/16 deletes costs about 16 row copies per
+ * delete, and an overlay's lookups stay a binary search in a short list. */
+static bool overlay_too_long(size_t nhide, size_t nbase)
+{
+	return nhide > 64 && nhide > nbase / 16;
+}
+
+/* The ids v deletes that prev did not, when v only adds deletions to prev
+ * (both lists ascend); false otherwise (an id came back: compaction). */
+static bool new_deletions(const rvf_view *v, const rvf_view *prev,
+			  uint64_t **out, size_t *n)
+{
+	if (v->ndeleted < prev->ndeleted)
+		return false;
+	uint64_t *add = malloc((v->ndeleted - prev->ndeleted + 1) * sizeof(uint64_t));
+	if (!add)
+		return false;
+	size_t i = 0, k = 0;
+	for (size_t j = 0; j < v->ndeleted; j++) {
+		if (i < prev->ndeleted && prev->deleted[i] == v->deleted[j])
+			i++;
+		else if (i < prev->ndeleted && prev->deleted[i] < v->deleted[j])
+			break; /* prev's id is gone from v's list */
+		else
+			add[k++] = v->deleted[j];
+	}
+	if (i != prev->ndeleted) {
+		free(add);
+		return false;
+	}
+	*out = add;
+	*n = k;
+	return true;
+}
+
+/* Position in `base`'s visible rows of every id of add[n] it shows,
+ * merged (ascending) with the positions `prev` already hides. */
+static size_t *merge_hidden(const rvf_view *base, const size_t *old,
+			    size_t nold, const uint64_t *add, size_t n,
+			    size_t *nout)
+{
+	size_t *pos = malloc((nold + n + 1) * sizeof(size_t));
+	if (!pos)
+		return NULL;
+	size_t i = 0, w = 0;
+	for (size_t k = 0; k < n; k++) {
+		long at = row_find(base->visible, base->nvisible, add[k]);
+		if (at < 0)
+			continue;
+		while (i < nold && old[i] < (size_t)at)
+			pos[w++] = old[i++];
+		if (i < nold && old[i] == (size_t)at)
+			continue; /* already hidden (not expected) */
+		pos[w++] = (size_t)at;
+	}
+	while (i < nold)
+		pos[w++] = old[i++];
+	*nout = w;
+	return pos;
+}
+
+/* Visible rows of a view that only deletes ids from prev (the same own
+ * rows, no branch): prev's rows are not copied; v shows them minus the
+ * ones it hides (an overlay).  Costs what the change deletes, plus a walk
+ * of the deletion lists.  Returns false when this does not apply. */
+static bool build_visible_overlay(rvf_view *v, const rvf_view *prev)
+{
+	if (!prev || v->own != prev->own || v->is_branch || prev->is_branch)
+		return false;
+	const rvf_view *base = prev->vis_base ? prev->vis_base : prev;
+	uint64_t *add;
+	size_t nadd;
+	if (!new_deletions(v, prev, &add, &nadd))
+		return false;
+	size_t nhide = 0;
+	size_t *pos = merge_hidden(base, prev->hide_pos, prev->nhide, add,
+				   nadd, &nhide);
+	size_t own_gone = 0;
+	for (size_t k = 0; k < nadd; k++)
+		own_gone += row_find(v->own, v->nown, add[k]) >= 0;
+	free(add);
+	if (!pos || overlay_too_long(nhide, base->nvisible)) {
+		free(pos);
+		return false;
+	}
+	v->vis_base = rvf_view_ref((rvf_view *)base);
+	v->hide_pos = pos;
+	v->nhide = nhide;
+	v->nvisible = base->nvisible - nhide;
+	v->info.visible = v->nvisible;
+	v->info.own_live = prev->info.own_live - own_gone;
+	v->info.inherited = 0;
+	return true;
+}
+
+static rvf_code build_visible(rvf_view *v, const rvf_view *prev,
+			      rvf_error *err)
+{
+	if (build_visible_overlay(v, prev))
+		return RVF_OK;
+	return build_visible_flat(v, err);
+}
+
+/* Position in vis_base's rows of an overlay's visible row `index`: the
+ * hidden positions p[k] ascend, and p[k] - k (the visible rows before
+ * the k-th hidden one) does not descend, so a binary search counts the
+ * hidden rows at or before the answer. */
+static size_t overlay_base_index(const rvf_view *v, size_t index)
+{
+	size_t lo = 0, hi = v->nhide;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->hide_pos[mid] - mid <= index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return index + lo;
+}
+
+static const search_row *visible_row(const rvf_view *v, size_t index)
+{
+	if (!v->vis_base)
+		return &v->visible[index];
+	return &v->vis_base->visible[overlay_base_index(v, index)];
+}
+
+static long visible_find(const rvf_view *v, uint64_t id)
+{
+	if (!v->vis_base)
+		return row_find(v->visible, v->nvisible, id);
+	const rvf_view *b = v->vis_base;
+	long at = row_find(b->visible, b->nvisible, id);
+	if (at < 0)
+		return -1;
+	size_t lo = 0, hi = v->nhide;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->hide_pos[mid] < (size_t)at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < v->nhide && v->hide_pos[lo] == (size_t)at)
+		return -1;
+	return at - (long)lo;
+}
+
+const search_row *view_rows(rvf_view *v)
+{
+	if (!v->vis_base)
+		return v->visible;
+	/* An overlay copies its rows the first time a search needs them. */
+	pthread_mutex_lock(&v->vis_mu);
+	if (!v->vis_rows) {
+		search_row *r = malloc((v->nvisible ? v->nvisible : 1) * sizeof(search_row));
+		const search_row *b = v->vis_base->visible;
+		if (r) {
+			size_t w = 0, k = 0;
+			for (size_t i = 0; i < v->vis_base->nvisible; i++) {
+				if (k < v->nhide && v->hide_pos[k] == i)
+					k++;
+				else
+					r[w++] = b[i];
+			}
+		}
+		v->vis_rows = r;
+		atomic_fetch_add(&view_rows_copied, r ? v->nvisible : 0);
+	}
+	const search_row *out = v->vis_rows;
+	pthread_mutex_unlock(&v->vis_mu);
+	return out;
 }
 
 static rvf_code parse_witnesses(rvf_view *v, rvf_error *err)
@@ -838,26 +1015,6 @@ static rvf_code replay_meta(rvf_view *v, rvf_error *err)
 	return rc;
 }
 
-/* A deep copy of m into out. */
-static bool manifest_copy(const manifest *m, manifest *out)
-{
-	*out = *m;
-	out->dir = malloc((m->dir_len ? m->dir_len : 1) * sizeof(dir_entry));
-	out->deleted = malloc((m->deleted_len ? m->deleted_len : 1) * sizeof(uint64_t));
-	if (!out->dir || !out->deleted) {
-		free(out->dir);
-		free(out->deleted);
-		out->dir = NULL;
-		out->deleted = NULL;
-		return false;
-	}
-	if (m->dir_len)
-		memcpy(out->dir, m->dir, m->dir_len * sizeof(dir_entry));
-	if (m->deleted_len)
-		memcpy(out->deleted, m->deleted, m->deleted_len * sizeof(uint64_t));
-	return true;
-}
-
 /* True when the META payload is a full snapshot (flags bit 0). */
 static bool meta_is_snapshot(const unsigned char *map, const rvf_segment *s)
 {
@@ -903,11 +1060,295 @@ static uint64_t dead_bytes(const rvf_view *v, uint64_t mlen)
 	return v->info.file_size > need ? v->info.file_size - need : 0;
 }
 
+/* What index_directory found for the later steps. */
+typedef struct dir_marks {
+	long last_cow, last_mb;     /* COW_MAP, MEMBERSHIP entries, or -1 */
+} dir_marks;
+
+static rvf_view *view_alloc(rvf_map *map)
+{
+	rvf_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	atomic_init(&v->refs, 1);
+	pthread_mutex_init(&v->accel_mu, NULL);
+	pthread_mutex_init(&v->vis_mu, NULL);
+	v->map = map_ref(map);
+	v->kernel_index = v->ebpf_index = -1;
+	return v;
+}
+
+/* The newest manifest: the pending one (taken over) or the file's. */
+static rvf_code read_manifest(rvf_view *v, uint64_t size, const rvf_view *prev,
+			      manifest *pending, rvf_segment *mseg,
+			      rvf_error *err)
+{
+	if (pending) {
+		/* No manifest on disk yet: nothing to list for it. */
+		v->man = *pending;
+		pending->dir = NULL;
+		pending->deleted = NULL;
+		mseg->offset = prev ? prev->info.manifest_offset : 0;
+	} else {
+		rvf_code rc = manifest_locate(v->map->base, size, &v->man, mseg, err);
+		if (rc != RVF_OK)
+			return rc;
+	}
+	/* Dimension 0 is a store without vectors (upstream's ruvbot.rvf holds
+	 * only a kernel, WASM and JSON documents); the reference opens it. */
+	rvf_info *info = &v->info;
+	info->dimension = v->man.dimension;
+	info->metric_byte = v->man.metric;
+	info->metric = v->man.metric <= 2 ? (rvf_metric)v->man.metric : RVF_METRIC_L2;
+	info->profile = v->man.profile;
+	info->epoch = v->man.epoch;
+	info->file_size = size;
+	info->manifest_total = v->man.total_vectors;
+	info->directory_len = v->man.dir_len;
+	info->manifest_offset = mseg->offset;
+	info->has_identity = v->man.has_identity;
+	info->identity = v->man.identity;
+	info->pending = pending != NULL;
+	return RVF_OK;
+}
+
+/* Decodes every directory entry, and the offset-sorted segment list (with
+ * the manifest itself when it is on disk). */
+static rvf_code index_directory(rvf_view *v, uint64_t size, const rvf_view *prev,
+				uint64_t trusted_from, rvf_segment *mseg,
+				dir_marks *marks, rvf_error *err)
+{
+	rvf_code rc = check_directory(v, size, err);
+	if (rc != RVF_OK)
+		return rc;
+	v->dir = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
+	v->sorted = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
+	if (!v->dir || !v->sorted)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	marks->last_cow = marks->last_mb = -1;
+	for (uint32_t i = 0; i < v->man.dir_len; i++) {
+		const dir_entry *e = &v->man.dir[i];
+		rc = decode_entry(v, e, size, prev, trusted_from, &v->dir[i], err);
+		if (rc != RVF_OK)
+			return rc;
+		switch (e->type) {
+		case RVF_SEG_KERNEL:
+			if (v->kernel_index < 0)
+				v->kernel_index = i;
+			break;
+		case RVF_SEG_EBPF:
+			if (v->ebpf_index < 0)
+				v->ebpf_index = i;
+			break;
+		case RVF_SEG_COW_MAP:
+			marks->last_cow = i;
+			break;
+		case RVF_SEG_MEMBERSHIP:
+			marks->last_mb = i;
+			break;
+		}
+	}
+	memcpy(v->sorted, v->dir, sizeof(rvf_segment) * v->man.dir_len);
+	v->nsorted = v->man.dir_len;
+	if (!v->info.pending) {
+		mseg->readable = true;
+		mseg->hash_algo = content_hash_identify(mseg,
+				v->map->base + mseg->offset + RVF_SEGMENT_HEADER_SIZE,
+				(size_t)mseg->payload_length);
+		mseg->hash_ok = content_hash_algo_ok(mseg->hash_algo);
+		mseg->listed = false;
+		v->sorted[v->nsorted++] = *mseg;
+	}
+	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
+	if (add_unlisted(v, size, prev) != RVF_OK)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	return RVF_OK;
+}
+
+/* Where prev's rows can be reused: when its VEC entries are a prefix of
+ * ours and it indexes the same mapping (its rows point into it; after the
+ * file outgrew the mapping the old one goes away with prev).  Sets the
+ * first entry to read and, for a reused entry that grew (a deferred tail),
+ * that entry and the rows of it prev already has. */
+typedef struct row_reuse {
+	bool ok;
+	size_t vec_from;
+	long grown;
+	uint32_t grown_skip;
+} row_reuse;
+
+static row_reuse reusable_rows(const rvf_view *v, const rvf_view *prev)
+{
+	row_reuse r = { .grown = -1 };
+	if (!prev || prev->map != v->map ||
+	    prev->info.dimension != v->info.dimension ||
+	    prev->nconverted != 0 /* converted rows belong to prev */)
+		return r;
+	size_t a = 0, b = 0;
+	bool prefix = true;
+	uint64_t stride = 8 + 4 * (uint64_t)v->info.dimension;
+	for (; a < prev->man.dir_len && prefix; a++) {
+		if (prev->dir[a].type != RVF_SEG_VEC)
+			continue;
+		while (b < v->man.dir_len && v->dir[b].type != RVF_SEG_VEC)
+			b++;
+		prefix = b < v->man.dir_len &&
+			 v->dir[b].offset == prev->dir[a].offset &&
+			 v->dir[b].payload_length >= prev->dir[a].payload_length;
+		if (prefix && v->dir[b].payload_length != prev->dir[a].payload_length) {
+			/* only the last reused entry may have grown */
+			prefix = r.grown < 0 && prev->dir[a].payload_length >= 6;
+			r.grown = (long)b;
+			r.grown_skip = (uint32_t)((prev->dir[a].payload_length - 6) / stride);
+		}
+		b++;
+	}
+	if (prefix && r.grown >= 0 && r.grown != (long)b - 1)
+		prefix = false;
+	if (!prefix)
+		return (row_reuse){ .grown = -1 };
+	r.ok = true;
+	r.vec_from = b; /* first entry after the reused VEC ones */
+	return r;
+}
+
+/* The rows of the VEC entries prev did not index, sorted, last one of an
+ * id kept. */
+static rvf_code collect_new_rows(rvf_view *v, const row_reuse *r,
+				 seq_row **rows, size_t *nrows, rvf_error *err)
+{
+	size_t cap = 0;
+	rvf_code rc = RVF_OK;
+	if (r->grown >= 0)
+		rc = collect_vec_rows(v, &v->dir[r->grown], r->grown_skip, rows,
+				      nrows, &cap, err);
+	for (size_t i = r->vec_from; i < v->man.dir_len && rc == RVF_OK; i++)
+		if (v->dir[i].type == RVF_SEG_VEC)
+			rc = collect_vec_rows(v, &v->dir[i], 0, rows, nrows, &cap, err);
+	if (rc == RVF_OK)
+		*nrows = sort_dedup(*rows, *nrows);
+	return rc;
+}
+
+/* own = prev's rows (shared when nothing was added) + the new ones. */
+static rvf_code index_rows(rvf_view *v, const rvf_view *prev, rvf_error *err)
+{
+	row_reuse r = reusable_rows(v, prev);
+	seq_row *rows = NULL;
+	size_t nrows = 0;
+	rvf_code rc = collect_new_rows(v, &r, &rows, &nrows, err);
+	if (rc == RVF_OK && r.ok && nrows == 0) {
+		/* No new rows (a delete, a kernel...): share prev's array
+		 * instead of copying it, holding the view that owns it. */
+		rvf_view *owner = prev->own_owner ? prev->own_owner : (rvf_view *)prev;
+		v->own_owner = rvf_view_ref(owner);
+		v->own = prev->own;
+		v->nown = prev->nown;
+		v->own_has_max = prev->own_has_max;
+		v->own_max = prev->own_max;
+	} else if (rc == RVF_OK) {
+		rc = r.ok ? merge_own(v, prev->own, prev->nown, rows, nrows, err) :
+			    merge_own(v, NULL, 0, rows, nrows, err);
+	}
+	free(rows);
+	return rc;
+}
+
+/* Deletions, sorted and unique: the manifest's own list when it already
+ * is (ours always is), else a sorted copy (foreign writers may not sort). */
+static rvf_code index_deleted(rvf_view *v, rvf_error *err)
+{
+	const manifest *m = &v->man;
+	bool strict = true;
+	for (size_t i = 1; i < m->deleted_len && strict; i++)
+		strict = m->deleted[i - 1] < m->deleted[i];
+	if (strict) {
+		v->deleted = m->deleted;
+		v->ndeleted = m->deleted_len;
+		v->deleted_is_man = true;
+	} else {
+		v->deleted = malloc(sizeof(uint64_t) * m->deleted_len);
+		if (!v->deleted)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		memcpy(v->deleted, m->deleted, sizeof(uint64_t) * m->deleted_len);
+		qsort(v->deleted, m->deleted_len, sizeof(uint64_t), cmp_u64);
+		size_t w = 0;
+		for (size_t i = 0; i < m->deleted_len; i++)
+			if (w == 0 || v->deleted[w - 1] != v->deleted[i])
+				v->deleted[w++] = v->deleted[i];
+		v->ndeleted = w;
+	}
+	v->info.deleted = v->ndeleted;
+	return RVF_OK;
+}
+
+/* Branch state and parent, when the directory has them. */
+static rvf_code index_branch(rvf_view *v, const char *path, const rvf_view *prev,
+			     const view_chain *chain, const dir_marks *marks,
+			     rvf_error *err)
+{
+	if (marks->last_cow < 0 && marks->last_mb < 0)
+		return RVF_OK;
+	rvf_code rc = parse_cow(v, marks->last_cow, marks->last_mb, err);
+	if (rc == RVF_OK)
+		rc = attach_parent(v, path, prev, chain, err);
+	if (rc != RVF_OK)
+		return rc;
+	v->is_branch = true;
+	v->info.is_branch = true;
+	v->info.frozen = v->cow.frozen;
+	v->info.parent_path = v->cow.parent_path;
+	v->info.parent_resolved = v->parent_resolved;
+	return RVF_OK;
+}
+
+/* Metadata: the writer's table, or a replay of the META segments. */
+static rvf_code index_meta(rvf_view *v, meta_table *meta, rvf_error *err)
+{
+	if (!meta)
+		return replay_meta(v, err);
+	v->meta = meta_table_ref(meta);
+	return RVF_OK;
+}
+
 static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 			       const rvf_view *prev, uint64_t trusted_from,
 			       const view_chain *chain, meta_table *meta,
-			       const manifest *pending, rvf_view **out,
-			       rvf_error *err);
+			       manifest *pending, rvf_view **out,
+			       rvf_error *err)
+{
+	rvf_view *v = view_alloc(map);
+	if (!v) {
+		if (pending)
+			manifest_free(pending);
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	rvf_segment mseg = { 0 };
+	dir_marks marks = { -1, -1 };
+	rvf_code rc = read_manifest(v, size, prev, pending, &mseg, err);
+	if (rc == RVF_OK)
+		rc = index_directory(v, size, prev, trusted_from, &mseg, &marks, err);
+	if (rc == RVF_OK)
+		rc = index_rows(v, prev, err);
+	if (rc == RVF_OK)
+		rc = index_deleted(v, err);
+	if (rc == RVF_OK)
+		rc = index_branch(v, path, prev, chain, &marks, err);
+	if (rc == RVF_OK)
+		rc = build_visible(v, prev, err);
+	if (rc == RVF_OK)
+		rc = parse_witnesses(v, err);
+	if (rc == RVF_OK)
+		rc = index_meta(v, meta, err);
+	if (rc != RVF_OK) {
+		view_free(v);
+		return rc;
+	}
+	v->info.dead_bytes = dead_bytes(v, pending ? 0 :
+					RVF_SEGMENT_HEADER_SIZE + mseg.payload_length);
+	*out = v;
+	return RVF_OK;
+}
 
 rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    const rvf_view *prev, uint64_t trusted_from,
@@ -921,7 +1362,7 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
 			    uint64_t pending_from, meta_table *meta,
-			    const manifest *pending, rvf_view **out,
+			    manifest *pending, rvf_view **out,
 			    rvf_error *err)
 {
 	rvf_code rc = view_build_any(map, size, path, prev, trusted_from, NULL,
@@ -936,244 +1377,24 @@ rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 	return rc;
 }
 
-static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
-			       const rvf_view *prev, uint64_t trusted_from,
-			       const view_chain *chain, meta_table *meta,
-			       const manifest *pending, rvf_view **out,
-			       rvf_error *err)
-{
-	rvf_code rc;
-	seq_row *rows = NULL;
-	size_t nrows = 0, cap = 0;
-	rvf_view *v = calloc(1, sizeof(*v));
-	if (!v)
-		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-	atomic_init(&v->refs, 1);
-	pthread_mutex_init(&v->accel_mu, NULL);
-	v->map = map_ref(map);
-	v->kernel_index = v->ebpf_index = -1;
-
-	rvf_segment mseg = { 0 };
-	if (pending) {
-		/* No manifest on disk yet: nothing to list for it. */
-		if (!manifest_copy(pending, &v->man)) {
-			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-			goto fail;
-		}
-		mseg.offset = prev ? prev->info.manifest_offset : 0;
-	} else {
-		rc = manifest_locate(map->base, size, &v->man, &mseg, err);
-		if (rc != RVF_OK)
-			goto fail;
-	}
-	/* Dimension 0 is a store without vectors (upstream's ruvbot.rvf holds
-	 * only a kernel, WASM and JSON documents); the reference opens it. */
-	rvf_info *info = &v->info;
-	info->dimension = v->man.dimension;
-	info->metric_byte = v->man.metric;
-	info->metric = v->man.metric <= 2 ? (rvf_metric)v->man.metric : RVF_METRIC_L2;
-	info->profile = v->man.profile;
-	info->epoch = v->man.epoch;
-	info->file_size = size;
-	info->manifest_total = v->man.total_vectors;
-	info->directory_len = v->man.dir_len;
-	info->manifest_offset = mseg.offset;
-	info->has_identity = v->man.has_identity;
-	info->identity = v->man.identity;
-
-	rc = check_directory(v, size, err);
-	if (rc != RVF_OK)
-		goto fail;
-	/* Directory and the offset-sorted segment list. */
-	v->dir = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
-	v->sorted = calloc(v->man.dir_len + 1, sizeof(rvf_segment));
-	if (!v->dir || !v->sorted) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto fail;
-	}
-	long last_cow = -1, last_mb = -1;
-	for (uint32_t i = 0; i < v->man.dir_len; i++) {
-		const dir_entry *e = &v->man.dir[i];
-		rc = decode_entry(v, e, size, prev, trusted_from, &v->dir[i], err);
-		if (rc != RVF_OK)
-			goto fail;
-		switch (e->type) {
-		case RVF_SEG_KERNEL:
-			if (v->kernel_index < 0)
-				v->kernel_index = i;
-			break;
-		case RVF_SEG_EBPF:
-			if (v->ebpf_index < 0)
-				v->ebpf_index = i;
-			break;
-		case RVF_SEG_COW_MAP:
-			last_cow = i;
-			break;
-		case RVF_SEG_MEMBERSHIP:
-			last_mb = i;
-			break;
-		}
-	}
-	memcpy(v->sorted, v->dir, sizeof(rvf_segment) * v->man.dir_len);
-	v->nsorted = v->man.dir_len;
-	if (!pending) {
-		mseg.readable = true;
-		mseg.hash_algo = content_hash_identify(&mseg,
-						       map->base + mseg.offset + RVF_SEGMENT_HEADER_SIZE,
-						       (size_t)mseg.payload_length);
-		mseg.hash_ok = content_hash_algo_ok(mseg.hash_algo);
-		mseg.listed = false;
-		v->sorted[v->nsorted++] = mseg;
-	}
-	info->pending = pending != NULL;
-	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
-	rc = add_unlisted(v, size, prev);
-	if (rc != RVF_OK) {
-		rvf_fail(err, rc, "out of memory");
-		goto fail;
-	}
-
-	/* Rows.  Reuse prev's when its VEC entries are a prefix of ours and
-	 * it indexes the same mapping: its rows point into it, and after the
-	 * file outgrew the mapping the old one goes away with prev. */
-	size_t vec_from = 0;
-	const search_row *old = NULL;
-	size_t nold = 0;
-	long grown = -1;      /* a reused VEC entry that grew (a deferred tail) */
-	uint32_t grown_skip = 0;
-	if (prev && prev->map == map && prev->info.dimension == info->dimension &&
-	    prev->nconverted == 0 /* converted rows belong to prev */) {
-		size_t a = 0, b = 0;
-		bool prefix = true;
-		uint64_t stride = 8 + 4 * (uint64_t)info->dimension;
-		for (; a < prev->man.dir_len && prefix; a++) {
-			if (prev->dir[a].type != RVF_SEG_VEC)
-				continue;
-			while (b < v->man.dir_len && v->dir[b].type != RVF_SEG_VEC)
-				b++;
-			prefix = b < v->man.dir_len &&
-				 v->dir[b].offset == prev->dir[a].offset &&
-				 v->dir[b].payload_length >= prev->dir[a].payload_length;
-			if (prefix && v->dir[b].payload_length != prev->dir[a].payload_length) {
-				/* only the last reused entry may have grown */
-				prefix = grown < 0 && prev->dir[a].payload_length >= 6;
-				grown = (long)b;
-				grown_skip = (uint32_t)((prev->dir[a].payload_length - 6) / stride);
-			}
-			b++;
-		}
-		if (prefix && grown >= 0 && grown != (long)b - 1)
-			prefix = false;
-		if (prefix) {
-			vec_from = b; /* first entry after the reused VEC ones */
-			old = prev->own;
-			nold = prev->nown;
-		} else {
-			grown = -1;
-		}
-	}
-	if (grown >= 0) {
-		rc = collect_vec_rows(v, &v->dir[grown], grown_skip, &rows, &nrows,
-				      &cap, err);
-		if (rc != RVF_OK)
-			goto fail;
-	}
-	for (size_t i = vec_from; i < v->man.dir_len; i++) {
-		if (v->dir[i].type != RVF_SEG_VEC)
-			continue;
-		rc = collect_vec_rows(v, &v->dir[i], 0, &rows, &nrows, &cap, err);
-		if (rc != RVF_OK)
-			goto fail;
-	}
-	nrows = sort_dedup(rows, nrows);
-	if (old && nrows == 0) {
-		/* No new rows (a delete, a kernel...): share prev's array
-		 * instead of copying it, holding the view that owns it. */
-		rvf_view *owner = prev->own_owner ? prev->own_owner : (rvf_view *)prev;
-		v->own_owner = rvf_view_ref(owner);
-		v->own = (search_row *)old;
-		v->nown = nold;
-		v->own_has_max = prev->own_has_max;
-		v->own_max = prev->own_max;
-		rc = RVF_OK;
-	} else {
-		rc = merge_own(v, old, nold, rows, nrows, err);
-	}
-	free(rows);
-	rows = NULL;
-	if (rc != RVF_OK)
-		goto fail;
-
-	/* Deletions, sorted and unique (foreign writers may not sort). */
-	if (v->man.deleted_len) {
-		v->deleted = malloc(sizeof(uint64_t) * v->man.deleted_len);
-		if (!v->deleted) {
-			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-			goto fail;
-		}
-		memcpy(v->deleted, v->man.deleted, sizeof(uint64_t) * v->man.deleted_len);
-		bool in_order = true;
-		for (size_t i = 1; i < v->man.deleted_len && in_order; i++)
-			in_order = v->deleted[i - 1] <= v->deleted[i];
-		if (!in_order) /* our writers sort; foreign ones may not */
-			qsort(v->deleted, v->man.deleted_len, sizeof(uint64_t), cmp_u64);
-		size_t w = 0;
-		for (size_t i = 0; i < v->man.deleted_len; i++)
-			if (w == 0 || v->deleted[w - 1] != v->deleted[i])
-				v->deleted[w++] = v->deleted[i];
-		v->ndeleted = w;
-	}
-	info->deleted = v->ndeleted;
-
-	/* Branch state and parent. */
-	if (last_cow >= 0 || last_mb >= 0) {
-		rc = parse_cow(v, last_cow, last_mb, err);
-		if (rc == RVF_OK)
-			rc = attach_parent(v, path, prev, chain, err);
-		if (rc != RVF_OK)
-			goto fail;
-		v->is_branch = true;
-		info->is_branch = true;
-		info->frozen = v->cow.frozen;
-		info->parent_path = v->cow.parent_path;
-		info->parent_resolved = v->parent_resolved;
-	}
-	rc = build_visible(v, err);
-	if (rc != RVF_OK)
-		goto fail;
-	rc = parse_witnesses(v, err);
-	if (rc != RVF_OK)
-		goto fail;
-
-	/* Metadata: the writer's table, or a replay of the META segments. */
-	if (meta) {
-		v->meta = meta_table_ref(meta);
-	} else {
-		rc = replay_meta(v, err);
-		if (rc != RVF_OK)
-			goto fail;
-	}
-	info->dead_bytes = dead_bytes(v, pending ? 0 :
-				      RVF_SEGMENT_HEADER_SIZE + mseg.payload_length);
-	*out = v;
-	return RVF_OK;
-fail:
-	free(rows);
-	view_free(v);
-	return rc;
-}
-
 void view_free(rvf_view *v)
 {
 	if (!v)
 		return;
+	view_accel_free(v); /* its codes point at the rows */
 	if (!v->visible_is_own)
 		free(v->visible);
+	free(v->vis_rows);
+	free(v->hide_pos);
+	if (v->vis_base)
+		rvf_view_release(v->vis_base);
+	pthread_mutex_destroy(&v->vis_mu);
 	if (v->own_owner)
 		rvf_view_release(v->own_owner);
 	else
 		free(v->own);
-	free(v->deleted);
+	if (!v->deleted_is_man)
+		free(v->deleted);
 	for (size_t i = 0; i < v->nwitness; i++)
 		free((char *)v->witness[i].action);
 	free(v->witness);
@@ -1186,7 +1407,6 @@ void view_free(rvf_view *v)
 		rvf_view_release(v->parent);
 	if (v->meta)
 		meta_table_unref(v->meta);
-	view_accel_free(v);
 	for (size_t i = 0; i < v->nconverted; i++)
 		free(v->converted[i]);
 	free(v->converted);
@@ -1224,18 +1444,18 @@ const rvf_info *rvf_view_info(const rvf_view *v)
 
 uint64_t rvf_view_id_at(const rvf_view *v, size_t index)
 {
-	return index < v->nvisible ? v->visible[index].id : 0;
+	return index < v->nvisible ? visible_row(v, index)->id : 0;
 }
 
 long rvf_view_find(const rvf_view *v, uint64_t id)
 {
-	return row_find(v->visible, v->nvisible, id);
+	return visible_find(v, id);
 }
 
 void rvf_view_vector_at(const rvf_view *v, size_t index, float *out)
 {
 	if (index < v->nvisible)
-		memcpy(out, v->visible[index].data, 4 * (size_t)v->info.dimension);
+		memcpy(out, visible_row(v, index)->data, 4 * (size_t)v->info.dimension);
 }
 
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out)
@@ -1341,4 +1561,86 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 					(unsigned long long)s->offset);
 	}
 	return RVF_OK;
+}
+
+/* Every id visible in both whose components differ (a rewritten file,
+ * another dimension, a branch): one merge walk over the id lists. */
+static void changed_by_content(const rvf_view *old, const rvf_view *cur,
+			       void (*fn)(void *, uint64_t), void *ctx)
+{
+	size_t j = 0;
+	bool same_dim = old->info.dimension == cur->info.dimension;
+	size_t bytes = 4 * (size_t)cur->info.dimension;
+	for (size_t i = 0; i < old->nvisible; i++) {
+		const search_row *a = visible_row(old, i);
+		while (j < cur->nvisible && visible_row(cur, j)->id < a->id)
+			j++;
+		if (j == cur->nvisible)
+			break;
+		const search_row *b = visible_row(cur, j);
+		if (b->id != a->id)
+			continue;
+		if (!same_dim || (a->data != b->data && memcmp(a->data, b->data, bytes)))
+			fn(ctx, a->id);
+	}
+}
+
+/* Index in old->sorted of the segment at `offset`, or -1. */
+static long sorted_index_at(const rvf_view *v, uint64_t offset)
+{
+	size_t lo = 0, hi = v->nsorted;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->sorted[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nsorted && v->sorted[lo].offset == offset ? (long)lo : -1;
+}
+
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx)
+{
+	if (old->info.generation != cur->info.generation ||
+	    old->info.dimension != cur->info.dimension ||
+	    old->is_branch || cur->is_branch) {
+		changed_by_content(old, cur, fn, ctx);
+		return;
+	}
+	/* Same file, appended to: a vector changed only if a row written
+	 * since `old` carries its id.  Those rows are the VEC segments old
+	 * did not list, and the tail of one it listed shorter (deferred
+	 * commits grow the newest segment in place). */
+	uint32_t dim = cur->info.dimension;
+	uint64_t stride = 8 + 4 * (uint64_t)dim;
+	for (uint32_t e = 0; e < cur->man.dir_len; e++) {
+		const rvf_segment *s = &cur->dir[e];
+		if (s->type != RVF_SEG_VEC)
+			continue;
+		const unsigned char *p = cur->map->base + s->offset + RVF_SEGMENT_HEADER_SIZE;
+		uint64_t len = s->payload_length;
+		long k = sorted_index_at(old, s->offset);
+		uint64_t skip = 0;
+		if (k >= 0 && old->sorted[k].type == RVF_SEG_VEC) {
+			if (old->sorted[k].payload_length >= len)
+				continue; /* nothing new in it */
+			skip = old->sorted[k].payload_length >= 6 ?
+			       (old->sorted[k].payload_length - 6) / stride : 0;
+		}
+		if (skip == 0 && vec_is_block_layout(p, len, dim)) {
+			changed_by_content(old, cur, fn, ctx);
+			return;
+		}
+		if (len < 6 || ld16(p) != dim)
+			continue; /* rows the view ignores */
+		uint64_t count = ld32(p + 2);
+		if ((len - 6) / stride < count)
+			count = (len - 6) / stride;
+		for (uint64_t r = skip; r < count; r++) {
+			uint64_t id = ld64(p + 6 + r * stride);
+			if (visible_find(old, id) >= 0 && visible_find(cur, id) >= 0)
+				fn(ctx, id);
+		}
+	}
 }

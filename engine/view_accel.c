@@ -41,8 +41,9 @@ static bool is_ready(int state)
 static void build(rvf_view *v)
 {
 	const char *why = NULL;
-	accel_index *a = accel_build(v->visible, v->nvisible, v->info.dimension,
-				     v->info.metric, code_ops_best(), &why);
+	const search_row *rows = view_rows(v);
+	accel_index *a = rows ? accel_build(rows, v->nvisible, v->info.dimension,
+					    v->info.metric, code_ops_best(), &why) : NULL;
 	accel_index *old = NULL;
 
 	pthread_mutex_lock(&v->accel_mu);
@@ -99,7 +100,8 @@ static void take_pending(rvf_view *v)
 	pthread_mutex_unlock(&from->accel_mu);
 	rvf_view_release(from);
 	if (prev) {
-		a = accel_derive(prev, v->visible, v->nvisible, &why);
+		const search_row *rows = view_rows(v);
+		a = rows ? accel_derive(prev, rows, v->nvisible, &why) : NULL;
 		accel_release(prev);
 	}
 	if (!done)
@@ -202,7 +204,8 @@ void view_accel_inherit(rvf_view *v, rvf_view *old)
 	}
 	if (!prev)
 		return;
-	a = accel_derive(prev, v->visible, v->nvisible, &why);
+	const search_row *rows = view_rows(v);
+	a = rows ? accel_derive(prev, rows, v->nvisible, &why) : NULL;
 	accel_release(prev);
 	if (!a)
 		return; /* the first search builds them afresh */

@@ -87,16 +87,11 @@ rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err)
 		memcpy(c->next.dir + bm->dir_len, s->pending,
 		       s->npending * sizeof(dir_entry));
 	c->next.dir_len = bm->dir_len + (uint32_t)s->npending;
-	if (c->base->ndeleted) {
-		c->next.deleted = malloc(c->base->ndeleted * sizeof(uint64_t));
-		if (!c->next.deleted) {
-			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-			goto fail;
-		}
-		memcpy(c->next.deleted, c->base->deleted,
-		       c->base->ndeleted * sizeof(uint64_t));
-		c->next.deleted_len = (uint32_t)c->base->ndeleted;
-	}
+	/* The base's (sorted, unique) list, shared: copied only by a change
+	 * that adds to it (merge_deleted) or a view that keeps it. */
+	c->next.deleted = c->base->deleted;
+	c->next.deleted_len = (uint32_t)c->base->ndeleted;
+	c->deleted_owned = false;
 	return RVF_OK;
 fail:
 	commit_abort(c);
@@ -237,7 +232,9 @@ static rvf_code append_branch_state(commit *c, rvf_error *err)
 static void commit_release(commit *c)
 {
 	free(c->next.dir);
-	free(c->next.deleted);
+	if (c->deleted_owned)
+		free(c->next.deleted);
+	c->deleted_owned = false;
 	free(c->membership);
 	if (c->meta)
 		meta_table_unref(c->meta);
@@ -328,10 +325,19 @@ void commit_done(commit *c)
 /* Builds the view of the state a commit writes, from the bytes up to end
  * (the mapping grows first when needed), reusing the base view's rows;
  * `pending` (deferred commits) is the manifest no file holds yet. */
-static rvf_code build_new_view(commit *c, const manifest *pending,
+static rvf_code build_new_view(commit *c, manifest *pending,
 			       uint64_t end, rvf_view **out, rvf_error *err)
 {
 	rvf_store *s = c->s;
+	if (pending && !c->deleted_owned && pending->deleted_len) {
+		/* The view keeps the list: give it its own. */
+		uint64_t *d = malloc(pending->deleted_len * sizeof(uint64_t));
+		if (!d)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		memcpy(d, pending->deleted, pending->deleted_len * sizeof(uint64_t));
+		pending->deleted = d;
+		c->deleted_owned = true;
+	}
 	if (end > s->map->capacity) {
 		rvf_map *map = map_file(s->fd, end, err);
 		if (!map)
@@ -348,12 +354,14 @@ static rvf_code build_new_view(commit *c, const manifest *pending,
 				   s->durable_end, meta, pending, out, err) :
 		view_build(s->map, end, s->path, c->base, c->start, 0, meta,
 			   out, err);
+	if (pending) /* the view took (or freed) the arrays */
+		c->deleted_owned = false;
 	if (rc == RVF_OK)
 		(*out)->info.read_only = s->read_only || s->frozen;
 	return rc;
 }
 
-static rvf_code publish_new_view(commit *c, const manifest *pending,
+static rvf_code publish_new_view(commit *c, manifest *pending,
 				 rvf_error *err)
 {
 	rvf_view *v;
@@ -517,15 +525,8 @@ rvf_code store_sync_locked(rvf_store *s, rvf_commit_info *info,
 	c.next.dir_len = 0;
 	c.next.deleted_len = 0;
 	rvf_code rc = grow_dir(&c, bm->dir_len + s->npending + 4, err);
-	if (rc == RVF_OK && bm->deleted_len) {
-		c.next.deleted = malloc(bm->deleted_len * sizeof(uint64_t));
-		if (!c.next.deleted)
-			rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		else
-			memcpy(c.next.deleted, bm->deleted,
-			       bm->deleted_len * sizeof(uint64_t));
-		c.next.deleted_len = bm->deleted_len;
-	}
+	c.next.deleted = bm->deleted; /* shared, as in commit_begin */
+	c.next.deleted_len = bm->deleted_len;
 	if (rc != RVF_OK) {
 		commit_release(&c);
 		return rc;

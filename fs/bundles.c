@@ -53,14 +53,14 @@ bool bundle_stat(rvf_view *v, uint64_t ino, mode_t *mode, uint64_t *size)
 		}
 		rvf_view_wasm(v, 0, &w);
 		*mode = S_IFREG | 0444;
-		*size = w.bytecode_len;
+		*size = w.module_len;
 		return true;
 	}
 	if (ino >= INO_WASM_FILE && ino < INO_WASM_FILE + BUNDLE_MAX_FILES) {
 		if (nw < 2 || !rvf_view_wasm(v, ino - INO_WASM_FILE, &w))
 			return false;
 		*mode = S_IFREG | 0444;
-		*size = w.bytecode_len;
+		*size = w.module_len;
 		return true;
 	}
 	rvf_dashboard *d;
@@ -125,33 +125,25 @@ void bundle_list(rvf_view *v, uint64_t dir,
 
 int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len)
 {
-	const unsigned char *src = NULL;
-	size_t n = 0;
-	rvf_dashboard *d = NULL;
-	rvf_wasm_info w;
+	rvf_error err;
 	if (ino == INO_WASM || (ino >= INO_WASM_FILE && ino < INO_WASM_FILE + BUNDLE_MAX_FILES)) {
+		/* decompressed when stored compressed */
 		size_t i = ino == INO_WASM ? 0 : ino - INO_WASM_FILE;
-		if (!rvf_view_wasm(v, i, &w))
-			return -ENOENT;
-		if (!w.hash_ok) {
-			fs_error(fs, "wasm: WASM segment at offset %llu is damaged (content hash mismatch): refusing to read it",
-				 (unsigned long long)w.segment->offset);
-			return -EIO;
-		}
-		src = w.bytecode;
-		n = w.bytecode_len;
-	} else {
-		rvf_error err;
-		rvf_code rc = rvf_view_dashboard(v, &d, &err);
-		if (rc != RVF_OK)
-			return -fs_rvf_errno(fs, "dashboard", &err);
-		if (ino < INO_DASH_FILE || ino - INO_DASH_FILE >= d->nfiles) {
-			rvf_dashboard_free(d);
-			return -ENOENT;
-		}
-		src = d->files[ino - INO_DASH_FILE].data;
-		n = (size_t)d->files[ino - INO_DASH_FILE].size;
+		if (rvf_view_wasm_module(v, i, (unsigned char **)text, len, &err) != RVF_OK)
+			return err.code == RVF_E_NOT_FOUND ? -ENOENT :
+			       -fs_rvf_errno(fs, "wasm", &err);
+		return 0;
 	}
+	rvf_dashboard *d = NULL;
+	rvf_code rc = rvf_view_dashboard(v, &d, &err);
+	if (rc != RVF_OK)
+		return -fs_rvf_errno(fs, "dashboard", &err);
+	if (ino < INO_DASH_FILE || ino - INO_DASH_FILE >= d->nfiles) {
+		rvf_dashboard_free(d);
+		return -ENOENT;
+	}
+	const unsigned char *src = d->files[ino - INO_DASH_FILE].data;
+	size_t n = (size_t)d->files[ino - INO_DASH_FILE].size;
 	*text = malloc(n ? n : 1);
 	if (*text) {
 		memcpy(*text, src, n);

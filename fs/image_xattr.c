@@ -11,8 +11,15 @@
 static const char *const kernel_attrs[] = {
 	"user.rvf.kernel.arch", "user.rvf.kernel.type", "user.rvf.kernel.flags",
 	"user.rvf.kernel.api_port", "user.rvf.kernel.cmdline",
-	"user.rvf.kernel.image_hash", "user.rvf.kernel.compression", NULL,
+	"user.rvf.kernel.image_hash", "user.rvf.kernel.compression",
+	/* read-only: where the parts are (rvf.h, rvf_kernel_layout) and the
+	 * header fields upstream's layouts fill */
+	"user.rvf.kernel.layout", "user.rvf.kernel.min_memory_mb",
+	"user.rvf.kernel.entry_point", "user.rvf.kernel.api_version",
+	"user.rvf.kernel.vcpu_count", "user.rvf.kernel.build_timestamp",
+	"user.rvf.kernel.binding", NULL,
 };
+#define KERNEL_BINDING_ATTR 13 /* listed only when there is one */
 static const char *const ebpf_attrs[] = {
 	"user.rvf.ebpf.program_type", "user.rvf.ebpf.attach_type",
 	"user.rvf.ebpf.max_dimension", "user.rvf.ebpf.insn_count",
@@ -55,9 +62,23 @@ static void kernel_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v,
 		xattr_hex(buf, k.image_hash, 32);
 		n = 64;
 	} else if (!strcmp(name, kernel_attrs[6]))
-		n = snprintf(buf, sizeof(buf), "%s",
-			     k.compression == 1 ? "zstd" : "none");
-	else if (!strcmp(name, kernel_attrs[4])) {
+		n = snprintf(buf, sizeof(buf), "%s", k.compression_name);
+	else if (!strcmp(name, kernel_attrs[7]))
+		n = snprintf(buf, sizeof(buf), "%s", k.layout_name);
+	else if (!strcmp(name, kernel_attrs[8]))
+		n = snprintf(buf, sizeof(buf), "%u", k.min_memory_mb);
+	else if (!strcmp(name, kernel_attrs[9]))
+		n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)k.entry_point);
+	else if (!strcmp(name, kernel_attrs[10]))
+		n = snprintf(buf, sizeof(buf), "%u", k.api_version);
+	else if (!strcmp(name, kernel_attrs[11]))
+		n = snprintf(buf, sizeof(buf), "%u", k.vcpu_count);
+	else if (!strcmp(name, kernel_attrs[12]))
+		n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)k.build_timestamp);
+	else if (!strcmp(name, kernel_attrs[KERNEL_BINDING_ATTR]) && k.has_binding) {
+		xattr_reply(req, k.binding, 128, size); /* in the view's mapping */
+		return;
+	} else if (!strcmp(name, kernel_attrs[4])) {
 		kernel_cmdline(req, fs, v, size);
 		return;
 	}
@@ -112,10 +133,12 @@ void image_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
 void image_listxattr(rvffs *fs, rvf_view *v, uint64_t ino, FILE *out)
 {
 	(void)fs;
-	(void)v;
+	rvf_kernel_info k;
+	bool binding = ino == INO_KERNEL && rvf_view_kernel(v, &k) && k.has_binding;
 	const char *const *names = ino == INO_KERNEL ? kernel_attrs : ebpf_attrs;
 	for (size_t i = 0; names[i]; i++)
-		fwrite(names[i], 1, strlen(names[i]) + 1, out);
+		if (names != kernel_attrs || i != KERNEL_BINDING_ATTR || binding)
+			fwrite(names[i], 1, strlen(names[i]) + 1, out);
 }
 
 /* Changes field `name` of spec s to value: 0, -EINVAL, -ENOMEM. */
@@ -147,6 +170,12 @@ static int set_kernel(rvffs *fs, rvf_view *v, const char *name,
 	rvf_kernel_info k;
 	if (!rvf_view_kernel(v, &k))
 		return -ENOENT;
+	if (k.has_binding) {
+		/* We embed rvf-node's layout: the binding would be lost. */
+		fs_error(fs, "kernel: %s: the kernel carries a KernelBinding that re-embedding would drop; "
+			 "extract it and embed a new kernel instead", name);
+		return -EPERM;
+	}
 	unsigned char *img;
 	size_t len;
 	char *cmd = NULL;
@@ -155,7 +184,7 @@ static int set_kernel(rvffs *fs, rvf_view *v, const char *name,
 		return -fs_rvf_errno(fs, "kernel", &err);
 	rvf_kernel_spec s = { .arch = k.arch, .kernel_type = k.kernel_type,
 			      .flags = k.flags, .api_port = k.api_port,
-			      .cmdline = cmd, .compress = k.compression == 1 };
+			      .cmdline = cmd, .compress = k.compression != 0 };
 	char *newcmd = NULL;
 	int rc = kernel_field(&s, name, value, size, &newcmd);
 	if (!rc && rvf_store_embed_kernel(fs->store, &s, img, len, NULL, &err) != RVF_OK)

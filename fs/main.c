@@ -185,7 +185,6 @@ static const struct fuse_lowlevel_ops ops = {
 	.access = op_access,
 };
 
-/* Opens (or creates) the store; prints why not and returns false. */
 /* True when the store file exists but may not be written: no write
  * permission bit at all, or none for us, or a read-only filesystem. */
 static bool store_not_writable(const char *path)
@@ -199,6 +198,7 @@ static bool store_not_writable(const char *path)
 	       (errno == EACCES || errno == EPERM || errno == EROFS);
 }
 
+/* Opens (or creates) the store; false with the reason in why. */
 static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 		       char *why, size_t why_len)
 {
@@ -253,247 +253,301 @@ static int serve(rvffs *fs, struct fuse_cmdline_opts *copts)
 	return rc;
 }
 
-/* Leaves before the daemon started, freeing what the options hold. */
-static int bail(int rc, struct options *o, struct fuse_cmdline_opts *copts,
-		struct fuse_args *args)
+/* What main() gathers before the daemon runs. */
+typedef struct launch {
+	struct fuse_args args;
+	struct options o;
+	struct fuse_cmdline_opts copts;
+	rvffs_config cfg;
+	int report_fd;          /* the pipe to the waiting parent, or -1 */
+	bool mounted;
+} launch;
+
+/* The one report of a mount that failed: "rvffs: cannot mount ...",
+ * through the pipe to the waiting parent (which prints it), or on stderr
+ * when there is none (the foreground, or before the fork). */
+static void report_failure(const launch *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void report_failure(const launch *l, const char *fmt, ...)
 {
-	free(o->store);
-	free(o->metric);
-	free(o->codes);
-	free(o->config);
-	free(copts->mountpoint);
-	fuse_opt_free_args(args);
+	char line[1100] = "-rvffs: cannot mount ";
+	size_t n = strlen(line);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (l->report_fd < 0)
+		fprintf(stderr, "%s\n", line + 1);
+	else if (write(l->report_fd, line, strlen(line)) < 0)
+		return; /* the parent is gone: nobody to tell */
+}
+
+static void free_options(launch *l)
+{
+	free(l->o.store);
+	free(l->o.metric);
+	free(l->o.codes);
+	free(l->o.config);
+	free(l->copts.mountpoint);
+	fuse_opt_free_args(&l->args);
+}
+
+/* Leaves before the daemon started, freeing what the options hold. */
+static int bail(int rc, launch *l)
+{
+	free_options(l);
 	return rc;
+}
+
+/* libfuse's own parsers, its messages folded into ours: 0 or -1. */
+static int parse_fuse_options(launch *l)
+{
+	capturing = true;
+	int rc = fuse_opt_parse(&l->args, &l->o, option_spec, opt_proc);
+	capturing = false;
+	if (rc == 0 && (l->o.show_help || l->o.show_version))
+		return 0;
+	if (rc == 0) {
+		captured[0] = '\0';
+		capturing = true;
+		rc = fuse_parse_cmdline(&l->args, &l->copts);
+		capturing = false;
+	}
+	if (rc != 0)
+		fprintf(stderr, "rvffs: %s\n", fuse_said("bad options"));
+	return rc ? -1 : 0;
+}
+
+/* The command line and rvffs.conf: -1 to go on, or the exit status. */
+static int read_options(launch *l, const char *prog)
+{
+	char why[1024];
+	if (parse_fuse_options(l) != 0)
+		return 2;
+	if (l->o.show_help) {
+		usage(prog);
+		return 0;
+	}
+	if (l->o.show_version) {
+		printf("rvffs 0.1.0 (FUSE %s)\n", fuse_pkgversion());
+		return 0;
+	}
+	if (!l->o.store || !l->copts.mountpoint) {
+		fprintf(stderr, "rvffs: usage: rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT (see --help)\n");
+		return 2;
+	}
+	if (l->o.codes && strcmp(l->o.codes, "auto") && strcmp(l->o.codes, "off")) {
+		fprintf(stderr, "rvffs: -o codes must be auto or off, not '%s'\n",
+			l->o.codes);
+		return 2;
+	}
+	if (!config_load(l->o.config, &l->cfg, why, sizeof(why))) {
+		fprintf(stderr, "rvffs: %s\n", why);
+		return 2;
+	}
+	char *store = absolute_store(l->o.store);
+	if (!store) {
+		report_failure(l, "%s: %s", l->o.store, strerror(errno));
+		return 1;
+	}
+	free(l->o.store);
+	l->o.store = store;
+	return -1;
+}
+
+/* The daemon's settings, from the options over rvffs.conf. */
+static void configure(rvffs *fs, launch *l)
+{
+	const struct options *o = &l->o;
+	const rvffs_config *cfg = &l->cfg;
+	/* Name the mount after the store in /proc/mounts and df. */
+	char *fsname = NULL;
+	if (asprintf(&fsname, "-ofsname=%s,subtype=rvffs", o->store) > 0 &&
+	    !strchr(o->store, ','))
+		fuse_opt_add_arg(&l->args, fsname);
+	free(fsname);
+	fs->store_path = o->store;
+	fs->read_only = o->read_only;
+	fs->foreground = l->copts.foreground;
+	fs->search_threads = o->threads ? o->threads : cfg->threads;
+	fs->default_k = o->k ? o->k : cfg->query_k;
+	fs->codes = cfg->codes_off ? RVF_ACCEL_OFF : RVF_ACCEL_AUTO;
+	fs->codes_max_bytes = (uint64_t)cfg->codes_max_mb << 20;
+	if (o->codes)
+		fs->codes = strcmp(o->codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
+	limits_init(fs, cfg->request_max, cfg->results_max, cfg->staged_max,
+		    cfg->slots_max, cfg->query_user_max);
+	fs->commit_s = o->commit ? o->commit : cfg->commit_s;
+	fs->sync_mode = o->sync;
+	fs->compact = (rvf_compact_policy){ .enabled = cfg->compact_auto,
+					    .ratio = cfg->compact_ratio,
+					    .min_dead = (uint64_t)cfg->compact_min_mb << 20 };
+	fs->next_dyn = INO_DYN_BASE;
+	pthread_mutex_init(&fs->mu, NULL);
+	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+}
+
+/* The parent only relays the daemon's verdict (its exit status is the
+ * mount's).  It leaves with _exit, as fuse_daemonize does: its heap is the
+ * daemon's (which frees it), and exit handlers (LeakSanitizer's included)
+ * would see it as leaked. */
+static void relay_verdict(int fd, pid_t pid)
+{
+	char msg[1100];
+	ssize_t n = read(fd, msg, sizeof(msg) - 1);
+	if (n > 0 && msg[0] == '+')
+		_exit(0);
+	int status;
+	waitpid(pid, &status, WNOHANG);
+	if (n > 1)
+		fprintf(stderr, "%.*s\n", (int)n - 1, msg + 1);
+	else
+		fprintf(stderr, "rvffs: the daemon exited before the mount was ready\n");
+	fflush(stderr);
+	_exit(1);
+}
+
+/* In the background, the child does the work and tells the parent through
+ * a pipe whether the mount is ready; the writer lock is held by the
+ * daemon's pid.  Returns in the child: 0, or -1 when it cannot fork. */
+static int go_background(launch *l)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0) {
+		perror("rvffs: pipe");
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("rvffs: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		close(pipefd[1]);
+		relay_verdict(pipefd[0], pid);
+	}
+	close(pipefd[0]);
+	l->report_fd = pipefd[1];
+	setsid();
+	openlog("rvffs", LOG_PID, LOG_DAEMON);
+	return 0;
+}
+
+/* The FUSE session, the store, the mount: 0, or 1 (reported). */
+static int mount_store(rvffs *fs, launch *l)
+{
+	char why[1024];
+	captured[0] = '\0';
+	capturing = true;
+	fs->se = fuse_session_new(&l->args, &ops, sizeof(ops), fs);
+	capturing = false;
+	if (!fs->se) {
+		report_failure(l, "%s: %s", l->o.store, fuse_said("bad FUSE options"));
+		return 1;
+	}
+	if (!open_store(fs, &l->o, &l->cfg, why, sizeof(why))) {
+		report_failure(l, "%s: %s", l->o.store, why);
+		return 1;
+	}
+	captured[0] = '\0';
+	capturing = true;
+	l->mounted = fuse_set_signal_handlers(fs->se) == 0 &&
+		     fuse_session_mount(fs->se, l->copts.mountpoint) == 0;
+	capturing = false;
+	if (!l->mounted) {
+		report_failure(l, "%s on %s: %s", l->o.store, l->copts.mountpoint,
+			       fuse_said("is the mount point an empty directory?"));
+		return 1;
+	}
+	return 0;
+}
+
+/* Ready: release the shell, detach from the terminal. */
+static void detach(rvffs *fs, launch *l)
+{
+	if (l->report_fd < 0)
+		return;
+	if (write(l->report_fd, "+", 1) < 0)
+		fs_log(fs, LOG_WARNING, "could not notify the parent");
+	close(l->report_fd);
+	l->report_fd = -1;
+	if (chdir("/") != 0)
+		fs_log(fs, LOG_WARNING, "chdir /: %s", strerror(errno));
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+}
+
+/* Runs the mounted filesystem until unmounted: the exit status. */
+static int run_mounted(rvffs *fs, launch *l)
+{
+	/* A store truncated under the mount must cost EIO, not the daemon. */
+	if (rvf_guard_install() != 0)
+		fs_log(fs, LOG_WARNING, "cannot install the SIGBUS guard: %s", strerror(errno));
+	if (fs_invalidator_start(fs) != 0)
+		return 1;
+	if (fs_committer_start(fs) != 0) {
+		fs_invalidator_stop(fs);
+		return 1;
+	}
+	fs_log(fs, LOG_INFO, "mounted %s on %s (%s)", l->o.store, l->copts.mountpoint,
+	       fs->read_only ? "read-only" : "read-write");
+	detach(fs, l);
+	int ret = serve(fs, &l->copts) ? 1 : 0;
+	fs_committer_stop(fs);
+	fs_invalidator_stop(fs);
+	fs_log(fs, LOG_INFO, "unmounted %s", l->o.store);
+	return ret;
+}
+
+/* The session is over: unmount, and free what the kernel never released. */
+static void finish(rvffs *fs, launch *l)
+{
+	if (l->mounted) {
+		fuse_session_unmount(fs->se);
+		fuse_remove_signal_handlers(fs->se);
+	}
+	if (fs->se)
+		fuse_session_destroy(fs->se);
+	fs_handles_free(fs);
+	fs_listings_free();
+	text_sizes_free(fs);
+	if (l->report_fd >= 0)
+		close(l->report_fd);
+	while (fs->staged)
+		staged_remove(fs, fs->staged);
+	while (fs->slots)
+		slot_remove(fs, fs->slots);
+	results_free(fs);
+	free(fs->errors);
+	free(fs->bigids);
+	free(fs->bighash);
+	free_options(l);
+	/* Last: the lock goes with the store, so a command run right after
+	 * `fusermount3 -u` finds nothing left of us but the lock. */
+	if (fs->store)
+		rvf_store_close(fs->store);
 }
 
 int main(int argc, char **argv)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .k = 0 };
-	struct fuse_cmdline_opts copts = { 0 };
+	launch l = { .args = FUSE_ARGS_INIT(argc, argv), .report_fd = -1 };
 	rvffs fs = { 0 };
-	int ret = 1;
-	char why[1024];
-
 	fuse_set_log_func(fuse_log_handler);
-	capturing = true;
-	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) != 0) {
-		fprintf(stderr, "rvffs: %s\n", fuse_said("bad options"));
-		return bail(2, &o, &copts, &args);
-	}
-	capturing = false;
-	if (o.show_help) {
-		usage(argv[0]);
-		return bail(0, &o, &copts, &args);
-	}
-	if (o.show_version) {
-		printf("rvffs 0.1.0 (FUSE %s)\n", fuse_pkgversion());
-		return bail(0, &o, &copts, &args);
-	}
-	captured[0] = '\0';
-	capturing = true;
-	if (fuse_parse_cmdline(&args, &copts) != 0) {
-		fprintf(stderr, "rvffs: %s\n", fuse_said("bad options"));
-		return bail(2, &o, &copts, &args);
-	}
-	capturing = false;
-	if (!o.store || !copts.mountpoint) {
-		fprintf(stderr, "rvffs: usage: rvffs [-o OPTIONS] STORE.rvf MOUNTPOINT (see --help)\n");
-		return bail(2, &o, &copts, &args);
-	}
-	if (o.codes && strcmp(o.codes, "auto") && strcmp(o.codes, "off")) {
-		fprintf(stderr, "rvffs: -o codes must be auto or off, not '%s'\n",
-			o.codes);
-		return bail(2, &o, &copts, &args);
-	}
-	rvffs_config cfg;
-	if (!config_load(o.config, &cfg, why, sizeof(why))) {
-		fprintf(stderr, "rvffs: %s\n", why);
-		return bail(2, &o, &copts, &args);
-	}
-	char *store = absolute_store(o.store);
-	if (!store) {
-		fprintf(stderr, "rvffs: cannot mount %s: %s\n", o.store, strerror(errno));
-		return bail(1, &o, &copts, &args);
-	}
-	free(o.store);
-	o.store = store;
-	fs.store_path = o.store;
-	/* Name the mount after the store in /proc/mounts and df. */
-	char *fsname = NULL;
-	if (asprintf(&fsname, "-ofsname=%s,subtype=rvffs", o.store) > 0 &&
-	    !strchr(o.store, ',')) {
-		fuse_opt_add_arg(&args, fsname);
-	}
-	free(fsname);
-	fs.read_only = o.read_only;
-	fs.foreground = copts.foreground;
-	fs.search_threads = o.threads ? o.threads : cfg.threads;
-	fs.default_k = o.k ? o.k : cfg.query_k;
-	fs.codes = cfg.codes_off ? RVF_ACCEL_OFF : RVF_ACCEL_AUTO;
-	fs.codes_max_bytes = (uint64_t)cfg.codes_max_mb << 20;
-	if (o.codes)
-		fs.codes = strcmp(o.codes, "off") ? RVF_ACCEL_AUTO : RVF_ACCEL_OFF;
-	limits_init(&fs, cfg.request_max, cfg.results_max, cfg.staged_max,
-		    cfg.slots_max, cfg.query_user_max);
-	fs.commit_s = o.commit ? o.commit : cfg.commit_s;
-	fs.sync_mode = o.sync;
-	fs.compact = (rvf_compact_policy){ .enabled = cfg.compact_auto,
-					   .ratio = cfg.compact_ratio,
-					   .min_dead = (uint64_t)cfg.compact_min_mb << 20 };
-	fs.next_dyn = INO_DYN_BASE;
-	pthread_mutex_init(&fs.mu, NULL);
-	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
-
-	/* In the background, the child does the work and tells the parent
-	 * through a pipe whether the mount is ready: the parent's exit status
-	 * is the mount's, and the writer lock is held by the daemon's pid. */
-	int pipefd[2] = { -1, -1 };
-	if (!copts.foreground) {
-		if (pipe(pipefd) != 0) {
-			perror("rvffs: pipe");
-			return bail(1, &o, &copts, &args);
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("rvffs: fork");
-			return bail(1, &o, &copts, &args);
-		}
-		if (pid > 0) {
-			/* The parent only relays the daemon's verdict.  It
-			 * leaves with _exit, as fuse_daemonize does: its heap
-			 * is the daemon's (which frees it), and exit handlers
-			 * (LeakSanitizer's included) would see it as leaked. */
-			close(pipefd[1]);
-			char msg[1100];
-			ssize_t n = read(pipefd[0], msg, sizeof(msg) - 1);
-			if (n > 0 && msg[0] == '+')
-				_exit(0);
-			int status;
-			waitpid(pid, &status, WNOHANG);
-			if (n > 1)
-				fprintf(stderr, "%.*s\n", (int)n - 1, msg + 1);
-			else
-				fprintf(stderr, "rvffs: the daemon exited before the mount was ready\n");
-			fflush(stderr);
-			_exit(1);
-		}
-		close(pipefd[0]);
-		setsid();
-		openlog("rvffs", LOG_PID, LOG_DAEMON);
-	}
-
-	captured[0] = '\0';
-	capturing = true;
-	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
-	capturing = false;
-	if (!fs.se) {
-		char line[1100];
-		snprintf(line, sizeof(line), "-rvffs: cannot mount %s: %s", o.store,
-			 fuse_said("bad FUSE options"));
-		if (pipefd[1] >= 0) {
-			if (write(pipefd[1], line, strlen(line)) < 0)
-				ret = 1;
-		} else {
-			fprintf(stderr, "%s\n", line + 1);
-		}
-		ret = 1;
-		goto out;
-	}
-	if (!open_store(&fs, &o, &cfg, why, sizeof(why))) {
-		char line[1100];
-		snprintf(line, sizeof(line), "-rvffs: cannot mount %s: %s", o.store, why);
-		if (pipefd[1] >= 0)
-			ret = write(pipefd[1], line, strlen(line)) < 0;
-		else
-			fprintf(stderr, "%s\n", line + 1);
-		ret = 1;
-		goto out_session;
-	}
-	captured[0] = '\0';
-	capturing = true;
-	int mounted = fuse_set_signal_handlers(fs.se) == 0 &&
-		      fuse_session_mount(fs.se, copts.mountpoint) == 0;
-	capturing = false;
-	if (!mounted) {
-		char line[1100];
-		snprintf(line, sizeof(line), "-rvffs: cannot mount %s on %s: %s",
-			 o.store, copts.mountpoint,
-			 fuse_said("is the mount point an empty directory?"));
-		if (pipefd[1] >= 0) {
-			if (write(pipefd[1], line, strlen(line)) < 0)
-				ret = 1;
-		} else {
-			fprintf(stderr, "%s\n", line + 1);
-		}
-		ret = 1;
-		goto out_session;
-	}
-	/* A store truncated under the mount must cost EIO, not the daemon. */
-	if (rvf_guard_install() != 0)
-		fs_log(&fs, LOG_WARNING, "cannot install the SIGBUS guard: %s", strerror(errno));
-	if (fs_invalidator_start(&fs) != 0) {
-		ret = 1;
-		goto out_unmount;
-	}
-	if (fs_committer_start(&fs) != 0) {
-		fs_invalidator_stop(&fs);
-		ret = 1;
-		goto out_unmount;
-	}
-	fs_log(&fs, LOG_INFO, "mounted %s on %s (%s)", o.store, copts.mountpoint,
-	       fs.read_only ? "read-only" : "read-write");
-	if (pipefd[1] >= 0) {
-		/* Ready: release the shell, detach from the terminal. */
-		if (write(pipefd[1], "+", 1) < 0)
-			fs_log(&fs, LOG_WARNING, "could not notify the parent");
-		close(pipefd[1]);
-		pipefd[1] = -1;
-		if (chdir("/") != 0)
-			fs_log(&fs, LOG_WARNING, "chdir /: %s", strerror(errno));
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (null > 2)
-				close(null);
-		}
-	}
-	ret = serve(&fs, &copts) ? 1 : 0;
-	fs_committer_stop(&fs);
-	fs_invalidator_stop(&fs);
-	fs_log(&fs, LOG_INFO, "unmounted %s", o.store);
-out_unmount:
-	fuse_session_unmount(fs.se);
-	fuse_remove_signal_handlers(fs.se);
-out_session:
-	if (fs.se)
-		fuse_session_destroy(fs.se);
-out:
-	/* The session is over: what the kernel never released goes now. */
-	fs_handles_free(&fs);
-	fs_listings_free();
-	text_sizes_free(&fs);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	while (fs.staged)
-		staged_remove(&fs, fs.staged);
-	while (fs.slots)
-		slot_remove(&fs, fs.slots);
-	results_free(&fs);
-	free(fs.errors);
-	free(fs.bigids);
-	free(fs.bighash);
-	free(copts.mountpoint);
-	free(o.store);
-	free(o.metric);
-	free(o.codes);
-	free(o.config);
-	fuse_opt_free_args(&args);
-	/* Last: the lock goes with the store, so a command run right after
-	 * `fusermount3 -u` finds nothing left of us but the lock. */
-	if (fs.store)
-		rvf_store_close(fs.store);
-	return ret;
+	int rc = read_options(&l, argv[0]);
+	if (rc >= 0)
+		return bail(rc, &l);
+	configure(&fs, &l);
+	if (!l.copts.foreground && go_background(&l) != 0)
+		return bail(1, &l);
+	rc = mount_store(&fs, &l);
+	if (!rc)
+		rc = run_mounted(&fs, &l);
+	finish(&fs, &l);
+	return rc;
 }

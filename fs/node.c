@@ -163,8 +163,7 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 
 bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 {
-	node_fill(fs, st, ino, S_IFDIR | 0755, 0, node_view_mtime(fs, v),
-		  ino == INO_QUERIES);
+	node_fill(fs, st, ino, S_IFDIR | 0755, 0, node_view_mtime(fs, v), false);
 	return true;
 }
 

@@ -26,7 +26,8 @@ typedef struct handle {
 	size_t len;
 	bool gated;             /* only the opener's own close commits: a
 				 * child holding a copy does not (op_flush) */
-	pid_t owner;            /* the process that opened it for writing */
+	pid_t owner;            /* the thread that opened it for writing
+				 * (its process's close commits) */
 	struct handle *reg_prev, *reg_next; /* every open handle (node.c) */
 } handle;
 
@@ -46,6 +47,9 @@ typedef struct node_ops {
 
 	/* Attributes of ino in view v; false when it does not exist. */
 	bool (*stat)(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
+	/* Attributes that depend on who asks, applied to stat's answer for
+	 * a lookup or getattr (the query file: the caller's own results). */
+	void (*caller_stat)(fuse_req_t req, rvffs *fs, struct stat *st);
 
 	/* Files.  open fills h (h->ops and h->ino are set); 0 or -errno,
 	 * NULL: -ENOENT.  read replies itself.  write returns the bytes

@@ -35,10 +35,7 @@ static uint64_t kernel_size(rvf_view *v)
 	rvf_kernel_info k;
 	if (!rvf_view_kernel(v, &k))
 		return 0;
-	if (k.compression == 1)
-		return k.image_size;
-	return k.stored_length >= k.cmdline_length ?
-	       k.stored_length - k.cmdline_length : k.stored_length;
+	return k.image_length;
 }
 
 static bool image_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
@@ -156,7 +153,7 @@ static rvf_code embed_kernel(rvffs *fs, rvf_view *v, rewrite *w, rvf_error *err)
 		spec.kernel_type = k.kernel_type;
 		spec.flags = k.flags;
 		spec.api_port = k.api_port;
-		spec.compress = k.compression == 1;
+		spec.compress = k.compression != 0;
 		if (rvf_view_kernel_image(v, &img, &len, &cmd, NULL) == RVF_OK)
 			free(img);
 		spec.cmdline = cmd;

@@ -31,6 +31,22 @@ static bool query_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 	return true;
 }
 
+/* Its content is the caller's own last results (results.c): so is its
+ * size, and its mtime is when they were made, so that tar, rsync and cp
+ * copy what they read and a second rsync copies nothing new. */
+static void query_caller_stat(fuse_req_t req, rvffs *fs, struct stat *st)
+{
+	reader_id r;
+	size_t len;
+	struct timespec when;
+	reader_of(req, &r);
+	if (results_stat(fs, &r, &len, &when)) {
+		st->st_size = (off_t)len;
+		st->st_blocks = (blkcnt_t)((len + 511) / 512);
+		st->st_mtim = st->st_ctim = when;
+	}
+}
+
 static int query_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 		      struct fuse_file_info *fi)
 {
@@ -261,6 +277,7 @@ const node_ops node_query = {
 	.kind = "query",
 	.handle_size = sizeof(query_handle),
 	.stat = query_stat,
+	.caller_stat = query_caller_stat,
 	.open = query_open,
 	.read = query_read,
 	.write = query_write,

@@ -187,6 +187,118 @@ static int staged_setattr(rvffs *fs, uint64_t ino, struct stat *attr, int to_set
 	return !s ? -ENOENT : rc;
 }
 
+/* --- metadata xattrs of rsync's temporaries in vectors/ (rsync -X sets them
+ * before the rename that makes the file a vector) --- */
+
+#define META_PREFIX "user.rvf.meta."
+
+/* s's pending xattr called name (prefix included), or NULL; under fs->mu. */
+static staged_xattr *pending_xattr(staged *s, const char *name)
+{
+	if (strncmp(name, META_PREFIX, strlen(META_PREFIX)))
+		return NULL;
+	for (size_t i = 0; i < s->nxattrs; i++)
+		if (!strcmp(s->xattrs[i].name, name + strlen(META_PREFIX)))
+			return &s->xattrs[i];
+	return NULL;
+}
+
+static void staged_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
+			    const char *name, size_t size)
+{
+	(void)v;
+	pthread_mutex_lock(&fs->mu);
+	staged *s = staged_find_ino(fs, ino);
+	staged_xattr *x = s ? pending_xattr(s, name) : NULL;
+	char *copy = x ? malloc(x->len ? x->len : 1) : NULL;
+	size_t len = x ? x->len : 0;
+	if (copy)
+		memcpy(copy, x->value, len);
+	pthread_mutex_unlock(&fs->mu);
+	if (!x)
+		fuse_reply_err(req, ENODATA);
+	else if (!copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		xattr_reply(req, copy, len, size);
+	free(copy);
+}
+
+static void staged_listxattr(rvffs *fs, rvf_view *v, uint64_t ino, FILE *out)
+{
+	(void)v;
+	pthread_mutex_lock(&fs->mu);
+	staged *s = staged_find_ino(fs, ino);
+	for (size_t i = 0; s && i < s->nxattrs; i++)
+		fprintf(out, META_PREFIX "%s%c", s->xattrs[i].name, 0);
+	pthread_mutex_unlock(&fs->mu);
+}
+
+static int staged_setxattr(rvffs *fs, rvf_view *v, uint64_t ino, const char *name,
+			   const char *value, size_t size)
+{
+	(void)v;
+	if (strncmp(name, META_PREFIX, strlen(META_PREFIX)) || !name[strlen(META_PREFIX)])
+		return -ENOTSUP;
+	/* Checked now (the text form), converted to the field's type at the
+	 * rename. */
+	rvf_value val;
+	char *owned = NULL;
+	rvf_error err;
+	if (rvf_value_parse(value, size, 0, &val, &owned, &err) != RVF_OK) {
+		fs_error(fs, "%s: %s; nothing changed", name, err.message);
+		return -EINVAL;
+	}
+	free(owned);
+	char *nv = malloc(size ? size : 1);
+	if (!nv)
+		return -ENOMEM;
+	memcpy(nv, value, size);
+	pthread_mutex_lock(&fs->mu);
+	staged *s = staged_find_ino(fs, ino);
+	int rc = 0;
+	staged_xattr *x = s && s->parent == INO_VECTORS ? pending_xattr(s, name) : NULL;
+	if (!s || s->parent != INO_VECTORS) {
+		rc = s ? -ENOTSUP : -ENOENT;
+	} else if (x) {
+		free(x->value);
+		x->value = nv;
+		x->len = size;
+		nv = NULL;
+	} else {
+		staged_xattr *g = realloc(s->xattrs, (s->nxattrs + 1) * sizeof(*g));
+		char *nn = strdup(name + strlen(META_PREFIX));
+		if (g)
+			s->xattrs = g;
+		if (!g || !nn || s->nxattrs >= 4096) {
+			free(nn);
+			rc = g && nn ? -ENOSPC : -ENOMEM;
+		} else {
+			s->xattrs[s->nxattrs++] = (staged_xattr){ nn, nv, size };
+			nv = NULL;
+		}
+	}
+	pthread_mutex_unlock(&fs->mu);
+	free(nv);
+	return rc;
+}
+
+static int staged_removexattr(rvffs *fs, rvf_view *v, uint64_t ino, const char *name)
+{
+	(void)v;
+	pthread_mutex_lock(&fs->mu);
+	staged *s = staged_find_ino(fs, ino);
+	staged_xattr *x = s ? pending_xattr(s, name) : NULL;
+	if (x) {
+		free(x->name);
+		free(x->value);
+		*x = s->xattrs[--s->nxattrs];
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return !s ? -ENOENT : x ? 0 : strncmp(name, META_PREFIX, strlen(META_PREFIX)) ?
+	       -ENOTSUP : -ENODATA;
+}
+
 const node_ops node_staged = {
 	.kind = "staged",
 	.handle_size = sizeof(staged_handle),
@@ -198,6 +310,10 @@ const node_ops node_staged = {
 	.pending = staged_pending,
 	.release = staged_release,
 	.setattr = staged_setattr,
+	.getxattr = staged_getxattr,
+	.listxattr = staged_listxattr,
+	.setxattr = staged_setxattr,
+	.removexattr = staged_removexattr,
 };
 
 int staged_create_handle(fuse_req_t req, rvffs *fs, uint64_t parent,

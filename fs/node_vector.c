@@ -18,6 +18,8 @@
 typedef struct vector_handle {
 	handle h;
 	rewrite w;
+	rvf_view *view;         /* opened for reading: the vector as of open */
+	size_t index;
 } vector_handle;
 
 static rewrite *rw(handle *h)
@@ -57,6 +59,56 @@ static int parse_vector(rvffs *fs, uint64_t id, const unsigned char *text,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
+			    const staged_xattr *x, size_t nx)
+{
+	uint32_t dim = store_dimension(fs);
+	float *vec = malloc(4 * (size_t)(dim ? dim : 1));
+	rvf_meta_field *f = calloc(nx ? nx : 1, sizeof(*f));
+	char **owned = calloc(nx ? nx : 1, sizeof(*owned));
+	int rc = !vec || !f || !owned ? -ENOMEM :
+		 parse_vector(fs, id, (const unsigned char *)buf, len, vec, dim);
+	rvf_error err;
+	rvf_view *v = rc ? NULL : fs_view(fs);
+	for (size_t i = 0; !rc && i < nx; i++) {
+		rvf_value_type want = 0;
+		rvf_view_meta_type(v, x[i].name, &want);
+		f[i].name = x[i].name;
+		if (rvf_value_parse(x[i].value, x[i].len, want, &f[i].value, &owned[i],
+				    &err) != RVF_OK) {
+			fs_error(fs, "vectors/%llu: user.rvf.meta.%s: %s; nothing written",
+				 (unsigned long long)id, x[i].name, err.message);
+			rc = -EINVAL;
+		}
+	}
+	if (v)
+		rvf_view_release(v);
+	if (!rc) {
+		/* rsync -X: the file's xattrs are its whole metadata */
+		size_t start[2] = { 0, nx };
+		rvf_ingest *t = NULL;
+		rvf_code c = rvf_ingest_begin(fs->store, &t, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_clear_metadata(t, 1, &id, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_add(t, 1, &id, vec, f, start, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_commit(t, NULL, &err);
+		else if (t)
+			rvf_ingest_abort(t);
+		if (c != RVF_OK)
+			rc = -fs_rvf_errno(fs, "vectors write", &err);
+		else
+			fs_invalidate(fs, false);
+	}
+	for (size_t i = 0; owned && i < nx; i++)
+		free(owned[i]);
+	free(owned);
+	free(f);
+	free(vec);
+	return rc;
 }
 
 int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
@@ -104,11 +156,20 @@ static int vector_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 		return -EROFS;
 	if (i < 0 && !wr)
 		return -ENOENT;
-	if (i >= 0 && !(wr && (fi->flags & O_TRUNC)))
+	if (!wr) {
+		/* Through the page cache, kept across opens: the kernel
+		 * knows the size (no read to see the end) and a second cat
+		 * costs no read.  The text is made when the kernel reads;
+		 * a change of the vector drops the cache (view.c). */
+		vector_handle *vh = (vector_handle *)h;
+		vh->view = rvf_view_ref(v);
+		vh->index = (size_t)i;
+		fi->keep_cache = 1;
+		return 0;
+	}
+	if (i >= 0 && !(fi->flags & O_TRUNC))
 		h->text = text_vector(v, (size_t)i, &h->len);
 	fi->direct_io = 1;
-	if (!wr)
-		return 0;
 	/* Read-modify-write: start from the current text. */
 	if (h->text)
 		rewrite_adopt(w, h);
@@ -122,8 +183,23 @@ static int vector_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 
 static void vector_read(fuse_req_t req, rvffs *fs, handle *h, size_t size, off_t off)
 {
-	(void)fs;
-	rewrite_read(req, h, rw(h), size, off);
+	vector_handle *vh = (vector_handle *)h;
+	if (!vh->view) {
+		rewrite_read(req, h, rw(h), size, off);
+		return;
+	}
+	int bad = fs_store_check(fs);
+	if (bad) {
+		fuse_reply_err(req, -bad);
+		return;
+	}
+	size_t len = 0;
+	char *text = text_vector(vh->view, vh->index, &len);
+	if (!text)
+		fuse_reply_err(req, ENOMEM);
+	else
+		reply_slice(req, text, len, size, off);
+	free(text);
 }
 
 /* Checks a vector file written from its start as the bytes arrive, so
@@ -200,6 +276,8 @@ static void vector_release(rvffs *fs, handle *h)
 	if (w->on)
 		writer_remove(fs, w);
 	free(w->buf);
+	if (((vector_handle *)h)->view)
+		rvf_view_release(((vector_handle *)h)->view);
 }
 
 /* O_TRUNC: the new content comes from the writes that follow. */
@@ -215,7 +293,7 @@ static int vector_truncate(rvffs *fs, handle *h, off_t size)
 const node_ops node_vector = {
 	.kind = "vector",
 	.handle_size = sizeof(vector_handle),
-	.attr_timeout = 1.0,
+	.attr_timeout = 3600.0, /* a change of content is invalidated (view.c) */
 	.creatable = true,
 	.stat = vector_stat,
 	.open = vector_open,
@@ -318,6 +396,7 @@ static void vectors_unlink(fuse_req_t req, rvffs *fs, const char *name)
 		fuse_reply_err(req, fs_rvf_errno(fs, "rm vectors", &err));
 		return;
 	}
+	fs_unlinked_by_us(fs, id);
 	fs_invalidate(fs, false);
 	fuse_reply_err(req, 0);
 }
@@ -336,8 +415,25 @@ static int commit_temporary(rvffs *fs, staged *s, uint64_t size, const char *new
 		return -EFBIG;
 	}
 	char *buf = malloc(size ? size : 1);
+	/* Metadata set on the temporary (rsync -X) comes with it: taken
+	 * from s under the lock (setxattr changes the list under it). */
+	pthread_mutex_lock(&fs->mu);
+	staged_xattr *xs = s->xattrs;
+	size_t nx = s->nxattrs;
+	s->xattrs = NULL;
+	s->nxattrs = 0;
+	pthread_mutex_unlock(&fs->mu);
 	int rc = !buf ? -ENOMEM : pread(s->fd, buf, size, 0) != (ssize_t)size ? -EIO :
+		 nx ? vector_commit_text_meta(fs, id, buf, size, xs, nx) :
 		 vector_commit_text(fs, id, buf, size);
+	pthread_mutex_lock(&fs->mu);
+	if (rc && !s->xattrs) { /* not committed: the temporary keeps them */
+		s->xattrs = xs;
+		s->nxattrs = nx;
+		xs = NULL;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	staged_xattrs_free(xs, xs ? nx : 0);
 	if (!rc)
 		staged_remove(fs, s); /* committed: the temporary is gone */
 	free(buf);

@@ -32,7 +32,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (h->gated && wants_write(fi))
-		h->owner = caller_tgid(req);
+		h->owner = fuse_req_ctx(req)->pid;
 	/* A close of a read-only descriptor has nothing to commit (flush
 	 * acts on writes only): no FLUSH round trip, one less per `cat`. */
 	if (!wants_write(fi))
@@ -66,7 +66,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!fs_stat(fs, v, h->ino, &e.attr))
 		node_fill_pending(&e.attr, h->ino, 0); /* until the flush commits it */
 	rvf_view_release(v);
-	h->owner = caller_tgid(req);
+	h->owner = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
 	fuse_reply_create(req, &e, fi);
 }
@@ -110,7 +110,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * child that inherited it and exits, close-on-exec) does not end the
 	 * writing: the opener's own close commits, or else the last release.
 	 * Closing a staged file opened for reading commits nothing. */
-	if (h->gated && (!h->owner || caller_tgid(req) != h->owner)) {
+	if (h->gated && !caller_same_process(req, h->owner)) {
 		fuse_reply_err(req, 0);
 		return;
 	}

@@ -31,6 +31,7 @@ typedef struct result_entry {
 	uint64_t seq;   /* newer entries have larger numbers */
 	char *text;
 	size_t len;
+	struct timespec when; /* made (the query file's mtime for its reader) */
 } result_entry;
 
 static result_entry table[RESULTS_MAX];
@@ -107,6 +108,14 @@ pid_t caller_tgid(fuse_req_t req)
 	return tgid_of(fuse_req_ctx(req)->pid);
 }
 
+bool caller_same_process(fuse_req_t req, pid_t opener)
+{
+	/* The opener's own thread (a shell's `> f`) needs no /proc read:
+	 * three of them per `echo > f` were a third of its daemon time. */
+	pid_t tid = fuse_req_ctx(req)->pid;
+	return opener > 0 && (tid == opener || tgid_of(tid) == tgid_of(opener));
+}
+
 void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len)
 {
 	char *copy = malloc(len ? len : 1);
@@ -130,6 +139,7 @@ void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len)
 	slot->seq = next_seq++;
 	slot->text = copy;
 	slot->len = len;
+	clock_gettime(CLOCK_REALTIME, &slot->when);
 	pthread_mutex_unlock(&fs->mu);
 }
 
@@ -151,11 +161,18 @@ static result_entry *newest(const reader_id *r, pid_t pid)
 	return best;
 }
 
-char *results_get(rvffs *fs, const reader_id *r, size_t *len)
+/* The entry reader r sees (holds fs->mu); chain: its ancestry. */
+static result_entry *entry_for(const reader_id *r, const pid_t *chain, size_t n)
 {
-	*len = 0;
-	/* The reader's ancestry within its session, walked before locking. */
-	pid_t chain[ANCESTRY_MAX];
+	result_entry *e = NULL;
+	for (size_t i = 0; i < n && !e; i++)
+		e = newest(r, chain[i]);
+	return e ? e : newest(r, 0);
+}
+
+/* The reader's ancestry within its session, walked before locking. */
+static size_t ancestry(const reader_id *r, pid_t chain[ANCESTRY_MAX])
+{
 	size_t n = 0;
 	pid_t pid = r->tgid, ppid = r->ppid, sid = r->sid;
 	while (r->known && n < ANCESTRY_MAX && pid > 1 && sid == r->sid) {
@@ -164,19 +181,37 @@ char *results_get(rvffs *fs, const reader_id *r, size_t *len)
 		if (!proc_stat(pid, &ppid, &sid))
 			break;
 	}
+	return n;
+}
+
+char *results_get(rvffs *fs, const reader_id *r, size_t *len)
+{
+	*len = 0;
+	pid_t chain[ANCESTRY_MAX];
+	size_t n = ancestry(r, chain);
 	char *out = NULL;
 	pthread_mutex_lock(&fs->mu);
-	result_entry *e = NULL;
-	for (size_t i = 0; i < n && !e; i++)
-		e = newest(r, chain[i]);
-	if (!e)
-		e = newest(r, 0);
+	result_entry *e = entry_for(r, chain, n);
 	if (e && (out = malloc(e->len ? e->len : 1))) {
 		memcpy(out, e->text, e->len);
 		*len = e->len;
 	}
 	pthread_mutex_unlock(&fs->mu);
 	return out;
+}
+
+bool results_stat(rvffs *fs, const reader_id *r, size_t *len, struct timespec *when)
+{
+	pid_t chain[ANCESTRY_MAX];
+	size_t n = ancestry(r, chain);
+	pthread_mutex_lock(&fs->mu);
+	result_entry *e = entry_for(r, chain, n);
+	if (e) {
+		*len = e->len;
+		*when = e->when;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return e != NULL;
 }
 
 void results_free(rvffs *fs)

@@ -10,6 +10,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -96,6 +97,13 @@ typedef struct rvffs {
 	bool inval_pending, inval_stop;
 	uint64_t inval_asked, inval_sent; /* passes requested / completed */
 	rvf_view *inval_shown;     /* the state the kernel's names come from */
+	bool inval_urgent;         /* a waiter: no coalescing delay */
+	bool inval_idle;           /* the invalidator waits for work (not in its gap) */
+	/* ids removed by our own unlink: the kernel dropped those names
+	 * itself, so the next pass need not tell it (fs_unlinked_by_us) */
+	uint64_t self_gone[64];
+	size_t nself_gone;
+	atomic_bool segs_shown;    /* a segment inode was handed to the kernel */
 	struct rewrite *writers;   /* vector/kernel/eBPF files being written (rewrite.c) */
 	rvf_view *sizes_view;      /* the view whose vector text lengths... */
 	uint32_t *sizes;           /* ...are kept here (text.c) */
@@ -109,7 +117,7 @@ typedef struct rvffs {
 	pthread_mutex_t commit_mu;
 	pthread_cond_t commit_cond;
 	bool commit_stop, commit_running;
-	bool children_warned;      /* children.c: first write seen */
+	bool children_warned;      /* first change seen (fs_invalidate, under mu) */
 	bool children_held;        /* children.c: automatic compaction held off (logged) */
 } rvffs;
 
@@ -121,7 +129,7 @@ static inline rvffs *fs_of(fuse_req_t req)
 
 /* children.c: branch children beside the store */
 size_t fs_children_count(rvffs *fs);
-/* The mount wrote to the store: the first time, warn about children. */
+/* The mount's first change (fs_invalidate): warn about children. */
 void fs_children_written(rvffs *fs);
 /* -EBUSY (logged, naming them and `what`) when children would lose their
  * parent state to a compaction; else 0. */
@@ -142,8 +150,11 @@ rvf_view *fs_view(rvffs *fs);
  * commit changed (every segment name when librvf's file generation moved,
  * removed vectors, ...).  With `wait` (only from a request that holds no
  * directory lock, e.g. a write to `control`) it returns once the kernel
- * was told (at most a second); else the notices follow at once. */
+ * was told (at most a second); else the notices follow within a few
+ * milliseconds (a burst of commits shares one pass). */
 void fs_invalidate(rvffs *fs, bool wait);
+/* Vector `id` was removed by an unlink through the mount. */
+void fs_unlinked_by_us(rvffs *fs, uint64_t id);
 /* 0, or -EIO when the store file shrank under the mount (a SIGBUS was
  * absorbed, or it is shorter than the view): what was read from it cannot
  * be trusted.  Logged (and put in `errors`) once. */
@@ -267,13 +278,25 @@ typedef struct reader_id {
 void reader_of(fuse_req_t req, reader_id *c);
 /* The process (thread group) of the thread that made a request. */
 pid_t caller_tgid(fuse_req_t req);
+/* Whether req comes from the process of the thread `opener`. */
+bool caller_same_process(fuse_req_t req, pid_t opener);
 /* Keeps TEXT as the newest result written by c. */
 void results_put(rvffs *fs, const reader_id *c, const char *text, size_t len);
 /* A copy of the result reader r may see (NULL, *len 0: none). */
 char *results_get(rvffs *fs, const reader_id *r, size_t *len);
+/* The length and time of that result; false when there is none. */
+bool results_stat(rvffs *fs, const reader_id *r, size_t *len, struct timespec *when);
 void results_free(rvffs *fs);
 
 /* staging.c: files in ingest/ */
+/* A user.rvf.meta.* xattr set on an rsync temporary of vectors/ before it
+ * becomes a vector (committed with it at the rename). */
+typedef struct staged_xattr {
+	char *name;             /* the field name, after user.rvf.meta. */
+	char *value;
+	size_t len;
+} staged_xattr;
+
 typedef struct staged {
 	struct staged *next;
 	uint64_t ino;
@@ -294,7 +317,11 @@ typedef struct staged {
 	uid_t uid;              /* who made it (its owner) */
 	gid_t gid;
 	uint64_t charged;       /* bytes counted against staged_max */
+	staged_xattr *xattrs;   /* parent INO_VECTORS: pending metadata */
+	size_t nxattrs;
 } staged;
+
+void staged_xattrs_free(staged_xattr *x, size_t n);
 
 staged *staged_find_ino(rvffs *fs, uint64_t ino);
 staged *staged_find_name(rvffs *fs, const char *name); /* in ingest/ */
@@ -336,6 +363,10 @@ void slot_run(rvffs *fs, uint64_t slot_ino);
 /* node_vector.c: parses the text of one vector and commits it as `id`;
  * 0 or -errno (the reason in `errors`). */
 int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len);
+/* The same with the vector's metadata replaced by these fields (xattr
+ * text form, rvf_value_parse). */
+int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
+			    const staged_xattr *x, size_t nx);
 
 /* control.c: opening `control` for writing checks and keeps the opener;
  * one command per write, judged as that opener; replies to req. */

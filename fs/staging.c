@@ -87,6 +87,15 @@ int staged_create(rvffs *fs, const char *name, mode_t mode, staged **out)
 	return 0;
 }
 
+void staged_xattrs_free(staged_xattr *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(x[i].name);
+		free(x[i].value);
+	}
+	free(x);
+}
+
 void staged_remove(rvffs *fs, staged *s)
 {
 	pthread_mutex_lock(&fs->mu);
@@ -101,6 +110,7 @@ void staged_remove(rvffs *fs, staged *s)
 	pthread_mutex_unlock(&fs->mu);
 	if (free_now) {
 		close(s->fd);
+		staged_xattrs_free(s->xattrs, s->nxattrs);
 		free(s->name);
 		free(s);
 	}
@@ -114,6 +124,7 @@ void staged_put(rvffs *fs, staged *s)
 	pthread_mutex_unlock(&fs->mu);
 	if (free_now) {
 		close(s->fd);
+		staged_xattrs_free(s->xattrs, s->nxattrs);
 		free(s->name);
 		free(s);
 	}
@@ -220,6 +231,9 @@ int staged_commit(rvffs *fs, staged *s)
 	}
 	fs_log(fs, LOG_INFO, "%s: %llu vectors committed (epoch %u)", label,
 	       (unsigned long long)rows, info.epoch);
-	fs_invalidate(fs, false);
+	/* Rows may replace vectors whose text the kernel keeps: the close
+	 * (or rename) returns once it has forgotten them.  No directory the
+	 * invalidator names is locked here. */
+	fs_invalidate(fs, true);
 	return 0;
 }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rvffs.h"
@@ -134,19 +133,10 @@ char *text_witness(rvf_view *v, size_t *len)
 	fputs("# type time action link\n", f);
 	for (size_t k = 0; k < rvf_view_witness_count(v); k++) {
 		const rvf_witness *w = rvf_view_witness(v, k);
-		time_t secs = (time_t)(w->timestamp_ns / 1000000000ull);
-		struct tm tm;
-		char stamp[40];
-		gmtime_r(&secs, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		bool zero = true;
-		for (int b = 0; b < 32; b++)
-			zero = zero && !w->prev_hash[b];
-		fprintf(f, "%s %s.%09lluZ %s %s\n",
-			rvf_witness_kind(w->type),
-			stamp, (unsigned long long)(w->timestamp_ns % 1000000000ull),
-			w->action,
-			w->links ? "linked" : zero ? "session-start" : "unlinked");
+		char stamp[RVF_WITNESS_TIME_SIZE];
+		rvf_witness_time(w, true, stamp);
+		fprintf(f, "%s %s %s %s\n", rvf_witness_kind(w->type), stamp, w->action,
+			rvf_witness_link(w));
 	}
 	return finish(f, &buf, len);
 }
@@ -190,10 +180,9 @@ static size_t vector_text_length(rvf_view *v, size_t index)
 	if (!x)
 		return 0;
 	rvf_view_vector_at(v, index, x);
-	char b[RVF_FLOAT_TEXT_MAX];
 	size_t len = dim ? dim : 1; /* blanks between numbers and the newline */
 	for (uint32_t d = 0; d < dim; d++)
-		len += rvf_format_float(x[d], b);
+		len += rvf_float_text_length(x[d]);
 	if (x != stack)
 		free(x);
 	return len;

@@ -1,6 +1,9 @@
 /* vector_meta.c - a vector's metadata fields as xattrs of vectors/ID
  * (user.rvf.meta.NAME); setting or removing one writes the vector again
- * with its fields. */
+ * with its fields.  Values are in librvf's text form (rvf_value_text):
+ * 17, 2.5, true, red, and "17" for the string 17, so a value read and
+ * written back (getfattr -d / setfattr --restore, cp -a, rsync -X) keeps
+ * its type. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,33 +12,6 @@
 #include "node.h"
 
 #define META_PREFIX "user.rvf.meta."
-
-static int value_text(const rvf_value *v, char **out, size_t *len)
-{
-	switch (v->type) {
-	case RVF_VALUE_STRING:
-	case RVF_VALUE_BYTES:
-		*out = malloc(v->u.str.len ? v->u.str.len : 1);
-		if (!*out)
-			return -ENOMEM;
-		memcpy(*out, v->u.str.ptr, v->u.str.len);
-		*len = v->u.str.len;
-		return 0;
-	case RVF_VALUE_I64:
-		*len = (size_t)asprintf(out, "%lld", (long long)v->u.i64);
-		break;
-	case RVF_VALUE_U64:
-		*len = (size_t)asprintf(out, "%llu", (unsigned long long)v->u.u64);
-		break;
-	case RVF_VALUE_F64:
-		*len = (size_t)asprintf(out, "%.17g", v->u.f64);
-		break;
-	case RVF_VALUE_BOOL:
-		*len = (size_t)asprintf(out, "%s", v->u.b ? "true" : "false");
-		break;
-	}
-	return *out ? 0 : -ENOMEM;
-}
 
 void vector_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
 		     const char *name, size_t size)
@@ -48,9 +24,9 @@ void vector_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
 	for (size_t k = 0; k < n; k++) {
 		if (strcmp(f[k].name, name + strlen(META_PREFIX)))
 			continue;
-		char *t = NULL;
 		size_t len = 0;
-		if (value_text(&f[k].value, &t, &len))
+		char *t = rvf_value_text(&f[k].value, &len);
+		if (!t)
 			fuse_reply_err(req, ENOMEM);
 		else
 			xattr_reply(req, t, len, size);
@@ -67,33 +43,6 @@ void vector_listxattr(rvffs *fs, rvf_view *v, uint64_t ino, FILE *out)
 	size_t n = vec_id_of(fs, ino, &id) ? rvf_view_metadata(v, id, &m) : 0;
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, META_PREFIX "%s%c", m[i].name, 0);
-}
-
-/* A new value is text; a field that already holds a number keeps its
- * type when the text parses as one. */
-static rvf_value typed_value(rvf_value old, const char *value, size_t size)
-{
-	rvf_value val = { .type = RVF_VALUE_STRING, .u.str = { value, size } };
-	rvf_value t = old;
-	char buf[64];
-	char *end;
-	if (t.type == RVF_VALUE_STRING || t.type == RVF_VALUE_BYTES ||
-	    size >= sizeof(buf))
-		return val;
-	memcpy(buf, value, size);
-	buf[size] = '\0';
-	errno = 0;
-	if (t.type == RVF_VALUE_I64) {
-		t.u.i64 = strtoll(buf, &end, 10);
-	} else if (t.type == RVF_VALUE_U64) {
-		t.u.u64 = strtoull(buf, &end, 10);
-	} else if (t.type == RVF_VALUE_F64) {
-		t.u.f64 = strtod(buf, &end);
-	} else {
-		t.u.b = !strcmp(buf, "true");
-		end = !strcmp(buf, "true") || !strcmp(buf, "false") ? buf + size : buf;
-	}
-	return *end == '\0' && !errno && size ? t : val;
 }
 
 /* Sets (or removes) one metadata field: the vector is written again with
@@ -125,26 +74,52 @@ static int set_meta(rvffs *fs, rvf_view *v, uint64_t ino, const char *field,
 		f[k++] = old[j];
 	}
 	int rc = 0;
+	char *owned = NULL;
+	rvf_value val = { 0 };
+	rvf_value_type want = 0;
 	if (remove && !had)
 		rc = -ENODATA;
-	for (size_t j = 0; !remove && j < k && !set; j++)
+	if (!remove) {
+		/* The text says the type; a field the store already has keeps
+		 * its type (a bare 17 into a string field is "17"). */
+		rvf_error err;
+		rvf_view_meta_type(v, field, &want);
+		if (rvf_value_parse(value, size, want, &val, &owned, &err) != RVF_OK) {
+			fs_error(fs, "vectors/%llu: user.rvf.meta.%s: %s; nothing changed",
+				 (unsigned long long)id, field, err.message);
+			rc = -EINVAL;
+		}
+	}
+	for (size_t j = 0; !rc && !remove && j < k && !set; j++)
 		if (!strcmp(f[j].name, field)) {
-			f[j].value = typed_value(f[j].value, value, size);
+			f[j].value = val;
 			set = true;
 		}
-	if (!remove && !set) {
+	if (!rc && !remove && !set) {
 		f[k].name = field;
-		f[k].value = (rvf_value){ .type = RVF_VALUE_STRING,
-					  .u.str = { value, size } };
+		f[k].value = val;
 		k++;
 	}
 	if (!rc) {
 		size_t start[2] = { 0, k };
 		rvf_error err;
+		rvf_ingest *t = NULL;
 		rvf_view_vector_at(v, (size_t)i, x);
-		if (rvf_store_ingest(fs->store, 1, &id, x, f, start, NULL, &err) != RVF_OK)
+		/* The last field removed: the record is cleared (a row without
+		 * fields would leave it alone). */
+		rvf_code c = rvf_ingest_begin(fs->store, &t, &err);
+		if (c == RVF_OK && k == 0)
+			c = rvf_ingest_clear_metadata(t, 1, &id, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_add(t, 1, &id, x, f, start, &err);
+		if (c == RVF_OK)
+			c = rvf_ingest_commit(t, NULL, &err);
+		else if (t)
+			rvf_ingest_abort(t);
+		if (c != RVF_OK)
 			rc = -fs_rvf_errno(fs, "metadata", &err);
 	}
+	free(owned);
 	free(f);
 	free(x);
 	return rc;

@@ -6,11 +6,16 @@
 # 1. installs missing Debian packages (apt-get; as root, or through sudo);
 # 2. installs the reference implementation in tests/interop (npm, pinned);
 # 3. configures and builds, all with -Werror: `build` (optimised),
-#    `build-asan` (AddressSanitizer + UBSan), and, compile-only, the CI
-#    variants build-ci/{release,hardened,clang,nofuse}; the fuzz targets;
-# 4. runs `meson test` in build, build-asan and build-ci/nofuse, and the
-#    search unit tests cross-built for aarch64 under qemu (cross-aarch64.sh);
-# 5. runs the pytest suites (tests/pytest) against build and build-asan.
+#    `build-asan` (AddressSanitizer + UBSan), the fuzz targets; and in the
+#    background the CI variants build-ci/{release,hardened,clang} (compile
+#    only) and build-ci/nofuse (with its unit tests), then the search unit
+#    tests cross-built for aarch64 under qemu (cross-aarch64.sh);
+# 4. runs `meson test` in build, and in build-asan in the background;
+# 5. runs the pytest suites (tests/pytest) against build and build-asan,
+#    then collects the background steps.
+#
+# Every step's header shows the seconds since the start; the end lists
+# each step's wall time; each pytest pass prints its 25 slowest tests.
 #
 # Environment:
 #   RVF_SKIP_ASAN_PYTEST=1   skip the pytest run against build-asan
@@ -32,7 +37,7 @@ PYTHON=/usr/bin/python3
 APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodium-dev
               libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev python3-pytest
               python3-pytest-xdist attr rsync man-db libclang-rt-14-dev bsdextrautils
-              dpkg-dev debhelper fakeroot lintian libssl-dev libxxhash-dev libmicrohttpd-dev curl chromium
+              dpkg-dev debhelper fakeroot lintian libssl-dev libxxhash-dev libbrotli-dev libmicrohttpd-dev curl chromium
               qemu-system-x86 busybox-static linux-image-cloud-amd64
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")
@@ -41,9 +46,23 @@ failed_steps=()
 uncounted=0 # failed steps that no pytest count covers
 py_passed=0 py_failed=0 py_skipped=0 py_errors=0 py_xfailed=0 py_xpassed=0
 
-say() { printf '\n=== %s\n' "$*"; }
+# Every step's header says when it starts; the summary lists how long each
+# took (wall time, from one header to the next), longest first.
+step_name='' step_start=0 step_times=()
+step_done() {
+	[ -n "$step_name" ] &&
+		step_times+=("$(printf '%6d s  %s' $((SECONDS - step_start)) "$step_name")")
+	step_name=''
+}
+say() {
+	step_done
+	step_name=$* step_start=$SECONDS
+	printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$*"
+}
 # fail_step NAME [counted]: "counted" when pytest's own counts already show it
 fail_step() {
+	# in a background step: its collector counts it (bg_collect)
+	[ -n "${bg_failed_file:-}" ] && printf '%s\n' "$1" >> "$bg_failed_file"
 	failed_steps+=("$1")
 	[ "${2:-}" = counted ] || uncounted=$((uncounted + 1))
 	printf '*** FAILED: %s\n' "$1"
@@ -140,7 +159,6 @@ mapfile -t HARDENING < <(command -v dpkg-buildflags >/dev/null && hardening)
 
 build_ok=()     # variants that built
 test_dirs=()    # variants whose tests run (meson test + pytest)
-unit_dirs=()    # variants whose meson tests run
 
 build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 	local dir=$1 what=$2 envs=()
@@ -151,26 +169,89 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 	if ! (for e in "${envs[@]}"; do export "${e?}"; done
 	      configure "$dir" -Dwerror=true "$@"); then
 		fail_step "meson setup $dir"
-		return
+		return 1
 	fi
 	if ! ninja -C "$dir"; then
 		fail_step "ninja -C $dir"
-		return
+		return 1
 	fi
 	build_ok+=("$dir")
 	case $what in
-	tests) test_dirs+=("$dir"); unit_dirs+=("$dir") ;;
-	unit) unit_dirs+=("$dir") ;;
+	tests) test_dirs+=("$dir") ;;
 	esac
 }
 
+# ------------------------------------------------------------ background steps
+# Steps no test waits for run in the background, at a lower priority,
+# beside the pytest passes (whose mounts wait on the disk, on FUSE round
+# trips and on node more than they compute, leaving a core idle much of the
+# time).  A background step's output is shown, its time listed and its
+# failures counted when it is collected (bg_collect, before the summary).
+bg_names=() bg_pids=() bg_logs=()
+bg_start() { # NAME COMMAND... (a function of this script, or a program)
+	local name=$1 log
+	shift
+	log=$(mktemp)
+	printf '\n=== [%d s] %s: in the background (output below when it ends)\n' \
+		$((SECONDS - START)) "$name"
+	(
+		bg_failed_file=$log.failed
+		renice -n 10 -p "$BASHPID" >/dev/null 2>&1
+		t0=$SECONDS
+		"$@"
+		rc=$?
+		echo $((SECONDS - t0)) > "$log.time"
+		exit "$rc"
+	) > "$log" 2>&1 &
+	bg_names+=("$name") bg_pids+=("$!") bg_logs+=("$log")
+}
+bg_collect() {
+	local i rc log f
+	[ ${#bg_pids[@]} -gt 0 ] && say "waiting for the background steps"
+	for i in "${!bg_pids[@]}"; do
+		rc=0
+		wait "${bg_pids[$i]}" || rc=$?
+		log=${bg_logs[$i]}
+		printf '\n=== [%d s] %s (ran in the background)\n' $((SECONDS - START)) "${bg_names[$i]}"
+		cat "$log"
+		step_times+=("$(printf '%6d s  %s (background)' "$(cat "$log.time" 2>/dev/null || echo 0)" \
+			"${bg_names[$i]}")")
+		if [ -s "$log.failed" ]; then
+			while read -r f; do fail_step "$f"; done < "$log.failed"
+		elif [ "$rc" != 0 ]; then
+			fail_step "${bg_names[$i]} (exit $rc)"
+		fi
+		rm -f "$log" "$log.time" "$log.failed"
+	done
+	bg_names=() bg_pids=() bg_logs=()
+}
+
+# The two builds the tests run from, in the foreground.
 build_variant build tests -- -Dbuildtype=debugoptimized -Db_sanitize=none
 build_variant build-asan tests -- -Dbuildtype=debugoptimized \
 	'-Db_sanitize=address,undefined' -Db_lundef=false
-build_variant build-ci/release compile -- -Dbuildtype=release
-build_variant build-ci/hardened compile "${HARDENING[@]}" -- -Dbuildtype=plain
-build_variant build-ci/clang compile CC=clang -- -Dbuildtype=debugoptimized
-build_variant build-ci/nofuse unit -- -Dbuildtype=debugoptimized -Dfuse=false
+
+# The variants whose building is their test, and the FUSE-less build with
+# its unit tests; then the search unit tests cross-built for aarch64 and run
+# under qemu (the ARM kernels: NEON, sdot).  All in the background.
+other_variants() {
+	local bad=0
+	build_variant build-ci/release compile -- -Dbuildtype=release || bad=1
+	build_variant build-ci/hardened compile "${HARDENING[@]}" -- -Dbuildtype=plain || bad=1
+	build_variant build-ci/clang compile CC=clang -- -Dbuildtype=debugoptimized || bad=1
+	if build_variant build-ci/nofuse unit -- -Dbuildtype=debugoptimized -Dfuse=false; then
+		say "meson test: build-ci/nofuse"
+		meson test -C build-ci/nofuse --print-errorlogs --no-suite slow ||
+			{ fail_step "meson test build-ci/nofuse"; bad=1; }
+	else
+		bad=1
+	fi
+	say "aarch64 search unit tests (qemu)"
+	bash tests/cross-aarch64.sh "$REPO/build-ci/aarch64" ||
+		{ fail_step "aarch64 unit tests under qemu"; bad=1; }
+	return $bad
+}
+bg_start "the other build variants, aarch64" other_variants
 
 # The fuzz targets as plain programs under ASan/UBSan, for
 # tests/pytest/test_fuzz_regressions.py (gcc, and clang whose UBSan also
@@ -194,46 +275,28 @@ asan_env=(ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 # ------------------------------------------------------------ 4. meson test
 # The "slow" suite (test_faults: a thousand forked fault-injection runs)
 # runs once, under ASan, where its error paths are also checked for memory
-# errors.  build-asan's meson test runs in the background beside the first
-# pytest pass (whose mounts wait more than they compute); its log is shown
-# when that pass is over (finish_asan_unit).
-asan_unit_pid='' asan_unit_log='' asan_unit_dir=''
-for variant in "${unit_dirs[@]}"; do
+# errors: in the background, beside the pytest passes.  (build-ci/nofuse's
+# unit tests run with its build, above.)
+asan_unit() { # dir
+	env "${asan_env[@]}" meson test -C "$1" --print-errorlogs --timeout-multiplier 3 ||
+		{ fail_step "meson test $1"; return 1; }
+}
+for variant in "${test_dirs[@]}"; do
 	if is_asan_dir "$variant"; then
-		say "meson test: $variant (in the background, log below)"
-		asan_unit_log=$(mktemp)
-		asan_unit_dir=$variant
-		env "${asan_env[@]}" meson test -C "$variant" --print-errorlogs \
-			--timeout-multiplier 3 > "$asan_unit_log" 2>&1 &
-		asan_unit_pid=$!
+		bg_start "meson test: $variant" asan_unit "$variant"
 	else
 		say "meson test: $variant"
 		meson test -C "$variant" --print-errorlogs --no-suite slow || fail_step "meson test $variant"
 	fi
 done
 
-finish_asan_unit() {
-	[ -n "$asan_unit_pid" ] || return 0
-	local rc=0
-	wait "$asan_unit_pid" || rc=$?
-	say "meson test: $asan_unit_dir"
-	cat "$asan_unit_log"
-	rm -f "$asan_unit_log"
-	[ "$rc" = 0 ] || fail_step "meson test $asan_unit_dir"
-	asan_unit_pid=''
-}
-
-# ------------------------------------------------------------ 4b. aarch64
-# The search kernels for ARM (NEON, sdot), cross-built and run under qemu.
-say "aarch64 search unit tests (qemu)"
-bash tests/cross-aarch64.sh "$REPO/build-ci/aarch64" || fail_step "aarch64 unit tests under qemu"
-
 # ------------------------------------------------------------ 5. pytest
 # Two passes over tests/pytest, one per test build.  Tests whose result
 # does not depend on the build under test run in one pass only (markers in
 # tests/pytest/conftest.py): `normal_pass` (the benchmark, installs, the
 # Debian package, fuzz regressions whose programs carry their own
-# sanitizers) and `sanitizer_pass` (the soak, where ASan sees most).
+# sanitizers, the QEMU boot) and `sanitizer_pass` (the soak and the fault
+# injection, where ASan sees most).
 # pytest-xdist spreads a pass over RVF_PYTEST_WORKERS processes (default 2).
 xdist=()
 if "$PYTHON" -c 'import xdist' 2>/dev/null; then
@@ -247,7 +310,7 @@ run_pytest() { # variant, marker expression, env...
 	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}"
 	# shellcheck disable=SC2086
 	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q "${xdist[@]}" \
-		${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
+		--durations=25 ${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)' "$log" | tail -n 1)
 	rm -f "$log"
@@ -284,7 +347,6 @@ else
 	else
 		fail_step "pytest (build): not built"
 	fi
-	finish_asan_unit
 	if [ "${RVF_SKIP_ASAN_PYTEST:-0}" = 1 ]; then
 		say "pytest: RVF_BUILD_DIR=build-asan skipped (RVF_SKIP_ASAN_PYTEST=1)"
 	elif has_build build-asan; then
@@ -294,11 +356,14 @@ else
 	fi
 fi
 
-finish_asan_unit # when no pytest pass ran
+bg_collect
 
 # ------------------------------------------------------------ summary
+step_done
 elapsed=$((SECONDS - START))
 
+say "step times (wall; steps in the background overlap others)"
+printf '%s\n' "${step_times[@]}" | sort -rn
 say "summary"
 if [ ${#failed_steps[@]} -eq 0 ]; then
 	echo "run-all: OK"

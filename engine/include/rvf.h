@@ -102,6 +102,8 @@ bool rvf_metric_parse(const char *s, rvf_metric *out);
  * back as exactly v; returns its length.  How vectors and distances are
  * printed everywhere. */
 size_t rvf_format_float(float v, char out[RVF_FLOAT_TEXT_MAX]);
+/* strlen of what rvf_format_float writes for v, without writing it. */
+size_t rvf_float_text_length(float v);
 
 /* Ids: canonical decimal only -- digits, no sign, no blanks, no leading
  * zero (but "0"), at most 2^64-1.  The one rule for vector file names,
@@ -355,6 +357,13 @@ void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
 /* Largest id ever used by this store (own rows, deletions, parent rows);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
+/* Calls fn(ctx, id) for each id visible in both views whose vector may
+ * differ in `cur` (written again since `old`), so that caches of its
+ * text can be dropped.  Cheap for appends (only the rows written since
+ * `old` are read); a rewritten file, another dimension, a branch or a
+ * block-layout segment compares every common vector. */
+void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
+			  void (*fn)(void *ctx, uint64_t id), void *ctx);
 
 /* Segments: the newest manifest's directory, the newest manifest itself
  * and everything else in the file (unlisted segments such as older
@@ -377,7 +386,22 @@ bool rvf_segment_is_json(const rvf_view *v, const rvf_segment *seg);
 size_t rvf_view_deleted_count(const rvf_view *v);
 uint64_t rvf_view_deleted_at(const rvf_view *v, size_t index);
 
-/* Kernel (first KERNEL entry of the directory, as the reference reads). */
+/* Kernel (first KERNEL entry of the directory, as the reference reads).
+ * Three payload layouts are read (rvf_kernel_layout):
+ *   PLAIN     header(128) | image | cmdline: rvf-node, upstream's
+ *             embed_kernel and ours (the header says cmdline_offset 128
+ *             although the cmdline follows the image);
+ *   BINDING   header | KernelBinding(128) | cmdline | image, with
+ *             cmdline_offset 256: upstream's embed_kernel_with_binding;
+ *   BUILD_RVF header | gzip(image) | cmdline, with cmdline_offset and
+ *             cmdline_length as u32 at 0x6C/0x70, a little-endian api_port
+ *             and a u16 api_version: upstream's ruvbot build-rvf.js. */
+typedef enum rvf_kernel_layout {
+	RVF_KERNEL_PLAIN,
+	RVF_KERNEL_BINDING,
+	RVF_KERNEL_BUILD_RVF,
+} rvf_kernel_layout;
+
 typedef struct rvf_kernel_info {
 	uint8_t arch;
 	uint8_t kernel_type;
@@ -386,21 +410,39 @@ typedef struct rvf_kernel_info {
 	uint64_t entry_point;
 	uint64_t image_size;      /* header field */
 	uint64_t compressed_size; /* header field */
-	uint8_t compression;      /* 0 none, 1 zstd (rvffs --compress) */
+	uint8_t compression;      /* header field: 0 none; else the image's
+				   * magic says (zstd from rvffs --compress,
+				   * gzip from build-rvf.js) */
+	const char *compression_name; /* "none", "zstd", "gzip", "unknown" */
 	uint8_t api_transport;
-	uint16_t api_port;        /* decoded from big-endian */
+	uint16_t api_port;        /* decoded (big-endian; build-rvf.js: little) */
 	uint32_t api_version;
 	uint8_t image_hash[32];
-	uint64_t cmdline_offset;
-	uint32_t cmdline_length;
+	uint8_t build_id[16];
+	uint64_t build_timestamp;
+	uint32_t vcpu_count;
+	uint64_t cmdline_offset;  /* header field */
+	uint32_t cmdline_length;  /* header field */
 	uint64_t stored_length;   /* payload bytes after the 128-byte header */
+	rvf_kernel_layout layout;
+	const char *layout_name;  /* "plain", "binding", "build-rvf.js" */
+	/* Where the parts are in the payload (offsets from its start), each
+	 * within it: the (stored) image, the cmdline, the binding. */
+	uint64_t image_at, image_stored;
+	uint64_t image_length;    /* what rvf_view_kernel_image returns: the
+				   * stored image, or image_size when compressed */
+	uint64_t cmdline_at;
+	uint32_t cmdline_stored;
+	bool has_binding;
+	const unsigned char *binding; /* 128 bytes in the mapping, or NULL */
 	const rvf_segment *segment;
 } rvf_kernel_info;
 
 /* False when the view has no kernel. */
 bool rvf_view_kernel(const rvf_view *v, rvf_kernel_info *out);
-/* The image bytes (without cmdline), decompressed when stored compressed.
- * The caller frees *image.  *cmdline (NUL-terminated) may be NULL. */
+/* The image bytes (without cmdline and binding), decompressed when stored
+ * compressed.  The caller frees *image.  *cmdline (NUL-terminated, the
+ * cmdline's bytes up to a NUL) may be NULL. */
 rvf_code rvf_view_kernel_image(const rvf_view *v, unsigned char **image,
 			       size_t *image_len, char **cmdline,
 			       rvf_error *err);
@@ -433,10 +475,19 @@ typedef struct rvf_wasm_info {
 	uint16_t required_features;
 	uint16_t export_count;
 	uint32_t bytecode_size;   /* header field */
+	uint32_t compressed_size; /* header field (0x10) */
+	uint8_t compression;      /* header field (0x14): 0 none, else the
+				   * stored bytes' magic says (gzip, zstd);
+				   * 2 without one is brotli, 1 without one
+				   * LZ4 (not read) */
+	const char *compression_name; /* "none", "gzip", "zstd", "brotli", "lz4" */
 	uint8_t bytecode_hash[32];
-	const unsigned char *bytecode; /* in the mapping (the whole payload
-				   * when there is no header) */
-	size_t bytecode_len;
+	const unsigned char *bytecode; /* the STORED module in the mapping
+				   * (compressed when compression != 0; the
+				   * whole payload when there is no header) */
+	size_t bytecode_len;      /* stored bytes */
+	uint64_t module_len;      /* the module's size: bytecode_size when
+				   * compressed, else bytecode_len */
 	bool hash_ok;             /* segment hash verified */
 	char name[32];            /* the role's name, unique in the view
 				   * ("combined", "combined-2", ...) */
@@ -446,6 +497,11 @@ typedef struct rvf_wasm_info {
 size_t rvf_view_wasm_count(const rvf_view *v);
 /* False when i is out of range. */
 bool rvf_view_wasm(const rvf_view *v, size_t i, rvf_wasm_info *out);
+/* Module i as a user takes it out: decompressed, in a malloc'd copy the
+ * caller frees.  RVF_E_INVALID_CHECKSUM for a damaged segment,
+ * RVF_E_CORRUPT when it does not decompress to bytecode_size bytes. */
+rvf_code rvf_view_wasm_module(const rvf_view *v, size_t i, unsigned char **bytes,
+			      size_t *len, rvf_error *err);
 
 /* The dashboard bundle: the first DASHBOARD segment (as upstream's
  * extract_dashboard takes it), a 64-byte "RVDB" header and the bundle.
@@ -461,13 +517,16 @@ typedef struct rvf_dashboard_file {
 
 typedef struct rvf_dashboard {
 	uint8_t ui_framework;     /* 0 threejs, 1 react, 2 custom */
-	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (files then raw) */
+	uint8_t compression;      /* 0 none, 1 gzip, 2 brotli (decompressed
+				   * before splitting; other values: the
+				   * stored bytes, one file bundle.bin) */
 	uint64_t bundle_size;
 	uint32_t file_count;      /* header field */
 	uint64_t build_timestamp;
 	bool hash_ok;
 	size_t nfiles;
 	rvf_dashboard_file *files;
+	unsigned char *owned;     /* the decompressed bundle files point into */
 	const rvf_segment *segment;
 } rvf_dashboard;
 
@@ -537,11 +596,42 @@ typedef struct rvf_witness {
 
 size_t rvf_view_witness_count(const rvf_view *v);
 const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index);
+/* How an entry joins the chain: "linked" (prev_hash is the previous
+ * entry's hash), "session-start" (prev_hash is zero: the first entry of a
+ * session) or "unlinked". */
+const char *rvf_witness_link(const rvf_witness *w);
+/* Its time in UTC, "2024-06-11T08:30:00Z", with nanos
+ * "2024-06-11T08:30:00.123456789Z". */
+#define RVF_WITNESS_TIME_SIZE 48
+void rvf_witness_time(const rvf_witness *w, bool nanos,
+		      char out[RVF_WITNESS_TIME_SIZE]);
 
 /* Metadata of the vector `id` (persisted in META segments).  Returns the
  * number of fields; *fields points into the view. */
 size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
 			 const rvf_meta_field **fields);
+
+/* The type the store's metadata schema gives field `name` (one type per
+ * name in a store); false when no vector has held it. */
+bool rvf_view_meta_type(const rvf_view *v, const char *name,
+			rvf_value_type *type);
+
+/* Metadata values as text, the same through every door that has only text
+ * (the user.rvf.meta.* xattrs, rvfctl export through a mount, rvfctl query
+ * --meta): numbers and booleans are JSON (17, -3, 2.5, 1e+30, true); a
+ * string is its bare bytes unless those would read back as another type or
+ * start with '"', then it is a JSON string literal ("17", "true"); bytes
+ * are their raw bytes.  rvf_value_text: malloc'd, NUL-terminated, *len
+ * without the NUL; NULL when out of memory. */
+char *rvf_value_text(const rvf_value *v, size_t *len);
+/* Reads such text.  want 0: the type the text says (JSON numbers: i64,
+ * else u64, else f64; true/false: bool; a JSON string literal: its string;
+ * anything else: the text as a string, or bytes when not UTF-8).  want a
+ * type (the field's, see rvf_view_meta_type): a bare text into a string
+ * field is that text; a number into a numeric field must convert exactly.
+ * Strings point into text or into *owned (malloc'd; free it). */
+rvf_code rvf_value_parse(const char *text, size_t len, rvf_value_type want,
+			 rvf_value *out, char **owned, rvf_error *err);
 
 /* The branch parent view, or NULL. */
 const rvf_view *rvf_view_parent(const rvf_view *v);
@@ -700,6 +790,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err);
 rvf_code rvf_ingest_add(rvf_ingest *t, size_t n, const uint64_t *ids,
 			const float *vectors, const rvf_meta_field *meta,
 			const size_t *meta_start, rvf_error *err);
+
+/* Removes every metadata field of ids at commit (a row added for the same
+ * id afterwards in this ingest sets its fields again).  A row added without
+ * fields leaves an id's metadata alone; this is how to clear it. */
+rvf_code rvf_ingest_clear_metadata(rvf_ingest *t, size_t n, const uint64_t *ids,
+				   rvf_error *err);
 
 /* Rows added so far. */
 uint64_t rvf_ingest_rows(const rvf_ingest *t);

@@ -39,6 +39,8 @@ from mountlib import SANITIZER_MARKERS  # noqa: E402
 
 
 from mountlib import build_dir_path  # noqa: E402,F401  (one reading of RVF_BUILD_DIR)
+# The one daemon harness (mountlib.Mounter), for every test module.
+from mountlib import mount, rvffs  # noqa: E402,F401  (fixtures)
 
 
 def shared_missing_reason():
@@ -53,7 +55,8 @@ MARKERS = {
                    "installs, the Debian package, fuzz programs with their own "
                    "sanitizers)",
     "sanitizer_pass": "runs in tests/run-all.sh's pass against `build-asan` only "
-                      "(the soak: long, and where ASan sees most)",
+                      "(the soak and the fault injection: long, and where ASan "
+                      "sees most)",
     "xdist_group": "pytest-xdist runs tests of one group in one worker, one "
                    "after another: `system` for tests that change the machine "
                    "(/usr/local, dpkg)",
@@ -63,6 +66,29 @@ MARKERS = {
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+
+
+# The tests that take minutes (pytest --durations in tests/run-all.sh's
+# log): collected first, so that pytest-xdist's workers start them at once
+# and finish together, instead of one worker running a long test alone at
+# the end.  Only the order changes; a name missing here costs time, not
+# coverage.
+LONG_TESTS = (
+    "test_bench_small.py::test_bench_small",
+    "test_debian_package.py::",
+    "test_reliability_crash.py::",
+    "test_reliability_damaged.py::test_damaged_files_open_or_refuse_like_the_reference",
+    "test_reliability_faults.py::test_rvfctl_under_faults",
+    "test_reliability_soak.py::",
+    "test_upstream_launch.py::test_launch_boots_the_embedded_kernel",
+    "test_upstream_serve.py::test_page_in_headless_chromium",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def is_long(item):
+        return any(n in item.nodeid for n in LONG_TESTS)
+    items.sort(key=lambda item: not is_long(item))  # stable: the rest keep their order
 
 
 # ---------------------------------------------------------------- basics

@@ -364,15 +364,43 @@ def daemon_pids(exe, mnt):
 # ------------------------------------------------------------------ mounts
 
 class Mount:
-    def __init__(self, mounter, store, path, pid, opts, popen=None):
+    """One rvffs daemon of this test, serving one store on one mount point.
+
+    It runs one of two ways, as users run it:
+      background (the default): `rvffs [-o OPTS] STORE MNT` forks and
+        returns once mounted; the daemon it leaves is found by its command
+        line (Mounter.__call__, Mounter.run);
+      foreground: `rvffs -f` as our child, its stderr (where the sanitizers
+        report, leaks at exit included) in a log file; start() again after
+        unmount() or kill9() mounts the same store anew (Mounter.daemon,
+        Mounter.foreground).
+    user_cmd (e.g. setpriv ...) runs the daemon, and every look into the
+    mount, as another user.  Only processes this module started are ever
+    signalled."""
+
+    def __init__(self, mounter, store, path, opts=(), foreground=False,
+                 env_extra=None, leaks=None, user_cmd=(), exe=None):
         self.mounter = mounter
         self.store = Path(store)
         self.path = Path(path)
-        self.pid = pid
         self.opts = list(opts)
-        self.popen = popen
-        self.active = True
+        self.foreground = foreground
+        self.env_extra = dict(env_extra or {})
+        # LeakSanitizer at exit: a foreground daemon's report lands in its
+        # log; a background one's only when the caller asks (run-all does)
+        self.leaks = (foreground or leak_check_wanted()) if leaks is None else leaks
+        self.user_cmd = list(user_cmd)
+        self.exe = Path(exe) if exe else mounter.exe
+        self.pid = None
+        self.popen = None
+        self.log = None     # the foreground daemon's stderr, newest start
+        self.logs = []      # ... of every start
+        self.active = False  # mounted by us, not yet unmounted or killed
         self.killed = False
+
+    @property
+    def mnt(self):
+        return self.path
 
     @property
     def lock(self):
@@ -384,6 +412,183 @@ class Mount:
     def __str__(self):
         return str(self.path)
 
+    def __fspath__(self):
+        return str(self.path)
+
+    # --- the daemon's life
+
+    def command(self, extra=()):
+        cmd = self.user_cmd + [str(self.exe)]
+        if self.foreground:
+            cmd.append("-f")
+        if self.opts:
+            cmd += ["-o", ",".join(self.opts)]
+        return cmd + list(extra) + [str(self.store), str(self.path)]
+
+    def daemon_env(self):
+        """The daemon's environment: sanitizer reports go to files in the
+        mounter's log directory, checked at teardown (a background daemon's
+        stderr is /dev/null)."""
+        e = sanitizer_env(self.mounter.logdir, self.leaks)
+        e.update(self.env_extra)
+        return e
+
+    def run_background(self, extra=(), timeout=30):
+        """Runs rvffs (it returns once mounted, or with an error); adopts
+        the daemon when the mount is there.  Returns the CompletedProcess."""
+        assert not self.foreground
+        cmd = self.command(extra)
+        try:
+            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL, cwd=self.mounter.tmp,
+                                env=self.daemon_env())
+        except subprocess.TimeoutExpired:
+            self._adopt()
+            pytest.fail(f"rvffs did not return within {timeout}s: {cmd}", pytrace=False)
+        if is_mounted(self.path):
+            self._adopt()
+        return cp
+
+    def _adopt(self):
+        pids = daemon_pids(self.exe, self.path)
+        self.pid = pids[0] if pids else None
+        self.active = True
+
+    def start(self, timeout=30, expect_fail=False):
+        """Mounts (again): rvffs -f.  Returns None once the mount answers,
+        or, with expect_fail, (exit status, log) when the daemon exits
+        without mounting.  Fails the test otherwise."""
+        assert self.foreground and not self.alive()
+        n = len(self.logs) + 1
+        self.log = self.mounter.logdir / f"rvffs-{self.path.name}-{n}.log"
+        self.logs.append(self.log)
+        self.killed = False
+        with open(self.log, "wb") as lf:
+            self.popen = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                          stdout=lf, stderr=lf, env=self.daemon_env(),
+                                          cwd=str(self.mounter.tmp))
+        self.pid = self.popen.pid
+        ok = wait_for(lambda: is_mounted(self.path) or self.popen.poll() is not None,
+                      timeout)
+        if self.popen.poll() is not None:
+            if expect_fail:
+                return self.popen.returncode, self.log_text()
+            pytest.fail(f"rvffs -f exited {self.popen.returncode} without mounting "
+                        f"{self.store}:\n{self.log_text()}", pytrace=False)
+        self.active = True
+        if not ok:
+            self.kill9()
+            pytest.fail(f"rvffs -f did not mount within {timeout}s", pytrace=False)
+        # Ready when the root answers (as the daemon's user: without
+        # allow_other nobody else, root included, may look into the mount)
+        if not wait_for(lambda: self.exists("status"), 10):
+            pytest.fail("the mount does not answer", pytrace=False)
+        return None
+
+    def alive(self):
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return self.pid is not None and pid_running(self.pid)
+
+    def _wait_exit(self, timeout):
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        return self.pid is None or wait_for(lambda: not pid_running(self.pid), timeout)
+
+    def log_text(self):
+        try:
+            return self.log.read_text(errors="replace") if self.log else ""
+        except OSError:
+            return ""
+
+    def kill9(self):
+        """SIGKILL the daemon (ours), wait until it is gone, and clear the
+        dead mount with fusermount3 -uz."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            # Pending requests fail at once, as after any crash, and a
+            # daemon stuck dying (see abort_fuse_connection) finishes.
+            # Again until it is gone: a notification can block anew.
+            end = time.monotonic() + 30
+            while True:
+                abort_fuse_connection(self.path)
+                if self._wait_exit(1):
+                    break
+                if time.monotonic() > end:
+                    pytest.fail(f"daemon {self.pid} survived SIGKILL for 30 s", pytrace=False)
+            # A background daemon's zombie is reaped by init; until then its
+            # pid exists and its lock looks live.
+            if self.popen is None and not wait_for(lambda: pid_gone(self.pid), 20):
+                pytest.skip(f"init does not reap the killed daemon {self.pid} here")
+        run([FUSERMOUNT, "-uz", str(self.path)], check=False)
+        assert wait_for(lambda: not is_mounted(self.path), 10), \
+            f"fusermount3 -uz left {self.path} mounted"
+        self.active = False
+        self.killed = True
+
+    def unmount(self, timeout=60):
+        """fusermount3 -u (retried while busy, then -uz); waits for the
+        daemon to exit and returns its exit status (None for a background
+        daemon: not our child).  Fails the test when the mount stays or the
+        daemon does not exit (it is then terminated)."""
+        if not self.active:
+            return self.popen.returncode if self.popen else None
+        self.active = False
+        last = None
+        end = time.monotonic() + 15
+        while is_mounted(self.path):
+            cp = run([FUSERMOUNT, "-u", str(self.path)], check=False)
+            if cp.returncode == 0 or not is_mounted(self.path):
+                break
+            last = cp.stderr
+            if time.monotonic() > end:
+                run([FUSERMOUNT, "-uz", str(self.path)], check=False)
+                break
+            time.sleep(0.1)
+        problems = []
+        if is_mounted(self.path):
+            problems.append(f"{self.path} is still mounted ({last})")
+        if not self._wait_exit(timeout):
+            problems.append(f"daemon {self.pid} still runs {timeout}s after the unmount; terminated")
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                if not self._wait_exit(3):
+                    os.kill(self.pid, signal.SIGKILL)
+                    self._wait_exit(10)
+            except ProcessLookupError:
+                pass
+        if problems:
+            pytest.fail("; ".join(problems), pytrace=False)
+        return self.popen.returncode if self.popen else None
+
+    def cleanup(self):
+        """Teardown: unmounts if still mounted; returns the problems seen
+        (sanitizer reports in the daemon's logs included)."""
+        problems = []
+        if self.active:
+            try:
+                self.unmount(timeout=20)
+            except BaseException as e:  # keep cleaning
+                problems.append(str(e))
+                if self.alive():
+                    try:
+                        self.kill9()
+                    except BaseException as e2:
+                        problems.append(str(e2))
+        elif is_mounted(self.path):
+            run([FUSERMOUNT, "-uz", str(self.path)], check=False)
+        for log in self.logs:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if any(k in text for k in SANITIZER_MARKERS):
+                problems.append(f"sanitizer report from rvffs -f ({log.name}):\n{text[-5000:]}")
+        return problems
+
+    # --- looking into the mount (as the daemon's user)
+
     def env(self):
         e = dict(os.environ)
         e.update(M=str(self.path), S=str(self.store), LC_ALL="C")
@@ -392,26 +597,44 @@ class Mount:
     def sh(self, script, check=True, input=None, timeout=60):
         """bash -c SCRIPT in the test's tmp dir with $M = mount point and
         $S = store file."""
-        return run(["bash", "-c", script], check=check, input=input,
-                   cwd=self.mounter.tmp, env=self.env(), timeout=timeout)
+        return run(self.user_cmd + ["bash", "-c", script], check=check, input=input,
+                   cwd=self.cwd(), env=self.env(), timeout=timeout)
+
+    def cwd(self):
+        """The test's tmp dir; "/" for another user (tmp_path is root's 0700)."""
+        return "/" if self.user_cmd else self.mounter.tmp
+
+    def exists(self, rel):
+        if self.user_cmd:
+            return subprocess.run(self.user_cmd + ["test", "-e", str(self.path / rel)]
+                                  ).returncode == 0
+        return os.path.exists(self.path / rel)
+
+    def read(self, rel):
+        """The bytes of a file of the mount."""
+        if self.user_cmd:
+            return run(self.user_cmd + ["cat", str(self.path / rel)], input=b"").stdout
+        with open(self.path / rel, "rb") as f:
+            return f.read()
 
     def cat(self, rel):
         return self.sh(f'cat "$M/{rel}"').stdout
 
     def cat_bytes(self, rel):
-        return run(["cat", str(self.path / rel)], input=b"").stdout
+        return run(self.user_cmd + ["cat", str(self.path / rel)], input=b"").stdout
 
     def status(self):
-        return parse_kv(self.cat("status"))
+        return parse_kv(self.read("status").decode())
 
     def errors(self):
-        return self.cat("errors")
+        return self.read("errors").decode(errors="replace")
 
     def ls(self, rel=""):
         out = self.sh(f'ls -1a "$M/{rel}"').stdout.split("\n")
         return [x for x in out if x and x not in (".", "..")]
 
     def vector_ids(self):
+        """The ids under vectors/, ascending."""
         return sorted(int(x) for x in self.ls("vectors"))
 
     def read_vector(self, i):
@@ -422,8 +645,9 @@ class Mount:
 
     def query(self, request):
         """printf '%s\\n' REQUEST > query; cat query (one shell, two opens)."""
-        cp = run(["bash", "-c", 'printf "%s\\n" "$1" > "$M/query" && cat "$M/query"',
-                  "query", request], env=self.env(), cwd=self.mounter.tmp)
+        cp = run(self.user_cmd + ["bash", "-c",
+                                  'printf "%s\\n" "$1" > "$M/query" && cat "$M/query"',
+                                  "query", request], env=self.env(), cwd=self.cwd())
         return cp.stdout
 
     def getfattr_bytes(self, rel, name):
@@ -449,80 +673,48 @@ class Mount:
             out[k] = raw.decode("utf-8", "replace")
         return out
 
-    def unmount(self):
-        self.mounter.unmount(self)
-
-    def kill9(self):
-        """SIGKILL the daemon (ours), wait for it to die, and clear the dead
-        mount with fusermount3 -uz."""
-        os.kill(self.pid, signal.SIGKILL)
-        # pending requests fail at once, as after any crash; a daemon stuck
-        # dying (see abort_fuse_connection) finishes
-        abort_fuse_connection(self.path)
-        if self.popen is not None:
-            self.popen.wait(10)
-        assert wait_for(lambda: not pid_running(self.pid), 10), \
-            f"daemon {self.pid} survived SIGKILL"
-        # The orphaned zombie is reaped by init; until then its pid exists
-        # and its lock looks live.
-        if not wait_for(lambda: pid_gone(self.pid), 20):
-            pytest.skip(f"init does not reap the killed daemon {self.pid} here")
-        run([FUSERMOUNT, "-uz", str(self.path)], check=False)
-        assert wait_for(lambda: not is_mounted(self.path), 5), "fusermount3 -uz left the mount"
-        self.active = False
-        self.killed = True
-
 
 class Mounter:
-    """The `mount` fixture: mount(store, *options, mnt=None) -> Mount."""
+    """The `mount` fixture, the one daemon harness of the suite:
+      mount(STORE, *OPTS, mnt=None) -> Mount       rvffs in the background, mounted
+      mount.run(STORE, *OPTS, mnt=None, extra=())  -> (CompletedProcess, Mount or None)
+      mount.foreground(STORE, *OPTS, mnt=None)     -> Mount: rvffs -f, mounted
+      mount.daemon(STORE, mnt=None, opts=(), env_extra=None, leaks=None,
+                   user_cmd=(), exe=None)          -> Mount: rvffs -f, not started
+                   (start(), kill9(), start() ..., unmount())
+    At teardown every mount still there is unmounted and its daemon must
+    exit; sanitizer reports (files under tmp/logs, -f logs) fail the test."""
 
     def __init__(self, exe, tmp):
         self.exe = Path(exe)
         self.tmp = Path(tmp)
+        self.logdir = self.tmp / "logs"
+        self.logdir.mkdir(exist_ok=True)
         self.mounts = []
         self.n = 0
 
     def mountpoint(self):
-        self.n += 1
-        p = self.tmp / f"mnt{self.n}"
-        p.mkdir()
-        return p
-
-    def env(self):
-        """The daemons' environment: sanitizer reports (build-asan) go to
-        files under tmp_path, checked at teardown (the daemon's stderr is
-        /dev/null once it is in the background)."""
-        return sanitizer_env(self.tmp, leaks=leak_check_wanted())
+        while True:
+            self.n += 1
+            p = self.tmp / f"mnt{self.n}"
+            if not p.exists():
+                p.mkdir()
+                return p
 
     def sanitizer_reports(self):
-        return sanitizer_reports(self.tmp)
+        return sanitizer_reports(self.logdir)
 
-    def command(self, store, opts, mnt, extra=()):
-        cmd = [str(self.exe)]
-        if opts:
-            cmd += ["-o", ",".join(opts)]
-        cmd += list(extra)
-        return cmd + [str(store), str(mnt)]
+    def _new(self, store, mnt, opts, **kw):
+        m = Mount(self, store, mnt if mnt is not None else self.mountpoint(), opts, **kw)
+        self.mounts.append(m)
+        return m
 
     def run(self, store, *opts, mnt=None, extra=(), timeout=30):
         """Runs rvffs; returns (CompletedProcess, Mount or None). A mount
-        that came up is registered for cleanup even when not expected."""
-        mnt = Path(mnt) if mnt is not None else self.mountpoint()
-        cmd = self.command(store, opts, mnt, extra)
-        try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env())
-        except subprocess.TimeoutExpired:
-            self._adopt(store, mnt, opts)
-            pytest.fail(f"rvffs did not return within {timeout}s: {cmd}", pytrace=False)
-        m = self._adopt(store, mnt, opts) if is_mounted(mnt) else None
-        return cp, m
-
-    def _adopt(self, store, mnt, opts):
-        pids = daemon_pids(self.exe, mnt)
-        m = Mount(self, store, mnt, pids[0] if pids else None, opts)
-        self.mounts.append(m)
-        return m
+        that came up is cleaned up at teardown even when not expected."""
+        m = self._new(store, mnt, opts)
+        cp = m.run_background(extra, timeout)
+        return cp, (m if m.active else None)
 
     def __call__(self, store, *opts, mnt=None):
         cp, m = self.run(store, *opts, mnt=mnt)
@@ -532,76 +724,25 @@ class Mounter:
         assert m.pid is not None, "rvffs returned but no daemon process serves the mount"
         return m
 
+    def daemon(self, store, mnt=None, opts=(), **kw):
+        """A foreground daemon, not started yet (its mount point is made)."""
+        if mnt is not None:
+            Path(mnt).mkdir(parents=True, exist_ok=True)
+        return self._new(store, mnt, opts, foreground=True, **kw)
+
     def foreground(self, store, *opts, mnt=None, timeout=15):
         """rvffs -f in a child process; returns the Mount once mounted."""
-        mnt = Path(mnt) if mnt is not None else self.mountpoint()
-        cmd = self.command(store, opts, mnt, ["-f"])
-        log = self.tmp / f"rvffs-f-{self.n}.log"
-        with open(log, "w") as errf:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=errf, cwd=self.tmp, env=self.env())
-        m = Mount(self, store, mnt, p.pid, opts, popen=p)
-        m.log = log
-        self.mounts.append(m)
-        if not wait_for(lambda: is_mounted(mnt) or p.poll() is not None, timeout):
-            pytest.fail(f"rvffs -f did not mount within {timeout}s", pytrace=False)
-        if p.poll() is not None:
-            m.active = False
-            pytest.fail(f"rvffs -f exited {p.returncode}: {log.read_text()}", pytrace=False)
+        m = self.daemon(store, mnt, opts)
+        m.start(timeout)
         return m
 
-    def unmount(self, m, timeout=15):
-        """fusermount3 -u (retried while busy), then -uz; waits for the
-        daemon to exit. Fails the test when it does not."""
-        if not m.active:
-            return
-        m.active = False
-        last = None
-        end = time.monotonic() + 5
-        while is_mounted(m.path):
-            cp = run([FUSERMOUNT, "-u", str(m.path)], check=False)
-            if cp.returncode == 0 or not is_mounted(m.path):
-                break
-            last = cp.stderr
-            if time.monotonic() > end:
-                run([FUSERMOUNT, "-uz", str(m.path)], check=False)
-                break
-            time.sleep(0.1)
-        problems = []
-        if is_mounted(m.path):
-            problems.append(f"{m.path} is still mounted ({last})")
-        if m.popen is not None:
-            try:
-                m.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        if m.pid is not None and not wait_for(lambda: not pid_running(m.pid), timeout):
-            problems.append(f"daemon {m.pid} still runs {timeout}s after the unmount; terminated")
-            try:
-                os.kill(m.pid, signal.SIGTERM)
-                if not wait_for(lambda: not pid_running(m.pid), 3):
-                    os.kill(m.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if problems:
-            pytest.fail("; ".join(problems), pytrace=False)
+    def unmount(self, m, timeout=60):
+        return m.unmount(timeout)
 
     def cleanup(self):
         problems = []
-
         for m in self.mounts:
-            if m.active:
-                try:
-                    self.unmount(m)
-                except BaseException as e:  # keep cleaning the others
-                    problems.append(str(e))
-            elif is_mounted(m.path):
-                run([FUSERMOUNT, "-uz", str(m.path)], check=False)
-            log = getattr(m, "log", None)
-            if log is not None and log.exists():
-                err = log.read_text(errors="replace")
-                if any(k in err for k in SANITIZER_MARKERS):
-                    problems.append(f"sanitizer report from rvffs -f:\n{err[-4000:]}")
+            problems += m.cleanup()
         return problems + self.sanitizer_reports()
 
 

@@ -1,10 +1,9 @@
 """Helpers for the reliability tests (tests/pytest/test_reliability_*.py):
 crash, fault-injection, damaged-file, soak and permission tests.
 
-A foreground daemon we start and can SIGKILL (Daemon, the `daemons`
-fixture), rvfctl/reference wrappers, data generators.  Shared with the
-mount tests: the file layout (rvfformat.py), the sanitizer markers and
-process helpers (mountlib.py).
+rvfctl/reference wrappers, data generators.  The daemons are mountlib's
+(the `mount` fixture: mount.daemon(STORE, MNT) is a foreground daemon we
+start, SIGKILL and start again); the file layout is rvfformat.py.
 
 Environment:
   RVF_BUILD_DIR   build directory (default build; build-asan for sanitizers)
@@ -17,16 +16,13 @@ Environment:
 import hashlib
 import os
 import shutil
-import signal
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from mountlib import (SANITIZER_MARKERS, abort_fuse_connection, build_dir_path, is_mounted, mount_entry,  # noqa: F401  (used by the tests too)
-                      sanitizer_env, sanitizer_reports, wait_for)
+from mountlib import SANITIZER_MARKERS, build_dir_path, sanitizer_env  # noqa: F401  (used by the tests too)
 
 REPO = Path(__file__).resolve().parents[2]
 INTEROP = REPO / "tests" / "interop"
@@ -92,195 +88,6 @@ def run(cmd, check=True, timeout=120, **kw):
                     f"--- stdout\n{cp.stdout[-2000:]!r}\n--- stderr\n{cp.stderr[-3000:]!r}",
                     pytrace=False)
     return cp
-
-
-class Daemon:
-    """rvffs -f STORE MNT in a child process of ours, stderr to a log file.
-
-    Foreground, so that its pid is ours to SIGKILL and its stderr (where
-    the sanitizers report, at exit, leaks included) lands in a file."""
-
-    def __init__(self, store, mnt, logdir, opts=(), env_extra=None, leaks=True,
-                 exe_path=None, user_cmd=()):
-        self.exe = exe_path or rvffs_exe()
-        self.store = Path(store)
-        self.mnt = Path(mnt)
-        self.logdir = Path(logdir)
-        self.opts = list(opts)
-        self.env_extra = dict(env_extra or {})
-        self.leaks = leaks
-        self.user_cmd = list(user_cmd)
-        self.proc = None
-        self.log = None
-        self.n = 0
-
-    def command(self):
-        cmd = self.user_cmd + [str(self.exe), "-f"]
-        if self.opts:
-            cmd += ["-o", ",".join(self.opts)]
-        return cmd + [str(self.store), str(self.mnt)]
-
-    def start(self, timeout=30, expect_fail=False):
-        """Mounts; returns None, or (expect_fail) the exit status and the
-        log when the daemon exits without mounting."""
-        assert self.proc is None or self.proc.poll() is not None
-        self.mnt.mkdir(parents=True, exist_ok=True)
-        self.n += 1
-        self.log = self.logdir / f"rvffs-{self.mnt.name}-{self.n}.log"
-        env = sanitizer_env(self.logdir, self.leaks)
-        env.update(self.env_extra)
-        with open(self.log, "wb") as lf:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=lf, stderr=lf, env=env,
-                                         cwd=str(self.logdir))
-        ok = wait_for(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
-                      timeout)
-        if self.proc.poll() is not None:
-            if expect_fail:
-                return self.proc.returncode, self.log_text()
-            pytest.fail(f"rvffs exited {self.proc.returncode} without mounting "
-                        f"{self.store}:\n{self.log_text()}", pytrace=False)
-        if not ok:
-            self.kill9()
-            pytest.fail(f"rvffs did not mount within {timeout}s", pytrace=False)
-        # Ready when the root answers.
-        # (as the daemon's user: without allow_other nobody else, root
-        # included, may look into the mount)
-        if not wait_for(lambda: self._exists("status"), 10):
-            pytest.fail("the mount does not answer", pytrace=False)
-        if expect_fail:
-            return None
-        return None
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self):
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def kill9(self):
-        """SIGKILL (ours), reap, and clear the dead mount with -uz."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            # pending requests fail at once, as after any crash; a daemon
-            # stuck dying (see mountlib.abort_fuse_connection) finishes.
-            # Again until it is gone: a notification can block anew.
-            end = time.monotonic() + 30
-            while True:
-                abort_fuse_connection(self.mnt)
-                try:
-                    self.proc.wait(1)
-                    break
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() > end:
-                        raise
-        run([FUSERMOUNT, "-uz", self.mnt], check=False)
-        assert wait_for(lambda: not is_mounted(self.mnt), 10), \
-            f"fusermount3 -uz left {self.mnt} mounted"
-
-    def unmount(self, timeout=60):
-        """fusermount3 -u (retried while busy); waits for a clean exit and
-        returns the exit status."""
-        end = time.monotonic() + 15
-        while is_mounted(self.mnt):
-            cp = run([FUSERMOUNT, "-u", self.mnt], check=False)
-            if cp.returncode == 0 or not is_mounted(self.mnt):
-                break
-            if time.monotonic() > end:
-                run([FUSERMOUNT, "-uz", self.mnt], check=False)
-                break
-            time.sleep(0.1)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            pytest.fail(f"daemon did not exit {timeout}s after the unmount", pytrace=False)
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.unmount(timeout=20)
-            except BaseException:
-                self.kill9()
-        elif is_mounted(self.mnt):
-            run([FUSERMOUNT, "-uz", self.mnt], check=False)
-
-    # --- convenience
-    def path(self, rel):
-        return self.mnt / rel
-
-    def _exists(self, rel):
-        if self.user_cmd:
-            return subprocess.run(self.user_cmd + ["test", "-e", str(self.mnt / rel)]).returncode == 0
-        return os.path.exists(self.mnt / rel)
-
-    def read(self, rel):
-        """Bytes of a file of the mount, read as the daemon's user."""
-        if self.user_cmd:
-            return subprocess.run(self.user_cmd + ["cat", str(self.mnt / rel)],
-                                  check=True, stdout=subprocess.PIPE).stdout
-        with open(self.mnt / rel, "rb") as f:
-            return f.read()
-
-    def status(self):
-        out = {}
-        for ln in self.read("status").decode().splitlines():
-            if ":" in ln:
-                k, v = ln.split(":", 1)
-                out.setdefault(k.strip(), v.strip())
-        return out
-
-    def errors(self):
-        return self.read("errors").decode(errors="replace")
-
-    def vector_ids(self):
-        return {int(x) for x in os.listdir(self.mnt / "vectors")}
-
-
-class DaemonSet:
-    """Fixture object: creates Daemons and cleans them all up, failing the
-    test on sanitizer reports (leaks of cleanly unmounted daemons too)."""
-
-    def __init__(self, tmp):
-        self.tmp = Path(tmp)
-        self.logdir = self.tmp / "logs"
-        self.logdir.mkdir(exist_ok=True)
-        self.daemons = []
-
-    def __call__(self, store, mnt=None, opts=(), **kw):
-        mnt = Path(mnt) if mnt else self.tmp / f"mnt{len(self.daemons) + 1}"
-        d = Daemon(store, mnt, self.logdir, opts=opts, **kw)
-        self.daemons.append(d)
-        return d
-
-    def finish(self):
-        for d in self.daemons:
-            d.cleanup()
-        problems = sanitizer_reports(self.logdir)
-        for d in self.daemons:
-            for f in sorted(self.logdir.glob(f"rvffs-{d.mnt.name}-*.log")):
-                t = f.read_text(errors="replace")
-                if any(k in t for k in SANITIZER_MARKERS):
-                    problems.append(f"{f.name}:\n{t[-5000:]}")
-        return problems
-
-
-@pytest.fixture
-def daemons(tmp_path):
-    ds = DaemonSet(tmp_path)
-    yield ds
-    problems = ds.finish()
-    if problems:
-        pytest.fail("sanitizer reports from the daemon(s):\n" + "\n".join(problems),
-                    pytrace=False)
 
 
 # ------------------------------------------------------------------ rvfctl / ref

@@ -2,6 +2,7 @@
 committed as one batch before close returns; formats by extension; the
 usual tools; bad input commits nothing and is explained in `errors`)."""
 
+import errno
 import os
 import random
 import re
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import (f32, fmt_num, make_store, npy_bytes, parse_results,
+from mountlib import (f32, fmt_num, make_store, npy_bytes, os_error, parse_results,
                       sqdist, write_csv, write_f32, write_fvecs, write_json, write_jsonl,
                       write_npy)
 
@@ -313,3 +314,37 @@ def test_large_npy_50k(mount, tmp_path):
     scored = sorted((sqdist(v, q), i) for i, v in enumerate(vecs))[:5]
     assert [(i, d) for i, d, _ in got] == [(i, d) for d, i in scored]
     assert time.monotonic() - t0 < 60
+
+
+def deleted_files_open(pid):
+    """How many unlinked files the daemon holds open: the temporaries of
+    the files staged in ingest/."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").endswith(" (deleted)")
+        except OSError:
+            pass
+    return n
+
+
+def test_refused_open_keeps_no_hold_on_a_staged_file(mount, tmp_path):
+    """An open of a staged file that fails (here: the store shrank under the
+    mount, EIO) takes no hold on it: removed afterwards, its temporary file
+    goes (it stayed open in the daemon for the rest of the mount)."""
+    store = tmp_path / "s.rvf"
+    m = mount(store, "create", f"dim={DIM}")
+    m.sh('printf "1,1,2,3,4\\n" > "$M/ingest/a.csv"')
+    held = m / "ingest" / ".held.csv"  # hidden: stays staged at close
+    held.write_text("2,1,2,3,4\n")
+    before = deleted_files_open(m.pid)
+    assert before >= 1
+    data = store.read_bytes()
+    os.truncate(store, len(data) - 64)
+    try:
+        assert os_error(lambda: open(held, "rb").close()) == errno.EIO
+    finally:
+        with open(store, "ab") as f:  # the store as it was
+            f.write(data[-64:])
+    os.unlink(held)
+    assert deleted_files_open(m.pid) == before - 1

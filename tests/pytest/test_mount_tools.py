@@ -14,7 +14,7 @@ import pytest
 
 from mountlib import mount, rvffs, world_dir  # noqa: F401  (fixtures)
 from mountlib import make_store, int_rows, run_as_nobody, need_root
-from mountlib import write_jsonl
+from mountlib import write_csv, write_jsonl, wait_for
 
 
 def f32(x):
@@ -90,6 +90,75 @@ def test_sizes_follow_a_rewrite(mount, store, run_ctl):
     assert os.path.getsize(m / "vectors" / "2") == len(text) != before
     assert {int(ln.split()[-1]): int(ln.split()[4])
             for ln in m.sh('ls -ln "$M/vectors"').stdout.splitlines()[1:]}[2] == len(text)
+
+
+def daemon_requests(log, ino):
+    """Opcodes the daemon's debug log (-o debug) shows for inode ino."""
+    ops = []
+    for line in log.read_text(errors="replace").splitlines():
+        if "opcode:" in line and f"nodeid: {ino}," in line:
+            ops.append(line.split("opcode: ")[1].split()[0])
+    return ops
+
+
+def test_vector_files_are_cached_by_the_kernel(mount, store, run_ctl):
+    """A vector file is read once: a second `cat` (and stat) of an unchanged
+    vector is answered by the kernel's caches (no LOOKUP, READ or GETATTR
+    reaches the daemon; it sees only the open and the release), and the
+    kernel knows the size, so no read is spent to find the end."""
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    m = mount.foreground(p, "debug")
+    ino = os.stat(m / "vectors" / "2").st_ino
+    want = m.cat("vectors/2")
+    assert daemon_requests(m.log, ino).count("READ") == 1
+    before = len(daemon_requests(m.log, ino))
+    for _ in range(3):
+        assert m.sh('cat "$M/vectors/2"; stat -c %s "$M/vectors/2"').stdout == \
+            want + f"{len(want)}\n"
+    later = daemon_requests(m.log, ino)[before:]
+    # the first stat after a read fetches the attributes once: a read
+    # through the page cache makes the kernel forget the atime
+    assert [op for op in later if op not in ("OPEN", "RELEASE")] in ([], ["GETATTR"]), later
+    assert later.count("OPEN") == 3
+
+
+def test_cached_vector_files_follow_changes(mount, store, run_ctl, tmp_path):
+    """What the kernel keeps of a vector file is dropped when the vector
+    changes under the same name: rows for existing ids ingested through
+    ingest/ (same length and another length), a vector file rewritten in
+    place, and a read-only mount beside the writer."""
+    rows = int_rows(4, 4)
+    p = make_store(run_ctl, store, dim=4, rows=rows)
+    m = mount(p)
+    r = mount(p, "ro")
+    for i in (1, 2, 3, 4):  # into both kernels' caches
+        m.cat(f"vectors/{i}")
+        r.cat(f"vectors/{i}")
+        os.stat(m / "vectors" / str(i))
+
+    def same_len(v):  # other numbers, the same text length
+        return [(-x if x else 1.0) for x in v] if all(x != 0 for x in v) else \
+            [9.0 if x == 0 else x for x in v]
+    one = [0.123456789, 1e-20, 3.000001, 4.0]
+    write_csv(tmp_path / "r.csv", [(1, one), (2, [x + 0.0 for x in rows[1][1][::-1]])])
+    m.sh(f'cp "{tmp_path}/r.csv" "$M/ingest/"')
+    text1 = " ".join(shortest_g(f32(x)) for x in one) + "\n"
+    text2 = " ".join(shortest_g(f32(x)) for x in rows[1][1][::-1]) + "\n"
+    assert m.cat("vectors/1") == text1
+    assert os.path.getsize(m / "vectors" / "1") == len(text1)
+    assert m.cat("vectors/2") == text2
+    assert m.cat("vectors/4") == " ".join(shortest_g(f32(x)) for x in rows[3][1]) + "\n"
+    new3 = same_len(rows[2][1])
+    text3 = " ".join(shortest_g(f32(x)) for x in new3) + "\n"
+    m.sh('echo "%s" > "$M/vectors/3"' % " ".join(str(x) for x in new3))
+    assert m.cat("vectors/3") == text3
+    assert m.sh('ls -ln "$M/vectors" | awk \'$NF == 1 {print $5}\'').stdout == f"{len(text1)}\n"
+    # the read-only mount follows the writer's commits (it checks the
+    # store at most once a second, when asked)
+    m.sh('sync "$M"')
+    assert wait_for(lambda: r.cat("vectors/1") == text1 and r.cat("vectors/3") == text3, 20), \
+        (r.cat("vectors/1"), r.cat("vectors/3"))
+    assert os.path.getsize(r / "vectors" / "1") == len(text1)
 
 
 @pytest.mark.parametrize("name", ["security.selinux", "security.capability",
@@ -206,3 +275,36 @@ def test_tar_rsync_cp_of_the_whole_tree(mount, copy_store, tmp_path, opts):
     assert tree_files(tmp_path / "cp") == want
     # the copies changed nothing
     assert tree_files(m.path) == want
+
+
+@pytest.mark.parametrize("opts", [(), ("ro",)], ids=["rw", "ro"])
+def test_query_file_stat_is_what_its_reader_reads(mount, copy_store, tmp_path, opts):
+    """The query file's content is the reader's own last results, and so are
+    its size and mtime: tar and rsync copy exactly what cat shows, and a
+    second rsync -a after the query copies nothing."""
+    m = mount(copy_store, *opts)
+    assert os.stat(m / "query").st_size == 0  # no results yet
+    results = m.sh('echo "k=3 1,2,3,4" > "$M/query"; cat "$M/query"').stdout
+    assert results.count("\n") == 3
+    st = os.stat(m / "query")
+    assert st.st_size == len(results.encode()) == len(m.cat_bytes("query"))
+    assert m.sh('stat -c %s "$M/query"').stdout == f"{len(results.encode())}\n"
+
+    r = subprocess.run(["rsync", "-a", f"{m.path}/", str(tmp_path / "rs")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rs" / "query").read_text() == results
+    again = subprocess.run(["rsync", "-a", "--itemize-changes", f"{m.path}/",
+                            str(tmp_path / "rs")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [], "a second rsync -a copied again"
+    tar = subprocess.run(["tar", "cf", "-", "-C", str(m.path), "query"],
+                         capture_output=True)
+    assert tar.returncode == 0, tar.stderr
+    assert results.encode() in tar.stdout
+    # a newer result is a newer, other file
+    m.sh('echo "k=1 1,2,3,4" > "$M/query"')
+    newer = subprocess.run(["rsync", "-a", "--itemize-changes", f"{m.path}/",
+                            str(tmp_path / "rs")], capture_output=True, text=True)
+    assert [ln.split()[-1] for ln in newer.stdout.splitlines()] == ["query"]
+    assert (tmp_path / "rs" / "query").read_text().count("\n") == 1

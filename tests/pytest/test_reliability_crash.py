@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from mountlib import abort_fuse_connection
-from reliability_lib import (LONG, T_WITNESS, ctl, ctl_json, daemons,  # noqa: F401
+from reliability_lib import (LONG, T_WITNESS, ctl, ctl_json,  # noqa: F401
                              fvecs_rows, locate_manifest, max_id_ever, ref_dump, ref_ids,
                              report, rvfctl_exe, sha256, walk, write_all)
 
@@ -222,7 +222,7 @@ def verify(d, store, model, in_flight, stats, rng, dur=None):
     last durable one, then one per later operation, then the one in
     flight applied); the model becomes the state found. Fails the test
     when the store is none of them."""
-    seen = d.vector_ids()
+    seen = set(d.vector_ids())
     try:
         kernel_now = sha256(d.read("kernel"))
     except FileNotFoundError:
@@ -333,7 +333,7 @@ def finish_epoch(d, store, model, stats, rng, dur):
         store.unlink()  # hundreds of MB each
 
 
-def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: F811
+def test_daemon_sigkill_keeps_last_committed_state(tmp_path, mount):
     seed = int(os.environ.get("RVF_SEED", "20240611"))
     kills = 200 if LONG else 20
     # The long run starts a fresh store every 20 kills, so that a store
@@ -357,7 +357,7 @@ def test_daemon_sigkill_keeps_last_committed_state(tmp_path, daemons):  # noqa: 
             store = tmp_path / f"crash{it // epoch_len}.rvf"
             ctl("create", store, "--dim", DIM)
             mnt = tmp_path / f"mnt{it // epoch_len}"
-            d = daemons(store, mnt)
+            d = mount.daemon(store, mnt)
             model = Model()
             dur = Durability(model)
         d.start()

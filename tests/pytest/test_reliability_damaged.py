@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_lib import (LONG, REPO, SANITIZER_MARKERS, daemons, is_asan,  # noqa: F401
+from reliability_lib import (LONG, REPO, SANITIZER_MARKERS, is_asan,  # noqa: F401
                              node_exe, report, rvfctl_exe, sanitizer_env)
 
 GEN = REPO / "tests" / "damaged" / "make_damaged.py"
@@ -246,7 +246,7 @@ MOUNT_SAMPLE = [
 ]
 
 
-def test_mount_damaged_sample(corpus, daemons, tmp_path):  # noqa: F811
+def test_mount_damaged_sample(corpus, mount, tmp_path):
     out, cases = corpus
     by_name = {c["name"]: c for c in cases}
     # Torn tails: mounts of a fallback (the last truncation of each base).
@@ -258,7 +258,7 @@ def test_mount_damaged_sample(corpus, daemons, tmp_path):  # noqa: F811
     for i, name in enumerate(sample):
         case = by_name[name]
         mnt = tmp_path / f"m{i}"
-        d = daemons(case["file"], mnt, opts=["ro"])
+        d = mount.daemon(case["file"], mnt, opts=["ro"])
         res = d.start(expect_fail=True)
         if res is not None:
             rc, log = res

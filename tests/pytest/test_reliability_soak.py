@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_lib import (LONG, ctl, daemons, is_asan, report, rvffs_exe,  # noqa: F401
+from reliability_lib import (LONG, ctl, is_asan, report, rvffs_exe,  # noqa: F401
                              write_all)
 
 DIM = 8
@@ -279,7 +279,7 @@ def directory_len(mnt):
 
 
 @pytest.mark.sanitizer_pass  # one soak per run: where ASan sees most
-def test_soak(tmp_path, daemons):  # noqa: F811
+def test_soak(tmp_path, mount):
     seconds = float(os.environ.get("RVF_SOAK_SECONDS", "300" if LONG else "30"))
     store = tmp_path / "soak.rvf"
     ctl("create", store, "--dim", DIM)
@@ -302,8 +302,8 @@ def test_soak(tmp_path, daemons):  # noqa: F811
         # ASan's quarantine would look like growth: keep it small.
         env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                ":quarantine_size_mb=4:detect_leaks=1:log_path=" +
-                               str(daemons.logdir / "sanitizer"))
-    d = daemons(store, tmp_path / "mnt", env_extra=env)
+                               str(mount.logdir / "sanitizer"))
+    d = mount.daemon(store, tmp_path / "mnt", env_extra=env)
     d.start()
     has_control = (d.mnt / "control").exists()
     soak = Soak(d.mnt, tl, seconds, has_control)
@@ -337,7 +337,7 @@ def test_soak(tmp_path, daemons):  # noqa: F811
     # The final state is what the timeline says.
     with tl.lock:
         live = {i for i in tl.ing_end if i not in tl.del_start}
-    assert d.vector_ids() == live
+    assert set(d.vector_ids()) == live
     counts = dict(soak.counts, final_vectors=len(live))
     # Memory.  Every commit adds to the store's history (a witness and
     # often a journal the directory lists: the format is append-only and
@@ -376,7 +376,7 @@ def test_soak(tmp_path, daemons):  # noqa: F811
         assert c["compactions"] >= 2
 
 
-def test_views_survive_a_remap(tmp_path, daemons):  # noqa: F811
+def test_views_survive_a_remap(tmp_path, mount):
     """Regression (found by the soak's delete storm): when a commit makes
     the file outgrow the daemon's mapping, the new snapshot used to keep
     pointers to the rows of the old mapping, unmapped once the old snapshot
@@ -390,7 +390,7 @@ def test_views_survive_a_remap(tmp_path, daemons):  # noqa: F811
     ctl("ingest", store, tmp_path / "a.fvecs")
     big = fvecs_rows(2, 0, 140000, dim)  # 72 MB: more than the mapping's room
     # Read-write mount: the commit itself remaps.
-    d = daemons(store, tmp_path / "m1")
+    d = mount.daemon(store, tmp_path / "m1")
     d.start()
     assert d.read("vectors/5").split()[:2] == [b"1", b"5"]
     write_all(d.mnt / "ingest" / "big.fvecs", big)
@@ -404,7 +404,7 @@ def test_views_survive_a_remap(tmp_path, daemons):  # noqa: F811
     assert d.alive()
     assert d.unmount() == 0
     # Read-only mount following rvfctl's commit (refresh remaps).
-    d = daemons(store, tmp_path / "m2", opts=["ro"])
+    d = mount.daemon(store, tmp_path / "m2", opts=["ro"])
     d.start()
     n0 = int(d.status()["vectors"])
     (tmp_path / "b.fvecs").write_bytes(big)

@@ -3,8 +3,8 @@ mount-point mode (through the daemon's tree and `control` file), derive
 types, verify, keygen/sign (with tamper detection and the reference reading
 signed stores), and the configuration file.
 
-Mounts are made here with build/fs/rvffs and always unmounted at teardown
-(fusermount3 -u, retried, then -uz)."""
+Mounts are made with the suite's one harness (the `mount` fixture of
+mountlib.py), which unmounts them all at teardown."""
 
 import json
 import os
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SANITIZER_MARKERS, TIMEOUT, build_dir_path, check_sanitizers, fmt_cp
+from conftest import TIMEOUT, check_sanitizers, fmt_cp
 from mountlib import assert_segments_match
 from rvfformat import content_hash, segments
 
-FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 ROWS = [(1, [1, 2, 3, 4]), (2, [2, 2, 2, 2]), (5, [0, 0, 0, 1]), (7, [4, 3, 2, 1])]
 
 
@@ -49,14 +48,6 @@ def tamper_vec(path):
     b[off + 64 + plen - 1] ^= 0x01
     b[off + 0x28:off + 0x38] = content_hash(bytes(b[off + 64:off + 64 + plen]))
     Path(path).write_bytes(bytes(b))
-
-
-def wait_unlocked(store, timeout=15):
-    lock = Path(str(store) + ".lock")
-    deadline = time.time() + timeout
-    while lock.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert not lock.exists(), f"{lock} still held after unmount"
 
 
 def kv(text):
@@ -110,56 +101,6 @@ def small(tmp_path, ctl):
     ctl("create", p, "--dim", 4)
     ctl("ingest", p, write_csv(tmp_path / "rows.csv", ROWS))
     return p
-
-
-@pytest.fixture
-def mounter(tmp_path):
-    exe = build_dir_path() / "fs" / "rvffs"
-    if not os.access(exe, os.X_OK):
-        pytest.skip(f"rvffs is not built ({exe})")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("/dev/fuse is missing")
-    mounts = []
-    # Under build-asan the daemon's reports go to files (its stderr is
-    # /dev/null in the background), checked at teardown; leak checking of
-    # the daemon is left to its own suites, as in tests/run-all.sh.
-    log = f"log_path={tmp_path / 'sanitizer'}"
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = "detect_leaks=0:" + log
-    env["UBSAN_OPTIONS"] = env.get("UBSAN_OPTIONS", "print_stacktrace=1") + ":" + log
-
-    def mount(store, *opts):
-        mnt = tmp_path / f"mnt{len(mounts)}"
-        mnt.mkdir()
-        args = [str(exe)] + (["-o", ",".join(opts)] if opts else []) + [str(store), str(mnt)]
-        cp = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
-        assert cp.returncode == 0, f"mount failed\n{fmt_cp(cp)}"
-        mounts.append((mnt, store))
-        return mnt
-
-    def unmount(mnt):
-        for i, (m, store) in enumerate(mounts):
-            if m == mnt:
-                del mounts[i]
-                break
-        else:
-            return
-        for _ in range(50):
-            if subprocess.run([FUSERMOUNT, "-u", str(mnt)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run([FUSERMOUNT, "-uz", str(mnt)], capture_output=True)
-        wait_unlocked(store)
-
-    mount.unmount = unmount
-    yield mount
-    for mnt, _ in list(mounts):
-        unmount(mnt)
-    for f in sorted(tmp_path.glob("sanitizer*")):
-        text = f.read_text(errors="replace")
-        if any(m in text for m in SANITIZER_MARKERS):
-            pytest.fail(f"sanitizer report from rvffs ({f.name}):\n{text[-4000:]}", pytrace=False)
 
 
 # ------------------------------------------------------------------ --json and exit codes
@@ -525,8 +466,9 @@ def test_config_errors_name_file_and_line(tmp_path, ctl, cj):
 
 # ------------------------------------------------------------------ mount-point mode
 
-def test_control_file(small, mounter, ctl):
-    mnt = mounter(small)
+def test_control_file(small, mount, ctl):
+    m = mount(small)
+    mnt = m.path
     c = mnt / "control"
     assert "control" in os.listdir(mnt)
     assert stat.S_IMODE(os.stat(c).st_mode) == 0o644
@@ -561,8 +503,9 @@ def test_control_file(small, mounter, ctl):
     assert_segments_match(mnt, small)
 
 
-def test_control_file_read_only_mount(small, mounter):
-    mnt = mounter(small, "ro")
+def test_control_file_read_only_mount(small, mount):
+    m = mount(small, "ro")
+    mnt = m.path
     assert stat.S_IMODE(os.stat(mnt / "control").st_mode) == 0o444
     assert (mnt / "control").read_bytes() == b""  # readable, empty (tar, rsync)
     with pytest.raises(OSError) as ei:
@@ -570,11 +513,12 @@ def test_control_file_read_only_mount(small, mounter):
     assert ei.value.errno == 30  # EROFS
 
 
-def test_mount_point_reads_match_the_file(small, tmp_path, mounter, cj, ctl):
+def test_mount_point_reads_match_the_file(small, tmp_path, mount, cj, ctl):
     file_st = cj("status", small)
     file_ins = cj("inspect", small)
     file_export = ctl("export", small).stdout
-    mnt = mounter(small)
+    m = mount(small)
+    mnt = m.path
     assert ctl("status", mnt).stdout == (mnt / "status").read_text()
     st = cj("status", mnt)
     assert st["mounted"] is True and st["pid"] > 0
@@ -598,13 +542,14 @@ def test_mount_point_reads_match_the_file(small, tmp_path, mounter, cj, ctl):
     assert "dimension is 4" in e["error"]
 
 
-def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mounter):
+def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mount):
     p = tmp_path / "m.rvf"
     ctl("create", p, "--dim", 4)
     rows = [(i, [float(i), 0, 0, 1]) for i in range(1, 9)]
     meta = [{"color": "red" if i % 2 else "blue", "n": i} for i, _ in rows]
     src = write_jsonl(tmp_path / "rows.jsonl", rows, meta)
-    mnt = mounter(p)
+    m = mount(p)
+    mnt = m.path
     o = cj("ingest", mnt, src)
     assert o["mounted"] and o["rows"] == 8 and o["epoch"] == 1
     assert (mnt / "ingest").exists() and os.listdir(mnt / "ingest") == []
@@ -643,14 +588,16 @@ def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mounter):
     # the file is locked by the daemon: writing to it directly says where to go
     e = cj("compact", p, rc=4)
     assert e["code"] == "LockHeld" and os.path.realpath(mnt) in e["error"]
-    mounter.unmount(mnt)
+    m.unmount()
+    assert not m.lock.exists(), "the lock outlived the daemon"
     st = cj("status", p)
     assert (st["vectors"], st["deleted"]) == (3, 0)
     assert cj("verify", p)["ok"]
 
 
-def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mounter, ref):
-    mnt = mounter(small)
+def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mount, ref):
+    m = mount(small)
+    mnt = m.path
     # derive / branch from a mounted parent: the daemon creates the child
     d = cj("derive", mnt, tmp_path / "sub dir child.rvf", "--metric", "cosine", "--type", "filter")
     assert d["lineageDepth"] == 1 and d["metric"] == "cosine" and d["type"] == "filter"
@@ -697,9 +644,36 @@ def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mounter, ref
     assert kv((mnt / "status").read_text())["read_only"] == "false"
     e = cj("create", mnt, "--dim", 4, rc=1)
     assert "mount point" in e["error"]
-    mounter.unmount(mnt)
+    m.unmount()
+    assert not m.lock.exists(), "the lock outlived the daemon"
     # what the daemon wrote opens in the reference (the branch child is not
     # checked: its parent changed after the branch, which the reference refuses)
     r = ref.dump(small)
     assert r["openError"] is None and r["all_ids"] == [1, 2, 5, 7], r
     assert ref.dump(tmp_path / "sub dir child.rvf")["metric"] == "cosine"
+
+
+def test_single_ingests_follow_the_compact_policy(run_ctl, tmp_path):
+    """One rvfctl ingest per vector (the reference's own pattern): each run
+    is a durable commit whose manifest lists everything, so the file grows
+    with the square of the runs -- unless rvfctl applies the [compact]
+    policy after its commits, as a mount does.  Same vectors either way;
+    `delete` applies it too."""
+    sizes = {}
+    for mode, conf in (("on", "[compact]\nmin_dead_mb = 0\n"), ("off", "[compact]\nauto = off\n")):
+        c = tmp_path / f"{mode}.conf"
+        c.write_text(conf)
+        p = tmp_path / f"{mode}.rvf"
+        run_ctl("create", p, "--dim", 4)
+        for i in range(1, 31):
+            (tmp_path / "one.csv").write_text(f"{i},1,2,3,{i}\n")
+            run_ctl("--config", c, "ingest", p, tmp_path / "one.csv")
+        st = json.loads(run_ctl("--json", "status", p).stdout)
+        assert st["vectors"] == 30
+        sizes[mode] = os.path.getsize(p)
+        if mode == "on":
+            assert st["deadBytes"] * 2 <= sizes[mode]
+            run_ctl("--config", c, "delete", p, "--ids", ",".join(str(i) for i in range(1, 21)))
+            st = json.loads(run_ctl("--json", "status", p).stdout)
+            assert st["vectors"] == 10 and st["deadBytes"] * 2 <= os.path.getsize(p)
+    assert sizes["on"] * 2 < sizes["off"], sizes

@@ -45,6 +45,10 @@ def _kernel():
     return k[-1] if k else None
 
 
+# The boot itself does not depend on the build under test (a minute or two
+# of TCG): once, in the normal pass.  rvfctl's own part runs in both passes
+# (test_launch_hands_qemu_what_upstream_does, with a stand-in for QEMU).
+@pytest.mark.normal_pass
 def test_launch_boots_the_embedded_kernel(store, run_ctl, tmp_path):
     qemu = shutil.which("qemu-system-x86_64")
     kernel = _kernel()
@@ -67,6 +71,58 @@ def test_launch_boots_the_embedded_kernel(store, run_ctl, tmp_path):
     assert last["status"] == "exited" and last["initrd"] is True
     assert last["accel"] == ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg")
     assert "launching" in cp.stderr
+
+
+FAKE_QEMU = r"""#!/bin/bash
+# Stands in for qemu-system-x86_64: keeps its arguments and the files it
+# was given, prints the console line, exits 0.
+out=$(dirname "$0")
+printf '%s\n' "$@" > "$out/argv"
+while [ $# -gt 0 ]; do
+	case $1 in
+	-kernel) cp "$2" "$out/got-kernel" ;;
+	-initrd) cp "$2" "$out/got-initrd" ;;
+	esac
+	shift
+done
+echo GUEST-SAYS-HELLO
+"""
+
+
+def test_launch_hands_qemu_what_upstream_does(store, run_ctl, tmp_path):
+    """rvfctl's side of launch, in both passes (sanitizers included): the
+    image split into kernel and appended initramfs, the cmdline, the store
+    read-only on virtio, the api port forwarded, the temporary files gone."""
+    kernel, busybox = _kernel(), shutil.which("busybox")
+    if not kernel or not busybox:
+        pytest.skip("no kernel in /boot or no busybox (tests/run-all.sh installs them)")
+    kbytes = open(kernel, "rb").read()
+    rd = initramfs(busybox)
+    img = tmp_path / "kernel+initrd"
+    img.write_bytes(kbytes + rd)
+    s = store(dim=2)
+    run_ctl("embed-kernel", s, img, "--cmdline", "console=ttyS0 quiet", "--api-port", "8080")
+    fake = tmp_path / "qemu" / "fake-qemu"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_QEMU)
+    fake.chmod(0o755)
+    cp = run_ctl("launch", s, "--port", "18090", "--memory", "300", "--no-kvm",
+                 "--qemu", fake, "--json")
+    assert "GUEST-SAYS-HELLO" in cp.stdout
+    last = json.loads(cp.stdout.strip().splitlines()[-1])
+    assert last == {"status": "exited", "machine": "pc", "accel": "tcg", "api_port": 8080,
+                    "host_port": 18090, "initrd": True}
+    got_k = (fake.parent / "got-kernel").read_bytes()
+    assert got_k + (fake.parent / "got-initrd").read_bytes() == kbytes + rd
+    assert got_k == kbytes  # split where the bzImage (with its signature) ends
+    argv = (fake.parent / "argv").read_text().splitlines()
+    opt = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
+    assert opt["-machine"] == "pc,accel=tcg" and opt["-m"] == "300M"
+    assert opt["-append"] == "console=ttyS0 quiet"
+    assert opt["-drive"] == f"file={s},format=raw,if=none,id=rvf,readonly=on"
+    assert opt["-netdev"] == "user,id=net0,hostfwd=tcp:127.0.0.1:18090-:8080"
+    # the kernel and initrd were temporary files, gone after QEMU exits
+    assert not os.path.exists(opt["-kernel"]) and not os.path.exists(opt["-initrd"])
 
 
 def test_launch_without_kernel_is_refused(store, run_ctl):

@@ -6,6 +6,7 @@ algorithms a segment header may name.  Written from the documented layout,
 not copied from upstream."""
 
 import ctypes
+import gzip
 import ctypes.util
 import hashlib
 import json
@@ -282,3 +283,59 @@ def attestation_witness_payload(records, tamper=None):
         recs = recs[:tamper] + bytes([recs[tamper] ^ 1]) + recs[tamper + 1:]
     return struct.pack("<I", len(records)) + b"".join(struct.pack("<Q", o) for o in offs) + \
         chain + recs
+
+
+# ------------------------------------------------------------ build-rvf.js kernels, compression
+
+def build_rvf_kernel_payload(image, cmdline=b"console=ttyS0 ruvbot.mode=rvf quiet",
+                             api_port=3000, packed=None):
+    """The KERNEL payload of upstream's npm/packages/ruvbot/scripts/
+    build-rvf.js: its own header (compression 1 = gzip, api_port
+    little-endian at 0x2A, u16 api_version, vcpu_count u8 at 0x68,
+    cmdline_offset u32 at 0x6C = 128, cmdline_length u32 at 0x70, SHA-256
+    image hash), the gzip'd image, then the cmdline."""
+    packed = gzip.compress(image, 9) if packed is None else packed
+    h = bytearray(128)
+    flags = (1 << 3) | (1 << 4) | (1 << 6) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 10)
+    struct.pack_into("<IHBBIIQQQBBHH", h, 0, 0x52564B4E, 1, 0, 1, flags, 64, 0x1000000,
+                     len(image), len(packed), 1, 0, api_port, 1)
+    h[0x30:0x50] = hashlib.sha256(image).digest()
+    h[0x50:0x60] = hashlib.sha256(image).digest()[:16]
+    struct.pack_into("<QB", h, 0x60, 1_700_000_000, 1)
+    struct.pack_into("<II", h, 0x6C, 128, len(cmdline))
+    return bytes(h) + packed + cmdline
+
+
+def brotli_compress(data):
+    """Brotli through Debian's libbrotlienc (libbrotli1), quality 11."""
+    lib = ctypes.CDLL("libbrotlienc.so.1")
+    lib.BrotliEncoderMaxCompressedSize.restype = ctypes.c_size_t
+    cap = lib.BrotliEncoderMaxCompressedSize(ctypes.c_size_t(len(data))) or len(data) + 1024
+    out = ctypes.create_string_buffer(cap)
+    n = ctypes.c_size_t(cap)
+    ok = lib.BrotliEncoderCompress(11, 22, 0, ctypes.c_size_t(len(data)), data,
+                                   ctypes.byref(n), out)
+    assert ok == 1, "BrotliEncoderCompress failed"
+    return out.raw[:n.value]
+
+
+def compressed_wasm_payload(module, compression, role=0x02, packed=None):
+    """A WASM payload whose module is stored compressed: compressed_size at
+    0x10, compression at 0x14 (1 gzip, 2 brotli or zstd by its magic)."""
+    if packed is None:
+        packed = gzip.compress(module) if compression == 1 else brotli_compress(module)
+    p = bytearray(wasm_payload(module, role=role)[:64])
+    struct.pack_into("<IB", p, 0x10, len(packed), compression)
+    return bytes(p) + packed
+
+
+def compressed_dashboard_payload(compression, files=None, html=None, packed=None):
+    """dashboard_payload with its bundle compressed (1 gzip, 2 brotli);
+    bundle_size stays the unpacked size."""
+    p = dashboard_payload(files=files, html=html)
+    bundle = p[64:]
+    if packed is None:
+        packed = gzip.compress(bundle) if compression == 1 else brotli_compress(bundle)
+    h = bytearray(p[:64])
+    h[7] = compression
+    return bytes(h) + packed

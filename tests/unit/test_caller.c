@@ -99,10 +99,5 @@ int main(void)
 	unlink(grouped);
 	unlink(created);
 	rmdir(dir);
-	if (failures) {
-		fprintf(stderr, "test_caller: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_caller: all checks passed\n");
-	return 0;
+	return check_summary("test_caller");
 }

@@ -8,15 +8,7 @@
 #include "checksum.h"
 #include "dtype.h"
 
-static int failures;
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 static void test_half_bf16(void)
 {
@@ -91,7 +83,5 @@ int main(void)
 {
 	test_half_bf16();
 	test_blocks();
-	if (failures)
-		fprintf(stderr, "%d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return check_summary("test_dtype");
 }

@@ -17,16 +17,7 @@
 
 #include "rvf.h"
 
-static int failures;
-
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 #define ROWS 20000
 #define DIM 4
@@ -111,11 +102,7 @@ int main(void)
 	rvf_view_release(v);
 	rvf_store_close(s);
 	unlink(path);
-	if (failures) {
-		fprintf(stderr, "test_guard: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_guard: all checks passed (%llu faults absorbed)\n",
+	printf("test_guard: %llu faults absorbed\n",
 	       (unsigned long long)rvf_guard_faults());
-	return 0;
+	return check_summary("test_guard");
 }

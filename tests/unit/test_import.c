@@ -735,7 +735,7 @@ static void test_jsonl(void)
 		"  \r\n"
 		"{\"vector\":[1,2,3],\"id\":18446744073709551615}\r\n"
 		"{\"id\":0,\"vector\":[ 1e0 , 2.5E+1 ,-0.0 ],\"metadata\":{},"
-		"\"other\":[1,{\"x\":\"]\"}]}\n"
+		"\"other\":\"]\"}\n"
 		"{\"\\u0069d\":5,\"vec\\u0074or\":[4,5,6],\"metadata\":null}");
 	CHECK_OK(&r);
 	CHECK(r.rows == 4);
@@ -748,7 +748,12 @@ static void test_jsonl(void)
 		CHECK(r.g.vec[6] == 1 && r.g.vec[7] == 25 &&
 		      signbit(r.g.vec[8]) && r.g.vec[11] == 6);
 		CHECK(r.g.mstart[1] - r.g.mstart[0] == 7);
-		CHECK(r.g.mstart[4] == r.g.mstart[1]); /* rows 1-3: none */
+		/* rows 1 and 3: none; row 2 a top-level field */
+		CHECK(r.g.mstart[2] == r.g.mstart[1]);
+		CHECK(r.g.mstart[3] - r.g.mstart[2] == 1 &&
+		      r.g.mstart[4] == r.g.mstart[3]);
+		f = field(&r.g, 2, "other");
+		CHECK(f && f->v.type == RVF_VALUE_STRING && !strcmp(f->str, "]"));
 		f = field(&r.g, 0, "s");
 		CHECK(f && f->v.type == RVF_VALUE_STRING &&
 		      f->v.u.str.len == 8 && !strcmp(f->str, "a\"b\\c\xc3\xa9\n"));
@@ -774,6 +779,39 @@ static void test_jsonl(void)
 	got_free(&r.g);
 }
 
+/* Issue 11 item 11: top-level fields are metadata, ids may be strings of
+ * digits, rows without ids take the store's next ones (ids NULL, in
+ * batches of their own). */
+static void test_jsonl_people(void)
+{
+	struct res r;
+	const struct field *f;
+
+	run_str(&r, "p.jsonl", RVF_IMPORT_JSONL, 2,
+		"{\"id\":\"42\",\"vector\":[1,2],\"color\":\"green\",\"n\":17}\n"
+		"{\"vector\":[3,4],\"zip\":\"02134\"}\n"
+		"{\"vector\":[5,6]}\n"
+		"{\"id\":7,\"vector\":[7,8]}\n");
+	CHECK_OK(&r);
+	CHECK(r.rows == 4 && r.g.n == 4);
+	CHECK(r.g.calls == 3, "%zu sink calls", (size_t)r.g.calls);
+	CHECK(r.g.ids_null && r.g.ids_present);
+	if (r.g.n == 4) {
+		CHECK(r.g.ids[0] == 42 && r.g.ids[1] == UINT64_MAX &&
+		      r.g.ids[2] == UINT64_MAX && r.g.ids[3] == 7);
+		CHECK(r.g.vec[2] == 3 && r.g.vec[4] == 5 && r.g.vec[7] == 8);
+		f = field(&r.g, 0, "color");
+		CHECK(f && f->v.type == RVF_VALUE_STRING && !strcmp(f->str, "green"));
+		f = field(&r.g, 0, "n");
+		CHECK(f && f->v.type == RVF_VALUE_I64 && f->v.u.i64 == 17);
+		CHECK(!field(&r.g, 0, "id") && !field(&r.g, 0, "vector"));
+		f = field(&r.g, 1, "zip");
+		CHECK(f && f->v.type == RVF_VALUE_STRING && !strcmp(f->str, "02134"));
+		CHECK(r.g.mstart[3] == r.g.mstart[2] && r.g.mstart[4] == r.g.mstart[3]);
+	}
+	got_free(&r.g);
+}
+
 #define GOOD "{\"id\":1,\"vector\":[1,2]}\n"
 
 static void test_jsonl_errors(void)
@@ -789,8 +827,12 @@ static void test_jsonl_errors(void)
 		  "d.jsonl: line 1: id 1e3 is not a non-negative integer" },
 		{ "\n{\"id\":-1,\"vector\":[1,2]}",
 		  "d.jsonl: line 2: id -1 is not a non-negative integer" },
-		{ "{\"id\":\"5\",\"vector\":[1,2]}",
-		  "d.jsonl: line 1: id \"5\" is not a non-negative integer" },
+		{ "{\"id\":\"05\",\"vector\":[1,2]}",
+		  "d.jsonl: line 1: id \"05\" is not a non-negative integer" },
+		{ "{\"id\":\"5x\",\"vector\":[1,2]}",
+		  "d.jsonl: line 1: id \"5x\" is not a non-negative integer" },
+		{ "{\"id\":\" 5\",\"vector\":[1,2]}",
+		  "d.jsonl: line 1: id \" 5\" is not a non-negative integer" },
 		{ "{\"id\":007,\"vector\":[1,2]}",
 		  "d.jsonl: line 1: id 007 is not a non-negative integer" },
 		{ "{\"id\":null,\"vector\":[1,2]}",
@@ -798,11 +840,15 @@ static void test_jsonl_errors(void)
 		{ "{\"id\":18446744073709551616,\"vector\":[1,2]}",
 		  "d.jsonl: line 1: id 18446744073709551616 is larger than "
 		  "18446744073709551615" },
-		{ GOOD "{\"vector\":[1,2]}",
-		  "d.jsonl: line 2: missing \"id\"" },
+		{ GOOD "{\"vector\":[1,2],\"tags\":[1]}",
+		  "d.jsonl: line 2: metadata \"tags\" is an array (expected a "
+		  "string, number or boolean)" },
+		{ "{\"id\":1,\"vector\":[1,2],\"a\":1,\"metadata\":{\"a\":2}}",
+		  "d.jsonl: line 1: \"a\" is both a top-level field and in "
+		  "\"metadata\"" },
 		{ GOOD GOOD GOOD "{\"id\":4}",
 		  "d.jsonl: line 4: missing \"vector\"" },
-		{ "{}", "d.jsonl: line 1: missing \"id\"" },
+		{ "{}", "d.jsonl: line 1: missing \"vector\"" },
 		{ GOOD GOOD "{\"id\": 1, \"vector\": [1,2], }\n",
 		  "d.jsonl: line 3: bad JSON: *" },
 		{ GOOD "{\"id\": 1, \"vector\": [1,2]\n",
@@ -1158,8 +1204,7 @@ static void test_f32(void)
 }
 
 /* An npy file as numpy writes it: header padded to 64 bytes with '\n'. */
-static void make_npy(struct buf *b, int major, const char *dict,
-		     size_t rows, uint32_t dim)
+static void make_npy_header(struct buf *b, int major, const char *dict)
 {
 	size_t pre = major == 1 ? 10 : 12, hlen = strlen(dict) + 1;
 	unsigned char v[2] = { (unsigned char)major, 0 };
@@ -1181,7 +1226,58 @@ static void make_npy(struct buf *b, int major, const char *dict,
 	for (i = strlen(dict) + 1; i < hlen; i++)
 		buf_add(b, " ", 1);
 	buf_add(b, "\n", 1);
+}
+
+static void make_npy(struct buf *b, int major, const char *dict,
+		     size_t rows, uint32_t dim)
+{
+	make_npy_header(b, major, dict);
 	make_f32(b, rows, dim);
+}
+
+/* float64 .npy (issue 11 item 11): converted to float32; a value that does
+ * not fit float32 is refused with its row. */
+static void test_npy_f64(void)
+{
+	static const double rows[3][2] = { { 0.1, -2.5 }, { 1e-3, 3e38 }, { 7, 8 } };
+	struct buf b = { 0 };
+	struct res r;
+
+	make_npy_header(&b, 1, "{'descr': '<f8', 'fortran_order': False, "
+			"'shape': (3, 2), }");
+	for (int i = 0; i < 3; i++)
+		for (int c = 0; c < 2; c++) {
+			uint64_t u;
+
+			memcpy(&u, &rows[i][c], 8);
+			for (int k = 0; k < 8; k++) {
+				unsigned char x = (unsigned char)(u >> (8 * k));
+				buf_add(&b, &x, 1);
+			}
+		}
+	run(&r, "d.npy", RVF_IMPORT_NPY, 2, b.p, b.n);
+	CHECK_OK(&r);
+	CHECK(r.rows == 3 && r.g.n == 3);
+	if (r.g.n == 3)
+		for (int i = 0; i < 3; i++)
+			for (int c = 0; c < 2; c++)
+				CHECK(r.g.vec[i * 2 + c] == (float)rows[i][c],
+				      "row %d component %d", i, c);
+	got_free(&r.g);
+
+	/* 1e39 does not fit: refused, with its row and component */
+	double big = 1e39;
+	uint64_t u;
+	memcpy(&u, &big, 8);
+	for (int k = 0; k < 8; k++)
+		b.p[b.n - 8 * 3 + k] = (unsigned char)(u >> (8 * k)); /* row 2, c 2 */
+	run(&r, "d.npy", RVF_IMPORT_NPY, 2, b.p, b.n);
+	CHECK(r.rc == RVF_E_INVALID_ARGUMENT &&
+	      !strcmp(r.err.message, "d.npy: row 2: component 2 "
+		      "(1e+39) does not fit float32"),
+	      "got %s", r.err.message);
+	got_free(&r.g);
+	buf_free(&b);
 }
 
 static void test_npy(void)
@@ -1192,10 +1288,10 @@ static void test_npy(void)
 	} bad_headers[] = {
 		{ "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 4), }",
 		  "x.npy: npy header: dtype '>f4' is not little-endian float32 "
-		  "('<f4')" },
-		{ "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }",
-		  "x.npy: npy header: dtype '<f8' is not little-endian float32 "
-		  "('<f4')" },
+		  "('<f4') or float64 ('<f8')" },
+		{ "{'descr': '<f2', 'fortran_order': False, 'shape': (3, 4), }",
+		  "x.npy: npy header: dtype '<f2' is not little-endian float32 "
+		  "('<f4') or float64 ('<f8')" },
 		{ "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }",
 		  "x.npy: npy header: fortran_order arrays are not supported "
 		  "(save in C order)" },
@@ -1343,6 +1439,8 @@ int main(void)
 	test_csv_locale();
 	test_jsonl();
 	test_jsonl_errors();
+	test_jsonl_people();
+	test_npy_f64();
 	test_json_array();
 	test_json_errors();
 	test_fvecs();

@@ -859,6 +859,100 @@ static void test_batch_types(void)
 	meta_write_release(&w);
 }
 
+/* ------------------------------------------------------------------ */
+/* The text form (xattrs, export through a mount)                      */
+/* ------------------------------------------------------------------ */
+
+/* text -> (inferred) value -> text gives the same text and type. */
+static void text_round(const char *text, rvf_value_type type, const char *want)
+{
+	rvf_value v;
+	char *owned = NULL, *back;
+	size_t len;
+
+	CHECK(rvf_value_parse(text, strlen(text), 0, &v, &owned, NULL) == RVF_OK,
+	      "parse %s", text);
+	CHECK(v.type == type, "%s: type %d, want %d", text, (int)v.type, (int)type);
+	back = rvf_value_text(&v, &len);
+	CHECK(back && len == strlen(want) && !memcmp(back, want, len),
+	      "%s: text back %s, want %s", text, back ? back : "(null)", want);
+	free(back);
+	free(owned);
+}
+
+/* value -> text -> value is the same value. */
+static void value_round(rvf_value v, const char *want)
+{
+	size_t len;
+	char *t = rvf_value_text(&v, &len), *owned = NULL;
+	rvf_value back;
+
+	CHECK(t && len == strlen(want) && !memcmp(t, want, len), "text %s, want %s",
+	      t ? t : "(null)", want);
+	CHECK(rvf_value_parse(t, len, 0, &back, &owned, NULL) == RVF_OK, "parse %s", t);
+	CHECK(meta_value_cmp(&v, &back) == 0 && back.type == v.type,
+	      "%s: does not read back as the same value", want);
+	free(t);
+	free(owned);
+}
+
+static rvf_value sv(const char *s)
+{
+	return (rvf_value){ .type = RVF_VALUE_STRING, .u.str = { s, strlen(s) } };
+}
+
+static void test_text_form(void)
+{
+	text_round("17", RVF_VALUE_I64, "17");
+	text_round("-3", RVF_VALUE_I64, "-3");
+	text_round("18446744073709551615", RVF_VALUE_U64, "18446744073709551615");
+	text_round("2.5", RVF_VALUE_F64, "2.5");
+	text_round("2.0", RVF_VALUE_F64, "2.0");
+	text_round("1e30", RVF_VALUE_F64, "1e+30");
+	text_round("true", RVF_VALUE_BOOL, "true");
+	text_round("false", RVF_VALUE_BOOL, "false");
+	text_round("red", RVF_VALUE_STRING, "red");
+	text_round("02134", RVF_VALUE_STRING, "02134");
+	text_round("", RVF_VALUE_STRING, "");
+	text_round("\"17\"", RVF_VALUE_STRING, "\"17\"");
+	text_round("True", RVF_VALUE_STRING, "True");
+	text_round("1e999", RVF_VALUE_STRING, "1e999");
+	value_round(sv("17"), "\"17\"");
+	value_round(sv("true"), "\"true\"");
+	value_round(sv("02134"), "02134");
+	value_round(sv("x y"), "x y");
+	value_round(sv("\"quoted\""), "\"\\\"quoted\\\"\"");
+	value_round(sv("-1.5e3"), "\"-1.5e3\"");
+	value_round((rvf_value){ .type = RVF_VALUE_I64, .u.i64 = INT64_MIN },
+		    "-9223372036854775808");
+	value_round((rvf_value){ .type = RVF_VALUE_F64, .u.f64 = 0.1 }, "0.1");
+	value_round((rvf_value){ .type = RVF_VALUE_F64, .u.f64 = 3.0 }, "3.0");
+	value_round((rvf_value){ .type = RVF_VALUE_F64, .u.f64 = -1e-300 }, "-1e-300");
+	value_round((rvf_value){ .type = RVF_VALUE_BOOL, .u.b = true }, "true");
+
+	/* With the field's type: bare text into a string field is the text;
+	 * numbers convert exactly or are refused. */
+	rvf_value v;
+	char *owned = NULL;
+	CHECK(rvf_value_parse("17", 2, RVF_VALUE_STRING, &v, &owned, NULL) == RVF_OK &&
+	      v.type == RVF_VALUE_STRING && v.u.str.len == 2, "17 into a string field");
+	CHECK(rvf_value_parse("17", 2, RVF_VALUE_F64, &v, &owned, NULL) == RVF_OK &&
+	      v.type == RVF_VALUE_F64 && v.u.f64 == 17.0, "17 into an f64 field");
+	CHECK(rvf_value_parse("17", 2, RVF_VALUE_U64, &v, &owned, NULL) == RVF_OK &&
+	      v.type == RVF_VALUE_U64 && v.u.u64 == 17, "17 into a u64 field");
+	rvf_error err;
+	CHECK(rvf_value_parse("1.5", 3, RVF_VALUE_I64, &v, &owned, &err) ==
+	      RVF_E_INVALID_ARGUMENT && strstr(err.message, "i64"), "1.5 into i64");
+	CHECK(rvf_value_parse("red", 3, RVF_VALUE_I64, &v, &owned, &err) ==
+	      RVF_E_INVALID_ARGUMENT, "red into i64");
+	CHECK(rvf_value_parse("\"17\"", 4, RVF_VALUE_I64, &v, &owned, &err) ==
+	      RVF_E_INVALID_ARGUMENT && !owned, "a string into i64");
+	CHECK(rvf_value_parse("\"x", 2, 0, &v, &owned, &err) == RVF_E_INVALID_ARGUMENT,
+	      "an unterminated JSON string");
+	CHECK(rvf_value_parse("\xff\xfe", 2, 0, &v, &owned, NULL) == RVF_OK &&
+	      v.type == RVF_VALUE_BYTES, "non-UTF-8 text is bytes");
+}
+
 int main(void)
 {
 	test_value_cmp();
@@ -868,6 +962,7 @@ int main(void)
 	test_damage();
 	test_handmade();
 	test_batch_types();
+	test_text_form();
 	if (failures) {
 		fprintf(stderr, "test_meta: %d check(s) failed\n", failures);
 		return 1;

@@ -12,6 +12,7 @@
 #include "rvf.h"
 
 #include "check.h"
+#include "store.h" /* view_rows_copied */
 #define OK(call)                                                              \
 	do {                                                                  \
 		rvf_code rc_ = (call);                                        \
@@ -547,6 +548,91 @@ static void test_deferred_sync(void)
 	rvf_store_close(r);
 }
 
+/* Every visible id of v against live[1..n]: count, order, find, rows. */
+static void check_view_matches(rvf_view *v, const bool *live, uint64_t n)
+{
+	size_t want = 0;
+	for (uint64_t id = 1; id <= n; id++)
+		want += live[id];
+	CHECK(rvf_view_info(v)->visible == want);
+	size_t at = 0;
+	for (uint64_t id = 1; id <= n; id++) {
+		long i = rvf_view_find(v, id);
+		if (!live[id]) {
+			CHECK(i < 0);
+			continue;
+		}
+		CHECK(i == (long)at);
+		CHECK(rvf_view_id_at(v, at) == id);
+		float x[2];
+		rvf_view_vector_at(v, at, x);
+		CHECK(x[0] == (float)id && x[1] == 1);
+		at++;
+	}
+}
+
+/* rm of many files one at a time on a deferred store: each delete must
+ * cost what it deletes (views share the rows and hide the deleted ones),
+ * not a copy of every visible row, and every view -- including an old
+ * one a reader still holds -- shows exactly its own state. */
+static void test_deferred_deletes_cost(void)
+{
+	const char *p = path_in("rm-star.rvf");
+	rvf_create_options co = { .dimension = 2, .metric = RVF_METRIC_L2 };
+	enum { N = 3000, DELS = 1500 };
+	static bool live[N + 1];
+	rvf_store *s;
+	OK(rvf_store_create(p, &co, &s, &err));
+	uint64_t *ids = malloc(N * sizeof(uint64_t));
+	float *x = malloc(2 * N * sizeof(float));
+	for (uint64_t k = 0; k < N; k++) {
+		ids[k] = k + 1;
+		x[2 * k] = (float)(k + 1);
+		x[2 * k + 1] = 1;
+		live[k + 1] = true;
+	}
+	OK(rvf_store_ingest(s, N, ids, x, NULL, NULL, NULL, &err));
+	OK(rvf_store_set_deferred(s, true, &err));
+	rvf_view *held = NULL;
+	static bool held_live[N + 1];
+	size_t copied = atomic_load(&view_rows_copied);
+	for (uint64_t k = 0; k < DELS; k++) {
+		uint64_t id = (k * 7919) % N + 1; /* `rm *` order is not numeric */
+		OK(rvf_store_delete(s, 1, &id, NULL, &err));
+		live[id] = false;
+		if (k == 100) {
+			held = rvf_store_view(s);
+			memcpy(held_live, live, sizeof(live));
+		}
+	}
+	copied = atomic_load(&view_rows_copied) - copied;
+	/* A copy of every row per delete would be about N * DELS / 1.3 */
+	CHECK(copied < (size_t)N * DELS / 40);
+	rvf_view *v = rvf_store_view(s);
+	check_view_matches(v, live, N);
+	/* A search sees the same rows. */
+	float q[2] = { 2, 1 };
+	rvf_hit hits[5];
+	size_t got = 0;
+	OK(rvf_view_search(v, q, 1, 5, NULL, hits, &got, &err));
+	CHECK(got == 5);
+	for (size_t i = 0; i < got; i++)
+		CHECK(hits[i].id <= N && live[hits[i].id]);
+	rvf_view_release(v);
+	check_view_matches(held, held_live, N);
+	rvf_view_release(held);
+	/* A new row after deletes, then the durable state on disk. */
+	uint64_t extra = N + 1;
+	float ex[2] = { (float)extra, 1 };
+	OK(rvf_store_ingest(s, 1, &extra, ex, NULL, NULL, NULL, &err));
+	CHECK(has_id(s, extra) && visible(s) == N - DELS + 1);
+	OK(rvf_store_sync(s, NULL, &err));
+	CHECK(visible_on_disk(p) == N - DELS + 1);
+	rvf_store_close(s);
+	free(ids);
+	free(x);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/rvf-store-XXXXXX");
@@ -564,6 +650,7 @@ int main(void)
 	test_errors();
 	test_fault_injection();
 	test_deferred_sync();
+	test_deferred_deletes_cost();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
