@@ -111,7 +111,7 @@ int cmd_delete(ctl_ctx *ctx, int argc, char **argv)
 				epoch = rvf_view_info(v)->epoch;
 				rvf_view_release(v);
 			}
-			rvf_store_close(s);
+			ctl_close_written(ctx, path, s);
 		}
 	}
 	if (!rc && ctx->json)

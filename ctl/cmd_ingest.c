@@ -159,7 +159,7 @@ static int ingest_store(ctl_ctx *ctx, const char *path, int nfiles,
 			printf("%s: %llu vectors committed (epoch %u)\n", file,
 			       (unsigned long long)rows, info.epoch);
 	}
-	rvf_store_close(s);
+	ctl_close_written(ctx, path, s);
 	return rc;
 }
 

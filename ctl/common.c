@@ -175,6 +175,28 @@ int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out)
 	return ctl_report(ctx, path, &err);
 }
 
+void ctl_close_written(ctl_ctx *ctx, const char *path, rvf_store *s)
+{
+	rvf_compact_policy p = { .enabled = ctx->cfg.compact_auto,
+				 .ratio = ctx->cfg.compact_ratio,
+				 .min_dead = (uint64_t)ctx->cfg.compact_min_mb << 20 };
+	rvf_view *v = rvf_store_view(s);
+	bool due = !rvf_store_read_only(s) && rvf_view_wants_compaction(v, &p);
+	rvf_view_release(v);
+	/* Branch children read a prefix of this file: never rewrite it
+	 * under them unasked (rvfctl compact --force does). */
+	rvf_children ch;
+	if (due && rvf_branch_children(path, &ch, NULL) == RVF_OK) {
+		due = ch.count == 0;
+		rvf_children_free(&ch);
+	}
+	rvf_error err;
+	if (due && rvf_store_compact(s, NULL, &err) != RVF_OK && !ctx->json)
+		fprintf(stderr, "rvfctl: %s: automatic compaction failed (the changes are committed): %s\n",
+			path, err.message);
+	rvf_store_close(s);
+}
+
 bool parse_u64(const char *s, uint64_t *out)
 {
 	return s && rvf_parse_id(s, strlen(s), out); /* librvf's one id rule */

@@ -54,6 +54,10 @@ json_t *json_hex(const uint8_t *p, size_t n);
 /* Opens a store, printing why not.  Returns 0 or an exit code.  Opening
  * one writable warns when it has branch children beside it. */
 int ctl_open(ctl_ctx *ctx, const char *path, bool writable, rvf_store **out);
+/* Closes a store this run committed to, compacting it first when the
+ * [compact] policy says so -- as a mount does -- unless branch children
+ * depend on it.  A failed compaction only warns: the commits stand. */
+void ctl_close_written(ctl_ctx *ctx, const char *path, rvf_store *s);
 /* Prints that `what` (e.g. "writing to") PATH concerns its branch
  * children, if it has any beside it; returns how many. */
 int ctl_children_note(ctl_ctx *ctx, const char *path, const char *what);

@@ -99,9 +99,14 @@ static int setattr_allowed(fuse_req_t req, rvffs *fs, uint64_t ino,
 
 /* The changes of a kind without its own setattr: a size change where the
  * kind takes one (O_TRUNC of query, vectors, kernel, eBPF, control);
- * mode and owner never; times are accepted. */
-static int setattr_common(rvffs *fs, const node_ops *ops, int to_set,
-			  struct stat *attr, struct fuse_file_info *fi)
+ * times are accepted.  Modes and owners here are the mount's policy (the
+ * store's owner writes, everyone reads), not stored: a chmod, or a chown
+ * that root makes or that keeps the owner, is accepted and changes
+ * nothing -- what `cp -a` and `rsync -a` do after copying a file in
+ * (vfat's "quiet").  setattr_allowed has refused anyone but the owner
+ * and root already. */
+static int setattr_common(fuse_req_t req, rvffs *fs, const node_ops *ops,
+			  int to_set, struct stat *attr, struct fuse_file_info *fi)
 {
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!ops->truncate)
@@ -109,8 +114,15 @@ static int setattr_common(rvffs *fs, const node_ops *ops, int to_set,
 		return ops->truncate(fs, fi && fi->fh ? handle_of(fi) : NULL,
 				     attr->st_size);
 	}
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-		return fs->read_only ? -EROFS : -EPERM;
+	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		return 0;
+	if (fs->read_only)
+		return -EROFS;
+	/* As chown(2): only root gives a file to another user (these nodes,
+	 * written or still being written, belong to the mounting user). */
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != getuid() &&
+	    fuse_req_ctx(req)->uid != 0)
+		return -EPERM;
 	return 0;
 }
 
@@ -122,7 +134,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int rc = setattr_allowed(req, fs, ino, to_set, fi);
 	if (!rc)
 		rc = ops->setattr ? ops->setattr(fs, ino, attr, to_set) :
-		     setattr_common(fs, ops, to_set, attr, fi);
+		     setattr_common(req, fs, ops, to_set, attr, fi);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else

@@ -196,3 +196,31 @@ def test_vectors_listing_readdir_inodes(mount, store, run_ctl):
     assert sorted(int(n) for _, n in pairs) == list(range(100, 130))
     for ino, name in pairs:
         assert os.stat(m / "vectors" / name).st_ino == int(ino)
+
+
+def test_cp_a_directory_into_vectors(mount, store, run_ctl, tmp_path):
+    """`cp -a dir/. MNT/vectors/` (a restore) succeeds: the chmod, chown and
+    times it applies after each copy are accepted from the owner (modes and
+    owners are the mount's policy, so they stay what they were), the
+    vectors arrive, and a second cp -a over them replaces nothing wrongly."""
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(2, 4, start=1))
+    m = mount(p)
+    src = tmp_path / "restore"
+    src.mkdir()
+    for i in range(10, 20):
+        (src / str(i)).write_text(f"{i} 1 2 3\n")
+    os.chmod(src / "11", 0o600)
+    os.chmod(src, 0o700)
+    if os.geteuid() == 0:
+        os.chown(src / "12", 65534, 65534)  # root's cp -a gives it away
+    for _ in range(2):
+        r = m.sh(f'cp -a "{src}/." "$M/vectors/"', check=False)
+        assert r.returncode == 0, r.stderr
+    assert m.vector_ids() == [1, 2] + list(range(10, 20))
+    assert m.read_vector(11) == [11.0, 1.0, 2.0, 3.0]
+    st = os.stat(m / "vectors" / "11")
+    assert st.st_mode & 0o777 == 0o644 and st.st_uid == os.getuid()
+    assert os.stat(m / "vectors").st_mode & 0o777 == 0o755
+    # a plain chmod by the owner is accepted and changes nothing either
+    os.chmod(m / "vectors" / "10", 0o400)
+    assert os.stat(m / "vectors" / "10").st_mode & 0o777 == 0o644

@@ -651,3 +651,29 @@ def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mount, ref):
     r = ref.dump(small)
     assert r["openError"] is None and r["all_ids"] == [1, 2, 5, 7], r
     assert ref.dump(tmp_path / "sub dir child.rvf")["metric"] == "cosine"
+
+
+def test_single_ingests_follow_the_compact_policy(run_ctl, tmp_path):
+    """One rvfctl ingest per vector (the reference's own pattern): each run
+    is a durable commit whose manifest lists everything, so the file grows
+    with the square of the runs -- unless rvfctl applies the [compact]
+    policy after its commits, as a mount does.  Same vectors either way;
+    `delete` applies it too."""
+    sizes = {}
+    for mode, conf in (("on", "[compact]\nmin_dead_mb = 0\n"), ("off", "[compact]\nauto = off\n")):
+        c = tmp_path / f"{mode}.conf"
+        c.write_text(conf)
+        p = tmp_path / f"{mode}.rvf"
+        run_ctl("create", p, "--dim", 4)
+        for i in range(1, 31):
+            (tmp_path / "one.csv").write_text(f"{i},1,2,3,{i}\n")
+            run_ctl("--config", c, "ingest", p, tmp_path / "one.csv")
+        st = json.loads(run_ctl("--json", "status", p).stdout)
+        assert st["vectors"] == 30
+        sizes[mode] = os.path.getsize(p)
+        if mode == "on":
+            assert st["deadBytes"] * 2 <= sizes[mode]
+            run_ctl("--config", c, "delete", p, "--ids", ",".join(str(i) for i in range(1, 21)))
+            st = json.loads(run_ctl("--json", "status", p).stdout)
+            assert st["vectors"] == 10 and st["deadBytes"] * 2 <= os.path.getsize(p)
+    assert sizes["on"] * 2 < sizes["off"], sizes
