@@ -294,7 +294,7 @@ void fs_invalidator_stop(rvffs *fs)
  * kernel holds a directory lock for cannot be answered meanwhile. */
 #define INVAL_WAIT_NS 1000000000ll
 
-void fs_invalidate(rvffs *fs, bool wait)
+static void invalidate(rvffs *fs, bool wait, bool urgent)
 {
 	fs_children_written(fs);
 	rvf_view *v = rvf_store_view(fs->store);
@@ -307,15 +307,25 @@ void fs_invalidate(rvffs *fs, bool wait)
 	fs->seg_gen = gen; /* new segment inodes from now on */
 	uint64_t pass = ++fs->inval_asked;
 	fs->inval_pending = true;
-	if (wait)
+	if (urgent)
 		fs->inval_urgent = true;
 	/* Waking it during its gap between passes would only put it back
 	 * to sleep: a futex round trip per commit of a bash loop. */
-	if (fs->inval_idle || wait)
+	if (fs->inval_idle || urgent)
 		pthread_cond_broadcast(&fs->inval_cond);
 	/* So that the next `ls segments/` or open by name is right. */
 	while (wait && fs->inval_sent < pass && !fs->inval_stop &&
 	       pthread_cond_timedwait(&fs->inval_cond, &fs->mu, &until) == 0)
 		;
 	pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_invalidate(rvffs *fs, bool wait)
+{
+	invalidate(fs, wait, wait);
+}
+
+void fs_invalidate_now(rvffs *fs)
+{
+	invalidate(fs, false, true);
 }
