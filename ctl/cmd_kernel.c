@@ -226,12 +226,15 @@ int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv)
 		rvf_view_release(v);
 		rvf_store_close(s);
 	}
-	if (!rc && ctx->json)
-		ctl_print_json(json_pack("{s:s,s:I,s:s,s:s,s:s}", "output", out,
-					 "bytes", (json_int_t)len, "cmdline", cmdline ? cmdline : "",
-					 "layout", layout ? layout : "", "compression",
-					 comp ? comp : ""));
-	else if (!rc)
+	if (!rc && ctx->json) {
+		json_t *o = json_pack("{s:s,s:I,s:s,s:s}", "output", out, "bytes", (json_int_t)len,
+				      "layout", layout ? layout : "",
+				      "compression", comp ? comp : "");
+		/* a cmdline that is not UTF-8 is shown as null, not dropped silently */
+		json_t *c = json_string(cmdline ? cmdline : "");
+		json_object_set_new(o, "cmdline", c ? c : json_null());
+		ctl_print_json(o);
+	} else if (!rc)
 		printf("%zu bytes written to %s (layout %s, compression %s, cmdline \"%s\")\n",
 		       len, out, layout ? layout : "?", comp ? comp : "?", cmdline ? cmdline : "");
 	free(cmdline);

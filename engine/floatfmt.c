@@ -148,12 +148,16 @@ static bool shortest(float v, decimal *out)
 	 * D's last digit: a rounding that errs by more is outside it without
 	 * the exact comparison (most p of most numbers). */
 	uint64_t width = (pow10_u64[9 - x] >> (g + 1)) + 1;
+	/* Less than it (the narrower side's), so that a rounding that errs
+	 * by less is inside without the exact comparison either. */
+	uint64_t narrow = (pow10_u64[9 - x] >> (g + 1)) >> (m == 0x800000);
 	for (int p = 6; p <= 9; p++) {
 		/* Round D to p digits, half to even like printf. */
 		uint64_t r, c = div_pow10(d, 10 - p, &r), half = 5 * pow10_u64[9 - p];
 		bool up = r > half || (r == half && (sticky || (c & 1)));
 		if (p < 9 && (up ? pow10_u64[10 - p] - r - 1 : r) > width)
 			continue;
+		bool surely = p == 9 || (up ? pow10_u64[10 - p] - r : r + 1) < narrow;
 		c += up;
 		int px = x;
 		if (c == pow10_u64[p]) {
@@ -163,9 +167,12 @@ static bool shortest(float v, decimal *out)
 		int j = p - 1 - px; /* c * 10^-j is the candidate */
 		if (j > 18 || j < -18)
 			return false;
-		int clo = cmp_dec_bin(c, j, lo, g + 2), chi = cmp_dec_bin(c, j, hi, g + 2);
-		bool inside = closed ? clo >= 0 && chi <= 0 : clo > 0 && chi < 0;
-		if (inside || p == 9) {
+		bool inside = surely;
+		if (!inside) {
+			int clo = cmp_dec_bin(c, j, lo, g + 2), chi = cmp_dec_bin(c, j, hi, g + 2);
+			inside = closed ? clo >= 0 && chi <= 0 : clo > 0 && chi < 0;
+		}
+		if (inside) {
 			*out = (decimal){ .c = c, .p = p, .x = px, .neg = neg };
 			return true;
 		}

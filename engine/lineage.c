@@ -194,78 +194,69 @@ static char *relative_parent_path(const char *parent, const char *child)
 	return out;
 }
 
-rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
-			  rvf_store **child, rvf_error *err)
+/* The parent's live own ids as a membership bitmap (*bits bits). */
+static rvf_code live_membership(const rvf_view *pv, unsigned char **bitmap,
+				uint64_t *bits, rvf_error *err)
 {
-	/* The child names the parent's file: it must hold what we see. */
-	if (!rvf_store_read_only(parent) && rvf_store_sync(parent, NULL, err) != RVF_OK)
-		return err ? err->code : RVF_E_IO;
-	if (sodium_init() < 0)
-		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
-	rvf_view *pv = rvf_store_view(parent);
-	rvf_code rc;
-	unsigned char *bitmap = NULL;
-	cow_state cow = { 0 };
-	unsigned char *map_bytes = NULL;
-	rvf_store *s = NULL;
-
-	uint64_t bits = pv->own_has_max ? pv->own_max + 1 : 0;
-	if (pv->own_has_max && pv->own_max >= MAX_MEMBERSHIP_BITS) {
-		rc = rvf_fail(err, RVF_E_MEMBERSHIP_INVALID,
-			      "cannot branch: parent id %llu is too large for a membership bitmap (ids must be below 2^29)",
-			      (unsigned long long)pv->own_max);
-		goto out;
-	}
-	size_t fsize = (size_t)(8 * ((bits + 63) / 64));
-	bitmap = calloc(1, fsize ? fsize : 1);
-	cow.parent_path = relative_parent_path(rvf_store_path(parent), child_path);
-	if (!bitmap || !cow.parent_path) {
-		rc = cow.parent_path ? rvf_fail(err, RVF_E_NO_MEMORY, "out of memory") :
-		     rvf_fail_io(err, errno, "cannot resolve %s relative to %s",
-				 rvf_store_path(parent), child_path);
-		goto out;
-	}
+	*bits = pv->own_has_max ? pv->own_max + 1 : 0;
+	if (pv->own_has_max && pv->own_max >= MAX_MEMBERSHIP_BITS)
+		return rvf_fail(err, RVF_E_MEMBERSHIP_INVALID,
+				"cannot branch: parent id %llu is too large for a membership bitmap (ids must be below 2^29)",
+				(unsigned long long)pv->own_max);
+	size_t fsize = (size_t)(8 * ((*bits + 63) / 64));
+	*bitmap = calloc(1, fsize ? fsize : 1);
+	if (!*bitmap)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	for (size_t i = 0; i < pv->nown; i++) {
 		uint64_t id = pv->own[i].id;
 		if (!view_is_deleted(pv, id))
-			bitmap[id / 8] |= (unsigned char)(1u << (id % 8));
+			(*bitmap)[id / 8] |= (unsigned char)(1u << (id % 8));
 	}
-	manifest m;
-	child_manifest(pv, &m);
+	return RVF_OK;
+}
+
+/* The child's COW map: every cluster refers to the parent, as the
+ * reference writes it; cluster size a power of two of at least 4 KiB.
+ * The map's bytes are cow->map_bytes (the caller frees them). */
+static rvf_code parent_ref_cow_map(const rvf_view *pv, const manifest *m,
+				   cow_state *cow, rvf_error *err)
+{
 	uint32_t dim = pv->info.dimension;
-	cow.vectors_per_cluster = 4096 / (4 * dim) ? 4096 / (4 * dim) : 1;
-	uint64_t cs = (uint64_t)cow.vectors_per_cluster * 4 * dim;
+	cow->vectors_per_cluster = 4096 / (4 * dim) ? 4096 / (4 * dim) : 1;
+	uint64_t cs = (uint64_t)cow->vectors_per_cluster * 4 * dim;
 	if (cs < 4096)
 		cs = 4096;
 	uint64_t pow2 = 1;
 	while (pow2 < cs)
 		pow2 <<= 1;
-	cow.cluster_size = (uint32_t)pow2;
-	memcpy(cow.base_file_id, m.identity.parent_id, 16);
-	memcpy(cow.base_file_hash, m.identity.parent_hash, 32);
-	cow.bytes_per_vector = 4 * dim;
-	uint64_t clusters = (pv->nown + cow.vectors_per_cluster - 1) /
-			    cow.vectors_per_cluster;
-	cow.map_len = (uint32_t)(5 + 9 * clusters);
-	map_bytes = calloc(1, cow.map_len);
-	if (!map_bytes) {
-		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		goto out;
-	}
+	cow->cluster_size = (uint32_t)pow2;
+	memcpy(cow->base_file_id, m->identity.parent_id, 16);
+	memcpy(cow->base_file_hash, m->identity.parent_hash, 32);
+	cow->bytes_per_vector = 4 * dim;
+	uint64_t clusters = (pv->nown + cow->vectors_per_cluster - 1) /
+			    cow->vectors_per_cluster;
+	cow->map_len = (uint32_t)(5 + 9 * clusters);
+	unsigned char *map_bytes = calloc(1, cow->map_len);
+	if (!map_bytes)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	st32(map_bytes + 1, (uint32_t)clusters);
 	for (uint64_t i = 0; i < clusters; i++)
 		map_bytes[5 + 9 * i] = 1; /* parent-ref, as the reference writes */
-	cow.map_bytes = map_bytes;
+	cow->map_bytes = map_bytes;
+	return RVF_OK;
+}
 
-	rc = create_child(child_path, &m, &s, err);
-	if (rc != RVF_OK)
-		goto out;
+/* The child's first commit: its COW map and membership (epoch stays 0). */
+static rvf_code commit_branch_segments(rvf_store *s, const cow_state *cow,
+				       const unsigned char *bitmap, uint64_t bits,
+				       rvf_error *err)
+{
 	commit c;
-	rc = commit_begin(s, &c, err);
+	rvf_code rc = commit_begin(s, &c, err);
 	if (rc != RVF_OK)
-		goto out_child;
+		return rc;
 	size_t len;
-	unsigned char *p = cow_map_encode(&cow, &len);
+	unsigned char *p = cow_map_encode(cow, &len);
 	rc = p ? commit_append(&c, RVF_SEG_COW_MAP, p, len, err) :
 	     rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	free(p);
@@ -277,20 +268,51 @@ rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
 	}
 	if (rc != RVF_OK) {
 		commit_abort(&c);
-		goto out_child;
+		return rc;
 	}
-	rc = commit_finish(&c, NULL, err); /* epoch stays 0 */
+	return commit_finish(&c, NULL, err);
+}
+
+rvf_code rvf_store_branch(rvf_store *parent, const char *child_path,
+			  rvf_store **child, rvf_error *err)
+{
+	/* The child names the parent's file: it must hold what we see. */
+	if (!rvf_store_read_only(parent) && rvf_store_sync(parent, NULL, err) != RVF_OK)
+		return err ? err->code : RVF_E_IO;
+	if (sodium_init() < 0)
+		return rvf_fail(err, RVF_E_IO, "libsodium failed to initialise");
+	rvf_view *pv = rvf_store_view(parent);
+	unsigned char *bitmap = NULL;
+	uint64_t bits = 0;
+	cow_state cow = { 0 };
+	manifest m;
+	rvf_store *s = NULL;
+
+	rvf_code rc = live_membership(pv, &bitmap, &bits, err);
 	if (rc != RVF_OK)
-		goto out_child;
+		goto out;
+	cow.parent_path = relative_parent_path(rvf_store_path(parent), child_path);
+	if (!cow.parent_path) {
+		rc = rvf_fail_io(err, errno, "cannot resolve %s relative to %s",
+				 rvf_store_path(parent), child_path);
+		goto out;
+	}
+	child_manifest(pv, &m);
+	rc = parent_ref_cow_map(pv, &m, &cow, err);
+	if (rc == RVF_OK)
+		rc = create_child(child_path, &m, &s, err);
+	if (rc != RVF_OK)
+		goto out;
+	rc = commit_branch_segments(s, &cow, bitmap, bits, err);
+	if (rc != RVF_OK) {
+		unlink(child_path);
+		rvf_store_close(s);
+		goto out;
+	}
 	*child = s;
-	s = NULL;
-	goto out;
-out_child:
-	unlink(child_path);
-	rvf_store_close(s);
 out:
 	free(bitmap);
-	free(map_bytes);
+	free((void *)cow.map_bytes);
 	free(cow.parent_path);
 	rvf_view_release(pv);
 	return rc;

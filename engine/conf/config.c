@@ -82,122 +82,172 @@ static void set_key(parse_state *st, const char *value)
 	free(copy);
 }
 
-static const char *on_key(parse_state *st, const char *section,
-			  const char *name, const char *value)
+/* One function per section: NULL when name = value is taken, else why
+ * not ("unknown key" for a name the section does not have). */
+typedef const char *(*section_fn)(parse_state *st, const char *name, const char *value);
+
+static const char *mount_key(parse_state *st, const char *name, const char *value)
 {
 	rvffs_config *c = st->cfg;
 	unsigned long n;
-	if (!strcmp(section, "mount")) {
-		if (!strcmp(name, "threads")) {
-			if (!parse_uint(value, 1024, &n))
-				return "threads must be 0..1024";
-			c->threads = (unsigned)n;
-			return NULL;
-		}
-		if (!strcmp(name, "commit")) {
-			if (!parse_uint(value, 86400, &n) || !n)
-				return "commit must be 1..86400 seconds";
-			c->commit_s = (unsigned)n;
-			return NULL;
-		}
-		if (!strcmp(name, "log_level") || !strcmp(name, "caching"))
-			return NULL; /* the daemon's */
-	} else if (!strcmp(section, "query")) {
-		if (!strcmp(name, "k")) {
-			if (!parse_uint(value, 1u << 20, &n) || !n)
-				return "k must be a positive integer";
-			c->query_k = (unsigned)n;
-			return NULL;
-		}
-		if (!strcmp(name, "codes")) {
-			if (strcmp(value, "auto") && strcmp(value, "off"))
-				return "codes must be auto or off";
-			c->codes_off = !strcmp(value, "off");
-			return NULL;
-		}
-		if (!strcmp(name, "codes_max_mb")) {
-			if (!parse_uint(value, 1u << 24, &n))
-				return "codes_max_mb must be 0..16777216";
-			c->codes_max_mb = (unsigned)n;
-			return NULL;
-		}
-		if (!strcmp(name, "ef"))
-			return parse_uint(value, 1u << 20, &n) ? NULL :
-			       "ef must be a non-negative integer";
-	} else if (!strcmp(section, "compact")) {
-		if (!strcmp(name, "auto")) {
-			if (strcmp(value, "on") && strcmp(value, "off"))
-				return "auto must be on or off";
-			c->compact_auto = !strcmp(value, "on");
-			return NULL;
-		}
-		if (!strcmp(name, "ratio")) {
-			char *end;
-			double r = strtod(value, &end);
-			if (end == value || *end || !(r > 0 && r <= 1))
-				return "ratio must be a number above 0 and at most 1";
-			c->compact_ratio = r;
-			return NULL;
-		}
-		if (!strcmp(name, "min_dead_mb")) {
-			if (!parse_uint(value, 1u << 20, &n))
-				return "min_dead_mb must be 0..1048576";
-			c->compact_min_mb = (unsigned)n;
-			return NULL;
-		}
-	} else if (!strcmp(section, "limits")) {
-		if (!strcmp(name, "request_max"))
-			return parse_size(value, 4096, &c->request_max) ? NULL :
-			       "request_max must be a size of at least 4K (e.g. 16M)";
-		if (!strcmp(name, "results_max"))
-			return parse_size(value, 4096, &c->results_max) ? NULL :
-			       "results_max must be a size of at least 4K (e.g. 256M)";
-		if (!strcmp(name, "staged_max"))
-			return parse_size(value, 0, &c->staged_max) ? NULL :
-			       "staged_max must be a size (e.g. 64G)";
-		if (!strcmp(name, "query_user_max"))
-			return parse_size(value, 4096, &c->query_user_max) ? NULL :
-			       "query_user_max must be a size of at least 4K (e.g. 1G)";
-		if (!strcmp(name, "slots_max")) {
-			if (!parse_uint(value, 1u << 20, &n))
-				return "slots_max must be 0..1048576";
-			c->slots_max = (unsigned)n;
-			return NULL;
-		}
-	} else if (!strcmp(section, "create")) {
-		if (!strcmp(name, "metric"))
-			return rvf_metric_parse(value, &c->create_metric) ? NULL :
-			       "metric must be l2, cosine or ip";
-	} else if (!strcmp(section, "kernel")) {
-		if (!strcmp(name, "arch") || !strcmp(name, "type")) {
-			if (!parse_uint(value, 255, &n))
-				return "must be 0..255";
-			*(name[0] == 'a' ? &c->kernel_arch : &c->kernel_type) = (uint8_t)n;
-			return NULL;
-		}
-		if (!strcmp(name, "api_port")) {
-			if (!parse_uint(value, 65535, &n))
-				return "api_port must be 0..65535";
-			c->kernel_api_port = (uint16_t)n;
-			return NULL;
-		}
-		if (!strcmp(name, "compression")) {
-			if (strcmp(value, "none") && strcmp(value, "zstd"))
-				return "compression must be none or zstd";
-			c->kernel_compress = !strcmp(value, "zstd");
-			return NULL;
-		}
-	} else if (!strcmp(section, "signing")) {
-		if (!strcmp(name, "key")) {
-			if (!*value)
-				return "key must name a key prefix";
-			set_key(st, value);
-			return NULL;
-		}
-	} else {
-		return "unknown section";
+	if (!strcmp(name, "threads")) {
+		if (!parse_uint(value, 1024, &n))
+			return "threads must be 0..1024";
+		c->threads = (unsigned)n;
+		return NULL;
+	}
+	if (!strcmp(name, "commit")) {
+		if (!parse_uint(value, 86400, &n) || !n)
+			return "commit must be 1..86400 seconds";
+		c->commit_s = (unsigned)n;
+		return NULL;
+	}
+	if (!strcmp(name, "log_level") || !strcmp(name, "caching"))
+		return NULL; /* the daemon's */
+	return "unknown key";
+}
+
+static const char *query_key(parse_state *st, const char *name, const char *value)
+{
+	rvffs_config *c = st->cfg;
+	unsigned long n;
+	if (!strcmp(name, "k")) {
+		if (!parse_uint(value, 1u << 20, &n) || !n)
+			return "k must be a positive integer";
+		c->query_k = (unsigned)n;
+		return NULL;
+	}
+	if (!strcmp(name, "codes")) {
+		if (strcmp(value, "auto") && strcmp(value, "off"))
+			return "codes must be auto or off";
+		c->codes_off = !strcmp(value, "off");
+		return NULL;
+	}
+	if (!strcmp(name, "codes_max_mb")) {
+		if (!parse_uint(value, 1u << 24, &n))
+			return "codes_max_mb must be 0..16777216";
+		c->codes_max_mb = (unsigned)n;
+		return NULL;
+	}
+	if (!strcmp(name, "ef"))
+		return parse_uint(value, 1u << 20, &n) ? NULL :
+		       "ef must be a non-negative integer";
+	return "unknown key";
+}
+
+static const char *compact_key(parse_state *st, const char *name, const char *value)
+{
+	rvffs_config *c = st->cfg;
+	unsigned long n;
+	if (!strcmp(name, "auto")) {
+		if (strcmp(value, "on") && strcmp(value, "off"))
+			return "auto must be on or off";
+		c->compact_auto = !strcmp(value, "on");
+		return NULL;
+	}
+	if (!strcmp(name, "ratio")) {
+		char *end;
+		double r = strtod(value, &end);
+		if (end == value || *end || !(r > 0 && r <= 1))
+			return "ratio must be a number above 0 and at most 1";
+		c->compact_ratio = r;
+		return NULL;
+	}
+	if (!strcmp(name, "min_dead_mb")) {
+		if (!parse_uint(value, 1u << 20, &n))
+			return "min_dead_mb must be 0..1048576";
+		c->compact_min_mb = (unsigned)n;
+		return NULL;
 	}
 	return "unknown key";
+}
+
+static const char *limits_key(parse_state *st, const char *name, const char *value)
+{
+	rvffs_config *c = st->cfg;
+	unsigned long n;
+	if (!strcmp(name, "request_max"))
+		return parse_size(value, 4096, &c->request_max) ? NULL :
+		       "request_max must be a size of at least 4K (e.g. 16M)";
+	if (!strcmp(name, "results_max"))
+		return parse_size(value, 4096, &c->results_max) ? NULL :
+		       "results_max must be a size of at least 4K (e.g. 256M)";
+	if (!strcmp(name, "staged_max"))
+		return parse_size(value, 0, &c->staged_max) ? NULL :
+		       "staged_max must be a size (e.g. 64G)";
+	if (!strcmp(name, "query_user_max"))
+		return parse_size(value, 4096, &c->query_user_max) ? NULL :
+		       "query_user_max must be a size of at least 4K (e.g. 1G)";
+	if (!strcmp(name, "slots_max")) {
+		if (!parse_uint(value, 1u << 20, &n))
+			return "slots_max must be 0..1048576";
+		c->slots_max = (unsigned)n;
+		return NULL;
+	}
+	return "unknown key";
+}
+
+static const char *create_key(parse_state *st, const char *name, const char *value)
+{
+	if (!strcmp(name, "metric"))
+		return rvf_metric_parse(value, &st->cfg->create_metric) ? NULL :
+		       "metric must be l2, cosine or ip";
+	return "unknown key";
+}
+
+static const char *kernel_key(parse_state *st, const char *name, const char *value)
+{
+	rvffs_config *c = st->cfg;
+	unsigned long n;
+	if (!strcmp(name, "arch") || !strcmp(name, "type")) {
+		if (!parse_uint(value, 255, &n))
+			return "must be 0..255";
+		*(name[0] == 'a' ? &c->kernel_arch : &c->kernel_type) = (uint8_t)n;
+		return NULL;
+	}
+	if (!strcmp(name, "api_port")) {
+		if (!parse_uint(value, 65535, &n))
+			return "api_port must be 0..65535";
+		c->kernel_api_port = (uint16_t)n;
+		return NULL;
+	}
+	if (!strcmp(name, "compression")) {
+		if (strcmp(value, "none") && strcmp(value, "zstd"))
+			return "compression must be none or zstd";
+		c->kernel_compress = !strcmp(value, "zstd");
+		return NULL;
+	}
+	return "unknown key";
+}
+
+static const char *signing_key(parse_state *st, const char *name, const char *value)
+{
+	if (!strcmp(name, "key")) {
+		if (!*value)
+			return "key must name a key prefix";
+		set_key(st, value);
+		return NULL;
+	}
+	return "unknown key";
+}
+
+static const struct {
+	const char *name;
+	section_fn fn;
+} sections[] = {
+	{ "mount", mount_key },     { "query", query_key },
+	{ "compact", compact_key }, { "limits", limits_key },
+	{ "create", create_key },   { "kernel", kernel_key },
+	{ "signing", signing_key },
+};
+
+static const char *on_key(parse_state *st, const char *section,
+			  const char *name, const char *value)
+{
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (!strcmp(section, sections[i].name))
+			return sections[i].fn(st, name, value);
+	return "unknown section";
 }
 
 static int on_entry(void *user, const char *section, const char *name,
