@@ -175,11 +175,18 @@ static int inspect_text(ctl_ctx *ctx, const char *path)
 		ref_type_name(g->type, name);
 		if (g->type == RVF_SEG_SIGNATURE) /* ours: the reference has no name */
 			snprintf(name, sizeof(name), "signature");
+		if (g->gap) {
+			printf("  %-5zu %-12s %8s %12llu %12llu  (bytes that are no segment)\n",
+			       k + 1, "gap", "-", (unsigned long long)g->offset,
+			       (unsigned long long)g->payload_length);
+			continue;
+		}
 		printf("  %-5zu %-12s %8llu %12llu %12llu  %s%s\n", k + 1, name,
 		       (unsigned long long)g->id, (unsigned long long)g->offset,
 		       (unsigned long long)g->payload_length,
 		       !g->readable ? "UNREADABLE" : g->hash_ok ? "ok" : "MISMATCH",
-		       g->listed ? "" : "  (newest manifest)");
+		       g->listed ? "" : g->offset == i->manifest_offset ?
+		       "  (newest manifest)" : "  (unlisted)");
 	}
 	size_t nw = rvf_view_witness_count(v), linked = 0;
 	for (size_t k = 0; k < nw; k++)

@@ -136,7 +136,8 @@ static json_t *segments_json(server *sv)
 		const char *n = rvf_segment_type_name(s->type);
 		char t[16];
 		snprintf(t, sizeof(t), "type-%02x", s->type);
-		json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:s,s:b}", "type", n ? n : t,
+		json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:s,s:b}",
+						   "type", s->gap ? "gap" : n ? n : t,
 						   "id", (json_int_t)s->id,
 						   "offset", (json_int_t)s->offset,
 						   "payload_length", (json_int_t)s->payload_length,

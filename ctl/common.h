@@ -104,6 +104,7 @@ int cmd_derive(ctl_ctx *ctx, int argc, char **argv);
 int cmd_branch(ctl_ctx *ctx, int argc, char **argv);
 int cmd_freeze(ctl_ctx *ctx, int argc, char **argv);
 int cmd_detach(ctl_ctx *ctx, int argc, char **argv);
+int cmd_restore(ctl_ctx *ctx, int argc, char **argv);
 int cmd_embed_kernel(ctl_ctx *ctx, int argc, char **argv);
 int cmd_extract_kernel(ctl_ctx *ctx, int argc, char **argv);
 int cmd_remove_kernel(ctl_ctx *ctx, int argc, char **argv);

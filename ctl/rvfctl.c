@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "derive", cmd_derive, "derive PARENT CHILD [--type clone|filter|merge|quantize|reindex|transform|snapshot] [--dim N] [--metric M]" },
 	{ "branch", cmd_branch, "branch PARENT CHILD" },
 	{ "freeze", cmd_freeze, "freeze STORE" },
+	{ "restore", cmd_restore, "restore DIR OUT   (OUT: the store file rebuilt from a copy DIR of MNT/segments)" },
 	{ "detach", cmd_detach, "detach CHILD   (a branch child stops depending on its parent)" },
 	{ "embed-kernel", cmd_embed_kernel, "embed-kernel STORE IMAGE [--arch N] [--type N] [--flags N] [--api-port N] [--cmdline S] [--compress|--no-compress]" },
 	{ "extract-kernel", cmd_extract_kernel, "extract-kernel STORE OUT" },

@@ -140,6 +140,88 @@ static int cmp_seg_offset(const void *a, const void *b)
 /* Building                                                            */
 /* ------------------------------------------------------------------ */
 
+/* An unlisted segment at `pos` that ends by `limit`, or a gap of raw bytes
+ * up to `limit` (nothing we can decode: torn or foreign bytes). */
+static void unlisted_at(const rvf_view *v, uint64_t pos, uint64_t limit,
+			const rvf_view *prev, rvf_segment *out)
+{
+	const unsigned char *map = v->map->base;
+	memset(out, 0, sizeof(*out));
+	if (segment_at(map, limit, pos, out, NULL) != RVF_OK) {
+		memset(out, 0, sizeof(*out));
+		out->offset = pos;
+		out->gap = true;
+		out->payload_length = limit - pos;
+		return;
+	}
+	out->readable = true;
+	const rvf_segment *old = NULL;
+	if (prev) {
+		rvf_segment key = { .offset = pos };
+		old = bsearch(&key, prev->sorted, prev->nsorted, sizeof(rvf_segment),
+			      cmp_seg_offset);
+		if (old && (!old->readable || old->payload_length != out->payload_length))
+			old = NULL;
+	}
+	out->hash_algo = old ? old->hash_algo :
+			 content_hash_identify(out, map + pos + RVF_SEGMENT_HEADER_SIZE,
+					       (size_t)out->payload_length);
+	out->hash_ok = content_hash_algo_ok(out->hash_algo);
+}
+
+/* Completes v->sorted (listed segments and the newest manifest, by offset)
+ * with what lies between and after them: older sessions' manifests, the
+ * witness after a compaction, torn bytes.  The list then covers the file
+ * byte for byte, so concatenating segments/ rebuilds it.  Segments are packed,
+ * so this walks headers; bytes that are none become one gap up to the
+ * next known segment. */
+static rvf_code add_unlisted(rvf_view *v, uint64_t size, const rvf_view *prev)
+{
+	rvf_segment *extra = NULL;
+	size_t nextra = 0, cap = 0;
+	uint64_t pos = 0;
+	for (size_t i = 0; i <= v->nsorted; i++) {
+		uint64_t limit = i < v->nsorted ? v->sorted[i].offset : size;
+		if (limit > size)
+			limit = size;
+		while (pos < limit) {
+			if (nextra == cap) {
+				size_t nc = cap ? 2 * cap : 8;
+				rvf_segment *g = realloc(extra, nc * sizeof(*g));
+				if (!g) {
+					free(extra);
+					return RVF_E_NO_MEMORY;
+				}
+				extra = g;
+				cap = nc;
+			}
+			rvf_segment *u = &extra[nextra++];
+			unlisted_at(v, pos, limit, prev, u);
+			pos += u->gap ? u->payload_length :
+			       RVF_SEGMENT_HEADER_SIZE + u->payload_length;
+		}
+		if (i < v->nsorted) {
+			uint64_t end = v->sorted[i].offset + RVF_SEGMENT_HEADER_SIZE +
+				       v->sorted[i].payload_length;
+			if (end > pos)
+				pos = end;
+		}
+	}
+	if (!nextra)
+		return RVF_OK;
+	rvf_segment *all = realloc(v->sorted, (v->nsorted + nextra) * sizeof(*all));
+	if (!all) {
+		free(extra);
+		return RVF_E_NO_MEMORY;
+	}
+	memcpy(all + v->nsorted, extra, nextra * sizeof(*extra));
+	v->sorted = all;
+	v->nsorted += nextra;
+	free(extra);
+	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
+	return RVF_OK;
+}
+
 /* Where a directory entry's segment lies, by the header found there. */
 typedef struct extent {
 	uint64_t start, end;
@@ -1078,6 +1160,8 @@ static rvf_code index_directory(rvf_view *v, uint64_t size, const rvf_view *prev
 		v->sorted[v->nsorted++] = *mseg;
 	}
 	qsort(v->sorted, v->nsorted, sizeof(rvf_segment), cmp_seg_offset);
+	if (add_unlisted(v, size, prev) != RVF_OK)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	return RVF_OK;
 }
 
@@ -1418,7 +1502,7 @@ const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index)
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg)
 {
-	if (!seg->readable)
+	if (!seg->readable && !seg->gap)
 		return NULL;
 	return v->map->base + seg->offset;
 }
@@ -1458,6 +1542,9 @@ rvf_code rvf_view_verify_hashes(const rvf_view *v, rvf_error *err)
 {
 	for (size_t i = 0; i < v->nsorted; i++) {
 		const rvf_segment *s = &v->sorted[i];
+		/* what the directory lists, and the newest manifest */
+		if (s->gap || (!s->listed && s->offset != v->info.manifest_offset))
+			continue;
 		char label[SEGMENT_LABEL_SIZE];
 		segment_type_label(s->type, label);
 		if (!s->readable)

@@ -46,11 +46,7 @@ size_t fs_children_count(rvffs *fs)
 
 void fs_children_written(rvffs *fs)
 {
-	pthread_mutex_lock(&fs->mu);
-	bool first = !fs->children_warned;
-	fs->children_warned = true;
-	pthread_mutex_unlock(&fs->mu);
-	if (!first || fs->read_only)
+	if (fs->read_only)
 		return;
 	size_t n;
 	char *list = children_list(fs, &n);

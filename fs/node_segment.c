@@ -24,8 +24,7 @@ static bool segment_stat(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 	if (i < 0)
 		return false;
 	const rvf_segment *s = rvf_view_segment(v, (size_t)i);
-	node_fill(fs, st, ino, S_IFREG | 0444,
-		  RVF_SEGMENT_HEADER_SIZE + s->payload_length,
+	node_fill(fs, st, ino, S_IFREG | 0444, rvf_segment_extent(s),
 		  seg_mtime(v, (size_t)i), false);
 	return true;
 }
@@ -49,7 +48,9 @@ static void segment_read(fuse_req_t req, rvffs *fs, handle *h, size_t size, off_
 	rvf_view *v = view_of(h);
 	long i = seg_find_ino(fs, v, h->ino);
 	const rvf_segment *s = i >= 0 ? rvf_view_segment(v, (size_t)i) : NULL;
-	if (!s || !s->readable || !s->hash_ok) {
+	/* A gap is raw bytes: shown as they are, so segments/ adds up to the
+	 * file (restore). */
+	if (!s || (!s->gap && (!s->readable || !s->hash_ok))) {
 		char name[SEG_NAME_MAX] = "?";
 		if (s)
 			seg_name(v, (size_t)i, name);
@@ -65,7 +66,7 @@ static void segment_read(fuse_req_t req, rvffs *fs, handle *h, size_t size, off_
 		return;
 	}
 	reply_slice(req, (const char *)rvf_view_segment_bytes(v, s),
-		    RVF_SEGMENT_HEADER_SIZE + s->payload_length, size, off);
+		    rvf_segment_extent(s), size, off);
 }
 
 static void segment_release(rvffs *fs, handle *h)

@@ -117,7 +117,7 @@ typedef struct rvffs {
 	pthread_mutex_t commit_mu;
 	pthread_cond_t commit_cond;
 	bool commit_stop, commit_running;
-	bool children_warned;      /* children.c: first write seen */
+	bool children_warned;      /* first change seen (fs_invalidate, under mu) */
 	bool children_held;        /* children.c: automatic compaction held off (logged) */
 } rvffs;
 
@@ -129,7 +129,7 @@ static inline rvffs *fs_of(fuse_req_t req)
 
 /* children.c: branch children beside the store */
 size_t fs_children_count(rvffs *fs);
-/* The mount wrote to the store: the first time, warn about children. */
+/* The mount's first change (fs_invalidate): warn about children. */
 void fs_children_written(rvffs *fs);
 /* -EBUSY (logged, naming them and `what`) when children would lose their
  * parent state to a compaction; else 0. */

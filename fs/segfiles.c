@@ -14,8 +14,13 @@ const char *const seg_xattr_names[] = {
 	NULL,
 };
 
-static void type_label(uint8_t t, char out[24])
+static void type_label(const rvf_segment *s, char out[24])
 {
+	if (s->gap) {
+		snprintf(out, 24, "gap"); /* bytes that are no segment */
+		return;
+	}
+	uint8_t t = s->type;
 	const char *n = rvf_segment_type_name(t);
 	if (n)
 		snprintf(out, 24, "%s", n);
@@ -26,7 +31,7 @@ static void type_label(uint8_t t, char out[24])
 void seg_name(rvf_view *v, size_t i, char out[SEG_NAME_MAX])
 {
 	char t[24];
-	type_label(rvf_view_segment(v, i)->type, t);
+	type_label(rvf_view_segment(v, i), t);
 	snprintf(out, SEG_NAME_MAX, "%04zu-%s", i + 1, t);
 }
 
@@ -65,7 +70,7 @@ long seg_xattr(rvf_view *v, size_t i, const char *name, char *buf, size_t size)
 	const rvf_segment *s = rvf_view_segment(v, i);
 	char val[64];
 	if (!strcmp(name, "user.rvf.type"))
-		type_label(s->type, val);
+		type_label(s, val);
 	else if (!strcmp(name, "user.rvf.id"))
 		snprintf(val, sizeof(val), "%llu", (unsigned long long)s->id);
 	else if (!strcmp(name, "user.rvf.offset"))

@@ -133,13 +133,15 @@ static void inval_names(rvffs *fs, rvf_view *old, rvf_view *cur,
 			const id_set *gone)
 {
 	const rvf_info *a = rvf_view_info(old), *b = rvf_view_info(cur);
-	if (a->generation != b->generation) {
-		for (size_t i = 0; i < rvf_view_segment_count(old); i++) {
-			char name[SEG_NAME_MAX];
-			seg_name(old, i, name);
-			fuse_lowlevel_notify_inval_entry(fs->se, INO_SEGMENTS, name,
-							 strlen(name));
-		}
+	for (size_t i = 0; i < rvf_view_segment_count(old); i++) {
+		/* A gap (bytes a writer had not finished, seen by a read-only
+		 * mount) may have become segments since. */
+		if (a->generation == b->generation && !rvf_view_segment(old, i)->gap)
+			continue;
+		char name[SEG_NAME_MAX];
+		seg_name(old, i, name);
+		fuse_lowlevel_notify_inval_entry(fs->se, INO_SEGMENTS, name,
+						 strlen(name));
 	}
 	bool maybe_gone = a->generation != b->generation ||
 			  a->deleted != b->deleted || b->visible < a->visible ||
@@ -296,7 +298,6 @@ void fs_invalidator_stop(rvffs *fs)
 
 static void invalidate(rvffs *fs, bool wait, bool urgent)
 {
-	fs_children_written(fs);
 	rvf_view *v = rvf_store_view(fs->store);
 	uint64_t gen = rvf_view_info(v)->generation;
 	rvf_view_release(v);
@@ -304,6 +305,8 @@ static void invalidate(rvffs *fs, bool wait, bool urgent)
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += INVAL_WAIT_NS / 1000000000ll;
 	pthread_mutex_lock(&fs->mu);
+	bool first_change = !fs->children_warned;
+	fs->children_warned = true;
 	fs->seg_gen = gen; /* new segment inodes from now on */
 	uint64_t pass = ++fs->inval_asked;
 	fs->inval_pending = true;
@@ -318,6 +321,8 @@ static void invalidate(rvffs *fs, bool wait, bool urgent)
 	       pthread_cond_timedwait(&fs->inval_cond, &fs->mu, &until) == 0)
 		;
 	pthread_mutex_unlock(&fs->mu);
+	if (first_change)
+		fs_children_written(fs);
 }
 
 void fs_invalidate(rvffs *fs, bool wait)

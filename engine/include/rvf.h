@@ -186,7 +186,16 @@ typedef struct rvf_segment {
 				  * it may still grow (header and length) until
 				  * the next sync; durable segments never change */
 	uint8_t hash_algo;       /* rvf_hash_algo that matched (readable only) */
+	bool gap;                /* no segment: payload_length raw bytes at
+				  * offset that no header describes (torn or
+				  * foreign bytes); never listed */
 } rvf_segment;
+
+/* Bytes a segment (or gap) covers in the file. */
+static inline uint64_t rvf_segment_extent(const rvf_segment *s)
+{
+	return s->gap ? s->payload_length : RVF_SEGMENT_HEADER_SIZE + s->payload_length;
+}
 
 /* FileIdentity: lineage of a store. */
 typedef struct rvf_identity {
@@ -356,15 +365,18 @@ bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
 void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
 			  void (*fn)(void *ctx, uint64_t id), void *ctx);
 
-/* Segments: the newest manifest's directory plus the newest manifest
- * itself, sorted by file offset. */
+/* Segments: the newest manifest's directory, the newest manifest itself
+ * and everything else in the file (unlisted segments such as older
+ * sessions' manifests, and gaps), sorted by file offset: together they
+ * cover the file's first info->file_size bytes exactly. */
 size_t rvf_view_segment_count(const rvf_view *v);
 const rvf_segment *rvf_view_segment(const rvf_view *v, size_t index);
 /* The directory in manifest order (what the reference's segments() lists). */
 size_t rvf_view_directory_count(const rvf_view *v);
 const rvf_segment *rvf_view_directory(const rvf_view *v, size_t index);
-/* Pointer to a segment's bytes on disk (header + payload) in the mapping;
- * valid while the view is held. */
+/* Pointer to a segment's bytes on disk (header + payload; a gap's raw
+ * bytes) in the mapping, valid while the view is held; NULL for a listed
+ * segment with no valid header. */
 const unsigned char *rvf_view_segment_bytes(const rvf_view *v,
 					    const rvf_segment *seg);
 /* True when the segment's payload is a JSON document (upstream tools write
