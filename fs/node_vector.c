@@ -61,6 +61,25 @@ static int parse_vector(rvffs *fs, uint64_t id, const unsigned char *text,
 	return 0;
 }
 
+static bool vector_exists(rvffs *fs, uint64_t id)
+{
+	rvf_view *v = fs_view(fs);
+	bool r = rvf_view_find(v, id) >= 0;
+	rvf_view_release(v);
+	return r;
+}
+
+/* A new vector's name is new to the kernel: its notices may wait for the
+ * next pass (a bash loop's writes share one); a rewritten one's cached
+ * size and pages must go at once. */
+static void invalidate_written(rvffs *fs, bool existed)
+{
+	if (existed)
+		fs_invalidate_now(fs);
+	else
+		fs_invalidate(fs, false);
+}
+
 int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
 			    const staged_xattr *x, size_t nx)
 {
@@ -71,6 +90,7 @@ int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
 	int rc = !vec || !f || !owned ? -ENOMEM :
 		 parse_vector(fs, id, (const unsigned char *)buf, len, vec, dim);
 	rvf_error err;
+	bool existed = vector_exists(fs, id);
 	rvf_view *v = rc ? NULL : fs_view(fs);
 	for (size_t i = 0; !rc && i < nx; i++) {
 		rvf_value_type want = 0;
@@ -101,7 +121,7 @@ int vector_commit_text_meta(rvffs *fs, uint64_t id, const char *buf, size_t len,
 		if (c != RVF_OK)
 			rc = -fs_rvf_errno(fs, "vectors write", &err);
 		else
-			fs_invalidate(fs, false);
+			invalidate_written(fs, existed);
 	}
 	for (size_t i = 0; owned && i < nx; i++)
 		free(owned[i]);
@@ -120,11 +140,12 @@ int vector_commit_text(rvffs *fs, uint64_t id, const char *buf, size_t len)
 	int rc = parse_vector(fs, id, (const unsigned char *)buf, len, x, dim);
 	rvf_error err;
 	rvf_commit_info info;
+	bool existed = vector_exists(fs, id);
 	if (!rc && rvf_store_ingest(fs->store, 1, &id, x, NULL, NULL, &info,
 				    &err) != RVF_OK)
 		rc = -fs_rvf_errno(fs, "vectors write", &err);
 	else if (!rc)
-		fs_invalidate(fs, false);
+		invalidate_written(fs, existed);
 	free(x);
 	return rc;
 }

@@ -153,6 +153,9 @@ rvf_view *fs_view(rvffs *fs);
  * was told (at most a second); else the notices follow within a few
  * milliseconds (a burst of commits shares one pass). */
 void fs_invalidate(rvffs *fs, bool wait);
+/* The same, without the coalescing delay: for a change of what the kernel
+ * may have cached under an existing name (a vector rewritten). */
+void fs_invalidate_now(rvffs *fs);
 /* Vector `id` was removed by an unlink through the mount. */
 void fs_unlinked_by_us(rvffs *fs, uint64_t id);
 /* 0, or -EIO when the store file shrank under the mount (a SIGBUS was

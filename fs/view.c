@@ -296,7 +296,7 @@ void fs_invalidator_stop(rvffs *fs)
  * kernel holds a directory lock for cannot be answered meanwhile. */
 #define INVAL_WAIT_NS 1000000000ll
 
-void fs_invalidate(rvffs *fs, bool wait)
+static void invalidate(rvffs *fs, bool wait, bool urgent)
 {
 	rvf_view *v = rvf_store_view(fs->store);
 	uint64_t gen = rvf_view_info(v)->generation;
@@ -310,11 +310,11 @@ void fs_invalidate(rvffs *fs, bool wait)
 	fs->seg_gen = gen; /* new segment inodes from now on */
 	uint64_t pass = ++fs->inval_asked;
 	fs->inval_pending = true;
-	if (wait)
+	if (urgent)
 		fs->inval_urgent = true;
 	/* Waking it during its gap between passes would only put it back
 	 * to sleep: a futex round trip per commit of a bash loop. */
-	if (fs->inval_idle || wait)
+	if (fs->inval_idle || urgent)
 		pthread_cond_broadcast(&fs->inval_cond);
 	/* So that the next `ls segments/` or open by name is right. */
 	while (wait && fs->inval_sent < pass && !fs->inval_stop &&
@@ -323,4 +323,14 @@ void fs_invalidate(rvffs *fs, bool wait)
 	pthread_mutex_unlock(&fs->mu);
 	if (first_change)
 		fs_children_written(fs);
+}
+
+void fs_invalidate(rvffs *fs, bool wait)
+{
+	invalidate(fs, wait, wait);
+}
+
+void fs_invalidate_now(rvffs *fs)
+{
+	invalidate(fs, false, true);
 }
