@@ -212,21 +212,27 @@ def crc_content_hash(payload):
 
 
 def assert_segments_match(mnt, store):
-    """segments/ of the mount lists what the store file holds now (rvffs(1):
-    the newest manifest's directory plus that manifest, in file-offset
-    order): ranks 0001..N, each at its offset with its length.  After a
-    compaction: the new file, no stale names."""
+    """segments/ of the mount is the store file as it is now (rvffs(1)): ranks
+    0001..N in file-offset order that together are the file byte for byte,
+    and every segment of the newest manifest's directory, and that manifest,
+    among them at its offset with its length.  After a compaction: the new
+    file, no stale names."""
     buf = Path(store).read_bytes()
     seg, man = locate_manifest(buf)
     assert man is not None, f"{store}: no manifest"
-    want = sorted({(off, plen) for _, off, plen, _ in man.dir} | {(seg.offset, seg.plen)})
     names = sorted(os.listdir(Path(mnt) / "segments"))
     assert [n.split("-", 1)[0] for n in names] == \
-        [f"{i:04d}" for i in range(1, len(want) + 1)], (names, want)
-    for n, (off, plen) in zip(names, want):
+        [f"{i:04d}" for i in range(1, len(names) + 1)], names
+    shown = {}
+    joined = bytearray()
+    for n in names:
         p = Path(mnt) / "segments" / n
-        assert int(os.getxattr(p, "user.rvf.offset")) == off, (n, off)
-        assert os.path.getsize(p) == SEG_HEADER + plen, (n, plen)
+        data = p.read_bytes()
+        shown[int(os.getxattr(p, "user.rvf.offset"))] = (n, len(data))
+        joined += data
+    assert bytes(joined) == buf, (names, len(joined), len(buf))
+    for off, plen in {(off, plen) for _, off, plen, _ in man.dir} | {(seg.offset, seg.plen)}:
+        assert off in shown and shown[off][1] == SEG_HEADER + plen, (off, plen, shown.get(off))
 
 
 def parse_kv(text):

@@ -17,6 +17,7 @@ import errno
 import os
 import stat
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -247,19 +248,33 @@ def test_rvffs_with_a_fifo_store_lock_or_parent(rvffs, run_ctl, world_dir, mount
 
 # ------------------------------------------------------------ item 6
 
+# Measures the command from a small Python of its own: a child started from
+# the big pytest worker inherits the worker's peak RSS in ru_maxrss (Linux
+# records the old memory's high-water mark at exec), which made a 9 MB
+# rvfctl look like 209 MB in CI.
+MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+if os.WIFSIGNALED(status):
+    os.kill(os.getpid(), os.WTERMSIG(status))
+sys.exit(os.WEXITSTATUS(status))
+"""
+
+
 def run_measured(cmd, timeout=120):
     """Runs cmd; returns (exit status, stdout+stderr, peak RSS in MB)."""
-    p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    timer = threading.Timer(timeout, p.kill)
-    timer.start()
-    try:
-        out = p.stdout.read().decode(errors="replace")
-        _, status, usage = os.wait4(p.pid, 0)
-    finally:
-        timer.cancel()
-        p.returncode = 0  # reaped by wait4
-    return os.waitstatus_to_exitcode(status), out, usage.ru_maxrss / 1024
+    with tempfile.NamedTemporaryFile("r") as rss:
+        cp = subprocess.run(["/usr/bin/python3", "-c", MEASURE, rss.name] +
+                            [str(c) for c in cmd], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            timeout=timeout)
+        peak_kb = int(rss.read() or 0)
+    return cp.returncode, cp.stdout.decode(errors="replace"), peak_kb / 1024
 
 
 def hostile_duplicates(run_ctl, path, n=20000):

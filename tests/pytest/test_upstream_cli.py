@@ -6,6 +6,7 @@ import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
 from mountlib import int_rows, make_store
+from rvfformat import locate_manifest
 
 
 @pytest.fixture
@@ -170,9 +171,12 @@ def test_rebuild_refcounts_on_a_branch(store, run_ctl, ctl_json, tmp_path, ref, 
     # again, through the mount: the new one replaces the old in the manifest
     m = mount(child)
     assert ctl_json("rebuild-refcounts", m.path, "--json")["cluster_count"] == 12
-    assert sum(1 for n in m.ls("segments") if n.endswith("-refcount")) == 1
+    # segments/ is the whole file: both are shown, the old one stays in it
+    assert sum(1 for n in m.ls("segments") if n.endswith("-refcount")) == 2
     m.unmount()
-    assert len(_refcount_segments(child)) == 2  # the old one stays in the file
+    assert len(_refcount_segments(child)) == 2
+    _, man = locate_manifest(child.read_bytes())
+    assert sum(1 for e in man.dir if e[3] == 0x21) == 1  # the manifest lists the new one
 
 
 def test_rebuild_refcounts_without_cow_map(five, ctl_json):
