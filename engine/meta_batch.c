@@ -386,8 +386,10 @@ rvf_code meta_batch_finish(meta_batch *b, unsigned flags, meta_write *out,
 		if (i + 1 < b->nrows && order[i + 1].id == order[i].id)
 			continue; /* the last row with fields wins */
 		const brow *row = &b->rows[order[i].index];
-		bfield *f = b->fields + row->first;
-		qsort(f, row->count, sizeof(bfield), cmp_bfield);
+		/* A cleared record has no fields (and b->fields may be NULL). */
+		bfield *f = row->count ? b->fields + row->first : NULL;
+		if (row->count > 1)
+			qsort(f, row->count, sizeof(bfield), cmp_bfield);
 		/* Replace the whole record: delete-field for what the row
 		 * does not list. */
 		meta_record old = { 0 };
