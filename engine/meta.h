@@ -239,4 +239,8 @@ typedef bool (*meta_keep_fn)(void *ctx, uint64_t id);
 rvf_code meta_encode_snapshot(const meta_table *base, meta_keep_fn keep,
 			      void *ctx, meta_write *out, rvf_error *err);
 
+/* Whether [s, s+n) is well-formed UTF-8 (no overlongs, no surrogates):
+ * what a META string may hold (meta_batch.c). */
+bool meta_utf8_valid(const unsigned char *s, size_t n);
+
 #endif

@@ -127,7 +127,7 @@ static size_t batch_name_pos(const meta_batch *b, const char *name, size_t len,
 	return lo;
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool meta_utf8_valid(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -209,7 +209,7 @@ static rvf_code batch_field(meta_batch *b, size_t row, const rvf_meta_field *mf,
 			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 					"metadata field \"%s\": NULL string", mf->name);
 		if (v->type == RVF_VALUE_STRING &&
-		    !utf8_valid((const unsigned char *)v->u.str.ptr, v->u.str.len))
+		    !meta_utf8_valid((const unsigned char *)v->u.str.ptr, v->u.str.len))
 			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 					"metadata field \"%s\": string is not UTF-8 (use bytes)",
 					mf->name);

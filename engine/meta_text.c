@@ -67,41 +67,6 @@ static bool json_number(const char *s, const char *e, bool *integral)
 	return p == e;
 }
 
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0)
-			k = 1, cp = c & 0x1F, min = 0x80;
-		else if ((c & 0xF0) == 0xE0)
-			k = 2, cp = c & 0x0F, min = 0x800;
-		else if ((c & 0xF8) == 0xF0)
-			k = 3, cp = c & 0x07, min = 0x10000;
-		else
-			return false;
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 /* The number [s, e) (json_number holds): i64, u64 or f64; false when it
  * is not finite as a double. */
 static bool number_value(const char *s, const char *e, bool integral,
@@ -193,7 +158,7 @@ static rvf_code infer(const char *text, size_t len, rvf_value *out,
 		*quoted = true;
 		return RVF_OK;
 	}
-	*out = (rvf_value){ .type = utf8_ok((const unsigned char *)text, len) ?
+	*out = (rvf_value){ .type = meta_utf8_valid((const unsigned char *)text, len) ?
 					    RVF_VALUE_STRING : RVF_VALUE_BYTES,
 			    .u.str = { text, len } };
 	return RVF_OK;
@@ -234,7 +199,7 @@ rvf_code rvf_value_parse(const char *text, size_t len, rvf_value_type want,
 	if (want == RVF_VALUE_STRING) {
 		/* A bare text into a string field is that text. */
 		*out = (rvf_value){ .type = RVF_VALUE_STRING, .u.str = { text, len } };
-		if (!utf8_ok((const unsigned char *)text, len))
+		if (!meta_utf8_valid((const unsigned char *)text, len))
 			return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 					"the field holds strings; this value is "
 					"not UTF-8");

@@ -176,8 +176,10 @@ void rewrite_adopt(rewrite *w, handle *h);
 /* Puts [off, off+size) into the buffer (zero-filling a hole) and marks
  * it dirty: 0 or -errno. */
 int rewrite_put(rewrite *w, const char *buf, size_t size, off_t off);
-/* Truncation to 0 of a descriptor: only what is written next counts. */
-void rewrite_truncate(rewrite *w);
+/* O_TRUNC or truncate(2) of a vector/kernel/eBPF file: EROFS on a
+ * read-only mount; to 0 through a descriptor, only what is written next
+ * counts (w NULL: no descriptor, nothing to drop). */
+int rewrite_truncate(rvffs *fs, rewrite *w, off_t size);
 /* read of a rewrite handle: what was written so far, or h->text. */
 void rewrite_read(fuse_req_t req, handle *h, rewrite *w, size_t size, off_t off);
 /* The files being written (created files exist only there until their

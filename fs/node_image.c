@@ -223,11 +223,7 @@ static void image_release(rvffs *fs, handle *h)
 /* O_TRUNC: the new content comes from the writes that follow. */
 static int image_truncate(rvffs *fs, handle *h, off_t size)
 {
-	if (fs->read_only)
-		return -EROFS;
-	if (h && size == 0)
-		rewrite_truncate(rw(h));
-	return 0;
+	return rewrite_truncate(fs, h ? rw(h) : NULL, size);
 }
 
 const node_ops node_image = {

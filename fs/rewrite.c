@@ -39,10 +39,15 @@ int rewrite_put(rewrite *w, const char *buf, size_t size, off_t off)
 	return 0;
 }
 
-void rewrite_truncate(rewrite *w)
+int rewrite_truncate(rvffs *fs, rewrite *w, off_t size)
 {
-	w->len = 0;
-	w->seq = true;
+	if (fs->read_only)
+		return -EROFS;
+	if (w && size == 0) {
+		w->len = 0;
+		w->seq = true;
+	}
+	return 0;
 }
 
 void rewrite_read(fuse_req_t req, handle *h, rewrite *w, size_t size, off_t off)
