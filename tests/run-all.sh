@@ -5,14 +5,15 @@
 #
 # 1. installs missing Debian packages (apt-get; as root, or through sudo);
 # 2. installs the reference implementation in tests/interop (npm, pinned);
-# 3. configures and builds, all with -Werror: `build` (optimised),
-#    `build-asan` (AddressSanitizer + UBSan), the fuzz targets; and in the
-#    background the CI variants build-ci/{release,hardened,clang} (compile
+# 3. configures and builds, all with -Werror: `build` (optimised) and
+#    `build-asan` (AddressSanitizer + UBSan); in the background, at a lower
+#    priority: the CI variants build-ci/{release,hardened,clang} (compile
 #    only) and build-ci/nofuse (with its unit tests), then the search unit
-#    tests cross-built for aarch64 under qemu (cross-aarch64.sh);
+#    tests cross-built for aarch64 under qemu (cross-aarch64.sh); and the
+#    fuzz targets, then the heavy tests (pytest -m background_pass);
 # 4. runs `meson test` in build, and in build-asan in the background;
-# 5. runs the pytest suites (tests/pytest) against build and build-asan,
-#    then collects the background steps.
+# 5. runs the two pytest passes (tests/pytest), against build and
+#    build-asan, side by side; then collects the background steps.
 #
 # Every step's header shows the seconds since the start; the end lists
 # each step's wall time; each pytest pass prints its 25 slowest tests.
@@ -21,7 +22,8 @@
 #   RVF_SKIP_ASAN_PYTEST=1   skip the pytest run against build-asan
 #   RVF_SKIP_APT=1           never call apt-get (report missing packages only)
 #   PYTEST_ARGS="..."        extra pytest arguments (e.g. "-k interop -x")
-#   RVF_PYTEST_WORKERS=N     pytest-xdist processes per pass (default 2)
+#   RVF_PYTEST_WORKERS=N     pytest-xdist processes per pass (default 2;
+#                            the two main passes run at once)
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
 # summary over both pytest runs, with every failed non-pytest step counted
@@ -188,7 +190,8 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 # time).  A background step's output is shown, its time listed and its
 # failures counted when it is collected (bg_collect, before the summary).
 bg_names=() bg_pids=() bg_logs=()
-bg_start() { # NAME COMMAND... (a function of this script, or a program)
+bg_start() { # NAME COMMAND... (a function of this script, or a program);
+	# bg_nice=0 bg_start ... runs it at the normal priority
 	local name=$1 log
 	shift
 	log=$(mktemp)
@@ -196,7 +199,7 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program)
 		$((SECONDS - START)) "$name"
 	(
 		bg_failed_file=$log.failed
-		renice -n 10 -p "$BASHPID" >/dev/null 2>&1
+		[ "${bg_nice:-10}" = 0 ] || renice -n "${bg_nice:-10}" -p "$BASHPID" >/dev/null 2>&1
 		t0=$SECONDS
 		"$@"
 		rc=$?
@@ -253,15 +256,26 @@ other_variants() {
 }
 bg_start "the other build variants, aarch64" other_variants
 
-# The fuzz targets as plain programs under ASan/UBSan, for
-# tests/pytest/test_fuzz_regressions.py (gcc, and clang whose UBSan also
-# sees pointer-arithmetic overflow).
-for cc in gcc clang; do
-	command -v "$cc" >/dev/null || continue
-	say "build: fuzz targets (standalone, CC=$cc)"
-	CC=$cc bash tests/fuzz/build.sh --standalone >/dev/null ||
-		fail_step "tests/fuzz/build.sh --standalone (CC=$cc)"
-done
+# The fuzz targets as plain programs under ASan/UBSan (gcc, and clang
+# whose UBSan also sees pointer-arithmetic overflow), then the tests that
+# take minutes whatever the build (marker background_pass: the benchmark,
+# the Debian package, the fuzz regressions with those programs, the QEMU
+# boot), as a third pytest pass against build: in the background.
+bg_pytest_log=$(mktemp)
+fuzz_then_heavy_tests() {
+	local cc
+	for cc in gcc clang; do
+		command -v "$cc" >/dev/null || continue
+		say "build: fuzz targets (standalone, CC=$cc)"
+		CC=$cc bash tests/fuzz/build.sh --standalone >/dev/null ||
+			fail_step "tests/fuzz/build.sh --standalone (CC=$cc)"
+	done
+	# its counts and failures are taken from its log (pytest_count)
+	if has_build build; then
+		pytest_run build "background_pass" "$bg_pytest_log"
+	fi
+	return 0
+}
 
 has_build() { local b; for b in "${build_ok[@]}"; do [ "$b" = "$1" ] && return 0; done; return 1; }
 is_asan_dir() { [[ $1 == *asan* ]]; }
@@ -291,29 +305,35 @@ for variant in "${test_dirs[@]}"; do
 done
 
 # ------------------------------------------------------------ 5. pytest
-# Two passes over tests/pytest, one per test build.  Tests whose result
-# does not depend on the build under test run in one pass only (markers in
-# tests/pytest/conftest.py): `normal_pass` (the benchmark, installs, the
-# Debian package, fuzz regressions whose programs carry their own
-# sanitizers, the QEMU boot) and `sanitizer_pass` (the soak and the fault
-# injection, where ASan sees most).
-# pytest-xdist spreads a pass over RVF_PYTEST_WORKERS processes (default 2).
+# Three passes over tests/pytest.  Tests whose result does not depend on
+# the build under test run in one pass only (markers in
+# tests/pytest/conftest.py): `normal_pass` (installs, man pages) against
+# build, `sanitizer_pass` (the soak and the fault injection, where ASan sees
+# most) against build-asan, and `background_pass` (the heavy ones, see
+# fuzz_then_heavy_tests) against build in the background.  The passes
+# against build and build-asan run side by side: most tests wait on FUSE
+# round trips, on node and on process start-up more than they compute.
+# pytest-xdist spreads each pass over RVF_PYTEST_WORKERS processes (default 2).
 xdist=()
 if "$PYTHON" -c 'import xdist' 2>/dev/null; then
 	xdist=(-n "${RVF_PYTEST_WORKERS:-2}" --dist loadgroup)
 fi
 
-run_pytest() { # variant, marker expression, env...
-	local variant=$1 marks=$2 log rc line n word bad=0
-	shift 2
-	log=$(mktemp)
+pytest_run() { # variant, marker expression, log, env...: output to the log too
+	local variant=$1 marks=$2 log=$3
+	shift 3
 	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}"
 	# shellcheck disable=SC2086
 	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q "${xdist[@]}" \
 		--durations=25 ${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
-	rc=${PIPESTATUS[0]}
+	echo "${PIPESTATUS[0]}" > "$log.rc"
+}
+
+pytest_count() { # variant, log (of pytest_run): adds its counts
+	local variant=$1 log=$2 rc line n word bad=0
+	rc=$(cat "$log.rc" 2>/dev/null || echo "never ran")
 	line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)' "$log" | tail -n 1)
-	rm -f "$log"
+	rm -f "$log" "$log.rc"
 	while read -r n word; do
 		case $word in
 		passed*) py_passed=$((py_passed + n)) ;;
@@ -334,29 +354,41 @@ run_pytest() { # variant, marker expression, env...
 	fi
 }
 
+bg_start "fuzz targets, then pytest -m background_pass" fuzz_then_heavy_tests
+
+py_logs=() py_variants=()
 if [ ! -x "$PYTHON" ] || ! "$PYTHON" -c 'import pytest' 2>/dev/null; then
 	fail_step "$PYTHON -m pytest unavailable (apt-get install python3-pytest)"
 else
 	if [ "${RVF_SKIP_ASAN_PYTEST:-0}" = 1 ]; then
-		normal_marks="" # no second pass: run everything here
+		normal_marks="not background_pass" # no second pass: run everything here
 	else
-		normal_marks="not sanitizer_pass"
+		normal_marks="not sanitizer_pass and not background_pass"
 	fi
 	if has_build build; then
-		run_pytest build "$normal_marks"
+		log=$(mktemp)
+		py_logs+=("$log") py_variants+=(build)
+		bg_nice=0 bg_start "pytest: RVF_BUILD_DIR=build (beside the build-asan pass)" \
+			pytest_run build "$normal_marks" "$log"
 	else
 		fail_step "pytest (build): not built"
 	fi
 	if [ "${RVF_SKIP_ASAN_PYTEST:-0}" = 1 ]; then
 		say "pytest: RVF_BUILD_DIR=build-asan skipped (RVF_SKIP_ASAN_PYTEST=1)"
 	elif has_build build-asan; then
-		run_pytest build-asan "not normal_pass" "${asan_env[@]}"
+		log=$(mktemp)
+		py_logs+=("$log") py_variants+=(build-asan)
+		pytest_run build-asan "not normal_pass and not background_pass" "$log" "${asan_env[@]}"
 	else
 		fail_step "pytest (build-asan): not built"
 	fi
 fi
 
 bg_collect
+for i in "${!py_logs[@]}"; do
+	pytest_count "${py_variants[$i]}" "${py_logs[$i]}"
+done
+has_build build && pytest_count build "$bg_pytest_log"
 
 # ------------------------------------------------------------ summary
 step_done

@@ -51,9 +51,13 @@ def shared_missing_reason():
 
 MARKERS = {
     "normal_pass": "runs in tests/run-all.sh's pass against `build` only: the "
-                   "result does not depend on the build under test (benchmark, "
-                   "installs, the Debian package, fuzz programs with their own "
-                   "sanitizers)",
+                   "result does not depend on the build under test (installs, "
+                   "man pages)",
+    "background_pass": "runs in tests/run-all.sh's third pass, against `build`, "
+                       "in the background beside the other two: the heavy checks "
+                       "whose result does not depend on the build under test "
+                       "(the benchmark, the Debian package, the fuzz programs "
+                       "with their own sanitizers, the QEMU boot)",
     "sanitizer_pass": "runs in tests/run-all.sh's pass against `build-asan` only "
                       "(the soak and the fault injection: long, and where ASan "
                       "sees most)",

@@ -42,7 +42,7 @@ def number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-@pytest.mark.normal_pass  # measures rvffs, not the sanitizers
+@pytest.mark.background_pass  # measures rvffs, not the sanitizers; minutes
 def test_bench_small(tmp_path):
     build = build_dir_path()
     for exe in (build / "fs" / "rvffs", build / "ctl" / "rvfctl"):

@@ -4,8 +4,8 @@ error, `apt-get install ./….deb`, a store mounted through the installed
 files (`mount -t fuse.rvffs`, /usr/bin/rvffs), a program built against
 librvf-dev, then `apt-get purge` leaves nothing behind.
 
-A heavy test (a full package build): tests/run-all.sh runs it once, in the
-pass against `build` (normal_pass)."""
+A heavy test (a full package build): tests/run-all.sh runs it once, in its
+background pass against `build` (background_pass)."""
 import os
 import re
 import shutil
@@ -52,7 +52,7 @@ def run(cmd, timeout=1200, **kw):
     return r
 
 
-@pytest.mark.normal_pass
+@pytest.mark.background_pass
 @pytest.mark.xdist_group("system")
 @pytest.mark.skipif(os.geteuid() != 0, reason="apt-get install needs root")
 def test_debian_package(tmp_path, run_ctl):

@@ -21,8 +21,9 @@ import pytest
 from mountlib import SANITIZER_MARKERS
 
 # The programs carry their own sanitizers, so one pass of run-all.sh runs
-# them; one xdist worker, so two never run build.sh at once.
-pytestmark = [pytest.mark.normal_pass, pytest.mark.xdist_group("fuzz")]
+# them: the background one, after it has built them (build.sh, as below);
+# one xdist worker, so two never run build.sh at once.
+pytestmark = [pytest.mark.background_pass, pytest.mark.xdist_group("fuzz")]
 
 REPO = Path(__file__).resolve().parents[2]
 FUZZ = REPO / "tests" / "fuzz"

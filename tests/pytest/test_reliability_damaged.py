@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from mountlib import sanitizer_reports
 from reliability_lib import (LONG, REPO, SANITIZER_MARKERS, is_asan,  # noqa: F401
                              node_exe, report, rvfctl_exe, sanitizer_env)
 
@@ -125,13 +126,22 @@ def inspect(case, logdir):
     env = sanitizer_env(logdir, leaks=True)
     if is_asan(exe):
         env["ASAN_OPTIONS"] += ":max_allocation_size_mb=2048:allocator_may_return_null=0"
-    try:
-        cp = subprocess.run([str(exe), "--json", "inspect", case["file"]], capture_output=True,
-                            timeout=30, env=env,
-                            preexec_fn=None if is_asan(exe) else limit_memory)
-    except subprocess.TimeoutExpired:
-        return case, None, "HANG: rvfctl inspect did not finish within 30 s"
-    return case, cp, None
+    # The sanitizers write their reports to logdir/sanitizer.PID (log_path):
+    # the pid names the file a report is about.
+    with subprocess.Popen([str(exe), "--json", "inspect", case["file"]], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env,
+                          preexec_fn=None if is_asan(exe) else limit_memory) as p:
+        case_of_pid[p.pid] = case["name"]
+        try:
+            out, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            return case, None, "HANG: rvfctl inspect did not finish within 30 s"
+    return case, subprocess.CompletedProcess(p.args, p.returncode, out, err), None
+
+
+case_of_pid = {}
 
 
 def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
@@ -208,6 +218,12 @@ def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
                                 f"with {len(r['ids'])} ids")
         else:
             stats["same_as_reference"] += 1
+    # A report that did not halt rvfctl (UBSan without halt_on_error, a
+    # leak at exit) is in a log file, not on stderr.
+    for rep in sanitizer_reports(logdir):
+        pid = rep.split(":", 1)[0].rsplit(".", 1)[-1]
+        name = case_of_pid.get(int(pid)) if pid.isdigit() else None
+        problems.append(f"{name or 'rvfctl inspect'}: sanitizer report in {rep}")
     intact = [c for c, cp, _ in results if c["kind"] == "intact"]
     report("damaged", **stats, kinds=len({c["kind"] for c in cases}), intact=len(intact))
     assert not problems, f"{len(problems)} of {len(cases)} damaged files:\n" + "\n".join(problems[:40])

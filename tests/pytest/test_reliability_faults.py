@@ -59,86 +59,95 @@ def make_base(tmp, name="base.rvf"):
     return p
 
 
-def commands(tmp):
-    """(name, argv after the store, makes a new file?)"""
+# The writing commands of rvfctl: (name, argv after the store, the file it
+# makes or None).  One test per command, so that pytest-xdist spreads them.
+COMMANDS = {
+    "ingest": (lambda s, t: ["ingest", s, t / "more.csv"], False),
+    "delete": (lambda s, t: ["delete", s, "--ids", "10,11,12"], False),
+    "compact": (lambda s, t: ["compact", s], False),
+    "embed-kernel": (lambda s, t: ["embed-kernel", s, t / "k2.img"], False),
+    "embed-ebpf": (lambda s, t: ["embed-ebpf", s, t / "prog.bin"], False),
+    "remove-kernel": (lambda s, t: ["remove-kernel", s], False),
+    "derive": (lambda s, t: ["derive", s, t / "child.rvf"], True),
+    "branch": (lambda s, t: ["branch", s, t / "child.rvf"], True),
+    "create": (lambda s, t: ["create", t / "child.rvf", "--dim", 4], True),
+}
+
+
+FAULTS_AT_LEAST = dict.fromkeys(COMMANDS, 1)
+
+
+def command_inputs(tmp):
     t = Path(tmp)
     (t / "more.csv").write_text(csv_rows(range(1000, 1600), DIM, tag=2))
     (t / "k2.img").write_bytes(os.urandom(20000))
     (t / "prog.bin").write_bytes(bytes(range(64)))
-    return [
-        ("ingest", lambda s: ["ingest", s, t / "more.csv"], None),
-        ("delete", lambda s: ["delete", s, "--ids", "10,11,12"], None),
-        ("compact", lambda s: ["compact", s], None),
-        ("embed-kernel", lambda s: ["embed-kernel", s, t / "k2.img"], None),
-        ("embed-ebpf", lambda s: ["embed-ebpf", s, t / "prog.bin"], None),
-        ("remove-kernel", lambda s: ["remove-kernel", s], None),
-        ("derive", lambda s: ["derive", s, t / "child.rvf"], t / "child.rvf"),
-        ("branch", lambda s: ["branch", s, t / "child.rvf"], t / "child.rvf"),
-        ("create", lambda s: ["create", t / "child.rvf", "--dim", 4], t / "child.rvf"),
-    ]
 
 
-def test_rvfctl_under_faults(tmp_path):
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_rvfctl_under_faults(tmp_path, name):
     base = make_base(tmp_path)
     before = digest(base)
+    command_inputs(tmp_path)
     work = tmp_path / "work.rvf"
+    make, makes_file = COMMANDS[name]
+    argv = lambda s: make(s, tmp_path)  # noqa: E731
+    made = tmp_path / "child.rvf" if makes_file else None
     n_faults = 0
     n_runs = 0
-    ref_checked = set()
+    ref_checked = False
     kinds = [("write", "5", errno.EIO), ("write", "short", errno.ENOSPC),
              ("write", "28", errno.ENOSPC), ("fsync", "5", errno.EIO),
              ("rename", "5", errno.EIO)]
-    for name, argv, made in commands(tmp_path):
-        # The result without a fault.
-        work.write_bytes(base.read_bytes())
-        if made:
-            made.unlink(missing_ok=True)
-        ctl(*argv(work))
-        after = digest(made or work)
-        for op, what, want in kinds:
+    # The result without a fault.
+    work.write_bytes(base.read_bytes())
+    ctl(*argv(work))
+    after = digest(made or work)
+    for op, what, want in kinds:
+        clean = 0
+        for n in range(1, 60):
+            if clean >= 2:
+                break
+            work.write_bytes(base.read_bytes())
+            if made:
+                made.unlink(missing_ok=True)
+            size0 = work.stat().st_size
+            spec = f"{op}:{n}:{what}"
+            cp = ctl("--json", *argv(work), check=False, env_extra={"RVF_FAULT": spec})
+            n_runs += 1
+            where = f"rvfctl {name} with RVF_FAULT={spec}"
+            assert not Path(str(work) + ".lock").exists(), f"{where}: lock left behind"
+            assert not list(tmp_path.glob("*.compact.tmp")), f"{where}: temp file left"
+            if cp.returncode == 0:
+                clean += 1
+                assert digest(made or work) == after, f"{where}: succeeded with another result"
+                continue
             clean = 0
-            for n in range(1, 60):
-                if clean >= 2:
-                    break
-                work.write_bytes(base.read_bytes())
-                if made:
-                    made.unlink(missing_ok=True)
-                size0 = work.stat().st_size
-                spec = f"{op}:{n}:{what}"
-                cp = ctl("--json", *argv(work), check=False, env_extra={"RVF_FAULT": spec})
-                n_runs += 1
-                where = f"rvfctl {name} with RVF_FAULT={spec}"
-                assert not Path(str(work) + ".lock").exists(), f"{where}: lock left behind"
-                assert not list(tmp_path.glob("*.compact.tmp")), f"{where}: temp file left"
-                if cp.returncode == 0:
-                    clean += 1
-                    assert digest(made or work) == after, f"{where}: succeeded with another result"
-                    continue
-                clean = 0
-                n_faults += 1
-                err = cp.stderr.decode(errors="replace")
-                assert cp.returncode == 4, f"{where}: exit {cp.returncode} (want 4, I/O error): {err}"
-                assert os.strerror(want) in err, f"{where}: the message does not say why: {err}"
-                assert ("work.rvf" in err or "child.rvf" in err), f"{where}: no file named: {err}"
-                assert len(err.strip().splitlines()) == 1, f"{where}: not one line: {err}"
-                # The store is unchanged and still good; a made file is gone.
-                if made:
-                    assert not made.exists(), f"{where}: a half-made {made.name} is left"
-                    assert not Path(str(made) + ".lock").exists()
-                else:
-                    assert work.stat().st_size == size0, f"{where}: bytes left appended"
-                assert digest(work) == before, f"{where}: the store changed"
-                verify_ok(work)
-                if name not in ref_checked:
-                    # The reference reads the failed-on store the same.
-                    ref_checked.add(name)
-                    assert ref_ids(ref_dump(work)) == before[1], where
-                # Once the fault is gone, the same command works.
-                ctl(*argv(work))
-                assert digest(made or work) == after, f"{where}: the retry differs"
-    assert len(ref_checked) == len(commands(tmp_path))
-    report("faults-rvfctl", runs=n_runs, faults_injected=n_faults, commands=len(commands(tmp_path)))
-    assert n_faults > 50
+            n_faults += 1
+            err = cp.stderr.decode(errors="replace")
+            assert cp.returncode == 4, f"{where}: exit {cp.returncode} (want 4, I/O error): {err}"
+            assert os.strerror(want) in err, f"{where}: the message does not say why: {err}"
+            assert ("work.rvf" in err or "child.rvf" in err), f"{where}: no file named: {err}"
+            assert len(err.strip().splitlines()) == 1, f"{where}: not one line: {err}"
+            # The store is unchanged and still good; a made file is gone.
+            if made:
+                assert not made.exists(), f"{where}: a half-made {made.name} is left"
+                assert not Path(str(made) + ".lock").exists()
+            else:
+                assert work.stat().st_size == size0, f"{where}: bytes left appended"
+            assert digest(work) == before, f"{where}: the store changed"
+            verify_ok(work)
+            if not ref_checked:
+                # The reference reads the failed-on store the same.
+                ref_checked = True
+                assert ref_ids(ref_dump(work)) == before[1], where
+            # Once the fault is gone, the same command works.
+            ctl(*argv(work))
+            assert digest(made or work) == after, f"{where}: the retry differs"
+    report("faults-rvfctl", command=name, runs=n_runs, faults_injected=n_faults)
+    # every command writes, syncs and renames or appends: the first write
+    # of each kind reaches it at least
+    assert ref_checked and n_faults >= FAULTS_AT_LEAST[name], (name, n_faults)
 
 
 def ingest_file(mnt, name, ids, tag):

@@ -46,9 +46,9 @@ def _kernel():
 
 
 # The boot itself does not depend on the build under test (a minute or two
-# of TCG): once, in the normal pass.  rvfctl's own part runs in both passes
-# (test_launch_hands_qemu_what_upstream_does, with a stand-in for QEMU).
-@pytest.mark.normal_pass
+# of TCG): once, in the background pass.  rvfctl's own part runs in both
+# passes (test_launch_hands_qemu_what_upstream_does, with a stand-in for QEMU).
+@pytest.mark.background_pass
 def test_launch_boots_the_embedded_kernel(store, run_ctl, tmp_path):
     qemu = shutil.which("qemu-system-x86_64")
     kernel = _kernel()
