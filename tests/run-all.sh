@@ -26,7 +26,7 @@
 #                            the two main passes run at once)
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
-# summary over both pytest runs, with every failed non-pytest step counted
+# summary over the pytest passes, with every failed non-pytest step counted
 # as one error.
 
 set -uo pipefail
@@ -388,7 +388,7 @@ bg_collect
 for i in "${!py_logs[@]}"; do
 	pytest_count "${py_variants[$i]}" "${py_logs[$i]}"
 done
-has_build build && pytest_count build "$bg_pytest_log"
+has_build build && pytest_count "build, background_pass" "$bg_pytest_log"
 
 # ------------------------------------------------------------ summary
 step_done
