@@ -33,26 +33,23 @@ static json_t *segment_payload_json(const rvf_view *v, const rvf_segment *seg,
 			 sha256_hex(p + header, rest));
 }
 
-static int inspect_json(ctl_ctx *ctx, const char *path)
+/* The store refused: the one-line reason as openError, exit code kept. */
+static int inspect_open_error(const char *path, rvf_code rc, const rvf_error *err)
 {
-	rvf_store *s;
-	rvf_error err;
-	rvf_code rc = rvf_store_open(path, RVF_OPEN_READ_ONLY, &s, &err);
-	if (rc != RVF_OK) {
-		json_t *o = json_object();
-		char msg[700];
-		snprintf(msg, sizeof(msg), "%s: %s", rvf_code_name(rc), err.message);
-		json_object_set_new(o, "openError", json_string(msg));
-		json_object_set_new(o, "error", json_string(msg));
-		json_object_set_new(o, "exit", json_integer(ctl_exit_code(rc)));
-		fprintf(stderr, "rvfctl: %s: %s\n", path, msg);
-		ctl_print_json(o);
-		(void)ctx;
-		return ctl_exit_code(rc);
-	}
-	rvf_view *v = rvf_store_view(s);
-	const rvf_info *i = rvf_view_info(v);
 	json_t *o = json_object();
+	char msg[700];
+	snprintf(msg, sizeof(msg), "%s: %s", rvf_code_name(rc), err->message);
+	json_object_set_new(o, "openError", json_string(msg));
+	json_object_set_new(o, "error", json_string(msg));
+	json_object_set_new(o, "exit", json_integer(ctl_exit_code(rc)));
+	fprintf(stderr, "rvfctl: %s: %s\n", path, msg);
+	ctl_print_json(o);
+	return ctl_exit_code(rc);
+}
+
+/* Identity, sizes and the corpus's "status" object. */
+static void inspect_info_json(json_t *o, const rvf_info *i)
+{
 	json_object_set_new(o, "openError", json_null());
 	json_object_set_new(o, "dimension", json_integer(i->dimension));
 	json_object_set_new(o, "metric", json_string(rvf_metric_name(i->metric)));
@@ -72,6 +69,10 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 		"currentEpoch", (int)i->epoch,
 		"fileSize", (json_int_t)i->file_size,
 		"profileId", (int)i->profile));
+}
+
+static json_t *inspect_segments_json(const rvf_view *v)
+{
 	json_t *segs = json_array();
 	for (size_t k = 0; k < rvf_view_directory_count(v); k++) {
 		const rvf_segment *g = rvf_view_directory(v, k);
@@ -82,13 +83,19 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 			"payloadLength", (json_int_t)g->payload_length,
 			"segType", name));
 	}
-	json_object_set_new(o, "segments", segs);
+	return segs;
+}
+
+/* The kernel and eBPF segments (null when absent). */
+static void inspect_images_json(json_t *o, const rvf_view *v)
+{
 	rvf_kernel_info ki;
 	if (rvf_view_kernel(v, &ki)) {
 		json_t *kj = segment_payload_json(v, ki.segment, 128);
 		unsigned char *img;
 		size_t ilen;
 		char *cmd;
+		rvf_error err;
 		if (rvf_view_kernel_image(v, &img, &ilen, &cmd, &err) == RVF_OK) {
 			json_object_set_new(kj, "imageLen", json_integer((json_int_t)ilen));
 			json_object_set_new(kj, "imageSha256", sha256_hex(img, ilen));
@@ -105,7 +112,12 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 		json_object_set_new(o, "ebpf", segment_payload_json(v, ei.segment, 64));
 	else
 		json_object_set_new(o, "ebpf", json_null());
+}
 
+/* Every visible vector as [id, sha256 of its floats], and one digest over
+ * (id little-endian, floats) of them all. */
+static void inspect_live_json(json_t *o, const rvf_view *v, const rvf_info *i)
+{
 	json_t *live = json_array();
 	crypto_hash_sha256_state digest;
 	crypto_hash_sha256_init(&digest);
@@ -128,6 +140,23 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 	json_object_set_new(o, "liveCount", json_integer((json_int_t)i->visible));
 	json_object_set_new(o, "vectorsDigest", json_hex(dh, sizeof(dh)));
 	json_object_set_new(o, "live", live);
+}
+
+static int inspect_json(ctl_ctx *ctx, const char *path)
+{
+	(void)ctx;
+	rvf_store *s;
+	rvf_error err;
+	rvf_code rc = rvf_store_open(path, RVF_OPEN_READ_ONLY, &s, &err);
+	if (rc != RVF_OK)
+		return inspect_open_error(path, rc, &err);
+	rvf_view *v = rvf_store_view(s);
+	const rvf_info *i = rvf_view_info(v);
+	json_t *o = json_object();
+	inspect_info_json(o, i);
+	json_object_set_new(o, "segments", inspect_segments_json(v));
+	inspect_images_json(o, v);
+	inspect_live_json(o, v, i);
 	json_object_set_new(o, "deleted", json_integer((json_int_t)i->deleted));
 	json_object_set_new(o, "inherited", json_integer((json_int_t)i->inherited));
 	json_object_set_new(o, "branch", json_boolean(i->is_branch));
@@ -286,61 +315,96 @@ static void summarize_witness(char *text, witness_summary *w)
 	}
 }
 
-static int inspect_mount(ctl_ctx *ctx, const char *mnt)
+/* The segments of the mount's manifest file, in manifest order, with the
+ * keys of file mode's --json (man_text is cut up). */
+static json_t *mount_segments_json(char *man_text)
 {
-	json_t *st;
-	int rc = mnt_status(ctx, mnt, &st);
-	if (rc)
-		return rc;
-	char *lin_text = mnt_read(mnt, "lineage", NULL);
-	char *man_text = mnt_read(mnt, "manifest", NULL);
-	char *wit_text = mnt_read(mnt, "witness", NULL);
-	json_t *lin = mnt_parse_kv(lin_text ? lin_text : "");
-	witness_summary ws;
-	summarize_witness(wit_text ? wit_text : (char *)"", &ws);
-	if (ctx->json) {
-		json_t *o = json_object();
-		json_t *segs = json_array();
-		char *save = NULL;
-		/* The directory, in manifest order, as file mode lists it. */
-		for (char *line = man_text ? strtok_r(man_text, "\n", &save) : NULL;
-		     line; line = strtok_r(NULL, "\n", &save)) {
-			unsigned long long pos, id, off, len;
-			char type[32];
-			if (sscanf(line, "entry: %llu %llu %31s %llu %llu", &pos, &id,
-				   type, &off, &len) != 5)
-				continue;
-			char name[24];
-			int code = type_code(type);
-			if (code >= 0)
-				ref_type_name((uint8_t)code, name);
-			else
-				snprintf(name, sizeof(name), "%.23s", type);
-			json_array_append_new(segs, json_pack("{s:o,s:I,s:I,s:s}",
-				"id", json_id(id), "offset", (json_int_t)off,
-				"payloadLength", (json_int_t)len, "segType", name));
-		}
-		const char *kind = kv_str(lin, "kind");
-		json_object_set_new(o, "dimension", json_integer((json_int_t)kv_u64(st, "dimension")));
-		json_object_set_new(o, "metric", json_string(kv_str(st, "metric") ? kv_str(st, "metric") : ""));
-		json_object_set_new(o, "fileId", json_string(kv_str(lin, "file_id") ? kv_str(lin, "file_id") : ""));
-		json_object_set_new(o, "parentId", json_string(kv_str(lin, "parent_id") ? kv_str(lin, "parent_id") : ""));
-		json_object_set_new(o, "parentHash", json_string(kv_str(lin, "parent_hash") ? kv_str(lin, "parent_hash") : ""));
-		json_object_set_new(o, "lineageDepth", json_integer((json_int_t)kv_u64(lin, "lineage_depth")));
-		json_object_set_new(o, "fileSize", json_integer((json_int_t)kv_u64(st, "file_size")));
-		json_object_set_new(o, "epoch", json_integer((json_int_t)kv_u64(st, "epoch")));
-		json_object_set_new(o, "segments", segs);
-		json_object_set_new(o, "liveCount", json_integer((json_int_t)kv_u64(st, "vectors")));
-		json_object_set_new(o, "deleted", json_integer((json_int_t)kv_u64(st, "deleted")));
-		json_object_set_new(o, "inherited", json_integer((json_int_t)kv_u64(lin, "inherited_vectors")));
-		json_object_set_new(o, "branch", json_boolean(kind && !strcmp(kind, "branch")));
-		json_object_set_new(o, "witnessCount", json_integer((json_int_t)ws.entries));
-		json_object_set_new(o, "mounted", json_true());
-		json_object_set_new(o, "mountPoint", json_string(mnt));
-		json_object_set_new(o, "pid", json_integer((json_int_t)kv_u64(st, "pid")));
-		ctl_print_json(o);
-		goto out;
+	json_t *segs = json_array();
+	char *save = NULL;
+	for (char *line = man_text ? strtok_r(man_text, "\n", &save) : NULL;
+	     line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long pos, id, off, len;
+		char type[32];
+		if (sscanf(line, "entry: %llu %llu %31s %llu %llu", &pos, &id,
+			   type, &off, &len) != 5)
+			continue;
+		char name[24];
+		int code = type_code(type);
+		if (code >= 0)
+			ref_type_name((uint8_t)code, name);
+		else
+			snprintf(name, sizeof(name), "%.23s", type);
+		json_array_append_new(segs, json_pack("{s:o,s:I,s:I,s:s}",
+			"id", json_id(id), "offset", (json_int_t)off,
+			"payloadLength", (json_int_t)len, "segType", name));
 	}
+	return segs;
+}
+
+static const char *kv_str_or_empty(json_t *kv, const char *key)
+{
+	const char *s = kv_str(kv, key);
+	return s ? s : "";
+}
+
+static void inspect_mount_json(const char *mnt, json_t *st, json_t *lin, char *man_text,
+			       const witness_summary *ws)
+{
+	json_t *o = json_object();
+	const char *kind = kv_str(lin, "kind");
+	json_object_set_new(o, "dimension", json_integer((json_int_t)kv_u64(st, "dimension")));
+	json_object_set_new(o, "metric", json_string(kv_str_or_empty(st, "metric")));
+	json_object_set_new(o, "fileId", json_string(kv_str_or_empty(lin, "file_id")));
+	json_object_set_new(o, "parentId", json_string(kv_str_or_empty(lin, "parent_id")));
+	json_object_set_new(o, "parentHash", json_string(kv_str_or_empty(lin, "parent_hash")));
+	json_object_set_new(o, "lineageDepth", json_integer((json_int_t)kv_u64(lin, "lineage_depth")));
+	json_object_set_new(o, "fileSize", json_integer((json_int_t)kv_u64(st, "file_size")));
+	json_object_set_new(o, "epoch", json_integer((json_int_t)kv_u64(st, "epoch")));
+	json_object_set_new(o, "segments", mount_segments_json(man_text));
+	json_object_set_new(o, "liveCount", json_integer((json_int_t)kv_u64(st, "vectors")));
+	json_object_set_new(o, "deleted", json_integer((json_int_t)kv_u64(st, "deleted")));
+	json_object_set_new(o, "inherited", json_integer((json_int_t)kv_u64(lin, "inherited_vectors")));
+	json_object_set_new(o, "branch", json_boolean(kind && !strcmp(kind, "branch")));
+	json_object_set_new(o, "witnessCount", json_integer((json_int_t)ws->entries));
+	json_object_set_new(o, "mounted", json_true());
+	json_object_set_new(o, "mountPoint", json_string(mnt));
+	json_object_set_new(o, "pid", json_integer((json_int_t)kv_u64(st, "pid")));
+	ctl_print_json(o);
+}
+
+/* One line of the segment table from a segments/ file's xattrs. */
+static void print_mount_segment(const char *mnt, const char *file, size_t k)
+{
+	char *path = NULL;
+	if (asprintf(&path, "%s/segments/%s", mnt, file) < 0)
+		return;
+	char *type = xattr_text(path, "user.rvf.type");
+	char *id = xattr_text(path, "user.rvf.id");
+	char *off = xattr_text(path, "user.rvf.offset");
+	char *len = xattr_text(path, "user.rvf.payload_length");
+	char *ok = xattr_text(path, "user.rvf.hash_ok");
+	char name[24] = "?";
+	int code = type ? type_code(type) : -1;
+	if (code == RVF_SEG_SIGNATURE)
+		snprintf(name, sizeof(name), "signature");
+	else if (code >= 0)
+		ref_type_name((uint8_t)code, name);
+	else if (type)
+		snprintf(name, sizeof(name), "%.23s", type);
+	printf("  %-5zu %-12s %8s %12s %12s  %s\n", k + 1, name, id ? id : "?",
+	       off ? off : "?", len ? len : "?",
+	       !ok ? "?" : !strcmp(ok, "true") || !strcmp(ok, "1") ? "ok" : "MISMATCH");
+	free(type);
+	free(id);
+	free(off);
+	free(len);
+	free(ok);
+	free(path);
+}
+
+static void inspect_mount_text(const char *mnt, json_t *st, json_t *lin,
+			       const witness_summary *ws)
+{
 	printf("mount        %s (daemon pid %llu)\n", mnt,
 	       (unsigned long long)kv_u64(st, "pid"));
 	printf("dimension    %llu\nmetric       %s\nepoch        %llu\n",
@@ -360,39 +424,32 @@ static int inspect_mount(ctl_ctx *ctx, const char *mnt)
 	size_t n;
 	char **names = segment_names(mnt, &n);
 	for (size_t k = 0; k < n; k++) {
-		char *path = NULL;
-		if (asprintf(&path, "%s/segments/%s", mnt, names[k]) < 0)
-			break;
-		char *type = xattr_text(path, "user.rvf.type");
-		char *id = xattr_text(path, "user.rvf.id");
-		char *off = xattr_text(path, "user.rvf.offset");
-		char *len = xattr_text(path, "user.rvf.payload_length");
-		char *ok = xattr_text(path, "user.rvf.hash_ok");
-		char name[24] = "?";
-		int code = type ? type_code(type) : -1;
-		if (code == RVF_SEG_SIGNATURE)
-			snprintf(name, sizeof(name), "signature");
-		else if (code >= 0)
-			ref_type_name((uint8_t)code, name);
-		else if (type)
-			snprintf(name, sizeof(name), "%.23s", type);
-		printf("  %-5zu %-12s %8s %12s %12s  %s\n", k + 1, name, id ? id : "?",
-		       off ? off : "?", len ? len : "?",
-		       !ok ? "?" : !strcmp(ok, "true") || !strcmp(ok, "1") ? "ok" : "MISMATCH");
-		free(type);
-		free(id);
-		free(off);
-		free(len);
-		free(ok);
-		free(path);
+		print_mount_segment(mnt, names[k], k);
 		free(names[k]);
 	}
 	free(names);
 	printf("\nwitness chain: %zu entries, %zu linked to their predecessor\n",
-	       ws.entries, ws.linked);
-	if (ws.last)
-		printf("  last: %s\n", ws.last);
-out:
+	       ws->entries, ws->linked);
+	if (ws->last)
+		printf("  last: %s\n", ws->last);
+}
+
+static int inspect_mount(ctl_ctx *ctx, const char *mnt)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	char *lin_text = mnt_read(mnt, "lineage", NULL);
+	char *man_text = mnt_read(mnt, "manifest", NULL);
+	char *wit_text = mnt_read(mnt, "witness", NULL);
+	json_t *lin = mnt_parse_kv(lin_text ? lin_text : "");
+	witness_summary ws;
+	summarize_witness(wit_text ? wit_text : (char *)"", &ws);
+	if (ctx->json)
+		inspect_mount_json(mnt, st, lin, man_text, &ws);
+	else
+		inspect_mount_text(mnt, st, lin, &ws);
 	json_decref(st);
 	json_decref(lin);
 	free(lin_text);

@@ -87,35 +87,104 @@ static bool kvm_usable(void)
 	return true;
 }
 
-int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
+/* What the command line asks for. */
+typedef struct {
+	const char *path, *machine, *qemu;
+	uint32_t memory, port; /* 0: from the kernel header */
+	bool no_kvm;
+} launch_opts;
+
+static int parse_launch_args(ctl_ctx *ctx, int argc, char **argv, launch_opts *o)
 {
-	const char *path = NULL, *machine = "pc", *qemu = "qemu-system-x86_64";
-	uint32_t memory = 0, port = 0;
-	bool no_kvm = false;
+	*o = (launch_opts){ .machine = "pc", .qemu = "qemu-system-x86_64" };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--memory") && i + 1 < argc) {
-			if (!parse_u32(argv[++i], 1u << 20, &memory) || memory < 16)
+			if (!parse_u32(argv[++i], 1u << 20, &o->memory) || o->memory < 16)
 				return ctl_usage_error(ctx, "--memory needs 16..1048576 (MiB)");
 		} else if (!strcmp(a, "--port") && i + 1 < argc) {
-			if (!parse_u32(argv[++i], 65535, &port) || !port)
+			if (!parse_u32(argv[++i], 65535, &o->port) || !o->port)
 				return ctl_usage_error(ctx, "--port needs 1..65535");
 		} else if (!strcmp(a, "--no-kvm")) {
-			no_kvm = true;
+			o->no_kvm = true;
 		} else if (!strcmp(a, "--machine") && i + 1 < argc) {
-			machine = argv[++i];
-			if (strcmp(machine, "pc") && strcmp(machine, "microvm"))
+			o->machine = argv[++i];
+			if (strcmp(o->machine, "pc") && strcmp(o->machine, "microvm"))
 				return ctl_usage_error(ctx, "--machine is pc or microvm");
 		} else if (!strcmp(a, "--qemu") && i + 1 < argc) {
-			qemu = argv[++i];
-		} else if (a[0] == '-' || path) {
+			o->qemu = argv[++i];
+		} else if (a[0] == '-' || o->path) {
 			return ctl_usage_error(ctx, "usage: launch STORE [--memory MB] [--port N] [--no-kvm] [--machine pc|microvm] [--qemu PATH]");
 		} else {
-			path = a;
+			o->path = a;
 		}
 	}
-	if (!path)
+	if (!o->path)
 		return ctl_usage_error(ctx, "launch needs STORE");
+	return 0;
+}
+
+/* Runs QEMU in the foreground on the kernel (and initrd) written out, the
+ * store file as its disk; returns the command's exit code. */
+static int run_qemu(ctl_ctx *ctx, const launch_opts *o, const char *file, bool kvm,
+		    uint16_t api, const char *kpath, const char *ipath, const char *cmdline)
+{
+	bool micro = !strcmp(o->machine, "microvm");
+	char mach[64], mem[16], drive[PATH_MAX + 64], net[128];
+	snprintf(mach, sizeof(mach), "%s,accel=%s", o->machine, kvm ? "kvm" : "tcg");
+	snprintf(mem, sizeof(mem), "%uM", o->memory);
+	snprintf(drive, sizeof(drive), "file=%s,format=raw,if=none,id=rvf,readonly=on", file);
+	snprintf(net, sizeof(net), "user,id=net0,hostfwd=tcp:127.0.0.1:%u-:%u", o->port, api);
+	const char *args[40];
+	int n = 0;
+	args[n++] = o->qemu;
+	args[n++] = "-machine"; args[n++] = mach;
+	args[n++] = "-cpu"; args[n++] = kvm ? "host" : "qemu64";
+	args[n++] = "-m"; args[n++] = mem;
+	args[n++] = "-smp"; args[n++] = "1";
+	args[n++] = "-kernel"; args[n++] = kpath;
+	if (ipath) {
+		args[n++] = "-initrd";
+		args[n++] = ipath;
+	}
+	args[n++] = "-append"; args[n++] = cmdline && *cmdline ? cmdline : "console=ttyS0";
+	args[n++] = "-drive"; args[n++] = drive;
+	args[n++] = "-device"; args[n++] = micro ? "virtio-blk-device,drive=rvf" : "virtio-blk-pci,drive=rvf";
+	args[n++] = "-netdev"; args[n++] = net;
+	args[n++] = "-device"; args[n++] = micro ? "virtio-net-device,netdev=net0" : "virtio-net-pci,netdev=net0";
+	args[n++] = "-nographic";
+	args[n++] = "-no-reboot";
+	args[n] = NULL;
+	fprintf(stderr, "rvfctl: launching %s (%s, %s, %u MiB, api port %u -> 127.0.0.1:%u)\n",
+		o->path, o->machine, kvm ? "KVM" : "TCG", o->memory, api, o->port);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* QEMU goes when we go (a killed rvfctl leaves no VM). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(127);
+		execvp(o->qemu, (char *const *)args);
+		fprintf(stderr, "rvfctl: cannot run %s: %s\n", o->qemu, strerror(errno));
+		_exit(127);
+	}
+	int status = -1;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return ctl_fail(ctx, EXIT_IO, NULL, "cannot run %s: %s", o->qemu, strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return ctl_fail(ctx, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? EXIT_IO : EXIT_OTHER,
+				NULL, "%s exited with status %d", o->qemu,
+				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return 0;
+}
+
+int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
+{
+	launch_opts o;
+	int prc = parse_launch_args(ctx, argc, argv, &o);
+	if (prc)
+		return prc;
+	const char *path = o.path;
 	char *file;
 	rvf_store *s;
 	int orc = mnt_open_file_read_only(ctx, path, &s, &file);
@@ -144,60 +213,14 @@ int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
 		    (klen < len && (e = write_tmp(tmpl, "initrd", img + klen, len - klen, &ipath)))))
 		rc = ctl_fail(ctx, EXIT_IO, NULL, "cannot write the kernel for QEMU: %s", strerror(e));
 	free(img);
-	bool kvm = !no_kvm && kvm_usable();
+	bool kvm = !o.no_kvm && kvm_usable();
 	uint16_t api = k.api_port ? k.api_port : 8080;
-	if (!port)
-		port = api;
-	if (!memory)
-		memory = k.min_memory_mb > 256 ? k.min_memory_mb : 256;
-	int status = -1;
-	if (!rc) {
-		bool micro = !strcmp(machine, "microvm");
-		char mach[64], mem[16], drive[PATH_MAX + 64], net[128];
-		snprintf(mach, sizeof(mach), "%s,accel=%s", machine, kvm ? "kvm" : "tcg");
-		snprintf(mem, sizeof(mem), "%uM", memory);
-		snprintf(drive, sizeof(drive), "file=%s,format=raw,if=none,id=rvf,readonly=on", file);
-		snprintf(net, sizeof(net), "user,id=net0,hostfwd=tcp:127.0.0.1:%u-:%u", port, api);
-		const char *args[40];
-		int n = 0;
-		args[n++] = qemu;
-		args[n++] = "-machine"; args[n++] = mach;
-		args[n++] = "-cpu"; args[n++] = kvm ? "host" : "qemu64";
-		args[n++] = "-m"; args[n++] = mem;
-		args[n++] = "-smp"; args[n++] = "1";
-		args[n++] = "-kernel"; args[n++] = kpath;
-		if (ipath) {
-			args[n++] = "-initrd";
-			args[n++] = ipath;
-		}
-		args[n++] = "-append"; args[n++] = cmdline && *cmdline ? cmdline : "console=ttyS0";
-		args[n++] = "-drive"; args[n++] = drive;
-		args[n++] = "-device"; args[n++] = micro ? "virtio-blk-device,drive=rvf" : "virtio-blk-pci,drive=rvf";
-		args[n++] = "-netdev"; args[n++] = net;
-		args[n++] = "-device"; args[n++] = micro ? "virtio-net-device,netdev=net0" : "virtio-net-pci,netdev=net0";
-		args[n++] = "-nographic";
-		args[n++] = "-no-reboot";
-		args[n] = NULL;
-		fprintf(stderr, "rvfctl: launching %s (%s, %s, %u MiB, api port %u -> 127.0.0.1:%u)\n",
-			path, machine, kvm ? "KVM" : "TCG", memory, api, port);
-		fflush(stdout);
-		pid_t pid = fork();
-		if (pid == 0) {
-			/* QEMU goes when we go (a killed rvfctl leaves no VM). */
-			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			if (getppid() == 1)
-				_exit(127);
-			execvp(qemu, (char *const *)args);
-			fprintf(stderr, "rvfctl: cannot run %s: %s\n", qemu, strerror(errno));
-			_exit(127);
-		}
-		if (pid < 0 || waitpid(pid, &status, 0) < 0)
-			rc = ctl_fail(ctx, EXIT_IO, NULL, "cannot run %s: %s", qemu, strerror(errno));
-		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			rc = ctl_fail(ctx, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? EXIT_IO : EXIT_OTHER,
-				      NULL, "%s exited with status %d", qemu,
-				      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	}
+	if (!o.port)
+		o.port = api;
+	if (!o.memory)
+		o.memory = k.min_memory_mb > 256 ? k.min_memory_mb : 256;
+	if (!rc)
+		rc = run_qemu(ctx, &o, file, kvm, api, kpath, ipath, cmdline);
 	if (kpath)
 		unlink(kpath);
 	if (ipath)
@@ -208,8 +231,8 @@ int cmd_launch(ctl_ctx *ctx, int argc, char **argv)
 	free(cmdline);
 	if (!rc && ctx->json)
 		ctl_print_json(json_pack("{s:s,s:s,s:s,s:i,s:i,s:b}", "status", "exited", "machine",
-					 machine, "accel", kvm ? "kvm" : "tcg", "api_port", (int)api,
-					 "host_port", (int)port, "initrd", klen < len));
+					 o.machine, "accel", kvm ? "kvm" : "tcg", "api_port", (int)api,
+					 "host_port", (int)o.port, "initrd", klen < len));
 	free(file);
 	return rc;
 }

@@ -76,6 +76,58 @@ static void check_signatures(report *r, const rvf_view *v, const uint8_t *pk,
 	free(checks);
 }
 
+/* The checks of an opened store: hashes, the manifest and witness chains,
+ * the parent, the signatures. */
+static void verify_view(report *r, const rvf_view *v, const uint8_t *pk, json_t *sigs)
+{
+	const rvf_info *i = rvf_view_info(v);
+	rvf_error err;
+	add(r, "open", true, "epoch %u, %llu vectors", i->epoch,
+	    (unsigned long long)i->visible);
+	if (rvf_view_verify_hashes(v, &err) != RVF_OK)
+		add(r, "hashes", false, "%s", err.message);
+	else
+		add(r, "hashes", true, "%zu segments", rvf_view_segment_count(v));
+	rvf_chain_report cr;
+	rvf_code rc = rvf_view_verify_chains(v, &cr, &err);
+	if (cr.manifests_bad)
+		add(r, "manifests", false, "%s", err.message);
+	else
+		add(r, "manifests", true, "%u older manifests listed, all parse, none newer",
+		    cr.manifests);
+	if (cr.witness_breaks)
+		add(r, "witnesses", false, "%u of %u entries break the chain; first: %s",
+		    cr.witness_breaks, cr.witnesses,
+		    cr.manifests_bad ? "(see manifests)" : err.message);
+	else
+		add(r, "witnesses", true, "%u entries: %u start a writer session, the others carry their predecessor's hash",
+		    cr.witnesses, cr.witness_sessions);
+	if (rc == RVF_E_NO_MEMORY)
+		add(r, "chains", false, "out of memory");
+	if (i->is_branch && i->parent_as_of < i->parent_size)
+		add(r, "parent", true, "parent %s matches the recorded parent hash as of byte %llu of %llu: it changed since the branch was made, and this child reads it as it was then (the reference refuses such a child: ParentHashMismatch)",
+		    i->parent_resolved ? i->parent_resolved : i->parent_path,
+		    (unsigned long long)i->parent_as_of,
+		    (unsigned long long)i->parent_size);
+	else if (i->is_branch)
+		add(r, "parent", true, "parent %s matches the recorded parent hash",
+		    i->parent_resolved ? i->parent_resolved : i->parent_path);
+	else if (i->identity.lineage_depth)
+		add(r, "parent", true, "derived store: the parent is not recorded by path, so its hash cannot be rechecked");
+	check_signatures(r, v, pk, sigs);
+}
+
+static void print_checks(json_t *checks)
+{
+	size_t k;
+	json_t *ch;
+	json_array_foreach(checks, k, ch)
+		printf("%-4s  %-10s %s\n",
+		       json_is_true(json_object_get(ch, "ok")) ? "ok" : "FAIL",
+		       json_string_value(json_object_get(ch, "check")),
+		       json_string_value(json_object_get(ch, "detail")));
+}
+
 int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -117,40 +169,7 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 		exit_code = ctl_exit_code(rc) == EXIT_IO ? EXIT_IO : EXIT_REFUSED;
 	} else {
 		rvf_view *v = rvf_store_view(s);
-		const rvf_info *i = rvf_view_info(v);
-		add(&r, "open", true, "epoch %u, %llu vectors", i->epoch,
-		    (unsigned long long)i->visible);
-		if (rvf_view_verify_hashes(v, &err) != RVF_OK)
-			add(&r, "hashes", false, "%s", err.message);
-		else
-			add(&r, "hashes", true, "%zu segments", rvf_view_segment_count(v));
-		rvf_chain_report cr;
-		rc = rvf_view_verify_chains(v, &cr, &err);
-		if (cr.manifests_bad)
-			add(&r, "manifests", false, "%s", err.message);
-		else
-			add(&r, "manifests", true, "%u older manifests listed, all parse, none newer",
-			    cr.manifests);
-		if (cr.witness_breaks)
-			add(&r, "witnesses", false, "%u of %u entries break the chain; first: %s",
-			    cr.witness_breaks, cr.witnesses,
-			    cr.manifests_bad ? "(see manifests)" : err.message);
-		else
-			add(&r, "witnesses", true, "%u entries: %u start a writer session, the others carry their predecessor's hash",
-			    cr.witnesses, cr.witness_sessions);
-		if (rc == RVF_E_NO_MEMORY)
-			add(&r, "chains", false, "out of memory");
-		if (i->is_branch && i->parent_as_of < i->parent_size)
-			add(&r, "parent", true, "parent %s matches the recorded parent hash as of byte %llu of %llu: it changed since the branch was made, and this child reads it as it was then (the reference refuses such a child: ParentHashMismatch)",
-			    i->parent_resolved ? i->parent_resolved : i->parent_path,
-			    (unsigned long long)i->parent_as_of,
-			    (unsigned long long)i->parent_size);
-		else if (i->is_branch)
-			add(&r, "parent", true, "parent %s matches the recorded parent hash",
-			    i->parent_resolved ? i->parent_resolved : i->parent_path);
-		else if (i->identity.lineage_depth)
-			add(&r, "parent", true, "derived store: the parent is not recorded by path, so its hash cannot be rechecked");
-		check_signatures(&r, v, pubkey ? pk : NULL, sigs);
+		verify_view(&r, v, pubkey ? pk : NULL, sigs);
 		rvf_view_release(v);
 		rvf_store_close(s);
 		if (!r.ok)
@@ -161,13 +180,7 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 					 "checks", r.checks, "signatures", sigs,
 					 "mounted", mounted_file != NULL));
 	} else {
-		size_t k;
-		json_t *ch;
-		json_array_foreach(r.checks, k, ch)
-			printf("%-4s  %-10s %s\n",
-			       json_is_true(json_object_get(ch, "ok")) ? "ok" : "FAIL",
-			       json_string_value(json_object_get(ch, "check")),
-			       json_string_value(json_object_get(ch, "detail")));
+		print_checks(r.checks);
 		json_decref(r.checks);
 		json_decref(sigs);
 	}
