@@ -214,5 +214,5 @@ def test_control_path_that_is_a_fifo_fails_at_once(shared, world_dir, cmd):  # n
         t.join(20)
     assert not hung, f"`{line}` blocked the daemon on a FIFO"
     assert result.get("rc") in ("EINVAL", "EACCES"), result
-    assert "not a regular file" in m.errors() or "sign" in line
+    assert "not a regular file" in m.errors(), m.errors()
     assert m.vector_ids() == [i for i, _ in ROWS]
