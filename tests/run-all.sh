@@ -49,16 +49,26 @@ uncounted=0 # failed steps that no pytest count covers
 py_passed=0 py_failed=0 py_skipped=0 py_errors=0 py_xfailed=0 py_xpassed=0
 
 # Every step's header says when it starts; the summary lists how long each
-# took (wall time, from one header to the next), longest first.
-step_name='' step_start=0 step_times=()
+# took (wall time, from one header to the next), longest first, and the CPU
+# time (user + sys) of what it ran: on a shared machine the wall time
+# swells, the CPU time much less.
+cpu_seconds() { # user + sys of this shell's finished children, so far
+	local f=${TMPDIR:-/tmp}/rvf-run-all-times.$BASHPID
+	times > "$f" # in this shell: a pipe's subshell would count its own children
+	awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f"
+	rm -f "$f"
+}
+step_name='' step_start=0 step_cpu=0 step_times=()
 step_done() {
 	[ -n "$step_name" ] &&
-		step_times+=("$(printf '%6d s  %s' $((SECONDS - step_start)) "$step_name")")
+		step_times+=("$(printf '%6d s %6d s CPU  %s' $((SECONDS - step_start)) \
+			$(($(cpu_seconds) - step_cpu)) "$step_name")")
 	step_name=''
 }
 say() {
 	step_done
-	step_name=$* step_start=$SECONDS
+	step_name=$* step_start=$SECONDS step_cpu=$(cpu_seconds)
 	printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$*"
 }
 # fail_step NAME [counted]: "counted" when pytest's own counts already show it
@@ -204,6 +214,7 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 		"$@"
 		rc=$?
 		echo $((SECONDS - t0)) > "$log.time"
+		cpu_seconds > "$log.cpu"
 		exit "$rc"
 	) > "$log" 2>&1 &
 	bg_names+=("$name") bg_pids+=("$!") bg_logs+=("$log")
@@ -217,14 +228,15 @@ bg_collect() {
 		log=${bg_logs[$i]}
 		printf '\n=== [%d s] %s (ran in the background)\n' $((SECONDS - START)) "${bg_names[$i]}"
 		cat "$log"
-		step_times+=("$(printf '%6d s  %s (background)' "$(cat "$log.time" 2>/dev/null || echo 0)" \
+		step_times+=("$(printf '%6d s %6d s CPU  %s (background)' \
+			"$(cat "$log.time" 2>/dev/null || echo 0)" "$(cat "$log.cpu" 2>/dev/null || echo 0)" \
 			"${bg_names[$i]}")")
 		if [ -s "$log.failed" ]; then
 			while read -r f; do fail_step "$f"; done < "$log.failed"
 		elif [ "$rc" != 0 ]; then
 			fail_step "${bg_names[$i]} (exit $rc)"
 		fi
-		rm -f "$log" "$log.time" "$log.failed"
+		rm -f "$log" "$log.time" "$log.cpu" "$log.failed"
 	done
 	bg_names=() bg_pids=() bg_logs=()
 }
@@ -394,7 +406,7 @@ has_build build && pytest_count "build, background_pass" "$bg_pytest_log"
 step_done
 elapsed=$((SECONDS - START))
 
-say "step times (wall; steps in the background overlap others)"
+say "step times (wall, CPU user+sys; background steps overlap the others, whose CPU the wait counts again); all: $elapsed s, $(cpu_seconds) s CPU"
 printf '%s\n' "${step_times[@]}" | sort -rn
 say "summary"
 if [ ${#failed_steps[@]} -eq 0 ]; then
