@@ -49,17 +49,20 @@
 #define RVF_ACCEL_H
 
 #include "codes.h"
+#include "codes4.h"
 #include "search.h"
 
 typedef struct accel_index accel_index;
 
-/* Codes for rows[0..n) of dim floats under metric.  NULL (with a reason
- * in *why) when codes would not help (dim too large, too many
- * exceptions) or memory ran out.  The rows must outlive the index.  The
- * index starts with one reference. */
+/* Codes for rows[0..n) of dim floats under metric: 8-bit ones searched
+ * with ops, or with ops4 set 4-bit ones (L2 only) searched with ops4.
+ * NULL (with a reason in *why) when codes would not help (dim too large,
+ * too many exceptions) or memory ran out.  The rows must outlive the
+ * index.  The index starts with one reference.  Large builds use every
+ * worker of the pool. */
 accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 			 rvf_metric metric, const code_ops *ops,
-			 const char **why);
+			 const code4_ops *ops4, const char **why);
 
 /* The index of rows[0..n) (sorted by ascending id, like prev's rows)
  * from prev's codes: new rows coded, the rows gone masked.  NULL when
@@ -73,8 +76,9 @@ void accel_release(accel_index *a);
 
 /* Bytes the index holds (its share of the store counted whole). */
 size_t accel_bytes(const accel_index *a);
-/* Bytes an index over n rows of dim would hold under metric. */
-size_t accel_estimate(size_t n, size_t dim, rvf_metric metric);
+/* Bytes an index over n rows of dim would hold under metric with codes of
+ * bits (8 or 4) a dimension. */
+size_t accel_estimate(size_t n, size_t dim, rvf_metric metric, unsigned bits);
 /* Dead slots: a full build would drop them. */
 size_t accel_dead(const accel_index *a);
 /* True when a full build would serve better: many dead slots (over a
