@@ -4,6 +4,7 @@
 #include "accel.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1107,6 +1108,8 @@ typedef struct task4 {
 	size_t *len;
 	uint16_t *thr;           /* per query: table sums above this cannot win */
 	uint16_t sums[RUN4 * CODE_BLOCK], masks[RUN4];
+	uint32_t cand[RUN4 * CODE_BLOCK]; /* slots worth measuring */
+	uint16_t csum[RUN4 * CODE_BLOCK]; /* and their sums */
 } task4;
 
 typedef struct scan4 {
@@ -1162,39 +1165,67 @@ static uint16_t bar4(const scan4 *sc, float fk, size_t q)
 	return u >= UINT16_MAX ? UINT16_MAX : (uint16_t)u;
 }
 
-/* Measures the rows of the set bits of block b's mask against query q
- * and keeps the best in the task's heap. */
-static void measure4(const scan4 *sc, task4 *t, size_t q, size_t b,
-		     const uint16_t *sums, unsigned mask)
+/* Measures the candidates of one run against query q, in order, and
+ * keeps the best in the task's heap; a candidate whose sum the falling
+ * bar has passed meanwhile is dropped. */
+static void measure4(const scan4 *sc, task4 *t, size_t q, size_t ncand)
 {
 	const accel_index *a = sc->a;
-	const unsigned char *px[CODE_BLOCK];
-	uint64_t ids[CODE_BLOCK];
-	float dist[CODE_BLOCK];
-	size_t n = 0;
 	rvf_hit *h = t->heaps + q * sc->kout;
 
-	for (; mask; mask &= mask - 1) {
-		unsigned r = (unsigned)__builtin_ctz(mask);
-		size_t slot = b * CODE_BLOCK + r;
-		const search_row *row;
+	for (size_t c0 = 0; c0 < ncand; c0 += CODE_BLOCK) {
+		const unsigned char *px[CODE_BLOCK];
+		uint64_t ids[CODE_BLOCK];
+		float dist[CODE_BLOCK];
+		size_t n = 0, c1 = c0 + CODE_BLOCK < ncand ? c0 + CODE_BLOCK : ncand;
 
-		if (sums[r] > t->thr[q] || skipped(a, slot))
+		for (size_t c = c0; c < c1; c++) {
+			const search_row *row;
+
+			if (t->csum[c] > t->thr[q])
+				continue;
+			row = &a->rows[a->slot_row[t->cand[c]]];
+			px[n] = row->data;
+			ids[n++] = row->id;
+		}
+		if (!n)
 			continue;
-		row = &a->rows[a->slot_row[slot]];
-		px[n] = row->data;
-		ids[n++] = row->id;
+		{ extern _Atomic size_t dbg_measured; dbg_measured += n; }
+		dist_block(sc->dops, RVF_METRIC_L2, sc->req->queries + q * a->cs->dim,
+			   NULL, 1, a->cs->dim, px, NULL, n, dist);
+		for (size_t i = 0; i < n; i++) {
+			heap_offer(h, &t->len[q], sc->kout,
+				   (rvf_hit){ .id = ids[i], .distance = dist[i] });
+			if (t->len[q] == sc->kout)
+				t->thr[q] = bar4(sc, h[0].distance, q);
+		}
 	}
-	if (!n)
-		return;
-	dist_block(sc->dops, RVF_METRIC_L2, sc->req->queries + q * a->cs->dim,
-		   NULL, 1, a->cs->dim, px, NULL, n, dist);
-	for (size_t i = 0; i < n; i++) {
-		heap_offer(h, &t->len[q], sc->kout,
-			   (rvf_hit){ .id = ids[i], .distance = dist[i] });
-		if (t->len[q] == sc->kout)
-			t->thr[q] = bar4(sc, h[0].distance, q);
-	}
+}
+
+/* The rows of the set bits of a run's masks that are live, as
+ * candidates; their float rows are fetched ahead (they lie anywhere in
+ * the file: one miss after another would dominate). */
+static size_t collect4(const scan4 *sc, task4 *t, size_t b0, size_t nb)
+{
+	const accel_index *a = sc->a;
+	size_t n = 0, bytes = 4 * a->cs->dim;
+
+	for (size_t i = 0; i < nb; i++)
+		for (unsigned m = t->masks[i]; m; m &= m - 1) {
+			unsigned r = (unsigned)__builtin_ctz(m);
+			size_t slot = (b0 + i) * CODE_BLOCK + r;
+			const unsigned char *p;
+
+			if (skipped(a, slot))
+				continue;
+			t->cand[n] = (uint32_t)slot;
+			t->csum[n++] = t->sums[i * CODE_BLOCK + r];
+			p = a->rows[a->slot_row[slot]].data;
+			for (size_t off = 0; off < bytes; off += 64)
+				__builtin_prefetch(p + off);
+			__builtin_prefetch(p + bytes - 1);
+		}
+	return n;
 }
 
 static void scan4_task(void *ctx, size_t ti)
@@ -1213,14 +1244,12 @@ static void scan4_task(void *ctx, size_t ti)
 		for (size_t q = 0; q < sc->nq; q++) {
 			cs->ops4->sums(blk, nb, cs->ngroups, sc->tables + q * sc->tbytes,
 				       t->thr[q], t->sums, t->masks);
-			for (size_t i = 0; i < nb; i++)
-				if (t->masks[i])
-					measure4(sc, t, q, b + i,
-						 t->sums + i * CODE_BLOCK, t->masks[i]);
+			measure4(sc, t, q, collect4(sc, t, b, nb));
 		}
 	}
 }
 
+_Atomic size_t dbg_measured;
 static rvf_code search4(const accel_index *a, const search_request *req,
 			rvf_hit *out, size_t *counts, rvf_error *err)
 {
@@ -1276,6 +1305,7 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 		heap_sort(h, len);
 		counts[q] = len;
 	}
+	if (getenv("DBG4")) { fprintf(stderr, "measured %zu emax %g kth %g delta %g thr %u %u\n", (size_t)dbg_measured, a->e_max, (double)out[k-1].distance, delta[0], sc.tasks[0].thr[0], sc.ntasks > 1 ? sc.tasks[1].thr[0] : 0); dbg_measured = 0; }
 	goto done;
 nomem:
 	rc = rvf_fail(err, RVF_E_NO_MEMORY, "search: out of memory");
