@@ -37,6 +37,15 @@
  * |q|^2 |x|^2 could pass 2^120 (float32 overflow) or, for cosine, fall
  * below 2^-40 for a coded row (the reference's zero-vector rule).
  *
+ * 4-bit codes (L2 only; codes4.h) keep the same grid with 16 levels.
+ * The query stays in floats and becomes a table of (q_d - x^_d)^2 per
+ * code, in a unit delta, rounded down: a row's table sum times delta is
+ * at most |q - x^|^2, so sqrt(sum delta) - e_max is a lower bound of
+ * |q - x|.  Each thread measures with the float kernels the rows whose
+ * bound does not exceed its running k-th float distance (rounding
+ * allowed for) and keeps the k best: the rows of the answer always pass,
+ * and the result is the float scan's, distances included.
+ *
  * Commits.  Codes live in slots (16 per block) of a code store shared by
  * the indexes of successive views.  accel_derive makes the next view's
  * index from the previous one: rows that stayed (same id, same bytes in
