@@ -4,7 +4,6 @@
 #include "accel.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,6 +20,8 @@ enum {
 	MAX_DIM = 32768,      /* keeps 2 * sum c * cq inside 31 bits */
 	QUERY_GROUP = 64,     /* queries per kernel call on one block */
 	RUN4 = 64,            /* 4-bit blocks per kernel call (64 KiB at 128 dims) */
+	CAND_FLUSH = 256,     /* 4-bit candidates gathered before measuring */
+	CAND_CAP = CAND_FLUSH + RUN4 * CODE_BLOCK,
 	RESCORE_CHUNK = 256,  /* candidates measured per float-kernel call */
 };
 
@@ -1108,8 +1109,9 @@ typedef struct task4 {
 	size_t *len;
 	uint16_t *thr;           /* per query: table sums above this cannot win */
 	uint16_t sums[RUN4 * CODE_BLOCK], masks[RUN4];
-	uint32_t cand[RUN4 * CODE_BLOCK]; /* slots worth measuring */
-	uint16_t csum[RUN4 * CODE_BLOCK]; /* and their sums */
+	uint32_t *cand;          /* per query, CAND_CAP apart: slots to measure */
+	uint16_t *csum;          /* and their sums */
+	size_t *ncand;
 } task4;
 
 typedef struct scan4 {
@@ -1165,32 +1167,61 @@ static uint16_t bar4(const scan4 *sc, float fk, size_t q)
 	return u >= UINT16_MAX ? UINT16_MAX : (uint16_t)u;
 }
 
-/* Measures the candidates of one run against query q, in order, and
- * keeps the best in the task's heap; a candidate whose sum the falling
- * bar has passed meanwhile is dropped. */
-static void measure4(const scan4 *sc, task4 *t, size_t q, size_t ncand)
+/* Asks for the float rows of candidates [from, to) of query q that the
+ * bar still admits: they lie anywhere in the file, and one miss (and
+ * page walk) after another would cost more than the code scan. */
+static void fetch4(const scan4 *sc, const task4 *t, size_t q, size_t from,
+		   size_t to)
+{
+	const accel_index *a = sc->a;
+	const uint32_t *cand = t->cand + q * CAND_CAP;
+	const uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t bytes = 4 * a->cs->dim;
+
+	for (size_t c = from; c < to; c++) {
+		const unsigned char *p;
+
+		if (csum[c] > t->thr[q])
+			continue;
+		p = a->rows[a->slot_row[cand[c]]].data;
+		for (size_t off = 0; off < bytes; off += 64)
+			__builtin_prefetch(p + off);
+		__builtin_prefetch(p + bytes - 1);
+	}
+}
+
+/* Measures query q's gathered candidates, in order, and keeps the best in
+ * the task's heap; a candidate whose sum the falling bar has passed
+ * meanwhile is dropped.  The next few rows are fetched while a few are
+ * measured. */
+static void measure4(const scan4 *sc, task4 *t, size_t q)
 {
 	const accel_index *a = sc->a;
 	rvf_hit *h = t->heaps + q * sc->kout;
+	const uint32_t *cand = t->cand + q * CAND_CAP;
+	const uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t ncand = t->ncand[q];
 
+	t->ncand[q] = 0;
+	fetch4(sc, t, q, 0, ncand < CODE_BLOCK ? ncand : CODE_BLOCK);
 	for (size_t c0 = 0; c0 < ncand; c0 += CODE_BLOCK) {
 		const unsigned char *px[CODE_BLOCK];
 		uint64_t ids[CODE_BLOCK];
 		float dist[CODE_BLOCK];
 		size_t n = 0, c1 = c0 + CODE_BLOCK < ncand ? c0 + CODE_BLOCK : ncand;
 
+		fetch4(sc, t, q, c1, c1 + CODE_BLOCK < ncand ? c1 + CODE_BLOCK : ncand);
 		for (size_t c = c0; c < c1; c++) {
 			const search_row *row;
 
-			if (t->csum[c] > t->thr[q])
+			if (csum[c] > t->thr[q])
 				continue;
-			row = &a->rows[a->slot_row[t->cand[c]]];
+			row = &a->rows[a->slot_row[cand[c]]];
 			px[n] = row->data;
 			ids[n++] = row->id;
 		}
 		if (!n)
 			continue;
-		{ extern _Atomic size_t dbg_measured; dbg_measured += n; }
 		dist_block(sc->dops, RVF_METRIC_L2, sc->req->queries + q * a->cs->dim,
 			   NULL, 1, a->cs->dim, px, NULL, n, dist);
 		for (size_t i = 0; i < n; i++) {
@@ -1202,30 +1233,26 @@ static void measure4(const scan4 *sc, task4 *t, size_t q, size_t ncand)
 	}
 }
 
-/* The rows of the set bits of a run's masks that are live, as
- * candidates; their float rows are fetched ahead (they lie anywhere in
- * the file: one miss after another would dominate). */
-static size_t collect4(const scan4 *sc, task4 *t, size_t b0, size_t nb)
+/* Adds the live rows of the set bits of a run's masks to query q's
+ * candidates. */
+static void collect4(const scan4 *sc, task4 *t, size_t q, size_t b0, size_t nb)
 {
 	const accel_index *a = sc->a;
-	size_t n = 0, bytes = 4 * a->cs->dim;
+	uint32_t *cand = t->cand + q * CAND_CAP;
+	uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t n = t->ncand[q];
 
 	for (size_t i = 0; i < nb; i++)
 		for (unsigned m = t->masks[i]; m; m &= m - 1) {
 			unsigned r = (unsigned)__builtin_ctz(m);
 			size_t slot = (b0 + i) * CODE_BLOCK + r;
-			const unsigned char *p;
 
 			if (skipped(a, slot))
 				continue;
-			t->cand[n] = (uint32_t)slot;
-			t->csum[n++] = t->sums[i * CODE_BLOCK + r];
-			p = a->rows[a->slot_row[slot]].data;
-			for (size_t off = 0; off < bytes; off += 64)
-				__builtin_prefetch(p + off);
-			__builtin_prefetch(p + bytes - 1);
+			cand[n] = (uint32_t)slot;
+			csum[n++] = t->sums[i * CODE_BLOCK + r];
 		}
-	return n;
+	t->ncand[q] = n;
 }
 
 static void scan4_task(void *ctx, size_t ti)
@@ -1244,12 +1271,17 @@ static void scan4_task(void *ctx, size_t ti)
 		for (size_t q = 0; q < sc->nq; q++) {
 			cs->ops4->sums(blk, nb, cs->ngroups, sc->tables + q * sc->tbytes,
 				       t->thr[q], t->sums, t->masks);
-			measure4(sc, t, q, collect4(sc, t, b, nb));
+			collect4(sc, t, q, b, nb);
+			/* measured in bunches, so their fetches overlap; at once
+			 * while the heap is not full (no bar yet) */
+			if (t->len[q] < sc->kout || t->ncand[q] >= CAND_FLUSH)
+				measure4(sc, t, q);
 		}
 	}
+	for (size_t q = 0; q < sc->nq; q++)
+		measure4(sc, t, q);
 }
 
-_Atomic size_t dbg_measured;
 static rvf_code search4(const accel_index *a, const search_request *req,
 			rvf_hit *out, size_t *counts, rvf_error *err)
 {
@@ -1286,7 +1318,11 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 		t->heaps = malloc(nq * sc.kout * sizeof(rvf_hit));
 		t->len = calloc(nq, sizeof(size_t));
 		t->thr = malloc(nq * sizeof(uint16_t));
-		if (!t->heaps || !t->len || !t->thr)
+		t->cand = malloc(nq * CAND_CAP * sizeof(uint32_t));
+		t->csum = malloc(nq * CAND_CAP * sizeof(uint16_t));
+		t->ncand = calloc(nq, sizeof(size_t));
+		if (!t->heaps || !t->len || !t->thr || !t->cand || !t->csum ||
+		    !t->ncand)
 			goto nomem;
 		for (size_t q = 0; q < nq; q++)
 			t->thr[q] = UINT16_MAX;
@@ -1305,7 +1341,6 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 		heap_sort(h, len);
 		counts[q] = len;
 	}
-	if (getenv("DBG4")) { fprintf(stderr, "measured %zu emax %g kth %g delta %g thr %u %u\n", (size_t)dbg_measured, a->e_max, (double)out[k-1].distance, delta[0], sc.tasks[0].thr[0], sc.ntasks > 1 ? sc.tasks[1].thr[0] : 0); dbg_measured = 0; }
 	goto done;
 nomem:
 	rc = rvf_fail(err, RVF_E_NO_MEMORY, "search: out of memory");
@@ -1315,6 +1350,9 @@ done:
 			free(sc.tasks[i].heaps);
 			free(sc.tasks[i].len);
 			free(sc.tasks[i].thr);
+			free(sc.tasks[i].cand);
+			free(sc.tasks[i].csum);
+			free(sc.tasks[i].ncand);
 		}
 	free(sc.tasks);
 	free(tables);
