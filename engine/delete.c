@@ -49,10 +49,27 @@ static rvf_code merge_deleted(commit *c, const uint64_t *add, size_t n,
 	uint64_t *d = malloc((m->deleted_len + n) * sizeof(uint64_t));
 	if (!d)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	/* the runs of the old list between added ids are copied whole: one
+	 * `rm` adds one id to a list of thousands */
 	size_t i = 0, j = 0, w = 0;
-	while (i < m->deleted_len || j < n)
-		d[w++] = j >= n || (i < m->deleted_len && m->deleted[i] < add[j]) ?
-			 m->deleted[i++] : add[j++];
+	while (j < n) {
+		size_t lo = i, hi = m->deleted_len;
+		while (lo < hi) { /* first old id >= add[j] */
+			size_t mid = lo + (hi - lo) / 2;
+			if (m->deleted[mid] < add[j])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo > i)
+			memcpy(d + w, m->deleted + i, (lo - i) * sizeof(uint64_t));
+		w += lo - i;
+		i = lo;
+		d[w++] = add[j++];
+	}
+	if (m->deleted_len > i)
+		memcpy(d + w, m->deleted + i, (m->deleted_len - i) * sizeof(uint64_t));
+	w += m->deleted_len - i;
 	if (c->deleted_owned)
 		free(m->deleted);
 	m->deleted = d;

@@ -640,6 +640,15 @@ static bool new_deletions(const rvf_view *v, const rvf_view *prev,
 		return false;
 	size_t i = 0, k = 0;
 	for (size_t j = 0; j < v->ndeleted; j++) {
+		/* long equal runs (one `rm` adds one id): skip them a block
+		 * at a time, memcmp is many times the speed of this loop */
+		while (i + 64 <= prev->ndeleted && j + 64 <= v->ndeleted &&
+		       !memcmp(prev->deleted + i, v->deleted + j, 64 * sizeof(uint64_t))) {
+			i += 64;
+			j += 64;
+		}
+		if (j >= v->ndeleted)
+			break;
 		if (i < prev->ndeleted && prev->deleted[i] == v->deleted[j])
 			i++;
 		else if (i < prev->ndeleted && prev->deleted[i] < v->deleted[j])
@@ -1291,13 +1300,18 @@ static rvf_code index_rows(rvf_view *v, const rvf_view *prev, rvf_error *err)
 
 /* Deletions, sorted and unique: the manifest's own list when it already
  * is (ours always is), else a sorted copy (foreign writers may not sort). */
-static rvf_code index_deleted(rvf_view *v, rvf_error *err)
+static rvf_code index_deleted(rvf_view *v, bool ours, rvf_error *err)
 {
 	const manifest *m = &v->man;
+	/* A pending manifest is the writer's (merge_deleted keeps it sorted
+	 * and unique): no walk of the whole list per `rm`. */
 	bool strict = true;
+	if (ours)
+		goto sorted;
 	for (size_t i = 1; i < m->deleted_len && strict; i++)
 		strict = m->deleted[i - 1] < m->deleted[i];
 	if (strict) {
+sorted:
 		v->deleted = m->deleted;
 		v->ndeleted = m->deleted_len;
 		v->deleted_is_man = true;
@@ -1366,7 +1380,7 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	if (rc == RVF_OK)
 		rc = index_rows(v, prev, err);
 	if (rc == RVF_OK)
-		rc = index_deleted(v, err);
+		rc = index_deleted(v, pending != NULL, err);
 	if (rc == RVF_OK)
 		rc = index_branch(v, path, prev, chain, &marks, err);
 	if (rc == RVF_OK)
