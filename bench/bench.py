@@ -43,15 +43,17 @@ WORKLOADS = ("ingest", "stream", "query", "search", "mount", "reads", "compact",
              "tools", "bigsearch")  # in running order
 # bigsearch (issue 15: 10M x 128 L2, 1M x 768 cosine; ~9 GB of data and
 # stores, 10-20 minutes) runs only when asked for: --workloads bigsearch
-DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w != "bigsearch")
+# stream (issue 12 item 6: 5 runs of cp .fvecs against the reference and
+# plain cp) is judged at 1M: --size 1m --workloads stream
+DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w not in ("bigsearch", "stream"))
 BIG_SEARCH = (("l2", 10_000_000, 128), ("cosine", 1_000_000, 768))
 BIG_QUERIES = 20
 STREAM_REPS = 5  # issue 12: `cp .fvecs` "steadily across 5 runs"
 SHELL_WRITES = 10_000  # issue 12: `echo > vectors/$i` then `rm vectors/*`, dim 8
-# issue 12: single-vector `rvfctl ingest` runs against the reference's
-# ingestBatch of one vector (file growth side by side); fewer at size small
-SINGLE_INGESTS = {"small": 1_000}
-SINGLE_INGESTS_DEFAULT = 10_000
+# issue 12: 10,000 single-vector `rvfctl ingest` runs against the
+# reference's ingestBatch of one vector 10,000 times (file growth side by
+# side), at every size; --single-ingests N for fewer (the CI's check)
+SINGLE_INGESTS = 10_000
 DIM = 128
 SEARCH_DIM = 384  # the search workload: a real embedding size, every metric
 K = 10
@@ -1137,7 +1139,7 @@ class Bench:
         """N processes of `rvfctl ingest STORE one-row.csv` on an unmounted
         store (each a durable commit, the reference's own pattern) against
         N ingestBatch calls of one vector in the reference: file sizes."""
-        n = SINGLE_INGESTS.get(self.a.size, SINGLE_INGESTS_DEFAULT)
+        n = self.a.single_ingests or SINGLE_INGESTS
         dim = 8
         store = self.tmp / "singles.rvf"
         ref = self.tmp / "singles-ref.rvf"
@@ -1488,6 +1490,9 @@ def main():
     ap.add_argument("--search-n", type=int, metavar="N",
                     help="rows of the search workload (default: the size's; the test suite "
                          "checks its figures at a few thousand)")
+    ap.add_argument("--single-ingests", type=int, metavar="N",
+                    help="single-vector rvfctl ingests of the writes workload (default "
+                         f"{SINGLE_INGESTS:,}; the test suite checks the row with a few hundred)")
     ap.add_argument("--big-dir", metavar="DIR",
                     help="bigsearch: where its data and stores are made, and kept for the "
                          "next run (default: the temporary directory, removed)")
