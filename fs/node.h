@@ -142,7 +142,7 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 /* A directory of the tree (root, segments/, vectors/, ...). */
 bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
 /* Attributes of a file created and not committed yet. */
-void node_fill_pending(struct stat *st, uint64_t ino, uint64_t size);
+void node_fill_pending(rvffs *fs, struct stat *st, uint64_t ino, uint64_t size);
 
 /* node.c: replies */
 /* A slice [off, off+size) of p: replied from p (p must outlive the reply). */
