@@ -70,8 +70,7 @@ static bool creatable_stat(rvffs *fs, uint64_t ino, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFREG | 0644;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	node_owner(st);
 	return true;
 }
 

@@ -89,6 +89,10 @@ typedef struct node_ops {
 	void (*list)(rvffs *fs, rvf_view *v, uint64_t dir, node_add_fn add, void *ctx);
 	uint64_t (*count)(rvf_view *v);
 	uint64_t (*entry)(rvffs *fs, rvf_view *v, size_t i, char name[SEG_NAME_MAX]);
+	/* Work that the attributes of entries first..first+n-1 need, done
+	 * for the batch at once before a READDIRPLUS fills them (vectors/:
+	 * the text sizes, on all CPUs).  Optional. */
+	void (*prepare_plus)(rvffs *fs, rvf_view *v, size_t first, size_t n);
 	int (*create)(fuse_req_t req, rvffs *fs, const char *name, mode_t mode,
 		      struct fuse_file_info *fi, handle **out);
 	void (*unlink)(fuse_req_t req, rvffs *fs, const char *name);
@@ -135,6 +139,8 @@ static inline bool wants_write(const struct fuse_file_info *fi)
 /* node.c: attributes */
 /* The store's mtime as of view v (stat'ed once per committed state). */
 struct timespec node_view_mtime(rvffs *fs, rvf_view *v);
+/* The owner of every file: the daemon's uid and gid. */
+void node_owner(struct stat *st);
 /* Fills st for a node.  On a read-only mount the write bits go, except
  * for the nodes that answer queries (`answers_queries`). */
 void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
