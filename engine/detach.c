@@ -56,9 +56,7 @@ static rvf_code copy_inherited(rvf_ingest *t, const rvf_view *v,
 			ids[n] = r->id;
 			memcpy(vecs + n * dim, r->data, 4 * (size_t)dim);
 			const rvf_meta_field *f = NULL;
-			size_t nf = 0;
-			if (!rvf_view_metadata(v, r->id, &f))
-				nf = rvf_view_metadata(v->parent, r->id, &f);
+			size_t nf = rvf_view_metadata(v, r->id, &f);
 			if (mstart[n] + nf > mcap) {
 				size_t nc = (mstart[n] + nf) * 2;
 				rvf_meta_field *g = realloc(meta, nc * sizeof(*g));

@@ -6,21 +6,24 @@
 
 typedef struct filter_ctx {
 	const rvf_filter *filter;
-	const meta_table *meta;
+	const rvf_view *view;
 } filter_ctx;
 
 static bool accept_row(void *ctx, const search_row *row)
 {
 	const filter_ctx *f = ctx;
-	return filter_match(f->filter, f->meta, row->id);
+	const meta_table *t = f->view->parent ? view_meta_of(f->view, row->id)
+					      : f->view->meta;
+	return filter_match(f->filter, t, row->id);
 }
 
 rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
 			 size_t k, const rvf_search_options *opt, rvf_hit *out,
 			 size_t *counts, rvf_error *err)
 {
-	/* Inherited rows carry the parent's metadata, own rows the child's. */
-	filter_ctx fc = { .filter = opt ? opt->filter : NULL, .meta = v->meta };
+	/* Inherited rows carry the parent's metadata, own rows the child's
+	 * (view_meta_of); a "fieldId" then names the parent's field id. */
+	filter_ctx fc = { .filter = opt ? opt->filter : NULL, .view = v };
 	search_request req = {
 		.metric = v->info.metric,
 		.dim = v->info.dimension,

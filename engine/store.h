@@ -196,6 +196,9 @@ const search_row *view_rows(rvf_view *v);
 bool view_is_deleted(const rvf_view *v, uint64_t id);
 /* Own row with this id (deleted or not), or NULL. */
 const search_row *view_own_row(const rvf_view *v, uint64_t id);
+/* The metadata table that holds id's record: a branch child's own, or
+ * for an inherited row without a record of the child's, the parent's. */
+const meta_table *view_meta_of(const rvf_view *v, uint64_t id);
 /* Number of distinct own ids (incl. deleted): the manifest total. */
 uint64_t view_total_rows(const rvf_view *v);
 

@@ -1527,10 +1527,21 @@ const rvf_witness *rvf_view_witness(const rvf_view *v, size_t index)
 	return index < v->nwitness ? &v->witness[index] : NULL;
 }
 
+const meta_table *view_meta_of(const rvf_view *v, uint64_t id)
+{
+	/* A branch child's record of an inherited row (set through its
+	 * xattrs) wins; without one the row keeps the parent's metadata,
+	 * as `rvfctl detach` copies it.  An own row has only the child's. */
+	meta_record r;
+	while (v->parent && !view_own_row(v, id) && !meta_table_find(v->meta, id, &r))
+		v = v->parent;
+	return v->meta;
+}
+
 size_t rvf_view_metadata(const rvf_view *v, uint64_t id,
 			 const rvf_meta_field **fields)
 {
-	return meta_table_get(v->meta, id, fields);
+	return meta_table_get(view_meta_of(v, id), id, fields);
 }
 
 const rvf_view *rvf_view_parent(const rvf_view *v)

@@ -175,6 +175,8 @@ typedef struct rewrite {
 	bool dirty;             /* bytes written since the last commit */
 	bool seq;               /* written from the start, in order */
 	bool failed;            /* a write was refused: the close commits nothing */
+	staged_xattr *meta;     /* metadata set before the vector exists (cp -a) */
+	size_t nmeta;
 	struct rewrite *next;   /* fs->writers */
 } rewrite;
 /* Starts a read-modify-write from the content h read at open. */
@@ -192,6 +194,21 @@ void rewrite_read(fuse_req_t req, handle *h, rewrite *w, size_t size, off_t off)
  * flush commits them). */
 void writer_add(rvffs *fs, rewrite *w);
 void writer_remove(rvffs *fs, rewrite *w);
+/* Sets (value) or removes (value NULL) a metadata field waiting on the
+ * newest writer of ino: 0, -ENOENT (no writer), -ENODATA, -ENOMEM. */
+int writer_meta(rvffs *fs, uint64_t ino, const char *field, const char *value,
+		size_t len);
+/* Takes the fields waiting on w (to commit them with its content). */
+void writer_take_meta(rvffs *fs, rewrite *w, staged_xattr **x, size_t *n);
+
+/* pending_meta.c: metadata xattrs set before the file is a vector (field
+ * names without the user.rvf.meta. prefix; callers hold fs->mu). */
+staged_xattr *pending_meta_find(staged_xattr *x, size_t n, const char *field);
+/* Checks the text form of a value (logs why not): 0 or -EINVAL. */
+int pending_meta_check(rvffs *fs, const char *field, const char *value, size_t len);
+int pending_meta_set(staged_xattr **x, size_t *n, const char *field,
+		     const char *value, size_t len);
+int pending_meta_remove(staged_xattr *x, size_t *n, const char *field);
 
 /* node_dir.c: open of a directory (-EISDIR). */
 int node_open_dir(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,

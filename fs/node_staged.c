@@ -197,10 +197,7 @@ static staged_xattr *pending_xattr(staged *s, const char *name)
 {
 	if (strncmp(name, META_PREFIX, strlen(META_PREFIX)))
 		return NULL;
-	for (size_t i = 0; i < s->nxattrs; i++)
-		if (!strcmp(s->xattrs[i].name, name + strlen(META_PREFIX)))
-			return &s->xattrs[i];
-	return NULL;
+	return pending_meta_find(s->xattrs, s->nxattrs, name + strlen(META_PREFIX));
 }
 
 static void staged_getxattr(fuse_req_t req, rvffs *fs, rvf_view *v, uint64_t ino,
@@ -240,63 +237,33 @@ static int staged_setxattr(rvffs *fs, rvf_view *v, uint64_t ino, const char *nam
 	(void)v;
 	if (strncmp(name, META_PREFIX, strlen(META_PREFIX)) || !name[strlen(META_PREFIX)])
 		return -ENOTSUP;
+	const char *field = name + strlen(META_PREFIX);
 	/* Checked now (the text form), converted to the field's type at the
 	 * rename. */
-	rvf_value val;
-	char *owned = NULL;
-	rvf_error err;
-	if (rvf_value_parse(value, size, 0, &val, &owned, &err) != RVF_OK) {
-		fs_error(fs, "%s: %s; nothing changed", name, err.message);
-		return -EINVAL;
-	}
-	free(owned);
-	char *nv = malloc(size ? size : 1);
-	if (!nv)
-		return -ENOMEM;
-	memcpy(nv, value, size);
+	int rc = pending_meta_check(fs, field, value, size);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&fs->mu);
 	staged *s = staged_find_ino(fs, ino);
-	int rc = 0;
-	staged_xattr *x = s && s->parent == INO_VECTORS ? pending_xattr(s, name) : NULL;
-	if (!s || s->parent != INO_VECTORS) {
+	if (!s || s->parent != INO_VECTORS)
 		rc = s ? -ENOTSUP : -ENOENT;
-	} else if (x) {
-		free(x->value);
-		x->value = nv;
-		x->len = size;
-		nv = NULL;
-	} else {
-		staged_xattr *g = realloc(s->xattrs, (s->nxattrs + 1) * sizeof(*g));
-		char *nn = strdup(name + strlen(META_PREFIX));
-		if (g)
-			s->xattrs = g;
-		if (!g || !nn || s->nxattrs >= 4096) {
-			free(nn);
-			rc = g && nn ? -ENOSPC : -ENOMEM;
-		} else {
-			s->xattrs[s->nxattrs++] = (staged_xattr){ nn, nv, size };
-			nv = NULL;
-		}
-	}
+	else
+		rc = pending_meta_set(&s->xattrs, &s->nxattrs, field, value, size);
 	pthread_mutex_unlock(&fs->mu);
-	free(nv);
 	return rc;
 }
 
 static int staged_removexattr(rvffs *fs, rvf_view *v, uint64_t ino, const char *name)
 {
 	(void)v;
+	if (strncmp(name, META_PREFIX, strlen(META_PREFIX)))
+		return -ENOTSUP;
 	pthread_mutex_lock(&fs->mu);
 	staged *s = staged_find_ino(fs, ino);
-	staged_xattr *x = s ? pending_xattr(s, name) : NULL;
-	if (x) {
-		free(x->name);
-		free(x->value);
-		*x = s->xattrs[--s->nxattrs];
-	}
+	int rc = !s ? -ENOENT : pending_meta_remove(s->xattrs, &s->nxattrs,
+						    name + strlen(META_PREFIX));
 	pthread_mutex_unlock(&fs->mu);
-	return !s ? -ENOENT : x ? 0 : strncmp(name, META_PREFIX, strlen(META_PREFIX)) ?
-	       -ENOTSUP : -ENODATA;
+	return rc;
 }
 
 const node_ops node_staged = {

@@ -282,7 +282,14 @@ static int vector_flush(fuse_req_t req, rvffs *fs, handle *h)
 	uint64_t id;
 	if (!vec_id_of(fs, h->ino, &id))
 		return -ENOENT;
-	return vector_commit_text(fs, id, (const char *)w->buf, w->len);
+	staged_xattr *meta;
+	size_t nmeta;
+	writer_take_meta(fs, w, &meta, &nmeta);
+	int rc = nmeta ? vector_commit_text_meta(fs, id, (const char *)w->buf, w->len,
+						 meta, nmeta)
+		       : vector_commit_text(fs, id, (const char *)w->buf, w->len);
+	staged_xattrs_free(meta, nmeta);
+	return rc;
 }
 
 static bool vector_pending(rvffs *fs, handle *h)
@@ -296,6 +303,7 @@ static void vector_release(rvffs *fs, handle *h)
 	rewrite *w = rw(h);
 	if (w->on)
 		writer_remove(fs, w);
+	staged_xattrs_free(w->meta, w->nmeta);
 	free(w->buf);
 	if (((vector_handle *)h)->view)
 		rvf_view_release(((vector_handle *)h)->view);

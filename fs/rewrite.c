@@ -87,3 +87,28 @@ long long writer_size(rvffs *fs, uint64_t ino)
 	pthread_mutex_unlock(&fs->mu);
 	return size;
 }
+
+int writer_meta(rvffs *fs, uint64_t ino, const char *field, const char *value,
+		size_t len)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&fs->mu);
+	for (rewrite *w = fs->writers; w; w = w->next)
+		if (w->ino == ino) { /* the newest: writers are pushed in front */
+			rc = value ? pending_meta_set(&w->meta, &w->nmeta, field, value, len)
+				   : pending_meta_remove(w->meta, &w->nmeta, field);
+			break;
+		}
+	pthread_mutex_unlock(&fs->mu);
+	return rc;
+}
+
+void writer_take_meta(rvffs *fs, rewrite *w, staged_xattr **x, size_t *n)
+{
+	pthread_mutex_lock(&fs->mu);
+	*x = w->meta;
+	*n = w->nmeta;
+	w->meta = NULL;
+	w->nmeta = 0;
+	pthread_mutex_unlock(&fs->mu);
+}

@@ -51,9 +51,15 @@ static int set_meta(rvffs *fs, rvf_view *v, uint64_t ino, const char *field,
 		    const char *value, size_t size, bool remove)
 {
 	uint64_t id;
-	long i = vec_id_of(fs, ino, &id) ? rvf_view_find(v, id) : -1;
-	if (i < 0)
+	if (!vec_id_of(fs, ino, &id))
 		return -ENOENT;
+	long i = rvf_view_find(v, id);
+	if (i < 0) {
+		/* cp -a: a new vector's xattrs come before the close that
+		 * commits it; they wait on its writer */
+		int rc = remove ? 0 : pending_meta_check(fs, field, value, size);
+		return rc ? rc : writer_meta(fs, ino, field, remove ? NULL : value, size);
+	}
 	const rvf_meta_field *old;
 	size_t n = rvf_view_metadata(v, id, &old);
 	rvf_meta_field *f = calloc(n + 1, sizeof(*f));

@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import int_rows, write_csv, write_jsonl
+from mountlib import int_rows, parse_results, write_csv, write_jsonl
 
 DIM = 4
 
@@ -242,3 +242,51 @@ def test_mounted_child_status_says_parent_as_of(family, run_ctl, tmp_path, mount
     assert int(st["parent_as_of"]) == size < int(st["parent_size"]) == p.stat().st_size
     lin = m.cat("lineage")
     assert f"parent_as_of: {size}" in lin
+
+
+def query_ids(run_ctl, target, flt):
+    q = run_ctl("query", target, "--vector", "0,0,0,0", "--k", "20",
+                "--filter", json.dumps(flt)).stdout
+    return sorted(int(ln.split()[0]) for ln in q.splitlines() if ln.strip())
+
+
+def test_inherited_rows_keep_the_parents_metadata(tmp_path, run_ctl, mount):
+    """A branch child's inherited rows carry the metadata they had in the
+    parent when the child was made: filters, export and xattrs see it (the
+    filters saw only the child's own metadata before).  An own row of the
+    child (a replaced id) has only the child's metadata; a field set on an
+    inherited row through the child wins over the parent's record."""
+    p, c = tmp_path / "p.rvf", tmp_path / "c.rvf"
+    run_ctl("create", p, "--dim", DIM)
+    base = int_rows(6, DIM, seed=7)
+    run_ctl("ingest", p, write_jsonl(tmp_path / "m.jsonl", base,
+                                     [{"color": "red" if i % 2 else "blue", "n": i}
+                                      for i, _ in base]))
+    run_ctl("branch", p, c)
+    run_ctl("ingest", c, write_jsonl(tmp_path / "c.jsonl",
+                                     [(4, [7.0] * DIM), (50, [5.0] * DIM)],
+                                     [{"color": "green"}, {"color": "blue"}]))
+    blue = {"op": "eq", "field": "color", "value": "blue"}
+    want_blue = [2, 6, 50]            # 4 is the child's own row now: green
+    assert query_ids(run_ctl, c, blue) == want_blue
+    assert query_ids(run_ctl, c, {"op": "ge", "field": "n", "value": 3}) == [3, 5, 6]
+    # the parent's later metadata is not the child's: it reads the parent as branched
+    run_ctl("ingest", p, write_jsonl(tmp_path / "p2.jsonl", [(2, [1.0] * DIM)],
+                                     [{"color": "red"}]))
+    assert query_ids(run_ctl, c, blue) == want_blue
+    out = run_ctl("export", c).stdout
+    meta = {o["id"]: o.get("metadata", {}) for o in map(json.loads, out.splitlines())}
+    assert meta[2] == {"color": "blue", "n": 2} and meta[4] == {"color": "green"}
+
+    m = mount(c)
+    assert m.getfattr("vectors/6", "user.rvf.meta.color") == "blue"
+    req = json.dumps({"vector": [0, 0, 0, 0], "k": 20, "filter": blue})
+    groups = parse_results(m.query(req))
+    assert sorted(i for i, _, _ in groups[0]) == want_blue
+    # a field set on an inherited row through the child is the child's record
+    m.sh('setfattr -n user.rvf.meta.color -v red "$M/vectors/6"')
+    assert m.getfattr("vectors/6", "user.rvf.meta.color") == "red"
+    assert m.getfattr("vectors/6", "user.rvf.meta.n") == "6"
+    m.unmount()
+    assert query_ids(run_ctl, c, blue) == [2, 50]
+    assert query_ids(run_ctl, p, blue) == [4, 6]   # the parent is unchanged

@@ -3,6 +3,7 @@ round trip, rm deletes, writes insert/replace, wrong input changes nothing)
 and metadata as user.rvf.meta.NAME xattrs."""
 
 import errno
+import json
 import os
 import random
 import struct
@@ -196,6 +197,43 @@ def test_vectors_listing_readdir_inodes(mount, store, run_ctl):
     assert sorted(int(n) for _, n in pairs) == list(range(100, 130))
     for ino, name in pairs:
         assert os.stat(m / "vectors" / name).st_ino == int(ino)
+
+
+def test_cp_a_carries_metadata_both_ways(mount, store, run_ctl, tmp_path):
+    """A backup with `cp -a MNT/vectors/.` and a restore with `cp -a` into
+    another mount keep every metadata field and its type: cp sets a new
+    file's xattrs before the close that commits it, so they wait on the
+    file being written (they were dropped with ENOENT, and cp exits 0).  A
+    value that is no valid text fails setxattr and changes nothing."""
+    meta = [{"color": "red", "n": 3, "zip": "02134"}, {"ok": True, "w": 2.5}, None]
+    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4, start=1), metadata=meta)
+    src = mount(p)
+    bk = tmp_path / "bk"
+    bk.mkdir()
+    src.sh(f'cp -a "$M/vectors/." "{bk}/"')
+    src.unmount()
+    q = make_store(run_ctl, store, dim=4)
+    m = mount(q)
+    r = m.sh(f'cp -a "{bk}/." "$M/vectors/"', check=False)
+    assert r.returncode == 0, r.stderr
+    assert m.vector_ids() == [1, 2, 3]
+    assert m.xattrs("vectors/1") == {"user.rvf.meta.color": "red", "user.rvf.meta.n": "3",
+                                     "user.rvf.meta.zip": "02134"}
+    m.unmount()
+    out = run_ctl("export", q).stdout
+    got = {o["id"]: o.get("metadata") for o in map(json.loads, out.splitlines())}
+    assert got == {1: meta[0], 2: meta[1], 3: None}
+    assert type(got[1]["n"]) is int and type(got[2]["ok"]) is bool
+
+    # a bad value on a file being written: setxattr fails, the rest commits
+    m = mount(q)
+    r = m.sh('exec 3> "$M/vectors/9"; echo 1 2 3 4 >&3; '
+             'setfattr -n user.rvf.meta.s -v \'"unterminated\' "/proc/self/fd/3"; '
+             'echo "setfattr=$?"; setfattr -n user.rvf.meta.t -v 7 "/proc/self/fd/3"; exec 3>&-',
+             check=False)
+    assert "setfattr=1" in r.stdout, (r.stdout, r.stderr)
+    assert m.read_vector(9) == [1.0, 2.0, 3.0, 4.0]
+    assert m.xattrs("vectors/9") == {"user.rvf.meta.t": "7"}
 
 
 def test_cp_a_directory_into_vectors(mount, store, run_ctl, tmp_path):
