@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ typedef struct options {
 	rvf_metric metric;
 	double min_seconds; /* repeat each measurement at least this long */
 	bool json;
+	const char *store;  /* kept here: reused when it exists */
 } options;
 
 typedef struct result {
@@ -33,6 +35,7 @@ typedef struct result {
 	unsigned threads;
 	double qps;
 	double p50_ms;      /* single mode: median latency */
+	double cpu_ms;      /* process CPU time (user + sys) per query */
 } result;
 
 /* splitmix64: the same vectors for the same seed on every machine. */
@@ -50,6 +53,16 @@ static float uniform(uint64_t *s)
 	return (float)((double)(next_u64(s) >> 40) / (double)(1u << 24) * 2.0 - 1.0);
 }
 
+/* CPU time of the whole process (every thread), user + system. */
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -64,7 +77,8 @@ static void usage(FILE *f)
 		"usage: search_bench [--n N] [--dim D] [--queries Q] [--k K]\n"
 		"                    [--seed S] [--metric l2|ip|cosine]\n"
 		"                    [--min-seconds T] [--commits C]\n"
-		"                    [--codes-only] [--check Q] [--json]\n");
+		"                    [--codes-only] [--check Q] [--json]\n"
+		"                    [--store PATH]\n");
 }
 
 static bool parse_size(const char *s, size_t *out)
@@ -120,6 +134,8 @@ static int parse_args(int argc, char **argv, options *o)
 			ok = parse_size(v, &o->commits);
 		else if (!strcmp(a, "--check"))
 			ok = parse_size(v, &o->check);
+		else if (!strcmp(a, "--store"))
+			o->store = v;
 		else if (!strcmp(a, "--min-seconds"))
 			ok = (o->min_seconds = atof(v)) >= 0;
 		else
@@ -151,13 +167,13 @@ static int cmp_double(const void *a, const void *b)
  * single mode also the median latency of the last pass. */
 static int measure(rvf_view *v, const options *o, const float *q,
 		   unsigned threads, bool batch, bool codes, rvf_hit *out,
-		   size_t *counts, double *qps, double *p50_ms)
+		   size_t *counts, double *qps, double *p50_ms, double *cpu_ms)
 {
 	rvf_search_options so = { .threads = threads, .filter = NULL,
 				  .accel = codes ? RVF_ACCEL_NOW : RVF_ACCEL_OFF };
 	rvf_error err;
 	size_t done = 0;
-	double t0 = now(), t, *lat = malloc(o->queries * sizeof(double));
+	double t0 = now(), c0 = cpu_now(), t, *lat = malloc(o->queries * sizeof(double));
 
 	if (!lat)
 		return 1;
@@ -182,6 +198,7 @@ static int measure(rvf_view *v, const options *o, const float *q,
 		t = now() - t0;
 	} while (t < o->min_seconds);
 	*qps = (double)done / t;
+	*cpu_ms = (cpu_now() - c0) * 1000 / (double)done;
 	*p50_ms = 0;
 	if (!batch) {
 		qsort(lat, o->queries, sizeof(double), cmp_double);
@@ -356,15 +373,33 @@ static int run(const options *o, const char *path)
 		fprintf(stderr, "search_bench: out of memory\n");
 		goto out;
 	}
-	if (rvf_store_create(path, &co, &s, &err) != RVF_OK) {
-		fail("create", &err);
-		goto out;
+	if (o->store && access(path, F_OK) == 0) {
+		/* made by an earlier run with these options: the queries
+		 * follow the rows in the seed's sequence (one step a value) */
+		ingest_s = 0;
+		seed += (uint64_t)o->n * o->dim * 0x9e3779b97f4a7c15ull;
+		if (rvf_store_open(path, 0, &s, &err) != RVF_OK) {
+			fail("open", &err);
+			goto out;
+		}
+	} else {
+		if (rvf_store_create(path, &co, &s, &err) != RVF_OK) {
+			fail("create", &err);
+			goto out;
+		}
+		if (fill(s, o, &seed, &ingest_s))
+			goto out;
 	}
-	if (fill(s, o, &seed, &ingest_s))
-		goto out;
 	for (size_t i = 0; i < o->queries * o->dim; i++)
 		q[i] = uniform(&seed);
 	v = rvf_store_view(s);
+	if (rvf_view_info(v)->visible != o->n ||
+	    rvf_view_info(v)->dimension != o->dim ||
+	    rvf_view_info(v)->metric != o->metric) {
+		fprintf(stderr, "search_bench: %s was not made with these "
+			"--n/--dim/--metric\n", path);
+		goto out;
+	}
 
 	/* the answers every mode must give: the float scan, one pass */
 	t0 = now();
@@ -381,7 +416,7 @@ static int run(const options *o, const char *path)
 		for (unsigned th = 1; th <= 2; th++) {
 			result *r;
 
-			if (o->codes_only && (!codes || batch || th == 1))
+			if (o->codes_only && (!codes || batch))
 				continue;
 			r = &res[nres++];
 			r->mode = batch ? "batch" : "single";
@@ -401,7 +436,7 @@ static int run(const options *o, const char *path)
 				memory_kb(&rss, &anon);
 			}
 			if (measure(v, o, q, th, batch, codes, out, counts,
-				    &r->qps, &r->p50_ms))
+				    &r->qps, &r->p50_ms, &r->cpu_ms))
 				goto out;
 			if (!same_hits(ref, ref_counts, out, counts, nchk, o->k)) {
 				fprintf(stderr, "search_bench: %s codes=%d threads=%u "
@@ -446,9 +481,10 @@ static int run(const options *o, const char *path)
 		printf("\"results\":[");
 		for (int i = 0; i < nres; i++)
 			printf("%s{\"mode\":\"%s\",\"codes\":%s,\"threads\":%u,"
-			       "\"qps\":%.1f,\"p50_ms\":%.3f}", i ? "," : "",
-			       res[i].mode, res[i].codes ? "true" : "false",
-			       res[i].threads, res[i].qps, res[i].p50_ms);
+			       "\"qps\":%.1f,\"p50_ms\":%.3f,\"cpu_ms\":%.3f}",
+			       i ? "," : "", res[i].mode,
+			       res[i].codes ? "true" : "false", res[i].threads,
+			       res[i].qps, res[i].p50_ms, res[i].cpu_ms);
 		printf("]}\n");
 	} else {
 		printf("search_bench: n=%zu dim=%zu metric=%s k=%zu queries=%zu "
@@ -457,12 +493,13 @@ static int run(const options *o, const char *path)
 		       o->n, o->dim, rvf_metric_name(o->metric), o->k, o->queries,
 		       (unsigned long long)o->seed, ingest_s, accel_state, build_s,
 		       (double)codes_bytes / 1e6, rss / 1e3, anon / 1e3);
-		printf("%-8s %-6s %7s %12s %10s %10s\n", "mode", "codes", "threads",
-		       "queries/s", "ms/query", "p50 ms");
+		printf("%-8s %-6s %7s %12s %10s %10s %12s\n", "mode", "codes",
+		       "threads", "queries/s", "ms/query", "p50 ms", "cpu ms/query");
 		for (int i = 0; i < nres; i++)
-			printf("%-8s %-6s %7u %12.1f %10.3f %10.3f\n", res[i].mode,
-			       res[i].codes ? "on" : "off", res[i].threads,
-			       res[i].qps, 1000.0 / res[i].qps, res[i].p50_ms);
+			printf("%-8s %-6s %7u %12.1f %10.3f %10.3f %12.3f\n",
+			       res[i].mode, res[i].codes ? "on" : "off",
+			       res[i].threads, res[i].qps, 1000.0 / res[i].qps,
+			       res[i].p50_ms, res[i].cpu_ms);
 		if (o->commits)
 			printf("commits: %zu single-vector commits, one query after "
 			       "each: %.1f q/s (before the commits %.1f q/s, ratio "
@@ -495,6 +532,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return 2;
+	if (o.store)
+		return run(&o, o.store);
 	snprintf(dir, sizeof(dir), "%s/rvf-search-bench-XXXXXX",
 		 tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {

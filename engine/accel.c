@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "codes4.h"
 #include "distance.h"
 #include "error.h"
 #include "hits.h"
@@ -18,6 +19,9 @@
 enum {
 	MAX_DIM = 32768,      /* keeps 2 * sum c * cq inside 31 bits */
 	QUERY_GROUP = 64,     /* queries per kernel call on one block */
+	RUN4 = 64,            /* 4-bit blocks per kernel call (64 KiB at 128 dims) */
+	CAND_FLUSH = 256,     /* 4-bit candidates gathered before measuring */
+	CAND_CAP = CAND_FLUSH + RUN4 * CODE_BLOCK,
 	RESCORE_CHUNK = 256,  /* candidates measured per float-kernel call */
 };
 
@@ -41,9 +45,11 @@ enum {
 typedef struct code_store {
 	atomic_int refs;
 	pthread_mutex_t mu;  /* guards used and the chunk tables' growth */
-	const code_ops *ops;
+	const code_ops *ops;    /* 8-bit codes: their kernels */
+	const code4_ops *ops4;  /* 4-bit codes: theirs */
+	unsigned cmax;          /* the largest code: 255 or 15 */
 	rvf_metric metric;
-	size_t dim, ngroups;
+	size_t dim, ngroups;    /* groups of 4 (8-bit) or 8 (4-bit) dims */
 	double s;            /* one scale for every dimension */
 	double *o;           /* per dimension: the smallest value */
 	double omax;         /* the largest |o| */
@@ -135,7 +141,7 @@ static int code_of(const code_store *cs, size_t d, double v, double *err2)
 	double c = nearbyint((v - cs->o[d]) / cs->s);
 	double t;
 
-	c = c < 0 ? 0 : c > 255 ? 255 : c;
+	c = c < 0 ? 0 : c > cs->cmax ? cs->cmax : c;
 	t = v - (cs->o[d] + cs->s * c);
 	*err2 += t * t;
 	return (int)c;
@@ -144,7 +150,7 @@ static int code_of(const code_store *cs, size_t d, double v, double *err2)
 /* Rounding in the double arithmetic above, bounded generously. */
 static double error_slack(const code_store *cs)
 {
-	return 1e-12 * (cs->omax + 255 * cs->s + 1) * sqrt((double)cs->dim);
+	return 1e-12 * (cs->omax + cs->cmax * cs->s + 1) * sqrt((double)cs->dim);
 }
 
 /* ------------------------------------------------------------------ */
@@ -168,7 +174,7 @@ static void store_unref(code_store *cs)
 }
 
 static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
-			     size_t n)
+			     const code4_ops *ops4, size_t n)
 {
 	code_store *cs = calloc(1, sizeof(*cs));
 
@@ -177,9 +183,11 @@ static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
 	atomic_init(&cs->refs, 1);
 	pthread_mutex_init(&cs->mu, NULL);
 	cs->ops = ops;
+	cs->ops4 = ops4;
+	cs->cmax = ops4 ? 15 : 255;
 	cs->metric = m;
 	cs->dim = dim;
-	cs->ngroups = (dim + 3) / 4;
+	cs->ngroups = ops4 ? (dim + 7) / 8 : (dim + 3) / 4;
 	/* the rows in at most 64 allocations; room for as many again and
 	 * 64k more added by commits */
 	cs->chunk_blocks = ((n + CODE_BLOCK - 1) / CODE_BLOCK + 63) / 64;
@@ -188,9 +196,9 @@ static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
 	cs->chunk_cap = (2 * n + 65536) / (cs->chunk_blocks * CODE_BLOCK) + 2;
 	cs->o = malloc(dim * sizeof(double));
 	cs->codes = calloc(cs->chunk_cap, sizeof(*cs->codes));
-	if (m == RVF_METRIC_L2)
+	if (m == RVF_METRIC_L2 && !ops4)
 		cs->base = calloc(cs->chunk_cap, sizeof(*cs->base));
-	if (!cs->o || !cs->codes || (m == RVF_METRIC_L2 && !cs->base)) {
+	if (!cs->o || !cs->codes || (m == RVF_METRIC_L2 && !ops4 && !cs->base)) {
 		store_unref(cs);
 		return NULL;
 	}
@@ -231,11 +239,13 @@ static bool store_take(code_store *cs, size_t nb, size_t *b0)
 	return ok;
 }
 
-size_t accel_estimate(size_t n, size_t dim, rvf_metric metric)
+size_t accel_estimate(size_t n, size_t dim, rvf_metric metric, unsigned bits)
 {
 	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK;
-	size_t per_block = ((dim + 3) / 4) * 64 + CODE_BLOCK * 8 + 2 +
-			   (dist_metric(metric) == RVF_METRIC_L2 ? CODE_BLOCK * 4 : 0);
+	size_t per_block = (bits == 4 ? (dim + 7) / 8 * 64 : (dim + 3) / 4 * 64) +
+			   CODE_BLOCK * 8 + 2 +
+			   (bits == 8 && dist_metric(metric) == RVF_METRIC_L2 ?
+				    CODE_BLOCK * 4 : 0);
 
 	return nblocks * per_block;
 }
@@ -304,9 +314,29 @@ static accel_index *index_new(code_store *cs, const search_row *rows,
 	return a;
 }
 
+/* What coding a range of rows learnt: folded into the index after. */
+typedef struct code_stats {
+	double e_max, xmax, x2min;
+} code_stats;
+
+/* Code c of dimension d of row rr into block blk. */
+static void put_code(const code_store *cs, uint8_t *blk, size_t rr, size_t d,
+		     int c)
+{
+	if (cs->ops4) {
+		uint8_t *b = blk + d / 8 * 64 + d % 8 / 2 * 16 + rr;
+		int sh = d % 2 * 4;
+
+		*b = (uint8_t)((*b & ~(15 << sh)) | c << sh);
+	} else {
+		blk[d / 4 * 64 + rr * 4 + d % 4] = (uint8_t)c;
+	}
+}
+
 /* Codes row r of the index into its slot; false when the row becomes an
  * exception.  x is dim doubles of scratch. */
-static bool code_row(accel_index *a, size_t slot, double *x)
+static bool code_row(const accel_index *a, size_t slot, double *x,
+		     code_stats *st)
 {
 	const code_store *cs = a->cs;
 	uint8_t *blk = block_codes(cs, slot / CODE_BLOCK);
@@ -320,19 +350,19 @@ static bool code_row(accel_index *a, size_t slot, double *x)
 	for (size_t d = 0; d < cs->dim; d++) {
 		int c = code_of(cs, d, x[d], &err2);
 
-		blk[d / 4 * 64 + rr * 4 + d % 4] = (uint8_t)c;
+		put_code(cs, blk, rr, d, c);
 		sum += c;
 		sum2 += c * c;
 	}
 	e = sqrt(err2) * (1 + 1e-12) + error_slack(cs);
 	if (e > cs->e_lim)
 		return false;
-	if (e > a->e_max)
-		a->e_max = e;
-	if (norm > a->xmax)
-		a->xmax = norm;
-	if (norm * norm < a->x2min)
-		a->x2min = norm * norm;
+	if (e > st->e_max)
+		st->e_max = e;
+	if (norm > st->xmax)
+		st->xmax = norm;
+	if (norm * norm < st->x2min)
+		st->x2min = norm * norm;
 	if (cs->base)
 		block_base(cs, slot / CODE_BLOCK)[rr] = (int32_t)(sum2 - 256 * sum);
 	return true;
@@ -368,7 +398,7 @@ static bool pick_scale(code_store *cs, const search_row *rows, size_t n,
 		if (fabs(cs->o[d]) > cs->omax)
 			cs->omax = fabs(cs->o[d]);
 	}
-	cs->s = range > 0 ? range / 255 : 1;
+	cs->s = range > 0 ? range / cs->cmax : 1;
 	/* inside the range every code is within half a step per dimension;
 	 * rows added later may stray a little further */
 	cs->e_lim = 4 * (0.5 * cs->s * sqrt((double)cs->dim) * (1 + 1e-9) +
@@ -377,27 +407,89 @@ static bool pick_scale(code_store *cs, const search_row *rows, size_t n,
 	return true;
 }
 
-/* Codes slots [from, to) of a; exceptions are flagged and listed.  *ok is
- * false when memory ran out. */
-static bool code_slots(accel_index *a, size_t from, size_t to, double *x)
+/* One thread's share of a build: slots [from, to), its exceptions. */
+typedef struct code_part {
+	accel_index *a;
+	size_t from, to;
+	uint32_t *exc;
+	size_t nexc;
+	code_stats st;
+	bool nomem;
+} code_part;
+
+static void code_part_run(void *ctx, size_t i)
 {
-	size_t nexc = a->nexc;
+	code_part *p = (code_part *)ctx + i;
+	double *x = malloc(p->a->cs->dim * sizeof(double));
 
-	for (size_t s = from; s < to; s++)
-		if (a->slot_row[s] != DEAD && !code_row(a, s, x)) {
-			uint32_t *e;
+	p->nomem = !x;
+	for (size_t s = p->from; x && s < p->to; s++) {
+		if (p->a->slot_row[s] == DEAD || code_row(p->a, s, x, &p->st))
+			continue;
+		if ((p->nexc & (p->nexc + 1)) == 0) { /* grow at 2^k - 1 */
+			uint32_t *e = realloc(p->exc, (2 * p->nexc + 2) *
+						      sizeof(uint32_t));
 
-			if ((nexc & (nexc + 1)) == 0) { /* grow at 2^k - 1 */
-				e = realloc(a->exc, (2 * nexc + 2) * sizeof(uint32_t));
-				if (!e)
-					return false;
-				a->exc = e;
+			if (!e) {
+				p->nomem = true;
+				break;
 			}
-			a->exc[nexc++] = (uint32_t)s;
-			set_skip(a, s);
+			p->exc = e;
 		}
-	a->nexc = nexc;
-	return true;
+		p->exc[p->nexc++] = (uint32_t)s;
+	}
+	free(x);
+}
+
+/* Codes slots [from, to) of a, on every worker of the pool for large
+ * ranges (each part whole blocks: parts never share a byte); exceptions
+ * are flagged and listed in slot order.  false: out of memory. */
+static bool code_slots(accel_index *a, size_t from, size_t to)
+{
+	size_t nb = (to - from + CODE_BLOCK - 1) / CODE_BLOCK;
+	size_t np = (to - from) * a->cs->dim >> 22; /* 4M values a part */
+	size_t total = a->nexc;
+	code_part *parts;
+	bool ok = true;
+	uint32_t *exc;
+
+	np = np < pool_width() ? np : pool_width();
+	np = np < nb ? np : nb;
+	np = np ? np : 1;
+	parts = calloc(np, sizeof(*parts));
+	if (!parts)
+		return false;
+	for (size_t i = 0; i < np; i++) {
+		parts[i].a = a;
+		parts[i].from = from + nb * i / np * CODE_BLOCK;
+		parts[i].to = i + 1 == np ? to : from + nb * (i + 1) / np * CODE_BLOCK;
+		parts[i].st = (code_stats){ a->e_max, a->xmax, a->x2min };
+	}
+	pool_run(code_part_run, parts, np);
+	for (size_t i = 0; i < np; i++) {
+		ok &= !parts[i].nomem;
+		total += parts[i].nexc;
+		if (parts[i].st.e_max > a->e_max)
+			a->e_max = parts[i].st.e_max;
+		if (parts[i].st.xmax > a->xmax)
+			a->xmax = parts[i].st.xmax;
+		if (parts[i].st.x2min < a->x2min)
+			a->x2min = parts[i].st.x2min;
+	}
+	/* the list grows at 2^k - 1 (code_slots, accel_derive): keep room */
+	exc = ok ? realloc(a->exc, (total | 1) * 2 * sizeof(uint32_t)) : NULL;
+	if (exc) {
+		a->exc = exc;
+		for (size_t i = 0; i < np; i++)
+			for (size_t k = 0; k < parts[i].nexc; k++) {
+				a->exc[a->nexc++] = parts[i].exc[k];
+				set_skip(a, parts[i].exc[k]);
+			}
+	}
+	for (size_t i = 0; i < np; i++)
+		free(parts[i].exc);
+	free(parts);
+	return exc != NULL;
 }
 
 static bool too_many_exceptions(const accel_index *a)
@@ -407,7 +499,7 @@ static bool too_many_exceptions(const accel_index *a)
 
 accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 			 rvf_metric metric, const code_ops *ops,
-			 const char **why)
+			 const code4_ops *ops4, const char **why)
 {
 	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK, b0;
 	code_store *cs = NULL;
@@ -419,7 +511,11 @@ accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 		*why = "dimension or row count outside what codes handle";
 		return NULL;
 	}
-	cs = store_new(dim, dist_metric(metric), ops, n);
+	if (ops4 && dist_metric(metric) != RVF_METRIC_L2) {
+		*why = "4-bit codes serve the L2 metric only";
+		return NULL;
+	}
+	cs = store_new(dim, dist_metric(metric), ops, ops4, n);
 	x = malloc(dim * sizeof(double));
 	if (!cs || !x || !pick_scale(cs, rows, n, x) ||
 	    !store_take(cs, nblocks, &b0) ||
@@ -435,7 +531,7 @@ accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 		a->slot_row[s] = DEAD;
 		set_skip(a, s);
 	}
-	if (!code_slots(a, 0, n, x))
+	if (!code_slots(a, 0, n))
 		goto fail;
 	if (too_many_exceptions(a)) {
 		*why = "too many rows with NaN, infinite or out-of-range values";
@@ -535,7 +631,6 @@ accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 	size_t p, nfresh = 0, nbf, b0 = 0, nb, old_slots, new_slots;
 	accel_index *a = NULL;
 	carry c;
-	double *x = NULL;
 
 	*why = "out of memory";
 	if (n == 0 || n >= UINT32_MAX / 2 || !prev->sorted) {
@@ -562,8 +657,7 @@ accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 	}
 	nb = nbf && b0 + nbf > prev->nblocks ? b0 + nbf : prev->nblocks;
 	a = index_new(cs, rows, n, nb);
-	x = malloc(cs->dim * sizeof(double));
-	if (!a || !x)
+	if (!a)
 		goto fail;
 	a->e_max = prev->e_max;
 	a->xmax = prev->xmax;
@@ -597,18 +691,16 @@ accel_index *accel_derive(const accel_index *prev, const search_row *rows,
 		}
 		a->exc[a->nexc++] = s;
 	}
-	if (nfresh && !code_slots(a, b0 * CODE_BLOCK, b0 * CODE_BLOCK + nfresh, x))
+	if (nfresh && !code_slots(a, b0 * CODE_BLOCK, b0 * CODE_BLOCK + nfresh))
 		goto fail;
 	if (too_many_exceptions(a)) {
 		*why = "too many new rows the codes cannot bound";
 		goto fail;
 	}
-	free(x);
 	*why = NULL;
 	return a;
 fail:
 	accel_release(a);
-	free(x);
 	return NULL;
 }
 
@@ -996,6 +1088,278 @@ static bool finish_query(const scan_ctx *sc, const float *q, size_t qi,
 	return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* 4-bit codes: a lower bound, then the float rows                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * With 4-bit codes the query stays in floats: per dimension a table of
+ * (q_d - x^_d)^2 for the 16 codes, in units of delta, rounded down, so a
+ * row's table sum times delta is at most |q - x^|^2.  Each thread keeps
+ * the k best rows it measured with the exact scan's float kernels; a row
+ * is measured only when its sum allows |q - x| <= the k-th distance so
+ * far: |q - x| >= |q - x^| - e_max.  The rows of the true answer always
+ * pass (their distance is at most every running k-th distance), and what
+ * is returned are float distances of the exact scan: its answer, ties and
+ * all.
+ */
+typedef struct task4 {
+	size_t b0, b1;           /* blocks [b0, b1) */
+	rvf_hit *heaps;          /* query q's k best measured at heaps + q * kout */
+	size_t *len;
+	uint16_t *thr;           /* per query: table sums above this cannot win */
+	uint16_t sums[RUN4 * CODE_BLOCK], masks[RUN4];
+	uint32_t *cand;          /* per query, CAND_CAP apart: slots to measure */
+	uint16_t *csum;          /* and their sums */
+	size_t *ncand;
+} task4;
+
+typedef struct scan4 {
+	const accel_index *a;
+	const search_request *req;
+	const dist_ops *dops;
+	size_t nq, kout, ntasks, tbytes;
+	const uint8_t *tables;   /* per query, tbytes apart */
+	const double *delta;     /* per query: the table's unit */
+	task4 *tasks;
+} scan4;
+
+/* The table of query q (codes4.h) and its unit. */
+static double make_table(const code_store *cs, const float *q, uint8_t *t)
+{
+	double big = 0, delta, scale;
+
+	memset(t, 0, cs->ngroups * 128);
+	for (size_t d = 0; d < cs->dim; d++)
+		for (unsigned c = 0; c <= cs->cmax; c++) {
+			double v = q[d] - (cs->o[d] + cs->s * c);
+
+			big = v * v > big ? v * v : big;
+		}
+	delta = big > 0 ? big / CODE4_ENTRY_MAX : 1;
+	scale = (1 - 1e-12) / delta;
+	for (size_t d = 0; d < cs->dim; d++) {
+		uint8_t *e = t + d / 8 * 128 + d % 2 * 64 + d % 8 / 2 * 16;
+
+		for (unsigned c = 0; c <= cs->cmax; c++) {
+			double v = q[d] - (cs->o[d] + cs->s * c);
+			double u = floor(v * v * scale);
+
+			e[c] = (uint8_t)(u > CODE4_ENTRY_MAX ? CODE4_ENTRY_MAX : u);
+		}
+	}
+	return delta;
+}
+
+/* The largest table sum a row may have and still be as near as the float
+ * distance fk (a squared L2 distance).  Float rounding: the real squared
+ * distance is at most fk (1 + 2 slack) plus what underflow lost. */
+static uint16_t bar4(const scan4 *sc, float fk, size_t q)
+{
+	const accel_index *a = sc->a;
+	double slack = (double)a->cs->dim * 0x1p-22, r2, lim, u;
+
+	if (!(fk < INFINITY))
+		return UINT16_MAX;
+	r2 = (double)fk * (1 + 2 * slack) + (double)a->cs->dim * 0x1p-120;
+	lim = sqrt(r2) * (1 + 1e-12) + a->e_max;
+	u = lim * lim * (1 + 1e-9) / sc->delta[q];
+	return u >= UINT16_MAX ? UINT16_MAX : (uint16_t)u;
+}
+
+/* Asks for the float rows of candidates [from, to) of query q that the
+ * bar still admits: they lie anywhere in the file, and one miss (and
+ * page walk) after another would cost more than the code scan. */
+static void fetch4(const scan4 *sc, const task4 *t, size_t q, size_t from,
+		   size_t to)
+{
+	const accel_index *a = sc->a;
+	const uint32_t *cand = t->cand + q * CAND_CAP;
+	const uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t bytes = 4 * a->cs->dim;
+
+	for (size_t c = from; c < to; c++) {
+		const unsigned char *p;
+
+		if (csum[c] > t->thr[q])
+			continue;
+		p = a->rows[a->slot_row[cand[c]]].data;
+		for (size_t off = 0; off < bytes; off += 64)
+			__builtin_prefetch(p + off);
+		__builtin_prefetch(p + bytes - 1);
+	}
+}
+
+/* Measures query q's gathered candidates, in order, and keeps the best in
+ * the task's heap; a candidate whose sum the falling bar has passed
+ * meanwhile is dropped.  The next few rows are fetched while a few are
+ * measured. */
+static void measure4(const scan4 *sc, task4 *t, size_t q)
+{
+	const accel_index *a = sc->a;
+	rvf_hit *h = t->heaps + q * sc->kout;
+	const uint32_t *cand = t->cand + q * CAND_CAP;
+	const uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t ncand = t->ncand[q];
+
+	t->ncand[q] = 0;
+	fetch4(sc, t, q, 0, ncand < CODE_BLOCK ? ncand : CODE_BLOCK);
+	for (size_t c0 = 0; c0 < ncand; c0 += CODE_BLOCK) {
+		const unsigned char *px[CODE_BLOCK];
+		uint64_t ids[CODE_BLOCK];
+		float dist[CODE_BLOCK];
+		size_t n = 0, c1 = c0 + CODE_BLOCK < ncand ? c0 + CODE_BLOCK : ncand;
+
+		fetch4(sc, t, q, c1, c1 + CODE_BLOCK < ncand ? c1 + CODE_BLOCK : ncand);
+		for (size_t c = c0; c < c1; c++) {
+			const search_row *row;
+
+			if (csum[c] > t->thr[q])
+				continue;
+			row = &a->rows[a->slot_row[cand[c]]];
+			px[n] = row->data;
+			ids[n++] = row->id;
+		}
+		if (!n)
+			continue;
+		dist_block(sc->dops, RVF_METRIC_L2, sc->req->queries + q * a->cs->dim,
+			   NULL, 1, a->cs->dim, px, NULL, n, dist);
+		for (size_t i = 0; i < n; i++) {
+			heap_offer(h, &t->len[q], sc->kout,
+				   (rvf_hit){ .id = ids[i], .distance = dist[i] });
+			if (t->len[q] == sc->kout)
+				t->thr[q] = bar4(sc, h[0].distance, q);
+		}
+	}
+}
+
+/* Adds the live rows of the set bits of a run's masks to query q's
+ * candidates. */
+static void collect4(const scan4 *sc, task4 *t, size_t q, size_t b0, size_t nb)
+{
+	const accel_index *a = sc->a;
+	uint32_t *cand = t->cand + q * CAND_CAP;
+	uint16_t *csum = t->csum + q * CAND_CAP;
+	size_t n = t->ncand[q];
+
+	for (size_t i = 0; i < nb; i++)
+		for (unsigned m = t->masks[i]; m; m &= m - 1) {
+			unsigned r = (unsigned)__builtin_ctz(m);
+			size_t slot = (b0 + i) * CODE_BLOCK + r;
+
+			if (skipped(a, slot))
+				continue;
+			cand[n] = (uint32_t)slot;
+			csum[n++] = t->sums[i * CODE_BLOCK + r];
+		}
+	t->ncand[q] = n;
+}
+
+static void scan4_task(void *ctx, size_t ti)
+{
+	const scan4 *sc = ctx;
+	const code_store *cs = sc->a->cs;
+	task4 *t = &sc->tasks[ti];
+
+	for (size_t b = t->b0, nb; b < t->b1; b += nb) {
+		/* a run of blocks in one chunk, read once for every query */
+		const uint8_t *blk = block_codes(cs, b);
+
+		nb = t->b1 - b < RUN4 ? t->b1 - b : RUN4;
+		if (nb > cs->chunk_blocks - b % cs->chunk_blocks)
+			nb = cs->chunk_blocks - b % cs->chunk_blocks;
+		for (size_t q = 0; q < sc->nq; q++) {
+			cs->ops4->sums(blk, nb, cs->ngroups, sc->tables + q * sc->tbytes,
+				       t->thr[q], t->sums, t->masks);
+			collect4(sc, t, q, b, nb);
+			/* measured in bunches, so their fetches overlap; at once
+			 * while the heap is not full (no bar yet) */
+			if (t->len[q] < sc->kout || t->ncand[q] >= CAND_FLUSH)
+				measure4(sc, t, q);
+		}
+	}
+	for (size_t q = 0; q < sc->nq; q++)
+		measure4(sc, t, q);
+}
+
+static rvf_code search4(const accel_index *a, const search_request *req,
+			rvf_hit *out, size_t *counts, rvf_error *err)
+{
+	const code_store *cs = a->cs;
+	size_t nq = req->nq, k = req->k, nt, work;
+	size_t want = req->threads ? req->threads : pool_width();
+	scan4 sc = { .a = a, .req = req, .dops = dist_ops_get(), .nq = nq };
+	uint8_t *tables = NULL;
+	double *delta = NULL;
+	rvf_code rc = RVF_OK;
+
+	sc.kout = k < a->n ? k : a->n;
+	sc.tbytes = cs->ngroups * 128;
+	work = a->nblocks * cs->ngroups * nq;
+	nt = work / WORK_PER_TASK;
+	nt = nt < want ? nt : want;
+	nt = nt < a->nblocks ? nt : a->nblocks;
+	sc.ntasks = nt ? nt : 1;
+	tables = malloc(nq * sc.tbytes);
+	delta = malloc(nq * sizeof(*delta));
+	sc.tasks = calloc(sc.ntasks, sizeof(task4));
+	if (!tables || !delta || !sc.tasks)
+		goto nomem;
+	for (size_t q = 0; q < nq; q++)
+		delta[q] = make_table(cs, req->queries + q * cs->dim,
+				      tables + q * sc.tbytes);
+	sc.tables = tables;
+	sc.delta = delta;
+	for (size_t i = 0; i < sc.ntasks; i++) {
+		task4 *t = &sc.tasks[i];
+
+		t->b0 = a->nblocks * i / sc.ntasks;
+		t->b1 = a->nblocks * (i + 1) / sc.ntasks;
+		t->heaps = malloc(nq * sc.kout * sizeof(rvf_hit));
+		t->len = calloc(nq, sizeof(size_t));
+		t->thr = malloc(nq * sizeof(uint16_t));
+		t->cand = malloc(nq * CAND_CAP * sizeof(uint32_t));
+		t->csum = malloc(nq * CAND_CAP * sizeof(uint16_t));
+		t->ncand = calloc(nq, sizeof(size_t));
+		if (!t->heaps || !t->len || !t->thr || !t->cand || !t->csum ||
+		    !t->ncand)
+			goto nomem;
+		for (size_t q = 0; q < nq; q++)
+			t->thr[q] = UINT16_MAX;
+	}
+	pool_run(scan4_task, &sc, sc.ntasks);
+	for (size_t q = 0; q < nq; q++) {
+		rvf_hit *h = out + q * k;
+		size_t len = 0;
+
+		for (size_t i = 0; i < sc.ntasks; i++)
+			for (size_t j = 0; j < sc.tasks[i].len[q]; j++)
+				heap_offer(h, &len, sc.kout,
+					   sc.tasks[i].heaps[q * sc.kout + j]);
+		rescore(a, sc.dops, req->queries + q * cs->dim, a->exc, a->nexc,
+			h, &len, sc.kout);
+		heap_sort(h, len);
+		counts[q] = len;
+	}
+	goto done;
+nomem:
+	rc = rvf_fail(err, RVF_E_NO_MEMORY, "search: out of memory");
+done:
+	if (sc.tasks)
+		for (size_t i = 0; i < sc.ntasks; i++) {
+			free(sc.tasks[i].heaps);
+			free(sc.tasks[i].len);
+			free(sc.tasks[i].thr);
+			free(sc.tasks[i].cand);
+			free(sc.tasks[i].csum);
+			free(sc.tasks[i].ncand);
+		}
+	free(sc.tasks);
+	free(tables);
+	free(delta);
+	return rc;
+}
+
 rvf_code accel_search(const accel_index *a, const search_request *req,
 		      rvf_hit *out, size_t *counts, rvf_error *err)
 {
@@ -1019,6 +1383,8 @@ rvf_code accel_search(const accel_index *a, const search_request *req,
 		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 				"search: k=%zu is too large for %zu queries",
 				k, nq);
+	if (cs->ops4)
+		return search4(a, req, out, counts, err);
 	/* k best of the coded rows: exceptions are measured separately */
 	sc.kk = k < live ? k : live;
 	if (sc.kk == 0)

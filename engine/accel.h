@@ -37,6 +37,15 @@
  * |q|^2 |x|^2 could pass 2^120 (float32 overflow) or, for cosine, fall
  * below 2^-40 for a coded row (the reference's zero-vector rule).
  *
+ * 4-bit codes (L2 only; codes4.h) keep the same grid with 16 levels.
+ * The query stays in floats and becomes a table of (q_d - x^_d)^2 per
+ * code, in a unit delta, rounded down: a row's table sum times delta is
+ * at most |q - x^|^2, so sqrt(sum delta) - e_max is a lower bound of
+ * |q - x|.  Each thread measures with the float kernels the rows whose
+ * bound does not exceed its running k-th float distance (rounding
+ * allowed for) and keeps the k best: the rows of the answer always pass,
+ * and the result is the float scan's, distances included.
+ *
  * Commits.  Codes live in slots (16 per block) of a code store shared by
  * the indexes of successive views.  accel_derive makes the next view's
  * index from the previous one: rows that stayed (same id, same bytes in
@@ -49,17 +58,20 @@
 #define RVF_ACCEL_H
 
 #include "codes.h"
+#include "codes4.h"
 #include "search.h"
 
 typedef struct accel_index accel_index;
 
-/* Codes for rows[0..n) of dim floats under metric.  NULL (with a reason
- * in *why) when codes would not help (dim too large, too many
- * exceptions) or memory ran out.  The rows must outlive the index.  The
- * index starts with one reference. */
+/* Codes for rows[0..n) of dim floats under metric: 8-bit ones searched
+ * with ops, or with ops4 set 4-bit ones (L2 only) searched with ops4.
+ * NULL (with a reason in *why) when codes would not help (dim too large,
+ * too many exceptions) or memory ran out.  The rows must outlive the
+ * index.  The index starts with one reference.  Large builds use every
+ * worker of the pool. */
 accel_index *accel_build(const search_row *rows, size_t n, size_t dim,
 			 rvf_metric metric, const code_ops *ops,
-			 const char **why);
+			 const code4_ops *ops4, const char **why);
 
 /* The index of rows[0..n) (sorted by ascending id, like prev's rows)
  * from prev's codes: new rows coded, the rows gone masked.  NULL when
@@ -73,8 +85,9 @@ void accel_release(accel_index *a);
 
 /* Bytes the index holds (its share of the store counted whole). */
 size_t accel_bytes(const accel_index *a);
-/* Bytes an index over n rows of dim would hold under metric. */
-size_t accel_estimate(size_t n, size_t dim, rvf_metric metric);
+/* Bytes an index over n rows of dim would hold under metric with codes of
+ * bits (8 or 4) a dimension. */
+size_t accel_estimate(size_t n, size_t dim, rvf_metric metric, unsigned bits);
 /* Dead slots: a full build would drop them. */
 size_t accel_dead(const accel_index *a);
 /* True when a full build would serve better: many dead slots (over a

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "accel.h"
+#include "codes4.h"
 #include "distance.h"
 #include "store.h"
 
@@ -32,10 +33,28 @@ enum { ACCEL_NONE, ACCEL_BUILDING, ACCEL_READY, ACCEL_FAILED,
 
 /* Below this many floats an exact scan takes well under a millisecond. */
 #define ACCEL_MIN_FLOATS ((size_t)1 << 19)
+/* L2 stores whose 8-bit codes would pass this get 4-bit ones: a query
+ * then reads half the bytes (accel.h). */
+#define ACCEL_4BIT_FROM ((size_t)512 << 20)
 
 static bool is_ready(int state)
 {
 	return state == ACCEL_READY || state == ACCEL_READY_REBUILDING;
+}
+
+/* 8 or 4: the code width for v.  RVF_CODES_BITS=8 or 4 chooses (4 only
+ * for L2, the one metric with 4-bit codes). */
+static unsigned code_bits(const rvf_view *v)
+{
+	const char *e = getenv("RVF_CODES_BITS");
+	bool l2 = dist_metric(v->info.metric) == RVF_METRIC_L2;
+
+	if (e && !strcmp(e, "8"))
+		return 8;
+	if (e && !strcmp(e, "4"))
+		return l2 ? 4 : 8;
+	return l2 && accel_estimate(v->nvisible, v->info.dimension,
+				    v->info.metric, 8) > ACCEL_4BIT_FROM ? 4 : 8;
 }
 
 static void build(rvf_view *v)
@@ -43,7 +62,9 @@ static void build(rvf_view *v)
 	const char *why = NULL;
 	const search_row *rows = view_rows(v);
 	accel_index *a = rows ? accel_build(rows, v->nvisible, v->info.dimension,
-					    v->info.metric, code_ops_best(), &why) : NULL;
+					    v->info.metric, code_ops_best(),
+					    code_bits(v) == 4 ? code4_ops_best() : NULL,
+					    &why) : NULL;
 	accel_index *old = NULL;
 
 	pthread_mutex_lock(&v->accel_mu);
@@ -74,7 +95,8 @@ static const char *unsuitable(const rvf_view *v, const rvf_search_options *opt)
 	uint64_t cap = opt && opt->accel_max_bytes ? opt->accel_max_bytes :
 						     RVF_ACCEL_DEFAULT_MAX_BYTES;
 
-	if (accel_estimate(v->nvisible, v->info.dimension, v->info.metric) > cap)
+	if (accel_estimate(v->nvisible, v->info.dimension, v->info.metric,
+			   code_bits(v)) > cap)
 		return "larger than the memory cap";
 	return NULL;
 }

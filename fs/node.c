@@ -1,7 +1,6 @@
 /* node.c - which kind an inode is, the handles of open files, and what
  * every kind shares: attributes and read replies. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,25 +139,6 @@ struct timespec node_view_mtime(rvffs *fs, rvf_view *v)
 	return t;
 }
 
-/* Every file belongs to the daemon's user; asked once, not twice per
- * entry of a listing (two syscalls were a fifth of the first `ls -l`). */
-static uid_t owner_uid;
-static gid_t owner_gid;
-static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
-
-static void owner_init(void)
-{
-	owner_uid = getuid();
-	owner_gid = getgid();
-}
-
-void node_owner(struct stat *st)
-{
-	pthread_once(&owner_once, owner_init);
-	st->st_uid = owner_uid;
-	st->st_gid = owner_gid;
-}
-
 void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 	       uint64_t size, struct timespec mtime, bool answers_queries)
 {
@@ -171,7 +151,8 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 		mode &= ~(mode_t)0222;
 	st->st_mode = mode;
 	st->st_nlink = dir ? 2 : 1;
-	node_owner(st);
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
@@ -186,13 +167,14 @@ bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 	return true;
 }
 
-void node_fill_pending(struct stat *st, uint64_t ino, uint64_t size)
+void node_fill_pending(rvffs *fs, struct stat *st, uint64_t ino, uint64_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFREG | 0644;
 	st->st_nlink = 1;
-	node_owner(st);
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = BLKSIZE;
 }

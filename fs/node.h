@@ -139,8 +139,6 @@ static inline bool wants_write(const struct fuse_file_info *fi)
 /* node.c: attributes */
 /* The store's mtime as of view v (stat'ed once per committed state). */
 struct timespec node_view_mtime(rvffs *fs, rvf_view *v);
-/* The owner of every file: the daemon's uid and gid. */
-void node_owner(struct stat *st);
 /* Fills st for a node.  On a read-only mount the write bits go, except
  * for the nodes that answer queries (`answers_queries`). */
 void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
@@ -148,7 +146,7 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 /* A directory of the tree (root, segments/, vectors/, ...). */
 bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
 /* Attributes of a file created and not committed yet. */
-void node_fill_pending(struct stat *st, uint64_t ino, uint64_t size);
+void node_fill_pending(rvffs *fs, struct stat *st, uint64_t ino, uint64_t size);
 
 /* node.c: replies */
 /* A slice [off, off+size) of p: replied from p (p must outlive the reply). */

@@ -75,6 +75,8 @@ typedef struct rvffs {
 	rvffs_limits lim;
 	struct fuse_session *se;
 	struct timespec mount_time;
+	uid_t uid;                 /* the daemon's: owner of every node */
+	gid_t gid;
 
 	pthread_mutex_t mu;        /* guards everything below */
 	uint64_t next_dyn;         /* next dynamic inode */
@@ -164,6 +166,10 @@ void fs_unlinked_by_us(rvffs *fs, uint64_t id);
 int fs_store_check(rvffs *fs);
 int fs_invalidator_start(rvffs *fs);
 void fs_invalidator_stop(rvffs *fs);
+
+/* loop.c: serves requests until unmounted (0 or -errno); up to
+ * max_threads workers take what the reading thread does not answer. */
+int fs_loop(rvffs *fs, unsigned max_threads);
 
 /* commit.c */
 /* Makes every change so far durable; 0 or -errno (logged). */

@@ -25,7 +25,7 @@ for tool in "$CC" "$QEMU"; do
 done
 
 sources=(engine/error.c engine/distance.c engine/search.c engine/pool.c
-         engine/codes.c engine/codes_neon.c engine/accel.c)
+         engine/codes.c engine/codes_neon.c engine/codes4.c engine/accel.c)
 for t in test_accel test_search; do
 	"$CC" -std=gnu11 -O2 -g -Wall -Wextra -Werror -static -pthread -DRVF_SEARCH_ONLY \
 		-Iengine -Iengine/include -Itests/unit "${sources[@]}" \

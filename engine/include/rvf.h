@@ -767,6 +767,9 @@ rvf_code rvf_store_set_deferred(rvf_store *s, bool deferred, rvf_error *err);
 rvf_code rvf_store_sync(rvf_store *s, rvf_commit_info *info, rvf_error *err);
 /* True when changes are waiting for rvf_store_sync. */
 bool rvf_store_dirty(rvf_store *s);
+/* True when a writer holds the store (a commit, a streaming ingest, a
+ * compaction) at this moment: a change started now would wait for it. */
+bool rvf_store_writer_busy(rvf_store *s);
 
 /* When to compact by itself (a policy applied by its user: rvffs). */
 typedef struct rvf_compact_policy {

@@ -124,6 +124,35 @@ def test_commits_keep_codes(mount, big, tmp_path):
         assert [(i, d) for i, d, _ in g] == knn(vecs, q, k)
 
 
+def test_four_bit_codes(mount, big, tmp_path, monkeypatch):
+    """RVF_CODES_BITS=4 (what large L2 stores get): half the bytes, the
+    same answers, before and after commits."""
+    p, vecs = big
+    monkeypatch.setenv("RVF_CODES_BITS", "4")
+    m = mount(p)
+    reqs = requests(vecs, 40, seed=5)
+    before = ask(m, reqs)
+    wait_ready(m)
+    size = int(codes_state(m).split("(")[1].split()[0])
+    assert size < N * DIM, f"4-bit codes take {size} bytes for {N} x {DIM}"
+    assert ask(m, reqs) == before
+    new = [(N + 1 + i, [float(30 + i)] * DIM) for i in range(3)]
+    m.sh(f'cp "{write_csv(tmp_path / "more4.csv", new)}" "$M/ingest/more.csv"')
+    m.sh(f'echo "{fmt_vec([7.0] * DIM)}" > "$M/vectors/5"')
+    m.sh('rm "$M/vectors/6"')
+    assert codes_state(m).startswith("ready"), codes_state(m)
+    vecs.update(dict(new))
+    vecs[5] = [7.0] * DIM
+    del vecs[6]
+    reqs = requests(vecs, 24, seed=8) + [(3, [7.0] * DIM), (2, [30.0] * DIM)]
+    out = ask(m, reqs)
+    m.unmount()
+    monkeypatch.delenv("RVF_CODES_BITS")
+    assert out == ask(mount(p, "codes=off"), reqs), "4-bit codes changed an answer"
+    for (k, q), g in list(zip(reqs, parse_results(out)))[-2:]:
+        assert [(i, d) for i, d, _ in g] == knn(vecs, q, k)
+
+
 def test_codes_off_by_config(mount, big, tmp_path):
     p, _ = big
     conf = tmp_path / "codes.conf"

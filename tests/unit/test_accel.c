@@ -1,5 +1,5 @@
-/* test_accel.c - the 8-bit code search gives search_exact's answer, bit for
- * bit, for every metric, on data chosen to stress its bounds, and after
+/* test_accel.c - the 8-bit code search (and for L2 the 4-bit one) gives
+ * search_exact's answer, bit for bit, for every metric, on data chosen to stress its bounds, and after
  * simulated commits (accel_derive); every code kernel computes the same
  * integers. */
 #include <math.h>
@@ -11,6 +11,7 @@
 
 #include "accel.h"
 #include "codes.h"
+#include "codes4.h"
 #include "search.h"
 
 #define RNG_SEED 0x9e3779b97f4a7c15ull
@@ -20,8 +21,9 @@ static const rvf_metric metrics[] = { RVF_METRIC_L2, RVF_METRIC_INNER_PRODUCT,
 				      RVF_METRIC_COSINE };
 static const char *const metric_names[] = { "l2", "ip", "cosine" };
 
-/* The kernel and metric under test. */
+/* The kernel and metric under test; ops4 set: 4-bit codes (L2). */
 static const code_ops *ops;
+static const code4_ops *ops4;
 static rvf_metric metric;
 static const char *mname;
 
@@ -99,8 +101,8 @@ static void compare_index(const char *what, const accel_index *a,
 	CHECK(accel_search(a, &req, y, cy, &err) == RVF_OK, "%s: codes", what);
 	CHECK(same(x, cx, y, cy, nq, k),
 	      "%s (%s, %s, n=%zu dim=%zu nq=%zu k=%zu threads=%u): codes "
-	      "differ from the exact scan", what, mname, ops->name, n, dim, nq,
-	      k, threads);
+	      "differ from the exact scan", what, mname,
+	      ops4 ? ops4->name : ops->name, n, dim, nq, k, threads);
 	free(x);
 	free(y);
 	free(cx);
@@ -111,7 +113,7 @@ static void compare(const char *what, dataset *ds, const float *q, size_t nq,
 		    size_t k, unsigned threads)
 {
 	const char *why = NULL;
-	accel_index *a = accel_build(ds->rows, ds->n, ds->dim, metric, ops, &why);
+	accel_index *a = accel_build(ds->rows, ds->n, ds->dim, metric, ops, ops4, &why);
 
 	CHECK(a != NULL, "%s %s: build failed: %s", what, mname, why ? why : "?");
 	if (a)
@@ -240,7 +242,7 @@ static void test_exceptions(void)
 	compare("exceptions, k=1", &ds, q, 4, 1, 1);
 	for (size_t r = 0; r < 400; r++)
 		set(&ds, r * 7, 1, NAN);
-	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, &why);
+	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, ops4, &why);
 	CHECK(a == NULL && why && strstr(why, "NaN"),
 	      "too many exceptions must refuse codes (%s)", why ? why : "built");
 	accel_release(a);
@@ -276,7 +278,7 @@ static void test_applies(void)
 
 	ds_init(&ds, 100, 4);
 	q = random_queries(2, 4, 1);
-	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, &why);
+	a = accel_build(ds.rows, ds.n, ds.dim, metric, ops, ops4, &why);
 	{
 		search_request req = { .metric = metric, .dim = 4,
 				       .queries = q, .nq = 2, .k = 3,
@@ -335,7 +337,7 @@ static void test_derive(void)
 	cur = malloc((n0 + extra) * sizeof(search_row));
 	next = malloc((n0 + extra) * sizeof(search_row));
 	memcpy(cur, ds.rows, n0 * sizeof(search_row));
-	a = accel_build(cur, ncur, dim, metric, ops, &why);
+	a = accel_build(cur, ncur, dim, metric, ops, ops4, &why);
 	CHECK(a != NULL, "build: %s", why ? why : "?");
 	for (size_t step = 0; a && step < 30; step++) {
 		size_t w = 0, add = 20, base = n0 + step * add;
@@ -546,18 +548,64 @@ static void test_kernels(void)
 	}
 }
 
+/* Every 4-bit kernel computes the portable kernel's sums and masks, with
+ * the largest entries (saturating at 65535 for long rows) too. */
+static void test_kernels4(void)
+{
+	const code4_ops *all[] = { code4_ops_avx512bw(), code4_ops_avx2(),
+				   code4_ops_neon() };
+	const code4_ops *p = code4_ops_portable();
+	static const size_t ngroups[] = { 1, 2, 3, 16, 17, 96, 300 };
+
+	for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+		if (!all[k])
+			continue;
+		printf("test_accel: 4-bit kernel %s\n", all[k]->name);
+		for (size_t gi = 0; gi < sizeof(ngroups) / sizeof(ngroups[0]); gi++)
+			for (int extreme = 0; extreme < 2; extreme++) {
+				size_t ng = ngroups[gi], nb = 5;
+				uint8_t *blk = malloc(nb * ng * 64);
+				uint8_t *table = malloc(ng * 128);
+				uint16_t s1[5 * 16], s2[5 * 16], m1[5], m2[5];
+				uint16_t thr = (uint16_t)(next_u64() % (ng * 200 + 1));
+
+				for (size_t i = 0; i < nb * ng * 64; i++)
+					blk[i] = (uint8_t)next_u64();
+				for (size_t i = 0; i < ng * 128; i++)
+					table[i] = extreme ? CODE4_ENTRY_MAX :
+						(uint8_t)(next_u64() % (CODE4_ENTRY_MAX + 1));
+				all[k]->sums(blk, nb, ng, table, thr, s1, m1);
+				p->sums(blk, nb, ng, table, thr, s2, m2);
+				CHECK(!memcmp(s1, s2, sizeof(s1)) && !memcmp(m1, m2, sizeof(m1)),
+				      "4-bit %s and portable differ for %zu groups (%d)",
+				      all[k]->name, ng, extreme);
+				free(blk);
+				free(table);
+			}
+	}
+}
+
 int main(void)
 {
 	const code_ops *sets[] = { code_ops_portable(), code_ops_best(),
 				   code_ops_avx2(), code_ops_neon() };
+	const code4_ops *sets4[] = { code4_ops_portable(), code4_ops_best(),
+				     code4_ops_avx2(), code4_ops_neon() };
 
 	test_kernels();
+	test_kernels4();
 #ifndef RVF_SEARCH_ONLY
 	for (size_t m = 0; m < 3; m++) {
 		metric = metrics[m];
 		mname = metric_names[m];
 		test_view_commits();
 	}
+	/* the same through the store with 4-bit codes (L2) */
+	setenv("RVF_CODES_BITS", "4", 1);
+	metric = RVF_METRIC_L2;
+	mname = "l2 (4-bit)";
+	test_view_commits();
+	unsetenv("RVF_CODES_BITS");
 #endif
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
 		bool seen = false;
@@ -567,10 +615,15 @@ int main(void)
 		if (!sets[i] || seen)
 			continue;
 		ops = sets[i];
+		ops4 = NULL;
 		printf("test_accel: searching with the %s kernel\n", ops->name);
-		for (size_t m = 0; m < 3; m++) {
-			metric = metrics[m];
-			mname = metric_names[m];
+		for (size_t m = 0; m < 4; m++) {
+			/* m == 3: L2 again, with 4-bit codes */
+			metric = metrics[m % 3];
+			mname = m == 3 ? "l2 (4-bit)" : metric_names[m];
+			ops4 = m == 3 ? sets4[i] : NULL;
+			if (m == 3 && !ops4)
+				continue;
 			test_shapes();
 			test_hard_cases();
 			test_wide_range();
