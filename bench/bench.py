@@ -14,6 +14,7 @@ table, or with --json one JSON document.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -38,7 +39,11 @@ SIZES = {
     "small": dict(n=10_000, queries=200, reps_query=3, reps=3, reps_ingest=3, reps_ls=1),
     "100k": dict(n=100_000, queries=200, reps_query=5, reps=5, reps_ingest=5, reps_ls=2),
     "1m": dict(n=1_000_000, queries=200, reps_query=3, reps=3, reps_ingest=3, reps_ls=0),
+    # opt-in, issue 13: only the mount of 10M x 128 with random ids (time,
+    # memory, first query) against the reference's openReadonly
+    "10m": dict(n=10_000_000, queries=10, reps_query=1, reps=2, reps_ingest=1, reps_ls=0),
 }
+BIG = ("10m",)  # sizes that run only the tools workload's mount rows
 WORKLOADS = ("ingest", "stream", "query", "search", "mount", "reads", "compact", "writes",
              "tools", "bigsearch")  # in running order
 # bigsearch (issue 15: 10M x 128 L2, 1M x 768 cosine; ~9 GB of data and
@@ -157,6 +162,11 @@ def run(cmd, check=True, **kw):
     return cp
 
 
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def timed_sh(script):
     """Wall seconds of `sh -c script` (fork/exec included, ~1-2 ms)."""
     t = time.perf_counter()
@@ -239,6 +249,23 @@ def proc_kb(pid, field, fname="smaps_rollup"):
     return None
 
 
+def proc_cpu(pid):
+    """CPU seconds (user+sys) of a process so far: the larger of its
+    threads' schedstat run times (nanoseconds, live threads only) and
+    /proc/PID/stat's user+sys (whole process, in 10 ms ticks)."""
+    ticks = run_ns = 0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                run_ns += int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return max(ticks, run_ns / 1e9) or None
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -266,6 +293,8 @@ class Bench:
         self.rvffs = self.build / "fs" / "rvffs"
         self.rvfctl = self.build / "ctl" / "rvfctl"
         self.bench_data = self.build / "bench" / "bench_data"
+        self.fvecs_store = self.build / "bench" / "fvecs_store"
+        self.big = a.size in BIG
         self.mounts = {}  # mount point -> daemon pid (only ours)
         self.query_errors = {}  # mode -> failed query-file requests
         self.tmp = None
@@ -380,16 +409,38 @@ class Bench:
             if not os.access(exe, os.X_OK):
                 raise BenchError(f"{exe} is missing: build with `ninja -C {self.build}`")
         self.data = self.tmp / "data"
-        log(f"generating {self.n} x {DIM} + {self.nq} queries (seed {self.a.seed})")
-        formats = "fvecs,npy,csv" if "ingest" in self.a.workloads else "fvecs,npy"
-        cp = run([self.bench_data, "--n", self.n, "--dim", DIM, "--queries", self.nq,
-                  "--k", K, "--seed", self.a.seed, "--out", self.data, "--formats", formats])
-        self.info["data"] = json.loads(cp.stdout)
+        if self.a.data:
+            self.use_data(Path(self.a.data))
+        else:
+            log(f"generating {self.n} x {DIM} + {self.nq} queries (seed {self.a.seed})")
+            formats = ("fvecs" if self.big else
+                       "fvecs,npy,csv" if "ingest" in self.a.workloads else "fvecs,npy")
+            cp = run([self.bench_data, "--n", self.n, "--dim", DIM, "--queries", self.nq,
+                      "--k", K, "--seed", self.a.seed, "--out", self.data, "--formats", formats])
+            self.info["data"] = json.loads(cp.stdout)
         self.queries = (self.data / "queries.txt").read_text().splitlines()
         self.truth = [[int(x) for x in line.split()]
                       for line in (self.data / "truth.txt").read_text().splitlines()]
         self.rvffs_store = self.tmp / "rvffs.rvf"
         self.ref_store = self.tmp / "ref.rvf"
+
+    def use_data(self, d):
+        """--data DIR: bench_data's output made before (10M rows take minutes
+        to draw), checked against the size.  The tools workload at 10m reads
+        only base.fvecs, queries.f32/.txt and truth.txt; the others need
+        base.npy (and base.csv for ingest) too."""
+        fvecs = d / "base.fvecs"
+        want = self.n * (4 + 4 * DIM)
+        if not fvecs.is_file() or fvecs.stat().st_size != want:
+            raise BenchError(f"--data {d}: base.fvecs must hold {self.n} x {DIM} rows "
+                             f"({want} bytes)")
+        if not all((d / f).is_file() for f in ("queries.txt", "queries.f32", "truth.txt")):
+            raise BenchError(f"--data {d}: queries.txt, queries.f32 and truth.txt are needed")
+        nq = len((d / "queries.txt").read_text().splitlines())
+        self.data = d
+        self.nq = min(self.nq, nq)
+        self.info["data"] = dict(reused=str(d), n=self.n, dim=DIM, queries=nq)
+        log(f"data from {d} ({self.n} x {DIM}, {nq} queries)")
 
     # ------------------------------------------------------------ 2 ingest
     def ingest(self, timed=True):
@@ -1255,7 +1306,14 @@ class Bench:
         mount point against the file; mounting a store whose ids arrive in
         random order (written by the reference, `ingest --ids random`)
         against the reference's openReadonly of that file and against the
-        mount of its sequential-id twin."""
+        mount of its sequential-id twin.  At 10m only the mount rows run,
+        on stores bench/fvecs_store writes (see tools_mount)."""
+        if not self.big:
+            self.tools_tree()
+        self.tools_mount()
+
+    def tools_tree(self):
+        """ls, find|xargs cat, cp -a, export and cat segments/ (tools)."""
         mnt = self.tmp / "mnt-tools"
         store = self.rvffs_store
         plain = self.tmp / "plain-vectors"
@@ -1283,12 +1341,19 @@ class Bench:
         cat_seg, cat_file = f"cat {mnt}/segments/* > /dev/null", f"cat {store} > /dev/null"
         self.mount(store, mnt)
         try:
+            # the same bytes through both doors (checked once, untimed);
+            # the timed runs write to /dev/null: each export writes 1.4 GB
+            # at 1M, and waiting for the disk to take the previous run's
+            # (shared with everyone on the machine) swamped the difference
+            run([self.rvfctl, "export", mnt, "-o", out])
+            mount_sum = file_sha256(out)
+            run([self.rvfctl, "export", store, "-o", out])
+            if file_sha256(out) != mount_sum:
+                self.notes.append("tools: export of the mount differs from export of the file")
+            out.unlink(missing_ok=True)
             for r in range(self.reps):
-                res["export_mount"].append(timed_sh(f"{self.rvfctl} export {mnt} -o {out}"))
-                mount_bytes = out.read_bytes()
-                res["export_file"].append(timed_sh(f"{self.rvfctl} export {store} -o {out}"))
-                if out.read_bytes() != mount_bytes:
-                    self.notes.append("tools: export of the mount differs from export of the file")
+                res["export_mount"].append(timed_sh(f"{self.rvfctl} export {mnt} > /dev/null"))
+                res["export_file"].append(timed_sh(f"{self.rvfctl} export {store} > /dev/null"))
             # warm reads: the segments in FUSE's page cache, the store in
             # the disk's, one after the other so a change of load hits both
             seg_bytes = sum(p.stat().st_size for p in (mnt / "segments").iterdir())
@@ -1315,26 +1380,53 @@ class Bench:
                  ms("find_cat_plain"), "lower", base="plain directory", note=ls_note)
         self.row("tools", "cp_a", "`cp -a MNT/vectors DIR`", "ms", ms("cp_a"), None, "lower",
                  compare=False, note=ls_note)
-        self.row("tools", "export_mount", "`rvfctl export MNT` vs `rvfctl export STORE`", "ms",
+        self.row("tools", "export_mount", "`rvfctl export MNT` vs `rvfctl export STORE` "
+                 "(to /dev/null)", "ms",
                  ms("export_mount"), ms("export_file"), "lower", base="store file")
         mbps = lambda key, n: n / median(res[key]) / 1e6  # noqa: E731
         self.row("tools", "cat_segments_warm", "`cat segments/*` vs `cat STORE`, warm", "MB/s",
                  mbps("cat_seg", seg_bytes), mbps("cat_file", store.stat().st_size), "higher",
                  base="store file")
 
-        # mount with ids in random order: both stores written by the reference
-        rand = self.tmp / "ref-random-ids.rvf"
-        log("reference ingest with random ids")
-        node_ref("ingest", "--npy", self.data / "base.npy", "--out", rand, "--batch", 10000,
-                 "--reps", 1, "--ids", "random")
+        self.info["tools"] = dict(seconds=res)
+
+    def tools_mount(self):
+        """Mount with ids in random order.  Both stores are written by the
+        reference at 1M and below; at 10m the reference's ingest cannot read
+        the 5 GB .npy (node reads a file of at most 2 GiB at once), so
+        bench/fvecs_store writes both through librvf (the same random ids,
+        commits of 100,000 rows), and the reference only opens the random
+        one."""
+        mnt = self.tmp / "mnt-tools"
+        rand = self.tmp / "random-ids.rvf"
+        seq = self.ref_store
+        writer = "the reference"
+        if self.big:
+            writer = "librvf (bench/fvecs_store)"
+            seq = self.tmp / "sequential-ids.rvf"
+            for path, ids in ((rand, "random"), (seq, "sequential")):
+                log(f"fvecs_store with {ids} ids")
+                # commits of 100,000 rows (100 VEC segments, as the
+                # reference's 1M store has): each commit merges the id
+                # index of the whole store, so 1,000 commits of 10,000
+                # take tens of minutes at 10M
+                run([self.fvecs_store, self.data / "base.fvecs", path, "--ids", ids,
+                     "--batch", 100000])
+        else:
+            log("reference ingest with random ids")
+            node_ref("ingest", "--npy", self.data / "base.npy", "--out", rand, "--batch", 10000,
+                     "--reps", 1, "--ids", "random")
         seq_s, rand_s, rand_anon, rand_q = [], [], [], []
+        seq_cpu, rand_cpu, rand_rss = [], [], []
         line = f"k={K} {self.queries[0]}\n".encode()
         for r in range(self.reps):
-            for which, path in (("seq", self.ref_store), ("rand", rand)):
+            for which, path in (("seq", seq), ("rand", rand)):
                 dt, pid, _ = self.mount(path, mnt, "-o", "ro")
+                (seq_cpu if which == "seq" else rand_cpu).append(proc_cpu(pid))
                 try:
                     if which == "rand":
                         rand_anon.append(proc_kb(pid, "Anonymous"))
+                        rand_rss.append(proc_kb(pid, "Rss"))
                         lat, ids = self.q_per_open(mnt, [line])
                         rand_q.append(lat[0])
                         want = [random_id(i) for i in self.truth[0][:K]]
@@ -1347,21 +1439,31 @@ class Bench:
         ref = [node_ref("open", "--store", rand, "--queries", self.data / "queries.f32",
                         "--dim", DIM, "--k", K) for _ in range(self.reps)]
         rand.unlink(missing_ok=True)
+        if self.big:
+            seq.unlink(missing_ok=True)
         size = f"{self.n // 1000}k" if self.n < 1_000_000 else f"{self.n // 1_000_000}M"
         self.row("tools", "mount_random", f"mount {size} x {DIM} with ids in random order "
-                 "vs openReadonly of the same file", "ms", median(rand_s) * 1e3,
-                 median([x["open_seconds"] for x in ref]) * 1e3, "lower")
+                 f"vs openReadonly of the same file (written by {writer})", "ms",
+                 median(rand_s) * 1e3, median([x["open_seconds"] for x in ref]) * 1e3, "lower")
         self.row("tools", "random_vs_sequential", "mount with random ids vs mount with "
-                 "sequential ids (both written by the reference)", "ms", median(rand_s) * 1e3,
+                 f"sequential ids (both written by {writer})", "ms", median(rand_s) * 1e3,
                  median(seq_s) * 1e3, "lower", base="sequential ids")
+        self.row("tools", "random_vs_sequential_cpu", "the daemon's CPU time (user+sys) at "
+                 "mount, random ids vs sequential ids", "ms", median(rand_cpu) * 1e3,
+                 median(seq_cpu) * 1e3, "lower", base="sequential ids")
         self.row("tools", "random_memory", "daemon anonymous memory after mount (random ids) "
                  "vs openReadonly RSS delta", "MB", median(rand_anon) / 1e6,
+                 median([x["rss_delta"] for x in ref]) / 1e6, "lower")
+        self.row("tools", "random_rss", "daemon RSS after mount (random ids; the store's "
+                 "pages it touched count) vs openReadonly RSS delta", "MB",
+                 median(rand_rss) / 1e6 if median(rand_rss) else None,
                  median([x["rss_delta"] for x in ref]) / 1e6, "lower")
         self.row("tools", "random_first_query", "first query after mount (random ids) vs "
                  "first exact query after open", "ms", median(rand_q) * 1e3,
                  median([x["first_exact_query_seconds"] for x in ref]) * 1e3, "lower")
-        self.info["tools"] = dict(seconds=res, mount_random=rand_s, mount_sequential=seq_s,
-                                  reference_random=ref)
+        self.info.setdefault("tools", {}).update(
+            mount_random=rand_s, mount_sequential=seq_s, cpu_random=rand_cpu,
+            cpu_sequential=seq_cpu, reference_random=ref, stores_written_by=writer)
 
     def run(self):
         wl = self.a.workloads
@@ -1379,7 +1481,7 @@ class Bench:
                      compact=self.compact, writes=self.writes, tools=self.tools,
                      stream=self.stream,
                      bigsearch=self.bigsearch)
-        if "ingest" not in wl:
+        if "ingest" not in wl and not self.big:
             self.ingest(timed=False)  # the stores the other workloads use
         for name in WORKLOADS:  # ingest first: it makes the stores
             if name not in wl:
@@ -1511,8 +1613,15 @@ def main():
                     "must be a disk, not tmpfs, for cold reads")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--save-json", metavar="FILE", help="also write the JSON document to FILE")
+    ap.add_argument("--data", metavar="DIR",
+                    help="use bench_data's output in DIR (made before with the same --n, "
+                         "--dim 128 and --seed) instead of drawing the data again")
     a = ap.parse_args()
+    if a.size in BIG and a.workloads == ",".join(DEFAULT_WORKLOADS):
+        a.workloads = "tools"
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    if a.size in BIG and a.workloads != ["tools"]:
+        ap.error(f"--size {a.size} runs only the tools workload (its mount rows)")
     for w in a.workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w} (choose from {', '.join(WORKLOADS)})")

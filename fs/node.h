@@ -89,6 +89,10 @@ typedef struct node_ops {
 	void (*list)(rvffs *fs, rvf_view *v, uint64_t dir, node_add_fn add, void *ctx);
 	uint64_t (*count)(rvf_view *v);
 	uint64_t (*entry)(rvffs *fs, rvf_view *v, size_t i, char name[SEG_NAME_MAX]);
+	/* Work that the attributes of entries first..first+n-1 need, done
+	 * for the batch at once before a READDIRPLUS fills them (vectors/:
+	 * the text sizes, on all CPUs).  Optional. */
+	void (*prepare_plus)(rvffs *fs, rvf_view *v, size_t first, size_t n);
 	int (*create)(fuse_req_t req, rvffs *fs, const char *name, mode_t mode,
 		      struct fuse_file_info *fi, handle **out);
 	void (*unlink)(fuse_req_t req, rvffs *fs, const char *name);

@@ -272,6 +272,12 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	size_t used = 0;
 	uint64_t total = l->dir->count ? l->dir->count(l->view) : l->n;
+	if (plus && l->dir->prepare_plus && total) {
+		/* At most this many entries fit (the shortest name). */
+		size_t most = size / fuse_add_direntry_plus(req, NULL, 0, "0", NULL, 0);
+		size_t first = off > 2 ? (size_t)off - 2 : 0;
+		l->dir->prepare_plus(fs, l->view, first, most);
+	}
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
 		struct fuse_entry_param e;

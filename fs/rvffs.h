@@ -256,6 +256,9 @@ char *text_witness(rvf_view *v, size_t *len);
 char *text_vector(rvf_view *v, size_t index, size_t *len);
 /* Length of a vector's text (cached per snapshot). */
 size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index);
+/* Sizes the vectors at indexes first..first+n-1 at once, on all CPUs (a
+ * listing's batch), so that text_vector_size finds them. */
+void text_vector_sizes(rvffs *fs, rvf_view *v, size_t first, size_t n);
 void text_sizes_free(rvffs *fs);
 
 /* segfiles.c */

@@ -354,6 +354,12 @@ uint64_t rvf_view_id_at(const rvf_view *v, size_t index);
 long rvf_view_find(const rvf_view *v, uint64_t id);
 /* Copies the components of the vector at `index` into out[dimension]. */
 void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
+/* Length of the text of each vector at indexes first..first+n-1 (its
+ * numbers as rvf_format_float writes them, one blank between two, a
+ * newline) into out[0..n-1], where out[i] is 0 (unknown); indexes past
+ * the end are left alone.  Spread over the search workers; 0 is left
+ * where memory ran out or a text is longer than 4 GiB. */
+void rvf_view_text_lengths(const rvf_view *v, size_t first, size_t n, uint32_t *out);
 /* Largest id ever used by this store (own rows, deletions, parent rows);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);

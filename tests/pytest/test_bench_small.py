@@ -31,7 +31,8 @@ REQUIRED = {
     "reads": {"cat_warm", "tar_warm", "cat_cold", "tar_cold", "ls_first", "ls_warm"},
     "compact": {"compact_seconds"},
     "tools": {"ls_first", "ls_warm", "find_cat", "find_cat_again", "export_mount",
-              "mount_random", "random_vs_sequential", "cat_segments_warm"},
+              "mount_random", "random_vs_sequential", "random_vs_sequential_cpu",
+              "random_rss", "cat_segments_warm"},
 }
 
 
