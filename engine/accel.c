@@ -59,6 +59,7 @@ typedef struct code_store {
 	size_t nchunks, chunk_cap;
 	uint8_t **codes;     /* per chunk: chunk_blocks * ngroups * 64 bytes */
 	int32_t **base;      /* L2, per chunk and slot: sum c^2 - 256 sum c */
+	float **err;         /* 4-bit, per chunk and slot: |x - x^|, rounded up */
 } code_store;
 
 struct accel_index {
@@ -94,6 +95,11 @@ static uint8_t *block_codes(const code_store *cs, size_t b)
 {
 	return cs->codes[b / cs->chunk_blocks] +
 	       b % cs->chunk_blocks * cs->ngroups * 64;
+}
+
+static float *block_err(const code_store *cs, size_t b)
+{
+	return cs->err[b / cs->chunk_blocks] + b % cs->chunk_blocks * CODE_BLOCK;
 }
 
 static int32_t *block_base(const code_store *cs, size_t b)
@@ -165,9 +171,12 @@ static void store_unref(code_store *cs)
 		free(cs->codes[c]);
 		if (cs->base)
 			free(cs->base[c]);
+		if (cs->err)
+			free(cs->err[c]);
 	}
 	free(cs->codes);
 	free(cs->base);
+	free(cs->err);
 	free(cs->o);
 	pthread_mutex_destroy(&cs->mu);
 	free(cs);
@@ -198,7 +207,10 @@ static code_store *store_new(size_t dim, rvf_metric m, const code_ops *ops,
 	cs->codes = calloc(cs->chunk_cap, sizeof(*cs->codes));
 	if (m == RVF_METRIC_L2 && !ops4)
 		cs->base = calloc(cs->chunk_cap, sizeof(*cs->base));
-	if (!cs->o || !cs->codes || (m == RVF_METRIC_L2 && !ops4 && !cs->base)) {
+	if (ops4)
+		cs->err = calloc(cs->chunk_cap, sizeof(*cs->err));
+	if (!cs->o || !cs->codes || (m == RVF_METRIC_L2 && !ops4 && !cs->base) ||
+	    (ops4 && !cs->err)) {
 		store_unref(cs);
 		return NULL;
 	}
@@ -222,10 +234,16 @@ static bool store_take(code_store *cs, size_t nb, size_t *b0)
 		if (cs->base)
 			cs->base[c] = calloc(cs->chunk_blocks * CODE_BLOCK,
 					     sizeof(int32_t));
-		if (!cs->codes[c] || (cs->base && !cs->base[c])) {
+		if (cs->err)
+			cs->err[c] = calloc(cs->chunk_blocks * CODE_BLOCK,
+					    sizeof(float));
+		if (!cs->codes[c] || (cs->base && !cs->base[c]) ||
+		    (cs->err && !cs->err[c])) {
 			free(cs->codes[c]);
 			if (cs->base)
 				free(cs->base[c]);
+			if (cs->err)
+				free(cs->err[c]);
 			ok = false;
 			break;
 		}
@@ -242,7 +260,8 @@ static bool store_take(code_store *cs, size_t nb, size_t *b0)
 size_t accel_estimate(size_t n, size_t dim, rvf_metric metric, unsigned bits)
 {
 	size_t nblocks = (n + CODE_BLOCK - 1) / CODE_BLOCK;
-	size_t per_block = (bits == 4 ? (dim + 7) / 8 * 64 : (dim + 3) / 4 * 64) +
+	size_t per_block = (bits == 4 ? (dim + 7) / 8 * 64 + CODE_BLOCK * 4 :
+					(dim + 3) / 4 * 64) +
 			   CODE_BLOCK * 8 + 2 +
 			   (bits == 8 && dist_metric(metric) == RVF_METRIC_L2 ?
 				    CODE_BLOCK * 4 : 0);
@@ -255,7 +274,7 @@ size_t accel_bytes(const accel_index *a)
 	const code_store *cs = a->cs;
 
 	return a->nblocks *
-		       (cs->ngroups * 64 + (cs->base ? CODE_BLOCK * 4 : 0)) +
+		       (cs->ngroups * 64 + (cs->base || cs->err ? CODE_BLOCK * 4 : 0)) +
 	       a->nblocks * CODE_BLOCK * 4 + a->n * 4 + a->nblocks * 2 +
 	       a->nexc * sizeof(uint32_t) + cs->dim * sizeof(double) +
 	       sizeof(*a) + sizeof(*cs);
@@ -365,6 +384,11 @@ static bool code_row(const accel_index *a, size_t slot, double *x,
 		st->x2min = norm * norm;
 	if (cs->base)
 		block_base(cs, slot / CODE_BLOCK)[rr] = (int32_t)(sum2 - 256 * sum);
+	if (cs->err) {
+		float ef = (float)e;
+
+		block_err(cs, slot / CODE_BLOCK)[rr] = ef < e ? nextafterf(ef, INFINITY) : ef;
+	}
 	return true;
 }
 
@@ -1108,9 +1132,10 @@ typedef struct task4 {
 	rvf_hit *heaps;          /* query q's k best measured at heaps + q * kout */
 	size_t *len;
 	uint16_t *thr;           /* per query: table sums above this cannot win */
+	double *rlim;            /* per query: |q - x| above this cannot win */
 	uint16_t sums[RUN4 * CODE_BLOCK], masks[RUN4];
 	uint32_t *cand;          /* per query, CAND_CAP apart: slots to measure */
-	uint16_t *csum;          /* and their sums */
+	float *cbound;           /* and a lower bound of their |q - x| */
 	size_t *ncand;
 } task4;
 
@@ -1121,15 +1146,19 @@ typedef struct scan4 {
 	size_t nq, kout, ntasks, tbytes;
 	const uint8_t *tables;   /* per query, tbytes apart */
 	const double *delta;     /* per query: the table's unit */
+	const double *ftables;   /* per query, 16 entries a dimension (padded) */
 	task4 *tasks;
 } scan4;
 
-/* The table of query q (codes4.h) and its unit. */
-static double make_table(const code_store *cs, const float *q, uint8_t *t)
+/* The table of query q (codes4.h) and its unit; ft: the same entries
+ * unrounded, 16 a dimension. */
+static double make_table(const code_store *cs, const float *q, uint8_t *t,
+			 double *ft)
 {
 	double big = 0, delta, scale;
 
 	memset(t, 0, cs->ngroups * 128);
+	memset(ft, 0, cs->ngroups * 8 * 16 * sizeof(double));
 	for (size_t d = 0; d < cs->dim; d++)
 		for (unsigned c = 0; c <= cs->cmax; c++) {
 			double v = q[d] - (cs->o[d] + cs->s * c);
@@ -1146,25 +1175,28 @@ static double make_table(const code_store *cs, const float *q, uint8_t *t)
 			double u = floor(v * v * scale);
 
 			e[c] = (uint8_t)(u > CODE4_ENTRY_MAX ? CODE4_ENTRY_MAX : u);
+			ft[d * 16 + c] = v * v;
 		}
 	}
 	return delta;
 }
 
-/* The largest table sum a row may have and still be as near as the float
- * distance fk (a squared L2 distance).  Float rounding: the real squared
- * distance is at most fk (1 + 2 slack) plus what underflow lost. */
-static uint16_t bar4(const scan4 *sc, float fk, size_t q)
+/* The bars of query q once its k-th float distance is fk (a squared L2
+ * distance): the largest |q - x| a row may have, and the largest table
+ * sum.  Float rounding: the real squared distance is at most
+ * fk (1 + 2 slack) plus what underflow lost. */
+static void set_bar(const scan4 *sc, task4 *t, size_t q, float fk)
 {
 	const accel_index *a = sc->a;
 	double slack = (double)a->cs->dim * 0x1p-22, r2, lim, u;
 
 	if (!(fk < INFINITY))
-		return UINT16_MAX;
+		return;
 	r2 = (double)fk * (1 + 2 * slack) + (double)a->cs->dim * 0x1p-120;
-	lim = sqrt(r2) * (1 + 1e-12) + a->e_max;
+	t->rlim[q] = sqrt(r2) * (1 + 1e-12);
+	lim = t->rlim[q] + a->e_max;
 	u = lim * lim * (1 + 1e-9) / sc->delta[q];
-	return u >= UINT16_MAX ? UINT16_MAX : (uint16_t)u;
+	t->thr[q] = u >= UINT16_MAX ? UINT16_MAX : (uint16_t)u;
 }
 
 /* Asks for the float rows of candidates [from, to) of query q that the
@@ -1175,13 +1207,13 @@ static void fetch4(const scan4 *sc, const task4 *t, size_t q, size_t from,
 {
 	const accel_index *a = sc->a;
 	const uint32_t *cand = t->cand + q * CAND_CAP;
-	const uint16_t *csum = t->csum + q * CAND_CAP;
+	const float *cb = t->cbound + q * CAND_CAP;
 	size_t bytes = 4 * a->cs->dim;
 
 	for (size_t c = from; c < to; c++) {
 		const unsigned char *p;
 
-		if (csum[c] > t->thr[q])
+		if (cb[c] > t->rlim[q])
 			continue;
 		p = a->rows[a->slot_row[cand[c]]].data;
 		for (size_t off = 0; off < bytes; off += 64)
@@ -1199,7 +1231,7 @@ static void measure4(const scan4 *sc, task4 *t, size_t q)
 	const accel_index *a = sc->a;
 	rvf_hit *h = t->heaps + q * sc->kout;
 	const uint32_t *cand = t->cand + q * CAND_CAP;
-	const uint16_t *csum = t->csum + q * CAND_CAP;
+	const float *cb = t->cbound + q * CAND_CAP;
 	size_t ncand = t->ncand[q];
 
 	t->ncand[q] = 0;
@@ -1214,7 +1246,7 @@ static void measure4(const scan4 *sc, task4 *t, size_t q)
 		for (size_t c = c0; c < c1; c++) {
 			const search_row *row;
 
-			if (csum[c] > t->thr[q])
+			if (cb[c] > t->rlim[q])
 				continue;
 			row = &a->rows[a->slot_row[cand[c]]];
 			px[n] = row->data;
@@ -1228,30 +1260,53 @@ static void measure4(const scan4 *sc, task4 *t, size_t q)
 			heap_offer(h, &t->len[q], sc->kout,
 				   (rvf_hit){ .id = ids[i], .distance = dist[i] });
 			if (t->len[q] == sc->kout)
-				t->thr[q] = bar4(sc, h[0].distance, q);
+				set_bar(sc, t, q, h[0].distance);
 		}
 	}
 }
 
 /* Adds the live rows of the set bits of a run's masks to query q's
- * candidates. */
+ * candidates, unless a closer look rules them out: |q - x^| from the
+ * float table (no rounding down to the table's unit) less the row's own
+ * error (not the largest) is a lower bound of |q - x|.  Their codes were
+ * just read: this costs far less than fetching their float rows. */
 static void collect4(const scan4 *sc, task4 *t, size_t q, size_t b0, size_t nb)
 {
 	const accel_index *a = sc->a;
+	const code_store *cs = a->cs;
+	const double *ft = sc->ftables + q * cs->ngroups * 128;
 	uint32_t *cand = t->cand + q * CAND_CAP;
-	uint16_t *csum = t->csum + q * CAND_CAP;
+	float *cb = t->cbound + q * CAND_CAP;
 	size_t n = t->ncand[q];
+	/* rounding of the table and of its sum */
+	double shrink = 1 - (double)cs->dim * 0x1p-48;
 
-	for (size_t i = 0; i < nb; i++)
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *blk = block_codes(cs, b0 + i);
+
 		for (unsigned m = t->masks[i]; m; m &= m - 1) {
 			unsigned r = (unsigned)__builtin_ctz(m);
 			size_t slot = (b0 + i) * CODE_BLOCK + r;
+			double sum = 0, lb2, lb;
 
 			if (skipped(a, slot))
 				continue;
+			for (size_t g = 0; g < cs->ngroups; g++)
+				for (int l = 0; l < 4; l++) {
+					uint8_t c = blk[g * 64 + l * 16 + r];
+					const double *e = ft + (g * 8 + 2 * l) * 16;
+
+					sum += e[c & 15] + e[16 + (c >> 4)];
+				}
+			lb2 = sum * shrink;
+			lb = (lb2 > 0 ? sqrt(lb2) : 0) - block_err(cs, b0 + i)[r];
+			if (lb > t->rlim[q])
+				continue;
 			cand[n] = (uint32_t)slot;
-			csum[n++] = t->sums[i * CODE_BLOCK + r];
+			cb[n++] = (float)lb > lb ? nextafterf((float)lb, -INFINITY) :
+						  (float)lb;
 		}
+	}
 	t->ncand[q] = n;
 }
 
@@ -1290,6 +1345,7 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 	size_t want = req->threads ? req->threads : pool_width();
 	scan4 sc = { .a = a, .req = req, .dops = dist_ops_get(), .nq = nq };
 	uint8_t *tables = NULL;
+	double *ftables = NULL;
 	double *delta = NULL;
 	rvf_code rc = RVF_OK;
 
@@ -1301,14 +1357,17 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 	nt = nt < a->nblocks ? nt : a->nblocks;
 	sc.ntasks = nt ? nt : 1;
 	tables = malloc(nq * sc.tbytes);
+	ftables = malloc(nq * cs->ngroups * 128 * sizeof(double));
 	delta = malloc(nq * sizeof(*delta));
 	sc.tasks = calloc(sc.ntasks, sizeof(task4));
-	if (!tables || !delta || !sc.tasks)
+	if (!tables || !ftables || !delta || !sc.tasks)
 		goto nomem;
 	for (size_t q = 0; q < nq; q++)
 		delta[q] = make_table(cs, req->queries + q * cs->dim,
-				      tables + q * sc.tbytes);
+				      tables + q * sc.tbytes,
+				      ftables + q * cs->ngroups * 128);
 	sc.tables = tables;
+	sc.ftables = ftables;
 	sc.delta = delta;
 	for (size_t i = 0; i < sc.ntasks; i++) {
 		task4 *t = &sc.tasks[i];
@@ -1318,14 +1377,17 @@ static rvf_code search4(const accel_index *a, const search_request *req,
 		t->heaps = malloc(nq * sc.kout * sizeof(rvf_hit));
 		t->len = calloc(nq, sizeof(size_t));
 		t->thr = malloc(nq * sizeof(uint16_t));
+		t->rlim = malloc(nq * sizeof(double));
 		t->cand = malloc(nq * CAND_CAP * sizeof(uint32_t));
-		t->csum = malloc(nq * CAND_CAP * sizeof(uint16_t));
+		t->cbound = malloc(nq * CAND_CAP * sizeof(float));
 		t->ncand = calloc(nq, sizeof(size_t));
-		if (!t->heaps || !t->len || !t->thr || !t->cand || !t->csum ||
-		    !t->ncand)
+		if (!t->heaps || !t->len || !t->thr || !t->rlim || !t->cand ||
+		    !t->cbound || !t->ncand)
 			goto nomem;
-		for (size_t q = 0; q < nq; q++)
+		for (size_t q = 0; q < nq; q++) {
 			t->thr[q] = UINT16_MAX;
+			t->rlim[q] = INFINITY;
+		}
 	}
 	pool_run(scan4_task, &sc, sc.ntasks);
 	for (size_t q = 0; q < nq; q++) {
@@ -1350,12 +1412,14 @@ done:
 			free(sc.tasks[i].heaps);
 			free(sc.tasks[i].len);
 			free(sc.tasks[i].thr);
+			free(sc.tasks[i].rlim);
 			free(sc.tasks[i].cand);
-			free(sc.tasks[i].csum);
+			free(sc.tasks[i].cbound);
 			free(sc.tasks[i].ncand);
 		}
 	free(sc.tasks);
 	free(tables);
+	free(ftables);
 	free(delta);
 	return rc;
 }

@@ -41,10 +41,12 @@
  * The query stays in floats and becomes a table of (q_d - x^_d)^2 per
  * code, in a unit delta, rounded down: a row's table sum times delta is
  * at most |q - x^|^2, so sqrt(sum delta) - e_max is a lower bound of
- * |q - x|.  Each thread measures with the float kernels the rows whose
- * bound does not exceed its running k-th float distance (rounding
- * allowed for) and keeps the k best: the rows of the answer always pass,
- * and the result is the float scan's, distances included.
+ * |q - x|.  A row within it is looked at again with the unrounded table
+ * and its own error e_x (kept per row, rounded up): |q - x^| - e_x.  Each
+ * thread measures with the float kernels the rows whose bounds do not
+ * exceed its running k-th float distance (rounding allowed for) and keeps
+ * the k best: the rows of the answer always pass, and the result is the
+ * float scan's, distances included.
  *
  * Commits.  Codes live in slots (16 per block) of a code store shared by
  * the indexes of successive views.  accel_derive makes the next view's

@@ -49,10 +49,27 @@ static rvf_code merge_deleted(commit *c, const uint64_t *add, size_t n,
 	uint64_t *d = malloc((m->deleted_len + n) * sizeof(uint64_t));
 	if (!d)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	/* the runs of the old list between added ids are copied whole: one
+	 * `rm` adds one id to a list of thousands */
 	size_t i = 0, j = 0, w = 0;
-	while (i < m->deleted_len || j < n)
-		d[w++] = j >= n || (i < m->deleted_len && m->deleted[i] < add[j]) ?
-			 m->deleted[i++] : add[j++];
+	while (j < n) {
+		size_t lo = i, hi = m->deleted_len;
+		while (lo < hi) { /* first old id >= add[j] */
+			size_t mid = lo + (hi - lo) / 2;
+			if (m->deleted[mid] < add[j])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo > i)
+			memcpy(d + w, m->deleted + i, (lo - i) * sizeof(uint64_t));
+		w += lo - i;
+		i = lo;
+		d[w++] = add[j++];
+	}
+	if (m->deleted_len > i)
+		memcpy(d + w, m->deleted + i, (m->deleted_len - i) * sizeof(uint64_t));
+	w += m->deleted_len - i;
 	if (c->deleted_owned)
 		free(m->deleted);
 	m->deleted = d;
@@ -98,19 +115,18 @@ static rvf_code append_journal(commit *c, const uint64_t *ids, size_t n,
 	uint32_t crc = (uint32_t)crc32_combine(s->tail.crc,
 					       crc32_update(0, j + 16, elen - 16),
 					       (z_off_t)(elen - 16));
-	unsigned char prefix[16] = { 0 };
+	/* header and prefix are adjacent: one write */
+	unsigned char head[RVF_SEGMENT_HEADER_SIZE + 16] = { 0 };
+	unsigned char *hdr = head, *prefix = head + RVF_SEGMENT_HEADER_SIZE;
 	st32(prefix, count);
 	st32(prefix + 4, c->next.epoch);
 	uint8_t hash[16];
 	content_hash_from_crc((uint32_t)crc32_combine(crc32_update(0, prefix, 16), crc,
 						      (z_off_t)(plen - 16)), hash);
-	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
 	segment_encode(hdr, RVF_SEG_JOURNAL, s->tail.seg_id, plen, hash);
 	if (rc == RVF_OK &&
 	    (io_pwrite_all(s->fd, j + 16, elen - 16, (off_t)s->end) != 0 ||
-	     io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)s->tail.offset) != 0 ||
-	     io_pwrite_all(s->fd, prefix, 16,
-			   (off_t)(s->tail.offset + RVF_SEGMENT_HEADER_SIZE)) != 0))
+	     io_pwrite_all(s->fd, head, sizeof(head), (off_t)s->tail.offset) != 0))
 		rc = rvf_fail_io(err, errno, "cannot append to %s", s->path);
 	free(j);
 	if (rc != RVF_OK)

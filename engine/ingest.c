@@ -103,7 +103,9 @@ static rvf_code close_segment(rvf_ingest *t, rvf_error *err)
 	rvf_code rc = flush_buffer(t, err);
 	if (rc != RVF_OK)
 		return rc;
-	unsigned char prefix[6];
+	/* header and prefix are adjacent: one write */
+	unsigned char head[RVF_SEGMENT_HEADER_SIZE + 6];
+	unsigned char *hdr = head, *prefix = head + RVF_SEGMENT_HEADER_SIZE;
 	st16(prefix, (uint16_t)t->dim);
 	st32(prefix + 2, t->seg_rows);
 	uint64_t rows_len = (uint64_t)t->seg_rows * t->stride;
@@ -112,19 +114,17 @@ static rvf_code close_segment(rvf_ingest *t, rvf_error *err)
 	crc = (uint32_t)crc32_combine(crc, t->seg_crc, (z_off_t)rows_len);
 	uint8_t hash[16];
 	content_hash_from_crc(crc, hash);
-	unsigned char hdr[RVF_SEGMENT_HEADER_SIZE];
 	uint64_t plen = 6 + rows_len;
 	segment_encode(hdr, RVF_SEG_VEC, t->seg_id, plen, hash);
 	rvf_store *s = t->c.s;
-	if (io_pwrite_all(s->fd, hdr, sizeof(hdr), (off_t)t->seg_offset) != 0 ||
-	    io_pwrite_all(s->fd, prefix, 6, (off_t)(t->seg_offset + sizeof(hdr))) != 0)
+	if (io_pwrite_all(s->fd, head, sizeof(head), (off_t)t->seg_offset) != 0)
 		return rvf_fail_io(err, errno, "cannot append to %s", s->path);
 	if (t->seg_grows)
 		commit_tail_grown(&t->c, plen);
 	else
 		rc = commit_push_entry(&t->c, RVF_SEG_VEC, t->seg_id, t->seg_offset,
 				       plen, err);
-	s->end = t->seg_offset + sizeof(hdr) + plen;
+	s->end = t->seg_offset + RVF_SEGMENT_HEADER_SIZE + plen;
 	t->seg_open = false;
 	if (!t->c.durable && rc == RVF_OK) {
 		/* the next deferred ingest may grow it */

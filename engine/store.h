@@ -54,6 +54,13 @@ struct rvf_view {
 	size_t nown;
 	rvf_view *own_owner;          /* the view whose `own` array this one
 				       * shares (held), or NULL: ours */
+	/* Of an array we own: its capacity, and how many rows of it the
+	 * newest view sharing it uses.  A view that only adds ids above
+	 * every own id appends them in place when it is built on that
+	 * newest view (older views never read past their nown), so a bash
+	 * loop's write costs its row, not a copy of every row. */
+	size_t own_cap;
+	atomic_size_t own_used;
 	uint64_t *deleted;            /* sorted, unique */
 	size_t ndeleted;
 	bool deleted_is_man;          /* deleted aliases man.deleted */
@@ -114,6 +121,8 @@ struct rvf_store {
 	uint64_t generation;          /* rvf_info.generation of new views */
 	uint8_t witness_prev[32];     /* H(previous witness payload) */
 	bool witness_started;         /* a witness was written this session */
+	atomic_int streams;           /* open rvf_streams (stream.c): their
+				       * unlisted segments need this file */
 	dir_entry *pending;           /* appended, listed by the next manifest */
 	size_t npending;
 
@@ -189,6 +198,9 @@ void view_free(rvf_view *v);
 /* Visible rows copied into new arrays so far (for the tests: a delete
  * should cost what it deletes, not a copy of every row). */
 extern atomic_size_t view_rows_copied;
+/* Own rows copied from the previous view into a new array (the same for
+ * writes: a bash loop's write should cost its row). */
+extern atomic_size_t view_own_rows_copied;
 /* The visible rows as one array (v->nvisible of them); NULL when an
  * overlay's copy cannot be made (out of memory). */
 const search_row *view_rows(rvf_view *v);

@@ -500,10 +500,14 @@ static size_t sort_dedup(seq_row *rows, size_t n)
 static rvf_code merge_own(rvf_view *v, const search_row *old, size_t nold,
 			  const seq_row *add, size_t nadd, rvf_error *err)
 {
-	size_t cap = nold + nadd;
-	v->own = malloc((cap ? cap : 1) * sizeof(search_row));
+	/* room for the appends of the views after this one (index_rows):
+	 * a copy every quarter of growth, O(1) per row amortised */
+	size_t cap = nold + nadd + (nold + nadd) / 4 + 64;
+	v->own = malloc(cap * sizeof(search_row));
 	if (!v->own)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
+	v->own_cap = cap;
+	atomic_fetch_add(&view_own_rows_copied, nold);
 	size_t i = 0, j = 0, w = 0;
 	while (i < nold || j < nadd) {
 		if (j >= nadd || (i < nold && old[i].id < add[j].id)) {
@@ -518,11 +522,37 @@ static rvf_code merge_own(rvf_view *v, const search_row *old, size_t nold,
 		}
 	}
 	v->nown = w;
+	atomic_store(&v->own_used, w);
 	if (w) {
 		v->own_has_max = true;
 		v->own_max = v->own[w - 1].id;
 	}
 	return RVF_OK;
+}
+
+/* Shares prev's own array and appends rows (ascending, all above prev's
+ * ids) after prev's, when prev is the newest view using the array and it
+ * has room; false (nothing changed) otherwise. */
+static bool append_own(rvf_view *v, const rvf_view *prev, const seq_row *add,
+		       size_t nadd)
+{
+	rvf_view *owner = prev->own_owner ? prev->own_owner : (rvf_view *)prev;
+	size_t n = prev->nown;
+	if (!n || v->nconverted || add[0].id <= prev->own[n - 1].id ||
+	    owner->own != prev->own || n + nadd > owner->own_cap)
+		return false;
+	size_t expect = n;
+	if (!atomic_compare_exchange_strong(&owner->own_used, &expect, n + nadd))
+		return false; /* another view appended after prev already */
+	search_row *own = owner->own;
+	for (size_t j = 0; j < nadd; j++)
+		own[n + j] = (search_row){ .id = add[j].id, .data = add[j].data };
+	v->own_owner = rvf_view_ref(owner);
+	v->own = own;
+	v->nown = n + nadd;
+	v->own_has_max = true;
+	v->own_max = add[nadd - 1].id;
+	return true;
 }
 
 static bool bit_set(const cow_state *c, uint64_t id)
@@ -531,6 +561,7 @@ static bool bit_set(const cow_state *c, uint64_t id)
 }
 
 atomic_size_t view_rows_copied;
+atomic_size_t view_own_rows_copied;
 
 /* Visible rows: own live rows, plus in a branch child the parent's own
  * live rows whose membership bit is set and that the child does not
@@ -609,6 +640,15 @@ static bool new_deletions(const rvf_view *v, const rvf_view *prev,
 		return false;
 	size_t i = 0, k = 0;
 	for (size_t j = 0; j < v->ndeleted; j++) {
+		/* long equal runs (one `rm` adds one id): skip them a block
+		 * at a time, memcmp is many times the speed of this loop */
+		while (i + 64 <= prev->ndeleted && j + 64 <= v->ndeleted &&
+		       !memcmp(prev->deleted + i, v->deleted + j, 64 * sizeof(uint64_t))) {
+			i += 64;
+			j += 64;
+		}
+		if (j >= v->ndeleted)
+			break;
 		if (i < prev->ndeleted && prev->deleted[i] == v->deleted[j])
 			i++;
 		else if (i < prev->ndeleted && prev->deleted[i] < v->deleted[j])
@@ -657,7 +697,9 @@ static size_t *merge_hidden(const rvf_view *base, const size_t *old,
  * of the deletion lists.  Returns false when this does not apply. */
 static bool build_visible_overlay(rvf_view *v, const rvf_view *prev)
 {
-	if (!prev || v->own != prev->own || v->is_branch || prev->is_branch)
+	/* same own rows: the same array and length (an append shares it) */
+	if (!prev || v->own != prev->own || v->nown != prev->nown ||
+	    v->is_branch || prev->is_branch)
 		return false;
 	const rvf_view *base = prev->vis_base ? prev->vis_base : prev;
 	uint64_t *add;
@@ -1246,6 +1288,8 @@ static rvf_code index_rows(rvf_view *v, const rvf_view *prev, rvf_error *err)
 		v->nown = prev->nown;
 		v->own_has_max = prev->own_has_max;
 		v->own_max = prev->own_max;
+	} else if (rc == RVF_OK && r.ok && append_own(v, prev, rows, nrows)) {
+		/* appended in place */
 	} else if (rc == RVF_OK) {
 		rc = r.ok ? merge_own(v, prev->own, prev->nown, rows, nrows, err) :
 			    merge_own(v, NULL, 0, rows, nrows, err);
@@ -1256,13 +1300,18 @@ static rvf_code index_rows(rvf_view *v, const rvf_view *prev, rvf_error *err)
 
 /* Deletions, sorted and unique: the manifest's own list when it already
  * is (ours always is), else a sorted copy (foreign writers may not sort). */
-static rvf_code index_deleted(rvf_view *v, rvf_error *err)
+static rvf_code index_deleted(rvf_view *v, bool ours, rvf_error *err)
 {
 	const manifest *m = &v->man;
+	/* A pending manifest is the writer's (merge_deleted keeps it sorted
+	 * and unique): no walk of the whole list per `rm`. */
 	bool strict = true;
+	if (ours)
+		goto sorted;
 	for (size_t i = 1; i < m->deleted_len && strict; i++)
 		strict = m->deleted[i - 1] < m->deleted[i];
 	if (strict) {
+sorted:
 		v->deleted = m->deleted;
 		v->ndeleted = m->deleted_len;
 		v->deleted_is_man = true;
@@ -1331,7 +1380,7 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 	if (rc == RVF_OK)
 		rc = index_rows(v, prev, err);
 	if (rc == RVF_OK)
-		rc = index_deleted(v, err);
+		rc = index_deleted(v, pending != NULL, err);
 	if (rc == RVF_OK)
 		rc = index_branch(v, path, prev, chain, &marks, err);
 	if (rc == RVF_OK)

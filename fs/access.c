@@ -70,8 +70,8 @@ static bool creatable_stat(rvffs *fs, uint64_t ino, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFREG | 0644;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	return true;
 }
 

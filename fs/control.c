@@ -245,7 +245,7 @@ int control_open(fuse_req_t req, struct caller **opener, struct fuse_file_info *
 	if (fs->read_only)
 		return -EROFS;
 	uid_t uid = fuse_req_ctx(req)->uid;
-	if (uid != 0 && uid != getuid()) {
+	if (uid != 0 && uid != fs->uid) {
 		fs_error(fs, "control: uid %u may not open it for writing (only the mounting user and root may send commands)",
 			 (unsigned)uid);
 		return -EACCES;

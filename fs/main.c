@@ -243,6 +243,8 @@ static int serve(rvffs *fs, struct fuse_cmdline_opts *copts)
 	int rc;
 	if (copts->singlethread) {
 		rc = fuse_session_loop(fs->se);
+	} else if (!copts->clone_fd) {
+		rc = fs_loop(fs, copts->max_threads);
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, copts->clone_fd);
@@ -385,6 +387,9 @@ static void configure(rvffs *fs, launch *l)
 	fs->next_dyn = INO_DYN_BASE;
 	pthread_mutex_init(&fs->mu, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+	/* asked once: every stat shows them (two syscalls per request) */
+	fs->uid = getuid();
+	fs->gid = getgid();
 }
 
 /* The parent only relays the daemon's verdict (its exit status is the

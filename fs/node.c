@@ -151,8 +151,8 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 		mode &= ~(mode_t)0222;
 	st->st_mode = mode;
 	st->st_nlink = dir ? 2 : 1;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
@@ -167,14 +167,14 @@ bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st)
 	return true;
 }
 
-void node_fill_pending(struct stat *st, uint64_t ino, uint64_t size)
+void node_fill_pending(rvffs *fs, struct stat *st, uint64_t ino, uint64_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFREG | 0644;
 	st->st_nlink = 1;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = BLKSIZE;
 }

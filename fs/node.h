@@ -89,6 +89,10 @@ typedef struct node_ops {
 	void (*list)(rvffs *fs, rvf_view *v, uint64_t dir, node_add_fn add, void *ctx);
 	uint64_t (*count)(rvf_view *v);
 	uint64_t (*entry)(rvffs *fs, rvf_view *v, size_t i, char name[SEG_NAME_MAX]);
+	/* Work that the attributes of entries first..first+n-1 need, done
+	 * for the batch at once before a READDIRPLUS fills them (vectors/:
+	 * the text sizes, on all CPUs).  Optional. */
+	void (*prepare_plus)(rvffs *fs, rvf_view *v, size_t first, size_t n);
 	int (*create)(fuse_req_t req, rvffs *fs, const char *name, mode_t mode,
 		      struct fuse_file_info *fi, handle **out);
 	void (*unlink)(fuse_req_t req, rvffs *fs, const char *name);
@@ -142,7 +146,7 @@ void node_fill(rvffs *fs, struct stat *st, uint64_t ino, mode_t mode,
 /* A directory of the tree (root, segments/, vectors/, ...). */
 bool node_stat_dir(rvffs *fs, rvf_view *v, uint64_t ino, struct stat *st);
 /* Attributes of a file created and not committed yet. */
-void node_fill_pending(struct stat *st, uint64_t ino, uint64_t size);
+void node_fill_pending(rvffs *fs, struct stat *st, uint64_t ino, uint64_t size);
 
 /* node.c: replies */
 /* A slice [off, off+size) of p: replied from p (p must outlive the reply). */

@@ -363,6 +363,11 @@ static uint64_t vectors_entry(rvffs *fs, rvf_view *v, size_t i, char name[SEG_NA
 	return vec_ino(fs, id);
 }
 
+static void vectors_prepare_plus(rvffs *fs, rvf_view *v, size_t first, size_t n)
+{
+	text_vector_sizes(fs, v, first, n);
+}
+
 static int vectors_create(fuse_req_t req, rvffs *fs, const char *name, mode_t mode,
 			  struct fuse_file_info *fi, handle **out)
 {
@@ -521,6 +526,7 @@ const node_ops node_vectors = {
 	.lookup = vectors_lookup,
 	.count = vectors_count,
 	.entry = vectors_entry,
+	.prepare_plus = vectors_prepare_plus,
 	.create = vectors_create,
 	.unlink = vectors_unlink,
 	.rename = vectors_rename,

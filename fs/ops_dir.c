@@ -63,7 +63,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_attr(req, &st, pending >= 0 ? 0 : fs_attr_timeout(fs, ino));
 	} else if (pending >= 0) {
 		/* Created and not committed yet (cp fstats before writing). */
-		node_fill_pending(&st, ino, (uint64_t)pending);
+		node_fill_pending(fs, &st, ino, (uint64_t)pending);
 		fuse_reply_attr(req, &st, 0);
 	} else {
 		fuse_reply_err(req, ENOENT);
@@ -120,7 +120,7 @@ static int setattr_common(fuse_req_t req, rvffs *fs, const node_ops *ops,
 		return -EROFS;
 	/* As chown(2): only root gives a file to another user (these nodes,
 	 * written or still being written, belong to the mounting user). */
-	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != getuid() &&
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->uid &&
 	    fuse_req_ctx(req)->uid != 0)
 		return -EPERM;
 	return 0;
@@ -272,6 +272,12 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	size_t used = 0;
 	uint64_t total = l->dir->count ? l->dir->count(l->view) : l->n;
+	if (plus && l->dir->prepare_plus && total) {
+		/* At most this many entries fit (the shortest name). */
+		size_t most = size / fuse_add_direntry_plus(req, NULL, 0, "0", NULL, 0);
+		size_t first = off > 2 ? (size_t)off - 2 : 0;
+		l->dir->prepare_plus(fs, l->view, first, most);
+	}
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th entry. */
 	for (uint64_t pos = (uint64_t)off; pos < total + 2; pos++) {
 		struct fuse_entry_param e;

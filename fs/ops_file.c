@@ -64,7 +64,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.generation = 1;
 	rvf_view *v = fs_view(fs);
 	if (!fs_stat(fs, v, h->ino, &e.attr))
-		node_fill_pending(&e.attr, h->ino, 0); /* until the flush commits it */
+		node_fill_pending(fs, &e.attr, h->ino, 0); /* until the flush commits it */
 	rvf_view_release(v);
 	h->owner = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;

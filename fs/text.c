@@ -171,54 +171,71 @@ char *text_vector(rvf_view *v, size_t index, size_t *len)
 	return finish(f, &buf, len);
 }
 
-/* Length of text_vector's text without building it. */
-static size_t vector_text_length(rvf_view *v, size_t index)
-{
-	uint32_t dim = rvf_view_info(v)->dimension;
-	float stack[1024];
-	float *x = dim <= 1024 ? stack : malloc(4 * (size_t)dim);
-	if (!x)
-		return 0;
-	rvf_view_vector_at(v, index, x);
-	size_t len = dim ? dim : 1; /* blanks between numbers and the newline */
-	for (uint32_t d = 0; d < dim; d++)
-		len += rvf_float_text_length(x[d]);
-	if (x != stack)
-		free(x);
-	return len;
-}
-
 /* Every `ls -l vectors/` and every getattr of a vector needs the length of
  * its text, so lengths are kept for the newest view seen (4 bytes a
- * vector, 0 = not known yet) and computed once per snapshot. */
+ * vector, 0 = not known yet) and computed once per snapshot.  Under
+ * fs->mu: true when fs->sizes is v's (made now if v is newer). */
+static bool sizes_of(rvffs *fs, rvf_view *v, rvf_view **old)
+{
+	if (fs->sizes_view != v && (!fs->sizes_view ||
+	    rvf_view_info(v)->epoch > rvf_view_info(fs->sizes_view)->epoch)) {
+		uint32_t *sizes = calloc(rvf_view_info(v)->visible + 1, sizeof(uint32_t));
+		if (sizes) {
+			*old = fs->sizes_view;
+			free(fs->sizes);
+			fs->sizes = sizes;
+			fs->sizes_view = rvf_view_ref(v);
+		}
+	}
+	return fs->sizes_view == v;
+}
+
 size_t text_vector_size(rvffs *fs, rvf_view *v, size_t index)
 {
-	size_t len = 0;
+	uint32_t len = 0;
 	pthread_mutex_lock(&fs->mu);
 	if (fs->sizes_view == v)
 		len = fs->sizes[index];
 	pthread_mutex_unlock(&fs->mu);
 	if (len)
 		return len;
-	len = vector_text_length(v, index);
+	rvf_view_text_lengths(v, index, 1, &len);
 	rvf_view *old = NULL;
 	pthread_mutex_lock(&fs->mu);
-	if (fs->sizes_view != v && (!fs->sizes_view ||
-	    rvf_view_info(v)->epoch > rvf_view_info(fs->sizes_view)->epoch)) {
-		uint32_t *sizes = calloc(rvf_view_info(v)->visible + 1, sizeof(uint32_t));
-		if (sizes) {
-			old = fs->sizes_view;
-			free(fs->sizes);
-			fs->sizes = sizes;
-			fs->sizes_view = rvf_view_ref(v);
-		}
-	}
-	if (fs->sizes_view == v && len <= UINT32_MAX)
-		fs->sizes[index] = (uint32_t)len;
+	if (sizes_of(fs, v, &old))
+		fs->sizes[index] = len;
 	pthread_mutex_unlock(&fs->mu);
 	if (old)
 		rvf_view_release(old);
 	return len;
+}
+
+void text_vector_sizes(rvffs *fs, rvf_view *v, size_t first, size_t n)
+{
+	size_t visible = rvf_view_info(v)->visible;
+	if (first >= visible)
+		return;
+	if (n > visible - first)
+		n = visible - first;
+	uint32_t *lens = malloc(n * sizeof(uint32_t));
+	if (!lens)
+		return; /* sized one by one */
+	rvf_view *old = NULL;
+	pthread_mutex_lock(&fs->mu);
+	bool kept = sizes_of(fs, v, &old);
+	if (kept)
+		memcpy(lens, fs->sizes + first, n * sizeof(uint32_t));
+	pthread_mutex_unlock(&fs->mu);
+	if (old)
+		rvf_view_release(old);
+	if (kept) {
+		rvf_view_text_lengths(v, first, n, lens);
+		pthread_mutex_lock(&fs->mu);
+		if (fs->sizes_view == v)
+			memcpy(fs->sizes + first, lens, n * sizeof(uint32_t));
+		pthread_mutex_unlock(&fs->mu);
+	}
+	free(lens);
 }
 
 void text_sizes_free(rvffs *fs)

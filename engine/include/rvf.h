@@ -354,6 +354,12 @@ uint64_t rvf_view_id_at(const rvf_view *v, size_t index);
 long rvf_view_find(const rvf_view *v, uint64_t id);
 /* Copies the components of the vector at `index` into out[dimension]. */
 void rvf_view_vector_at(const rvf_view *v, size_t index, float *out);
+/* Length of the text of each vector at indexes first..first+n-1 (its
+ * numbers as rvf_format_float writes them, one blank between two, a
+ * newline) into out[0..n-1], where out[i] is 0 (unknown); indexes past
+ * the end are left alone.  Spread over the search workers; 0 is left
+ * where memory ran out or a text is longer than 4 GiB. */
+void rvf_view_text_lengths(const rvf_view *v, size_t first, size_t n, uint32_t *out);
 /* Largest id ever used by this store (own rows, deletions, parent rows);
  * false when the store never held a vector. */
 bool rvf_view_max_id(const rvf_view *v, uint64_t *out);
@@ -761,6 +767,9 @@ rvf_code rvf_store_set_deferred(rvf_store *s, bool deferred, rvf_error *err);
 rvf_code rvf_store_sync(rvf_store *s, rvf_commit_info *info, rvf_error *err);
 /* True when changes are waiting for rvf_store_sync. */
 bool rvf_store_dirty(rvf_store *s);
+/* True when a writer holds the store (a commit, a streaming ingest, a
+ * compaction) at this moment: a change started now would wait for it. */
+bool rvf_store_writer_busy(rvf_store *s);
 
 /* When to compact by itself (a policy applied by its user: rvffs). */
 typedef struct rvf_compact_policy {
@@ -806,6 +815,25 @@ uint64_t rvf_ingest_rows(const rvf_ingest *t);
 rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
 			   rvf_error *err);
 void rvf_ingest_abort(rvf_ingest *t);
+
+/* A stream: an ingest of rows that arrive over time (a file being written
+ * into rvffs's ingest/), without holding the store meanwhile.  Rows are
+ * appended in segments no manifest lists; commit lists them all in one
+ * commit (durable as any other under the store's mode), abort drops them.
+ * Ids continue after the largest the store used at begin.  Both commit and
+ * abort free st.  Compaction waits (fails) while a stream is open. */
+typedef struct rvf_stream rvf_stream;
+rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err);
+uint32_t rvf_stream_dimension(const rvf_stream *st);
+uint64_t rvf_stream_rows(const rvf_stream *st);
+/* Adds n rows of dimension floats each. */
+rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
+			rvf_error *err);
+rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
+			   rvf_error *err);
+void rvf_stream_abort(rvf_stream *st);
+/* True while a stream is open on s. */
+bool rvf_store_streaming(rvf_store *s);
 
 /* One-shot ingest of n rows (ids may be NULL as above). */
 rvf_code rvf_store_ingest(rvf_store *s, size_t n, const uint64_t *ids,

@@ -31,7 +31,8 @@ REQUIRED = {
     "reads": {"cat_warm", "tar_warm", "cat_cold", "tar_cold", "ls_first", "ls_warm"},
     "compact": {"compact_seconds"},
     "tools": {"ls_first", "ls_warm", "find_cat", "find_cat_again", "export_mount",
-              "mount_random", "random_vs_sequential", "cat_segments_warm"},
+              "mount_random", "random_vs_sequential", "random_vs_sequential_cpu",
+              "random_rss", "cat_segments_warm"},
 }
 
 
@@ -60,7 +61,8 @@ def test_bench_small(tmp_path):
     # measured in bench/.  2,000 x 384 floats is above the size at which
     # the daemon builds its search codes, so their build is checked too.
     cmd = ["bash", str(REPO / "bench" / "run.sh"), "--size", "small", "--json",
-           "--search-n", str(SEARCH_N), "--tmpdir", str(tmp_path)]
+           "--search-n", str(SEARCH_N), "--single-ingests", "300",
+           "--tmpdir", str(tmp_path)]
     # A hang guard only: ~90 s of CPU, 3 minutes on an idle machine, but
     # 17 minutes measured at a load of 10-16 on 2 cores (the writes
     # workload waits on a FUSE round trip or a process start per file), and

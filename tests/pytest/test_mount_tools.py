@@ -79,6 +79,37 @@ def test_vector_text_and_sizes_from_the_listing(mount, store, run_ctl):
         assert listed[i] == entries[i] == len(text.encode()) == os.path.getsize(m / "vectors" / str(i))
 
 
+def listed_sizes(m):
+    return {int(ln.split()[-1]): int(ln.split()[4])
+            for ln in m.sh('ls -ln "$M/vectors"').stdout.splitlines()[1:]}
+
+
+def test_listing_sizes_many_vectors_in_batches(mount, store, run_ctl):
+    """A READDIRPLUS sizes its whole batch at once, split over the CPUs:
+    with thousands of vectors (several batches and tasks), some already
+    sized by a stat and some rewritten after a first listing, every size
+    `ls -l` shows is the length of the file's text."""
+    rng = random.Random(1313)
+    dim = 16
+    n = 6000
+    xs = tricky_floats(rng, n * dim)
+    rows = [(3 * i + 1, xs[i * dim:(i + 1) * dim]) for i in range(n)]
+    p = make_store(run_ctl, store, dim=dim, rows=rows)
+    m = mount(p)
+    want = {i: len((" ".join(shortest_g(x) for x in vec) + "\n").encode()) for i, vec in rows}
+    for i, _ in rng.sample(rows, 40):  # sized one by one before the listing
+        assert os.path.getsize(m / "vectors" / str(i)) == want[i]
+    assert listed_sizes(m) == want
+    for i, _ in rng.sample(rows, 20):
+        assert len(m.cat_bytes(f"vectors/{i}")) == want[i]
+    # a new view: rewritten and added vectors, then a listing again
+    m.sh('echo "0.123456789 1e-20 3.000001 4 5 6 7 8 9 10 11 12 13 14 15 16" > "$M/vectors/4"')
+    m.sh('echo "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16" > "$M/vectors/2"')
+    want[4] = len(m.cat_bytes("vectors/4"))
+    want[2] = len("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n")
+    assert listed_sizes(m) == want
+
+
 def test_sizes_follow_a_rewrite(mount, store, run_ctl):
     """The per-snapshot size cache never serves a stale length."""
     p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))

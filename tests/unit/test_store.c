@@ -633,6 +633,78 @@ static void test_deferred_deletes_cost(void)
 	free(x);
 }
 
+/* A bash loop of single-vector writes (ascending ids) on a deferred
+ * store: each write appends its row to the array the views share instead
+ * of copying every row, and an old view a reader holds keeps showing its
+ * own rows.  Then writes that cannot append (a lower id, a rewrite) and
+ * deletes after appends: every view still shows exactly its state. */
+static void test_deferred_writes_cost(void)
+{
+	const char *p = path_in("echo-loop.rvf");
+	rvf_create_options co = { .dimension = 2, .metric = RVF_METRIC_L2 };
+	enum { N = 3000 };
+	static bool live[N + 1], held_live[N + 1];
+	rvf_store *s;
+	OK(rvf_store_create(p, &co, &s, &err));
+	OK(rvf_store_set_deferred(s, true, &err));
+	rvf_view *held = NULL;
+	size_t copied = atomic_load(&view_own_rows_copied);
+	for (uint64_t id = 2; id < N; id++) {
+		float x[2] = { (float)id, 1 };
+		OK(rvf_store_ingest(s, 1, &id, x, NULL, NULL, NULL, &err));
+		live[id] = true;
+		if (id == 1000) {
+			held = rvf_store_view(s);
+			memcpy(held_live, live, sizeof(live));
+		}
+	}
+	copied = atomic_load(&view_own_rows_copied) - copied;
+	/* A copy of every row per write would be about N * N / 2 */
+	CHECK(copied < (size_t)N * N / 100);
+	rvf_view *v = rvf_store_view(s);
+	check_view_matches(v, live, N);
+	rvf_view_release(v);
+	check_view_matches(held, held_live, N);
+	/* Below every id, and a rewrite: merged, not appended. */
+	uint64_t one = 1;
+	float x1[2] = { 1, 1 };
+	OK(rvf_store_ingest(s, 1, &one, x1, NULL, NULL, NULL, &err));
+	live[1] = true;
+	uint64_t five = 5;
+	float x5[2] = { 50, 1 };
+	OK(rvf_store_ingest(s, 1, &five, x5, NULL, NULL, NULL, &err));
+	v = rvf_store_view(s);
+	float got[2];
+	rvf_view_vector_at(v, (size_t)rvf_view_find(v, 5), got);
+	CHECK(got[0] == 50);
+	rvf_view_release(v);
+	x5[0] = 5;
+	OK(rvf_store_ingest(s, 1, &five, x5, NULL, NULL, NULL, &err));
+	/* Deletes after appends, then appends after deletes. */
+	for (uint64_t id = 10; id <= 40; id += 3) {
+		OK(rvf_store_delete(s, 1, &id, NULL, &err));
+		live[id] = false;
+	}
+	uint64_t top = N - 1;
+	OK(rvf_store_delete(s, 1, &top, NULL, &err));
+	live[top] = false;
+	uint64_t last = N;
+	float xl[2] = { (float)N, 1 };
+	OK(rvf_store_ingest(s, 1, &last, xl, NULL, NULL, NULL, &err));
+	live[last] = true;
+	v = rvf_store_view(s);
+	check_view_matches(v, live, N);
+	rvf_view_release(v);
+	check_view_matches(held, held_live, N);
+	rvf_view_release(held);
+	OK(rvf_store_sync(s, NULL, &err));
+	size_t want = 0;
+	for (uint64_t id = 1; id <= N; id++)
+		want += live[id];
+	CHECK(visible_on_disk(p) == want);
+	rvf_store_close(s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/rvf-store-XXXXXX");
@@ -651,6 +723,7 @@ int main(void)
 	test_fault_injection();
 	test_deferred_sync();
 	test_deferred_deletes_cost();
+	test_deferred_writes_cost();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
