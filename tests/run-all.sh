@@ -344,7 +344,7 @@ pytest_run() { # variant, marker expression, log, env...: output to the log too
 pytest_count() { # variant, log (of pytest_run): adds its counts
 	local variant=$1 log=$2 rc line n word bad=0
 	rc=$(cat "$log.rc" 2>/dev/null || echo "never ran")
-	line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)' "$log" | tail -n 1)
+	line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected)' "$log" 2>/dev/null | tail -n 1)
 	rm -f "$log" "$log.rc"
 	while read -r n word; do
 		case $word in
