@@ -420,6 +420,14 @@ rvf_code rvf_store_compact(rvf_store *s, rvf_commit_info *info, rvf_error *err)
 	rvf_code rc = commit_begin(s, &k.c, err);
 	if (rc != RVF_OK)
 		return rc;
+	if (atomic_load(&s->streams) > 0) {
+		/* a stream's segments are listed by no manifest yet: the
+		 * copy would drop them */
+		commit_abort(&k.c);
+		return rvf_fail(err, RVF_E_LOCK_HELD,
+				"a file is being streamed into %s: compact once it is committed",
+				s->path);
+	}
 	k.v = k.c.base;
 	k.m = k.v->man;
 	k.m.dir = NULL;

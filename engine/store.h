@@ -121,6 +121,8 @@ struct rvf_store {
 	uint64_t generation;          /* rvf_info.generation of new views */
 	uint8_t witness_prev[32];     /* H(previous witness payload) */
 	bool witness_started;         /* a witness was written this session */
+	atomic_int streams;           /* open rvf_streams (stream.c): their
+				       * unlisted segments need this file */
 	dir_entry *pending;           /* appended, listed by the next manifest */
 	size_t npending;
 

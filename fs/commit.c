@@ -38,8 +38,9 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 /* Compacts when the policy says so; true when it did. */
 static bool maybe_compact(rvffs *fs)
 {
-	if (fs->read_only || rvf_store_read_only(fs->store))
-		return false;
+	if (fs->read_only || rvf_store_read_only(fs->store) ||
+	    rvf_store_streaming(fs->store))
+		return false; /* a file being streamed: at a later round */
 	rvf_view *v = rvf_store_view(fs->store);
 	bool due = rvf_view_wants_compaction(v, &fs->compact);
 	uint64_t dead = rvf_view_info(v)->dead_bytes;

@@ -55,6 +55,8 @@ static int staged_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 		}
 	}
 	pthread_mutex_unlock(&fs->mu);
+	if (s && wants_write(fi) && (fi->flags & O_TRUNC))
+		stream_drop(fs, s); /* written again from the start */
 	h->gated = true;
 	return s ? 0 : -ENOENT;
 }
@@ -111,6 +113,19 @@ static long staged_write(fuse_req_t req, rvffs *fs, handle *h, const char *buf,
 	int over = limits_stage(fs, s, (uint64_t)off + size);
 	if (over)
 		return over;
+	bool streamed;
+	int rc = stream_write(fs, s, buf, size, off, &streamed);
+	if (streamed) {
+		pthread_mutex_lock(&fs->mu);
+		if ((uint64_t)off + size > s->size)
+			s->size = (uint64_t)off + size;
+		s->dirty = true;
+		clock_gettime(CLOCK_REALTIME, &s->mtime);
+		if (rc)
+			s->refused = true; /* the write said why */
+		pthread_mutex_unlock(&fs->mu);
+		return rc ? rc : (long)size;
+	}
 	ssize_t w = pwrite(s->fd, buf, size, off);
 	if (w < 0)
 		return -errno;
@@ -154,10 +169,40 @@ static void staged_release(rvffs *fs, handle *h)
 }
 
 /* truncate (counted against staged_max when it grows), chmod, utime. */
+/* A streamed file cut to another size than written: its rows went into
+ * the store as they came and cannot follow; emptied, it starts over. */
+static int truncate_stream(rvffs *fs, staged *s, off_t size)
+{
+	pthread_mutex_lock(&fs->mu);
+	bool same = (uint64_t)size == s->size;
+	pthread_mutex_unlock(&fs->mu);
+	if (same || !stream_active(fs, s))
+		return 0;
+	stream_drop(fs, s);
+	if (size == 0)
+		return 0;
+	fs_error(fs, "ingest/%s: truncated to %lld bytes while streamed into the store; nothing is committed",
+		 s->name, (long long)size);
+	pthread_mutex_lock(&fs->mu);
+	s->refused = true;
+	pthread_mutex_unlock(&fs->mu);
+	return -EINVAL;
+}
+
 static int staged_setattr(rvffs *fs, uint64_t ino, struct stat *attr, int to_set)
 {
 	pthread_mutex_lock(&fs->mu);
 	staged *s = staged_find_ino(fs, ino);
+	if (s && (to_set & FUSE_SET_ATTR_SIZE)) {
+		s->opens++;
+		pthread_mutex_unlock(&fs->mu);
+		int bad = truncate_stream(fs, s, attr->st_size);
+		staged_put(fs, s);
+		if (bad)
+			return bad;
+		pthread_mutex_lock(&fs->mu);
+		s = staged_find_ino(fs, ino);
+	}
 	int rc = 0;
 	if (s && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size > 0) {
 		/* Growing counts against staged_max, as writes do (held open

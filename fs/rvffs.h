@@ -309,6 +309,8 @@ typedef struct staged_xattr {
 	size_t len;
 } staged_xattr;
 
+typedef struct ingest_stream ingest_stream;
+
 typedef struct staged {
 	struct staged *next;
 	uint64_t ino;
@@ -331,6 +333,8 @@ typedef struct staged {
 	uint64_t charged;       /* bytes counted against staged_max */
 	staged_xattr *xattrs;   /* parent INO_VECTORS: pending metadata */
 	size_t nxattrs;
+	ingest_stream *stream;  /* a .fvecs/.f32 file going into the store
+				 * as written (stream_ingest.c), or NULL */
 } staged;
 
 void staged_xattrs_free(staged_xattr *x, size_t n);
@@ -345,6 +349,15 @@ int staged_commit(rvffs *fs, staged *s);
 /* After a write of [off, off+len): checks the lines it completed, for
  * text formats written in order.  0, or -EINVAL (reason in `errors`). */
 int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len);
+/* stream_ingest.c: a write of s that streams (*streamed true: the bytes
+ * went to the store, not to s->fd) or not (nothing done): 0 or -errno. */
+int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
+		 bool *streamed);
+bool stream_active(rvffs *fs, staged *s);
+/* Commits s's stream (it ends): 0 or -errno, the reason logged. */
+int stream_commit(rvffs *fs, staged *s);
+/* Drops s's stream, if any: nothing of it is committed. */
+void stream_drop(rvffs *fs, staged *s);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);

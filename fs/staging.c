@@ -108,6 +108,7 @@ void staged_remove(rvffs *fs, staged *s)
 	s->gone = true;
 	bool free_now = s->opens == 0;
 	pthread_mutex_unlock(&fs->mu);
+	stream_drop(fs, s); /* not committed: its rows go */
 	if (free_now) {
 		close(s->fd);
 		staged_xattrs_free(s->xattrs, s->nxattrs);
@@ -188,6 +189,8 @@ int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len)
 
 int staged_commit(rvffs *fs, staged *s)
 {
+	if (stream_active(fs, s))
+		return stream_commit(fs, s);
 	rvf_import_format fmt;
 	if (!rvf_import_format_from_name(s->name, &fmt)) {
 		fs_error(fs, "ingest/%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32); nothing committed",

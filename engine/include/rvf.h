@@ -816,6 +816,25 @@ rvf_code rvf_ingest_commit(rvf_ingest *t, rvf_commit_info *info,
 			   rvf_error *err);
 void rvf_ingest_abort(rvf_ingest *t);
 
+/* A stream: an ingest of rows that arrive over time (a file being written
+ * into rvffs's ingest/), without holding the store meanwhile.  Rows are
+ * appended in segments no manifest lists; commit lists them all in one
+ * commit (durable as any other under the store's mode), abort drops them.
+ * Ids continue after the largest the store used at begin.  Both commit and
+ * abort free st.  Compaction waits (fails) while a stream is open. */
+typedef struct rvf_stream rvf_stream;
+rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err);
+uint32_t rvf_stream_dimension(const rvf_stream *st);
+uint64_t rvf_stream_rows(const rvf_stream *st);
+/* Adds n rows of dimension floats each. */
+rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
+			rvf_error *err);
+rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
+			   rvf_error *err);
+void rvf_stream_abort(rvf_stream *st);
+/* True while a stream is open on s. */
+bool rvf_store_streaming(rvf_store *s);
+
 /* One-shot ingest of n rows (ids may be NULL as above). */
 rvf_code rvf_store_ingest(rvf_store *s, size_t n, const uint64_t *ids,
 			  const float *vectors, const rvf_meta_field *meta,

@@ -61,7 +61,8 @@ def test_bench_small(tmp_path):
     # measured in bench/.  2,000 x 384 floats is above the size at which
     # the daemon builds its search codes, so their build is checked too.
     cmd = ["bash", str(REPO / "bench" / "run.sh"), "--size", "small", "--json",
-           "--search-n", str(SEARCH_N), "--tmpdir", str(tmp_path)]
+           "--search-n", str(SEARCH_N), "--single-ingests", "300",
+           "--tmpdir", str(tmp_path)]
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                             env=dict(os.environ, RVF_BUILD_DIR=str(build)))

@@ -348,3 +348,86 @@ def test_refused_open_keeps_no_hold_on_a_staged_file(mount, tmp_path):
             f.write(data[-64:])
     os.unlink(held)
     assert deleted_files_open(m.pid) == before - 1
+
+
+# ---------------------------------------------------------------- streaming
+
+def _fvecs_rows(first, n, dim=DIM):
+    """n records of dim, record k all (first + k)."""
+    return b"".join(struct.pack("<i", dim) + struct.pack(f"<{dim}f", *[float(first + k)] * dim)
+                    for k in range(n))
+
+
+# 450,000 records of dim 4 (9 MB): more than one 8 MiB segment of rows
+BIG = 450_000
+
+
+def test_fvecs_streams_into_the_store_as_written(mount, tmp_path, ref):
+    """A .fvecs file goes into the store while it is written (the store
+    grows before the close) and becomes visible only at the close, as one
+    commit; the reference opens the result."""
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    m.sh('echo "5 5 5 5" > "$M/vectors/7"')
+    e0, size0 = epoch(m), os.path.getsize(p)
+    chunk = 1 << 20
+    data = _fvecs_rows(0, BIG)
+    with open(m / "ingest/big.fvecs", "wb", buffering=0) as f:
+        for at in range(0, len(data), chunk):
+            f.write(data[at:at + chunk])
+        # rows went to the store file already, nothing is visible yet
+        assert os.path.getsize(p) - size0 > 8 << 20
+        assert m.status()["vectors"] == "1" and epoch(m) == e0
+    assert int(m.status()["vectors"]) == BIG + 1 and epoch(m) == e0 + 1
+    assert m.ls("ingest") == []
+    # ids follow the largest id: 8 .. 8 + BIG - 1
+    assert m.read_vector(8) == [0.0] * DIM
+    assert m.read_vector(8 + BIG - 1) == [float(BIG - 1)] * DIM
+    m.unmount()
+    d = ref.dump(p)
+    assert d["openError"] is None and d["liveCount"] == BIG + 1
+
+
+def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
+    """The write() that brings a bad record fails (EINVAL), naming it; the
+    close commits nothing, and the rows streamed before it leave no
+    visible trace; the store is cut back when they ended it."""
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    m.sh('echo "5 5 5 5" > "$M/vectors/7" && sync "$M/vectors"')
+    before = (m.vector_ids(), epoch(m))
+    size0 = os.path.getsize(p)
+    good = _fvecs_rows(0, BIG)
+    bad = struct.pack("<i3f", 3, 1, 2, 3)
+    f = open(m / "ingest/bad.fvecs", "wb", buffering=0)
+    f.write(good)
+    with pytest.raises(OSError) as e:
+        f.write(bad)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        f.close()
+    assert (m.vector_ids(), epoch(m)) == before and m.ls("ingest") == []
+    assert re.search(rf"record {BIG + 1}\b.*dimension 3", m.errors().splitlines()[-1])
+    assert os.path.getsize(p) == size0, "the streamed rows were left at the end"
+    # and a file that ends inside a record
+    f = open(m / "ingest/short.fvecs", "wb", buffering=0)
+    f.write(good[:-3])
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.EINVAL
+    assert (m.vector_ids(), epoch(m)) == before
+    assert re.search(rf"record {BIG}\b.*truncated|truncated: record {BIG}\b",
+                     m.errors().splitlines()[-1])
+
+
+def test_fvecs_out_of_order_commits_nothing(mount, tmp_path):
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    rows = _fvecs_rows(0, 10)
+    fd = os.open(m / "ingest/o.fvecs", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, rows[:40])
+    with pytest.raises(OSError) as e:
+        os.pwrite(fd, rows[100:], 100)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        os.close(fd)
+    assert m.vector_ids() == [] and "out of order" in m.errors()

@@ -1,0 +1,289 @@
+/* stream.c - an ingest that does not hold the store while its rows come.
+ *
+ * rvffs streams a fixed-record file (.fvecs, .f32) written into ingest/
+ * into the store as its bytes arrive, instead of keeping them in a staging
+ * file and reading them back at close.  The rows go into VEC segments
+ * appended between other writers' changes (the writer lock is taken per
+ * segment, not for the whole file, which may take as long as its writer
+ * likes); no manifest lists them until the commit, which lists them all at
+ * once: the file is one atomic unit.  An aborted stream (a bad record, a
+ * short file) leaves its segments unlisted -- cut off when they end the
+ * file, else dead bytes for the next compaction -- and a crash leaves them
+ * as any unlisted tail.  Ids continue after the largest the store used when
+ * the stream began; a compaction meanwhile (a new file) or another writer
+ * taking one of those ids fails the commit: nothing is committed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "bytes.h"
+#include "error.h"
+#include "hash.h"
+#include "io.h"
+#include "segment.h"
+#include "store.h"
+
+#define STREAM_SEGMENT_BYTES (8u << 20) /* rows per VEC segment, in bytes */
+
+struct rvf_stream {
+	rvf_store *s;
+	uint32_t dim;
+	size_t stride;               /* bytes per row: id + components */
+	uint64_t generation;         /* of the file the segments are in */
+	bool have_first;
+	uint64_t first_id, next_id;  /* ids [first_id, next_id) are ours */
+	unsigned char *buf;          /* rows of the next segment */
+	size_t len, cap;
+	dir_entry *segs;             /* our segments, in file order */
+	size_t nsegs, segs_cap;
+	uint64_t rows;
+};
+
+rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
+{
+	rvf_stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = store_check_writable(s, err);
+	rvf_view *v = rvf_store_view(s);
+	st->s = s;
+	st->dim = v->info.dimension;
+	st->stride = 8 + 4 * (size_t)st->dim;
+	st->generation = s->generation;
+	uint64_t max;
+	st->have_first = true;
+	st->first_id = rvf_view_max_id(v, &max) ? max + 1 : 0;
+	if (rvf_view_max_id(v, &max) && max == UINT64_MAX)
+		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
+	st->next_id = st->first_id;
+	if (rc == RVF_OK && v->is_branch)
+		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT, "a branch child is not streamed");
+	if (rc == RVF_OK && st->dim == 0)
+		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+			      "the store has dimension 0: it cannot hold vectors");
+	if (rc == RVF_OK)
+		atomic_fetch_add(&s->streams, 1);
+	rvf_view_release(v);
+	pthread_mutex_unlock(&s->write_mu);
+	st->cap = STREAM_SEGMENT_BYTES / st->stride * st->stride;
+	if (st->cap < st->stride)
+		st->cap = st->stride;
+	st->buf = rc == RVF_OK ? malloc(st->cap) : NULL;
+	if (rc == RVF_OK && !st->buf) {
+		atomic_fetch_sub(&s->streams, 1);
+		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	if (rc != RVF_OK) {
+		free(st);
+		return rc;
+	}
+	*out = st;
+	return RVF_OK;
+}
+
+uint32_t rvf_stream_dimension(const rvf_stream *st)
+{
+	return st->dim;
+}
+
+uint64_t rvf_stream_rows(const rvf_stream *st)
+{
+	return st->rows;
+}
+
+static rvf_code check_same_file(rvf_stream *st, rvf_error *err)
+{
+	if (st->s->generation != st->generation)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+				"the store was rewritten (compacted) while the file was written");
+	return RVF_OK;
+}
+
+/* Appends the buffered rows as one VEC segment (writer lock held only
+ * for the append). */
+static rvf_code write_segment(rvf_stream *st, rvf_error *err)
+{
+	if (!st->len)
+		return RVF_OK;
+	if (st->nsegs == st->segs_cap) {
+		size_t cap = st->segs_cap ? 2 * st->segs_cap : 16;
+		dir_entry *d = realloc(st->segs, cap * sizeof(*d));
+		if (!d)
+			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+		st->segs = d;
+		st->segs_cap = cap;
+	}
+	uint32_t count = (uint32_t)(st->len / st->stride);
+	unsigned char head[RVF_SEGMENT_HEADER_SIZE + 6];
+	st16(head + RVF_SEGMENT_HEADER_SIZE, (uint16_t)st->dim);
+	st32(head + RVF_SEGMENT_HEADER_SIZE + 2, count);
+	uint32_t crc = crc32_update(0, head + RVF_SEGMENT_HEADER_SIZE, 6);
+	crc = crc32_update(crc, st->buf, st->len);
+	uint8_t hash[16];
+	content_hash_from_crc(crc, hash);
+	uint64_t plen = 6 + st->len;
+	rvf_store *s = st->s;
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = check_same_file(st, err);
+	if (rc == RVF_OK)
+		rc = store_check_writable(s, err);
+	if (rc != RVF_OK) {
+		pthread_mutex_unlock(&s->write_mu);
+		return rc;
+	}
+	uint64_t id = s->next_seg_id++, at = s->end;
+	segment_encode(head, RVF_SEG_VEC, id, plen, hash);
+	struct iovec iov[2] = { { head, sizeof(head) }, { st->buf, st->len } };
+	size_t total = sizeof(head) + st->len, done = 0;
+	while (done < total) {
+		ssize_t w = pwritev(s->fd, iov, 2, (off_t)(at + done));
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			if (w < 0 && e == EINTR)
+				continue;
+			/* nothing lists these bytes: cut them off again */
+			if (io_ftruncate(s->fd, (off_t)at) != 0)
+				s->end = at + total; /* leave them; append after */
+			pthread_mutex_unlock(&s->write_mu);
+			return rvf_fail_io(err, e, "cannot append to %s", s->path);
+		}
+		done += (size_t)w;
+		for (int i = 0; i < 2 && w > 0; i++) {
+			size_t k = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
+			iov[i].iov_base = (char *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			w -= (ssize_t)k;
+		}
+	}
+	s->end = at + total;
+	s->tail.open = false; /* the deferred tail no longer ends the file */
+	pthread_mutex_unlock(&s->write_mu);
+	st->segs[st->nsegs++] = (dir_entry){ .seg_id = id, .offset = at,
+					     .payload_length = plen,
+					     .type = RVF_SEG_VEC };
+	st->len = 0;
+	return RVF_OK;
+}
+
+rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
+			rvf_error *err)
+{
+	size_t bytes = 4 * (size_t)st->dim;
+	for (size_t i = 0; i < n; i++) {
+		if (st->next_id == UINT64_MAX)
+			return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
+		unsigned char *row = st->buf + st->len;
+		st64(row, st->next_id++);
+		memcpy(row + 8, vectors + i * st->dim, bytes);
+		st->len += st->stride;
+		st->rows++;
+		if (st->len + st->stride > st->cap) {
+			rvf_code rc = write_segment(st, err);
+			if (rc != RVF_OK)
+				return rc;
+		}
+	}
+	return RVF_OK;
+}
+
+static void stream_free(rvf_stream *st)
+{
+	atomic_fetch_sub(&st->s->streams, 1);
+	free(st->buf);
+	free(st->segs);
+	free(st);
+}
+
+void rvf_stream_abort(rvf_stream *st)
+{
+	if (!st)
+		return;
+	rvf_store *s = st->s;
+	pthread_mutex_lock(&s->write_mu);
+	/* Our segments that end the file go; others stay unlisted (dead). */
+	uint64_t end = s->end;
+	for (size_t i = st->nsegs; i-- > 0 && st->generation == s->generation;) {
+		const dir_entry *e = &st->segs[i];
+		if (e->offset + RVF_SEGMENT_HEADER_SIZE + e->payload_length != end)
+			break;
+		end = e->offset;
+	}
+	if (end != s->end && io_ftruncate(s->fd, (off_t)end) == 0)
+		s->end = end;
+	pthread_mutex_unlock(&s->write_mu);
+	stream_free(st);
+}
+
+/* True when another writer gave one of our ids a row meanwhile. */
+static bool ids_taken(const rvf_stream *st, const rvf_view *base)
+{
+	uint64_t max;
+	if (!rvf_view_max_id(base, &max) || max < st->first_id)
+		return false;
+	for (uint64_t id = st->first_id; id < st->next_id; id++)
+		if (view_own_row(base, id) || view_is_deleted(base, id))
+			return true;
+	return false;
+}
+
+rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
+			   rvf_error *err)
+{
+	if (info)
+		memset(info, 0, sizeof(*info));
+	rvf_code rc = write_segment(st, err);
+	if (rc != RVF_OK) {
+		rvf_stream_abort(st);
+		return rc;
+	}
+	commit c;
+	rc = commit_begin(st->s, &c, err);
+	if (rc != RVF_OK) {
+		rvf_stream_abort(st);
+		return rc;
+	}
+	if (!st->rows) { /* the reference writes nothing for an empty batch */
+		if (info)
+			info->epoch = c.base->info.epoch;
+		commit_abort(&c);
+		rvf_stream_abort(st);
+		return RVF_OK;
+	}
+	rc = check_same_file(st, err);
+	if (rc == RVF_OK && ids_taken(st, c.base))
+		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,
+			      "another writer used ids %llu..%llu while the file was written",
+			      (unsigned long long)st->first_id,
+			      (unsigned long long)(st->next_id - 1));
+	for (size_t i = 0; rc == RVF_OK && i < st->nsegs; i++)
+		rc = commit_push_entry(&c, RVF_SEG_VEC, st->segs[i].seg_id,
+				       st->segs[i].offset, st->segs[i].payload_length, err);
+	if (rc == RVF_OK) {
+		c.next.total_vectors = view_total_rows(c.base) + st->rows;
+		c.next.epoch = c.base->info.epoch + 1;
+		commit_drop_type(&c, RVF_SEG_INDEX);
+		rc = commit_record(&c, 1, "ingest", st->rows, err);
+	}
+	if (rc != RVF_OK) {
+		commit_abort(&c);
+		rvf_stream_abort(st);
+		return rc;
+	}
+	uint64_t rows = st->rows;
+	rc = commit_finish(&c, info, err);
+	if (info)
+		info->accepted = rows;
+	if (rc != RVF_OK) {
+		rvf_stream_abort(st);
+		return rc;
+	}
+	stream_free(st);
+	return RVF_OK;
+}
+
+bool rvf_store_streaming(rvf_store *s)
+{
+	return atomic_load(&s->streams) > 0;
+}

@@ -1,0 +1,240 @@
+/* stream_ingest.c - .fvecs and .f32 files written into ingest/ go into
+ * the store as their bytes arrive (librvf's rvf_stream), not through a
+ * staging file read back at close: the bytes are written once.
+ *
+ * A file is streamed when it is written from its start, in order (cp,
+ * cat, dd); each write decodes the whole records it completes, and fails
+ * with EINVAL at the first bad one (a wrong dimension prefix, a component
+ * that is not finite), naming it.  The close commits the file as one unit;
+ * one that ends inside a record, or that is written out of order after
+ * streaming began, commits nothing.  Other files, and text formats, are
+ * staged as before (staging.c). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+struct ingest_stream {
+	pthread_mutex_t mu;
+	rvf_stream *st;
+	bool fvecs;              /* else raw float32 rows */
+	uint32_t dim;
+	size_t rec;              /* bytes per record */
+	uint64_t received;       /* bytes taken: the next write's offset */
+	uint64_t records;        /* whole records decoded */
+	unsigned char *part;     /* an unfinished record */
+	size_t npart;
+	float *batch;
+	size_t batch_rows;
+};
+
+#define BATCH_BYTES (1u << 20)
+
+/* True when a write of `name` at offset 0 into an empty file starts a
+ * stream. */
+static bool streamable(const staged *s, rvf_import_format *fmt)
+{
+	return s->parent == INO_INGEST && s->name[0] != '.' &&
+	       rvf_import_format_from_name(s->name, fmt) &&
+	       (*fmt == RVF_IMPORT_FVECS || *fmt == RVF_IMPORT_F32);
+}
+
+static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
+{
+	ingest_stream *is = calloc(1, sizeof(*is));
+	rvf_error err;
+	if (!is)
+		return -ENOMEM;
+	if (rvf_stream_begin(fs->store, &is->st, &err) != RVF_OK) {
+		fs_error(fs, "ingest/%s: %s; nothing committed", s->name, err.message);
+		free(is);
+		return -rvf_code_errno(err.code, err.sys_errno);
+	}
+	is->fvecs = fmt == RVF_IMPORT_FVECS;
+	is->dim = rvf_stream_dimension(is->st);
+	is->rec = 4 * (size_t)is->dim + (is->fvecs ? 4 : 0);
+	is->batch_rows = BATCH_BYTES / is->rec + 1;
+	is->part = malloc(is->rec);
+	is->batch = malloc(is->batch_rows * 4 * (size_t)is->dim);
+	if (!is->part || !is->batch) {
+		rvf_stream_abort(is->st);
+		free(is->part);
+		free(is->batch);
+		free(is);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&is->mu, NULL);
+	s->stream = is;
+	return 0;
+}
+
+static void stream_free(ingest_stream *is)
+{
+	if (is->st)
+		rvf_stream_abort(is->st);
+	pthread_mutex_destroy(&is->mu);
+	free(is->part);
+	free(is->batch);
+	free(is);
+}
+
+void stream_drop(rvffs *fs, staged *s)
+{
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	s->stream = NULL;
+	pthread_mutex_unlock(&fs->mu);
+	if (is)
+		stream_free(is);
+}
+
+/* The dimension prefix of .fvecs record n (1-based) at p. */
+static int check_prefix(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
+			uint64_t n)
+{
+	uint32_t d = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		     (uint32_t)p[3] << 24;
+	if (d == is->dim)
+		return 0;
+	fs_error(fs, "ingest/%s: record %llu: dimension %d, expected %u; the write fails and nothing is committed",
+		 s->name, (unsigned long long)n, (int32_t)d, is->dim);
+	return -EINVAL;
+}
+
+/* Decodes record p (number `n`, 1-based) into row `row` of the batch. */
+static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
+		  uint64_t n, float *row)
+{
+	if (is->fvecs) {
+		int rc = check_prefix(fs, s, is, p, n);
+		if (rc)
+			return rc;
+		p += 4;
+	}
+	memcpy(row, p, 4 * (size_t)is->dim);
+	for (uint32_t c = 0; c < is->dim; c++)
+		if (!isfinite(row[c])) {
+			fs_error(fs, "ingest/%s: record %llu: component %u is not finite; the write fails and nothing is committed",
+				 s->name, (unsigned long long)n, c + 1);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static int add_batch(rvffs *fs, staged *s, ingest_stream *is, size_t rows)
+{
+	rvf_error err;
+	if (rows && rvf_stream_add(is->st, rows, is->batch, &err) != RVF_OK) {
+		fs_error(fs, "ingest/%s: %s; nothing committed", s->name, err.message);
+		return -rvf_code_errno(err.code, err.sys_errno);
+	}
+	return 0;
+}
+
+/* The records bytes [at, at+len) complete: 0 or -errno. */
+static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
+		size_t len)
+{
+	size_t rows = 0;
+	int rc = 0;
+	while (len && !rc) {
+		if (is->npart || len < is->rec) {
+			size_t k = is->rec - is->npart < len ? is->rec - is->npart : len;
+			memcpy(is->part + is->npart, p, k);
+			is->npart += k;
+			p += k;
+			len -= k;
+			if (is->npart < is->rec) {
+				/* its prefix already says whether it is right */
+				if (is->fvecs && is->npart >= 4 && is->npart - k < 4)
+					rc = check_prefix(fs, s, is, is->part, is->records + 1);
+				break;
+			}
+			is->npart = 0;
+			rc = decode(fs, s, is, is->part, ++is->records,
+				    is->batch + rows++ * is->dim);
+		} else {
+			rc = decode(fs, s, is, p, ++is->records, is->batch + rows++ * is->dim);
+			p += is->rec;
+			len -= is->rec;
+		}
+		if (!rc && rows == is->batch_rows) {
+			rc = add_batch(fs, s, is, rows);
+			rows = 0;
+		}
+	}
+	return rc ? rc : add_batch(fs, s, is, rows);
+}
+
+int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
+		 bool *streamed)
+{
+	rvf_import_format fmt;
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	bool start = !is && off == 0 && s->size == 0 && streamable(s, &fmt);
+	pthread_mutex_unlock(&fs->mu);
+	*streamed = is || start;
+	if (!*streamed)
+		return 0;
+	if (start) {
+		int rc = stream_start(fs, s, fmt);
+		if (rc)
+			return rc;
+		is = s->stream;
+	}
+	pthread_mutex_lock(&is->mu);
+	int rc = 0;
+	if ((uint64_t)off != is->received) {
+		fs_error(fs, "ingest/%s: written out of order (at %lld, after %llu bytes): a .fvecs or .f32 file goes into the store as it is written; nothing is committed",
+			 s->name, (long long)off, (unsigned long long)is->received);
+		rc = -EINVAL;
+	} else {
+		rc = take(fs, s, is, (const unsigned char *)buf, size);
+		is->received += size;
+	}
+	pthread_mutex_unlock(&is->mu);
+	return rc;
+}
+
+bool stream_active(rvffs *fs, staged *s)
+{
+	pthread_mutex_lock(&fs->mu);
+	bool r = s->stream != NULL;
+	pthread_mutex_unlock(&fs->mu);
+	return r;
+}
+
+int stream_commit(rvffs *fs, staged *s)
+{
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	s->stream = NULL;
+	pthread_mutex_unlock(&fs->mu);
+	if (!is)
+		return -EINVAL;
+	int rc = 0;
+	if (is->npart) {
+		fs_error(fs, "ingest/%s: truncated: record %llu has %zu of %zu bytes; nothing committed",
+			 s->name, (unsigned long long)is->records + 1, is->npart, is->rec);
+		rc = -EINVAL;
+	} else {
+		rvf_error err;
+		rvf_commit_info info;
+		uint64_t rows = rvf_stream_rows(is->st);
+		rvf_code c = rvf_stream_commit(is->st, &info, &err);
+		is->st = NULL; /* freed by the commit */
+		if (c != RVF_OK) {
+			fs_error(fs, "ingest/%s: %s; nothing committed", s->name, err.message);
+			rc = -rvf_code_errno(c, err.sys_errno);
+		} else {
+			fs_log(fs, LOG_INFO, "ingest/%s: %llu vectors committed (epoch %u)",
+			       s->name, (unsigned long long)rows, info.epoch);
+			fs_invalidate(fs, true);
+		}
+	}
+	stream_free(is);
+	return rc;
+}
