@@ -249,7 +249,7 @@ def proc_kb(pid, field, fname="smaps_rollup"):
     return None
 
 
-def proc_cpu(pid):
+def proc_cpu_total(pid):
     """CPU seconds (user+sys) of a process so far: the larger of its
     threads' schedstat run times (nanoseconds, live threads only) and
     /proc/PID/stat's user+sys (whole process, in 10 ms ticks)."""
@@ -1422,7 +1422,7 @@ class Bench:
         for r in range(self.reps):
             for which, path in (("seq", seq), ("rand", rand)):
                 dt, pid, _ = self.mount(path, mnt, "-o", "ro")
-                (seq_cpu if which == "seq" else rand_cpu).append(proc_cpu(pid))
+                (seq_cpu if which == "seq" else rand_cpu).append(proc_cpu_total(pid))
                 try:
                     if which == "rand":
                         rand_anon.append(proc_kb(pid, "Anonymous"))

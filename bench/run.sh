@@ -16,10 +16,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 build=${RVF_BUILD_DIR:-build}
 case $build in /*) ;; *) build=$PWD/$build ;; esac
-if [ ! -x "$build/bench/bench_data" ] && [ -f "$build/build.ninja" ]; then
-	# built before bench_data existed: build just it
-	ninja -C "$build" bench/bench_data >&2
-fi
+for tool in bench_data fvecs_store; do
+	if [ ! -x "$build/bench/$tool" ] && [ -f "$build/build.ninja" ]; then
+		# built before the tool existed: build just it
+		ninja -C "$build" "bench/$tool" >&2
+	fi
+done
 
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
