@@ -52,23 +52,25 @@ py_passed=0 py_failed=0 py_skipped=0 py_errors=0 py_xfailed=0 py_xpassed=0
 # took (wall time, from one header to the next), longest first, and the CPU
 # time (user + sys) of what it ran: on a shared machine the wall time
 # swells, the CPU time much less.
-cpu_seconds() { # user + sys of this shell's finished children, so far
+cpu_now() { # CPU=user + sys seconds of this shell's finished children, so far
 	local f=${TMPDIR:-/tmp}/rvf-run-all-times.$BASHPID
-	times > "$f" # in this shell: a pipe's subshell would count its own children
-	awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
-		printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f"
+	# `times` here, not in $(...) or a pipe: a subshell counts its own children
+	times > "$f"
+	CPU=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f")
 	rm -f "$f"
 }
-step_name='' step_start=0 step_cpu=0 step_times=()
+CPU=0 step_name='' step_start=0 step_cpu=0 step_times=()
 step_done() {
+	cpu_now
 	[ -n "$step_name" ] &&
 		step_times+=("$(printf '%6d s %6d s CPU  %s' $((SECONDS - step_start)) \
-			$(($(cpu_seconds) - step_cpu)) "$step_name")")
+			$((CPU - step_cpu)) "$step_name")")
 	step_name=''
 }
 say() {
 	step_done
-	step_name=$* step_start=$SECONDS step_cpu=$(cpu_seconds)
+	step_name=$* step_start=$SECONDS step_cpu=$CPU
 	printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$*"
 }
 # fail_step NAME [counted]: "counted" when pytest's own counts already show it
@@ -214,7 +216,8 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 		"$@"
 		rc=$?
 		echo $((SECONDS - t0)) > "$log.time"
-		cpu_seconds > "$log.cpu"
+		cpu_now
+		echo "$CPU" > "$log.cpu"
 		exit "$rc"
 	) > "$log" 2>&1 &
 	bg_names+=("$name") bg_pids+=("$!") bg_logs+=("$log")
@@ -403,10 +406,10 @@ done
 has_build build && pytest_count "build, background_pass" "$bg_pytest_log"
 
 # ------------------------------------------------------------ summary
-step_done
+step_done # (and cpu_now)
 elapsed=$((SECONDS - START))
 
-say "step times (wall, CPU user+sys; background steps overlap the others, whose CPU the wait counts again); all: $elapsed s, $(cpu_seconds) s CPU"
+say "step times (wall, CPU user+sys; background steps overlap the others, whose CPU the wait counts again); all: $elapsed s, $CPU s CPU"
 printf '%s\n' "${step_times[@]}" | sort -rn
 say "summary"
 if [ ${#failed_steps[@]} -eq 0 ]; then
