@@ -12,9 +12,7 @@ typedef struct filter_ctx {
 static bool accept_row(void *ctx, const search_row *row)
 {
 	const filter_ctx *f = ctx;
-	const meta_table *t = f->view->parent ? view_meta_of(f->view, row->id)
-					      : f->view->meta;
-	return filter_match(f->filter, t, row->id);
+	return filter_match(f->filter, view_meta_of(f->view, row->id), row->id);
 }
 
 rvf_code rvf_view_search(const rvf_view *v, const float *queries, size_t nq,
