@@ -26,11 +26,7 @@ struct ingest_stream {
 	uint64_t records;        /* whole records decoded */
 	unsigned char *part;     /* an unfinished record */
 	size_t npart;
-	float *batch;
-	size_t batch_rows;
 };
-
-#define BATCH_BYTES (1u << 20)
 
 /* True when a write of `name` at offset 0 into an empty file starts a
  * stream. */
@@ -39,6 +35,17 @@ static bool streamable(const staged *s, rvf_import_format *fmt)
 	return s->parent == INO_INGEST && s->name[0] != '.' &&
 	       rvf_import_format_from_name(s->name, fmt) &&
 	       (*fmt == RVF_IMPORT_FVECS || *fmt == RVF_IMPORT_F32);
+}
+
+bool stream_direct(const char *name)
+{
+	/* The kernel would copy each write into a page cache nobody reads
+	 * (the bytes go to the store, not to the staging file) before the
+	 * daemon copies it out: direct_io hands the daemon the writer's
+	 * pages.  (.npy too: rvffs streams it as well.) */
+	rvf_import_format f;
+	return name[0] != '.' && rvf_import_format_from_name(name, &f) &&
+	       (f == RVF_IMPORT_FVECS || f == RVF_IMPORT_F32 || f == RVF_IMPORT_NPY);
 }
 
 static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
@@ -55,13 +62,9 @@ static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 	is->fvecs = fmt == RVF_IMPORT_FVECS;
 	is->dim = rvf_stream_dimension(is->st);
 	is->rec = 4 * (size_t)is->dim + (is->fvecs ? 4 : 0);
-	is->batch_rows = BATCH_BYTES / is->rec + 1;
 	is->part = malloc(is->rec);
-	is->batch = malloc(is->batch_rows * 4 * (size_t)is->dim);
-	if (!is->part || !is->batch) {
+	if (!is->part) {
 		rvf_stream_abort(is->st);
-		free(is->part);
-		free(is->batch);
 		free(is);
 		return -ENOMEM;
 	}
@@ -76,7 +79,6 @@ static void stream_free(ingest_stream *is)
 		rvf_stream_abort(is->st);
 	pthread_mutex_destroy(&is->mu);
 	free(is->part);
-	free(is->batch);
 	free(is);
 }
 
@@ -123,21 +125,25 @@ static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	return 0;
 }
 
-static int add_batch(rvffs *fs, staged *s, ingest_stream *is, size_t rows)
+/* Decodes record p (number `n`, 1-based) straight into the stream's
+ * next row and adds it. */
+static int take_record(rvffs *fs, staged *s, ingest_stream *is,
+		       const unsigned char *p, uint64_t n)
 {
+	int rc = decode(fs, s, is, p, n, rvf_stream_slot(is->st));
 	rvf_error err;
-	if (rows && rvf_stream_add(is->st, rows, is->batch, &err) != RVF_OK) {
+	if (!rc && rvf_stream_push(is->st, &err) != RVF_OK) {
+		/* a segment the stream's writer could not write */
 		fs_error(fs, "ingest/%s: %s; nothing committed", s->name, err.message);
-		return -rvf_code_errno(err.code, err.sys_errno);
+		rc = -rvf_code_errno(err.code, err.sys_errno);
 	}
-	return 0;
+	return rc;
 }
 
 /* The records bytes [at, at+len) complete: 0 or -errno. */
 static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		size_t len)
 {
-	size_t rows = 0;
 	int rc = 0;
 	while (len && !rc) {
 		if (is->npart || len < is->rec) {
@@ -153,19 +159,14 @@ static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 				break;
 			}
 			is->npart = 0;
-			rc = decode(fs, s, is, is->part, ++is->records,
-				    is->batch + rows++ * is->dim);
+			rc = take_record(fs, s, is, is->part, ++is->records);
 		} else {
-			rc = decode(fs, s, is, p, ++is->records, is->batch + rows++ * is->dim);
+			rc = take_record(fs, s, is, p, ++is->records);
 			p += is->rec;
 			len -= is->rec;
 		}
-		if (!rc && rows == is->batch_rows) {
-			rc = add_batch(fs, s, is, rows);
-			rows = 0;
-		}
 	}
-	return rc ? rc : add_batch(fs, s, is, rows);
+	return rc;
 }
 
 int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,

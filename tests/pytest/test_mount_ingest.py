@@ -14,7 +14,7 @@ import pytest
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
 from mountlib import (f32, fmt_num, make_store, npy_bytes, os_error, parse_results,
                       sqdist, write_csv, write_f32, write_fvecs, write_json, write_jsonl,
-                      write_npy)
+                      wait_for, write_npy)
 
 DIM = 4
 
@@ -375,8 +375,10 @@ def test_fvecs_streams_into_the_store_as_written(mount, tmp_path, ref):
     with open(m / "ingest/big.fvecs", "wb", buffering=0) as f:
         for at in range(0, len(data), chunk):
             f.write(data[at:at + chunk])
-        # rows went to the store file already, nothing is visible yet
-        assert os.path.getsize(p) - size0 > 8 << 20
+        # rows went to the store file already (a full segment is written
+        # by the stream's writer thread while the next rows come), nothing
+        # is visible yet
+        assert wait_for(lambda: os.path.getsize(p) - size0 > 8 << 20, timeout=60)
         assert m.status()["vectors"] == "1" and epoch(m) == e0
     assert int(m.status()["vectors"]) == BIG + 1 and epoch(m) == e0 + 1
     assert m.ls("ingest") == []
