@@ -378,6 +378,19 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 	for (size_t i = 0; rc == RVF_OK && i < st->nsegs; i++)
 		rc = commit_push_entry(&c, RVF_SEG_VEC, st->segs[i].seg_id,
 				       st->segs[i].offset, st->segs[i].payload_length, err);
+	/* The new view learns the ids from us, not from the rows. */
+	row_run *runs = rc == RVF_OK ? malloc(st->nsegs * sizeof(row_run)) : NULL;
+	if (runs) {
+		uint64_t id = st->first_id;
+		for (size_t i = 0; i < st->nsegs; i++) {
+			uint32_t count = (uint32_t)((st->segs[i].payload_length - 6) / st->stride);
+			runs[i] = (row_run){ .offset = st->segs[i].offset,
+					     .first_id = id, .count = count };
+			id += count;
+		}
+		c.runs = runs;
+		c.nruns = st->nsegs;
+	}
 	if (rc == RVF_OK) {
 		c.next.total_vectors = view_total_rows(c.base) + st->rows;
 		c.next.epoch = c.base->info.epoch + 1;
@@ -386,11 +399,13 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 	}
 	if (rc != RVF_OK) {
 		commit_abort(&c);
+		free(runs);
 		rvf_stream_abort(st);
 		return rc;
 	}
 	uint64_t rows = st->rows;
 	rc = commit_finish(&c, info, err);
+	free(runs);
 	if (info)
 		info->accepted = rows;
 	if (rc != RVF_OK) {
