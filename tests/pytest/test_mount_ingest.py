@@ -422,6 +422,41 @@ def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
                      m.errors().splitlines()[-1])
 
 
+@pytest.mark.parametrize("nth", [2, 3])
+def test_fvecs_segment_write_error_fails_the_file(mount, store, tmp_path, nth):
+    """A streamed file's segments are written by a thread of the daemon
+    while the next rows arrive: a write error of one (here ENOSPC, the
+    daemon's n-th write: the first or the second segment) fails a later
+    write() or the close, never silently; nothing is committed, the rows
+    written before are cut off and the mount keeps working."""
+    p = store(dim=DIM)
+    size0 = os.path.getsize(p)
+    d = mount.daemon(p, env_extra={"RVF_FAULT": f"write:{nth}:28"})
+    d.start()
+    data = _fvecs_rows(0, 2 * BIG)  # three segments of rows
+    errs = []
+    f = open(d.mnt / "ingest/big.fvecs", "wb", buffering=0)
+    for at in range(0, len(data), 1 << 20):
+        try:
+            f.write(data[at:at + (1 << 20)])
+        except OSError as e:
+            errs.append(e.errno)
+            break
+    try:
+        f.close()
+    except OSError as e:
+        errs.append(e.errno)
+    assert errs and errs[0] == errno.ENOSPC, errs
+    assert d.vector_ids() == [] and d.ls("ingest") == []
+    assert "big.fvecs" in d.errors() and os.strerror(errno.ENOSPC) in d.errors()
+    assert os.path.getsize(p) == size0, "the streamed rows were left at the end"
+    # the fault is spent: the same file goes in now
+    with open(d.mnt / "ingest/again.fvecs", "wb") as f:
+        f.write(data)
+    assert int(d.status()["vectors"]) == 2 * BIG
+    assert d.unmount() == 0
+
+
 def test_fvecs_out_of_order_commits_nothing(mount, tmp_path):
     m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
     rows = _fvecs_rows(0, 10)
