@@ -139,8 +139,11 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 		  uint64_t n, float *row)
 {
 	for (uint32_t c = 0; c < is->dim; c++) {
+		uint64_t u = 0; /* little-endian bytes, whatever the host */
+		for (int k = 7; k >= 0; k--)
+			u = u << 8 | p[8 * (size_t)c + (size_t)k];
 		double d;
-		memcpy(&d, p + 8 * (size_t)c, 8);
+		memcpy(&d, &u, 8);
 		row[c] = (float)d;
 		if (isfinite(d) && !isfinite(row[c])) {
 			fs_error(fs, "ingest/%s: row %llu: component %u (%g) does not fit float32; the write fails and nothing is committed",
