@@ -55,6 +55,16 @@ static bool streamable(const staged *s, rvf_import_format *fmt)
 		*fmt == RVF_IMPORT_NPY);
 }
 
+/* librvf streams into a root store only: into a branch child the rows go
+ * through the staged import, as they did before files streamed. */
+static bool store_streams(rvffs *fs)
+{
+	rvf_view *v = rvf_store_view(fs->store);
+	bool branch = rvf_view_info(v)->is_branch;
+	rvf_view_release(v);
+	return !branch;
+}
+
 static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 {
 	ingest_stream *is = calloc(1, sizeof(*is));
@@ -285,6 +295,8 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	ingest_stream *is = s->stream;
 	bool start = !is && off == 0 && s->size == 0 && streamable(s, &fmt);
 	pthread_mutex_unlock(&fs->mu);
+	if (start && !store_streams(fs))
+		start = false;
 	*streamed = is || start;
 	if (!*streamed)
 		return 0;
