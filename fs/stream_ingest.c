@@ -62,6 +62,16 @@ bool stream_direct(const char *name)
 	       (f == RVF_IMPORT_FVECS || f == RVF_IMPORT_F32 || f == RVF_IMPORT_NPY);
 }
 
+/* librvf streams into a root store only: into a branch child the rows go
+ * through the staged import, as they did before files streamed. */
+static bool store_streams(rvffs *fs)
+{
+	rvf_view *v = rvf_store_view(fs->store);
+	bool branch = rvf_view_info(v)->is_branch;
+	rvf_view_release(v);
+	return !branch;
+}
+
 static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 {
 	ingest_stream *is = calloc(1, sizeof(*is));
@@ -131,8 +141,11 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 		  uint64_t n, float *row)
 {
 	for (uint32_t c = 0; c < is->dim; c++) {
+		uint64_t u = 0; /* little-endian bytes, whatever the host */
+		for (int k = 7; k >= 0; k--)
+			u = u << 8 | p[8 * (size_t)c + (size_t)k];
 		double d;
-		memcpy(&d, p + 8 * (size_t)c, 8);
+		memcpy(&d, &u, 8);
 		row[c] = (float)d;
 		if (isfinite(d) && !isfinite(row[c])) {
 			fs_error(fs, "ingest/%s: row %llu: component %u (%g) does not fit float32; the write fails and nothing is committed",
@@ -286,6 +299,8 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	ingest_stream *is = s->stream;
 	bool start = !is && off == 0 && s->size == 0 && streamable(s, &fmt);
 	pthread_mutex_unlock(&fs->mu);
+	if (start && !store_streams(fs))
+		start = false;
 	*streamed = is || start;
 	if (!*streamed)
 		return 0;

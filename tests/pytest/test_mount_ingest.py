@@ -737,3 +737,22 @@ def test_npy_out_of_order_and_empty(mount, tmp_path):
     (tmp_path / "z.npy").write_bytes(_npy_header((0, DIM)))
     m.sh('cp z.npy "$M/ingest/"')
     assert m.vector_ids() == [] and epoch(m) == e0 and m.ls("ingest") == []
+
+
+@pytest.mark.parametrize("ext", ["npy", "fvecs", "f32"])
+def test_fixed_record_files_into_a_branch_child(mount, store, run_ctl, tmp_path, ext):
+    """librvf streams into root stores only: into a branch child's mount a
+    .npy/.fvecs/.f32 file is staged and imported at close, as before files
+    streamed (the stream refused it: the cp failed)."""
+    parent = make_store(run_ctl, store, dim=DIM, rows=[(1, [9, 9, 9, 9])])
+    child = tmp_path / "child.rvf"
+    run_ctl("branch", parent, child)
+    m = mount(child)
+    vecs = [_row(k) for k in range(3)]
+    src = tmp_path / f"b.{ext}"
+    {"npy": lambda: write_npy(src, vecs, DIM), "fvecs": lambda: write_fvecs(src, vecs),
+     "f32": lambda: write_f32(src, vecs)}[ext]()
+    e0 = epoch(m)
+    m.sh(f'cp b.{ext} "$M/ingest/"')
+    assert m.vector_ids() == [1, 2, 3, 4] and epoch(m) == e0 + 1
+    check_vectors(m, [(2 + k, v) for k, v in enumerate(vecs)])
