@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NPY_HEADER_MAX ((size_t)1 << 20)
-
 /* Finite iff the exponent bits are not all ones; written to vectorise. */
 static bool floats_finite(const float *v, size_t n)
 {
@@ -232,197 +230,41 @@ out:
 /* npy                                                                 */
 /* ------------------------------------------------------------------ */
 
-static const char *py_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* A quoted Python string at *p into out (truncated to cap - 1). */
-static bool py_str(const char **pp, const char *end, char *out, size_t cap)
-{
-	const char *p = *pp;
-	size_t k = 0;
-	char q;
-
-	if (p == end || (*p != '\'' && *p != '"'))
-		return false;
-	q = *p++;
-	for (; p < end && *p != q; p++)
-		if (k + 1 < cap)
-			out[k++] = *p;
-	if (p == end)
-		return false;
-	out[k] = '\0';
-	*pp = p + 1;
-	return true;
-}
-
-/* The shape tuple: up to 2 sizes kept, *nd = how many there are. */
-static bool py_shape(const char **pp, const char *end, uint64_t *dims, int *nd)
-{
-	const char *p = *pp;
-
-	*nd = 0;
-	if (p == end || *p != '(')
-		return false;
-	p = py_ws(p + 1, end);
-	while (p < end && *p != ')') {
-		uint64_t v = 0;
-
-		if (!imp_is_digit(*p))
-			return false;
-		for (; p < end && imp_is_digit(*p); p++) {
-			unsigned d = (unsigned)(*p - '0');
-
-			if (v > (UINT64_MAX - d) / 10)
-				return false;
-			v = v * 10 + d;
-		}
-		if (p < end && *p == 'L') /* Python 2 longs */
-			p++;
-		if (*nd < 2)
-			dims[*nd] = v;
-		if (*nd < 100)
-			++*nd;
-		p = py_ws(p, end);
-		if (p < end && *p == ',')
-			p = py_ws(p + 1, end);
-		else if (p < end && *p != ')')
-			return false;
-	}
-	if (p == end)
-		return false;
-	*pp = p + 1;
-	return true;
-}
-
-static rvf_code npy_header(struct imp *im, const char *h, size_t n,
-			   uint64_t *rows, unsigned *width)
-{
-	const char *p = h, *end = h + n;
-	bool have_descr = false, have_order = false, have_shape = false;
-	bool fortran = false;
-	char key[32], descr[32];
-	uint64_t dims[2] = { 0, 0 };
-	int nd = 0;
-
-	p = py_ws(p, end);
-	if (p == end || *p != '{')
-		return imp_bad(im, "npy header: not a dictionary");
-	for (p++;;) {
-		p = py_ws(p, end);
-		if (p < end && *p == '}')
-			break;
-		if (!py_str(&p, end, key, sizeof(key)))
-			return imp_bad(im, "npy header: bad key");
-		p = py_ws(p, end);
-		if (p == end || *p != ':')
-			return imp_bad(im, "npy header: expected ':' after '%s'", key);
-		p = py_ws(p + 1, end);
-		if (!strcmp(key, "descr")) {
-			if (!py_str(&p, end, descr, sizeof(descr)))
-				return imp_bad(im, "npy header: bad 'descr'");
-			have_descr = true;
-		} else if (!strcmp(key, "fortran_order")) {
-			if ((size_t)(end - p) >= 4 && !memcmp(p, "True", 4)) {
-				fortran = true;
-				p += 4;
-			} else if ((size_t)(end - p) >= 5 && !memcmp(p, "False", 5)) {
-				p += 5;
-			} else {
-				return imp_bad(im, "npy header: bad 'fortran_order'");
-			}
-			have_order = true;
-		} else if (!strcmp(key, "shape")) {
-			if (!py_shape(&p, end, dims, &nd))
-				return imp_bad(im, "npy header: bad 'shape'");
-			have_shape = true;
-		} else {
-			return imp_bad(im, "npy header: unexpected key '%s'", key);
-		}
-		p = py_ws(p, end);
-		if (p < end && *p == ',')
-			p++;
-		else if (p == end || *p != '}')
-			return imp_bad(im, "npy header: expected ',' or '}'");
-	}
-	if (!have_descr || !have_order || !have_shape)
-		return imp_bad(im, "npy header: missing '%s'", !have_descr ? "descr" :
-			   !have_order ? "fortran_order" : "shape");
-	if (!strcmp(descr, "<f4") || !strcmp(descr, "|f4") || !strcmp(descr, "f4"))
-		*width = 4;
-	else if (!strcmp(descr, "<f8") || !strcmp(descr, "f8"))
-		*width = 8; /* converted to float32 row by row */
-	else
-		return imp_bad(im, "npy header: dtype '%s' is not little-endian "
-			       "float32 ('<f4') or float64 ('<f8')", descr);
-	if (fortran)
-		return imp_bad(im, "npy header: fortran_order arrays are not "
-			   "supported (save in C order)");
-	if (nd != 2)
-		return imp_bad(im, "npy header: shape has %d dimensions, expected 2 "
-			   "(rows, %" PRIu32 ")", nd, im->dim);
-	if (dims[1] != im->dim)
-		return imp_bad(im, "npy header: shape (%" PRIu64 ", %" PRIu64 ") has %"
-			   PRIu64 " columns, expected %" PRIu32,
-			   dims[0], dims[1], dims[1], im->dim);
-	if (dims[0] > UINT64_MAX / ((uint64_t)im->dim * 8))
-		return imp_bad(im, "npy header: shape (%" PRIu64 ", %" PRIu64 ") is "
-			   "too large", dims[0], dims[1]);
-	*rows = dims[0];
-	return RVF_OK;
-}
-
+/* The header (npy.c, shared with rvffs's ingest/), read as far as it
+ * goes, then exactly the rows it declares. */
 rvf_code import_npy(struct imp *im, int fd)
 {
-	unsigned char pre[12];
-	size_t got = 0, hlen, plen;
-	uint64_t rows = 0;
-	unsigned width = 4;
+	size_t len = 0, cap = 0, need = 10;
+	unsigned char *h = NULL;
+	rvf_npy_header npy;
+	bool complete = false;
 	rvf_code rc;
-	char *h;
 
 	im->loc_kind = LOC_NONE;
-	rc = imp_read_full(im, fd, pre, 10, &got);
-	if (rc)
-		return rc;
-	if (!got)
-		return RVF_OK; /* empty file: no rows */
-	if (got < 6 || memcmp(pre, "\x93" "NUMPY", 6))
-		return imp_bad(im, "not an npy file (bad magic)");
-	if (got < 10)
-		return imp_bad(im, "npy header truncated");
-	if (pre[6] == 1) {
-		hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
-		plen = 10;
-	} else if (pre[6] == 2 || pre[6] == 3) {
-		rc = imp_read_full(im, fd, pre + 10, 2, &got);
-		if (rc)
-			return rc;
-		if (got < 2)
-			return imp_bad(im, "npy header truncated");
-		hlen = le32(pre + 8);
-		plen = 12;
-	} else {
-		return imp_bad(im, "npy version %u.%u is not supported", pre[6], pre[7]);
-	}
-	if (hlen > NPY_HEADER_MAX)
-		return imp_bad(im, "npy header of %zu bytes is too large", hlen);
-	h = malloc(hlen + 1);
-	if (!h)
-		return imp_nomem(im);
-	rc = imp_read_full(im, fd, h, hlen, &got);
-	if (!rc && got < hlen)
-		rc = imp_bad(im, "npy header truncated (%zu of %zu bytes)", plen + got,
-			 plen + hlen);
-	if (!rc) {
-		h[hlen] = '\0';
-		rc = npy_header(im, h, hlen, &rows, &width);
+	for (;;) {
+		size_t got = 0;
+
+		if (need > cap) {
+			unsigned char *nh = realloc(h, need);
+
+			if (!nh) {
+				free(h);
+				return imp_nomem(im);
+			}
+			h = nh;
+			cap = need;
+		}
+		rc = imp_read_full(im, fd, h + len, need - len, &got);
+		len += got;
+		complete = len < need;
+		if (!rc)
+			rc = rvf_npy_read_header(h, len, complete, im->name, im->dim,
+						 &npy, &need, im->err);
+		if (rc || !need)
+			break;
 	}
 	free(h);
-	if (rc)
-		return rc;
-	return import_raw(im, fd, true, rows, width);
+	if (rc || (complete && !npy.data_offset))
+		return rc; /* refused, or an empty file: no rows */
+	return import_raw(im, fd, true, npy.rows, npy.width);
 }

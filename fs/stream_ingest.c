@@ -1,16 +1,21 @@
-/* stream_ingest.c - .fvecs and .f32 files written into ingest/ go into
- * the store as their bytes arrive (librvf's rvf_stream), not through a
- * staging file read back at close: the bytes are written once.
+/* stream_ingest.c - .fvecs, .f32 and .npy files written into ingest/ go
+ * into the store as their bytes arrive (librvf's rvf_stream), not through
+ * a staging file read back at close: the bytes are written once.
  *
  * A file is streamed when it is written from its start, in order (cp,
  * cat, dd); each write decodes the whole records it completes, and fails
  * with EINVAL at the first bad one (a wrong dimension prefix, a component
- * that is not finite), naming it.  The close commits the file as one unit;
- * one that ends inside a record, or that is written out of order after
- * streaming began, commits nothing.  Other files, and text formats, are
- * staged as before (staging.c). */
+ * that is not finite or, from float64, does not fit float32), naming it.
+ * An .npy file's header is parsed (librvf's rvf_npy_read_header, the one
+ * the staged import uses) as soon as its bytes are there: a bad one, or
+ * more rows than it declares, fails that write too.  The close commits the
+ * file as one unit; one that ends inside a record or before the rows its
+ * header declares, or that is written out of order after streaming began,
+ * commits nothing.  Other files, and text formats, are staged as before
+ * (staging.c). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +24,17 @@
 struct ingest_stream {
 	pthread_mutex_t mu;
 	rvf_stream *st;
-	bool fvecs;              /* else raw float32 rows */
+	bool fvecs;              /* else raw rows: .f32, or .npy after its header */
+	bool npy;
 	uint32_t dim;
+	unsigned width;          /* bytes per component: 4, or 8 (npy '<f8') */
 	size_t rec;              /* bytes per record */
+	const char *unit;        /* what messages call a record */
+	/* .npy: the header, collected until it parses */
+	unsigned char *head;
+	size_t nhead, head_need;
+	bool have_header;
+	uint64_t declared;       /* rows the header declares */
 	uint64_t received;       /* bytes taken: the next write's offset */
 	uint64_t records;        /* whole records decoded */
 	unsigned char *part;     /* an unfinished record */
@@ -38,7 +51,18 @@ static bool streamable(const staged *s, rvf_import_format *fmt)
 {
 	return s->parent == INO_INGEST && s->name[0] != '.' &&
 	       rvf_import_format_from_name(s->name, fmt) &&
-	       (*fmt == RVF_IMPORT_FVECS || *fmt == RVF_IMPORT_F32);
+	       (*fmt == RVF_IMPORT_FVECS || *fmt == RVF_IMPORT_F32 ||
+		*fmt == RVF_IMPORT_NPY);
+}
+
+/* librvf streams into a root store only: into a branch child the rows go
+ * through the staged import, as they did before files streamed. */
+static bool store_streams(rvffs *fs)
+{
+	rvf_view *v = rvf_store_view(fs->store);
+	bool branch = rvf_view_info(v)->is_branch;
+	rvf_view_release(v);
+	return !branch;
 }
 
 static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
@@ -53,10 +77,15 @@ static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 		return -rvf_code_errno(err.code, err.sys_errno);
 	}
 	is->fvecs = fmt == RVF_IMPORT_FVECS;
+	is->npy = fmt == RVF_IMPORT_NPY;
+	is->unit = is->npy ? "row" : "record"; /* as the staged import says */
 	is->dim = rvf_stream_dimension(is->st);
+	is->width = 4; /* .npy: until its header says */
 	is->rec = 4 * (size_t)is->dim + (is->fvecs ? 4 : 0);
+	is->head_need = 10; /* an .npy header's fixed part */
 	is->batch_rows = BATCH_BYTES / is->rec + 1;
-	is->part = malloc(is->rec);
+	/* room for a float64 row, which an .npy header may announce */
+	is->part = malloc(is->npy ? 8 * (size_t)is->dim : is->rec);
 	is->batch = malloc(is->batch_rows * 4 * (size_t)is->dim);
 	if (!is->part || !is->batch) {
 		rvf_stream_abort(is->st);
@@ -75,6 +104,7 @@ static void stream_free(ingest_stream *is)
 	if (is->st)
 		rvf_stream_abort(is->st);
 	pthread_mutex_destroy(&is->mu);
+	free(is->head);
 	free(is->part);
 	free(is->batch);
 	free(is);
@@ -103,6 +133,24 @@ static int check_prefix(rvffs *fs, staged *s, ingest_stream *is, const unsigned 
 	return -EINVAL;
 }
 
+/* A float64 row (npy '<f8') as float32: a finite value outside float32's
+ * range is refused, not turned into infinity (as the staged import). */
+static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
+		  uint64_t n, float *row)
+{
+	for (uint32_t c = 0; c < is->dim; c++) {
+		double d;
+		memcpy(&d, p + 8 * (size_t)c, 8);
+		row[c] = (float)d;
+		if (isfinite(d) && !isfinite(row[c])) {
+			fs_error(fs, "ingest/%s: row %llu: component %u (%g) does not fit float32; the write fails and nothing is committed",
+				 s->name, (unsigned long long)n, c + 1, d);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Decodes record p (number `n`, 1-based) into row `row` of the batch. */
 static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		  uint64_t n, float *row)
@@ -113,14 +161,78 @@ static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 			return rc;
 		p += 4;
 	}
-	memcpy(row, p, 4 * (size_t)is->dim);
+	if (is->width == 8) {
+		int rc = narrow(fs, s, is, p, n, row);
+		if (rc)
+			return rc;
+	} else {
+		memcpy(row, p, 4 * (size_t)is->dim);
+	}
 	for (uint32_t c = 0; c < is->dim; c++)
 		if (!isfinite(row[c])) {
-			fs_error(fs, "ingest/%s: record %llu: component %u is not finite; the write fails and nothing is committed",
-				 s->name, (unsigned long long)n, c + 1);
+			fs_error(fs, "ingest/%s: %s %llu: component %u is not finite; the write fails and nothing is committed",
+				 s->name, is->unit, (unsigned long long)n, c + 1);
 			return -EINVAL;
 		}
 	return 0;
+}
+
+/* An .npy file's header: collects its bytes from [*p, *p + *len) until
+ * librvf parses it, then sets the record layout it declares. */
+static int take_header(rvffs *fs, staged *s, ingest_stream *is,
+		       const unsigned char **p, size_t *len)
+{
+	while (*len && !is->have_header) {
+		if (!is->head) {
+			is->head = malloc(is->head_need);
+			if (!is->head)
+				return -ENOMEM;
+		}
+		size_t k = is->head_need - is->nhead < *len ? is->head_need - is->nhead : *len;
+		memcpy(is->head + is->nhead, *p, k);
+		is->nhead += k;
+		*p += k;
+		*len -= k;
+		if (is->nhead < is->head_need)
+			break;
+		char label[300];
+		snprintf(label, sizeof(label), "ingest/%s", s->name);
+		rvf_npy_header h;
+		size_t need;
+		rvf_error err;
+		if (rvf_npy_read_header(is->head, is->nhead, false, label, is->dim, &h,
+					&need, &err) != RVF_OK) {
+			fs_error(fs, "%s; the write fails and nothing is committed",
+				 err.message);
+			return -EINVAL;
+		}
+		if (need) {
+			unsigned char *g = realloc(is->head, need);
+			if (!g)
+				return -ENOMEM;
+			is->head = g;
+			is->head_need = need;
+			continue;
+		}
+		is->have_header = true;
+		is->declared = h.rows;
+		is->width = h.width;
+		is->rec = (size_t)h.width * is->dim;
+		free(is->head);
+		is->head = NULL;
+	}
+	return 0;
+}
+
+/* Bytes beyond the rows an .npy header declares: refused as they come. */
+static int check_extra(rvffs *fs, staged *s, ingest_stream *is, size_t len)
+{
+	uint64_t room = (is->declared - is->records) * is->rec - is->npart;
+	if (len <= room)
+		return 0;
+	fs_error(fs, "ingest/%s: data after the %llu rows the header declares; the write fails and nothing is committed",
+		 s->name, (unsigned long long)is->declared);
+	return -EINVAL;
 }
 
 static int add_batch(rvffs *fs, staged *s, ingest_stream *is, size_t rows)
@@ -139,6 +251,13 @@ static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 {
 	size_t rows = 0;
 	int rc = 0;
+	if (is->npy) {
+		rc = take_header(fs, s, is, &p, &len);
+		if (!rc && len)
+			rc = check_extra(fs, s, is, len);
+		if (rc || !len)
+			return rc;
+	}
 	while (len && !rc) {
 		if (is->npart || len < is->rec) {
 			size_t k = is->rec - is->npart < len ? is->rec - is->npart : len;
@@ -176,6 +295,8 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	ingest_stream *is = s->stream;
 	bool start = !is && off == 0 && s->size == 0 && streamable(s, &fmt);
 	pthread_mutex_unlock(&fs->mu);
+	if (start && !store_streams(fs))
+		start = false;
 	*streamed = is || start;
 	if (!*streamed)
 		return 0;
@@ -188,7 +309,7 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	pthread_mutex_lock(&is->mu);
 	int rc = 0;
 	if ((uint64_t)off != is->received) {
-		fs_error(fs, "ingest/%s: written out of order (at %lld, after %llu bytes): a .fvecs or .f32 file goes into the store as it is written; nothing is committed",
+		fs_error(fs, "ingest/%s: written out of order (at %lld, after %llu bytes): a .fvecs, .f32 or .npy file goes into the store as it is written; nothing is committed",
 			 s->name, (long long)off, (unsigned long long)is->received);
 		rc = -EINVAL;
 	} else {
@@ -207,6 +328,38 @@ bool stream_active(rvffs *fs, staged *s)
 	return r;
 }
 
+/* 0 when the file ended where a file of its format may end, else
+ * -EINVAL, the reason logged. */
+static int check_whole(rvffs *fs, staged *s, ingest_stream *is)
+{
+	if (is->npy && !is->have_header) {
+		/* it ended inside its header: the parser says how (an empty
+		 * one has no rows) */
+		char label[300];
+		snprintf(label, sizeof(label), "ingest/%s", s->name);
+		rvf_npy_header h;
+		size_t need;
+		rvf_error err;
+		if (rvf_npy_read_header(is->head, is->nhead, true, label, is->dim, &h,
+					&need, &err) == RVF_OK)
+			return 0;
+		fs_error(fs, "%s; nothing committed", err.message);
+		return -EINVAL;
+	}
+	if (is->npy && is->records < is->declared) {
+		fs_error(fs, "ingest/%s: truncated: the header declares %llu rows, the data holds %llu and %zu bytes; nothing committed",
+			 s->name, (unsigned long long)is->declared,
+			 (unsigned long long)is->records, is->npart);
+		return -EINVAL;
+	}
+	if (is->npart) {
+		fs_error(fs, "ingest/%s: truncated: record %llu has %zu of %zu bytes; nothing committed",
+			 s->name, (unsigned long long)is->records + 1, is->npart, is->rec);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int stream_commit(rvffs *fs, staged *s)
 {
 	pthread_mutex_lock(&fs->mu);
@@ -215,12 +368,8 @@ int stream_commit(rvffs *fs, staged *s)
 	pthread_mutex_unlock(&fs->mu);
 	if (!is)
 		return -EINVAL;
-	int rc = 0;
-	if (is->npart) {
-		fs_error(fs, "ingest/%s: truncated: record %llu has %zu of %zu bytes; nothing committed",
-			 s->name, (unsigned long long)is->records + 1, is->npart, is->rec);
-		rc = -EINVAL;
-	} else {
+	int rc = check_whole(fs, s, is);
+	if (!rc) {
 		rvf_error err;
 		rvf_commit_info info;
 		uint64_t rows = rvf_stream_rows(is->st);

@@ -1002,7 +1002,7 @@ typedef enum rvf_import_format {
 	RVF_IMPORT_JSONL, /* .jsonl .ndjson: {"id":N,"vector":[...],"metadata":{...}} */
 	RVF_IMPORT_JSON,  /* .json: an array of the same objects */
 	RVF_IMPORT_FVECS, /* .fvecs: int32 dim then dim float32, per row */
-	RVF_IMPORT_NPY,   /* .npy: float32, 2-D, C order */
+	RVF_IMPORT_NPY,   /* .npy: float32 or float64, 2-D, C order */
 	RVF_IMPORT_F32,   /* .f32: raw little-endian float32 rows */
 } rvf_import_format;
 
@@ -1026,6 +1026,25 @@ typedef rvf_code (*rvf_import_sink)(void *ctx, size_t n, const uint64_t *ids,
 rvf_code rvf_import_fd(int fd, const char *name, rvf_import_format fmt,
 		       uint32_t dimension, rvf_import_sink sink, void *ctx,
 		       uint64_t *rows, rvf_error *err);
+
+/* The header of an .npy file (versions 1.0, 2.0, 3.0) as rvf_import_fd
+ * takes it: a 2-D C-order array of little-endian float32 ('<f4') or
+ * float64 ('<f8', narrowed to float32) with `dimension` columns. */
+typedef struct rvf_npy_header {
+	uint64_t rows;        /* shape[0]: the data is rows * dimension * width bytes */
+	unsigned width;       /* bytes per component: 4 or 8 */
+	size_t data_offset;   /* where the rows start */
+} rvf_npy_header;
+
+/* Parses the header from the first len bytes of a file.  RVF_OK with
+ * *need > 0: the header goes on, call again with at least *need bytes;
+ * RVF_OK with *need 0: *out is filled.  complete: the file has no more
+ * bytes (an empty file then has no rows; a short header is an error).
+ * A bad header is refused as soon as the bytes that show it are there:
+ * RVF_E_INVALID_ARGUMENT, "name: npy header: ...". */
+rvf_code rvf_npy_read_header(const void *buf, size_t len, bool complete,
+			     const char *name, uint32_t dimension,
+			     rvf_npy_header *out, size_t *need, rvf_error *err);
 
 /* Checks complete lines of a CSV/TSV/text or JSON Lines file as they
  * arrive (other formats: RVF_OK, they are checked whole): the same rules

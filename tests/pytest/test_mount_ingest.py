@@ -3,11 +3,13 @@ committed as one batch before close returns; formats by extension; the
 usual tools; bad input commits nothing and is explained in `errors`)."""
 
 import errno
+import json
 import os
 import random
 import re
 import struct
 import time
+from array import array
 
 import pytest
 
@@ -208,6 +210,23 @@ def _npy_wrong_dim(p):
     p.write_bytes(npy_bytes([[1, 2, 3], [5, 6, 7]], 3))
 
 
+def _npy_variant(**kw):
+    def make(p):
+        rows = kw.pop("rows", 2)
+        extra = kw.pop("extra", b"")
+        cut = kw.pop("cut", None)
+        data = npy_bytes([[1, 2, 3, 4], [5, 6, 7, 8]], DIM, rows=rows) + extra
+        for k, v in kw.items():
+            data = data.replace(k.encode(), v.encode())
+        p.write_bytes(data[:cut])
+    return make
+
+
+def _npy_f64_overflow(p):
+    head = npy_bytes([], DIM, rows=2).replace(b"'<f4'", b"'<f8'")
+    p.write_bytes(head + struct.pack("<8d", 1, 2, 3, 4, 1, 2, 1e39, 4))
+
+
 def _f32_truncated(p):
     write_f32(p, [[1, 2, 3, 4], [5, 6, 7]])
 
@@ -234,6 +253,14 @@ BAD = {
     "fvecs-wrong-dim": ("n.fvecs", _fvecs_wrong_dim, [r"(row|record|vector) 2", r"\b3\b"]),
     "npy-truncated": ("o.npy", _npy_truncated, ["truncated"]),
     "npy-wrong-dim": ("p.npy", _npy_wrong_dim, [r"\b3\b"]),
+    "npy-bad-magic": ("o2.npy", _npy_variant(NUMPY="NUMPX"), ["bad magic"]),
+    "npy-fortran": ("o3.npy", _npy_variant(**{"'fortran_order': False": "'fortran_order': True"}),
+                    ["fortran_order"]),
+    "npy-big-endian": ("o4.npy", _npy_variant(**{"<f4": ">f4"}), ["'>f4'"]),
+    "npy-bad-dict": ("o5.npy", _npy_variant(**{"'shape'": "'shap'"}), ["unexpected key"]),
+    "npy-extra-data": ("o6.npy", _npy_variant(rows=1), ["data after the 1 rows"]),
+    "npy-header-truncated": ("o7.npy", _npy_variant(cut=40), [r"header truncated \(40 of"]),
+    "npy-f64-overflow": ("o8.npy", _npy_f64_overflow, ["row 2", "does not fit float32"]),
     "f32-truncated": ("q.f32", _f32_truncated, ["truncated"]),
 }
 
@@ -431,3 +458,264 @@ def test_fvecs_out_of_order_commits_nothing(mount, tmp_path):
     with pytest.raises(OSError):
         os.close(fd)
     assert m.vector_ids() == [] and "out of order" in m.errors()
+
+
+# ----------------------------------------------------------- streaming .npy
+
+def _npy_header(shape, descr="<f4", fortran=False, major=1):
+    """The header numpy writes (dictionary padded with spaces to a multiple
+    of 64 bytes, ending in '\\n'); shape is a tuple."""
+    d = ("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }"
+         % (descr, fortran, repr(tuple(shape)))).encode()
+    pre = 10 if major == 1 else 12
+    n = len(d) + 1
+    n += (64 - (pre + n) % 64) % 64
+    d += b" " * (n - len(d) - 1) + b"\n"
+    size = struct.pack("<H", n) if major == 1 else struct.pack("<I", n)
+    return b"\x93NUMPY" + bytes([major, 0]) + size + d
+
+
+def _npy_rows(first, n, dim=DIM, width=4):
+    """Rows first..first+n-1, row k = [k, k + 0.5, k + 1, k + 1.5 ...]:
+    distinct, exact in float32."""
+    vals = [float(k) + 0.5 * c for k in range(first, first + n) for c in range(dim)]
+    return array("f" if width == 4 else "d", vals).tobytes()
+
+
+def _row(k, dim=DIM):
+    return [float(k) + 0.5 * c for c in range(dim)]
+
+
+def staged_bytes(pid):
+    """Bytes in the daemon's staging files (the unlinked temporaries of
+    the files in ingest/): 0 while every file there streams."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").endswith(" (deleted)"):
+                n += os.stat(f"/proc/{pid}/fd/{fd}").st_size
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.parametrize("descr,major", [("<f4", 1), ("<f8", 3)])
+def test_npy_streams_into_the_store_as_written(mount, tmp_path, ref, descr, major):
+    """A .npy file goes into the store while it is written: the store grows
+    before the close, nothing is staged, nothing is visible until the
+    close commits it as one unit with the ids the staged import gave; the
+    reference opens the result with the same vectors."""
+    width = 4 if descr == "<f4" else 8
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    m.sh('echo "5 5 5 5" > "$M/vectors/7"')
+    e0, size0 = epoch(m), os.path.getsize(p)
+    data = _npy_header((BIG, DIM), descr, major=major) + _npy_rows(0, BIG, width=width)
+    chunk = 1 << 20
+    with open(m / "ingest/big.npy", "wb", buffering=0) as f:
+        for at in range(0, len(data), chunk):
+            f.write(data[at:at + chunk])
+        # rows went to the store file already, nothing is visible yet,
+        # and no copy of the bytes was kept
+        assert os.path.getsize(p) - size0 > 8 << 20
+        assert m.status()["vectors"] == "1" and epoch(m) == e0
+        assert staged_bytes(m.pid) == 0
+    assert int(m.status()["vectors"]) == BIG + 1 and epoch(m) == e0 + 1
+    assert m.ls("ingest") == []
+    # ids follow the largest id: 8 .. 8 + BIG - 1
+    sample = [0, 1, 12345, BIG - 1]
+    for k in sample:
+        assert m.read_vector(8 + k) == _row(k)
+    m.unmount()
+    d = ref.dump(p)
+    assert d["openError"] is None and d["liveCount"] == BIG + 1
+    sc = ref.selfcheck(p, [(8 + k, _row(k)) for k in sample])
+    assert sc["ok"], sc
+
+
+def test_npy_streamed_and_staged_give_the_same_store(mount, store, run_ctl, tmp_path):
+    """cp (streamed), rsync (a hidden name then a rename: staged) and
+    `rvfctl ingest` of the same .npy files give the same ids and vectors,
+    for every header version and both dtypes."""
+    files = []
+    for k, (descr, major) in enumerate([("<f4", 1), ("<f8", 2), ("<f4", 3), ("<f8", 1)]):
+        width = 4 if descr == "<f4" else 8
+        src = tmp_path / f"f{k}.npy"
+        src.write_bytes(_npy_header((50 + k, DIM), descr, major=major) +
+                        _npy_rows(100 * k, 50 + k, width=width))
+        files.append(src)
+    results = []
+    for how in ("cp", "rsync", "rvfctl"):
+        p = store(name=f"{how}.rvf", dim=DIM)
+        if how == "rvfctl":
+            for src in files:
+                run_ctl("ingest", p, src)
+            results.append(run_ctl("export", p).stdout)
+            continue
+        m = mount(p)
+        m.sh('echo "5 5 5 5" > "$M/vectors/3"')
+        for src in files:
+            m.sh(f'{how} {src.name} "$M/ingest/"')
+        assert m.ls("ingest") == []
+        m.sh('rm "$M/vectors/3"')
+        m.unmount()
+        results.append(run_ctl("export", p).stdout)
+    assert results[0] and results[0] == results[1], "cp and rsync differ"
+    # rvfctl ingest had no vector 3: its ids start at 0, the mounts' at 4
+    ex = [json.loads(ln) for ln in results[0].splitlines()]
+    ctl = [json.loads(ln) for ln in results[2].splitlines()]
+    assert [r["id"] - 4 for r in ex] == [r["id"] for r in ctl] == list(range(len(ctl)))
+    assert [r["vector"] for r in ex] == [r["vector"] for r in ctl]
+
+
+def _bad_header_cases():
+    good = _npy_header((3, DIM))
+    return {
+        "magic": (b"PK\3\4" + good[4:], "not an npy file"),
+        "version": (good[:6] + b"\x04\x00" + good[8:], r"npy version 4\.0"),
+        "dict": (good.replace(b"{'descr'", b"['descr'"), "not a dictionary"),
+        "fortran": (_npy_header((3, DIM), fortran=True), "fortran_order"),
+        "big-endian": (_npy_header((3, DIM), ">f4"), "'>f4'"),
+        "wrong-dim": (_npy_header((3, DIM + 1)), r"has 5 columns, expected 4"),
+        "one-d": (_npy_header((DIM,)), "shape has 1 dimensions"),
+        "too-large": (b"\x93NUMPY\x02\x00" + struct.pack("<I", 2 << 20), "too large"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_header_cases()))
+def test_npy_bad_header_fails_its_write(mount, tmp_path, case):
+    """The write() that completes a bad header fails with EINVAL, naming
+    what is wrong; the close commits nothing; the mount goes on."""
+    head, words = _bad_header_cases()[case]
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    m.sh('echo "5 5 5 5" > "$M/vectors/7" && sync "$M/vectors"')
+    before = (m.vector_ids(), epoch(m), os.path.getsize(p))
+    f = open(m / "ingest/h.npy", "wb", buffering=0)
+    with pytest.raises(OSError) as e:
+        f.write(head + _npy_rows(0, 3))
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        f.close()
+    assert (m.vector_ids(), epoch(m), os.path.getsize(p)) == before
+    assert m.ls("ingest") == []
+    last = m.errors().splitlines()[-1]
+    assert "ingest/h.npy: " in last and re.search(words, last), last
+    m.sh('printf "1,1,2,3,4\\n" > "$M/ingest/ok.csv"')
+    assert 1 in m.vector_ids()
+
+
+def test_npy_header_split_across_writes(mount, tmp_path):
+    """A header that arrives a byte at a time, and rows split oddly,
+    still stream (and the store grows before the close)."""
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    head = _npy_header((BIG, DIM), major=2)
+    rows = _npy_rows(0, BIG)
+    size0 = os.path.getsize(p)
+    fd = os.open(m / "ingest/s.npy", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for b in range(len(head)):
+            assert os.write(fd, head[b:b + 1]) == 1
+        at = 0
+        while at < len(rows):
+            at += os.write(fd, rows[at:at + 777_777])
+        assert os.path.getsize(p) - size0 > 8 << 20
+        assert staged_bytes(m.pid) == 0
+    finally:
+        os.close(fd)
+    assert m.vector_ids()[:2] == [0, 1] and int(m.status()["vectors"]) == BIG
+    assert m.read_vector(BIG - 1) == _row(BIG - 1)
+
+
+def test_npy_short_or_long_data_commits_nothing(mount, tmp_path):
+    """Fewer rows than the header declares: the close fails and the rows
+    streamed leave no trace (cut off the store's end); more: the write
+    that brings them fails; a file that ends in its header: the close."""
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    m.sh('echo "5 5 5 5" > "$M/vectors/7" && sync "$M/vectors"')
+    before = (m.vector_ids(), epoch(m))
+    size0 = os.path.getsize(p)
+    f = open(m / "ingest/short.npy", "wb", buffering=0)
+    f.write(_npy_header((BIG + 2, DIM)) + _npy_rows(0, BIG) + b"\0" * 5)
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.EINVAL
+    assert (m.vector_ids(), epoch(m)) == before and m.ls("ingest") == []
+    assert os.path.getsize(p) == size0, "the streamed rows were left at the end"
+    assert re.search(rf"ingest/short.npy: truncated: the header declares {BIG + 2} rows, "
+                     rf"the data holds {BIG} and 5 bytes", m.errors().splitlines()[-1])
+
+    f = open(m / "ingest/long.npy", "wb", buffering=0)
+    f.write(_npy_header((3, DIM)) + _npy_rows(0, 2))
+    with pytest.raises(OSError) as e:
+        f.write(_npy_rows(2, 2))
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        f.close()
+    assert (m.vector_ids(), epoch(m)) == before
+    assert "ingest/long.npy: data after the 3 rows the header declares" in m.errors()
+
+    head = _npy_header((3, DIM))
+    f = open(m / "ingest/cut.npy", "wb", buffering=0)
+    f.write(head[:40])
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.EINVAL
+    assert (m.vector_ids(), epoch(m)) == before
+    assert f"npy header truncated (40 of {len(head)} bytes)" in m.errors().splitlines()[-1]
+
+
+def test_npy_f64_out_of_range_fails_its_write(mount, tmp_path):
+    """A float64 value outside float32's range fails the write that brings
+    it (as the staged import refuses it), naming row and component."""
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    rows = array("d", [1, 2, 3, 4, 1, 2, 1e39, 4]).tobytes()
+    f = open(m / "ingest/w.npy", "wb", buffering=0)
+    f.write(_npy_header((2, DIM), "<f8") + rows[:32])
+    with pytest.raises(OSError) as e:
+        f.write(rows[32:])
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        f.close()
+    assert m.vector_ids() == []
+    assert "ingest/w.npy: row 2: component 3 (1e+39) does not fit float32" in m.errors()
+
+
+def test_npy_out_of_order_and_empty(mount, tmp_path):
+    """Written out of order after streaming began: refused; a header with
+    no rows, like the staged import, commits nothing and is no error."""
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    data = _npy_header((10, DIM)) + _npy_rows(0, 10)
+    fd = os.open(m / "ingest/o.npy", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, data[:100])
+    with pytest.raises(OSError) as e:
+        os.pwrite(fd, data[200:], 200)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        os.close(fd)
+    assert m.vector_ids() == [] and "ingest/o.npy: written out of order" in m.errors()
+    e0 = epoch(m)
+    (tmp_path / "z.npy").write_bytes(_npy_header((0, DIM)))
+    m.sh('cp z.npy "$M/ingest/"')
+    assert m.vector_ids() == [] and epoch(m) == e0 and m.ls("ingest") == []
+
+
+@pytest.mark.parametrize("ext", ["npy", "fvecs", "f32"])
+def test_fixed_record_files_into_a_branch_child(mount, store, run_ctl, tmp_path, ext):
+    """librvf streams into root stores only: into a branch child's mount a
+    .npy/.fvecs/.f32 file is staged and imported at close, as before files
+    streamed (the stream refused it: the cp failed)."""
+    parent = make_store(run_ctl, store, dim=DIM, rows=[(1, [9, 9, 9, 9])])
+    child = tmp_path / "child.rvf"
+    run_ctl("branch", parent, child)
+    m = mount(child)
+    vecs = [_row(k) for k in range(3)]
+    src = tmp_path / f"b.{ext}"
+    {"npy": lambda: write_npy(src, vecs, DIM), "fvecs": lambda: write_fvecs(src, vecs),
+     "f32": lambda: write_f32(src, vecs)}[ext]()
+    e0 = epoch(m)
+    m.sh(f'cp b.{ext} "$M/ingest/"')
+    assert m.vector_ids() == [1, 2, 3, 4] and epoch(m) == e0 + 1
+    check_vectors(m, [(2 + k, v) for k, v in enumerate(vecs)])

@@ -1382,6 +1382,64 @@ static void test_npy(void)
 	got_free(&r.g);
 }
 
+/* The header parser rvffs's ingest/ feeds a write at a time: every
+ * prefix of a good header asks for more (never refuses), the whole one
+ * parses; a prefix that ends the file is refused with the message the
+ * whole-file import gives for the same bytes; a bad magic is refused at
+ * its first byte. */
+static void test_npy_header_incremental(void)
+{
+	static const char *dicts[] = {
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
+		"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }",
+	};
+	struct buf b = { 0 };
+	struct res r;
+
+	for (int major = 1; major <= 3; major++)
+		for (size_t d = 0; d < 2; d++) {
+			make_npy_header(&b, major, dicts[d]);
+			size_t hlen = b.n;
+
+			for (size_t k = 0; k < hlen; k++) {
+				rvf_npy_header h;
+				size_t need = 0;
+				rvf_error err;
+				rvf_code rc = rvf_npy_read_header(b.p, k, false, "x.npy",
+								  4, &h, &need, &err);
+
+				CHECK(rc == RVF_OK && need > k && need <= hlen);
+				rc = rvf_npy_read_header(b.p, k, true, "x.npy", 4, &h,
+							 &need, &err);
+				run(&r, "x.npy", RVF_IMPORT_NPY, 4, b.p, k);
+				CHECK(rc == r.rc);
+				if (k)
+					CHECK_ERR(&r, err.message);
+				got_free(&r.g);
+			}
+			rvf_npy_header h;
+			size_t need = 1;
+			rvf_error err;
+			CHECK(rvf_npy_read_header(b.p, hlen, false, "x.npy", 4, &h, &need,
+						  &err) == RVF_OK);
+			CHECK(need == 0 && h.rows == 3 && h.width == (d ? 8u : 4u) &&
+			      h.data_offset == hlen && hlen % 64 == 0);
+			buf_free(&b);
+		}
+	rvf_npy_header h;
+	size_t need;
+	rvf_error err;
+	CHECK(rvf_npy_read_header("PK", 1, false, "x.npy", 4, &h, &need, &err) ==
+	      RVF_E_INVALID_ARGUMENT);
+	CHECK(!strcmp(err.message, "x.npy: not an npy file (bad magic)"));
+	/* a bad dictionary, refused once its bytes are there */
+	make_npy_header(&b, 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 4), }");
+	CHECK(rvf_npy_read_header(b.p, b.n, false, "x.npy", 4, &h, &need, &err) ==
+	      RVF_E_INVALID_ARGUMENT);
+	CHECK(!strncmp(err.message, "x.npy: npy header: dtype '>f4'", 30));
+	buf_free(&b);
+}
+
 /* ------------------------------------------------------------------ */
 /* The sink's verdict                                                  */
 /* ------------------------------------------------------------------ */
@@ -1446,6 +1504,7 @@ int main(void)
 	test_fvecs();
 	test_f32();
 	test_npy();
+	test_npy_header_incremental();
 	test_sink_error();
 	rmdir(tmpdir);
 	if (failures) {
