@@ -1,7 +1,9 @@
 /* rvfctl inspect: segment table, lineage, witness chain; --json gives the
  * same keys as the conformance corpus's .expect.json files.  On a mount
  * point it reads the mount's status, manifest, lineage, witness and
- * segments/ (with their xattrs): what the daemon shows. */
+ * segments/ (with their xattrs): what the daemon shows.  Several STOREs:
+ * one after the other (--json: one line each), a refused one does not stop
+ * the rest. */
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@ static int inspect_open_error(const char *path, rvf_code rc, const rvf_error *er
 	json_t *o = json_object();
 	char msg[700];
 	snprintf(msg, sizeof(msg), "%s: %s", rvf_code_name(rc), err->message);
+	json_object_set_new(o, "store", json_string(path));
 	json_object_set_new(o, "openError", json_string(msg));
 	json_object_set_new(o, "error", json_string(msg));
 	json_object_set_new(o, "exit", json_integer(ctl_exit_code(rc)));
@@ -153,6 +156,7 @@ static int inspect_json(ctl_ctx *ctx, const char *path)
 	rvf_view *v = rvf_store_view(s);
 	const rvf_info *i = rvf_view_info(v);
 	json_t *o = json_object();
+	json_object_set_new(o, "store", json_string(path));
 	inspect_info_json(o, i);
 	json_object_set_new(o, "segments", inspect_segments_json(v));
 	inspect_images_json(o, v);
@@ -458,11 +462,25 @@ static int inspect_mount(ctl_ctx *ctx, const char *mnt)
 	return 0;
 }
 
+static int inspect_one(ctl_ctx *ctx, const char *path)
+{
+	if (mnt_detect(path))
+		return inspect_mount(ctx, path);
+	return ctx->json ? inspect_json(ctx, path) : inspect_text(ctx, path);
+}
+
+/* The exit code is the first non-zero one of the STOREs. */
 int cmd_inspect(ctl_ctx *ctx, int argc, char **argv)
 {
-	if (argc != 2)
+	if (argc < 2)
 		return ctl_usage_error(ctx, "inspect needs STORE");
-	if (mnt_detect(argv[1]))
-		return inspect_mount(ctx, argv[1]);
-	return ctx->json ? inspect_json(ctx, argv[1]) : inspect_text(ctx, argv[1]);
+	int rc = 0;
+	for (int k = 1; k < argc; k++) {
+		if (k > 1 && !ctx->json)
+			putchar('\n');
+		int r = inspect_one(ctx, argv[k]);
+		if (!rc)
+			rc = r;
+	}
+	return rc;
 }

@@ -128,27 +128,9 @@ static void print_checks(json_t *checks)
 		       json_string_value(json_object_get(ch, "detail")));
 }
 
-int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
+/* One STORE (a file or a mount point): its report, its exit code. */
+static int verify_one(ctl_ctx *ctx, const char *arg, const uint8_t *pk)
 {
-	static const struct option opts[] = {
-		{ "pubkey", required_argument, NULL, 'k' },
-		{ 0 },
-	};
-	const char *pubkey = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'k')
-			return EXIT_USAGE;
-		pubkey = optarg;
-	}
-	if (optind != argc - 1)
-		return ctl_usage_error(ctx, "verify needs STORE");
-	const char *arg = argv[optind];
-	uint8_t pk[RVF_SIGN_PUBLIC_KEY_BYTES];
-	rvf_error err;
-	if (pubkey && rvf_sign_read_key(pubkey, NULL, pk, &err) != RVF_OK)
-		return ctl_report(ctx, "--pubkey", &err);
 	char *mounted_file = NULL;
 	if (mnt_detect(arg) && !(mounted_file = mnt_store_path(arg)))
 		return ctl_fail(ctx, EXIT_OTHER, NULL,
@@ -159,6 +141,7 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 	report r = { .checks = json_array(), .ok = true };
 	json_t *sigs = json_array();
 	rvf_store *s = NULL;
+	rvf_error err;
 	rvf_code rc = rvf_store_open(path, RVF_OPEN_READ_ONLY, &s, &err);
 	int exit_code = 0;
 	if (rc != RVF_OK) {
@@ -169,7 +152,7 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 		exit_code = ctl_exit_code(rc) == EXIT_IO ? EXIT_IO : EXIT_REFUSED;
 	} else {
 		rvf_view *v = rvf_store_view(s);
-		verify_view(&r, v, pubkey ? pk : NULL, sigs);
+		verify_view(&r, v, pk, sigs);
 		rvf_view_release(v);
 		rvf_store_close(s);
 		if (!r.ok)
@@ -188,4 +171,39 @@ int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "rvfctl: %s: verification failed: %s\n", path, r.first);
 	free(mounted_file);
 	return exit_code;
+}
+
+/* Several STOREs: one report each (--json: one line each; text: headed by
+ * the store's name), a failing one does not stop the rest; the exit code
+ * is the first non-zero one. */
+int cmd_verify(ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pubkey", required_argument, NULL, 'k' },
+		{ 0 },
+	};
+	const char *pubkey = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'k')
+			return EXIT_USAGE;
+		pubkey = optarg;
+	}
+	if (optind >= argc)
+		return ctl_usage_error(ctx, "verify needs STORE");
+	uint8_t pk[RVF_SIGN_PUBLIC_KEY_BYTES];
+	rvf_error err;
+	if (pubkey && rvf_sign_read_key(pubkey, NULL, pk, &err) != RVF_OK)
+		return ctl_report(ctx, "--pubkey", &err);
+	bool several = argc - optind > 1;
+	int rc = 0;
+	for (int k = optind; k < argc; k++) {
+		if (several && !ctx->json)
+			printf("%s%s:\n", k > optind ? "\n" : "", argv[k]);
+		int r = verify_one(ctx, argv[k], pubkey ? pk : NULL);
+		if (!rc)
+			rc = r;
+	}
+	return rc;
 }

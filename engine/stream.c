@@ -13,6 +13,8 @@
  * the stream began; a compaction meanwhile (a new file) or another writer
  * taking one of those ids fails the commit: nothing is committed. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -26,6 +28,21 @@
 
 #define STREAM_SEGMENT_BYTES (8u << 20) /* rows per VEC segment, in bytes */
 
+/* The segments are written by a thread of the stream's own, so the
+ * caller (a FUSE write) goes on decoding the next rows meanwhile: buf
+ * fills while wbuf is written.  A write error is kept and returned by
+ * the next call that hands a segment over, or by the commit. */
+typedef struct stream_writer {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, stop;
+	unsigned char *buf;          /* the segment being written */
+	size_t len;                  /* its bytes; 0: the writer is idle */
+	rvf_code rc;                 /* the first failure, with its message */
+	rvf_error err;
+} stream_writer;
+
 struct rvf_stream {
 	rvf_store *s;
 	uint32_t dim;
@@ -38,6 +55,7 @@ struct rvf_stream {
 	dir_entry *segs;             /* our segments, in file order */
 	size_t nsegs, segs_cap;
 	uint64_t rows;
+	stream_writer w;
 };
 
 rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
@@ -79,6 +97,8 @@ rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 		free(st);
 		return rc;
 	}
+	pthread_mutex_init(&st->w.mu, NULL);
+	pthread_cond_init(&st->w.cond, NULL);
 	*out = st;
 	return RVF_OK;
 }
@@ -101,11 +121,15 @@ static rvf_code check_same_file(rvf_stream *st, rvf_error *err)
 	return RVF_OK;
 }
 
-/* Appends the buffered rows as one VEC segment (writer lock held only
- * for the append). */
-static rvf_code write_segment(rvf_stream *st, rvf_error *err)
+/* Appends rows (len bytes) as one VEC segment (writer lock held only for
+ * the append) and starts their writeback: the disk works while the next
+ * rows arrive, and the commit's fsync waits only for the last ones.
+ * Called by one thread at a time (the writer, or the caller once the
+ * writer is idle). */
+static rvf_code write_segment(rvf_stream *st, const unsigned char *rows,
+			      size_t len, rvf_error *err)
 {
-	if (!st->len)
+	if (!len)
 		return RVF_OK;
 	if (st->nsegs == st->segs_cap) {
 		size_t cap = st->segs_cap ? 2 * st->segs_cap : 16;
@@ -115,15 +139,15 @@ static rvf_code write_segment(rvf_stream *st, rvf_error *err)
 		st->segs = d;
 		st->segs_cap = cap;
 	}
-	uint32_t count = (uint32_t)(st->len / st->stride);
+	uint32_t count = (uint32_t)(len / st->stride);
 	unsigned char head[RVF_SEGMENT_HEADER_SIZE + 6];
 	st16(head + RVF_SEGMENT_HEADER_SIZE, (uint16_t)st->dim);
 	st32(head + RVF_SEGMENT_HEADER_SIZE + 2, count);
 	uint32_t crc = crc32_update(0, head + RVF_SEGMENT_HEADER_SIZE, 6);
-	crc = crc32_update(crc, st->buf, st->len);
+	crc = crc32_update(crc, rows, len);
 	uint8_t hash[16];
 	content_hash_from_crc(crc, hash);
-	uint64_t plen = 6 + st->len;
+	uint64_t plen = 6 + len;
 	rvf_store *s = st->s;
 	pthread_mutex_lock(&s->write_mu);
 	rvf_code rc = check_same_file(st, err);
@@ -135,35 +159,128 @@ static rvf_code write_segment(rvf_stream *st, rvf_error *err)
 	}
 	uint64_t id = s->next_seg_id++, at = s->end;
 	segment_encode(head, RVF_SEG_VEC, id, plen, hash);
-	struct iovec iov[2] = { { head, sizeof(head) }, { st->buf, st->len } };
-	size_t total = sizeof(head) + st->len, done = 0;
-	while (done < total) {
-		ssize_t w = pwritev(s->fd, iov, 2, (off_t)(at + done));
-		if (w <= 0) {
-			int e = w < 0 ? errno : EIO;
-			if (w < 0 && e == EINTR)
-				continue;
-			/* nothing lists these bytes: cut them off again */
-			if (io_ftruncate(s->fd, (off_t)at) != 0)
-				s->end = at + total; /* leave them; append after */
-			pthread_mutex_unlock(&s->write_mu);
-			return rvf_fail_io(err, e, "cannot append to %s", s->path);
-		}
-		done += (size_t)w;
-		for (int i = 0; i < 2 && w > 0; i++) {
-			size_t k = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
-			iov[i].iov_base = (char *)iov[i].iov_base + k;
-			iov[i].iov_len -= k;
-			w -= (ssize_t)k;
-		}
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)rows, len } };
+	size_t total = sizeof(head) + len;
+	if (io_pwritev_all(s->fd, iov, 2, (off_t)at) != 0) {
+		int e = errno;
+		/* nothing lists these bytes: cut them off again */
+		if (io_ftruncate(s->fd, (off_t)at) != 0)
+			s->end = at + total; /* leave them; append after */
+		pthread_mutex_unlock(&s->write_mu);
+		return rvf_fail_io(err, e, "cannot append to %s", s->path);
 	}
 	s->end = at + total;
 	s->tail.open = false; /* the deferred tail no longer ends the file */
 	pthread_mutex_unlock(&s->write_mu);
+	/* A hint: a failure here shows at the commit's fsync. */
+	(void)sync_file_range(s->fd, (off_t)at, (off_t)total, SYNC_FILE_RANGE_WRITE);
 	st->segs[st->nsegs++] = (dir_entry){ .seg_id = id, .offset = at,
 					     .payload_length = plen,
 					     .type = RVF_SEG_VEC };
+	return RVF_OK;
+}
+
+static void *writer_main(void *arg)
+{
+	rvf_stream *st = arg;
+	stream_writer *w = &st->w;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->len && !w->stop)
+			pthread_cond_wait(&w->cond, &w->mu);
+		if (!w->len)
+			break; /* stopped, nothing left */
+		/* After a failure, or when stopped by an abort, the rest
+		 * is not written. */
+		bool skip = w->rc != RVF_OK || w->stop;
+		pthread_mutex_unlock(&w->mu);
+		rvf_error err;
+		rvf_code rc = RVF_OK;
+		if (!skip)
+			rc = write_segment(st, w->buf, w->len, &err);
+		pthread_mutex_lock(&w->mu);
+		if (rc != RVF_OK && w->rc == RVF_OK) {
+			w->rc = rc;
+			w->err = err;
+		}
+		w->len = 0;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Waits until the writer wrote what it was given: its failure, if any. */
+static rvf_code writer_wait(rvf_stream *st, rvf_error *err)
+{
+	stream_writer *w = &st->w;
+	pthread_mutex_lock(&w->mu);
+	while (w->len)
+		pthread_cond_wait(&w->cond, &w->mu);
+	rvf_code rc = w->rc;
+	if (rc != RVF_OK && err)
+		*err = w->err;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* Stops the writer once it is idle (no-op when it never started). */
+static void writer_stop(rvf_stream *st)
+{
+	stream_writer *w = &st->w;
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+/* The buffer is full: hand it to the writer and fill its spare one (the
+ * writer's last, written by now).  Without a thread, written here. */
+static rvf_code segment_full(rvf_stream *st, rvf_error *err)
+{
+	stream_writer *w = &st->w;
+	if (!w->started && !w->buf) {
+		w->buf = malloc(st->cap);
+		if (w->buf && pthread_create(&w->thread, NULL, writer_main, st) == 0)
+			w->started = true;
+	}
+	if (!w->started) {
+		rvf_code rc = write_segment(st, st->buf, st->len, err);
+		st->len = 0;
+		return rc;
+	}
+	rvf_code rc = writer_wait(st, err);
+	if (rc != RVF_OK)
+		return rc;
+	pthread_mutex_lock(&w->mu);
+	unsigned char *spare = w->buf;
+	w->buf = st->buf;
+	w->len = st->len;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	st->buf = spare;
 	st->len = 0;
+	return RVF_OK;
+}
+
+float *rvf_stream_slot(rvf_stream *st)
+{
+	return (float *)(st->buf + st->len + 8);
+}
+
+rvf_code rvf_stream_push(rvf_stream *st, rvf_error *err)
+{
+	if (st->next_id == UINT64_MAX)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
+	st64(st->buf + st->len, st->next_id++);
+	st->len += st->stride;
+	st->rows++;
+	if (st->len + st->stride > st->cap)
+		return segment_full(st, err);
 	return RVF_OK;
 }
 
@@ -172,25 +289,21 @@ rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
 {
 	size_t bytes = 4 * (size_t)st->dim;
 	for (size_t i = 0; i < n; i++) {
-		if (st->next_id == UINT64_MAX)
-			return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
-		unsigned char *row = st->buf + st->len;
-		st64(row, st->next_id++);
-		memcpy(row + 8, vectors + i * st->dim, bytes);
-		st->len += st->stride;
-		st->rows++;
-		if (st->len + st->stride > st->cap) {
-			rvf_code rc = write_segment(st, err);
-			if (rc != RVF_OK)
-				return rc;
-		}
+		memcpy(rvf_stream_slot(st), vectors + i * st->dim, bytes);
+		rvf_code rc = rvf_stream_push(st, err);
+		if (rc != RVF_OK)
+			return rc;
 	}
 	return RVF_OK;
 }
 
 static void stream_free(rvf_stream *st)
 {
+	writer_stop(st);
+	pthread_mutex_destroy(&st->w.mu);
+	pthread_cond_destroy(&st->w.cond);
 	atomic_fetch_sub(&st->s->streams, 1);
+	free(st->w.buf);
 	free(st->buf);
 	free(st->segs);
 	free(st);
@@ -200,6 +313,7 @@ void rvf_stream_abort(rvf_stream *st)
 {
 	if (!st)
 		return;
+	writer_stop(st); /* its segment, if any, is written first */
 	rvf_store *s = st->s;
 	pthread_mutex_lock(&s->write_mu);
 	/* Our segments that end the file go; others stay unlisted (dead). */
@@ -233,7 +347,11 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 {
 	if (info)
 		memset(info, 0, sizeof(*info));
-	rvf_code rc = write_segment(st, err);
+	rvf_code rc = writer_wait(st, err);
+	if (rc == RVF_OK)
+		rc = write_segment(st, st->buf, st->len, err);
+	st->len = 0;
+	writer_stop(st);
 	if (rc != RVF_OK) {
 		rvf_stream_abort(st);
 		return rc;
@@ -260,6 +378,19 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 	for (size_t i = 0; rc == RVF_OK && i < st->nsegs; i++)
 		rc = commit_push_entry(&c, RVF_SEG_VEC, st->segs[i].seg_id,
 				       st->segs[i].offset, st->segs[i].payload_length, err);
+	/* The new view learns the ids from us, not from the rows. */
+	row_run *runs = rc == RVF_OK ? malloc(st->nsegs * sizeof(row_run)) : NULL;
+	if (runs) {
+		uint64_t id = st->first_id;
+		for (size_t i = 0; i < st->nsegs; i++) {
+			uint32_t count = (uint32_t)((st->segs[i].payload_length - 6) / st->stride);
+			runs[i] = (row_run){ .offset = st->segs[i].offset,
+					     .first_id = id, .count = count };
+			id += count;
+		}
+		c.runs = runs;
+		c.nruns = st->nsegs;
+	}
 	if (rc == RVF_OK) {
 		c.next.total_vectors = view_total_rows(c.base) + st->rows;
 		c.next.epoch = c.base->info.epoch + 1;
@@ -268,11 +399,13 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 	}
 	if (rc != RVF_OK) {
 		commit_abort(&c);
+		free(runs);
 		rvf_stream_abort(st);
 		return rc;
 	}
 	uint64_t rows = st->rows;
 	rc = commit_finish(&c, info, err);
+	free(runs);
 	if (info)
 		info->accepted = rows;
 	if (rc != RVF_OK) {

@@ -358,6 +358,9 @@ bool stream_active(rvffs *fs, staged *s);
 int stream_commit(rvffs *fs, staged *s);
 /* Drops s's stream, if any: nothing of it is committed. */
 void stream_drop(rvffs *fs, staged *s);
+/* True for an ingest/ name whose bytes stream into the store: its
+ * opener's writes bypass the page cache (direct_io). */
+bool stream_direct(const char *name);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);

@@ -322,7 +322,8 @@ done
 # ------------------------------------------------------------ 5. pytest
 # Three passes over tests/pytest.  Tests whose result does not depend on
 # the build under test run in one pass only (markers in
-# tests/pytest/conftest.py): `normal_pass` (installs, man pages) against
+# tests/pytest/conftest.py): `normal_pass` (installs, man pages, the SIGKILL
+# crash tests) against
 # build, `sanitizer_pass` (the soak and the fault injection, where ASan sees
 # most) against build-asan, and `background_pass` (the heavy ones, see
 # fuzz_then_heavy_tests) against build in the background.  The passes

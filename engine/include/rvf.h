@@ -829,6 +829,13 @@ uint64_t rvf_stream_rows(const rvf_stream *st);
 /* Adds n rows of dimension floats each. */
 rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
 			rvf_error *err);
+/* The same one row at a time, without a copy: the caller decodes the
+ * next row into rvf_stream_slot (dimension floats, valid until the next
+ * push), then rvf_stream_push adds it.  Full segments are written by a
+ * thread of the stream's: a write error is returned by a later push or
+ * by the commit (which then commits nothing). */
+float *rvf_stream_slot(rvf_stream *st);
+rvf_code rvf_stream_push(rvf_stream *st, rvf_error *err);
 rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 			   rvf_error *err);
 void rvf_stream_abort(rvf_stream *st);

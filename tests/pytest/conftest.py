@@ -52,7 +52,8 @@ def shared_missing_reason():
 MARKERS = {
     "normal_pass": "runs in tests/run-all.sh's pass against `build` only: the "
                    "result does not depend on the build under test (installs, "
-                   "man pages)",
+                   "man pages), or the sanitizers see nothing there that "
+                   "another test does not show them (the SIGKILL tests)",
     "background_pass": "runs in tests/run-all.sh's third pass, against `build`, "
                        "in the background beside the other two: the heavy checks "
                        "whose result does not depend on the build under test "

@@ -8,7 +8,11 @@ For every file:
   * `rvfctl --json inspect FILE` (this build: under build-asan with the
     sanitizers, leaks included) either opens it (exit 0) or refuses it
     (exit 3) with one clear `openError` line naming the problem; never a
-    crash, a hang (30 s timeout) or a sanitizer report;
+    crash, a hang (30 s timeout) or a sanitizer report.  The files are
+    inspected 50 to a process (`rvfctl --json inspect F1 F2 ...`, one JSON
+    line each: a process start under ASan costs 30 times the inspection);
+    a batch showing any problem is run again one file a process, so that
+    the problem names its file (inspect_batch);
   * the reference (`@ruvector/rvf-node`, tests/damaged/ref_batch.js) is asked
     the same: when we open a file, the reference opens it too and sees the
     same ids (torn tails fall back to the same older manifest); when we
@@ -121,27 +125,79 @@ def reference_verdicts(files, workdir):
     return res
 
 
-def inspect(case, logdir):
+def run_inspect(cases, logdir, timeout):
+    """`rvfctl --json inspect FILE...` over cases, the sanitizers' reports
+    going to files in logdir: CompletedProcess, or None on a timeout."""
     exe = rvfctl_exe()
     env = sanitizer_env(logdir, leaks=True)
     if is_asan(exe):
         env["ASAN_OPTIONS"] += ":max_allocation_size_mb=2048:allocator_may_return_null=0"
-    # The sanitizers write their reports to logdir/sanitizer.PID (log_path):
-    # the pid names the file a report is about.
-    with subprocess.Popen([str(exe), "--json", "inspect", case["file"]], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=env,
+    with subprocess.Popen([str(exe), "--json", "inspect"] + [c["file"] for c in cases],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                           preexec_fn=None if is_asan(exe) else limit_memory) as p:
-        case_of_pid[p.pid] = case["name"]
         try:
-            out, err = p.communicate(timeout=30)
+            out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
-            return case, None, "HANG: rvfctl inspect did not finish within 30 s"
-    return case, subprocess.CompletedProcess(p.args, p.returncode, out, err), None
+            return None
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
-case_of_pid = {}
+def inspect_one(case, logdir):
+    """(case, exit code, stdout, stderr, problem): one rvfctl process for
+    the file, 30 s at most; its sanitizer reports in logdir (its own)."""
+    logdir.mkdir()
+    cp = run_inspect([case], logdir, 30)
+    if cp is None:
+        return case, None, b"", b"", "HANG: rvfctl inspect did not finish within 30 s"
+    err = cp.stderr.decode(errors="replace")
+    if any(m in err for m in SANITIZER_MARKERS):
+        return case, cp.returncode, cp.stdout, cp.stderr, f"sanitizer report:\n{err[-3000:]}"
+    # A report that did not halt rvfctl (UBSan without halt_on_error, a
+    # leak at exit) is in a log file, not on stderr.
+    reps = sanitizer_reports(logdir)
+    if reps:
+        return case, cp.returncode, cp.stdout, cp.stderr, f"sanitizer report in {reps[0]}"
+    return case, cp.returncode, cp.stdout, cp.stderr, None
+
+
+BATCH = 50
+
+
+def inspect_batch(first, cases, logdir):
+    """inspect_one of every case, through one `rvfctl --json inspect F1 F2
+    ...` (rvfctl(1): one JSON line per file; exit, the first non-zero of the
+    files').  Each file is opened and closed on its own; the process keeps
+    no state from one file to the next (a thread pool, the C locale, the
+    SIGBUS guard of mappings), so a file's line is what a process of its
+    own prints, and its exit code is the line's "exit" (0 without an
+    openError), what rvfctl's exit status is for one file.  What a line
+    cannot show - a crash, a hang, a sanitizer report (leaks: at exit), a
+    missing or unparsable line, an exit code outside (0, 3) - makes every
+    file of the batch run on its own (inspect_one), so that the problem
+    names its file."""
+    bdir = logdir / f"batch{first}"
+    bdir.mkdir()
+    cp = run_inspect(cases, bdir, 30 + 2 * len(cases))
+    lines = []
+    if cp is not None and cp.returncode in (0, 3):
+        err = cp.stderr.decode(errors="replace")
+        try:
+            lines = [json.loads(ln) for ln in cp.stdout.splitlines()]
+        except ValueError:
+            lines = []
+        if any(m in err for m in SANITIZER_MARKERS) or sanitizer_reports(bdir):
+            lines = []
+    if len(lines) == len(cases) and all(o.get("store") == c["file"] and o.get("exit", 0) in (0, 3)
+                                        for o, c in zip(lines, cases)):
+        codes = [o.get("exit", 0) for o in lines]
+        want = next((c for c in codes if c), 0)
+        assert cp.returncode == want, f"rvfctl inspect of several files exits {cp.returncode}, " \
+            f"the first non-zero of its files' codes is {want}"
+        return [(c, code, json.dumps(o).encode(), b"", None)
+                for c, code, o in zip(cases, codes, lines)]
+    return [inspect_one(c, logdir / f"file{first + i}") for i, c in enumerate(cases)]
 
 
 def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
@@ -152,26 +208,25 @@ def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
     problems = []
     stats = {"files": len(cases), "opened": 0, "refused": 0, "same_as_reference": 0,
              "fallbacks": 0, "stricter": 0, "reference_crashed": 0}
+    starts = range(0, len(cases), BATCH)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
-        results = list(ex.map(lambda c: inspect(c, logdir), cases))
-    for case, cp, hang in results:
+        results = [r for rs in ex.map(lambda i: inspect_batch(i, cases[i:i + BATCH], logdir),
+                                      starts) for r in rs]
+    for case, rc, stdout, stderr, problem in results:
         name = case["name"]
-        if hang:
-            problems.append(f"{name}: {hang}")
+        if problem:
+            problems.append(f"{name}: {problem}")
             continue
-        err = cp.stderr.decode(errors="replace")
-        if any(m in err for m in SANITIZER_MARKERS):
-            problems.append(f"{name}: sanitizer report:\n{err[-3000:]}")
-            continue
-        if cp.returncode < 0 or cp.returncode not in (0, 3):
-            problems.append(f"{name}: rvfctl exit {cp.returncode} (want 0 or 3): {err[-500:]}")
+        err = stderr.decode(errors="replace")
+        if rc < 0 or rc not in (0, 3):
+            problems.append(f"{name}: rvfctl exit {rc} (want 0 or 3): {err[-500:]}")
             continue
         try:
-            js = json.loads(cp.stdout)
+            js = json.loads(stdout)
         except ValueError:
-            problems.append(f"{name}: no JSON from rvfctl inspect: {cp.stdout[:300]!r}")
+            problems.append(f"{name}: no JSON from rvfctl inspect: {stdout[:300]!r}")
             continue
-        ours_open = cp.returncode == 0
+        ours_open = rc == 0
         r = ref[case["file"]]
         if ours_open:
             stats["opened"] += 1
@@ -200,7 +255,7 @@ def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
                 stats["fallbacks"] += 1
         elif ours_open and not ref_open and any(
                 case["kind"] == k and re.search(d, case["detail"]) for k, d in MORE_OPEN):
-            base = next(r for c, _, _ in results for r in [ref[c["file"]]]
+            base = next(r for c, *_ in results for r in [ref[c["file"]]]
                         if c["kind"] == "intact" and c["base"] == case["base"])
             if sorted(int(i) for i in base["ids"]) != ids:
                 problems.append(f"{name}: we open it with {len(ids)} ids, the intact "
@@ -218,17 +273,11 @@ def test_damaged_files_open_or_refuse_like_the_reference(corpus, tmp_path):
                                 f"with {len(r['ids'])} ids")
         else:
             stats["same_as_reference"] += 1
-    # A report that did not halt rvfctl (UBSan without halt_on_error, a
-    # leak at exit) is in a log file, not on stderr.
-    for rep in sanitizer_reports(logdir):
-        pid = rep.split(":", 1)[0].rsplit(".", 1)[-1]
-        name = case_of_pid.get(int(pid)) if pid.isdigit() else None
-        problems.append(f"{name or 'rvfctl inspect'}: sanitizer report in {rep}")
-    intact = [c for c, cp, _ in results if c["kind"] == "intact"]
+    intact = [c for c, *_ in results if c["kind"] == "intact"]
     report("damaged", **stats, kinds=len({c["kind"] for c in cases}), intact=len(intact))
     assert not problems, f"{len(problems)} of {len(cases)} damaged files:\n" + "\n".join(problems[:40])
-    bad = [(c["name"], cp.returncode if cp else None, cp.stderr[-300:] if cp else None)
-           for c, cp, _ in results if c["kind"] == "intact" and (cp is None or cp.returncode)]
+    bad = [(c["name"], rc, stderr[-300:])
+           for c, rc, _, stderr, _ in results if c["kind"] == "intact" and rc != 0]
     assert not bad, f"undamaged base stores do not open: {bad}"
     # The corpus has what the issue asks for.
     kinds = {c["kind"] for c in cases}

@@ -5,7 +5,9 @@ rvfctl: every writing command, with the n-th write / fsync / rename failing
 (n = 1, 2, ... until the command no longer reaches the fault): the command
 exits 4 with one line naming the file and the OS error, the store is
 unchanged (same vectors, hashes verify, no lock left), and the same command
-succeeds once the fault is gone.
+succeeds once the fault is gone.  (When the store's bytes are the base
+store's and no file was added, "unchanged" is that byte comparison: the
+base store's vectors and hashes were checked once.)
 
 rvffs: the daemon started with RVF_FAULT in its environment: exactly the
 operation that hits the fault fails with the injected errno (cp into
@@ -86,6 +88,8 @@ def command_inputs(tmp):
 def test_rvfctl_under_faults(tmp_path, name):
     base = make_base(tmp_path)
     before = digest(base)
+    verify_ok(base)
+    base_bytes = base.read_bytes()
     command_inputs(tmp_path)
     work = tmp_path / "work.rvf"
     make, makes_file = COMMANDS[name]
@@ -93,24 +97,27 @@ def test_rvfctl_under_faults(tmp_path, name):
     made = tmp_path / "child.rvf" if makes_file else None
     n_faults = 0
     n_runs = 0
+    n_untouched = 0
     ref_checked = False
     kinds_hit = set()
     kinds = [("write", "5", errno.EIO), ("write", "short", errno.ENOSPC),
              ("write", "28", errno.ENOSPC), ("fsync", "5", errno.EIO),
              ("rename", "5", errno.EIO)]
     # The result without a fault.
-    work.write_bytes(base.read_bytes())
+    work.write_bytes(base_bytes)
     ctl(*argv(work))
     after = digest(made or work)
     for op, what, want in kinds:
         clean = 0
+        retried = False
         for n in range(1, 60):
             if clean >= 2:
                 break
-            work.write_bytes(base.read_bytes())
+            work.write_bytes(base_bytes)
             if made:
                 made.unlink(missing_ok=True)
             size0 = work.stat().st_size
+            names0 = sorted(os.listdir(tmp_path))
             spec = f"{op}:{n}:{what}"
             cp = ctl("--json", *argv(work), check=False, env_extra={"RVF_FAULT": spec})
             n_runs += 1
@@ -135,16 +142,31 @@ def test_rvfctl_under_faults(tmp_path, name):
                 assert not Path(str(made) + ".lock").exists()
             else:
                 assert work.stat().st_size == size0, f"{where}: bytes left appended"
-            assert digest(work) == before, f"{where}: the store changed"
-            verify_ok(work)
+            # The same bytes as the base store and no new file in the
+            # directory: then the store is the base store, whose digest
+            # and verify were checked above (both read nothing but the
+            # file), and the retry below starts from what the run without
+            # a fault started from: once per fault kind is enough.  (An
+            # ASan process costs a second of CPU; four per fault were most
+            # of this test's time.)
+            untouched = work.read_bytes() == base_bytes and sorted(os.listdir(tmp_path)) == names0
+            if untouched:
+                n_untouched += 1
+            else:
+                assert digest(work) == before, f"{where}: the store changed"
+                verify_ok(work)
             if not ref_checked:
                 # The reference reads the failed-on store the same.
                 ref_checked = True
                 assert ref_ids(ref_dump(work)) == before[1], where
+            if untouched and retried:
+                continue
+            retried = True
             # Once the fault is gone, the same command works.
             ctl(*argv(work))
             assert digest(made or work) == after, f"{where}: the retry differs"
-    report("faults-rvfctl", command=name, runs=n_runs, faults_injected=n_faults)
+    report("faults-rvfctl", command=name, runs=n_runs, faults_injected=n_faults,
+           store_untouched=n_untouched)
     # Every writing command writes and syncs (renaming is for those that
     # make a file), so every write and fsync fault reached it.
     assert ref_checked

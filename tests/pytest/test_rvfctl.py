@@ -326,6 +326,36 @@ def test_verify_manifest_chain_failure(small, tmp_path, ctl, cj):
     assert "does not parse" in bad[0]["detail"]
 
 
+def test_inspect_and_verify_several_stores(small, tmp_path, ctl):
+    """`rvfctl verify *.rvf`: every store is checked, one that fails does not
+    stop the next, the exit code is the first failure's."""
+    other = tmp_path / "t.rvf"
+    ctl("create", other, "--dim", 3)
+    bad = tmp_path / "bad.rvf"
+    bad.write_bytes(small.read_bytes()[:100])
+    missing = tmp_path / "missing.rvf"
+    stores = [small, bad, missing, other]
+    cp = ctl("--json", "inspect", *stores, rc=3)
+    lines = [json.loads(ln) for ln in cp.stdout.splitlines()]
+    assert [o["store"] for o in lines] == [str(p) for p in stores]
+    assert lines[0]["openError"] is None and lines[0]["liveCount"] == len(ROWS)
+    assert lines[1]["exit"] == 3 and lines[1]["openError"]
+    assert lines[2]["exit"] == 4 and "No such file" in lines[2]["openError"]
+    assert lines[3]["openError"] is None and lines[3]["dimension"] == 3
+    # each refusal on stderr, naming its file
+    assert str(bad) in cp.stderr and str(missing) in cp.stderr
+    cp = ctl("inspect", small, other)
+    assert cp.stdout.count("store        ") == 2 and str(other) in cp.stdout
+    cp = ctl("--json", "verify", missing, small, bad, rc=4)
+    lines = [json.loads(ln) for ln in cp.stdout.splitlines()]
+    assert [o["ok"] for o in lines] == [False, True, False]
+    assert [o["store"] for o in lines] == [str(missing), str(small), str(bad)]
+    cp = ctl("verify", small, bad, other, rc=3)
+    assert f"{small}:\nok" in cp.stdout and f"\n{other}:\nok" in cp.stdout
+    assert f"{bad}: verification failed" in cp.stderr
+    ctl("verify", small, other)
+
+
 def test_keygen_files(tmp_path, ctl, cj):
     k = cj("keygen", tmp_path / "key")
     sec, pub = tmp_path / "key", tmp_path / "key.pub"
