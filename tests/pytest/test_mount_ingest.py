@@ -758,7 +758,7 @@ def test_fixed_record_files_into_a_branch_child(mount, store, run_ctl, tmp_path,
     check_vectors(m, [(2 + k, v) for k, v in enumerate(vecs)])
 
 
-@pytest.mark.parametrize("other", ["stream", "staged"])
+@pytest.mark.parametrize("other", ["stream", "fvecs", "staged"])
 def test_files_streamed_at_once_both_commit(mount, store, run_ctl, tmp_path, other):
     """While a large .npy streams (a segment of its rows already in the
     store), another file goes in -- streamed too, or staged (rsync's hidden
@@ -775,6 +775,9 @@ def test_files_streamed_at_once_both_commit(mount, store, run_ctl, tmp_path, oth
     fa.write(a[:half])
     if other == "stream":
         m.sh('cp .b.npy.tmp "$M/ingest/b.npy"')
+    elif other == "fvecs":
+        write_fvecs(tmp_path / "b.fvecs", [_row(1_000_000 + k) for k in range(nb)])
+        m.sh('cp b.fvecs "$M/ingest/"')
     else:
         m.sh('cp .b.npy.tmp "$M/ingest/.b.npy.tmp" && mv "$M/ingest/.b.npy.tmp" "$M/ingest/b.npy"')
     assert int(m.status()["vectors"]) == nb
