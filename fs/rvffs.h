@@ -361,6 +361,9 @@ void stream_drop(rvffs *fs, staged *s);
 /* True for an ingest/ name whose bytes stream into the store: its
  * opener's writes bypass the page cache (direct_io). */
 bool stream_direct(const char *name);
+/* True when a write of size bytes at off continues s's stream without
+ * blocking (staged_write_is_quick). */
+bool stream_write_is_quick(rvffs *fs, staged *s, uint64_t off, size_t size);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);
