@@ -267,6 +267,12 @@ static rvf_code segment_full(rvf_stream *st, rvf_error *err)
 	return RVF_OK;
 }
 
+bool rvf_stream_room(const rvf_stream *st, size_t rows)
+{
+	return rows <= (st->cap - st->len) / st->stride &&
+	       st->len + (rows + 1) * st->stride <= st->cap;
+}
+
 float *rvf_stream_slot(rvf_stream *st)
 {
 	return (float *)(st->buf + st->len + 8);

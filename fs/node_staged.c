@@ -133,6 +133,11 @@ static long staged_write(fuse_req_t req, rvffs *fs, handle *h, const char *buf,
 	return staged_wrote(fs, s, off, (size_t)w);
 }
 
+bool staged_write_is_quick(rvffs *fs, handle *h, uint64_t off, size_t size)
+{
+	return h->ops == &node_staged && stream_write_is_quick(fs, st_of(h), off, size);
+}
+
 /* The opener's close commits a file with a known extension that was
  * written; a refused one leaves ingest/. */
 static int staged_flush(fuse_req_t req, rvffs *fs, handle *h)

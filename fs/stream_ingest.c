@@ -324,6 +324,21 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	return rc;
 }
 
+bool stream_write_is_quick(rvffs *fs, staged *s, uint64_t off, size_t size)
+{
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	bool quick = is && !s->refused && !s->gone;
+	pthread_mutex_unlock(&fs->mu);
+	/* Busy (another write of it in progress): not quick. */
+	if (!quick || pthread_mutex_trylock(&is->mu) != 0)
+		return false;
+	quick = off == is->received && is->rec &&
+		rvf_stream_room(is->st, (is->npart + size) / is->rec + 1);
+	pthread_mutex_unlock(&is->mu);
+	return quick;
+}
+
 bool stream_active(rvffs *fs, staged *s)
 {
 	pthread_mutex_lock(&fs->mu);

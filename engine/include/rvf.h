@@ -835,6 +835,9 @@ rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
  * thread of the stream's: a write error is returned by a later push or
  * by the commit (which then commits nothing). */
 float *rvf_stream_slot(rvf_stream *st);
+/* True when `rows` more pushes fill no segment (none waits for the
+ * writer thread). */
+bool rvf_stream_room(const rvf_stream *st, size_t rows);
 rvf_code rvf_stream_push(rvf_stream *st, rvf_error *err);
 rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 			   rvf_error *err);
