@@ -1386,18 +1386,25 @@ static rvf_code index_meta(rvf_view *v, meta_table *meta, rvf_error *err)
 	return RVF_OK;
 }
 
-/* Copies the writer's row runs into v, sorted by offset. */
-static rvf_code keep_runs(rvf_view *v, const row_run *runs, size_t n,
-			  rvf_error *err)
+/* v's row runs: prev's (facts about the bytes of the same file, which
+ * segments never change) and the writer's new ones, sorted by offset. */
+static rvf_code keep_runs(rvf_view *v, const rvf_view *prev, const row_run *runs,
+			  size_t n, rvf_error *err)
 {
-	if (!n)
+	size_t old = prev && prev->map->dev == v->map->dev &&
+		     prev->map->ino == v->map->ino ? prev->nruns : 0;
+	if (!old && !n)
 		return RVF_OK;
-	v->runs = malloc(n * sizeof(row_run));
+	v->runs = malloc((old + n) * sizeof(row_run));
 	if (!v->runs)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-	memcpy(v->runs, runs, n * sizeof(row_run));
-	v->nruns = n;
-	for (size_t i = 1; i < n; i++) /* a stream's: in file order already */
+	if (old)
+		memcpy(v->runs, prev->runs, old * sizeof(row_run));
+	if (n)
+		memcpy(v->runs + old, runs, n * sizeof(row_run));
+	v->nruns = old + n;
+	/* both in file order, the new ones after: a pass of insertion sort */
+	for (size_t i = 1; i < v->nruns; i++)
 		for (size_t j = i; j > 0 && v->runs[j - 1].offset > v->runs[j].offset; j--) {
 			row_run t = v->runs[j];
 			v->runs[j] = v->runs[j - 1];
@@ -1418,7 +1425,7 @@ static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 			manifest_free(pending);
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	}
-	if (keep_runs(v, runs, nruns, err) != RVF_OK) {
+	if (keep_runs(v, prev, runs, nruns, err) != RVF_OK) {
 		if (pending)
 			manifest_free(pending);
 		view_free(v);

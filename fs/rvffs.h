@@ -249,6 +249,8 @@ int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
 
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
+/* heap.c: bytes the daemon has allocated and not freed */
+unsigned long long fs_heap_bytes(void);
 char *text_manifest(rvf_view *v, size_t *len);
 char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);

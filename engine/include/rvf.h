@@ -547,7 +547,7 @@ void rvf_dashboard_free(rvf_dashboard *d);
  * 128-byte binding, cmdline, image, with cmdline_offset 256) and the
  * attestation witness payloads (a SHAKE-256 linked chain of 73-byte
  * entries whose action hashes are SHAKE-256 of their records).  SHAKE-256
- * comes from OpenSSL's libcrypto. */
+ * comes from Nettle. */
 typedef struct rvf_attestation {
 	bool has_kernel;
 	bool magic_ok;               /* "RVKN" */
