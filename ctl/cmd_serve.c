@@ -2,13 +2,13 @@
  * (crates/rvf/rvf-server/src/http.rs field names): POST /v1/ingest,
  * /v1/query, /v1/delete, GET /v1/status, /v1/health; our GET /v1/segments
  * and /v1/witness feed the page at / (the store's own DASHBOARD when it
- * has one).  libmicrohttpd serves; requests are handled one at a time.
+ * has one).  libmicrohttpd serves (loaded at serve's start: httpd_loader.h);
+ * requests are handled one at a time.
  * On a mount point reads come from the store file (read-only, refreshed)
  * and changes go through the daemon (ingest/ and control). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,10 +18,13 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "httpd_loader.h"
 #include "mount.h"
 #include "serve_page.h"
 
 #define DEFAULT_MAX_BODY (16u << 20)
+
+static const httpd_api *mhd; /* set by cmd_serve before the server starts */
 
 typedef struct server {
 	ctl_ctx *ctx;
@@ -44,15 +47,15 @@ typedef struct body {
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
 			     const void *data, size_t len)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
+	struct MHD_Response *r = mhd->create_response_from_buffer(len, (void *)data,
 								 MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	mhd->add_response_header(r, "Content-Type", type);
+	mhd->add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd->add_response_header(r, "Cache-Control", "no-store");
+	enum MHD_Result ret = mhd->queue_response(c, status, r);
+	mhd->destroy_response(r);
 	return ret;
 }
 
@@ -515,6 +518,9 @@ int cmd_serve(ctl_ctx *ctx, int argc, char **argv)
 	} else {
 		return ctl_usage_error(ctx, "--bind needs a numeric IPv4 or IPv6 address, not '%s'", bind);
 	}
+	char why[512];
+	if (!(mhd = httpd_load(why, sizeof(why))))
+		return ctl_fail(ctx, EXIT_OTHER, NULL, "%s", why);
 	server sv = { .ctx = ctx, .max_body = max_body };
 	pthread_mutex_init(&sv.mu, NULL);
 	int rc;
@@ -541,7 +547,7 @@ int cmd_serve(ctl_ctx *ctx, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, &sv,
+	struct MHD_Daemon *d = mhd->start_daemon(flags, (uint16_t)port, NULL, NULL, handle, &sv,
 						MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 						MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 						MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -553,7 +559,7 @@ int cmd_serve(ctl_ctx *ctx, int argc, char **argv)
 		return ctl_fail(ctx, EXIT_IO, NULL, "cannot listen on %s port %u: %s", bind, port,
 				strerror(errno));
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *di = mhd->get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned real = di ? di->port : port;
 	char url[128];
 	snprintf(url, sizeof(url), strchr(bind, ':') ? "http://[%s]:%u/" : "http://%s:%u/", bind, real);
@@ -564,7 +570,7 @@ int cmd_serve(ctl_ctx *ctx, int argc, char **argv)
 	fflush(stdout);
 	int sig;
 	sigwait(&sigs, &sig);
-	MHD_stop_daemon(d);
+	mhd->stop_daemon(d);
 	rvf_store_close(sv.store);
 	free(sv.file);
 	pthread_mutex_destroy(&sv.mu);

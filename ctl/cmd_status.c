@@ -32,7 +32,7 @@ static int status_mount(ctl_ctx *ctx, const char *mnt)
 	const char *metric = kv_str(st, "metric");
 	const char *ro = kv_str(st, "read_only");
 	const char *durable = kv_str(st, "durable");
-	json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s,s:I,s:b,s:b,s:I,s:s}",
+	json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s,s:I,s:b,s:b,s:I,s:I,s:s}",
 		"dimension", (json_int_t)kv_u64(st, "dimension"),
 		"metric", metric ? metric : "",
 		"vectors", (json_int_t)kv_u64(st, "vectors"),
@@ -48,6 +48,7 @@ static int status_mount(ctl_ctx *ctx, const char *mnt)
 		"readOnly", ro && !strcmp(ro, "true"),
 		"mounted", 1,
 		"pid", (json_int_t)kv_u64(st, "pid"),
+		"heapBytes", (json_int_t)kv_u64(st, "heap_bytes"),
 		"mountPoint", mnt);
 	json_decref(st);
 	ctl_print_json(o);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "rvf.h"
@@ -64,6 +65,48 @@ int io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 		p += w;
 		off += w;
 		len -= (size_t)w;
+	}
+	if (fault < 0) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return 0;
+}
+
+int io_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
+{
+	int fault = injected_fault(OP_WRITE);
+	if (fault > 0) {
+		errno = fault;
+		return -1;
+	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	size_t want = fault < 0 ? total / 2 : total, done = 0;
+	while (done < want) {
+		ssize_t w = pwritev(fd, iov, n, off + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (size_t)w;
+		/* drop what was written from the front of iov */
+		while (w > 0 && n > 0) {
+			size_t k = (size_t)w < iov->iov_len ? (size_t)w : iov->iov_len;
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= k;
+			w -= (ssize_t)k;
+			if (!iov->iov_len) {
+				iov++;
+				n--;
+			}
+		}
+		if (fault < 0 && done >= want)
+			break;
 	}
 	if (fault < 0) {
 		errno = ENOSPC;

@@ -11,6 +11,9 @@
 /* Each returns 0, or -1 with errno set. */
 int io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int io_pread_all(int fd, void *buf, size_t len, off_t off);
+/* io_pwrite_all of n buffers, one after the other (iov is consumed). */
+struct iovec;
+int io_pwritev_all(int fd, struct iovec *iov, int n, off_t off);
 int io_fsync(int fd);
 int io_ftruncate(int fd, off_t len);
 int io_rename(const char *from, const char *to);

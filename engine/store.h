@@ -23,6 +23,14 @@ typedef struct rvf_map {
 	ino_t ino;
 } rvf_map;
 
+/* VEC segments whose rows the writer knows without reading them back:
+ * `count` rows of ids first_id, first_id + 1, ... (a stream's). */
+typedef struct row_run {
+	uint64_t offset;              /* of the segment's header */
+	uint64_t first_id;
+	uint32_t count;
+} row_run;
+
 /* Branch state decoded from the last COW_MAP and MEMBERSHIP entries. */
 typedef struct cow_state {
 	uint32_t cluster_size;
@@ -96,6 +104,11 @@ struct rvf_view {
 	rvf_view *accel_from;         /* an earlier view whose codes are being
 				       * built: carried here once ready */
 
+	/* The commit's row runs (see row_run), sorted by offset: which ids
+	 * its new VEC segments hold, for rvf_view_changed_ids. */
+	row_run *runs;
+	size_t nruns;
+
 	bool is_branch;
 	cow_state cow;
 	rvf_view *parent;             /* branch parent (read-only) */
@@ -123,6 +136,11 @@ struct rvf_store {
 	bool witness_started;         /* a witness was written this session */
 	atomic_int streams;           /* open rvf_streams (stream.c): their
 				       * unlisted segments need this file */
+	bool have_stream_ids;         /* while streams are open: */
+	uint64_t stream_next_id;      /* the next id none of them reserved
+				       * (stream.c reserves a segment's ids
+				       * at a time; ingest.c's auto ids
+				       * start above them) */
 	dir_entry *pending;           /* appended, listed by the next manifest */
 	size_t npending;
 
@@ -192,8 +210,14 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
 			    uint64_t pending_from, meta_table *meta,
-			    manifest *pending, rvf_view **out,
-			    rvf_error *err);
+			    manifest *pending, const row_run *runs, size_t nruns,
+			    rvf_view **out, rvf_error *err);
+/* view_build of a commit's durable state, with its row runs (may be
+ * NULL): their rows are indexed without reading the mapping. */
+rvf_code view_build_runs(rvf_map *map, uint64_t size, const char *path,
+			 const rvf_view *prev, uint64_t trusted_from,
+			 meta_table *meta, const row_run *runs, size_t nruns,
+			 rvf_view **out, rvf_error *err);
 void view_free(rvf_view *v);
 /* Visible rows copied into new arrays so far (for the tests: a delete
  * should cost what it deletes, not a copy of every row). */
@@ -253,6 +277,10 @@ typedef struct commit {
 	uint64_t tail_offset;
 	unsigned char tail_prefix[RVF_SEGMENT_HEADER_SIZE + 16];
 	size_t tail_prefix_len;
+	/* rows the commit lists that its writer knows (stream.c): the new
+	 * view indexes them without reading them back */
+	const row_run *runs;
+	size_t nruns;
 } commit;
 
 rvf_code commit_begin(rvf_store *s, commit *c, rvf_error *err);

@@ -394,6 +394,20 @@ static rvf_code collect_block_rows(rvf_view *v, const rvf_segment *seg,
 	return RVF_OK;
 }
 
+/* The row run of the segment whose header is at offset, or NULL. */
+static const row_run *view_run_at(const rvf_view *v, uint64_t offset)
+{
+	size_t lo = 0, hi = v->nruns;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->runs[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nruns && v->runs[lo].offset == offset ? &v->runs[lo] : NULL;
+}
+
 /* Appends the rows of one VEC segment, from row `skip` on, to *rows. */
 static rvf_code collect_vec_rows(rvf_view *v, const rvf_segment *seg,
 				 uint32_t skip, seq_row **rows, size_t *n,
@@ -429,6 +443,18 @@ static rvf_code collect_vec_rows(rvf_view *v, const rvf_segment *seg,
 		*cap = nc;
 	}
 	const unsigned char *row = p + 6 + (uint64_t)skip * stride;
+	const row_run *run = view_run_at(v, seg->offset);
+	if (run && run->count == count) {
+		/* the writer's ids: no page of the rows is read */
+		for (uint32_t k = skip; k < count; k++, row += stride) {
+			seq_row *r = &(*rows)[*n];
+			r->id = run->first_id + k;
+			r->data = row + 8;
+			r->seq = *n;
+			(*n)++;
+		}
+		return RVF_OK;
+	}
 	for (uint32_t k = skip; k < count; k++, row += stride) {
 		seq_row *r = &(*rows)[*n];
 		r->id = ld64(row);
@@ -1360,17 +1386,50 @@ static rvf_code index_meta(rvf_view *v, meta_table *meta, rvf_error *err)
 	return RVF_OK;
 }
 
+/* v's row runs: prev's (facts about the bytes of the same file, which
+ * segments never change) and the writer's new ones, sorted by offset. */
+static rvf_code keep_runs(rvf_view *v, const rvf_view *prev, const row_run *runs,
+			  size_t n, rvf_error *err)
+{
+	size_t old = prev && prev->map->dev == v->map->dev &&
+		     prev->map->ino == v->map->ino ? prev->nruns : 0;
+	if (!old && !n)
+		return RVF_OK;
+	v->runs = malloc((old + n) * sizeof(row_run));
+	if (!v->runs)
+		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	if (old)
+		memcpy(v->runs, prev->runs, old * sizeof(row_run));
+	if (n)
+		memcpy(v->runs + old, runs, n * sizeof(row_run));
+	v->nruns = old + n;
+	/* both in file order, the new ones after: a pass of insertion sort */
+	for (size_t i = 1; i < v->nruns; i++)
+		for (size_t j = i; j > 0 && v->runs[j - 1].offset > v->runs[j].offset; j--) {
+			row_run t = v->runs[j];
+			v->runs[j] = v->runs[j - 1];
+			v->runs[j - 1] = t;
+		}
+	return RVF_OK;
+}
+
 static rvf_code view_build_any(rvf_map *map, uint64_t size, const char *path,
 			       const rvf_view *prev, uint64_t trusted_from,
 			       const view_chain *chain, meta_table *meta,
-			       manifest *pending, rvf_view **out,
-			       rvf_error *err)
+			       manifest *pending, const row_run *runs,
+			       size_t nruns, rvf_view **out, rvf_error *err)
 {
 	rvf_view *v = view_alloc(map);
 	if (!v) {
 		if (pending)
 			manifest_free(pending);
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
+	}
+	if (keep_runs(v, prev, runs, nruns, err) != RVF_OK) {
+		if (pending)
+			manifest_free(pending);
+		view_free(v);
+		return err ? err->code : RVF_E_NO_MEMORY;
 	}
 	rvf_segment mseg = { 0 };
 	dir_marks marks = { -1, -1 };
@@ -1405,17 +1464,26 @@ rvf_code view_build(rvf_map *map, uint64_t size, const char *path,
 		    rvf_error *err)
 {
 	return view_build_any(map, size, path, prev, trusted_from, chain, meta,
-			      NULL, out, err);
+			      NULL, NULL, 0, out, err);
+}
+
+rvf_code view_build_runs(rvf_map *map, uint64_t size, const char *path,
+			 const rvf_view *prev, uint64_t trusted_from,
+			 meta_table *meta, const row_run *runs, size_t nruns,
+			 rvf_view **out, rvf_error *err)
+{
+	return view_build_any(map, size, path, prev, trusted_from, NULL, meta,
+			      NULL, runs, nruns, out, err);
 }
 
 rvf_code view_build_pending(rvf_map *map, uint64_t size, const char *path,
 			    const rvf_view *prev, uint64_t trusted_from,
 			    uint64_t pending_from, meta_table *meta,
-			    manifest *pending, rvf_view **out,
-			    rvf_error *err)
+			    manifest *pending, const row_run *runs, size_t nruns,
+			    rvf_view **out, rvf_error *err)
 {
 	rvf_code rc = view_build_any(map, size, path, prev, trusted_from, NULL,
-				     meta, pending, out, err);
+				     meta, pending, runs, nruns, out, err);
 	if (rc == RVF_OK) {
 		rvf_view *v = *out;
 		for (size_t i = 0; i < v->man.dir_len; i++)
@@ -1449,6 +1517,7 @@ void view_free(rvf_view *v)
 	free(v->witness);
 	free(v->dir);
 	free(v->sorted);
+	free(v->runs);
 	manifest_free(&v->man);
 	free(v->cow.parent_path);
 	free(v->parent_resolved);
@@ -1697,6 +1766,19 @@ void rvf_view_changed_ids(const rvf_view *old, const rvf_view *cur,
 		uint64_t count = ld32(p + 2);
 		if ((len - 6) / stride < count)
 			count = (len - 6) / stride;
+		const row_run *run = view_run_at(cur, s->offset);
+		if (run && run->count == count) {
+			/* the writer's ids, without reading the rows: new ids
+			 * (above old's largest) changed no vector */
+			uint64_t max;
+			bool any = rvf_view_max_id(old, &max);
+			for (uint64_t r = skip; any && r < count && run->first_id + r <= max; r++) {
+				uint64_t id = run->first_id + r;
+				if (visible_find(old, id) >= 0 && visible_find(cur, id) >= 0)
+					fn(ctx, id);
+			}
+			continue;
+		}
 		for (uint64_t r = skip; r < count; r++) {
 			uint64_t id = ld64(p + 6 + r * stride);
 			if (visible_find(old, id) >= 0 && visible_find(cur, id) >= 0)

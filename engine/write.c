@@ -355,9 +355,10 @@ static rvf_code build_new_view(commit *c, manifest *pending,
 	rvf_code rc = pending ?
 		view_build_pending(s->map, end, s->path, c->base,
 				   s->durable_end < c->start ? s->durable_end : c->start,
-				   s->durable_end, meta, pending, out, err) :
-		view_build(s->map, end, s->path, c->base, c->start, 0, meta,
-			   out, err);
+				   s->durable_end, meta, pending, c->runs, c->nruns,
+				   out, err) :
+		view_build_runs(s->map, end, s->path, c->base, c->start, meta,
+				c->runs, c->nruns, out, err);
 	if (pending) /* the view took (or freed) the arrays */
 		c->deleted_owned = false;
 	if (rc == RVF_OK)

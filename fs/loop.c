@@ -45,6 +45,21 @@ static bool vector_node(rvffs *fs, uint64_t ino)
 	       (ino >= INO_BIGID_BASE && node_of(fs, ino) == &node_vector);
 }
 
+/* A WRITE that continues a streamed ingest file without blocking: cp
+ * waits for each write's answer, so a hop to a worker thread per MiB
+ * was a wakeup on its path (a long wait on a loaded machine). */
+static bool streamed_write_is_quick(rvffs *fs, const struct fuse_buf *b)
+{
+	const struct fuse_in_header *in = b->mem;
+	if (b->size < sizeof(*in) + sizeof(struct fuse_write_in))
+		return false;
+	const struct fuse_write_in *w = (const void *)(in + 1);
+	/* The kernel sends no WRITE of a file after its RELEASE: the handle
+	 * is alive. */
+	handle *h = (handle *)(uintptr_t)w->fh;
+	return h && staged_write_is_quick(fs, h, w->offset, w->size);
+}
+
 /* True when the request may be answered by the reading thread. */
 static bool answer_inline(rvffs *fs, const struct fuse_buf *b)
 {
@@ -58,12 +73,15 @@ static bool answer_inline(rvffs *fs, const struct fuse_buf *b)
 	case FUSE_BATCH_FORGET:
 	case FUSE_INTERRUPT:
 		return true;
+	case FUSE_WRITE:
+		if (!fs->read_only && streamed_write_is_quick(fs, b))
+			return true;
+		/* fall through */
 	case FUSE_LOOKUP:
 	case FUSE_GETATTR:
 	case FUSE_CREATE:
 	case FUSE_OPEN:
 	case FUSE_READ:
-	case FUSE_WRITE:
 	case FUSE_RELEASE:
 	case FUSE_SETATTR:
 		/* A read-only mount may refresh its view first: not inline. */

@@ -218,6 +218,10 @@ void fs_reply_entry(fuse_req_t req, rvffs *fs, uint64_t ino);
  * rsync temporary ".ID.XXXXXX", in vectors/ (parent). */
 int staged_create_handle(fuse_req_t req, rvffs *fs, uint64_t parent,
 			 const char *name, mode_t mode, handle **out);
+/* True when a WRITE of size bytes at off through h continues a streamed
+ * file and cannot block (no segment to hand over): the request loop
+ * answers it itself instead of waking a worker (loop.c). */
+bool staged_write_is_quick(rvffs *fs, handle *h, uint64_t off, size_t size);
 /* Takes NAME out of directory parent: replies 0 or ENOENT. */
 void staged_unlink(fuse_req_t req, rvffs *fs, uint64_t parent, const char *name);
 

@@ -47,6 +47,7 @@ static int staged_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 	if (s) {
 		s->opens++;
 		((staged_handle *)h)->st = s;
+		fi->direct_io = s->parent == INO_INGEST && stream_direct(s->name);
 		/* Emptied, not yet written: a close now commits nothing
 		 * (bash's first descriptor of `> f`). */
 		if (wants_write(fi) && (fi->flags & O_TRUNC) && ftruncate(s->fd, 0) == 0) {
@@ -130,6 +131,11 @@ static long staged_write(fuse_req_t req, rvffs *fs, handle *h, const char *buf,
 	if (w < 0)
 		return -errno;
 	return staged_wrote(fs, s, off, (size_t)w);
+}
+
+bool staged_write_is_quick(rvffs *fs, handle *h, uint64_t off, size_t size)
+{
+	return h->ops == &node_staged && stream_write_is_quick(fs, st_of(h), off, size);
 }
 
 /* The opener's close commits a file with a known extension that was
@@ -397,13 +403,13 @@ static void ingest_list(rvffs *fs, rvf_view *v, uint64_t dir, node_add_fn add, v
 static int ingest_create(fuse_req_t req, rvffs *fs, const char *name, mode_t mode,
 			 struct fuse_file_info *fi, handle **out)
 {
-	(void)fi;
 	rvf_import_format f;
 	if (name[0] != '.' && !rvf_import_format_from_name(name, &f)) {
 		fs_error(fs, "ingest/%s: unknown file type (use .csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)",
 			 name);
 		return -EINVAL;
 	}
+	fi->direct_io = stream_direct(name);
 	return staged_create_handle(req, fs, INO_INGEST, name, mode, out);
 }
 

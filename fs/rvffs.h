@@ -249,6 +249,8 @@ int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
 
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
+/* heap.c: bytes the daemon has allocated and not freed */
+unsigned long long fs_heap_bytes(void);
 char *text_manifest(rvf_view *v, size_t *len);
 char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);
@@ -358,6 +360,12 @@ bool stream_active(rvffs *fs, staged *s);
 int stream_commit(rvffs *fs, staged *s);
 /* Drops s's stream, if any: nothing of it is committed. */
 void stream_drop(rvffs *fs, staged *s);
+/* True for an ingest/ name whose bytes stream into the store: its
+ * opener's writes bypass the page cache (direct_io). */
+bool stream_direct(const char *name);
+/* True when a write of size bytes at off continues s's stream without
+ * blocking (staged_write_is_quick). */
+bool stream_write_is_quick(rvffs *fs, staged *s, uint64_t off, size_t size);
 /* Takes s out of ingest/; it is freed when no handle uses it. */
 void staged_remove(rvffs *fs, staged *s);
 void staged_put(rvffs *fs, staged *s);

@@ -39,11 +39,7 @@ struct ingest_stream {
 	uint64_t records;        /* whole records decoded */
 	unsigned char *part;     /* an unfinished record */
 	size_t npart;
-	float *batch;
-	size_t batch_rows;
 };
-
-#define BATCH_BYTES (1u << 20)
 
 /* True when a write of `name` at offset 0 into an empty file starts a
  * stream. */
@@ -53,6 +49,17 @@ static bool streamable(const staged *s, rvf_import_format *fmt)
 	       rvf_import_format_from_name(s->name, fmt) &&
 	       (*fmt == RVF_IMPORT_FVECS || *fmt == RVF_IMPORT_F32 ||
 		*fmt == RVF_IMPORT_NPY);
+}
+
+bool stream_direct(const char *name)
+{
+	/* The kernel would copy each write into a page cache nobody reads
+	 * (the bytes go to the store, not to the staging file) before the
+	 * daemon copies it out: direct_io hands the daemon the writer's
+	 * pages. */
+	rvf_import_format f;
+	return name[0] != '.' && rvf_import_format_from_name(name, &f) &&
+	       (f == RVF_IMPORT_FVECS || f == RVF_IMPORT_F32 || f == RVF_IMPORT_NPY);
 }
 
 /* librvf streams into a root store only: into a branch child the rows go
@@ -83,14 +90,10 @@ static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 	is->width = 4; /* .npy: until its header says */
 	is->rec = 4 * (size_t)is->dim + (is->fvecs ? 4 : 0);
 	is->head_need = 10; /* an .npy header's fixed part */
-	is->batch_rows = BATCH_BYTES / is->rec + 1;
 	/* room for a float64 row, which an .npy header may announce */
 	is->part = malloc(is->npy ? 8 * (size_t)is->dim : is->rec);
-	is->batch = malloc(is->batch_rows * 4 * (size_t)is->dim);
-	if (!is->part || !is->batch) {
+	if (!is->part) {
 		rvf_stream_abort(is->st);
-		free(is->part);
-		free(is->batch);
 		free(is);
 		return -ENOMEM;
 	}
@@ -106,7 +109,6 @@ static void stream_free(ingest_stream *is)
 	pthread_mutex_destroy(&is->mu);
 	free(is->head);
 	free(is->part);
-	free(is->batch);
 	free(is);
 }
 
@@ -139,8 +141,11 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 		  uint64_t n, float *row)
 {
 	for (uint32_t c = 0; c < is->dim; c++) {
+		uint64_t u = 0; /* little-endian bytes, whatever the host */
+		for (int k = 7; k >= 0; k--)
+			u = u << 8 | p[8 * (size_t)c + (size_t)k];
 		double d;
-		memcpy(&d, p + 8 * (size_t)c, 8);
+		memcpy(&d, &u, 8);
 		row[c] = (float)d;
 		if (isfinite(d) && !isfinite(row[c])) {
 			fs_error(fs, "ingest/%s: row %llu: component %u (%g) does not fit float32; the write fails and nothing is committed",
@@ -151,7 +156,7 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	return 0;
 }
 
-/* Decodes record p (number `n`, 1-based) into row `row` of the batch. */
+/* Decodes record p (number `n`, 1-based) into row. */
 static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		  uint64_t n, float *row)
 {
@@ -235,21 +240,25 @@ static int check_extra(rvffs *fs, staged *s, ingest_stream *is, size_t len)
 	return -EINVAL;
 }
 
-static int add_batch(rvffs *fs, staged *s, ingest_stream *is, size_t rows)
+/* Decodes record p (number `n`, 1-based) straight into the stream's
+ * next row and adds it. */
+static int take_record(rvffs *fs, staged *s, ingest_stream *is,
+		       const unsigned char *p, uint64_t n)
 {
+	int rc = decode(fs, s, is, p, n, rvf_stream_slot(is->st));
 	rvf_error err;
-	if (rows && rvf_stream_add(is->st, rows, is->batch, &err) != RVF_OK) {
+	if (!rc && rvf_stream_push(is->st, &err) != RVF_OK) {
+		/* a segment the stream's writer could not write */
 		fs_error(fs, "ingest/%s: %s; nothing committed", s->name, err.message);
-		return -rvf_code_errno(err.code, err.sys_errno);
+		rc = -rvf_code_errno(err.code, err.sys_errno);
 	}
-	return 0;
+	return rc;
 }
 
 /* The records bytes [at, at+len) complete: 0 or -errno. */
 static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		size_t len)
 {
-	size_t rows = 0;
 	int rc = 0;
 	if (is->npy) {
 		rc = take_header(fs, s, is, &p, &len);
@@ -272,19 +281,14 @@ static int take(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 				break;
 			}
 			is->npart = 0;
-			rc = decode(fs, s, is, is->part, ++is->records,
-				    is->batch + rows++ * is->dim);
+			rc = take_record(fs, s, is, is->part, ++is->records);
 		} else {
-			rc = decode(fs, s, is, p, ++is->records, is->batch + rows++ * is->dim);
+			rc = take_record(fs, s, is, p, ++is->records);
 			p += is->rec;
 			len -= is->rec;
 		}
-		if (!rc && rows == is->batch_rows) {
-			rc = add_batch(fs, s, is, rows);
-			rows = 0;
-		}
 	}
-	return rc ? rc : add_batch(fs, s, is, rows);
+	return rc;
 }
 
 int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
@@ -318,6 +322,21 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 	}
 	pthread_mutex_unlock(&is->mu);
 	return rc;
+}
+
+bool stream_write_is_quick(rvffs *fs, staged *s, uint64_t off, size_t size)
+{
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	bool quick = is && !s->refused && !s->gone;
+	pthread_mutex_unlock(&fs->mu);
+	/* Busy (another write of it in progress): not quick. */
+	if (!quick || pthread_mutex_trylock(&is->mu) != 0)
+		return false;
+	quick = off == is->received && is->rec &&
+		rvf_stream_room(is->st, (is->npart + size) / is->rec + 1);
+	pthread_mutex_unlock(&is->mu);
+	return quick;
 }
 
 bool stream_active(rvffs *fs, staged *s)

@@ -58,6 +58,7 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
 	fprintf(f, "pid: %ld\n", (long)getpid());
+	fprintf(f, "heap_bytes: %llu\n", fs_heap_bytes());
 	fprintf(f, "branch_children: %zu\n", fs_children_count(fs));
 	if (i->is_branch)
 		fprintf(f, "parent_as_of: %llu\nparent_size: %llu\n",

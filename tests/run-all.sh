@@ -39,7 +39,7 @@ PYTHON=/usr/bin/python3
 APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodium-dev
               libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev python3-pytest
               python3-pytest-xdist attr rsync man-db libclang-rt-14-dev bsdextrautils
-              dpkg-dev debhelper fakeroot lintian libssl-dev libxxhash-dev libbrotli-dev libmicrohttpd-dev curl chromium
+              dpkg-dev debhelper fakeroot lintian nettle-dev libxxhash-dev libbrotli-dev libmicrohttpd-dev curl chromium
               qemu-system-x86 busybox-static linux-image-cloud-amd64
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")

@@ -547,7 +547,7 @@ void rvf_dashboard_free(rvf_dashboard *d);
  * 128-byte binding, cmdline, image, with cmdline_offset 256) and the
  * attestation witness payloads (a SHAKE-256 linked chain of 73-byte
  * entries whose action hashes are SHAKE-256 of their records).  SHAKE-256
- * comes from OpenSSL's libcrypto. */
+ * comes from Nettle. */
 typedef struct rvf_attestation {
 	bool has_kernel;
 	bool magic_ok;               /* "RVKN" */
@@ -820,7 +820,8 @@ void rvf_ingest_abort(rvf_ingest *t);
  * into rvffs's ingest/), without holding the store meanwhile.  Rows are
  * appended in segments no manifest lists; commit lists them all in one
  * commit (durable as any other under the store's mode), abort drops them.
- * Ids continue after the largest the store used at begin.  Both commit and
+ * Ids are taken a segment at a time, after the largest the store used and
+ * every id other open streams (or an ingest meanwhile) took.  Both commit and
  * abort free st.  Compaction waits (fails) while a stream is open. */
 typedef struct rvf_stream rvf_stream;
 rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err);
@@ -829,6 +830,16 @@ uint64_t rvf_stream_rows(const rvf_stream *st);
 /* Adds n rows of dimension floats each. */
 rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
 			rvf_error *err);
+/* The same one row at a time, without a copy: the caller decodes the
+ * next row into rvf_stream_slot (dimension floats, valid until the next
+ * push), then rvf_stream_push adds it.  Full segments are written by a
+ * thread of the stream's: a write error is returned by a later push or
+ * by the commit (which then commits nothing). */
+float *rvf_stream_slot(rvf_stream *st);
+/* True when `rows` more pushes fill no segment (none waits for the
+ * writer thread). */
+bool rvf_stream_room(const rvf_stream *st, size_t rows);
+rvf_code rvf_stream_push(rvf_stream *st, rvf_error *err);
 rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 			   rvf_error *err);
 void rvf_stream_abort(rvf_stream *st);

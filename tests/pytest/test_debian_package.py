@@ -6,10 +6,13 @@ librvf-dev, then `apt-get purge` leaves nothing behind.
 
 A heavy test (a full package build): tests/run-all.sh runs it once, in its
 background pass against `build` (background_pass)."""
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,9 @@ def test_debian_package(tmp_path, run_ctl):
     for f in ("./usr/bin/rvffs", "./usr/bin/rvfctl", "./usr/share/man/man1/rvffs.1.gz",
               "./usr/share/man/man1/rvfctl.1.gz", "./usr/share/man/man5/rvffs.conf.5.gz"):
         assert f in contents, f"{f} not in {debs[0].name}:\n{contents}"
+    # rvfctl serve dlopen()s libmicrohttpd, which dpkg-shlibdeps cannot see
+    depends = run(["dpkg-deb", "-f", str(debs[0]), "Depends"]).stdout
+    assert "libmicrohttpd12" in depends, depends
 
     with system_lock():
         for p in PACKAGES:
@@ -102,6 +108,7 @@ def test_debian_package(tmp_path, run_ctl):
             # the fstab form through the installed daemon
             store = tmp_path / "m.rvf"
             run_ctl("create", store, "--dim", "3")
+            _installed_serve_answers(store, env)
             mnt = tmp_path / "mnt"
             mnt.mkdir()
             r = subprocess.run(["mount", "-t", "fuse.rvffs", str(store), str(mnt)],
@@ -133,3 +140,19 @@ def _is_daemon_for(proc, mnt):
     except OSError:
         return False
     return bool(args) and args[0].endswith(b"rvffs") and str(mnt).encode() in args
+
+
+def _installed_serve_answers(store, env):
+    """The installed rvfctl serve finds the libmicrohttpd the package
+    depends on (it loads it at serve's start)."""
+    p = subprocess.Popen(["rvfctl", "--json", "serve", str(store), "--port", "0"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line, p.stderr.read() if p.poll() is not None else "serve printed nothing"
+        url = json.loads(line)["url"]
+        with urllib.request.urlopen(url + "v1/health", timeout=30) as r:
+            assert json.loads(r.read()) == {"status": "ok"}
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0

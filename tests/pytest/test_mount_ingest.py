@@ -16,7 +16,7 @@ import pytest
 from mountlib import mount, rvffs  # noqa: F401  (fixtures)
 from mountlib import (f32, fmt_num, make_store, npy_bytes, os_error, parse_results,
                       sqdist, write_csv, write_f32, write_fvecs, write_json, write_jsonl,
-                      write_npy)
+                      wait_for, write_npy)
 
 DIM = 4
 
@@ -402,8 +402,10 @@ def test_fvecs_streams_into_the_store_as_written(mount, tmp_path, ref):
     with open(m / "ingest/big.fvecs", "wb", buffering=0) as f:
         for at in range(0, len(data), chunk):
             f.write(data[at:at + chunk])
-        # rows went to the store file already, nothing is visible yet
-        assert os.path.getsize(p) - size0 > 8 << 20
+        # rows went to the store file already (a full segment is written
+        # by the stream's writer thread while the next rows come), nothing
+        # is visible yet
+        assert wait_for(lambda: os.path.getsize(p) - size0 > 8 << 20, timeout=60)
         assert m.status()["vectors"] == "1" and epoch(m) == e0
     assert int(m.status()["vectors"]) == BIG + 1 and epoch(m) == e0 + 1
     assert m.ls("ingest") == []
@@ -445,6 +447,41 @@ def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
     assert (m.vector_ids(), epoch(m)) == before
     assert re.search(rf"record {BIG}\b.*truncated|truncated: record {BIG}\b",
                      m.errors().splitlines()[-1])
+
+
+@pytest.mark.parametrize("nth", [2, 3])
+def test_fvecs_segment_write_error_fails_the_file(mount, store, tmp_path, nth):
+    """A streamed file's segments are written by a thread of the daemon
+    while the next rows arrive: a write error of one (here ENOSPC, the
+    daemon's n-th write: the first or the second segment) fails a later
+    write() or the close, never silently; nothing is committed, the rows
+    written before are cut off and the mount keeps working."""
+    p = store(dim=DIM)
+    size0 = os.path.getsize(p)
+    d = mount.daemon(p, env_extra={"RVF_FAULT": f"write:{nth}:28"})
+    d.start()
+    data = _fvecs_rows(0, 2 * BIG)  # three segments of rows
+    errs = []
+    f = open(d.mnt / "ingest/big.fvecs", "wb", buffering=0)
+    for at in range(0, len(data), 1 << 20):
+        try:
+            f.write(data[at:at + (1 << 20)])
+        except OSError as e:
+            errs.append(e.errno)
+            break
+    try:
+        f.close()
+    except OSError as e:
+        errs.append(e.errno)
+    assert errs and errs[0] == errno.ENOSPC, errs
+    assert d.vector_ids() == [] and d.ls("ingest") == []
+    assert "big.fvecs" in d.errors() and os.strerror(errno.ENOSPC) in d.errors()
+    assert os.path.getsize(p) == size0, "the streamed rows were left at the end"
+    # the fault is spent: the same file goes in now
+    with open(d.mnt / "ingest/again.fvecs", "wb") as f:
+        f.write(data)
+    assert int(d.status()["vectors"]) == 2 * BIG
+    assert d.unmount() == 0
 
 
 def test_fvecs_out_of_order_commits_nothing(mount, tmp_path):
@@ -517,7 +554,7 @@ def test_npy_streams_into_the_store_as_written(mount, tmp_path, ref, descr, majo
             f.write(data[at:at + chunk])
         # rows went to the store file already, nothing is visible yet,
         # and no copy of the bytes was kept
-        assert os.path.getsize(p) - size0 > 8 << 20
+        assert wait_for(lambda: os.path.getsize(p) - size0 > 8 << 20, timeout=60)  # the writer thread
         assert m.status()["vectors"] == "1" and epoch(m) == e0
         assert staged_bytes(m.pid) == 0
     assert int(m.status()["vectors"]) == BIG + 1 and epoch(m) == e0 + 1
@@ -620,7 +657,7 @@ def test_npy_header_split_across_writes(mount, tmp_path):
         at = 0
         while at < len(rows):
             at += os.write(fd, rows[at:at + 777_777])
-        assert os.path.getsize(p) - size0 > 8 << 20
+        assert wait_for(lambda: os.path.getsize(p) - size0 > 8 << 20, timeout=60)  # the writer thread
         assert staged_bytes(m.pid) == 0
     finally:
         os.close(fd)
@@ -719,3 +756,39 @@ def test_fixed_record_files_into_a_branch_child(mount, store, run_ctl, tmp_path,
     m.sh(f'cp b.{ext} "$M/ingest/"')
     assert m.vector_ids() == [1, 2, 3, 4] and epoch(m) == e0 + 1
     check_vectors(m, [(2 + k, v) for k, v in enumerate(vecs)])
+
+
+@pytest.mark.parametrize("other", ["stream", "fvecs", "staged"])
+def test_files_streamed_at_once_both_commit(mount, store, run_ctl, tmp_path, other):
+    """While a large .npy streams (a segment of its rows already in the
+    store), another file goes in -- streamed too, or staged (rsync's hidden
+    name, then the rename) -- and commits; then the first one commits as
+    well: each has ids of its own, its rows in its own order (before, the
+    later close was refused: both took ids after the same largest id)."""
+    p = store(dim=DIM)
+    m = mount(p)
+    na, nb = 400_000, 10  # a: more than one 8 MiB segment of rows
+    a = _npy_header((na, DIM)) + _npy_rows(0, na)
+    (tmp_path / ".b.npy.tmp").write_bytes(_npy_header((nb, DIM)) + _npy_rows(1_000_000, nb))
+    fa = open(m / "ingest/a.npy", "wb", buffering=0)
+    half = len(a) * 9 // 10
+    fa.write(a[:half])
+    if other == "stream":
+        m.sh('cp .b.npy.tmp "$M/ingest/b.npy"')
+    elif other == "fvecs":
+        write_fvecs(tmp_path / "b.fvecs", [_row(1_000_000 + k) for k in range(nb)])
+        m.sh('cp b.fvecs "$M/ingest/"')
+    else:
+        m.sh('cp .b.npy.tmp "$M/ingest/.b.npy.tmp" && mv "$M/ingest/.b.npy.tmp" "$M/ingest/b.npy"')
+    assert int(m.status()["vectors"]) == nb
+    fa.write(a[half:])
+    fa.close()
+    assert int(m.status()["vectors"]) == na + nb
+    m.unmount()
+    rows = sorted((r["id"], r["vector"]) for r in
+                  map(json.loads, run_ctl("export", p).stdout.splitlines()))
+    assert len({i for i, _ in rows}) == na + nb
+    got_a = [v for _, v in rows if v[0] < 1_000_000]
+    got_b = [v for _, v in rows if v[0] >= 1_000_000]
+    assert got_a == [_row(k) for k in range(na)]
+    assert got_b == [_row(1_000_000 + k) for k in range(nb)]

@@ -18,7 +18,7 @@ from mountlib import (SEG_HEADER, crc_content_hash, make_store, parse_kv, run,
 ROOT_ALWAYS = {"status", "manifest", "lineage", "witness", "errors", "query",
                "segments", "vectors", "ingest", "queries"}
 STATUS_KEYS = ["dimension", "metric", "vectors", "deleted", "epoch", "segments",
-               "file_size", "file_id", "parent_id", "lineage_depth", "read_only", "pid"]
+               "file_size", "file_id", "parent_id", "lineage_depth", "read_only", "pid", "heap_bytes"]
 SEG_NAME = re.compile(r"^(\d{4,})-([a-z0-9_-]+)$")
 
 

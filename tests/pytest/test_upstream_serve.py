@@ -174,3 +174,26 @@ def test_serve_a_mounted_store_through_the_daemon(store, run_ctl, serve, mount):
     assert sorted(int(x) for x in m.ls("vectors")) == [2, 3, 4]
     st = json.loads(curl(srv.url + "/v1/status")[1])
     assert st["total_vectors"] == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare(1) for a private mount namespace")
+def test_serve_without_libmicrohttpd_names_the_package(store):
+    """rvfctl loads libmicrohttpd only when serve runs: the other commands
+    start without it, and serve says which package is missing.  The
+    library is made unloadable in a private mount namespace (/dev/null
+    bound over it)."""
+    lib = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = [ln.split(" => ")[1] for ln in lib.splitlines()
+             if "libmicrohttpd.so.12 " in ln and "x86-64" in ln]
+    assert paths, lib
+    exe = str(build_dir_path() / "ctl" / "rvfctl")
+    s = store(dim=2)
+    hide = " && ".join(f"mount --bind /dev/null {p}" for p in paths)
+    script = f'{hide} && "$1" --json status "$2" && exec "$1" serve "$2" --port 0'
+    cp = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", exe, str(s)],
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 1, (cp.returncode, cp.stdout, cp.stderr)
+    assert json.loads(cp.stdout)["dimension"] == 2  # status ran without it
+    assert "serve needs libmicrohttpd12 (apt install libmicrohttpd12)" in cp.stderr, cp.stderr
+    assert "AddressSanitizer" not in cp.stderr and "runtime error" not in cp.stderr
