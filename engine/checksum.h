@@ -29,7 +29,8 @@ static inline int content_hash_algo_ok(rvf_hash_algo a)
 /* Digests (exposed for the unit tests and verify-attestation). */
 uint32_t checksum_crc32c(const void *data, size_t len);
 void checksum_xxh3_128(const void *data, size_t len, uint8_t out[16]);
-/* SHAKE-256 with `outlen` bytes of output; false when libcrypto fails. */
+/* SHAKE-256 with `outlen` bytes of output (always true: Nettle cannot
+ * fail; the bool stays for the callers that check). */
 bool checksum_shake256(const void *data, size_t len, uint8_t *out,
 		       size_t outlen);
 void checksum_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -67,6 +67,12 @@ rvf_code rvf_ingest_begin(rvf_store *s, rvf_ingest **out, rvf_error *err)
 	t->stride = 8 + 4 * (size_t)t->dim;
 	t->seg_max_rows = (RVF_MAX_PAYLOAD - 6) / t->stride;
 	t->have_max = rvf_view_max_id(t->c.base, &t->max_id);
+	/* ids open streams reserved are theirs (write_mu is ours) */
+	if (s->have_stream_ids && s->stream_next_id &&
+	    (!t->have_max || s->stream_next_id - 1 > t->max_id)) {
+		t->max_id = s->stream_next_id - 1;
+		t->have_max = true;
+	}
 	*out = t;
 	return RVF_OK;
 }

@@ -136,6 +136,11 @@ struct rvf_store {
 	bool witness_started;         /* a witness was written this session */
 	atomic_int streams;           /* open rvf_streams (stream.c): their
 				       * unlisted segments need this file */
+	bool have_stream_ids;         /* while streams are open: */
+	uint64_t stream_next_id;      /* the next id none of them reserved
+				       * (stream.c reserves a segment's ids
+				       * at a time; ingest.c's auto ids
+				       * start above them) */
 	dir_entry *pending;           /* appended, listed by the next manifest */
 	size_t npending;
 

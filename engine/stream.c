@@ -9,9 +9,12 @@
  * once: the file is one atomic unit.  An aborted stream (a bad record, a
  * short file) leaves its segments unlisted -- cut off when they end the
  * file, else dead bytes for the next compaction -- and a crash leaves them
- * as any unlisted tail.  Ids continue after the largest the store used when
- * the stream began; a compaction meanwhile (a new file) or another writer
- * taking one of those ids fails the commit: nothing is committed. */
+ * as any unlisted tail.  A segment's ids are reserved when it is written:
+ * after the largest id the store used and every id another open stream
+ * reserved, so streams running at once get ids of their own (one alone
+ * gets consecutive ids after the largest, as the staged import gives);
+ * a compaction meanwhile (a new file) or another writer giving one of
+ * those ids a row fails the commit: nothing is committed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,15 +51,23 @@ struct rvf_stream {
 	uint32_t dim;
 	size_t stride;               /* bytes per row: id + components */
 	uint64_t generation;         /* of the file the segments are in */
-	bool have_first;
-	uint64_t first_id, next_id;  /* ids [first_id, next_id) are ours */
 	unsigned char *buf;          /* rows of the next segment */
 	size_t len, cap;
 	dir_entry *segs;             /* our segments, in file order */
+	uint64_t *seg_first;         /* the first id of each (consecutive ids) */
 	size_t nsegs, segs_cap;
 	uint64_t rows;
 	stream_writer w;
 };
+
+/* A stream ends: the last one's reservations are in the view, or free. */
+static void streams_leave(rvf_store *s)
+{
+	pthread_mutex_lock(&s->write_mu);
+	if (atomic_fetch_sub(&s->streams, 1) == 1)
+		s->have_stream_ids = false;
+	pthread_mutex_unlock(&s->write_mu);
+}
 
 rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 {
@@ -71,11 +82,8 @@ rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 	st->stride = 8 + 4 * (size_t)st->dim;
 	st->generation = s->generation;
 	uint64_t max;
-	st->have_first = true;
-	st->first_id = rvf_view_max_id(v, &max) ? max + 1 : 0;
 	if (rvf_view_max_id(v, &max) && max == UINT64_MAX)
 		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
-	st->next_id = st->first_id;
 	if (rc == RVF_OK && v->is_branch)
 		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT, "a branch child is not streamed");
 	if (rc == RVF_OK && st->dim == 0)
@@ -90,7 +98,7 @@ rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 		st->cap = st->stride;
 	st->buf = rc == RVF_OK ? malloc(st->cap) : NULL;
 	if (rc == RVF_OK && !st->buf) {
-		atomic_fetch_sub(&s->streams, 1);
+		streams_leave(s);
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
 	}
 	if (rc != RVF_OK) {
@@ -121,12 +129,33 @@ static rvf_code check_same_file(rvf_stream *st, rvf_error *err)
 	return RVF_OK;
 }
 
+/* Reserves count ids for a segment (write_mu held): after the largest id
+ * of the store and every id an open stream reserved. */
+static rvf_code reserve_ids(rvf_stream *st, uint32_t count, uint64_t *first,
+			    rvf_error *err)
+{
+	rvf_store *s = st->s;
+	rvf_view *v = rvf_store_view(s);
+	uint64_t max;
+	bool any = rvf_view_max_id(v, &max);
+	rvf_view_release(v);
+	uint64_t next = any ? max + 1 : 0;
+	if (s->have_stream_ids && s->stream_next_id > next)
+		next = s->stream_next_id;
+	if ((any && max == UINT64_MAX) || UINT64_MAX - next < count)
+		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
+	*first = next;
+	s->stream_next_id = next + count;
+	s->have_stream_ids = true;
+	return RVF_OK;
+}
+
 /* Appends rows (len bytes) as one VEC segment (writer lock held only for
  * the append) and starts their writeback: the disk works while the next
  * rows arrive, and the commit's fsync waits only for the last ones.
  * Called by one thread at a time (the writer, or the caller once the
  * writer is idle). */
-static rvf_code write_segment(rvf_stream *st, const unsigned char *rows,
+static rvf_code write_segment(rvf_stream *st, unsigned char *rows,
 			      size_t len, rvf_error *err)
 {
 	if (!len)
@@ -134,12 +163,24 @@ static rvf_code write_segment(rvf_stream *st, const unsigned char *rows,
 	if (st->nsegs == st->segs_cap) {
 		size_t cap = st->segs_cap ? 2 * st->segs_cap : 16;
 		dir_entry *d = realloc(st->segs, cap * sizeof(*d));
-		if (!d)
+		if (d)
+			st->segs = d;
+		uint64_t *f = d ? realloc(st->seg_first, cap * sizeof(*f)) : NULL;
+		if (!f)
 			return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
-		st->segs = d;
+		st->seg_first = f;
 		st->segs_cap = cap;
 	}
 	uint32_t count = (uint32_t)(len / st->stride);
+	rvf_store *s = st->s;
+	uint64_t first = 0;
+	pthread_mutex_lock(&s->write_mu);
+	rvf_code rc = reserve_ids(st, count, &first, err);
+	pthread_mutex_unlock(&s->write_mu);
+	if (rc != RVF_OK)
+		return rc;
+	for (uint32_t i = 0; i < count; i++)
+		st64(rows + (size_t)i * st->stride, first + i);
 	unsigned char head[RVF_SEGMENT_HEADER_SIZE + 6];
 	st16(head + RVF_SEGMENT_HEADER_SIZE, (uint16_t)st->dim);
 	st32(head + RVF_SEGMENT_HEADER_SIZE + 2, count);
@@ -148,9 +189,8 @@ static rvf_code write_segment(rvf_stream *st, const unsigned char *rows,
 	uint8_t hash[16];
 	content_hash_from_crc(crc, hash);
 	uint64_t plen = 6 + len;
-	rvf_store *s = st->s;
 	pthread_mutex_lock(&s->write_mu);
-	rvf_code rc = check_same_file(st, err);
+	rc = check_same_file(st, err);
 	if (rc == RVF_OK)
 		rc = store_check_writable(s, err);
 	if (rc != RVF_OK) {
@@ -174,6 +214,7 @@ static rvf_code write_segment(rvf_stream *st, const unsigned char *rows,
 	pthread_mutex_unlock(&s->write_mu);
 	/* A hint: a failure here shows at the commit's fsync. */
 	(void)sync_file_range(s->fd, (off_t)at, (off_t)total, SYNC_FILE_RANGE_WRITE);
+	st->seg_first[st->nsegs] = first;
 	st->segs[st->nsegs++] = (dir_entry){ .seg_id = id, .offset = at,
 					     .payload_length = plen,
 					     .type = RVF_SEG_VEC };
@@ -280,9 +321,7 @@ float *rvf_stream_slot(rvf_stream *st)
 
 rvf_code rvf_stream_push(rvf_stream *st, rvf_error *err)
 {
-	if (st->next_id == UINT64_MAX)
-		return rvf_fail(err, RVF_E_INVALID_ARGUMENT, "no ids left to assign");
-	st64(st->buf + st->len, st->next_id++);
+	(void)err; /* the id is set when the segment is written */
 	st->len += st->stride;
 	st->rows++;
 	if (st->len + st->stride > st->cap)
@@ -308,10 +347,11 @@ static void stream_free(rvf_stream *st)
 	writer_stop(st);
 	pthread_mutex_destroy(&st->w.mu);
 	pthread_cond_destroy(&st->w.cond);
-	atomic_fetch_sub(&st->s->streams, 1);
+	streams_leave(st->s);
 	free(st->w.buf);
 	free(st->buf);
 	free(st->segs);
+	free(st->seg_first);
 	free(st);
 }
 
@@ -336,16 +376,25 @@ void rvf_stream_abort(rvf_stream *st)
 	stream_free(st);
 }
 
-/* True when another writer gave one of our ids a row meanwhile. */
-static bool ids_taken(const rvf_stream *st, const rvf_view *base)
+static uint32_t seg_rows(const rvf_stream *st, size_t i)
+{
+	return (uint32_t)((st->segs[i].payload_length - 6) / st->stride);
+}
+
+/* The segment one of whose ids another writer gave a row meanwhile, or
+ * nsegs. */
+static size_t ids_taken(const rvf_stream *st, const rvf_view *base)
 {
 	uint64_t max;
-	if (!rvf_view_max_id(base, &max) || max < st->first_id)
-		return false;
-	for (uint64_t id = st->first_id; id < st->next_id; id++)
-		if (view_own_row(base, id) || view_is_deleted(base, id))
-			return true;
-	return false;
+	if (!rvf_view_max_id(base, &max))
+		return st->nsegs;
+	for (size_t i = 0; i < st->nsegs; i++) {
+		uint64_t first = st->seg_first[i], end = first + seg_rows(st, i);
+		for (uint64_t id = first; id < end && id <= max; id++)
+			if (view_own_row(base, id) || view_is_deleted(base, id))
+				return i;
+	}
+	return st->nsegs;
 }
 
 rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
@@ -376,24 +425,22 @@ rvf_code rvf_stream_commit(rvf_stream *st, rvf_commit_info *info,
 		return RVF_OK;
 	}
 	rc = check_same_file(st, err);
-	if (rc == RVF_OK && ids_taken(st, c.base))
+	size_t taken = rc == RVF_OK ? ids_taken(st, c.base) : st->nsegs;
+	if (taken < st->nsegs)
 		rc = rvf_fail(err, RVF_E_INVALID_ARGUMENT,
 			      "another writer used ids %llu..%llu while the file was written",
-			      (unsigned long long)st->first_id,
-			      (unsigned long long)(st->next_id - 1));
+			      (unsigned long long)st->seg_first[taken],
+			      (unsigned long long)(st->seg_first[taken] + seg_rows(st, taken) - 1));
 	for (size_t i = 0; rc == RVF_OK && i < st->nsegs; i++)
 		rc = commit_push_entry(&c, RVF_SEG_VEC, st->segs[i].seg_id,
 				       st->segs[i].offset, st->segs[i].payload_length, err);
 	/* The new view learns the ids from us, not from the rows. */
 	row_run *runs = rc == RVF_OK ? malloc(st->nsegs * sizeof(row_run)) : NULL;
 	if (runs) {
-		uint64_t id = st->first_id;
-		for (size_t i = 0; i < st->nsegs; i++) {
-			uint32_t count = (uint32_t)((st->segs[i].payload_length - 6) / st->stride);
+		for (size_t i = 0; i < st->nsegs; i++)
 			runs[i] = (row_run){ .offset = st->segs[i].offset,
-					     .first_id = id, .count = count };
-			id += count;
-		}
+					     .first_id = st->seg_first[i],
+					     .count = seg_rows(st, i) };
 		c.runs = runs;
 		c.nruns = st->nsegs;
 	}

@@ -7,7 +7,7 @@
 set -uo pipefail
 
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsodium-dev
-                libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev libssl-dev libxxhash-dev libbrotli-dev
+                libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev nettle-dev libxxhash-dev libbrotli-dev
                 libmicrohttpd-dev)
 
 install_packages() { # package...

@@ -547,7 +547,7 @@ void rvf_dashboard_free(rvf_dashboard *d);
  * 128-byte binding, cmdline, image, with cmdline_offset 256) and the
  * attestation witness payloads (a SHAKE-256 linked chain of 73-byte
  * entries whose action hashes are SHAKE-256 of their records).  SHAKE-256
- * comes from OpenSSL's libcrypto. */
+ * comes from Nettle. */
 typedef struct rvf_attestation {
 	bool has_kernel;
 	bool magic_ok;               /* "RVKN" */
@@ -820,7 +820,8 @@ void rvf_ingest_abort(rvf_ingest *t);
  * into rvffs's ingest/), without holding the store meanwhile.  Rows are
  * appended in segments no manifest lists; commit lists them all in one
  * commit (durable as any other under the store's mode), abort drops them.
- * Ids continue after the largest the store used at begin.  Both commit and
+ * Ids are taken a segment at a time, after the largest the store used and
+ * every id other open streams (or an ingest meanwhile) took.  Both commit and
  * abort free st.  Compaction waits (fails) while a stream is open. */
 typedef struct rvf_stream rvf_stream;
 rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err);

@@ -68,8 +68,8 @@ else
 fi
 command -v "$CC" >/dev/null || { echo "build.sh: $CC not found" >&2; exit 1; }
 INC="-I$REPO/engine/include -I$REPO/engine -I$REPO/tests/fuzz"
-DEPS_CFLAGS=$(pkg-config --cflags jansson libsodium libzstd zlib libisal libcrypto libxxhash libbrotlidec)
-LIBS="$(pkg-config --libs jansson libsodium libzstd zlib libisal libcrypto libxxhash libbrotlidec) -lpthread -lm"
+DEPS_CFLAGS=$(pkg-config --cflags jansson libsodium libzstd zlib libisal nettle libxxhash libbrotlidec)
+LIBS="$(pkg-config --libs jansson libsodium libzstd zlib libisal nettle libxxhash libbrotlidec) -lpthread -lm"
 
 mkdir -p "$out/obj/engine" "$out/obj/fs" "$out/obj/fuzz"
 # Flags changed (or another compiler): start over.

@@ -756,3 +756,39 @@ def test_fixed_record_files_into_a_branch_child(mount, store, run_ctl, tmp_path,
     m.sh(f'cp b.{ext} "$M/ingest/"')
     assert m.vector_ids() == [1, 2, 3, 4] and epoch(m) == e0 + 1
     check_vectors(m, [(2 + k, v) for k, v in enumerate(vecs)])
+
+
+@pytest.mark.parametrize("other", ["stream", "fvecs", "staged"])
+def test_files_streamed_at_once_both_commit(mount, store, run_ctl, tmp_path, other):
+    """While a large .npy streams (a segment of its rows already in the
+    store), another file goes in -- streamed too, or staged (rsync's hidden
+    name, then the rename) -- and commits; then the first one commits as
+    well: each has ids of its own, its rows in its own order (before, the
+    later close was refused: both took ids after the same largest id)."""
+    p = store(dim=DIM)
+    m = mount(p)
+    na, nb = 400_000, 10  # a: more than one 8 MiB segment of rows
+    a = _npy_header((na, DIM)) + _npy_rows(0, na)
+    (tmp_path / ".b.npy.tmp").write_bytes(_npy_header((nb, DIM)) + _npy_rows(1_000_000, nb))
+    fa = open(m / "ingest/a.npy", "wb", buffering=0)
+    half = len(a) * 9 // 10
+    fa.write(a[:half])
+    if other == "stream":
+        m.sh('cp .b.npy.tmp "$M/ingest/b.npy"')
+    elif other == "fvecs":
+        write_fvecs(tmp_path / "b.fvecs", [_row(1_000_000 + k) for k in range(nb)])
+        m.sh('cp b.fvecs "$M/ingest/"')
+    else:
+        m.sh('cp .b.npy.tmp "$M/ingest/.b.npy.tmp" && mv "$M/ingest/.b.npy.tmp" "$M/ingest/b.npy"')
+    assert int(m.status()["vectors"]) == nb
+    fa.write(a[half:])
+    fa.close()
+    assert int(m.status()["vectors"]) == na + nb
+    m.unmount()
+    rows = sorted((r["id"], r["vector"]) for r in
+                  map(json.loads, run_ctl("export", p).stdout.splitlines()))
+    assert len({i for i, _ in rows}) == na + nb
+    got_a = [v for _, v in rows if v[0] < 1_000_000]
+    got_b = [v for _, v in rows if v[0] >= 1_000_000]
+    assert got_a == [_row(k) for k in range(na)]
+    assert got_b == [_row(1_000_000 + k) for k in range(nb)]

@@ -31,6 +31,17 @@ static void test_vectors(void)
 	CHECK(checksum_shake256("", 0, h, 32));
 	unhex("46b9dd2b0ba88d13233b3feb743eeb243fcd52ea62b81b82b50c27646ed5762f", want);
 	CHECK(memcmp(h, want, 32) == 0);
+	CHECK(checksum_shake256("abc", 3, h, 32));
+	unhex("483366601360a8771c6863080cc4114d8db44530f8f1e1ee4f94ea37e78b5739", want);
+	CHECK(memcmp(h, want, 32) == 0);
+	/* more than one 136-byte block, more output than a SHA3-256 digest
+	 * (Python: hashlib.shake_256(bytes(range(256)) * 2).hexdigest(40)) */
+	uint8_t in[512], h40[40], want40[40];
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	CHECK(checksum_shake256(in, sizeof(in), h40, 40));
+	unhex("a1d71885b0a841f03d1dc7f2738a15cc984071a17ffed5ecacb9f58720a473be1f2d28b96d543a36", want40);
+	CHECK(memcmp(h40, want40, 40) == 0);
 	checksum_sha256("abc", 3, h);
 	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want);
 	CHECK(memcmp(h, want, 32) == 0);
