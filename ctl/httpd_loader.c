@@ -16,7 +16,7 @@ static bool sym(void *lib, const char *name, void *slot, const char **missing)
 {
 	void *p = dlsym(lib, name);
 	memcpy(slot, &p, sizeof(p));
-	if (!p)
+	if (!p && !*missing)
 		*missing = name;
 	return p != NULL;
 }
@@ -34,9 +34,15 @@ const httpd_api *httpd_load(char *why, size_t len)
 	}
 	const char *missing = NULL;
 #define LOAD(f) sym(lib, "MHD_" #f, &api.f, &missing)
-	bool ok = LOAD(start_daemon) && LOAD(stop_daemon) && LOAD(get_daemon_info) &&
-		  LOAD(create_response_from_buffer) && LOAD(add_response_header) &&
-		  LOAD(queue_response) && LOAD(destroy_response);
+	/* every symbol is looked up (no short circuit): the message names
+	 * the first one missing */
+	bool ok = LOAD(start_daemon);
+	ok = LOAD(stop_daemon) && ok;
+	ok = LOAD(get_daemon_info) && ok;
+	ok = LOAD(create_response_from_buffer) && ok;
+	ok = LOAD(add_response_header) && ok;
+	ok = LOAD(queue_response) && ok;
+	ok = LOAD(destroy_response) && ok;
 #undef LOAD
 	if (!ok) {
 		snprintf(why, len, "serve needs libmicrohttpd12: %s has no %s",
