@@ -23,6 +23,11 @@
 
 struct ingest_stream {
 	pthread_mutex_t mu;
+	/* References (under fs->mu): the staged file's, and one per write in
+	 * progress, so that a descriptor emptying, removing or closing the
+	 * file never frees a stream another descriptor's write is using. */
+	unsigned refs;
+	bool dropped;            /* under mu: left its file; writes are refused */
 	rvf_stream *st;
 	bool fvecs;              /* else raw rows: .f32, or .npy after its header */
 	bool npy;
@@ -72,6 +77,8 @@ static bool store_streams(rvffs *fs)
 	return !branch;
 }
 
+static void stream_free(ingest_stream *is);
+
 static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 {
 	ingest_stream *is = calloc(1, sizeof(*is));
@@ -98,7 +105,14 @@ static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&is->mu, NULL);
-	s->stream = is;
+	is->refs = 1; /* the staged file's */
+	pthread_mutex_lock(&fs->mu);
+	bool raced = s->stream != NULL; /* another first write started one */
+	if (!raced)
+		s->stream = is;
+	pthread_mutex_unlock(&fs->mu);
+	if (raced)
+		stream_free(is);
 	return 0;
 }
 
@@ -112,14 +126,45 @@ static void stream_free(ingest_stream *is)
 	free(is);
 }
 
-void stream_drop(rvffs *fs, staged *s)
+/* A reference to s's stream, or NULL. */
+static ingest_stream *stream_get(rvffs *fs, staged *s)
+{
+	pthread_mutex_lock(&fs->mu);
+	ingest_stream *is = s->stream;
+	if (is)
+		is->refs++;
+	pthread_mutex_unlock(&fs->mu);
+	return is;
+}
+
+static void stream_put(rvffs *fs, ingest_stream *is)
+{
+	pthread_mutex_lock(&fs->mu);
+	bool last = --is->refs == 0;
+	pthread_mutex_unlock(&fs->mu);
+	if (last)
+		stream_free(is);
+}
+
+/* Takes s's stream away from it; the caller holds the reference s had. */
+static ingest_stream *stream_detach(rvffs *fs, staged *s)
 {
 	pthread_mutex_lock(&fs->mu);
 	ingest_stream *is = s->stream;
 	s->stream = NULL;
 	pthread_mutex_unlock(&fs->mu);
-	if (is)
-		stream_free(is);
+	return is;
+}
+
+void stream_drop(rvffs *fs, staged *s)
+{
+	ingest_stream *is = stream_detach(fs, s);
+	if (!is)
+		return;
+	pthread_mutex_lock(&is->mu); /* after the write in progress, if any */
+	is->dropped = true;
+	pthread_mutex_unlock(&is->mu);
+	stream_put(fs, is);
 }
 
 /* The dimension prefix of .fvecs record n (1-based) at p. */
@@ -295,8 +340,8 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 		 bool *streamed)
 {
 	rvf_import_format fmt;
+	ingest_stream *is = stream_get(fs, s);
 	pthread_mutex_lock(&fs->mu);
-	ingest_stream *is = s->stream;
 	bool start = !is && off == 0 && s->size == 0 && streamable(s, &fmt);
 	pthread_mutex_unlock(&fs->mu);
 	if (start && !store_streams(fs))
@@ -308,11 +353,20 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 		int rc = stream_start(fs, s, fmt);
 		if (rc)
 			return rc;
-		is = s->stream;
+		is = stream_get(fs, s);
+		if (!is) { /* dropped at once by another descriptor */
+			fs_error(fs, "ingest/%s: emptied or removed by another descriptor while written; these bytes are not committed",
+				 s->name);
+			return -ESTALE;
+		}
 	}
 	pthread_mutex_lock(&is->mu);
 	int rc = 0;
-	if ((uint64_t)off != is->received) {
+	if (is->dropped) {
+		fs_error(fs, "ingest/%s: emptied, removed or closed by another descriptor while written; these bytes are not committed",
+			 s->name);
+		rc = -ESTALE;
+	} else if ((uint64_t)off != is->received) {
 		fs_error(fs, "ingest/%s: written out of order (at %lld, after %llu bytes): a .fvecs, .f32 or .npy file goes into the store as it is written; nothing is committed",
 			 s->name, (long long)off, (unsigned long long)is->received);
 		rc = -EINVAL;
@@ -321,21 +375,27 @@ int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
 		is->received += size;
 	}
 	pthread_mutex_unlock(&is->mu);
+	stream_put(fs, is);
 	return rc;
 }
 
 bool stream_write_is_quick(rvffs *fs, staged *s, uint64_t off, size_t size)
 {
+	ingest_stream *is = stream_get(fs, s);
+	if (!is)
+		return false;
 	pthread_mutex_lock(&fs->mu);
-	ingest_stream *is = s->stream;
-	bool quick = is && !s->refused && !s->gone;
+	bool quick = !s->refused && !s->gone;
 	pthread_mutex_unlock(&fs->mu);
 	/* Busy (another write of it in progress): not quick. */
-	if (!quick || pthread_mutex_trylock(&is->mu) != 0)
-		return false;
-	quick = off == is->received && is->rec &&
-		rvf_stream_room(is->st, (is->npart + size) / is->rec + 1);
-	pthread_mutex_unlock(&is->mu);
+	if (quick && pthread_mutex_trylock(&is->mu) == 0) {
+		quick = !is->dropped && off == is->received && is->rec &&
+			rvf_stream_room(is->st, (is->npart + size) / is->rec + 1);
+		pthread_mutex_unlock(&is->mu);
+	} else {
+		quick = false;
+	}
+	stream_put(fs, is);
 	return quick;
 }
 
@@ -381,12 +441,13 @@ static int check_whole(rvffs *fs, staged *s, ingest_stream *is)
 
 int stream_commit(rvffs *fs, staged *s)
 {
-	pthread_mutex_lock(&fs->mu);
-	ingest_stream *is = s->stream;
-	s->stream = NULL;
-	pthread_mutex_unlock(&fs->mu);
+	ingest_stream *is = stream_detach(fs, s);
 	if (!is)
 		return -EINVAL;
+	/* after a write in progress on another descriptor; later ones are
+	 * refused */
+	pthread_mutex_lock(&is->mu);
+	is->dropped = true;
 	int rc = check_whole(fs, s, is);
 	if (!rc) {
 		rvf_error err;
@@ -403,6 +464,7 @@ int stream_commit(rvffs *fs, staged *s)
 			fs_invalidate(fs, true);
 		}
 	}
-	stream_free(is);
+	pthread_mutex_unlock(&is->mu);
+	stream_put(fs, is);
 	return rc;
 }
