@@ -556,6 +556,33 @@ static rvf_code merge_own(rvf_view *v, const search_row *old, size_t nold,
 	return RVF_OK;
 }
 
+/* own = the new rows, when there are no old ones: rows (sorted, unique)
+ * become the own array in place instead of being copied (a first ingest
+ * of a million rows: 16 MB less to allocate, fault in and fill). */
+static void adopt_own(rvf_view *v, seq_row *rows, size_t n)
+{
+	_Static_assert(sizeof(search_row) <= sizeof(seq_row), "own fits in rows");
+	search_row *own = (search_row *)(void *)rows;
+	for (size_t i = 0; i < n; i++) {
+		/* own[i] ends before rows[i + 1] begins: read rows[i] first */
+		search_row r = { .id = rows[i].id, .data = rows[i].data };
+		own[i] = r;
+	}
+	/* room for later appends, as merge_own leaves */
+	size_t cap = n + n / 4 + 64;
+	search_row *shrunk = realloc(own, cap * sizeof(search_row));
+	if (shrunk)
+		own = shrunk;
+	else
+		cap = n; /* the array is at least n search_rows long */
+	v->own = own;
+	v->own_cap = cap;
+	v->nown = n;
+	atomic_store(&v->own_used, n);
+	v->own_has_max = true;
+	v->own_max = own[n - 1].id;
+}
+
 /* Shares prev's own array and appends rows (ascending, all above prev's
  * ids) after prev's, when prev is the newest view using the array and it
  * has room; false (nothing changed) otherwise. */
@@ -1316,6 +1343,9 @@ static rvf_code index_rows(rvf_view *v, const rvf_view *prev, rvf_error *err)
 		v->own_max = prev->own_max;
 	} else if (rc == RVF_OK && r.ok && append_own(v, prev, rows, nrows)) {
 		/* appended in place */
+	} else if (rc == RVF_OK && nrows && (!r.ok || !prev->nown)) {
+		adopt_own(v, rows, nrows);
+		rows = NULL; /* v->own now */
 	} else if (rc == RVF_OK) {
 		rc = r.ok ? merge_own(v, prev->own, prev->nown, rows, nrows, err) :
 			    merge_own(v, NULL, 0, rows, nrows, err);
