@@ -4,6 +4,8 @@
  * AddressSanitizer the quarantine, the allocator's caches and the shadow
  * grow for a while although nothing leaks. */
 #include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "rvffs.h"
 
@@ -20,7 +22,7 @@
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
-unsigned long long fs_heap_bytes(void)
+static unsigned long long heap_bytes_now(void)
 {
 #ifdef RVFFS_ASAN
 	/* ASan replaces malloc: glibc's counters would show nothing */
@@ -29,4 +31,29 @@ unsigned long long fs_heap_bytes(void)
 	struct mallinfo2 m = mallinfo2(); /* in use, all arenas + mmapped blocks */
 	return (unsigned long long)m.uordblks + m.hblkhd;
 #endif
+}
+
+/* The count is taken again only when the rest of the status changed (a
+ * commit, a compaction): a file whose bytes changed at every read would
+ * make every backup of the tree differ (tar, a second `rsync -a`), and
+ * its size at stat would not be its size at read.  A mount being written
+ * shows a fresh count after each change. */
+unsigned long long fs_heap_bytes_shown(rvffs *fs, const char *text, size_t len)
+{
+	pthread_mutex_lock(&fs->mu);
+	bool same = fs->heap_text && fs->heap_text_len == len &&
+		    memcmp(fs->heap_text, text, len) == 0;
+	if (!same) {
+		char *copy = malloc(len + 1);
+		if (copy) {
+			memcpy(copy, text, len);
+			free(fs->heap_text);
+			fs->heap_text = copy;
+			fs->heap_text_len = len;
+		}
+		fs->heap_shown = heap_bytes_now();
+	}
+	unsigned long long b = fs->heap_shown;
+	pthread_mutex_unlock(&fs->mu);
+	return b;
 }

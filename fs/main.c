@@ -530,6 +530,7 @@ static void finish(rvffs *fs, launch *l)
 		slot_remove(fs, fs->slots);
 	results_free(fs);
 	free(fs->errors);
+	free(fs->heap_text);
 	free(fs->bigids);
 	free(fs->bighash);
 	free_options(l);

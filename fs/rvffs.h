@@ -94,6 +94,9 @@ typedef struct rvffs {
 	uint32_t mtime_epoch;
 	uint64_t mtime_size;
 	bool mtime_valid;
+	char *heap_text;           /* status without its heap line (heap.c) */
+	size_t heap_text_len;
+	unsigned long long heap_shown; /* heap_bytes shown with that text */
 	pthread_t inval_thread;    /* sends kernel cache invalidations */
 	pthread_cond_t inval_cond;
 	bool inval_pending, inval_stop;
@@ -249,8 +252,9 @@ int bundle_read(rvffs *fs, rvf_view *v, uint64_t ino, char **text, size_t *len);
 
 /* text.c: generated files, complete at open. */
 char *text_status(rvffs *fs, rvf_view *v, size_t *len);
-/* heap.c: bytes the daemon has allocated and not freed */
-unsigned long long fs_heap_bytes(void);
+/* heap.c: bytes the daemon has allocated and not freed, as status shows
+ * them after `text` (the rest of the status) */
+unsigned long long fs_heap_bytes_shown(rvffs *fs, const char *text, size_t len);
 char *text_manifest(rvf_view *v, size_t *len);
 char *text_lineage(rvf_view *v, size_t *len);
 char *text_witness(rvf_view *v, size_t *len);

@@ -58,12 +58,13 @@ char *text_status(rvffs *fs, rvf_view *v, size_t *len)
 	fprintf(f, "read_only: %s\n",
 		fs->read_only || rvf_store_read_only(fs->store) ? "true" : "false");
 	fprintf(f, "pid: %ld\n", (long)getpid());
-	fprintf(f, "heap_bytes: %llu\n", fs_heap_bytes());
 	fprintf(f, "branch_children: %zu\n", fs_children_count(fs));
 	if (i->is_branch)
 		fprintf(f, "parent_as_of: %llu\nparent_size: %llu\n",
 			(unsigned long long)i->parent_as_of,
 			(unsigned long long)i->parent_size);
+	if (fflush(f) == 0) /* buf and sz now hold the text so far */
+		fprintf(f, "heap_bytes: %llu\n", fs_heap_bytes_shown(fs, buf, sz));
 	return finish(f, &buf, len);
 }
 
