@@ -32,25 +32,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_of(pid):
-    """user+sys seconds of pid so far."""
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE))
+from bench import fsync_path, proc_cpu as cpu_of  # noqa: E402  (bench.py's helpers)
 
 
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def fsync_path(path):
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load():

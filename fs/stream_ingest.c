@@ -227,6 +227,16 @@ static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	return 0;
 }
 
+/* librvf's parse of the header bytes collected so far (at_end: no more
+ * will come), its messages naming the file as ingest/NAME. */
+static rvf_code read_header(const staged *s, const ingest_stream *is, bool at_end,
+			    rvf_npy_header *h, size_t *need, rvf_error *err)
+{
+	char label[300];
+	snprintf(label, sizeof(label), "ingest/%s", s->name);
+	return rvf_npy_read_header(is->head, is->nhead, at_end, label, is->dim, h, need, err);
+}
+
 /* An .npy file's header: collects its bytes from [*p, *p + *len) until
  * librvf parses it, then sets the record layout it declares. */
 static int take_header(rvffs *fs, staged *s, ingest_stream *is,
@@ -245,13 +255,10 @@ static int take_header(rvffs *fs, staged *s, ingest_stream *is,
 		*len -= k;
 		if (is->nhead < is->head_need)
 			break;
-		char label[300];
-		snprintf(label, sizeof(label), "ingest/%s", s->name);
 		rvf_npy_header h;
 		size_t need;
 		rvf_error err;
-		if (rvf_npy_read_header(is->head, is->nhead, false, label, is->dim, &h,
-					&need, &err) != RVF_OK) {
+		if (read_header(s, is, false, &h, &need, &err) != RVF_OK) {
 			fs_error(fs, "%s; the write fails and nothing is committed",
 				 err.message);
 			return -EINVAL;
@@ -414,13 +421,10 @@ static int check_whole(rvffs *fs, staged *s, ingest_stream *is)
 	if (is->npy && !is->have_header) {
 		/* it ended inside its header: the parser says how (an empty
 		 * one has no rows) */
-		char label[300];
-		snprintf(label, sizeof(label), "ingest/%s", s->name);
 		rvf_npy_header h;
 		size_t need;
 		rvf_error err;
-		if (rvf_npy_read_header(is->head, is->nhead, true, label, is->dim, &h,
-					&need, &err) == RVF_OK)
+		if (read_header(s, is, true, &h, &need, &err) == RVF_OK)
 			return 0;
 		fs_error(fs, "%s; nothing committed", err.message);
 		return -EINVAL;
