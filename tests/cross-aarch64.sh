@@ -24,12 +24,23 @@ for tool in "$CC" "$QEMU"; do
 		{ echo "cross-aarch64: $tool missing (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)" >&2; exit 2; }
 done
 
+# Each source compiled once (through ccache when it is installed), then
+# the two tests linked.
+CCACHE=$(command -v ccache || true)
 sources=(engine/error.c engine/distance.c engine/search.c engine/pool.c
          engine/codes.c engine/codes_neon.c engine/codes4.c engine/accel.c)
+objs=()
+pids=()
+for src in "${sources[@]}" tests/unit/test_accel.c tests/unit/test_search.c; do
+	obj=$out/$(basename "$src" .c).o
+	$CCACHE "$CC" -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DRVF_SEARCH_ONLY \
+		-Iengine -Iengine/include -Itests/unit -c "$src" -o "$obj" &
+	pids+=($!)
+	case $src in engine/*) objs+=("$obj") ;; esac
+done
+for p in "${pids[@]}"; do wait "$p"; done
 for t in test_accel test_search; do
-	"$CC" -std=gnu11 -O2 -g -Wall -Wextra -Werror -static -pthread -DRVF_SEARCH_ONLY \
-		-Iengine -Iengine/include -Itests/unit "${sources[@]}" \
-		"tests/unit/$t.c" -lm -o "$out/$t"
+	"$CC" -static -pthread "${objs[@]}" "$out/$t.o" -lm -o "$out/$t"
 done
 "$QEMU" "$out/test_accel"
 "$QEMU" "$out/test_search"

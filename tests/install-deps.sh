@@ -8,7 +8,8 @@ set -uo pipefail
 
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsodium-dev
                 libzstd-dev libinih-dev libjansson-dev zlib1g-dev libisal-dev nettle-dev libxxhash-dev libbrotli-dev
-                libmicrohttpd-dev)
+                libmicrohttpd-dev
+                ccache) # meson compiles through it when installed: rebuilds from a cache
 
 install_packages() { # package...
 	local missing=() p

@@ -6,17 +6,22 @@
 # 1. installs missing Debian packages (apt-get; as root, or through sudo);
 # 2. installs the reference implementation in tests/interop (npm, pinned);
 # 3. configures and builds, all with -Werror: `build` (optimised) and
-#    `build-asan` (AddressSanitizer + UBSan); in the background, at a lower
-#    priority: the CI variants build-ci/{release,hardened,clang} (compile
-#    only) and build-ci/nofuse (with its unit tests), then the search unit
-#    tests cross-built for aarch64 under qemu (cross-aarch64.sh); and the
-#    fuzz targets, then the heavy tests (pytest -m background_pass);
-# 4. runs `meson test` in build, and in build-asan in the background;
-# 5. runs the two pytest passes (tests/pytest), against build and
-#    build-asan, side by side; then collects the background steps.
+#    `build-asan` (AddressSanitizer + UBSan);
+# 4. runs the quick unit tests (`meson test`) of both, and
+# 5. the two pytest passes (tests/pytest) against build and build-asan,
+#    side by side.  Steps 1-5 are the core: when they are done, a line says
+#    so ("core (...): N s wall, M s CPU").
+# The heavy steps run in the background at nice 19 beside the core (or
+# after it: RVF_HEAVY_AFTER_CORE=1): the CI variants
+# build-ci/{release,hardened,clang} (compile only) and build-ci/nofuse
+# (with its unit tests), then the search unit tests cross-built for
+# aarch64 under qemu (cross-aarch64.sh); the fuzz targets, then the heavy
+# tests (pytest -m background_pass: the benchmark, the Debian package, the
+# QEMU boot, the fuzz regressions); the "slow" unit suite under ASan.
 #
 # Every step's header shows the seconds since the start; the end lists
-# each step's wall time; each pytest pass prints its 25 slowest tests.
+# each step's wall time and CPU time; each pytest pass prints its 25
+# slowest tests.
 #
 # Environment:
 #   RVF_SKIP_ASAN_PYTEST=1   skip the pytest run against build-asan
@@ -24,6 +29,7 @@
 #   PYTEST_ARGS="..."        extra pytest arguments (e.g. "-k interop -x")
 #   RVF_PYTEST_WORKERS=N     pytest-xdist processes per pass (default 2;
 #                            the two main passes run at once)
+#   RVF_HEAVY_AFTER_CORE=1   start the heavy steps when the core is done
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
 # summary over the pytest passes, with every failed non-pytest step counted
@@ -41,8 +47,21 @@ APT_PACKAGES=(meson ninja-build pkg-config gcc clang libfuse3-dev fuse3 libsodiu
               python3-pytest-xdist attr rsync man-db libclang-rt-14-dev bsdextrautils
               dpkg-dev debhelper fakeroot lintian nettle-dev libxxhash-dev libbrotli-dev libmicrohttpd-dev curl chromium
               qemu-system-x86 busybox-static linux-image-cloud-amd64
-              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user ccache)
 REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2")
+
+# Every compiler runs through ccache when it is installed (meson picks it
+# up by itself; CC=clang and the fuzz and aarch64 scripts ask for it): a
+# rerun compiles only what changed.  Its cache is shared across checkouts
+# (paths under the repository hashed relative to it, the directory not
+# hashed: an object's debug information may name another checkout).
+# Failed compilations (-Werror) are never cached.
+if command -v ccache >/dev/null 2>&1; then
+	export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$REPO} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+	CCACHE=ccache
+else
+	CCACHE=
+fi
 
 failed_steps=()
 uncounted=0 # failed steps that no pytest count covers
@@ -202,14 +221,22 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 }
 
 # ------------------------------------------------------------ background steps
-# Steps no test waits for run in the background, at a lower priority,
-# beside the pytest passes (whose mounts wait on the disk, on FUSE round
-# trips and on node more than they compute, leaving a core idle much of the
-# time).  A background step's output is shown, its time listed and its
-# failures counted when it is collected (bg_collect, before the summary).
-bg_names=() bg_pids=() bg_logs=()
+# The run has a core and heavy steps.  The core: the two builds the tests
+# run from, their unit tests (but the "slow" suite) and the two main pytest
+# passes; what a change is first checked by, printed as its own line when
+# it ends ("core ...").  The heavy steps: the other build variants and
+# aarch64, the fuzz programs, the "slow" unit suite and the heavy pytest
+# tests (background_pass).  They run in the background at nice 19, beside
+# the core: they get only the CPU the core leaves idle (its mounts wait on
+# the disk, on FUSE round trips and on node), and the whole machine once
+# the core is done.  RVF_HEAVY_AFTER_CORE=1 starts them when the core is
+# done instead.
+# A background step's output is shown, its time listed and its failures
+# counted when it is collected (bg_collect).
+bg_names=() bg_pids=() bg_logs=() bg_groups=()
 bg_start() { # NAME COMMAND... (a function of this script, or a program);
-	# bg_nice=0 bg_start ... runs it at the normal priority
+	# bg_nice=N (default 19) runs it at that priority, bg_group=G names its
+	# group for bg_collect (default "heavy")
 	local name=$1 log
 	shift
 	log=$(mktemp)
@@ -217,7 +244,7 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 		$((SECONDS - START)) "$name"
 	(
 		bg_failed_file=$log.failed
-		[ "${bg_nice:-10}" = 0 ] || renice -n "${bg_nice:-10}" -p "$BASHPID" >/dev/null 2>&1
+		[ "${bg_nice:-19}" = 0 ] || renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
 		t0=$SECONDS
 		"$@"
 		rc=$?
@@ -226,12 +253,12 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 		echo "$CPU" > "$log.cpu"
 		exit "$rc"
 	) > "$log" 2>&1 &
-	bg_names+=("$name") bg_pids+=("$!") bg_logs+=("$log")
+	bg_names+=("$name") bg_pids+=("$!") bg_logs+=("$log") bg_groups+=("${bg_group:-heavy}")
 }
-bg_collect() {
+bg_collect() { # GROUP: waits for that group's steps, shows and counts them
 	local i rc log f
-	[ ${#bg_pids[@]} -gt 0 ] && say "waiting for the background steps"
 	for i in "${!bg_pids[@]}"; do
+		[ "${bg_groups[$i]}" = "$1" ] || continue
 		rc=0
 		wait "${bg_pids[$i]}" || rc=$?
 		log=${bg_logs[$i]}
@@ -246,8 +273,20 @@ bg_collect() {
 			fail_step "${bg_names[$i]} (exit $rc)"
 		fi
 		rm -f "$log" "$log.time" "$log.cpu" "$log.failed"
+		unset "bg_names[$i]" "bg_pids[$i]" "bg_logs[$i]" "bg_groups[$i]"
 	done
-	bg_names=() bg_pids=() bg_logs=()
+}
+# CPU of the heavy steps that have ended, so far: `times` in this shell
+# counts a background step once it has been reaped (`kill -0` then fails;
+# a running or unreaped one is not counted yet).
+heavy_cpu_reaped() {
+	local i n=0
+	for i in "${!bg_pids[@]}"; do
+		[ "${bg_groups[$i]}" = heavy ] || continue
+		kill -0 "${bg_pids[$i]}" 2>/dev/null && continue
+		n=$((n + $(cat "${bg_logs[$i]}.cpu" 2>/dev/null || echo 0)))
+	done
+	echo "$n"
 }
 
 # The two builds the tests run from, in the foreground.
@@ -257,13 +296,13 @@ build_variant build-asan tests -- -Dbuildtype=debugoptimized \
 
 # The variants whose building is their test, and the FUSE-less build with
 # its unit tests; then the search unit tests cross-built for aarch64 and run
-# under qemu (the ARM kernels: NEON, sdot).  All in the background.
+# under qemu (the ARM kernels: NEON, sdot).  A heavy step.
 other_variants() {
 	local bad=0
 	build_variant build-ci/release product -- -Dbuildtype=release || bad=1
 	build_variant build-ci/hardened product "${HARDENING[@]}" -- -Dbuildtype=plain || bad=1
 	# everything, tests and benchmarks too (without -g it costs the same)
-	build_variant build-ci/clang compile CC=clang -- -Dbuildtype=debugoptimized || bad=1
+	build_variant build-ci/clang compile "CC=${CCACHE:+$CCACHE }clang" -- -Dbuildtype=debugoptimized || bad=1
 	if build_variant build-ci/nofuse unit -- -Dbuildtype=debugoptimized -Dfuse=false; then
 		say "meson test: build-ci/nofuse"
 		meson test -C build-ci/nofuse --print-errorlogs --no-suite slow ||
@@ -276,13 +315,12 @@ other_variants() {
 		{ fail_step "aarch64 unit tests under qemu"; bad=1; }
 	return $bad
 }
-bg_start "the other build variants, aarch64" other_variants
 
 # The fuzz targets as plain programs under ASan/UBSan (gcc, and clang
 # whose UBSan also sees pointer-arithmetic overflow), then the tests that
 # take minutes whatever the build (marker background_pass: the benchmark,
 # the Debian package, the fuzz regressions with those programs, the QEMU
-# boot), as a third pytest pass against build: in the background.
+# boot), as a third pytest pass against build.  A heavy step.
 bg_pytest_log=$(mktemp)
 fuzz_then_heavy_tests() {
 	local cc
@@ -309,22 +347,22 @@ asan_env=(ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
           UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}")
 
 # ------------------------------------------------------------ 4. meson test
-# The "slow" suite (test_faults: a thousand forked fault-injection runs)
-# runs once, under ASan, where its error paths are also checked for memory
-# errors: in the background, beside the pytest passes.  (build-ci/nofuse's
-# unit tests run with its build, above.)
-asan_unit() { # dir
-	env "${asan_env[@]}" meson test -C "$1" --print-errorlogs --timeout-multiplier 3 ||
-		{ fail_step "meson test $1"; return 1; }
-}
-for variant in "${test_dirs[@]}"; do
-	if is_asan_dir "$variant"; then
-		bg_start "meson test: $variant" asan_unit "$variant"
+# The quick unit tests of build and build-asan are core steps, beside the
+# pytest passes.  The "slow" suite (test_faults: some 500 forked
+# fault-injection runs) is a heavy step; it runs once, under ASan, where its
+# error paths are also checked for memory errors.  (build-ci/nofuse's unit
+# tests run with its build, in other_variants.)  --no-rebuild: both were
+# just built, and a test in the passes beside may be installing from build.
+unit_tests() { # dir, meson test options...
+	local dir=$1
+	shift
+	if is_asan_dir "$dir"; then
+		env "${asan_env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs \
+			--timeout-multiplier 3 "$@"
 	else
-		say "meson test: $variant"
-		meson test -C "$variant" --print-errorlogs --no-suite slow || fail_step "meson test $variant"
-	fi
-done
+		meson test -C "$dir" --no-rebuild --print-errorlogs "$@"
+	fi || { fail_step "meson test $dir $*"; return 1; }
+}
 
 # ------------------------------------------------------------ 5. pytest
 # Three passes over tests/pytest.  Tests whose result does not depend on
@@ -333,7 +371,7 @@ done
 # crash tests) against
 # build, `sanitizer_pass` (the soak and the fault injection, where ASan sees
 # most) against build-asan, and `background_pass` (the heavy ones, see
-# fuzz_then_heavy_tests) against build in the background.  The passes
+# fuzz_then_heavy_tests) against build, a heavy step.  The passes
 # against build and build-asan run side by side: most tests wait on FUSE
 # round trips, on node and on process start-up more than they compute.
 # pytest-xdist spreads each pass over RVF_PYTEST_WORKERS processes (default 2).
@@ -377,7 +415,21 @@ pytest_count() { # variant, log (of pytest_run): adds its counts
 	fi
 }
 
-bg_start "fuzz targets, then pytest -m background_pass" fuzz_then_heavy_tests
+start_heavy() {
+	bg_start "the other build variants, aarch64" other_variants
+	bg_start "fuzz targets, then pytest -m background_pass" fuzz_then_heavy_tests
+	if has_build build-asan; then
+		bg_start "meson test: build-asan --suite slow" unit_tests build-asan --suite slow
+	fi
+}
+
+# The core, in the background at the normal priority: the unit tests, and
+# the pass against build; the pass against build-asan in the foreground.
+for variant in "${test_dirs[@]}"; do
+	bg_nice=0 bg_group=core bg_start "meson test: $variant --no-suite slow" \
+		unit_tests "$variant" --no-suite slow
+done
+[ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] || start_heavy
 
 py_logs=() py_variants=()
 if [ ! -x "$PYTHON" ] || ! "$PYTHON" -c 'import pytest' 2>/dev/null; then
@@ -391,7 +443,7 @@ else
 	if has_build build; then
 		log=$(mktemp)
 		py_logs+=("$log") py_variants+=(build)
-		bg_nice=0 bg_start "pytest: RVF_BUILD_DIR=build (beside the build-asan pass)" \
+		bg_nice=0 bg_group=core bg_start "pytest: RVF_BUILD_DIR=build (beside the build-asan pass)" \
 			pytest_run build "$normal_marks" "$log"
 	else
 		fail_step "pytest (build): not built"
@@ -407,7 +459,16 @@ else
 	fi
 fi
 
-bg_collect
+say "waiting for the core's background steps"
+bg_collect core
+step_done # (and cpu_now)
+core_line=$(printf 'core (builds, unit tests, both pytest passes): %d s wall, %d s CPU' \
+	$((SECONDS - START)) $((CPU - $(heavy_cpu_reaped))))
+printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$core_line"
+[ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] && start_heavy
+
+[ ${#bg_pids[@]} -gt 0 ] && say "waiting for the heavy steps"
+bg_collect heavy
 for i in "${!py_logs[@]}"; do
 	pytest_count "${py_variants[$i]}" "${py_logs[$i]}"
 done
@@ -420,6 +481,7 @@ elapsed=$((SECONDS - START))
 say "step times (wall, CPU user+sys; background steps overlap the others, whose CPU the wait counts again); all: $elapsed s, $CPU s CPU"
 printf '%s\n' "${step_times[@]}" | sort -rn
 say "summary"
+echo "$core_line"
 if [ ${#failed_steps[@]} -eq 0 ]; then
 	echo "run-all: OK"
 else

@@ -13,7 +13,8 @@
 # The engine sources (and fs/control_parse.c for fuzz_control) are
 # compiled with the same flags; fuzz_query drives librvf's query language
 # (engine/request.c): no FUSE headers.  Objects are rebuilt when a source or header is newer
-# or the flags changed.  CC overrides the compiler.
+# or the flags changed.  CC overrides the compiler.  Compiles go through
+# ccache when it is installed (a fresh checkout rebuilds from its cache).
 #
 # Targets: fuzz_open fuzz_import_csv fuzz_import_jsonl fuzz_import_json
 #          fuzz_import_fvecs fuzz_import_npy fuzz_query fuzz_filter fuzz_control
@@ -67,6 +68,7 @@ else
 	LDFLAGS="$SAN"
 fi
 command -v "$CC" >/dev/null || { echo "build.sh: $CC not found" >&2; exit 1; }
+CCACHE=$(command -v ccache || true)
 INC="-I$REPO/engine/include -I$REPO/engine -I$REPO/tests/fuzz"
 DEPS_CFLAGS=$(pkg-config --cflags jansson libsodium libzstd zlib libisal nettle libxxhash libbrotlidec)
 LIBS="$(pkg-config --libs jansson libsodium libzstd zlib libisal nettle libxxhash libbrotlidec) -lpthread -lm"
@@ -95,7 +97,7 @@ compile() { # OBJ SRC EXTRA_FLAGS...
 	stale "$obj" "$src" || return 0
 	echo "  CC $src"
 	# shellcheck disable=SC2086
-	$CC $CFLAGS $INC $DEPS_CFLAGS "$@" -c "$src" -o "$obj.tmp" &&
+	$CCACHE $CC $CFLAGS $INC $DEPS_CFLAGS "$@" -c "$src" -o "$obj.tmp" &&
 		mv "$obj.tmp" "$obj" &
 	pids+=($!)
 	if [ ${#pids[@]} -ge "$JOBS" ]; then
