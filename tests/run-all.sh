@@ -79,17 +79,32 @@ cpu_now() { # CPU=user + sys seconds of this shell's finished children, so far
 		printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f")
 	rm -f "$f"
 }
-CPU=0 step_name='' step_start=0 step_cpu=0 step_times=()
+# `times` also counts a background step (bg_start) once this shell has
+# reaped it: a step's CPU leaves out the background steps reaped meanwhile
+# (`kill -0` fails once reaped; a running or unreaped one is not counted).
+bg_names=() bg_pids=() bg_logs=() bg_groups=() bg_cpu_collected=0
+bg_cpu_reaped() { # [GROUP]: CPU of the reaped background steps (of GROUP)
+	local i n=0
+	[ -n "${1:-}" ] || n=$bg_cpu_collected
+	for i in "${!bg_pids[@]}"; do
+		[ -z "${1:-}" ] || [ "${bg_groups[$i]}" = "$1" ] || continue
+		kill -0 "${bg_pids[$i]}" 2>/dev/null && continue
+		n=$((n + $(cat "${bg_logs[$i]}.cpu" 2>/dev/null || echo 0)))
+	done
+	echo "$n"
+}
+CPU=0 BG_CPU=0 step_name='' step_start=0 step_cpu=0 step_bg_cpu=0 step_times=()
 step_done() {
 	cpu_now
+	BG_CPU=$(bg_cpu_reaped)
 	[ -n "$step_name" ] &&
 		step_times+=("$(printf '%6d s %6d s CPU  %s' $((SECONDS - step_start)) \
-			$((CPU - step_cpu)) "$step_name")")
+			$((CPU - step_cpu - (BG_CPU - step_bg_cpu))) "$step_name")")
 	step_name=''
 }
 say() {
 	step_done
-	step_name=$* step_start=$SECONDS step_cpu=$CPU
+	step_name=$* step_start=$SECONDS step_cpu=$CPU step_bg_cpu=$BG_CPU
 	printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$*"
 }
 # fail_step NAME [counted]: "counted" when pytest's own counts already show it
@@ -233,7 +248,6 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 # done instead.
 # A background step's output is shown, its time listed and its failures
 # counted when it is collected (bg_collect).
-bg_names=() bg_pids=() bg_logs=() bg_groups=()
 bg_start() { # NAME COMMAND... (a function of this script, or a program);
 	# bg_nice=N (default 19) runs it at that priority, bg_group=G names its
 	# group for bg_collect (default "heavy")
@@ -244,6 +258,7 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 		$((SECONDS - START)) "$name"
 	(
 		bg_failed_file=$log.failed
+		bg_names=() bg_pids=() bg_logs=() bg_groups=() bg_cpu_collected=0
 		[ "${bg_nice:-19}" = 0 ] || renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
 		t0=$SECONDS
 		"$@"
@@ -272,23 +287,11 @@ bg_collect() { # GROUP: waits for that group's steps, shows and counts them
 		elif [ "$rc" != 0 ]; then
 			fail_step "${bg_names[$i]} (exit $rc)"
 		fi
+		bg_cpu_collected=$((bg_cpu_collected + $(cat "$log.cpu" 2>/dev/null || echo 0)))
 		rm -f "$log" "$log.time" "$log.cpu" "$log.failed"
 		unset "bg_names[$i]" "bg_pids[$i]" "bg_logs[$i]" "bg_groups[$i]"
 	done
 }
-# CPU of the heavy steps that have ended, so far: `times` in this shell
-# counts a background step once it has been reaped (`kill -0` then fails;
-# a running or unreaped one is not counted yet).
-heavy_cpu_reaped() {
-	local i n=0
-	for i in "${!bg_pids[@]}"; do
-		[ "${bg_groups[$i]}" = heavy ] || continue
-		kill -0 "${bg_pids[$i]}" 2>/dev/null && continue
-		n=$((n + $(cat "${bg_logs[$i]}.cpu" 2>/dev/null || echo 0)))
-	done
-	echo "$n"
-}
-
 # The two builds the tests run from, in the foreground.
 build_variant build tests -- -Dbuildtype=debugoptimized -Db_sanitize=none
 build_variant build-asan tests -- -Dbuildtype=debugoptimized \
@@ -463,7 +466,7 @@ say "waiting for the core's background steps"
 bg_collect core
 step_done # (and cpu_now)
 core_line=$(printf 'core (builds, unit tests, both pytest passes): %d s wall, %d s CPU' \
-	$((SECONDS - START)) $((CPU - $(heavy_cpu_reaped))))
+	$((SECONDS - START)) $((CPU - $(bg_cpu_reaped heavy))))
 printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$core_line"
 [ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] && start_heavy
 
@@ -478,7 +481,7 @@ has_build build && pytest_count "build, background_pass" "$bg_pytest_log"
 step_done # (and cpu_now)
 elapsed=$((SECONDS - START))
 
-say "step times (wall, CPU user+sys; background steps overlap the others, whose CPU the wait counts again); all: $elapsed s, $CPU s CPU"
+say "step times (wall, CPU user+sys; background steps overlap the others); all: $elapsed s, $CPU s CPU"
 printf '%s\n' "${step_times[@]}" | sort -rn
 say "summary"
 echo "$core_line"
