@@ -285,15 +285,20 @@ class Interop:
             bad = [r for r in sc["results"] if not r["ok"]]
             assert not bad, f"{name}: reference self-queries failed: {bad[:5]}"
 
-        # exact answers
-        for qi, q in enumerate(queries):
+        # exact answers, every (query, k) pair in one rvfctl: each --vector is
+        # searched on its own at its own --k (rvfctl(1)), so the top-k
+        # selection at k=1 and k=3 is tested as with one rvfctl per pair
+        pairs = [(qi, len(vis) + 3 if k is None else k)
+                 for qi in range(len(queries)) for k in ks]
+        args = [a for qi, kk in pairs for a in ("--vector", vec_arg(queries[qi]), "--k", kk)]
+        cp = self.run_ctl("query", path, *args, "--json")
+        lines = cp.stdout.splitlines()
+        assert len(lines) == len(pairs), f"{name}: {len(lines)} answers for {len(pairs)} queries"
+        for (qi, kk), line in zip(pairs, lines):
             ref_all = [(int(i), d) for i, d in rd["exact"][qi]]
             assert len(ref_all) == len(vis)
-            for k in ks:
-                kk = len(vis) + 3 if k is None else k
-                got = ctl_results(self.ctl_json("query", path, "--vector", vec_arg(q),
-                                                "--k", kk, "--json"))
-                assert_same_answer(got, ref_all, kk, f"{name} query #{qi}")
+            got = ctl_results(json.loads(line))
+            assert_same_answer(got, ref_all, kk, f"{name} query #{qi}")
         return ins, rd
 
 
