@@ -58,7 +58,8 @@ MARKERS = {
                        "in the background beside the other two: the heavy checks "
                        "whose result does not depend on the build under test "
                        "(the benchmark, the Debian package, the fuzz programs "
-                       "with their own sanitizers, the QEMU boot)",
+                       "with their own sanitizers, the QEMU boot, the page "
+                       "in Chromium)",
     "sanitizer_pass": "runs in tests/run-all.sh's pass against `build-asan` only "
                       "(the soak and the fault injection: long, and where ASan "
                       "sees most)",
