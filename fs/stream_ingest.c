@@ -201,6 +201,20 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	return 0;
 }
 
+/* Whether no component is NaN or infinite: all exponent bits set means one
+ * of those.  Branch-free over the row, so the compiler vectorises it (a
+ * test per component took an eighth of the daemon's time in a stream). */
+static bool all_finite(const float *row, uint32_t dim)
+{
+	uint32_t bad = 0;
+	for (uint32_t c = 0; c < dim; c++) {
+		uint32_t bits;
+		memcpy(&bits, &row[c], sizeof(bits));
+		bad |= (bits & 0x7f800000u) == 0x7f800000u;
+	}
+	return !bad;
+}
+
 /* Decodes record p (number `n`, 1-based) into row. */
 static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		  uint64_t n, float *row)
@@ -218,13 +232,14 @@ static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	} else {
 		memcpy(row, p, 4 * (size_t)is->dim);
 	}
-	for (uint32_t c = 0; c < is->dim; c++)
-		if (!isfinite(row[c])) {
-			fs_error(fs, "ingest/%s: %s %llu: component %u is not finite; the write fails and nothing is committed",
-				 s->name, is->unit, (unsigned long long)n, c + 1);
-			return -EINVAL;
-		}
-	return 0;
+	if (all_finite(row, is->dim))
+		return 0;
+	uint32_t c = 0;
+	while (isfinite(row[c]))
+		c++;
+	fs_error(fs, "ingest/%s: %s %llu: component %u is not finite; the write fails and nothing is committed",
+		 s->name, is->unit, (unsigned long long)n, c + 1);
+	return -EINVAL;
 }
 
 /* librvf's parse of the header bytes collected so far (at_end: no more
