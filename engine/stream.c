@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "bigmem.h"
 #include "bytes.h"
 #include "error.h"
 #include "hash.h"
@@ -113,7 +114,7 @@ rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 	st->cap = STREAM_SEGMENT_BYTES / st->stride * st->stride;
 	if (st->cap < st->stride)
 		st->cap = st->stride;
-	st->buf = rc == RVF_OK ? malloc(st->cap) : NULL;
+	st->buf = rc == RVF_OK ? big_alloc(st->cap) : NULL;
 	if (rc == RVF_OK && !st->buf) {
 		streams_leave(s);
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
@@ -375,7 +376,7 @@ static rvf_code segment_full(rvf_stream *st, rvf_error *err)
 {
 	stream_writer *w = &st->w;
 	if (!w->started && !w->buf) {
-		w->buf = malloc(st->cap);
+		w->buf = big_alloc(st->cap);
 		if (w->buf && pthread_create(&w->thread, NULL, writer_main, st) == 0) {
 			w->started = true;
 			(void)flusher_start(st);
