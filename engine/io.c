@@ -45,6 +45,14 @@ static int injected_fault(int op)
 	return e > 0 ? e : EIO;
 }
 
+unsigned long io_fault_calls(const char *op)
+{
+	for (int i = 0; i < 5; i++)
+		if (strcmp(op, op_names[i]) == 0)
+			return atomic_load(&calls[i]);
+	return 0;
+}
+
 int io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const char *p = buf;

@@ -1,6 +1,6 @@
 /* io.h - the engine's only door to the OS for writing: whole writes that
  * retry EINTR and short writes, fsync, rename.  A seam where tests can
- * inject faults (see io_fault_*). */
+ * inject faults (RVF_FAULT, see io.c; io_map_fault, io_fault_calls). */
 #ifndef RVF_IO_H
 #define RVF_IO_H
 
@@ -20,6 +20,11 @@ int io_rename(const char *from, const char *to);
 /* The fault seam for mapping the store (view.c): 0, or the errno to fail
  * with. */
 int io_map_fault(void);
+/* How many `op` calls ("write", "fsync", "rename", "truncate", "map")
+ * this process has made while RVF_FAULT was set, the faulted one included:
+ * tests/unit/test_faults.c learns from it how many fault points an
+ * operation has. */
+unsigned long io_fault_calls(const char *op);
 /* Opens an existing file that must be a regular one: never blocks on a
  * FIFO or a device (O_NONBLOCK until checked), never becomes a terminal's
  * controller.  Returns the fd, or -1 with errno (EINVAL and

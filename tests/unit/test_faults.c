@@ -5,9 +5,10 @@
  * fails with ENOSPC).  For each operation (create, ingest, streaming ingest
  * + abort, ingest with metadata, delete, delete by filter, compact, embed /
  * remove kernel, embed eBPF, freeze, derive, branch) and each fault kind,
- * this test fails the 1st, 2nd, ... such call until the operation no longer
- * reaches the fault, each time in a forked child (the call counters are
- * per process) working on a fresh copy of a baseline store:
+ * this test fails the 1st, 2nd, ... such call up to the last one the
+ * operation makes (counted in a run without a fault: io_fault_calls), each
+ * time in a forked child (the call counters are per process) working on a
+ * fresh copy of a baseline store:
  *
  *   - the operation fails with RVF_E_IO, the injected errno, and a message
  *     naming the file and the OS error (or succeeds, when the failed call
@@ -42,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "rvf.h"
 
 static char context[256]; /* the case being run, for messages */
@@ -495,8 +497,13 @@ static void deny_ftruncate(void)
 	}
 }
 
+/* The calls RVF_FAULT can fail, by name (io.c's). */
+static const char *const fault_ops[] = { "write", "fsync", "rename", "truncate" };
+#define N_FAULT_OPS (sizeof(fault_ops) / sizeof(fault_ops[0]))
+
 typedef struct outcome {
 	int rc;
+	unsigned long calls[N_FAULT_OPS]; /* made by the operation, per op */
 	int sys_errno;
 	int follow_rc;       /* the marker ingest after the fault cleared */
 	bool state_known;    /* the child's own view after the operation */
@@ -542,6 +549,8 @@ static void child(const scenario *sc, const char *work, const char *target,
 		deny_ftruncate();
 	setenv("RVF_FAULT", spec, 1);
 	o.rc = sc->run(s, target, &made, &e);
+	for (size_t i = 0; i < N_FAULT_OPS; i++)
+		o.calls[i] = io_fault_calls(fault_ops[i]);
 	unsetenv("RVF_FAULT");
 	o.sys_errno = e.sys_errno;
 	o.size = file_size(sc->creates ? target : work);
@@ -578,9 +587,11 @@ out:
 static int faults_reported, faults_harmless, runs;
 
 /* Runs the scenario with fault `spec`; returns true when the operation
- * reported the fault (false: it completed). */
+ * reported the fault (false: it completed).  calls[] receives how many
+ * calls of each op the operation made (zeros if the child failed). */
 static bool run_case(const scenario *sc, const char *spec, digest before,
-		     digest after, uint64_t parent_hash)
+		     digest after, uint64_t parent_hash,
+		     unsigned long calls[N_FAULT_OPS])
 {
 	const char *work = path_in("work.rvf");
 	const char *target = path_in("target.rvf");
@@ -616,6 +627,7 @@ static bool run_case(const scenario *sc, const char *spec, digest before,
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (got != (ssize_t)sizeof(o))
 		return false;
+	memcpy(calls, o.calls, sizeof(o.calls));
 	if (o.rc == -1) {
 		fprintf(stderr, "[%s] %s\n", context, o.message);
 		failures++;
@@ -738,21 +750,26 @@ static void run_scenario(const scenario *sc)
 	digest after = expected_after(sc);
 	uint64_t ph = sc->base ? file_hash(sc->base) : 0;
 	int injected0 = faults_reported;
-	const char *ops[] = { "write", "fsync", "rename", "truncate" };
-	for (size_t o = 0; o < 4; o++) {
+	/* A run where no call fails (no op is named "none"), with every
+	 * check, counts the calls.  Until its n-th call of an op, a run
+	 * failing that call does exactly what this one does, so it reaches
+	 * the fault for every n up to this count and for no n beyond. */
+	unsigned long total[N_FAULT_OPS] = { 0 }, calls[N_FAULT_OPS];
+	CHECK(!run_case(sc, "none:0:0", before, after, ph, total));
+	for (size_t o = 0; o < N_FAULT_OPS; o++) {
 		bool is_write = o == 0;
 		size_t nk = is_write ? 3 : 2;
+		CHECK(total[o] <= 200);
 		for (size_t k = 0; k < nk; k++) {
 			const char *what = is_write ? specs_write[k] : specs_other[k];
-			/* Fail the n-th call for n = 1, 2, ... until the
-			 * operation completes three times in a row (a failed
-			 * call whose failure is harmless also completes). */
-			int clean = 0;
-			for (int n = 1; n <= 200 && clean < 3; n++) {
+			/* Fail the n-th call for every n (a failed call whose
+			 * failure is harmless lets the operation complete). */
+			for (unsigned long n = 1; n <= total[o] && n <= 200; n++) {
 				char spec[64];
-				snprintf(spec, sizeof(spec), "%s:%d:%s", ops[o], n, what);
-				bool f = run_case(sc, spec, before, after, ph);
-				clean = f ? 0 : clean + 1;
+				snprintf(spec, sizeof(spec), "%s:%lu:%s", fault_ops[o], n, what);
+				run_case(sc, spec, before, after, ph, calls);
+				/* (the fault was reached: the same calls as above) */
+				CHECK(calls[o] >= n);
 			}
 		}
 	}
