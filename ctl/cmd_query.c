@@ -1,7 +1,13 @@
-/* rvfctl query: exact k nearest neighbours of one vector; --meta adds each
- * hit's metadata (a JSON object after the distance, or "metadata" in --json).
+/* rvfctl query: exact k nearest neighbours of one or several vectors;
+ * --meta adds each hit's metadata (a JSON object after the distance, or
+ * "metadata" in --json).
  *
- * On a mount point the request goes to MNT/query as one JSON line and the
+ * Several --vector options are several queries, each searched on its own at
+ * its own k (a real top-k selection, not cut from a larger k's answer): the
+ * same as one rvfctl per vector, in one process.  Results are printed once
+ * every query has succeeded, in the order given.
+ *
+ * On a mount point each request goes to MNT/query as one JSON line and the
  * results are read back on the same descriptor, as the query file's
  * protocol wants. */
 #include <errno.h>
@@ -22,6 +28,15 @@ typedef struct meta_src {
 	const rvf_view *view;
 	const char *mnt;
 } meta_src;
+
+/* One --vector query and, once searched, its answer. */
+typedef struct vquery {
+	float *vec;
+	long n;
+	uint32_t k;
+	rvf_hit *hits;
+	size_t count;
+} vquery;
 
 static void print_hits(ctl_ctx *ctx, const rvf_hit *hits, size_t count,
 		       const meta_src *ms)
@@ -62,39 +77,55 @@ static void print_hits(ctl_ctx *ctx, const rvf_hit *hits, size_t count,
 		ctl_print_json(json_pack("{s:o}", "results", arr));
 }
 
-static int query_store(ctl_ctx *ctx, const char *path, const float *q, long n,
-		       uint32_t k, const rvf_filter *f, uint32_t threads, bool meta)
+/* Every query's dimension against the store's, before any search. */
+static int check_dims(ctl_ctx *ctx, const vquery *qs, size_t nq, uint32_t dim)
+{
+	for (size_t i = 0; i < nq; i++)
+		if ((uint32_t)qs[i].n != qs[i].n || (uint32_t)qs[i].n != dim)
+			return ctl_usage_error(ctx, "%squery has %ld numbers, the store's dimension is %u",
+					       nq > 1 ? "a " : "", qs[i].n, dim);
+	return 0;
+}
+
+/* Prints every query's answer: --json one {"results": [...]} line per
+ * query; text: groups separated by an empty line. */
+static void print_answers(ctl_ctx *ctx, const vquery *qs, size_t nq,
+			  const meta_src *ms)
+{
+	for (size_t i = 0; i < nq; i++) {
+		if (i && !ctx->json)
+			putchar('\n');
+		print_hits(ctx, qs[i].hits, qs[i].count, ms);
+	}
+}
+
+static int query_store(ctl_ctx *ctx, const char *path, vquery *qs, size_t nq,
+		       const rvf_filter *f, uint32_t threads, bool meta)
 {
 	rvf_store *s;
 	int rc = ctl_open(ctx, path, false, &s);
 	if (rc)
 		return rc;
 	rvf_view *v = rvf_store_view(s);
-	const rvf_info *info = rvf_view_info(v);
 	rvf_error err;
-	rvf_hit *hits = NULL;
-	size_t count = 0;
-	if ((uint32_t)n != info->dimension) {
-		rc = ctl_usage_error(ctx, "query has %ld numbers, the store's dimension is %u",
-				     n, info->dimension);
+	if ((rc = check_dims(ctx, qs, nq, rvf_view_info(v)->dimension)))
 		goto out;
-	}
-	hits = malloc(sizeof(rvf_hit) * k);
-	/* one query per process: building codes would cost more than it saves */
+	/* few queries per process: building codes would cost more than it saves */
 	rvf_search_options so = { .threads = threads, .filter = f,
 				  .accel = RVF_ACCEL_OFF };
-	if (!hits) {
-		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
-		goto out;
+	for (size_t i = 0; i < nq && !rc; i++) {
+		qs[i].hits = malloc(sizeof(rvf_hit) * qs[i].k);
+		if (!qs[i].hits)
+			rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+		else if (rvf_view_search(v, qs[i].vec, 1, qs[i].k, &so, qs[i].hits,
+					 &qs[i].count, &err) != RVF_OK)
+			rc = ctl_report(ctx, path, &err);
 	}
-	if (rvf_view_search(v, q, 1, k, &so, hits, &count, &err) != RVF_OK) {
-		rc = ctl_report(ctx, path, &err);
-		goto out;
+	if (!rc) {
+		meta_src ms = { .view = v };
+		print_answers(ctx, qs, nq, meta ? &ms : NULL);
 	}
-	meta_src ms = { .view = v };
-	print_hits(ctx, hits, count, meta ? &ms : NULL);
 out:
-	free(hits);
 	rvf_view_release(v);
 	rvf_store_close(s);
 	return rc;
@@ -134,22 +165,15 @@ bad:
 	return false;
 }
 
-static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
-		       uint32_t k, const char *filter_json, bool meta)
+/* One query through MNT/query: its answer into q->hits/count. */
+static int mount_one(ctl_ctx *ctx, const char *mnt, vquery *q,
+		     const char *filter_json)
 {
-	json_t *st;
-	int rc = mnt_status(ctx, mnt, &st);
-	if (rc)
-		return rc;
-	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
-	json_decref(st);
-	if ((uint32_t)n != dim)
-		return ctl_usage_error(ctx, "query has %ld numbers, the store's dimension is %u",
-				       n, dim);
+	int rc = 0;
 	json_t *vec = json_array();
-	for (long i = 0; i < n; i++)
-		json_array_append_new(vec, json_float(q[i]));
-	json_t *req = json_pack("{s:o,s:i}", "vector", vec, "k", (int)k);
+	for (long i = 0; i < q->n; i++)
+		json_array_append_new(vec, json_float(q->vec[i]));
+	json_t *req = json_pack("{s:o,s:i}", "vector", vec, "k", (int)q->k);
 	if (filter_json)
 		json_object_set_new(req, "filter", json_loads(filter_json, 0, NULL));
 	char *line = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -185,10 +209,8 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 		e = errno;
 	if (fd >= 0 && close(fd) != 0 && !e)
 		e = errno;
-	rvf_hit *hits = NULL;
-	size_t count = 0;
 	if (!e && text) {
-		if (!parse_results(text, &hits, &count))
+		if (!parse_results(text, &q->hits, &q->count))
 			e = EBADMSG;
 	}
 	free(text);
@@ -197,12 +219,28 @@ static int query_mount(ctl_ctx *ctx, const char *mnt, const float *q, long n,
 		rc = ctl_fail(ctx, ctl_errno_exit(e), NULL, "%s: %s", path,
 			      why ? why : strerror(e));
 		free(why);
-	} else {
-		meta_src ms = { .mnt = mnt };
-		print_hits(ctx, hits, count, meta ? &ms : NULL);
 	}
-	free(hits);
 	free(path);
+	return rc;
+}
+
+static int query_mount(ctl_ctx *ctx, const char *mnt, vquery *qs, size_t nq,
+		       const char *filter_json, bool meta)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
+	json_decref(st);
+	if ((rc = check_dims(ctx, qs, nq, dim)))
+		return rc;
+	for (size_t i = 0; i < nq && !rc; i++)
+		rc = mount_one(ctx, mnt, &qs[i], filter_json);
+	if (!rc) {
+		meta_src ms = { .mnt = mnt };
+		print_answers(ctx, qs, nq, meta ? &ms : NULL);
+	}
 	return rc;
 }
 
@@ -310,6 +348,24 @@ static int query_file(ctl_ctx *ctx, const char *path, const char *file,
 	return rc;
 }
 
+/* The --vector queries: each vector with its --k (one --k for all, or
+ * one per --vector in the order given; default 10). */
+static int parse_queries(ctl_ctx *ctx, char **vecs, size_t nv,
+			 const uint32_t *ks, size_t nk, vquery *qs)
+{
+	if (nk > 1 && nk != nv)
+		return ctl_usage_error(ctx, "give --k once, or once per --vector "
+				       "(%zu --vector, %zu --k)", nv, nk);
+	for (size_t i = 0; i < nv; i++) {
+		qs[i].k = nk == 0 ? 10 : ks[nk == 1 ? 0 : i];
+		qs[i].n = parse_floats(vecs[i], &qs[i].vec);
+		if (qs[i].n < 0)
+			return ctl_usage_error(ctx, "--vector%s: not a list of finite numbers",
+					       nv > 1 ? " (one of them)" : "");
+	}
+	return 0;
+}
+
 int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -323,52 +379,77 @@ int cmd_query(ctl_ctx *ctx, int argc, char **argv)
 		{ 0 },
 	};
 	bool meta = false;
-	const char *vec = NULL, *filter_json = NULL, *file = NULL;
-	uint32_t k = 10, threads = 0, ef = 0;
-	int c;
+	const char *filter_json = NULL, *file = NULL;
+	/* at most one --vector and one --k per argument */
+	char **vecs = calloc((size_t)argc + 1, sizeof(*vecs));
+	uint32_t *ks = calloc((size_t)argc + 1, sizeof(*ks));
+	vquery *qs = calloc((size_t)argc + 1, sizeof(*qs));
+	size_t nv = 0, nk = 0;
+	uint32_t threads = 0, ef = 0;
+	int c, rc = 0;
+	if (!vecs || !ks || !qs) {
+		rc = ctl_fail(ctx, EXIT_IO, NULL, "out of memory");
+		goto out;
+	}
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'v': vec = optarg; break;
+		case 'v': vecs[nv++] = optarg; break;
 		case 'k':
-			if (!parse_u32(optarg, 1u << 30, &k) || k == 0)
-				return ctl_usage_error(ctx, "--k must be a positive integer");
+			if (!parse_u32(optarg, 1u << 30, &ks[nk]) || ks[nk] == 0)
+				rc = ctl_usage_error(ctx, "--k must be a positive integer");
+			nk++;
 			break;
 		case 'f': filter_json = optarg; break;
 		case 'F': file = optarg; break;
 		case 'm': meta = true; break;
 		case 'e': /* search is exact: checked, no effect */
 			if (!parse_u32(optarg, 1u << 20, &ef) || ef == 0)
-				return ctl_usage_error(ctx, "--ef must be a positive integer");
+				rc = ctl_usage_error(ctx, "--ef must be a positive integer");
 			break;
 		case 't':
 			if (!parse_u32(optarg, 1024, &threads))
-				return ctl_usage_error(ctx, "--threads must be 0..1024");
+				rc = ctl_usage_error(ctx, "--threads must be 0..1024");
 			break;
-		default: return EXIT_USAGE;
+		default: rc = EXIT_USAGE; break;
 		}
 	}
-	if (optind == argc - 1 && file && !vec && !filter_json && !meta)
-		return query_file(ctx, argv[optind], file, k, threads);
-	if (file && meta)
-		return ctl_usage_error(ctx, "--meta works with --vector, not with --file");
-	if (optind != argc - 1 || !vec || file)
-		return ctl_usage_error(ctx, "query needs STORE and --vector, or STORE and --file FILE (one query per line; \"-\": standard input)");
-	float *q;
-	long n = parse_floats(vec, &q);
-	if (n < 0)
-		return ctl_usage_error(ctx, "--vector: not a list of finite numbers");
+	if (rc)
+		goto out;
+	if (optind == argc - 1 && file && !nv && !filter_json && !meta) {
+		if (nk > 1)
+			rc = ctl_usage_error(ctx, "--file takes one --k (the default k of its queries)");
+		else
+			rc = query_file(ctx, argv[optind], file, nk ? ks[0] : 10, threads);
+		goto out;
+	}
+	if (file && meta) {
+		rc = ctl_usage_error(ctx, "--meta works with --vector, not with --file");
+		goto out;
+	}
+	if (optind != argc - 1 || !nv || file) {
+		rc = ctl_usage_error(ctx, "query needs STORE and --vector (one or more), or STORE and --file FILE (one query per line; \"-\": standard input)");
+		goto out;
+	}
+	if ((rc = parse_queries(ctx, vecs, nv, ks, nk, qs)))
+		goto out;
 	rvf_error err;
 	rvf_filter *f = NULL;
-	int rc;
 	/* Checked here in both modes, so a bad filter fails the same way. */
 	if (filter_json && !(f = rvf_filter_parse(filter_json, &err)))
 		rc = ctl_report(ctx, "--filter", &err);
 	else if (mnt_detect(argv[optind]))
-		rc = query_mount(ctx, argv[optind], q, n, k, filter_json, meta);
+		rc = query_mount(ctx, argv[optind], qs, nv, filter_json, meta);
 	else
-		rc = query_store(ctx, argv[optind], q, n, k, f, threads, meta);
+		rc = query_store(ctx, argv[optind], qs, nv, f, threads, meta);
 	rvf_filter_free(f);
-	free(q);
+out:
+	for (size_t i = 0; qs && i < nv; i++) {
+		free(qs[i].vec);
+		free(qs[i].hits);
+	}
+	free(qs);
+	free(ks);
+	free(vecs);
 	return rc;
 }

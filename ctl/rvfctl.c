@@ -17,7 +17,7 @@ struct command {
 static const struct command commands[] = {
 	{ "create", cmd_create, "create STORE --dim N [--metric l2|cosine|ip] [--profile P]" },
 	{ "ingest", cmd_ingest, "ingest STORE FILE... (.csv .tsv .txt .jsonl .ndjson .json .fvecs .npy .f32)" },
-	{ "query", cmd_query, "query STORE --vector \"x,y,...\" [--k N] [--filter JSON] [--threads N]" },
+	{ "query", cmd_query, "query STORE --vector \"x,y,...\" [--vector ...] [--k N]... [--filter JSON] [--meta] [--threads N] | query STORE --file FILE [--k N]" },
 	{ "delete", cmd_delete, "delete STORE (--ids ID,... | --filter JSON)" },
 	{ "status", cmd_status, "status STORE" },
 	{ "inspect", cmd_inspect, "inspect STORE..." },

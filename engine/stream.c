@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include "bigmem.h"
 #include "bytes.h"
 #include "error.h"
 #include "hash.h"
@@ -46,6 +48,21 @@ typedef struct stream_writer {
 	rvf_error err;
 } stream_writer;
 
+/* Writeback of the written segments is started by another thread:
+ * sync_file_range submits the I/O in its caller and waits whenever the
+ * device's queue is full, which held the segment writer (and so the
+ * file's writer) to the disk's pace while the page cache could take the
+ * rows at once.  The disk still works while the rows come, so the
+ * commit's fsync waits only for the last ones. */
+typedef struct stream_flusher {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, stop;
+	int fd;                      /* the store's file, a descriptor of its own */
+	uint64_t from, to;           /* written, writeback not started yet */
+} stream_flusher;
+
 struct rvf_stream {
 	rvf_store *s;
 	uint32_t dim;
@@ -58,6 +75,7 @@ struct rvf_stream {
 	size_t nsegs, segs_cap;
 	uint64_t rows;
 	stream_writer w;
+	stream_flusher f;
 };
 
 /* A stream ends: the last one's reservations are in the view, or free. */
@@ -96,7 +114,7 @@ rvf_code rvf_stream_begin(rvf_store *s, rvf_stream **out, rvf_error *err)
 	st->cap = STREAM_SEGMENT_BYTES / st->stride * st->stride;
 	if (st->cap < st->stride)
 		st->cap = st->stride;
-	st->buf = rc == RVF_OK ? malloc(st->cap) : NULL;
+	st->buf = rc == RVF_OK ? big_alloc(st->cap) : NULL;
 	if (rc == RVF_OK && !st->buf) {
 		streams_leave(s);
 		rc = rvf_fail(err, RVF_E_NO_MEMORY, "out of memory");
@@ -148,6 +166,80 @@ static rvf_code reserve_ids(rvf_stream *st, uint32_t count, uint64_t *first,
 	s->stream_next_id = next + count;
 	s->have_stream_ids = true;
 	return RVF_OK;
+}
+
+static void *flusher_main(void *arg)
+{
+	stream_flusher *f = arg;
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		while (f->from == f->to && !f->stop)
+			pthread_cond_wait(&f->cond, &f->mu);
+		if (f->from == f->to)
+			break;
+		uint64_t from = f->from, to = f->to;
+		f->from = to;
+		pthread_mutex_unlock(&f->mu);
+		/* A hint: a failure here shows at the commit's fsync. */
+		(void)sync_file_range(f->fd, (off_t)from, (off_t)(to - from),
+				      SYNC_FILE_RANGE_WRITE);
+		pthread_mutex_lock(&f->mu);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* Starts the flusher (with the segment writer): false when it cannot. */
+static bool flusher_start(rvf_stream *st)
+{
+	stream_flusher *f = &st->f;
+	f->fd = fcntl(st->s->fd, F_DUPFD_CLOEXEC, 0);
+	if (f->fd < 0)
+		return false;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	if (pthread_create(&f->thread, NULL, flusher_main, f) != 0) {
+		pthread_mutex_destroy(&f->mu);
+		pthread_cond_destroy(&f->cond);
+		close(f->fd);
+		return false;
+	}
+	f->started = true;
+	return true;
+}
+
+static void flusher_stop(rvf_stream *st)
+{
+	stream_flusher *f = &st->f;
+	if (!f->started)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->mu);
+	pthread_join(f->thread, NULL);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cond);
+	close(f->fd);
+	f->started = false;
+}
+
+/* Starts the writeback of bytes just written: by the flusher, or here. */
+static void flush_later(rvf_stream *st, uint64_t at, uint64_t len)
+{
+	stream_flusher *f = &st->f;
+	if (!f->started) {
+		(void)sync_file_range(st->s->fd, (off_t)at, (off_t)len,
+				      SYNC_FILE_RANGE_WRITE);
+		return;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (f->from == f->to || at < f->from)
+		f->from = at;
+	if (at + len > f->to)
+		f->to = at + len;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->mu);
 }
 
 /* Appends rows (len bytes) as one VEC segment (writer lock held only for
@@ -212,8 +304,7 @@ static rvf_code write_segment(rvf_stream *st, unsigned char *rows,
 	s->end = at + total;
 	s->tail.open = false; /* the deferred tail no longer ends the file */
 	pthread_mutex_unlock(&s->write_mu);
-	/* A hint: a failure here shows at the commit's fsync. */
-	(void)sync_file_range(s->fd, (off_t)at, (off_t)total, SYNC_FILE_RANGE_WRITE);
+	flush_later(st, at, total);
 	st->seg_first[st->nsegs] = first;
 	st->segs[st->nsegs++] = (dir_entry){ .seg_id = id, .offset = at,
 					     .payload_length = plen,
@@ -285,9 +376,11 @@ static rvf_code segment_full(rvf_stream *st, rvf_error *err)
 {
 	stream_writer *w = &st->w;
 	if (!w->started && !w->buf) {
-		w->buf = malloc(st->cap);
-		if (w->buf && pthread_create(&w->thread, NULL, writer_main, st) == 0)
+		w->buf = big_alloc(st->cap);
+		if (w->buf && pthread_create(&w->thread, NULL, writer_main, st) == 0) {
 			w->started = true;
+			(void)flusher_start(st);
+		}
 	}
 	if (!w->started) {
 		rvf_code rc = write_segment(st, st->buf, st->len, err);
@@ -345,6 +438,7 @@ rvf_code rvf_stream_add(rvf_stream *st, size_t n, const float *vectors,
 static void stream_free(rvf_stream *st)
 {
 	writer_stop(st);
+	flusher_stop(st);
 	pthread_mutex_destroy(&st->w.mu);
 	pthread_cond_destroy(&st->w.cond);
 	streams_leave(st->s);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bigmem.h"
 #include "bytes.h"
 #include "error.h"
 #include "io.h"
@@ -472,7 +473,7 @@ static rvf_code collect_vec_rows(rvf_view *v, const rvf_segment *seg,
  * when the scratch copy cannot be had. */
 static void sort_rows(seq_row *rows, size_t n)
 {
-	seq_row *tmp = malloc(n * sizeof(seq_row));
+	seq_row *tmp = big_alloc(n * sizeof(seq_row));
 	size_t (*count)[256] = calloc(8, sizeof(*count));
 	if (!tmp || !count) {
 		free(tmp);
@@ -529,7 +530,7 @@ static rvf_code merge_own(rvf_view *v, const search_row *old, size_t nold,
 	/* room for the appends of the views after this one (index_rows):
 	 * a copy every quarter of growth, O(1) per row amortised */
 	size_t cap = nold + nadd + (nold + nadd) / 4 + 64;
-	v->own = malloc(cap * sizeof(search_row));
+	v->own = big_alloc(cap * sizeof(search_row));
 	if (!v->own)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
 	v->own_cap = cap;
@@ -644,7 +645,7 @@ static rvf_code build_visible_flat(rvf_view *v, rvf_error *err)
 	}
 	const rvf_view *p = v->parent;
 	size_t cap = v->nown - dead + (p ? p->nown : 0);
-	v->visible = malloc((cap ? cap : 1) * sizeof(search_row));
+	v->visible = big_alloc((cap ? cap : 1) * sizeof(search_row));
 	if (!v->visible)
 		return rvf_fail(err, RVF_E_NO_MEMORY, "out of memory indexing rows");
 	size_t i = 0, j = 0, w = 0, inherited = 0, d = 0;
@@ -840,7 +841,7 @@ const search_row *view_rows(rvf_view *v)
 	/* An overlay copies its rows the first time a search needs them. */
 	pthread_mutex_lock(&v->vis_mu);
 	if (!v->vis_rows) {
-		search_row *r = malloc((v->nvisible ? v->nvisible : 1) * sizeof(search_row));
+		search_row *r = big_alloc((v->nvisible ? v->nvisible : 1) * sizeof(search_row));
 		const search_row *b = v->vis_base->visible;
 		if (r) {
 			size_t w = 0, k = 0;
@@ -1314,6 +1315,25 @@ static rvf_code collect_new_rows(rvf_view *v, const row_reuse *r,
 {
 	size_t cap = 0;
 	rvf_code rc = RVF_OK;
+	/* One allocation for them all, instead of a doubling per segment (a
+	 * million streamed rows: 24 MB copied twice over, and faulted in):
+	 * room for a row per 4 * dimension payload bytes, no more rows than
+	 * the mapped file could hold. */
+	uint64_t row_bytes = 4 * (uint64_t)v->info.dimension, bound = 0;
+	if (row_bytes && r->grown >= 0) {
+		uint64_t all = v->dir[r->grown].payload_length / row_bytes;
+		bound = all > r->grown_skip ? all - r->grown_skip : 0;
+	}
+	for (size_t i = r->vec_from; row_bytes && i < v->man.dir_len; i++)
+		if (v->dir[i].type == RVF_SEG_VEC)
+			bound += v->dir[i].payload_length / row_bytes;
+	if (row_bytes && bound > v->map->capacity / row_bytes)
+		bound = v->map->capacity / row_bytes;
+	if (bound > 1024) {
+		*rows = big_alloc((size_t)bound * sizeof(seq_row));
+		if (*rows)
+			cap = (size_t)bound;
+	}
 	if (r->grown >= 0)
 		rc = collect_vec_rows(v, &v->dir[r->grown], r->grown_skip, rows,
 				      nrows, &cap, err);

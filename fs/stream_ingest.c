@@ -201,6 +201,30 @@ static int narrow(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	return 0;
 }
 
+/* Whether no component is NaN or infinite: with the sign bit cleared,
+ * those are the bit patterns from 0x7f800000 up, so adding 0x00800000
+ * sets bit 31 for them only.  Eight lanes of and/add/or without a branch,
+ * which the compiler vectorises at -O2 (a test per component took an
+ * eighth of the daemon's time in a stream). */
+static bool all_finite(const float *row, uint32_t dim)
+{
+	uint32_t lane[8] = { 0 }, any = 0, c = 0;
+	for (; c + 8 <= dim; c += 8) {
+		uint32_t bits[8];
+		memcpy(bits, &row[c], sizeof(bits));
+		for (int k = 0; k < 8; k++)
+			lane[k] |= (bits[k] & 0x7fffffffu) + 0x00800000u;
+	}
+	for (; c < dim; c++) {
+		uint32_t bits;
+		memcpy(&bits, &row[c], sizeof(bits));
+		any |= (bits & 0x7fffffffu) + 0x00800000u;
+	}
+	for (int k = 0; k < 8; k++)
+		any |= lane[k];
+	return !(any & 0x80000000u);
+}
+
 /* Decodes record p (number `n`, 1-based) into row. */
 static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *p,
 		  uint64_t n, float *row)
@@ -218,13 +242,14 @@ static int decode(rvffs *fs, staged *s, ingest_stream *is, const unsigned char *
 	} else {
 		memcpy(row, p, 4 * (size_t)is->dim);
 	}
-	for (uint32_t c = 0; c < is->dim; c++)
-		if (!isfinite(row[c])) {
-			fs_error(fs, "ingest/%s: %s %llu: component %u is not finite; the write fails and nothing is committed",
-				 s->name, is->unit, (unsigned long long)n, c + 1);
-			return -EINVAL;
-		}
-	return 0;
+	if (all_finite(row, is->dim))
+		return 0;
+	uint32_t c = 0;
+	while (isfinite(row[c]))
+		c++;
+	fs_error(fs, "ingest/%s: %s %llu: component %u is not finite; the write fails and nothing is committed",
+		 s->name, is->unit, (unsigned long long)n, c + 1);
+	return -EINVAL;
 }
 
 /* librvf's parse of the header bytes collected so far (at_end: no more

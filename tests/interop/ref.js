@@ -6,7 +6,7 @@
 // Every subcommand prints one JSON document on stdout. Failures print
 // {"error": "..."} and exit 1 (usage errors exit 2).
 //
-//   node ref.js dump FILE [--queries Q.json]
+//   node ref.js dump FILE [--queries Q.json] [--selfcheck VECTORS.json [--k N]]
 //   node ref.js run SCRIPT.json
 //   node ref.js selfcheck FILE VECTORS.json [--k N]
 //   node ref.js query FILE --vector V [--k N] [--exact] [--filter JSON] [--ef N]
@@ -230,13 +230,18 @@ function readJson(file) {
 function cmdDump(args) {
   let file = null;
   let queries = null;
+  let selfVectors = null;
+  let k = 8;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--queries') queries = args[++i];
+    else if (args[i] === '--selfcheck') selfVectors = args[++i];
+    else if (args[i] === '--k') k = Number(args[++i]);
     else if (file === null) file = args[i];
     else throw new UsageError(`dump: unexpected argument ${args[i]}`);
   }
-  if (!file) throw new UsageError('dump FILE [--queries Q.json]');
+  if (!file) throw new UsageError('dump FILE [--queries Q.json] [--selfcheck VECTORS.json [--k N]]');
   if (queries === undefined) throw new UsageError('--queries needs a file');
+  if (selfVectors === undefined) throw new UsageError('--selfcheck needs a file');
   const out = { file, openError: null, fileSize: fileSize(file) };
   let db;
   try {
@@ -269,6 +274,9 @@ function cmdDump(args) {
         return outResults(exactQuery(db, queryVector(vec), k));
       });
     }
+    // the selfcheck in the same read-only open (the file does not change
+    // between the two, and one node start is saved)
+    if (selfVectors !== null) out.selfcheck = selfcheck(db, readJson(selfVectors), k);
   } finally {
     db.close();
   }
@@ -334,29 +342,34 @@ function cmdSelfcheck(args) {
   const entries = readJson(vecFile);
   const db = RvfDatabase.openReadonly(file);
   try {
-    const metric = db.metric();
-    const results = [];
-    let ok = true;
-    for (const [rawId, vec] of entries) {
-      const id = toId(rawId);
-      const res = db.query(queryVector(vec), k, { filter: MATCH_ALL_FILTER });
-      const top = res.length ? res[0] : null;
-      const selfIdx = res.findIndex((r) => r.id === id);
-      const entry = {
-        id: outId(id),
-        hitId: top ? outId(top.id) : null,
-        hitDistance: top ? top.distance : null,
-        selfRank: selfIdx < 0 ? null : selfIdx,
-        selfDistance: selfIdx < 0 ? null : res[selfIdx].distance,
-      };
-      entry.ok = selfIdx >= 0 && res[selfIdx].distance === 0 && top.distance === 0;
-      if (!entry.ok) ok = false;
-      results.push(entry);
-    }
-    return { file, metric, ok, results };
+    return Object.assign({ file }, selfcheck(db, entries, k));
   } finally {
     db.close();
   }
+}
+
+// The selfcheck of ENTRIES on an open handle (also `dump --selfcheck`).
+function selfcheck(db, entries, k) {
+  const metric = db.metric();
+  const results = [];
+  let ok = true;
+  for (const [rawId, vec] of entries) {
+    const id = toId(rawId);
+    const res = db.query(queryVector(vec), k, { filter: MATCH_ALL_FILTER });
+    const top = res.length ? res[0] : null;
+    const selfIdx = res.findIndex((r) => r.id === id);
+    const entry = {
+      id: outId(id),
+      hitId: top ? outId(top.id) : null,
+      hitDistance: top ? top.distance : null,
+      selfRank: selfIdx < 0 ? null : selfIdx,
+      selfDistance: selfIdx < 0 ? null : res[selfIdx].distance,
+    };
+    entry.ok = selfIdx >= 0 && res[selfIdx].distance === 0 && top.distance === 0;
+    if (!entry.ok) ok = false;
+    results.push(entry);
+  }
+  return { metric, ok, results };
 }
 
 // ---------------------------------------------------------------- run

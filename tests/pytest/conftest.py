@@ -58,7 +58,8 @@ MARKERS = {
                        "in the background beside the other two: the heavy checks "
                        "whose result does not depend on the build under test "
                        "(the benchmark, the Debian package, the fuzz programs "
-                       "with their own sanitizers, the QEMU boot)",
+                       "with their own sanitizers, the QEMU boot, the page "
+                       "in Chromium)",
     "sanitizer_pass": "runs in tests/run-all.sh's pass against `build-asan` only "
                       "(the soak and the fault injection: long, and where ASan "
                       "sees most)",
@@ -217,13 +218,18 @@ class Ref:
             pytest.fail(f"ref.js failed: {out.get('error')}\n{fmt_cp(cp)}", pytrace=False)
         return out
 
-    def dump(self, file, queries=None):
+    def dump(self, file, queries=None, selfcheck=None, k=8):
         """Reference view of FILE (read-only open). queries: list of vectors
         (or {"vector", "k"}): out["exact"][i] = [[id, distance], ...], the
-        reference's exact answer, all visible vectors unless k is given."""
+        reference's exact answer, all visible vectors unless k is given.
+        selfcheck: [(id, vector), ...]: out["selfcheck"] is what
+        selfcheck(file, selfcheck, k) returns, from the same open."""
         args = ["dump", file]
         if queries is not None:
             args += ["--queries", self._tmpjson(queries, "queries")]
+        if selfcheck is not None:
+            entries = [[i, list(v)] for i, v in selfcheck]
+            args += ["--selfcheck", self._tmpjson(entries, "vectors"), "--k", k]
         return self.call(*args)
 
     def run(self, ops, check=True):

@@ -7,9 +7,11 @@
 Every file is checked by `check_store`: `rvfctl inspect --json` against
 `ref.js dump` (identity, status, segment directory, kernel/eBPF bytes,
 visible ids), both against a Python model of the operations (visible ids and
-the exact vector bytes), `ref.js selfcheck` (the reference finds every model
-vector at distance 0, l2 stores), and `rvfctl query --json` against the
-reference's exact answers for a few queries and k values.
+the exact vector bytes), the reference's selfcheck (`ref.js dump
+--selfcheck`: it finds every model vector at distance 0, l2 stores), and
+`rvfctl query --json` against the reference's exact answers for a few
+queries and k values (one rvfctl for them all: each --vector is its own
+search at its own k).
 
 Vectors are built from f32-exact values, so text round trips (CSV, JSON) are
 lossless; for l2 stores the components are multiples of 1/16 in [-2, 2],
@@ -239,7 +241,12 @@ class Interop:
         assert not Path(str(path) + ".lock").exists(), f"{path}.lock left behind"
         if queries is None:
             queries = self.default_queries(model, path.name)
-        rd = self.ref.dump(path, queries=queries)
+        vis = model.visible()
+        # the reference holds the identical vectors (checked below): its
+        # selfcheck comes from the dump's own read-only open
+        self_entries = (list(vis.items()) if selfcheck and model.metric == "l2" and vis
+                        else None)
+        rd = self.ref.dump(path, queries=queries, selfcheck=self_entries)
         assert rd["openError"] is None, f"the reference cannot open {path.name}: {rd['openError']}"
         ins = self.ctl_json("inspect", "--json", path)
         name = path.name
@@ -264,7 +271,6 @@ class Interop:
                     assert c.get(k) == r[k], f"{name}: {blob}.{k}: rvfctl {c.get(k)!r}, reference {r[k]!r}"
 
         # the model
-        vis = model.visible()
         assert rd["dimension"] == model.dim and rd["metric"] == model.metric
         ref_ids = [int(i) for i in rd["all_ids"]]
         assert ref_ids == sorted(vis), (
@@ -280,20 +286,26 @@ class Interop:
         assert ins["vectorsDigest"] == digest, f"{name}: vectorsDigest"
 
         # the reference holds the identical vectors
-        if selfcheck and model.metric == "l2" and vis:
-            sc = self.ref.selfcheck(path, list(vis.items()))
+        if self_entries is not None:
+            sc = rd["selfcheck"]
+            assert len(sc["results"]) == len(self_entries)
             bad = [r for r in sc["results"] if not r["ok"]]
             assert not bad, f"{name}: reference self-queries failed: {bad[:5]}"
 
-        # exact answers
-        for qi, q in enumerate(queries):
+        # exact answers, every (query, k) pair in one rvfctl: each --vector is
+        # searched on its own at its own --k (rvfctl(1)), so the top-k
+        # selection at k=1 and k=3 is tested as with one rvfctl per pair
+        pairs = [(qi, len(vis) + 3 if k is None else k)
+                 for qi in range(len(queries)) for k in ks]
+        args = [a for qi, kk in pairs for a in ("--vector", vec_arg(queries[qi]), "--k", kk)]
+        cp = self.run_ctl("query", path, *args, "--json")
+        lines = cp.stdout.splitlines()
+        assert len(lines) == len(pairs), f"{name}: {len(lines)} answers for {len(pairs)} queries"
+        for (qi, kk), line in zip(pairs, lines):
             ref_all = [(int(i), d) for i, d in rd["exact"][qi]]
             assert len(ref_all) == len(vis)
-            for k in ks:
-                kk = len(vis) + 3 if k is None else k
-                got = ctl_results(self.ctl_json("query", path, "--vector", vec_arg(q),
-                                                "--k", kk, "--json"))
-                assert_same_answer(got, ref_all, kk, f"{name} query #{qi}")
+            got = ctl_results(json.loads(line))
+            assert_same_answer(got, ref_all, kk, f"{name} query #{qi}")
         return ins, rd
 
 

@@ -501,6 +501,50 @@ def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
                      m.errors().splitlines()[-1])
 
 
+@pytest.mark.parametrize("ext", ["fvecs", "f32", "npy"])
+def test_non_finite_component_fails_its_write(mount, tmp_path, ext):
+    """A NaN or an infinity anywhere in a streamed record (first, a middle
+    and the last component of an odd dimension, so every lane of the
+    vectorised check and its remainder) fails the write that brings it,
+    naming record and component; nothing is committed.  The largest finite
+    float and a subnormal go in."""
+    dim = 37
+    m = mount(tmp_path / "s.rvf", "create", f"dim={dim}")
+    n_good = 1000
+
+    def file_bytes(rows):
+        if ext == "fvecs":
+            return b"".join(struct.pack("<i", dim) + r for r in rows)
+        if ext == "npy":
+            return _npy_header((len(rows), dim)) + b"".join(rows)
+        return b"".join(rows)
+
+    good = [struct.pack(f"<{dim}f", *[float(k + c) for c in range(dim)])
+            for k in range(n_good)]
+    cases = [(float("nan"), 0), (float("inf"), 17), (float("-inf"), dim - 1),
+             (float("nan"), dim - 2)]
+    for i, (value, comp) in enumerate(cases):
+        row = [1.0] * dim
+        row[comp] = value
+        data = file_bytes(good + [struct.pack(f"<{dim}f", *row)])
+        f = open(m / f"ingest/bad{i}.{ext}", "wb", buffering=0)
+        with pytest.raises(OSError) as e:
+            f.write(data)
+        assert e.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as e:
+            f.close()
+        assert e.value.errno == errno.EINVAL
+        assert m.status()["vectors"] == "0" and m.ls("ingest") == []
+        assert re.search(rf"bad{i}\.{ext}: (record|row) {n_good + 1}: component {comp + 1} is not finite",
+                         m.errors().splitlines()[-1]), m.errors().splitlines()[-1]
+    edge = [3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45] + [0.5] * (dim - 4)
+    (tmp_path / f"ok.{ext}").write_bytes(file_bytes(good + [struct.pack(f"<{dim}f", *edge)]))
+    m.sh(f'cp ok.{ext} "$M/ingest/"')
+    assert int(m.status()["vectors"]) == n_good + 1
+    # the same float32 values, whatever the text's digits
+    assert struct.pack("<4f", *m.read_vector(n_good)[:4]) == struct.pack("<4f", *edge[:4])
+
+
 @pytest.mark.parametrize("nth", [2, 3])
 def test_fvecs_segment_write_error_fails_the_file(mount, store, tmp_path, nth):
     """A streamed file's segments are written by a thread of the daemon

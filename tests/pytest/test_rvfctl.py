@@ -356,6 +356,58 @@ def test_inspect_and_verify_several_stores(small, tmp_path, ctl):
     ctl("verify", small, other)
 
 
+def test_query_several_vectors(tmp_path, ctl, cj):
+    """Several --vector in one rvfctl query: each vector is searched on its
+    own at its own k (one --k for all, or one per --vector in order) and gets
+    exactly the answer one rvfctl per vector gives, in the order given."""
+    p = tmp_path / "m.rvf"
+    ctl("create", p, "--dim", 4)
+    ctl("ingest", p, write_jsonl(tmp_path / "rows.jsonl", ROWS,
+                                 [{"n": i} for i, _ in ROWS]))
+    a, b = "1,2,3,4", "0,0,0,1"
+    alone = {(v, k): cj("query", p, "--vector", v, "--k", k) for v in (a, b) for k in (1, 3, 10)}
+    assert alone[(a, 3)]["results"] == [{"id": 1, "distance": 0.0}, {"id": 2, "distance": 6.0},
+                                        {"id": 7, "distance": 20.0}]
+    assert [r["id"] for r in alone[(b, 10)]["results"]] == [5, 2, 1, 7]
+
+    def several(*args, rc=0):
+        cp = ctl("query", p, *args, "--json", rc=rc)
+        return [json.loads(ln) for ln in cp.stdout.splitlines()]
+
+    # one --k for every vector, and the default k (10)
+    assert several("--vector", a, "--vector", b, "--k", 3) == [alone[(a, 3)], alone[(b, 3)]]
+    assert several("--vector", b, "--vector", a) == [alone[(b, 10)], alone[(a, 10)]]
+    # one --k per --vector, paired in order whatever the interleaving; the same
+    # vector at several k
+    pairs = [(a, 1), (b, 3), (a, 10), (b, 1), (a, 3)]
+    assert several(*[x for v, k in pairs for x in ("--vector", v, "--k", k)]) == [
+        alone[pr] for pr in pairs]
+    assert several("--k", 1, "--k", 3, "--vector", a, "--vector", b) == [alone[(a, 1)],
+                                                                         alone[(b, 3)]]
+    # text: the answers separated by an empty line
+    assert ctl("query", p, "--vector", a, "--k", 1, "--vector", b, "--k", 2).stdout == (
+        "1 0\n\n5 0\n2 13\n")
+    # --filter and --meta apply to every vector
+    flt = '{"op":"gt","field":"n","value":1}'
+    got = several("--vector", a, "--vector", b, "--k", 2, "--filter", flt, "--meta")
+    assert got == [cj("query", p, "--vector", v, "--k", 2, "--filter", flt, "--meta")
+                   for v in (a, b)]
+    assert got[0]["results"] == [{"id": 2, "distance": 6.0, "metadata": {"n": 2}},
+                                 {"id": 7, "distance": 20.0, "metadata": {"n": 7}}]
+    # bad command lines print no answer at all
+    cp = ctl("query", p, "--vector", a, "--vector", b, "--k", 1, "--k", 2, "--k", 3, rc=2)
+    assert cp.stdout == "" and "once per --vector (2 --vector, 3 --k)" in cp.stderr
+    cp = ctl("query", p, "--vector", a, "--k", 1, "--k", 2, rc=2)
+    assert cp.stdout == "" and "(1 --vector, 2 --k)" in cp.stderr
+    cp = ctl("query", p, "--vector", a, "--vector", "1,2,3", rc=2)
+    assert cp.stdout == "" and "3 numbers, the store's dimension is 4" in cp.stderr
+    cp = ctl("query", p, "--vector", a, "--vector", "1,x,3,4", rc=2)
+    assert cp.stdout == "" and "not a list of finite numbers" in cp.stderr
+    (tmp_path / "q.txt").write_text(a + "\n")
+    cp = ctl("query", p, "--file", tmp_path / "q.txt", "--k", 1, "--k", 2, rc=2)
+    assert cp.stdout == "" and "--file takes one --k" in cp.stderr
+
+
 def test_keygen_files(tmp_path, ctl, cj):
     k = cj("keygen", tmp_path / "key")
     sec, pub = tmp_path / "key", tmp_path / "key.pub"
@@ -573,6 +625,12 @@ def test_mount_point_reads_match_the_file(small, tmp_path, mount, cj, ctl):
     assert q == cj("query", small, "--vector", "1,2,3,4", "--k", 3)
     e = cj("query", mnt, "--vector", "1,2,3", rc=2)
     assert "dimension is 4" in e["error"]
+    # several vectors through the mount: one request each, answers in order
+    args = ("--vector", "1,2,3,4", "--k", 1, "--vector", "0,0,0,1", "--k", 3)
+    assert ctl("query", mnt, *args).stdout == ctl("query", small, *args).stdout == (
+        "1 0\n\n5 0\n2 13\n1 23\n")
+    cp = ctl("query", mnt, "--vector", "1,2,3,4", "--vector", "1,2,3", rc=2)
+    assert cp.stdout == "" and "dimension is 4" in cp.stderr
 
 
 def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mount):
@@ -618,6 +676,12 @@ def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mount):
     assert sorted(int(x) for x in os.listdir(mnt / "vectors")) == [4, 6, 8]
     assert_segments_match(mnt, p)
     assert ctl("query", mnt, "--vector", "4,0,0,1", "--k", 1).stdout == "4 0\n"
+    # --meta on several vectors reads each hit's xattrs through the mount
+    one = [ctl("query", mnt, "--vector", v, "--k", k, "--meta").stdout
+           for v, k in (("4,0,0,1", 1), ("6,0,0,1", 2))]
+    assert one[1] == '6 0 {"color":"blue","n":6}\n4 4 {"color":"blue","n":4}\n'
+    assert ctl("query", mnt, "--vector", "4,0,0,1", "--k", 1, "--vector", "6,0,0,1",
+               "--k", 2, "--meta").stdout == "\n".join(one)
     # the file is locked by the daemon: writing to it directly says where to go
     e = cj("compact", p, rc=4)
     assert e["code"] == "LockHeld" and os.path.realpath(mnt) in e["error"]

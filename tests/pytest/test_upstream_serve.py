@@ -5,6 +5,7 @@ tmp dir, no JavaScript error)."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -135,11 +136,54 @@ def _chromium():
     return None
 
 
+def page_store(store, run_ctl):
+    s = make_store(run_ctl, store, dim=4, rows=int_rows(20, 4))
+    run_ctl("delete", s, "--ids", "3,4")
+    return s
+
+
+def test_what_the_page_asks_for(store, run_ctl, serve):
+    """Every request the page at / makes, as a browser makes them (one
+    kept-alive connection, plus the browser's /favicon.ico): the server side
+    of test_page_in_headless_chromium, in every pass (under ASan too), where
+    the Chromium test runs in the background pass only."""
+    s = page_store(store, run_ctl)
+    srv = serve(s)
+    urls = ["/", "/v1/status", "/v1/segments", "/v1/witness", "/favicon.ico"]
+    end = "\n--end of response: %{http_code} %{num_connects}--\n"
+    cp = subprocess.run(["curl", "-s", "-w", end] + [srv.url + u for u in urls],
+                        capture_output=True, text=True, timeout=60)
+    pieces = re.split(r"\n--end of response: (\d+) (\d+)--\n", cp.stdout)
+    assert len(pieces) == 3 * len(urls) + 1 and pieces[-1] == "", cp.stdout[-2000:]
+    got = {u: (int(pieces[3 * i + 1]), pieces[3 * i]) for i, u in enumerate(urls)}
+    connects = sum(int(pieces[3 * i + 2]) for i in range(len(urls)))
+    assert connects == 1, f"curl opened {connects} connections for {len(urls)} requests"
+    code, page = got["/"]
+    assert code == 200 and 'data-state="loading"' in page and "/v1/segments" in page
+    st = json.loads(got["/v1/status"][1])
+    assert got["/v1/status"][0] == 200 and st["total_vectors"] == 18
+    code, segs = got["/v1/segments"][0], json.loads(got["/v1/segments"][1])
+    assert code == 200 and segs["file_size"] == s.stat().st_size
+    types = [x["type"] for x in segs["segments"]]
+    assert types.count("vec") == 1 and types.count("witness") == 2, types
+    for x in segs["segments"]:
+        assert x["offset"] + 64 + x["payload_length"] <= segs["file_size"], x
+        assert x["content_hash_algo"] and x["hash_ok"] is True, x
+    code, w = got["/v1/witness"][0], json.loads(got["/v1/witness"][1])
+    assert code == 200 and [e["action"].split(":")[0] for e in w["entries"]] == [
+        "ingest", "delete"]
+    assert all(e["time"] and e["kind"] and e["link"] for e in w["entries"])
+    assert got["/favicon.ico"][0] == 404
+
+
+# The page's JavaScript in Chromium: what it tests is the page (the same
+# bytes in every build); the server side of it is test_what_the_page_asks_for,
+# in every pass.  Two Chromium starts are the heaviest thing of this file.
+@pytest.mark.background_pass
 def test_page_in_headless_chromium(store, run_ctl, serve, tmp_path):
     exe = _chromium()
     assert exe, "chromium is not installed (tests/run-all.sh installs it)"
-    s = make_store(run_ctl, store, dim=4, rows=int_rows(20, 4))
-    run_ctl("delete", s, "--ids", "3,4")
+    s = page_store(store, run_ctl)
     srv = serve(s)
     home = tmp_path / "chromium-home"
     home.mkdir()
