@@ -34,7 +34,7 @@ pids=()
 for src in "${sources[@]}" tests/unit/test_accel.c tests/unit/test_search.c; do
 	obj=$out/$(basename "$src" .c).o
 	$CCACHE "$CC" -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DRVF_SEARCH_ONLY \
-		-Iengine -Iengine/include -Itests/unit -c "$src" -o "$obj" &
+		-Iengine -Iengine/include -Itests/unit -MD -MF "$obj.d" -c "$src" -o "$obj" &
 	pids+=($!)
 	case $src in engine/*) objs+=("$obj") ;; esac
 done

@@ -55,9 +55,12 @@ REF_PACKAGES=("@ruvector/rvf-node@0.2.3" "@ruvector/rvf-node-linux-x64-gnu@0.2.2
 # rerun compiles only what changed.  Its cache is shared across checkouts
 # (paths under the repository hashed relative to it, the directory not
 # hashed: an object's debug information may name another checkout).
-# Failed compilations (-Werror) are never cached.
+# Failed compilations (-Werror) are never cached.  Depend mode: a miss
+# costs one compile (the compiler's -MD output lists the headers), not a
+# compile and a preprocessor run (a third more CPU on a cold cache).
 if command -v ccache >/dev/null 2>&1; then
-	export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$REPO} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+	export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$REPO} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1} \
+		CCACHE_DEPEND=${CCACHE_DEPEND:-1}
 	CCACHE=ccache
 else
 	CCACHE=

@@ -97,7 +97,8 @@ compile() { # OBJ SRC EXTRA_FLAGS...
 	stale "$obj" "$src" || return 0
 	echo "  CC $src"
 	# shellcheck disable=SC2086
-	$CCACHE $CC $CFLAGS $INC $DEPS_CFLAGS "$@" -c "$src" -o "$obj.tmp" &&
+	# (-MD: lets ccache's depend mode list the headers)
+	$CCACHE $CC $CFLAGS $INC $DEPS_CFLAGS "$@" -MD -MF "$obj.d" -c "$src" -o "$obj.tmp" &&
 		mv "$obj.tmp" "$obj" &
 	pids+=($!)
 	if [ ${#pids[@]} -ge "$JOBS" ]; then
