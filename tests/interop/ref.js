@@ -10,6 +10,7 @@
 //   node ref.js run SCRIPT.json
 //   node ref.js selfcheck FILE VECTORS.json [--k N]
 //   node ref.js query FILE --vector V [--k N] [--exact] [--filter JSON] [--ef N]
+//   node ref.js serve   (read-only commands, one per line on stdin; below)
 //
 // "Exact" answers use a filter that matches every vector (the reference never
 // persists metadata, so field 65535 is never present and not(eq(...)) is
@@ -575,18 +576,52 @@ function main(argv) {
   const [cmd, ...args] = argv;
   const cmds = { dump: cmdDump, run: cmdRun, selfcheck: cmdSelfcheck, query: cmdQuery };
   if (!cmd || !cmds[cmd]) {
-    throw new UsageError('usage: ref.js dump|run|selfcheck|query ...');
+    throw new UsageError('usage: ref.js dump|run|selfcheck|query|serve ...');
   }
   return cmds[cmd](args);
 }
 
-let code = 0;
-let out;
-try {
-  out = main(process.argv.slice(2));
-  if (out && out.failed) code = 1;
-} catch (e) {
-  out = { error: errMsg(e) };
-  code = e instanceof UsageError ? 2 : 1;
+// One command's document and exit code, as a process of its own prints
+// them.
+function runCommand(argv) {
+  try {
+    const out = main(argv);
+    return { out, code: out && out.failed ? 1 : 0 };
+  } catch (e) {
+    return { out: { error: errMsg(e) }, code: e instanceof UsageError ? 2 : 1 };
+  }
 }
-process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(code));
+
+// serve: the read-only commands (dump, selfcheck, query) for a test
+// session without a node start each (a start costs more CPU than most
+// commands).  Each stdin line is a JSON argv; each answer one line
+// {"exit": CODE, "out": DOCUMENT}.  Every command opens its file read-only
+// (no lock) and closes it before answering, and this file keeps no state
+// between commands, so an answer is the one `node ref.js ARGV` prints.
+// `run` (it writes and takes the writer lock, which names the process)
+// stays one process per script.
+const READ_ONLY = new Set(['dump', 'selfcheck', 'query']);
+
+function serve() {
+  const rl = require('readline').createInterface({ input: process.stdin, terminal: false });
+  rl.on('line', (line) => {
+    let res;
+    try {
+      const argv = JSON.parse(line);
+      if (!Array.isArray(argv) || !READ_ONLY.has(argv[0])) {
+        throw new UsageError('serve: a JSON array, one of dump|selfcheck|query and its arguments');
+      }
+      res = runCommand(argv.map(String));
+    } catch (e) {
+      res = { out: { error: errMsg(e) }, code: e instanceof UsageError ? 2 : 1 };
+    }
+    process.stdout.write(JSON.stringify({ exit: res.code, out: res.out }) + '\n');
+  });
+}
+
+if (process.argv[2] === 'serve' && process.argv.length === 3) {
+  serve();
+} else {
+  const { out, code } = runCommand(process.argv.slice(2));
+  process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(code));
+}

@@ -12,8 +12,10 @@ Environment:
 
 import json
 import os
+import select
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,9 @@ REF_PACKAGES = {
 }
 
 TIMEOUT = float(os.environ.get("RVF_TEST_TIMEOUT", "300"))
+
+# ref.js commands that only read (read-only opens, no lock): RefServer.
+READ_ONLY_REF_COMMANDS = ("dump", "selfcheck", "query")
 
 # Sanitizer reports on stderr mean a memory/UB bug even when the exit code
 # looks right (UBSan keeps running unless halt_on_error is set): one set of
@@ -190,6 +195,70 @@ class RefError(AssertionError):
     pass
 
 
+class RefServer:
+    """One `node ref.js serve` for the session's read-only reference
+    commands (dump, selfcheck, query): a node start costs more CPU than
+    most of them.  Each answer is the one `node ref.js ARGS` prints (see
+    ref.js serve).  A server that dies or hangs fails that call, like the
+    process of its own did, and the next call starts a new one."""
+
+    def __init__(self, node, tmpdir):
+        self.node = node
+        self.tmpdir = Path(tmpdir)
+        self.p = None
+        self.err = None
+
+    def _start(self):
+        self.err = open(self.tmpdir / "ref-serve.stderr", "ab+")
+        self.p = subprocess.Popen([self.node, str(REF_JS), "serve"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self.err, bufsize=0)
+
+    def stop(self):
+        if self.p is not None:
+            self.p.stdin.close()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+            self.p.stdout.close()
+            self.err.close()
+            self.p = None
+
+    def _stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-3000:]
+
+    def call(self, args, timeout):
+        """(exit code, document) of `node ref.js ARGS`."""
+        if self.p is None or self.p.poll() is not None:
+            self._start()
+        line = (json.dumps([str(a) for a in args]) + "\n").encode()
+        buf = b""
+        try:
+            self.p.stdin.write(line)
+            end = time.monotonic() + timeout
+            while not buf.endswith(b"\n"):
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([self.p.stdout], [], [], left)[0]:
+                    self.p.kill()
+                    pytest.fail(f"timeout: ref.js {' '.join(map(str, args))}", pytrace=False)
+                chunk = os.read(self.p.stdout.fileno(), 1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+        except BrokenPipeError:
+            pass
+        if not buf.endswith(b"\n"):
+            rc = self.p.wait()
+            err = self._stderr()
+            self.stop()
+            pytest.fail(f"ref.js serve died (exit {rc}) on {' '.join(map(str, args))}:\n{err}",
+                        pytrace=False)
+        answer = json.loads(buf)
+        return answer["exit"], answer["out"]
+
+
 class Ref:
     """Calls `node tests/interop/ref.js ...` and parses its JSON."""
 
@@ -197,6 +266,7 @@ class Ref:
         self.node = node
         self.tmpdir = Path(tmpdir)
         self._n = 0
+        self.server = RefServer(node, tmpdir)
 
     def _tmpjson(self, obj, stem):
         self._n += 1
@@ -205,6 +275,12 @@ class Ref:
         return p
 
     def call(self, *args, check=True):
+        if args and args[0] in READ_ONLY_REF_COMMANDS:
+            rc, out = self.server.call(args, TIMEOUT)
+            if check and rc != 0:
+                pytest.fail(f"ref.js {' '.join(map(str, args))} failed (exit {rc}): "
+                            f"{out.get('error')}", pytrace=False)
+            return out
         cmd = [self.node, str(REF_JS)] + [str(a) for a in args]
         try:
             cp = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
@@ -274,7 +350,9 @@ def ref(tmp_path_factory):
         pytest.fail(f"the reference implementation is not installed ({problem}): "
                     f"run tests/run-all.sh (or `npm install` in tests/interop)",
                     pytrace=False)
-    return Ref(node, tmp_path_factory.mktemp("ref"))
+    r = Ref(node, tmp_path_factory.mktemp("ref"))
+    yield r
+    r.server.stop()
 
 
 # ---------------------------------------------------------------- stores

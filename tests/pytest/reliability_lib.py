@@ -26,7 +26,6 @@ from mountlib import SANITIZER_MARKERS, build_dir_path, sanitizer_env  # noqa: F
 
 REPO = Path(__file__).resolve().parents[2]
 INTEROP = REPO / "tests" / "interop"
-REF_JS = INTEROP / "ref.js"
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
 LONG = os.environ.get("RVF_LONG", "0") not in ("", "0")
@@ -124,14 +123,26 @@ def ctl_json(*args, **kw):
                     f"{cp.stdout[-2000:]!r}\n{cp.stderr[-2000:]!r}", pytrace=False)
 
 
+_ref_server = None
+
+
 def ref_dump(path, timeout=300):
-    import json
-    cp = run([node_exe(), REF_JS, "dump", path], check=False, timeout=timeout)
-    try:
-        return json.loads(cp.stdout)
-    except ValueError:
-        pytest.fail(f"ref.js dump {path} printed no JSON (exit {cp.returncode}):\n"
-                    f"{cp.stdout[-1000:]!r}\n{cp.stderr[-2000:]!r}", pytrace=False)
+    """`node ref.js dump PATH`'s document, whatever its exit code, from
+    this process's one `ref.js serve` (conftest.RefServer: the same answer
+    without a node start each)."""
+    global _ref_server
+    if _ref_server is None:
+        import atexit
+        import tempfile
+        from conftest import RefServer
+        tmp = tempfile.mkdtemp(prefix="rvf-ref-serve-")
+        _ref_server = RefServer(node_exe(), tmp)
+
+        def stop():
+            _ref_server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        atexit.register(stop)
+    return _ref_server.call(["dump", path], timeout)[1]
 
 
 def ref_ids(dump):
