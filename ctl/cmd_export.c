@@ -209,12 +209,10 @@ static uint64_t *list_ids(const char *mnt, size_t *n)
 static int export_mount(ctl_ctx *ctx, const char *mnt, enum format fmt,
 			FILE *f, FILE *idf, uint64_t *rows)
 {
-	json_t *st;
-	int rc = mnt_status(ctx, mnt, &st);
+	uint32_t dim;
+	int rc = mnt_dimension(ctx, mnt, &dim);
 	if (rc)
 		return rc;
-	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
-	json_decref(st);
 	size_t n;
 	uint64_t *ids = list_ids(mnt, &n);
 	if (!ids)

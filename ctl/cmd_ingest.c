@@ -223,12 +223,10 @@ static int copy_into(ctl_ctx *ctx, const char *mnt, const char *file, int fd,
 static int ingest_mount(ctl_ctx *ctx, const char *mnt, int nfiles,
 			char **files, json_t *done)
 {
-	json_t *st;
-	int rc = mnt_status(ctx, mnt, &st);
+	uint32_t dim;
+	int rc = mnt_dimension(ctx, mnt, &dim);
 	if (rc)
 		return rc;
-	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
-	json_decref(st);
 	for (int i = 0; i < nfiles && !rc; i++) {
 		char nb[32];
 		const char *file = display_name(files[i], nb);
@@ -253,6 +251,7 @@ static int ingest_mount(ctl_ctx *ctx, const char *mnt, int nfiles,
 			rc = copy_into(ctx, mnt, file, fd, done);
 		}
 		close(fd);
+		json_t *st;
 		if (rc || (rc = mnt_status(ctx, mnt, &st)))
 			break;
 		uint32_t epoch = (uint32_t)kv_u64(st, "epoch");

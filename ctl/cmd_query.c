@@ -227,12 +227,10 @@ static int mount_one(ctl_ctx *ctx, const char *mnt, vquery *q,
 static int query_mount(ctl_ctx *ctx, const char *mnt, vquery *qs, size_t nq,
 		       const char *filter_json, bool meta)
 {
-	json_t *st;
-	int rc = mnt_status(ctx, mnt, &st);
+	uint32_t dim;
+	int rc = mnt_dimension(ctx, mnt, &dim);
 	if (rc)
 		return rc;
-	uint32_t dim = (uint32_t)kv_u64(st, "dimension");
-	json_decref(st);
 	if ((rc = check_dims(ctx, qs, nq, dim)))
 		return rc;
 	for (size_t i = 0; i < nq && !rc; i++)

@@ -85,6 +85,17 @@ int mnt_status(ctl_ctx *ctx, const char *mnt, json_t **out)
 	return 0;
 }
 
+int mnt_dimension(ctl_ctx *ctx, const char *mnt, uint32_t *dim)
+{
+	json_t *st;
+	int rc = mnt_status(ctx, mnt, &st);
+	if (rc)
+		return rc;
+	*dim = (uint32_t)kv_u64(st, "dimension");
+	json_decref(st);
+	return 0;
+}
+
 uint64_t kv_u64(json_t *kv, const char *key)
 {
 	const char *s = kv_str(kv, key);

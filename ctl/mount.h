@@ -25,6 +25,8 @@ char *mnt_read(const char *mnt, const char *name, size_t *len);
 /* The mount's `status` as an object of strings; reports and returns an
  * exit code on failure. */
 int mnt_status(ctl_ctx *ctx, const char *mnt, json_t **out);
+/* The mounted store's dimension, from its status; an exit code on failure. */
+int mnt_dimension(ctl_ctx *ctx, const char *mnt, uint32_t *dim);
 /* "key: value" lines as an object of strings. */
 json_t *mnt_parse_kv(const char *text);
 /* A status value as a number (0 when missing). */
