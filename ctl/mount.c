@@ -87,7 +87,7 @@ int mnt_status(ctl_ctx *ctx, const char *mnt, json_t **out)
 
 int mnt_dimension(ctl_ctx *ctx, const char *mnt, uint32_t *dim)
 {
-	json_t *st;
+	json_t *st = NULL;
 	int rc = mnt_status(ctx, mnt, &st);
 	if (rc)
 		return rc;
