@@ -21,9 +21,9 @@
 #include "rvf.h"
 
 /* Per-op call counters: the only mutable statics, used by fault tests. */
-static atomic_ulong calls[5];
-enum { OP_WRITE, OP_FSYNC, OP_RENAME, OP_TRUNCATE, OP_MAP };
-static const char *op_names[] = { "write", "fsync", "rename", "truncate", "map" };
+enum { OP_WRITE, OP_FSYNC, OP_RENAME, OP_TRUNCATE, OP_MAP, OP_COUNT };
+static atomic_ulong calls[OP_COUNT];
+static const char *op_names[OP_COUNT] = { "write", "fsync", "rename", "truncate", "map" };
 
 /* 0 = no fault; >0 = errno to fail with; -1 = short write. */
 static int injected_fault(int op)
@@ -47,7 +47,7 @@ static int injected_fault(int op)
 
 unsigned long io_fault_calls(const char *op)
 {
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < OP_COUNT; i++)
 		if (strcmp(op, op_names[i]) == 0)
 			return atomic_load(&calls[i]);
 	return 0;
