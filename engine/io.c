@@ -53,6 +53,14 @@ unsigned long io_fault_calls(const char *op)
 	return 0;
 }
 
+/* The kernel gets writes in pieces of at most 1 MiB.  From a larger write
+ * the page cache takes 2 MiB folios, and on a VM whose balloon reports free
+ * memory to the host those come from the blocks the host has taken back:
+ * every first touch then faults into the host.  Measured on our 2-core VM,
+ * 516 MB written from an 8 MiB buffer: 0.09 to 1.0 s in 8 MiB pwrites,
+ * 0.06 to 0.09 s in 1 MiB pieces (cp writes 128 KiB at a time). */
+#define IO_WRITE_PIECE ((size_t)1 << 20)
+
 int io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const char *p = buf;
@@ -64,7 +72,8 @@ int io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	if (fault < 0)
 		len /= 2;
 	while (len > 0) {
-		ssize_t w = pwrite(fd, p, len, off);
+		size_t piece = len < IO_WRITE_PIECE ? len : IO_WRITE_PIECE;
+		ssize_t w = pwrite(fd, p, piece, off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -93,7 +102,17 @@ int io_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
 		total += iov[i].iov_len;
 	size_t want = fault < 0 ? total / 2 : total, done = 0;
 	while (done < want) {
-		ssize_t w = pwritev(fd, iov, n, off + (off_t)done);
+		/* the front of iov, at most one piece of it */
+		struct iovec part[8];
+		int m = 0;
+		size_t room = want - done < IO_WRITE_PIECE ? want - done : IO_WRITE_PIECE;
+		for (; m < n && m < 8 && room > 0; m++) {
+			part[m] = iov[m];
+			if (part[m].iov_len > room)
+				part[m].iov_len = room;
+			room -= part[m].iov_len;
+		}
+		ssize_t w = pwritev(fd, part, m, off + (off_t)done);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
