@@ -45,8 +45,13 @@ static void prefault_segment(uintptr_t start, uintptr_t zero_start, uintptr_t en
 	uintptr_t huge_start = round_up(zero_start, HUGE_PAGE);
 	uintptr_t huge_end = round_down(end, HUGE_PAGE);
 
-	if (huge_end > huge_start)
+	if (huge_end > huge_start) {
+		/* MADV_COLLAPSE fails on a 2 MiB block not touched yet (no page
+		 * table): one page of each first */
+		for (uintptr_t a = huge_start; a < huge_end; a += HUGE_PAGE)
+			(void)madvise((void *)a, page, MADV_POPULATE_READ);
 		(void)madvise((void *)huge_start, huge_end - huge_start, MADV_COLLAPSE);
+	}
 	start = round_down(start, page);
 	end = round_up(end, page);
 	(void)madvise((void *)start, end - start, MADV_POPULATE_READ);
