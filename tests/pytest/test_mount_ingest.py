@@ -904,3 +904,30 @@ def test_files_streamed_at_once_both_commit(mount, store, run_ctl, tmp_path, oth
     got_b = b"".join(body[r * stride:(r + 1) * stride] for r, v in enumerate(firsts) if v >= 1_000_000)
     assert got_a == _npy_rows(0, na)
     assert got_b == _npy_rows(1_000_000, nb)
+
+def test_streamed_file_is_not_read_back_as_zeros(mount, tmp_path):
+    """Reading an ingest/ file while it streams into the store fails with
+    EINVAL and a message (its bytes are in the store, not in the staging
+    file, which held zeros); the write still commits at the close.  A
+    staged (text) file reads back what was written."""
+    m = mount(tmp_path / "s.rvf", "create", f"dim={DIM}")
+    data = _fvecs_rows(0, 10)
+    fd = os.open(m / "ingest" / "r.fvecs", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, data) == len(data)
+        with pytest.raises(OSError) as e:
+            os.pread(fd, len(data), 0)
+        assert e.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)
+    assert "ingest/r.fvecs: not readable while written" in m.errors()
+    assert m.status()["vectors"] == "10"
+    assert m.read_vector(9) == [9.0] * DIM
+    text = b"100,0.5,0.5,0.5,0.5\n"
+    fd = os.open(m / "ingest" / "t.csv", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, text) == len(text)
+        assert os.pread(fd, 100, 0) == text
+    finally:
+        os.close(fd)
+    assert m.status()["vectors"] == "11"
