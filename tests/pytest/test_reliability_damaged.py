@@ -27,6 +27,7 @@ mounted with every damaged segment file giving EIO and a line in `errors`,
 and the daemon exits cleanly at unmount (no sanitizer or leak report).
 """
 
+import fcntl
 import json
 import os
 import re
@@ -89,11 +90,23 @@ def limit_memory():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("damaged")
-    inside = "7" if LONG else "3"
-    cp = subprocess.run([sys.executable, str(GEN), str(out), "--rvfctl", str(rvfctl_exe()),
-                         "--inside", inside], capture_output=True, text=True, timeout=300)
-    assert cp.returncode == 0, cp.stderr
+    # Under pytest-xdist the two tests of this file usually run in two
+    # workers: the first makes the corpus, the other waits for it and uses
+    # the same files (make_damaged.py's 27 rvfctl runs once, not twice).
+    # Both only read them: inspect opens read-only, the mounts are `ro`
+    # (they make no lock file) and the mounted copies live elsewhere.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.getbasetemp().parent / "damaged-corpus"  # this session's
+    else:
+        out = tmp_path_factory.mktemp("damaged")
+    with open(f"{out}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "cases.json").exists():  # written last: the corpus is complete
+            inside = "7" if LONG else "3"
+            cp = subprocess.run([sys.executable, str(GEN), str(out), "--rvfctl",
+                                 str(rvfctl_exe()), "--inside", inside],
+                                capture_output=True, text=True, timeout=300)
+            assert cp.returncode == 0, cp.stderr
     cases = json.loads((out / "cases.json").read_text())
     return out, cases
 
