@@ -44,10 +44,10 @@ static int inspect_open_error(const char *path, rvf_code rc, const rvf_error *er
 	json_object_set_new(o, "store", json_string(path));
 	json_object_set_new(o, "openError", json_string(msg));
 	json_object_set_new(o, "error", json_string(msg));
-	json_object_set_new(o, "exit", json_integer(ctl_exit_code(rc)));
+	json_object_set_new(o, "exit", json_integer(ctl_error_exit(err)));
 	fprintf(stderr, "rvfctl: %s: %s\n", path, msg);
 	ctl_print_json(o);
-	return ctl_exit_code(rc);
+	return ctl_error_exit(err);
 }
 
 /* Identity, sizes and the corpus's "status" object. */

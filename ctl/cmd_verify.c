@@ -145,11 +145,13 @@ static int verify_one(ctl_ctx *ctx, const char *arg, const uint8_t *pk)
 	rvf_code rc = rvf_store_open(path, RVF_OPEN_READ_ONLY, &s, &err);
 	int exit_code = 0;
 	if (rc != RVF_OK) {
-		/* A refused open is a verification failure; an unreadable
-		 * file is an I/O error. */
+		/* A refused open is a verification failure; a missing or
+		 * forbidden path is what it is everywhere in rvfctl (exit 1),
+		 * an unreadable file an I/O error. */
 		add(&r, rc == RVF_E_PARENT_HASH_MISMATCH ? "parent" : "open", false,
 		    "%s (%s)", err.message, rvf_code_name(rc));
-		exit_code = ctl_exit_code(rc) == EXIT_IO ? EXIT_IO : EXIT_REFUSED;
+		int e = ctl_error_exit(&err);
+		exit_code = e == EXIT_IO || e == EXIT_OTHER ? e : EXIT_REFUSED;
 	} else {
 		rvf_view *v = rvf_store_view(s);
 		verify_view(&r, v, pk, sigs);

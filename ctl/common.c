@@ -103,13 +103,16 @@ static int fail_named(ctl_ctx *ctx, int code, const char *name,
 	return rc;
 }
 
+int ctl_error_exit(const rvf_error *err)
+{
+	if (err->code == RVF_E_IO && ctl_errno_exit(err->sys_errno) == EXIT_OTHER)
+		return EXIT_OTHER;
+	return ctl_exit_code(err->code);
+}
+
 int ctl_report(ctl_ctx *ctx, const char *what, const rvf_error *err)
 {
-	/* A missing or forbidden path is not an I/O failure. */
-	int code = ctl_exit_code(err->code);
-	if (err->code == RVF_E_IO && ctl_errno_exit(err->sys_errno) == EXIT_OTHER)
-		code = EXIT_OTHER;
-	return fail_named(ctx, code, rvf_code_name(err->code),
+	return fail_named(ctx, ctl_error_exit(err), rvf_code_name(err->code),
 			  "%s%s%s (%s)", what ? what : "", what ? ": " : "",
 			  err->message, rvf_code_name(err->code));
 }

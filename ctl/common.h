@@ -34,6 +34,9 @@ typedef struct ctl_ctx {
 /* Exit code for a library code / an errno. */
 int ctl_exit_code(rvf_code code);
 int ctl_errno_exit(int e);
+/* Exit code for a library error: as ctl_exit_code, but a path that is
+ * missing or that the caller may not read is no I/O failure (EXIT_OTHER). */
+int ctl_error_exit(const rvf_error *err);
 
 /* Prints the failure and returns `code` (an exit code).  extra (may be
  * NULL, consumed) adds fields to the --json error object. */

@@ -3,7 +3,11 @@
  * Tests set RVF_FAULT="op:n:errno" (op = write|fsync|rename|truncate|map) to
  * make the n-th such call (1-based, counted per process) fail with errno,
  * or "write:n:short" to make it write half and fail with ENOSPC.  The
- * variable is read at each call, so nothing is cached globally. */
+ * variable is read at each call, so nothing is cached globally.
+ * RVF_FAULT=count fails nothing and prints, at exit, how many calls of each
+ * op the process made (what a spec's n can reach): the fault-free run from
+ * which tests/pytest/test_reliability_faults.py learns a command's fault
+ * points, as tests/unit/test_faults.c does in-process (io_fault_calls). */
 #include "io.h"
 
 #include <errno.h>
@@ -51,6 +55,20 @@ unsigned long io_fault_calls(const char *op)
 		if (strcmp(op, op_names[i]) == 0)
 			return atomic_load(&calls[i]);
 	return 0;
+}
+
+/* RVF_FAULT=count (no field matches, so injected_fault counts every call
+ * and fails none): one line on stderr at exit, e.g.
+ * "rvf-fault-calls: write=7 fsync=3 rename=0 truncate=0 map=1". */
+__attribute__((destructor)) static void report_fault_calls(void)
+{
+	const char *spec = getenv("RVF_FAULT");
+	if (!spec || strcmp(spec, "count") != 0)
+		return;
+	fputs("rvf-fault-calls:", stderr);
+	for (int i = 0; i < OP_COUNT; i++)
+		fprintf(stderr, " %s=%lu", op_names[i], atomic_load(&calls[i]));
+	fputc('\n', stderr);
 }
 
 /* The kernel gets writes in pieces of at most 1 MiB.  From a larger write

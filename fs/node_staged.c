@@ -64,7 +64,14 @@ static int staged_open(fuse_req_t req, rvffs *fs, rvf_view *v, handle *h,
 
 static void staged_read(fuse_req_t req, rvffs *fs, handle *h, size_t size, off_t off)
 {
-	(void)fs;
+	/* A streamed file's bytes went into the store, not to the staging
+	 * file, which holds only zeros: say so rather than hand them out. */
+	if (stream_active(fs, st_of(h))) {
+		fs_error(fs, "ingest/%s: not readable while written: its rows go into the store as they come (read them in vectors/ after the close)",
+			 st_of(h)->name);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	char *buf = malloc(size);
 	ssize_t r = buf ? pread(st_of(h)->fd, buf, size, off) : -1;
 	if (r < 0)
