@@ -27,9 +27,12 @@
 #   RVF_SKIP_ASAN_PYTEST=1   skip the pytest run against build-asan
 #   RVF_SKIP_APT=1           never call apt-get (report missing packages only)
 #   PYTEST_ARGS="..."        extra pytest arguments (e.g. "-k interop -x")
-#   RVF_PYTEST_WORKERS=N     pytest-xdist processes per pass (default 2;
-#                            the two main passes run at once)
+#   RVF_ASAN_WORKERS=N       pytest-xdist processes of the build-asan pass
+#   RVF_NORMAL_WORKERS=N     ... of the build pass (the two run at once;
+#                            defaults: see "xdist" below)
+#   RVF_PYTEST_WORKERS=N     both of them (and the background_pass pass)
 #   RVF_HEAVY_AFTER_CORE=1   start the heavy steps when the core is done
+#   RVF_CORE_ONLY=1          stop after the core (to time it): no heavy steps
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
 # summary over the pytest passes, with every failed non-pytest step counted
@@ -339,7 +342,7 @@ fuzz_then_heavy_tests() {
 	done
 	# its counts and failures are taken from its log (pytest_count)
 	if has_build build; then
-		pytest_run build "background_pass" "$bg_pytest_log"
+		pytest_run build "background_pass" "$bg_pytest_log" "${RVF_PYTEST_WORKERS:-2}"
 	fi
 	return 0
 }
@@ -381,18 +384,31 @@ unit_tests() { # dir, meson test options...
 # fuzz_then_heavy_tests) against build, a heavy step.  The passes
 # against build and build-asan run side by side: most tests wait on FUSE
 # round trips, on node and on process start-up more than they compute.
-# pytest-xdist spreads each pass over RVF_PYTEST_WORKERS processes (default 2).
-xdist=()
-if "$PYTHON" -c 'import xdist' 2>/dev/null; then
-	xdist=(-n "${RVF_PYTEST_WORKERS:-2}" --dist loadgroup)
-fi
+# pytest-xdist spreads each pass over its workers; --dist loadgroup hands
+# the tests out in collection order (conftest.py: the long ones first) and
+# keeps an xdist_group ("system") in one worker.  Workers per pass: a worker
+# of the ASan pass keeps under half a core busy (its tests wait on mounts,
+# FUSE round trips, fsync, node), one of the normal pass a third; with 2
+# each the core left a third of the 2 cores idle (401 s wall, 560 s CPU on
+# an idle machine) and the ASan pass, twice the work, ended 140 s after the
+# normal one.  So the ASan pass gets more workers than the normal pass,
+# enough that the two keep both cores busy and end together (4 and 2: on a
+# loaded machine the passes then ended 60 s apart instead of 260 s; more
+# workers cost CPU in contention; bench/suite-core.sh compares settings).
+has_xdist=0
+"$PYTHON" -c 'import xdist' 2>/dev/null && has_xdist=1
+xdist() { # N: the pytest arguments for N pytest-xdist workers
+	[ "$has_xdist" = 1 ] && echo "-n $1 --dist loadgroup"
+}
+asan_workers=${RVF_ASAN_WORKERS:-${RVF_PYTEST_WORKERS:-4}}
+normal_workers=${RVF_NORMAL_WORKERS:-${RVF_PYTEST_WORKERS:-2}}
 
-pytest_run() { # variant, marker expression, log, env...: output to the log too
-	local variant=$1 marks=$2 log=$3
-	shift 3
-	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}"
+pytest_run() { # variant, marker expression, log, workers, env...: output to the log too
+	local variant=$1 marks=$2 log=$3 workers=$4
+	shift 4
+	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}${workers:+ ($workers workers)}"
 	# shellcheck disable=SC2086
-	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q "${xdist[@]}" \
+	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q $(xdist "$workers") \
 		--durations=25 ${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
 	echo "${PIPESTATUS[0]}" > "$log.rc"
 }
@@ -436,7 +452,7 @@ for variant in "${test_dirs[@]}"; do
 	bg_nice=0 bg_group=core bg_start "meson test: $variant --no-suite slow" \
 		unit_tests "$variant" --no-suite slow
 done
-[ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] || start_heavy
+[ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] || [ "${RVF_CORE_ONLY:-0}" = 1 ] || start_heavy
 
 py_logs=() py_variants=()
 if [ ! -x "$PYTHON" ] || ! "$PYTHON" -c 'import pytest' 2>/dev/null; then
@@ -451,7 +467,7 @@ else
 		log=$(mktemp)
 		py_logs+=("$log") py_variants+=(build)
 		bg_nice=0 bg_group=core bg_start "pytest: RVF_BUILD_DIR=build (beside the build-asan pass)" \
-			pytest_run build "$normal_marks" "$log"
+			pytest_run build "$normal_marks" "$log" "$normal_workers"
 	else
 		fail_step "pytest (build): not built"
 	fi
@@ -460,7 +476,8 @@ else
 	elif has_build build-asan; then
 		log=$(mktemp)
 		py_logs+=("$log") py_variants+=(build-asan)
-		pytest_run build-asan "not normal_pass and not background_pass" "$log" "${asan_env[@]}"
+		pytest_run build-asan "not normal_pass and not background_pass" "$log" "$asan_workers" \
+			"${asan_env[@]}"
 	else
 		fail_step "pytest (build-asan): not built"
 	fi
@@ -472,14 +489,19 @@ step_done # (and cpu_now)
 core_line=$(printf 'core (builds, unit tests, both pytest passes): %d s wall, %d s CPU' \
 	$((SECONDS - START)) $((CPU - $(bg_cpu_reaped heavy))))
 printf '\n=== [%d s] %s\n' $((SECONDS - START)) "$core_line"
-[ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ] && start_heavy
+if [ "${RVF_CORE_ONLY:-0}" = 1 ]; then
+	echo "RVF_CORE_ONLY=1: the heavy steps are not run"
+elif [ "${RVF_HEAVY_AFTER_CORE:-0}" = 1 ]; then
+	start_heavy
+fi
 
 [ ${#bg_pids[@]} -gt 0 ] && say "waiting for the heavy steps"
 bg_collect heavy
 for i in "${!py_logs[@]}"; do
 	pytest_count "${py_variants[$i]}" "${py_logs[$i]}"
 done
-has_build build && pytest_count "build, background_pass" "$bg_pytest_log"
+has_build build && [ "${RVF_CORE_ONLY:-0}" != 1 ] &&
+	pytest_count "build, background_pass" "$bg_pytest_log"
 
 # ------------------------------------------------------------ summary
 step_done # (and cpu_now)

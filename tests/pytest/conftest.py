@@ -79,27 +79,37 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
-# The tests that take minutes (pytest --durations in tests/run-all.sh's
-# log): collected first, so that pytest-xdist's workers start them at once
-# and finish together, instead of one worker running a long test alone at
-# the end.  Only the order changes; a name missing here costs time, not
+# The tests that take longest (pytest --durations in tests/run-all.sh's
+# log), longest first: collected first and in this order, so that
+# pytest-xdist (--dist loadgroup hands out the tests in collection order)
+# starts them at once, and the last minutes are short tests that keep
+# every worker busy, instead of one worker running a long test alone at the
+# end.  Only the order changes; a name missing here costs time, not
 # coverage.
 LONG_TESTS = (
     "test_bench_small.py::test_bench_small",
     "test_debian_package.py::",
-    "test_reliability_crash.py::",
-    "test_reliability_damaged.py::test_damaged_files_open_or_refuse_like_the_reference",
-    "test_reliability_faults.py::test_rvfctl_under_faults",
-    "test_reliability_soak.py::",
     "test_upstream_launch.py::test_launch_boots_the_embedded_kernel",
     "test_upstream_serve.py::test_page_in_headless_chromium",
+    "test_reliability_crash.py::test_rvfctl_compact_sigkill",
+    "test_reliability_soak.py::test_soak",
+    "test_reliability_faults.py::test_rvfctl_under_faults[ingest]",
+    "test_reliability_damaged.py::test_damaged_files_open_or_refuse_like_the_reference",
+    "test_reliability_crash.py::",
+    "test_reliability_faults.py::test_rvfctl_under_faults",
+    "test_reliability_damaged.py::test_mount_damaged_sample",
+    "test_mount_commit.py::test_unmount_then_ingest_at_once",
+    "test_mount_ingest.py::test_files_streamed_at_once_both_commit",
+    "test_rvfctl.py::test_mount_point_changes_show_at_once",
+    "test_rvfctl.py::test_single_ingests_follow_the_compact_policy",
+    "test_reliability_soak.py::",
 )
 
 
 def pytest_collection_modifyitems(config, items):
-    def is_long(item):
-        return any(n in item.nodeid for n in LONG_TESTS)
-    items.sort(key=lambda item: not is_long(item))  # stable: the rest keep their order
+    def rank(item):  # the first LONG_TESTS entry that names it, or after them all
+        return next((i for i, n in enumerate(LONG_TESTS) if n in item.nodeid), len(LONG_TESTS))
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 # ---------------------------------------------------------------- basics

@@ -3,7 +3,6 @@ metric / config / threads / k, the writer lock, and one clear line for
 every failure to mount."""
 
 import os
-import time
 
 import pytest
 
@@ -105,9 +104,9 @@ def test_stale_lock_of_dead_pid_is_broken(mount, s20):
     assert wait_for(lambda: pid_gone(pid), 10)
     # the lock of a process that is gone, on this host
     m.lock.write_bytes(stale)
-    t0 = time.monotonic()
+    # rvffs does not wait for a held lock (it refuses the mount at once),
+    # so a mount that succeeds broke the stale one: no timing needed
     m2 = mount(p)
-    assert time.monotonic() - t0 < 5
     assert m2.lock.read_bytes() != stale, "the stale lock was not replaced"
     m2.sh('echo "1 1 1 1" > "$M/vectors/98"')
     assert 98 in m2.vector_ids()
