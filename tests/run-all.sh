@@ -404,9 +404,10 @@ asan_workers=${RVF_ASAN_WORKERS:-${RVF_PYTEST_WORKERS:-4}}
 normal_workers=${RVF_NORMAL_WORKERS:-${RVF_PYTEST_WORKERS:-2}}
 
 pytest_run() { # variant, marker expression, log, workers, env...: output to the log too
-	local variant=$1 marks=$2 log=$3 workers=$4
+	local variant=$1 marks=$2 log=$3 workers=$4 shown=""
 	shift 4
-	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}${workers:+ ($workers workers)}"
+	[ "$has_xdist" = 1 ] && shown=" ($workers workers)" # else the pass is serial
+	say "pytest: RVF_BUILD_DIR=$variant${marks:+ -m \"$marks\"}$shown"
 	# shellcheck disable=SC2086
 	env RVF_BUILD_DIR="$variant" "$@" "$PYTHON" -m pytest -q $(xdist "$workers") \
 		--durations=25 ${marks:+-m "$marks"} tests/pytest ${PYTEST_ARGS:-} 2>&1 | tee "$log"
