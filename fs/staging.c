@@ -124,6 +124,7 @@ void staged_put(rvffs *fs, staged *s)
 	bool free_now = --s->opens == 0 && s->gone;
 	pthread_mutex_unlock(&fs->mu);
 	if (free_now) {
+		stream_drop(fs, s); /* none is left by then; never leak one */
 		close(s->fd);
 		staged_xattrs_free(s->xattrs, s->nxattrs);
 		free(s->name);

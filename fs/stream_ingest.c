@@ -107,7 +107,10 @@ static int stream_start(rvffs *fs, staged *s, rvf_import_format fmt)
 	pthread_mutex_init(&is->mu, NULL);
 	is->refs = 1; /* the staged file's */
 	pthread_mutex_lock(&fs->mu);
-	bool raced = s->stream != NULL; /* another first write started one */
+	/* Another first write started one, or the file left ingest/ (removed:
+	 * staged_remove sets gone before it drops the stream, so a stream
+	 * attached after that would outlive the file). */
+	bool raced = s->stream != NULL || s->gone;
 	if (!raced)
 		s->stream = is;
 	pthread_mutex_unlock(&fs->mu);

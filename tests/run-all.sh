@@ -386,21 +386,18 @@ unit_tests() { # dir, meson test options...
 # round trips, on node and on process start-up more than they compute.
 # pytest-xdist spreads each pass over its workers; --dist loadgroup hands
 # the tests out in collection order (conftest.py: the long ones first) and
-# keeps an xdist_group ("system") in one worker.  Workers per pass: a worker
-# of the ASan pass keeps under half a core busy (its tests wait on mounts,
-# FUSE round trips, fsync, node), one of the normal pass a third; with 2
-# each the core left a third of the 2 cores idle (401 s wall, 560 s CPU on
-# an idle machine) and the ASan pass, twice the work, ended 140 s after the
-# normal one.  So the ASan pass gets more workers than the normal pass,
-# enough that the two keep both cores busy and end together (4 and 2: on a
-# loaded machine the passes then ended 60 s apart instead of 260 s; more
-# workers cost CPU in contention; bench/suite-core.sh compares settings).
+# keeps an xdist_group ("system") in one worker.  Workers per pass: 2 and
+# 2.  Once the tests got cheaper, more workers for the ASan pass made the
+# core slower, not faster, on an idle machine (bench/suite-core.sh, core
+# only, one run each: ASan 2 workers 283 s / 464 CPU-s, 3 workers 285 s /
+# 485, 4 workers 298 s / 511): the extra workers cost CPU in contention
+# and in their own start-up, and the cores were already nearly full.
 has_xdist=0
 "$PYTHON" -c 'import xdist' 2>/dev/null && has_xdist=1
 xdist() { # N: the pytest arguments for N pytest-xdist workers
 	[ "$has_xdist" = 1 ] && echo "-n $1 --dist loadgroup"
 }
-asan_workers=${RVF_ASAN_WORKERS:-${RVF_PYTEST_WORKERS:-4}}
+asan_workers=${RVF_ASAN_WORKERS:-${RVF_PYTEST_WORKERS:-2}}
 normal_workers=${RVF_NORMAL_WORKERS:-${RVF_PYTEST_WORKERS:-2}}
 
 pytest_run() { # variant, marker expression, log, workers, env...: output to the log too
