@@ -81,31 +81,8 @@ __attribute__((destructor)) static void report_fault_calls(void)
 
 int io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
-	int fault = injected_fault(OP_WRITE);
-	if (fault > 0) {
-		errno = fault;
-		return -1;
-	}
-	if (fault < 0)
-		len /= 2;
-	while (len > 0) {
-		size_t piece = len < IO_WRITE_PIECE ? len : IO_WRITE_PIECE;
-		ssize_t w = pwrite(fd, p, piece, off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		off += w;
-		len -= (size_t)w;
-	}
-	if (fault < 0) {
-		errno = ENOSPC;
-		return -1;
-	}
-	return 0;
+	struct iovec one = { (void *)buf, len };
+	return io_pwritev_all(fd, &one, 1, off);
 }
 
 int io_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
