@@ -6,8 +6,10 @@ to its start-up or exit, see tests/sanitizer/lsan_prefault.c):
     /usr/bin/python3 bench/asan_process_cost.py [--reps N] BUILD [BUILD...]
 
 Kinds: `rvfctl --json inspect` of a corpus file, `rvfctl create` + `ingest`
-of 200 vectors, an `rvffs -f` mount answering once and unmounted, and a
-unit test (test_dtype).  The builds take turns, run by run, so a change in
+of 200 vectors, an `rvffs -f` mount answering once and unmounted, the same
+mount with 20 small .fvecs files copied into ingest/ (20 streams, 20
+commits: `mount+20cp`), `rvfctl compact` of a copy of a small store with a
+deletion, and a unit test (test_dtype).  The builds take turns, run by run, so a change in
 the machine's load falls on all of them.  Per build and kind: the mean and
 median CPU time (user + sys of the process and its children, from wait4)
 and the minor page faults.  ASAN_OPTIONS as in tests/run-all.sh (LeakSanitizer
@@ -61,7 +63,7 @@ def kind_create_ingest(build, tmp, fvecs):
     return c1 + c2, f1 + f2
 
 
-def kind_mount(build, tmp, store):
+def kind_mount(build, tmp, store, work=None):
     """rvffs -f STORE MNT until MNT/status answers, then fusermount3 -u: the
     daemon's own CPU (its start, one lookup, its exit and leak check)."""
     mnt = tmp / "mnt"
@@ -75,12 +77,38 @@ def kind_mount(build, tmp, store):
             if p.poll() is not None or time.monotonic() > end:
                 sys.exit(f"rvffs did not mount:\n{(tmp / 'log').read_text(errors='replace')}")
             time.sleep(0.005)
+        if work:
+            work(mnt)
     finally:
         subprocess.run([FUSERMOUNT, "-u", mnt], check=False)
     _, status, ru = os.wait4(p.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"rvffs exited {status}:\n{(tmp / 'log').read_text(errors='replace')}")
     return ru.ru_utime + ru.ru_stime, ru.ru_minflt
+
+
+def kind_mount_cp(build, tmp, store):
+    """kind_mount on a copy of STORE, with 20 small .fvecs files copied
+    into ingest/ (each a stream and a commit) before the unmount."""
+    work = tmp / "cp.rvf"
+    shutil.copyfile(store, work)
+    small = tmp / "small.fvecs"
+    if not small.exists():
+        with open(small, "wb") as f:
+            for i in range(20):
+                f.write(struct.pack("<i16f", 16, *[(i + j) % 7 / 7.0 for j in range(16)]))
+
+    def copies(mnt):
+        for i in range(20):
+            shutil.copyfile(small, mnt / "ingest" / f"s{i}.fvecs")
+    return kind_mount(build, tmp, work, copies)
+
+
+def kind_compact(build, tmp, store):
+    work = tmp / "c.rvf"
+    shutil.copyfile(store, work)
+    run([build / "ctl/rvfctl", "delete", work, "--ids", "3"], tmp)
+    return run([build / "ctl/rvfctl", "compact", work], tmp)
 
 
 def kind_unit(build, tmp, _):
@@ -90,7 +118,7 @@ def kind_unit(build, tmp, _):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--kinds", default="inspect,create+ingest,mount,unit")
+    ap.add_argument("--kinds", default="inspect,create+ingest,mount,mount+20cp,compact,unit")
     ap.add_argument("builds", nargs="+", type=Path)
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="asan-cost-"))
@@ -105,6 +133,8 @@ def main():
         kinds = {"inspect": (kind_inspect, CORPUS_FILE if CORPUS_FILE.exists() else store),
                  "create+ingest": (kind_create_ingest, fvecs),
                  "mount": (kind_mount, store),
+                 "mount+20cp": (kind_mount_cp, store),
+                 "compact": (kind_compact, store),
                  "unit": (kind_unit, None)}
         chosen = a.kinds.split(",")
         res = {(b, k): [] for b in a.builds for k in chosen}
