@@ -29,10 +29,11 @@
 #include "store.h"
 
 #define WRITE_BUFFER (4u << 20)
-/* The buffer starts this small and doubles up to WRITE_BUFFER, flushed
- * only when full at that size: the writes are a 4 MiB buffer's, and a
- * small store's compaction no longer costs a fresh 4 MiB (under ASan a
- * new mapping, its shadow written at malloc and at free). */
+/* The buffer starts this small and becomes WRITE_BUFFER's size (in one
+ * step: a big store's bytes are copied once, 64 KiB) when it is full; it
+ * is flushed only when full at that size, so the writes are a 4 MiB
+ * buffer's.  A small store's compaction no longer costs a fresh 4 MiB
+ * (under ASan a new mapping, its shadow written at malloc and at free). */
 #define FIRST_BUFFER (64u << 10)
 
 typedef struct writer {
@@ -62,18 +63,13 @@ static int wput(writer *w, const void *p, size_t n)
 	if (w->len + n > WRITE_BUFFER && wflush(w) != 0)
 		return -1;
 	if (w->len + n > w->size) {
-		size_t size = w->size;
-		while (size < w->len + n)
-			size *= 2;
-		if (size > WRITE_BUFFER)
-			size = WRITE_BUFFER;
-		unsigned char *b = realloc(w->buf, size);
+		unsigned char *b = realloc(w->buf, WRITE_BUFFER);
 		if (!b) {
 			errno = ENOMEM;
 			return -1;
 		}
 		w->buf = b;
-		w->size = size;
+		w->size = WRITE_BUFFER;
 	}
 	memcpy(w->buf + w->len, p, n);
 	w->len += n;
