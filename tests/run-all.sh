@@ -254,6 +254,13 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 # done instead.
 # A background step's output is shown, its time listed and its failures
 # counted when it is collected (bg_collect).
+heavy_sched() { # PID: RVF_HEAVY_SCHED=idle also puts it in SCHED_IDLE and
+	# the idle I/O class (inherited by what it starts); "nice": nice 19 only
+	[ "${RVF_HEAVY_SCHED:-nice}" = idle ] || return 0
+	chrt --idle -p 0 "$1" >/dev/null 2>&1
+	ionice -c 3 -p "$1" >/dev/null 2>&1
+	return 0
+}
 bg_start() { # NAME COMMAND... (a function of this script, or a program);
 	# bg_nice=N (default 19) runs it at that priority, bg_group=G names its
 	# group for bg_collect (default "heavy")
@@ -265,7 +272,10 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 	(
 		bg_failed_file=$log.failed
 		bg_names=() bg_pids=() bg_logs=() bg_groups=() bg_cpu_collected=0
-		[ "${bg_nice:-19}" = 0 ] || renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
+		if [ "${bg_nice:-19}" != 0 ]; then
+			renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
+			heavy_sched "$BASHPID"
+		fi
 		t0=$SECONDS
 		"$@"
 		rc=$?
