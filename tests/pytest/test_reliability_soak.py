@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from mountlib import wait_for
 from reliability_lib import (LONG, ctl, is_asan, report, rvffs_exe,  # noqa: F401
                              write_all)
 
@@ -468,8 +469,8 @@ def test_views_survive_a_remap(tmp_path, mount):
     n0 = int(d.status()["vectors"])
     (tmp_path / "b.fvecs").write_bytes(big)
     ctl("ingest", store, tmp_path / "b.fvecs")
-    time.sleep(1.2)  # the read-only mount looks again after 1 s
-    assert int(d.status()["vectors"]) == n0 + 140000
+    # the read-only mount looks again after 1 s
+    assert wait_for(lambda: int(d.status()["vectors"]) == n0 + 140000, 30), d.status()
     for i in (0, 5, 999):
         assert d.read(f"vectors/{i}").split()[:2] == [b"1", str(i).encode()]
     assert d.alive()
