@@ -96,21 +96,33 @@ static long staged_wrote(rvffs *fs, staged *s, off_t off, size_t w)
 	if (!rc)
 		return (long)w;
 	pthread_mutex_lock(&fs->mu);
-	s->refused = true;
+	s->refused = EINVAL;
 	pthread_mutex_unlock(&fs->mu);
 	return rc;
+}
+
+void staged_streamed(rvffs *fs, staged *s, off_t off, size_t size, int rc)
+{
+	pthread_mutex_lock(&fs->mu);
+	if ((uint64_t)off + size > s->size)
+		s->size = (uint64_t)off + size;
+	s->dirty = true;
+	clock_gettime(CLOCK_REALTIME, &s->mtime);
+	if (rc)
+		s->refused = -rc; /* the write said why */
+	pthread_mutex_unlock(&fs->mu);
 }
 
 static long staged_write(fuse_req_t req, rvffs *fs, handle *h, const char *buf,
 			 size_t size, off_t off)
 {
-	(void)req;
 	staged *s = st_of(h);
 	pthread_mutex_lock(&fs->mu);
-	bool gone = s->gone, refused = s->refused;
+	bool gone = s->gone;
+	int refused = s->refused;
 	pthread_mutex_unlock(&fs->mu);
 	if (refused)
-		return -EINVAL; /* already said why */
+		return -refused; /* already said why */
 	/* Already committed (or refused, or removed) at an earlier close of
 	 * this descriptor: say so rather than drop the bytes. */
 	if (gone) {
@@ -122,16 +134,11 @@ static long staged_write(fuse_req_t req, rvffs *fs, handle *h, const char *buf,
 	if (over)
 		return over;
 	bool streamed;
-	int rc = stream_write(fs, s, buf, size, off, &streamed);
+	int rc = stream_write(fs, s, req, buf, size, off, &streamed);
+	if (rc == STREAM_ANSWERED)
+		return NODE_REPLIED;
 	if (streamed) {
-		pthread_mutex_lock(&fs->mu);
-		if ((uint64_t)off + size > s->size)
-			s->size = (uint64_t)off + size;
-		s->dirty = true;
-		clock_gettime(CLOCK_REALTIME, &s->mtime);
-		if (rc)
-			s->refused = true; /* the write said why */
-		pthread_mutex_unlock(&fs->mu);
+		staged_streamed(fs, s, off, size, rc);
 		return rc ? rc : (long)size;
 	}
 	ssize_t w = pwrite(s->fd, buf, size, off);
@@ -153,12 +160,12 @@ static int staged_flush(fuse_req_t req, rvffs *fs, handle *h)
 	staged *s = st_of(h);
 	pthread_mutex_lock(&fs->mu);
 	bool go = s->dirty && !s->gone && staged_commits_at_close(s->name);
-	bool refused = s->refused;
+	int refused = s->refused;
 	s->dirty = false;
 	pthread_mutex_unlock(&fs->mu);
 	if (go && refused) {
 		staged_remove(fs, s); /* the failed write said why */
-		return -EINVAL;
+		return -refused;
 	}
 	if (!go)
 		return 0;
@@ -197,7 +204,7 @@ static int truncate_stream(rvffs *fs, staged *s, off_t size)
 	fs_error(fs, "ingest/%s: truncated to %lld bytes while streamed into the store; nothing is committed",
 		 s->name, (long long)size);
 	pthread_mutex_lock(&fs->mu);
-	s->refused = true;
+	s->refused = EINVAL;
 	pthread_mutex_unlock(&fs->mu);
 	return -EINVAL;
 }

@@ -329,7 +329,9 @@ typedef struct staged {
 	uint64_t checked;       /* bytes [0, checked) are complete, good lines */
 	uint64_t next_line;     /* line number at `checked` */
 	bool unchecked;         /* written out of order: checked at close only */
-	bool refused;           /* a write failed on a bad line: never committed */
+	int refused;            /* 0, or the errno a write failed with (a bad
+				 * line: EINVAL): never committed; later
+				 * writes and the close fail with it */
 	uint64_t parent;        /* INO_INGEST, or INO_VECTORS for a temporary
 				 * ".ID.XXXXXX" (rsync) committed by its rename */
 	struct timespec mtime;
@@ -356,9 +358,15 @@ int staged_commit(rvffs *fs, staged *s);
  * text formats written in order.  0, or -EINVAL (reason in `errors`). */
 int staged_check(rvffs *fs, staged *s, uint64_t off, size_t len);
 /* stream_ingest.c: a write of s that streams (*streamed true: the bytes
- * went to the store, not to s->fd) or not (nothing done): 0 or -errno. */
-int stream_write(rvffs *fs, staged *s, const char *buf, size_t size, off_t off,
-		 bool *streamed);
+ * went to the store, not to s->fd) or not (nothing done): 0 or -errno,
+ * or STREAM_ANSWERED when it answered req itself (its records checked,
+ * staged_streamed called) before it copied the rows. */
+#define STREAM_ANSWERED 1
+int stream_write(rvffs *fs, staged *s, fuse_req_t req, const char *buf, size_t size,
+		 off_t off, bool *streamed);
+/* node_staged.c: a streamed write of [off, off+size) happened (rc: its
+ * result, 0 or -errno). */
+void staged_streamed(rvffs *fs, staged *s, off_t off, size_t size, int rc);
 bool stream_active(rvffs *fs, staged *s);
 /* Commits s's stream (it ends): 0 or -errno, the reason logged. */
 int stream_commit(rvffs *fs, staged *s);

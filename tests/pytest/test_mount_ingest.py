@@ -549,6 +549,42 @@ def test_non_finite_component_fails_its_write(mount, tmp_path, ext):
     assert struct.pack("<4f", *m.read_vector(n_good)[:4]) == struct.pack("<4f", *edge[:4])
 
 
+@pytest.mark.parametrize("where", ["straddling", "inside"])
+def test_bad_record_after_answered_writes_fails_its_write(mount, tmp_path, where):
+    """cp's 1 MiB writes are answered as soon as their records are checked
+    (the rows are copied into the stream after the answer).  A bad record
+    in the third MiB -- one that the second write began and the third
+    completes, or one inside the third -- still fails exactly the third
+    write, naming the record; the two before succeed; nothing is
+    committed and the close fails too."""
+    dim = 128
+    m = mount(tmp_path / "s.rvf", "create", f"dim={dim}")
+    rec = 4 + 4 * dim
+    n = 3 * (1 << 20) // rec + 10
+    rows = [struct.pack("<i", dim) + struct.pack(f"<{dim}f", *[float(k % 97 + c) for c in range(dim)])
+            for k in range(n)]
+    bad = 2 * (1 << 20) // rec if where == "straddling" else 2 * (1 << 20) // rec + 900
+    if where == "straddling":
+        assert bad * rec < 2 << 20 < (bad + 1) * rec  # begun in write 2, ended in write 3
+    row = [0.25] * dim
+    row[dim - 3] = float("nan")
+    rows[bad] = struct.pack("<i", dim) + struct.pack(f"<{dim}f", *row)
+    data = b"".join(rows)
+    fd = os.open(m / "ingest/big.fvecs", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    mib = 1 << 20
+    assert os.write(fd, data[:mib]) == mib
+    assert os.write(fd, data[mib:2 * mib]) == mib
+    with pytest.raises(OSError) as e:
+        os.write(fd, data[2 * mib:3 * mib])
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == errno.EINVAL
+    assert m.status()["vectors"] == "0" and m.ls("ingest") == []
+    assert re.search(rf"big\.fvecs: record {bad + 1}: component {dim - 2} is not finite",
+                     m.errors()), m.errors()
+
+
 @pytest.mark.parametrize("nth", [2, 3])
 def test_fvecs_segment_write_error_fails_the_file(mount, store, tmp_path, nth):
     """A streamed file's segments are written by a thread of the daemon
