@@ -11,7 +11,8 @@
 # 5. the two pytest passes (tests/pytest) against build and build-asan,
 #    side by side.  Steps 1-5 are the core: when they are done, a line says
 #    so ("core (...): N s wall, M s CPU").
-# The heavy steps run in the background at nice 19 beside the core (or
+# The heavy steps run in the background at nice 19 and SCHED_IDLE beside
+# the core (or
 # after it: RVF_HEAVY_AFTER_CORE=1): the CI variants
 # build-ci/{release,hardened,clang} (compile only) and build-ci/nofuse
 # (with its unit tests), then the search unit tests cross-built for
@@ -32,6 +33,7 @@
 #                            defaults: see "xdist" below)
 #   RVF_PYTEST_WORKERS=N     both of them (and the background_pass pass)
 #   RVF_HEAVY_AFTER_CORE=1   start the heavy steps when the core is done
+#   RVF_HEAVY_SCHED=nice     the heavy steps at nice 19 only (not SCHED_IDLE)
 #   RVF_CORE_ONLY=1          stop after the core (to time it): no heavy steps
 #
 # Exits non-zero when anything failed. The last line is a pytest-style
@@ -247,13 +249,23 @@ build_variant() { # NAME WHAT-RUNS [VAR=value...] -- MESON-OPTIONS...
 # passes; what a change is first checked by, printed as its own line when
 # it ends ("core ...").  The heavy steps: the other build variants and
 # aarch64, the fuzz programs, the "slow" unit suite and the heavy pytest
-# tests (background_pass).  They run in the background at nice 19, beside
-# the core: they get only the CPU the core leaves idle (its mounts wait on
-# the disk, on FUSE round trips and on node), and the whole machine once
-# the core is done.  RVF_HEAVY_AFTER_CORE=1 starts them when the core is
-# done instead.
+# tests (background_pass).  They run in the background beside the core,
+# at nice 19, in SCHED_IDLE and the idle I/O class: they get only the CPU
+# the core leaves idle (its mounts wait on the disk, on FUSE round trips
+# and on node), and the whole machine once the core is done.  Nice 19
+# alone still gave them a share of the CPU the core wanted (a full run on
+# the shared machine, one each: core 458 s at nice 19, 396 s SCHED_IDLE;
+# the whole run 629 s and 601 s).  RVF_HEAVY_AFTER_CORE=1 starts them
+# when the core is done instead.
 # A background step's output is shown, its time listed and its failures
 # counted when it is collected (bg_collect).
+heavy_sched() { # PID: in SCHED_IDLE and the idle I/O class (inherited by
+	# what it starts), but with RVF_HEAVY_SCHED=nice
+	[ "${RVF_HEAVY_SCHED:-idle}" = idle ] || return 0
+	chrt --idle -p 0 "$1" >/dev/null 2>&1
+	ionice -c 3 -p "$1" >/dev/null 2>&1
+	return 0
+}
 bg_start() { # NAME COMMAND... (a function of this script, or a program);
 	# bg_nice=N (default 19) runs it at that priority, bg_group=G names its
 	# group for bg_collect (default "heavy")
@@ -265,7 +277,10 @@ bg_start() { # NAME COMMAND... (a function of this script, or a program);
 	(
 		bg_failed_file=$log.failed
 		bg_names=() bg_pids=() bg_logs=() bg_groups=() bg_cpu_collected=0
-		[ "${bg_nice:-19}" = 0 ] || renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
+		if [ "${bg_nice:-19}" != 0 ]; then
+			renice -n "${bg_nice:-19}" -p "$BASHPID" >/dev/null 2>&1
+			heavy_sched "$BASHPID"
+		fi
 		t0=$SECONDS
 		"$@"
 		rc=$?

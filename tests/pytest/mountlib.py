@@ -94,7 +94,9 @@ def f32bits(x):
 
 
 def vec_f32(v):
-    return [f32(x) for x in v]
+    """[f32(x) for x in v], in one pack/unpack (the same rounding)."""
+    fmt = f"<{len(v)}f"
+    return list(struct.unpack(fmt, struct.pack(fmt, *v)))
 
 
 def fmt_num(x):
@@ -112,12 +114,17 @@ def fmt_vec(v, sep=" "):
 def sqdist(a, b):
     """Squared L2 of two float32 vectors, rounded to float32. Exact for
     small integer data (every partial sum is an integer < 2^24)."""
-    return f32(sum((f32(x) - f32(y)) ** 2 for x, y in zip(a, b)))
+    return _sqdist_f32(vec_f32(a), vec_f32(b))
+
+
+def _sqdist_f32(a, b):  # sqdist of vectors already rounded to float32
+    return f32(sum((x - y) ** 2 for x, y in zip(a, b)))
 
 
 def knn(vectors, q, k):
     """Expected (id, distance) list: ordered by distance, then id."""
-    scored = sorted((sqdist(v, q), i) for i, v in vectors.items())
+    q = vec_f32(q)  # once, not once per stored vector
+    scored = sorted((_sqdist_f32(vec_f32(v), q), i) for i, v in vectors.items())
     return [(i, d) for d, i in scored[:k]]
 
 

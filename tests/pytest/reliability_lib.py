@@ -9,7 +9,7 @@ Environment:
   RVF_BUILD_DIR   build directory (default build; build-asan for sanitizers)
   RVF_LONG=1      the long variants (hundreds of MB, 200 kills, minutes of soak)
   RVF_SEED=N      seed of the randomised tests (default: fixed per test)
-  RVF_SOAK_SECONDS=N  length of the soak
+  RVF_SOAK_SCALE=F  the soak's amount of work, times F
   RVF_NO_LEAK_CHECK=1  do not turn LeakSanitizer on for daemons (ASan build)
 """
 

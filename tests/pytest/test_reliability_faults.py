@@ -19,8 +19,10 @@ The C side of the same (every operation, every call) is
 tests/unit/test_faults.c.
 """
 
+import concurrent.futures
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -133,60 +135,78 @@ def test_rvfctl_under_faults(tmp_path, name, base_store):
     # each with an inspect; now none of those, and no guess).
     calls = fault_points(argv, work, base_bytes, made)
     after = digest(made or work)
+    inputs = sorted(os.listdir(tmp_path))
+
+    def faulted_run(k, op, what, n):
+        """The command with one fault, in a directory of its own (a copy of
+        the test directory before the command); what it left is checked
+        below, in order.  Two at a time: an rvfctl run waits on fsync about
+        as long as it computes."""
+        d = tmp_path / f"run{k}"
+        d.mkdir()
+        for f in inputs:
+            if f not in ("work.rvf", "child.rvf"):
+                shutil.copyfile(tmp_path / f, d / f)
+        w = d / "work.rvf"
+        w.write_bytes(base_bytes)
+        size0 = w.stat().st_size
+        names0 = sorted(os.listdir(d))
+        cp = ctl("--json", *make(w, d), check=False, env_extra={"RVF_FAULT": f"{op}:{n}:{what}"})
+        return d, size0, names0, cp
+
+    runs = [(op, what, want, n) for op, what, want in kinds for n in range(1, calls[op] + 1)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(faulted_run, k, op, what, n) for k, (op, what, want, n) in enumerate(runs)]
+        results = [f.result() for f in done]
     retried = False
-    for op, what, want in kinds:
-        for n in range(1, calls[op] + 1):
-            work.write_bytes(base_bytes)
-            if made:
-                made.unlink(missing_ok=True)
-            size0 = work.stat().st_size
-            names0 = sorted(os.listdir(tmp_path))
-            spec = f"{op}:{n}:{what}"
-            cp = ctl("--json", *argv(work), check=False, env_extra={"RVF_FAULT": spec})
-            n_runs += 1
-            where = f"rvfctl {name} with RVF_FAULT={spec}"
-            assert not Path(str(work) + ".lock").exists(), f"{where}: lock left behind"
-            assert not list(tmp_path.glob("*.compact.tmp")), f"{where}: temp file left"
-            if cp.returncode == 0:
-                # The failed call was one the command may do without.
-                assert digest(made or work) == after, f"{where}: succeeded with another result"
-                continue
-            n_faults += 1
-            kinds_hit.add(f"{op}:{what}")
-            err = cp.stderr.decode(errors="replace")
-            assert cp.returncode == 4, f"{where}: exit {cp.returncode} (want 4, I/O error): {err}"
-            assert os.strerror(want) in err, f"{where}: the message does not say why: {err}"
-            assert ("work.rvf" in err or "child.rvf" in err), f"{where}: no file named: {err}"
-            assert len(err.strip().splitlines()) == 1, f"{where}: not one line: {err}"
-            # The store is unchanged and still good; a made file is gone.
-            if made:
-                assert not made.exists(), f"{where}: a half-made {made.name} is left"
-                assert not Path(str(made) + ".lock").exists()
-            else:
-                assert work.stat().st_size == size0, f"{where}: bytes left appended"
-            # The same bytes as the base store and no new file in the
-            # directory: then the store is the base store, whose digest
-            # and verify were checked above (both read nothing but the
-            # file), and the retry below starts from what the run without
-            # a fault started from, whatever the fault was: once per
-            # command is enough.  (ASan processes were most of this
-            # test's time.)
-            untouched = work.read_bytes() == base_bytes and sorted(os.listdir(tmp_path)) == names0
-            if untouched:
-                n_untouched += 1
-            else:
-                assert digest(work) == before, f"{where}: the store changed"
-                verify_ok(work)
-            if not ref_checked:
-                # The reference reads the failed-on store the same.
-                ref_checked = True
-                assert ref_ids(ref_dump(work)) == before[1], where
-            if untouched and retried:
-                continue
-            retried = True
-            # Once the fault is gone, the same command works.
-            ctl(*argv(work))
-            assert digest(made or work) == after, f"{where}: the retry differs"
+    for (op, what, want, n), (d, size0, names0, cp) in zip(runs, results):
+        work = d / "work.rvf"
+        made = d / "child.rvf" if makes_file else None
+        spec = f"{op}:{n}:{what}"
+        n_runs += 1
+        where = f"rvfctl {name} with RVF_FAULT={spec}"
+        assert not Path(str(work) + ".lock").exists(), f"{where}: lock left behind"
+        assert not list(d.glob("*.compact.tmp")), f"{where}: temp file left"
+        if cp.returncode == 0:
+            # The failed call was one the command may do without.
+            assert digest(made or work) == after, f"{where}: succeeded with another result"
+            continue
+        n_faults += 1
+        kinds_hit.add(f"{op}:{what}")
+        err = cp.stderr.decode(errors="replace")
+        assert cp.returncode == 4, f"{where}: exit {cp.returncode} (want 4, I/O error): {err}"
+        assert os.strerror(want) in err, f"{where}: the message does not say why: {err}"
+        assert ("work.rvf" in err or "child.rvf" in err), f"{where}: no file named: {err}"
+        assert len(err.strip().splitlines()) == 1, f"{where}: not one line: {err}"
+        # The store is unchanged and still good; a made file is gone.
+        if made:
+            assert not made.exists(), f"{where}: a half-made {made.name} is left"
+            assert not Path(str(made) + ".lock").exists()
+        else:
+            assert work.stat().st_size == size0, f"{where}: bytes left appended"
+        # The same bytes as the base store and no new file in the
+        # directory: then the store is the base store, whose digest
+        # and verify were checked above (both read nothing but the
+        # file), and the retry below starts from what the run without
+        # a fault started from, whatever the fault was: once per
+        # command is enough.  (ASan processes were most of this
+        # test's time.)
+        untouched = work.read_bytes() == base_bytes and sorted(os.listdir(d)) == names0
+        if untouched:
+            n_untouched += 1
+        else:
+            assert digest(work) == before, f"{where}: the store changed"
+            verify_ok(work)
+        if not ref_checked:
+            # The reference reads the failed-on store the same.
+            ref_checked = True
+            assert ref_ids(ref_dump(work)) == before[1], where
+        if untouched and retried:
+            continue
+        retried = True
+        # Once the fault is gone, the same command works.
+        ctl(*make(work, d))
+        assert digest(made or work) == after, f"{where}: the retry differs"
     report("faults-rvfctl", command=name, runs=n_runs, faults_injected=n_faults,
            store_untouched=n_untouched, **{f"calls_{k}": v for k, v in calls.items()})
     # Every writing command writes and syncs (renaming is for those that

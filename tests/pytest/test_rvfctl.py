@@ -6,6 +6,7 @@ signed stores), and the configuration file.
 Mounts are made with the suite's one harness (the `mount` fixture of
 mountlib.py), which unmounts them all at teardown."""
 
+import concurrent.futures
 import json
 import os
 import pty
@@ -195,7 +196,8 @@ def test_exit_codes_and_json_errors(tmp_path, small, ctl, cj):
         ["python3", "-c", "import time,sys; time.sleep(60)"])
     try:
         Path(str(small) + ".lock").write_bytes(lock_bytes(lock_holder.pid))
-        e = cj("delete", small, "--ids", 1, rc=4)
+        # (a short wait: the same polling and refusal as the default 5 s)
+        e = cj("--wait", "0.5", "delete", small, "--ids", 1, rc=4)
         assert e["code"] == "LockHeld"
     finally:
         lock_holder.kill()
@@ -686,7 +688,8 @@ def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mount):
     assert ctl("query", mnt, "--vector", "4,0,0,1", "--k", 1, "--vector", "6,0,0,1",
                "--k", 2, "--meta").stdout == "\n".join(one)
     # the file is locked by the daemon: writing to it directly says where to go
-    e = cj("compact", p, rc=4)
+    # (after a short wait: the same polling and refusal as the default 5 s)
+    e = cj("--wait", "0.5", "compact", p, rc=4)
     assert e["code"] == "LockHeld" and os.path.realpath(mnt) in e["error"]
     m.unmount()
     assert not m.lock.exists(), "the lock outlived the daemon"
@@ -758,22 +761,29 @@ def test_single_ingests_follow_the_compact_policy(run_ctl, tmp_path):
     is a durable commit whose manifest lists everything, so the file grows
     with the square of the runs -- unless rvfctl applies the [compact]
     policy after its commits, as a mount does.  Same vectors either way;
-    `delete` applies it too."""
-    sizes = {}
-    for mode, conf in (("on", "[compact]\nmin_dead_mb = 0\n"), ("off", "[compact]\nauto = off\n")):
+    `delete` applies it too.  The two stores are made side by side (two
+    chains of 31 rvfctl runs that wait on fsync more than they compute)."""
+    def make(mode, conf):
         c = tmp_path / f"{mode}.conf"
         c.write_text(conf)
         p = tmp_path / f"{mode}.rvf"
+        one = tmp_path / f"{mode}-one.csv"
         run_ctl("create", p, "--dim", 4)
         for i in range(1, 31):
-            (tmp_path / "one.csv").write_text(f"{i},1,2,3,{i}\n")
-            run_ctl("--config", c, "ingest", p, tmp_path / "one.csv")
+            one.write_text(f"{i},1,2,3,{i}\n")
+            run_ctl("--config", c, "ingest", p, one)
         st = json.loads(run_ctl("--json", "status", p).stdout)
         assert st["vectors"] == 30
-        sizes[mode] = os.path.getsize(p)
+        size = os.path.getsize(p)
         if mode == "on":
-            assert st["deadBytes"] * 2 <= sizes[mode]
+            assert st["deadBytes"] * 2 <= size
             run_ctl("--config", c, "delete", p, "--ids", ",".join(str(i) for i in range(1, 21)))
             st = json.loads(run_ctl("--json", "status", p).stdout)
             assert st["vectors"] == 10 and st["deadBytes"] * 2 <= os.path.getsize(p)
+        return size
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        arms = {mode: pool.submit(make, mode, conf) for mode, conf in
+                (("on", "[compact]\nmin_dead_mb = 0\n"), ("off", "[compact]\nauto = off\n"))}
+        sizes = {mode: f.result() for mode, f in arms.items()}
     assert sizes["on"] * 2 < sizes["off"], sizes
