@@ -319,10 +319,14 @@ static int take_header(rvffs *fs, staged *s, ingest_stream *is,
 }
 
 /* Bytes beyond the rows an .npy header declares: refused as they come. */
+static bool beyond_declared(const ingest_stream *is, size_t len)
+{
+	return len > (is->declared - is->records) * is->rec - is->npart;
+}
+
 static int check_extra(rvffs *fs, staged *s, ingest_stream *is, size_t len)
 {
-	uint64_t room = (is->declared - is->records) * is->rec - is->npart;
-	if (len <= room)
+	if (!beyond_declared(is, len))
 		return 0;
 	fs_error(fs, "ingest/%s: data after the %llu rows the header declares; the write fails and nothing is committed",
 		 s->name, (unsigned long long)is->declared);
@@ -412,7 +416,7 @@ static int take_answered(rvffs *fs, staged *s, ingest_stream *is, fuse_req_t req
 {
 	if (!req || is->width != 4 || (is->npy && !is->have_header))
 		return 0;
-	if (is->npy && check_extra(fs, s, is, len))
+	if (is->npy && beyond_declared(is, len))
 		return 0; /* take() says so */
 	/* the record the last write began, finished the usual way */
 	size_t head = is->npart ? is->rec - is->npart : 0;
