@@ -12,8 +12,7 @@
 #    side by side.  Steps 1-5 are the core: when they are done, a line says
 #    so ("core (...): N s wall, M s CPU").
 # The heavy steps run in the background at nice 19 and SCHED_IDLE beside
-# the core (or
-# after it: RVF_HEAVY_AFTER_CORE=1): the CI variants
+# the core (or after it: RVF_HEAVY_AFTER_CORE=1): the CI variants
 # build-ci/{release,hardened,clang} (compile only) and build-ci/nofuse
 # (with its unit tests), then the search unit tests cross-built for
 # aarch64 under qemu (cross-aarch64.sh); the fuzz targets, then the heavy
