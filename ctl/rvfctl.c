@@ -79,19 +79,6 @@ static void usage(FILE *f)
  * `--`, so that `rvfctl status S --json` works); returns the new argc or
  * -1 on a usage error. */
 /* SECONDS for --wait: a decimal number from 0 to 3600. */
-static bool parse_wait(const char *v, unsigned *ms)
-{
-	if (!v || !*v)
-		return false;
-	char *end;
-	errno = 0;
-	double sec = strtod(v, &end);
-	if (errno || *end || !(sec >= 0 && sec <= 3600))
-		return false;
-	*ms = (unsigned)(sec * 1000 + 0.5);
-	return true;
-}
-
 static int global_options(int argc, char **argv, ctl_ctx *ctx,
 			  const char **config)
 {
@@ -114,7 +101,7 @@ static int global_options(int argc, char **argv, ctl_ctx *ctx,
 			continue;
 		} else if (!rest && (!strcmp(a, "--wait") || !strncmp(a, "--wait=", 7))) {
 			const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!parse_wait(v, &ctx->wait_ms))
+			if (!config_parse_wait(v, &ctx->wait_ms))
 				return -2;
 			continue;
 		}

@@ -33,6 +33,7 @@ struct options {
 	unsigned k;
 	char *codes;
 	unsigned commit;
+	char *wait;
 	int sync;
 	int show_help;
 	int show_version;
@@ -50,6 +51,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("k=%u", k),
 	OPT("codes=%s", codes),
 	OPT("commit=%u", commit),
+	OPT("wait=%s", wait),
 	OPT("sync", sync),
 	OPT("-h", show_help),
 	OPT("--help", show_help),
@@ -121,6 +123,7 @@ static void usage(const char *prog)
 	       "    -o codes=auto|off      8-bit search codes for faster exact L2 queries\n"
 	       "    -o commit=SECONDS      make changes durable at least this often (5)\n"
 	       "    -o sync                make each change durable before its call returns\n"
+	       "    -o wait=SECONDS        wait this long for another writer's lock (5)\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug output (implies -f)\n"
 	       "    -s                     single-threaded\n\n", prog);
@@ -227,8 +230,14 @@ static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 			fs_log(fs, LOG_NOTICE, "%s is not writable: mounted read-only",
 			       o->store);
 		}
-		rc = rvf_store_open(o->store, o->read_only ? RVF_OPEN_READ_ONLY : 0,
-				    &fs->store, &err);
+		unsigned wait_ms = RVF_LOCK_WAIT_DEFAULT_MS;
+		if (o->wait && !config_parse_wait(o->wait, &wait_ms)) {
+			snprintf(why, why_len, "wait=%s: not a number of seconds from 0 to 3600",
+				 o->wait);
+			return false;
+		}
+		rc = rvf_store_open_wait(o->store, o->read_only ? RVF_OPEN_READ_ONLY : 0,
+					 wait_ms, &fs->store, &err);
 	}
 	if (rc != RVF_OK) {
 		snprintf(why, why_len, "%s (%s)", err.message, rvf_code_name(rc));
@@ -289,6 +298,7 @@ static void free_options(launch *l)
 	free(l->o.store);
 	free(l->o.metric);
 	free(l->o.codes);
+	free(l->o.wait);
 	free(l->o.config);
 	free(l->copts.mountpoint);
 	fuse_opt_free_args(&l->args);

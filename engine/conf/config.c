@@ -307,3 +307,16 @@ bool config_load(const char *path, rvffs_config *cfg, char *why,
 		snprintf(why, why_len, "%s:%d: syntax error", file, rc);
 	return rc == 0;
 }
+
+bool config_parse_wait(const char *v, unsigned *ms)
+{
+	if (!v || !*v)
+		return false;
+	char *end;
+	errno = 0;
+	double sec = strtod(v, &end);
+	if (errno || *end || !(sec >= 0 && sec <= 3600))
+		return false;
+	*ms = (unsigned)(sec * 1000 + 0.5);
+	return true;
+}

@@ -44,4 +44,8 @@ typedef struct rvffs_config {
 bool config_load(const char *path, rvffs_config *cfg, char *why,
 		     size_t why_len);
 
+/* A lock wait in seconds (decimals allowed, 0 to 3600), as rvfctl's
+ * --wait and rvffs's -o wait= take it, into milliseconds. */
+bool config_parse_wait(const char *v, unsigned *ms);
+
 #endif

@@ -3,6 +3,7 @@ metric / config / threads / k, the writer lock, and one clear line for
 every failure to mount."""
 
 import os
+import threading
 
 import pytest
 
@@ -85,7 +86,8 @@ def test_second_writer_refused(mount, s20):
     m = mount(p)
     lock = m.lock.read_bytes()
     mnt2 = mount.mountpoint()
-    cp, m2 = mount.run(p, mnt=mnt2)
+    # waits 0.5 s for the lock (-o wait=; 5 s by default), then refuses
+    cp, m2 = mount.run(p, "wait=0.5", mnt=mnt2)
     line = assert_refused(mount, cp, m2, mnt2)
     assert "lock" in line.lower(), line
     # the first mount is unharmed
@@ -93,6 +95,29 @@ def test_second_writer_refused(mount, s20):
     assert m.vector_ids() == sorted(vecs)
     m.sh('echo "1 1 1 1" > "$M/vectors/99"')
     assert 99 in m.vector_ids()
+
+
+def test_wait_for_a_writer_that_leaves(mount, s20):
+    """-o wait=SECONDS: a second mount waits for the first writer's lock;
+    when the first unmounts meanwhile, the second mounts.  A bad value is
+    refused with a message naming it."""
+    p, vecs = s20
+    m = mount(p)
+    mnt2 = mount.mountpoint()
+    cp, m2 = mount.run(p, "wait=abc", mnt=mnt2)
+    line = assert_refused(mount, cp, m2, mnt2)
+    assert "wait=abc" in line, line
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=mount.run(p, "wait=60", mnt=mnt2)))
+    t.start()
+    # the second rvffs is waiting (it holds no mount yet); the first leaves
+    assert wait_for(lambda: daemon_pids(mount.exe, mnt2) != [], 30)
+    assert not is_mounted(mnt2)
+    m.unmount()
+    t.join(90)
+    cp, m2 = got["r"]
+    assert cp.returncode == 0 and m2 is not None, cp.stderr
+    assert m2.vector_ids() == sorted(vecs)
 
 
 def test_stale_lock_of_dead_pid_is_broken(mount, s20):
@@ -104,8 +129,8 @@ def test_stale_lock_of_dead_pid_is_broken(mount, s20):
     assert wait_for(lambda: pid_gone(pid), 10)
     # the lock of a process that is gone, on this host
     m.lock.write_bytes(stale)
-    # rvffs does not wait for a held lock (it refuses the mount at once),
-    # so a mount that succeeds broke the stale one: no timing needed
+    # a live holder's lock would make this mount wait and then fail, so a
+    # mount that succeeds broke the stale one: no timing needed
     m2 = mount(p)
     assert m2.lock.read_bytes() != stale, "the stale lock was not replaced"
     m2.sh('echo "1 1 1 1" > "$M/vectors/98"')
