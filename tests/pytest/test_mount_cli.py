@@ -110,11 +110,13 @@ def test_wait_for_a_writer_that_leaves(mount, s20):
     got = {}
     t = threading.Thread(target=lambda: got.update(r=mount.run(p, "wait=60", mnt=mnt2)))
     t.start()
-    # the second rvffs is waiting (it holds no mount yet); the first leaves
-    assert wait_for(lambda: daemon_pids(mount.exe, mnt2) != [], 30)
-    assert not is_mounted(mnt2)
-    m.unmount()
-    t.join(90)
+    try:
+        # the second rvffs is waiting (it holds no mount yet); the first leaves
+        assert wait_for(lambda: daemon_pids(mount.exe, mnt2) != [], 30)
+        assert not is_mounted(mnt2)
+    finally:
+        m.unmount()
+        t.join(90)  # its mount, if any, is the fixture's to clean up
     cp, m2 = got["r"]
     assert cp.returncode == 0 and m2 is not None, cp.stderr
     assert m2.vector_ids() == sorted(vecs)
