@@ -78,7 +78,6 @@ static void usage(FILE *f)
 /* Takes the global options out of argv (they may come anywhere before a
  * `--`, so that `rvfctl status S --json` works); returns the new argc or
  * -1 on a usage error. */
-/* SECONDS for --wait: a decimal number from 0 to 3600. */
 static int global_options(int argc, char **argv, ctl_ctx *ctx,
 			  const char **config)
 {

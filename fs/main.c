@@ -207,6 +207,12 @@ static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 {
 	rvf_error err;
 	rvf_code rc;
+	unsigned wait_ms = RVF_LOCK_WAIT_DEFAULT_MS;
+	if (o->wait && !config_parse_wait(o->wait, &wait_ms)) {
+		snprintf(why, why_len, "wait=%s: not a number of seconds from 0 to 3600",
+			 o->wait);
+		return false;
+	}
 	if (o->create && access(o->store, F_OK) != 0) {
 		rvf_create_options co = { .dimension = o->dim,
 					  .metric = cfg->create_metric };
@@ -229,12 +235,6 @@ static bool open_store(rvffs *fs, struct options *o, const rvffs_config *cfg,
 			fs->read_only = true;
 			fs_log(fs, LOG_NOTICE, "%s is not writable: mounted read-only",
 			       o->store);
-		}
-		unsigned wait_ms = RVF_LOCK_WAIT_DEFAULT_MS;
-		if (o->wait && !config_parse_wait(o->wait, &wait_ms)) {
-			snprintf(why, why_len, "wait=%s: not a number of seconds from 0 to 3600",
-				 o->wait);
-			return false;
 		}
 		rc = rvf_store_open_wait(o->store, o->read_only ? RVF_OPEN_READ_ONLY : 0,
 					 wait_ms, &fs->store, &err);
