@@ -28,7 +28,7 @@ struct ingest_stream {
 	 * file never frees a stream another descriptor's write is using. */
 	unsigned refs;
 	bool dropped;            /* under mu: left its file; writes are refused */
-	rvf_stream *st;
+	rvf_stream *st;          /* NULL once dropped (aborted) or committed */
 	bool fvecs;              /* else raw rows: .f32, or .npy after its header */
 	bool npy;
 	uint32_t dim;
@@ -170,6 +170,11 @@ void stream_drop(rvffs *fs, staged *s)
 		return;
 	pthread_mutex_lock(&is->mu); /* after the write in progress, if any */
 	is->dropped = true;
+	/* Its rows go now, not with the last reference: a write answered
+	 * early may still hold one, and the close that dropped the stream
+	 * must return with the store cut back. */
+	rvf_stream_abort(is->st);
+	is->st = NULL;
 	pthread_mutex_unlock(&is->mu);
 	stream_put(fs, is);
 }

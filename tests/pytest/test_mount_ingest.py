@@ -505,6 +505,39 @@ def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
                      m.errors().splitlines()[-1])
 
 
+# A stream cuts a VEC segment every 8 MiB of rows (an id and the floats
+# per row; engine/stream.c).
+ROWS_PER_SEGMENT = (8 << 20) // (8 + 4 * DIM)
+
+
+def test_bad_record_after_a_segment_filled_cuts_the_store_back(mount, tmp_path):
+    """The write that fills a segment is answered by a worker thread, which
+    then hands the segment to the writer and lets go of the stream; a bad
+    record right after it fails, and the close returns with the store cut
+    back to where it was, not when that worker's last reference goes (a
+    race CI once caught under ASan: the segment was still being written
+    when the test looked)."""
+    p = tmp_path / "s.rvf"
+    m = mount(p, "create", f"dim={DIM}")
+    size0 = os.path.getsize(p)
+    bad = struct.pack("<i3f", 3, 1, 2, 3)
+    for attempt in range(3):
+        rows = _fvecs_rows(0, ROWS_PER_SEGMENT + 5)
+        fill = len(rows) - 10 * len(rows) // (ROWS_PER_SEGMENT + 5)
+        f = open(m / f"ingest/b{attempt}.fvecs", "wb", buffering=0)
+        for at in range(0, fill, 1 << 20):
+            f.write(rows[at:min(at + (1 << 20), fill)])
+        f.write(rows[fill:])  # fills the segment and begins the next
+        with pytest.raises(OSError) as e:
+            f.write(bad)
+        assert e.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as e:
+            f.close()
+        assert e.value.errno == errno.EINVAL
+        assert os.path.getsize(p) == size0, f"attempt {attempt}: the streamed rows were left"
+        assert m.vector_ids() == [] and m.ls("ingest") == []
+
+
 @pytest.mark.parametrize("ext", ["fvecs", "f32", "npy"])
 def test_non_finite_component_fails_its_write(mount, tmp_path, ext):
     """A NaN or an infinity anywhere in a streamed record (first, a middle
