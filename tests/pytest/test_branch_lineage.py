@@ -117,7 +117,7 @@ def test_reference_written_family(ref, run_ctl, tmp_path):
         {"op": "ingest", "path": str(p), "ids": [4], "vectors": [[4, 4]]},
         {"op": "delete", "path": str(p), "ids": [1]},
         {"op": "close", "path": str(p)},
-    ])
+    ], serve=True)
     assert "ParentHashMismatch" in ref.dump(c)["openError"]
     assert export(run_ctl, c) == {1: [1, 1], 2: [2, 2], 3: [3, 3], 7: [7, 7]}
 
