@@ -8,7 +8,9 @@
 #   bench/pytest-file-cpu.sh build|build-asan FILE...   (names under tests/pytest)
 #   e.g. bench/pytest-file-cpu.sh build-asan test_reliability_faults.py test_mount_ingest.py
 #
-# Prints one line per file: CPU-s, wall s, exit status, load average.
+# Prints one line per file: CPU-s, wall s, exit status, load average; for
+# a file that failed (exit other than 0 or 5, no tests), its failed tests
+# and where its output was kept.
 set -u
 variant=$1
 shift
@@ -25,11 +27,12 @@ fi
 for f in "$@"; do
 	cg=$root/pytest-file-cpu-$$
 	mkdir "$cg"
+	out=$(mktemp)
 	t0=$(date +%s.%N)
 	(
 		echo "$BASHPID" > "$cg/cgroup.procs"
 		cd "$repo" && exec env "${envs[@]}" RVF_BUILD_DIR="$variant" /usr/bin/python3 -m pytest -q \
-			-n "${RVF_PYTEST_WORKERS:-2}" -m "$marks" "tests/pytest/$f" > /dev/null 2>&1
+			-n "${RVF_PYTEST_WORKERS:-2}" -m "$marks" "tests/pytest/$f" > "$out" 2>&1
 	)
 	rc=$?
 	t1=$(date +%s.%N)
@@ -39,4 +42,12 @@ for f in "$@"; do
 	printf "%-40s %-10s cpu %6.1f s  wall %6.1f s  exit %d  load %s\n" "$f" "$variant" \
 		"$(echo "$ns / 1000000000" | bc -l)" "$(echo "$t1 - $t0" | bc -l)" "$rc" \
 		"$(cut -d' ' -f1-3 /proc/loadavg)"
+	# a failure is no timing to compare: keep what pytest said
+	if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then
+		keep=${TMPDIR:-/tmp}/pytest-file-cpu.$f.$$.log
+		mv "$out" "$keep"
+		echo "    failed: $(grep -E '^(FAILED|ERROR) ' "$keep" | head -n 3 | tr '\n' ' ')(output: $keep)"
+	else
+		rm -f "$out"
+	fi
 done

@@ -10,7 +10,7 @@
 //   node ref.js run SCRIPT.json
 //   node ref.js selfcheck FILE VECTORS.json [--k N]
 //   node ref.js query FILE --vector V [--k N] [--exact] [--filter JSON] [--ef N]
-//   node ref.js serve   (read-only commands, one per line on stdin; below)
+//   node ref.js serve   (read-only commands and run, one per line on stdin; below)
 //
 // "Exact" answers use a filter that matches every vector (the reference never
 // persists metadata, so field 65535 is never present and not(eq(...)) is
@@ -598,9 +598,12 @@ function runCommand(argv) {
 // {"exit": CODE, "out": DOCUMENT}.  Every command opens its file read-only
 // (no lock) and closes it before answering, and this file keeps no state
 // between commands, so an answer is the one `node ref.js ARGV` prints.
-// `run` (it writes and takes the writer lock, which names the process)
-// stays one process per script.
-const READ_ONLY = new Set(['dump', 'selfcheck', 'query']);
+// `run` too, when the caller asks for it (conftest Ref.run(serve=True)): a
+// script closes every handle it opened before its answer (autoClosed), so
+// no lock or open file outlives it; but the writer lock it takes names this
+// process, which lives on: a script that leaves a lock behind (a failed
+// close) leaves a live holder, where a process of its own left a stale one.
+const SERVED = new Set(['dump', 'selfcheck', 'query', 'run']);
 
 function serve() {
   const rl = require('readline').createInterface({ input: process.stdin, terminal: false });
@@ -608,8 +611,8 @@ function serve() {
     let res;
     try {
       const argv = JSON.parse(line);
-      if (!Array.isArray(argv) || !READ_ONLY.has(argv[0])) {
-        throw new UsageError('serve: a JSON array, one of dump|selfcheck|query and its arguments');
+      if (!Array.isArray(argv) || !SERVED.has(argv[0])) {
+        throw new UsageError('serve: a JSON array, one of dump|selfcheck|query|run and its arguments');
       }
       res = runCommand(argv.map(String));
     } catch (e) {

@@ -207,8 +207,8 @@ class RefError(AssertionError):
 
 class RefServer:
     """One `node ref.js serve` for the session's read-only reference
-    commands (dump, selfcheck, query): a node start costs more CPU than
-    most of them.  Each answer is the one `node ref.js ARGS` prints (see
+    commands (dump, selfcheck, query) and the scripts run with
+    Ref.run(serve=True): a node start costs more CPU than most of them.  Each answer is the one `node ref.js ARGS` prints (see
     ref.js serve).  A server that dies or hangs fails that call, like the
     process of its own did, and the next call starts a new one."""
 
@@ -284,8 +284,8 @@ class Ref:
         p.write_text(json.dumps(obj))
         return p
 
-    def call(self, *args, check=True):
-        if args and args[0] in READ_ONLY_REF_COMMANDS:
+    def call(self, *args, check=True, serve=False):
+        if args and (args[0] in READ_ONLY_REF_COMMANDS or serve):
             rc, out = self.server.call(args, TIMEOUT)
             if check and rc != 0:
                 pytest.fail(f"ref.js {' '.join(map(str, args))} failed (exit {rc}): "
@@ -318,9 +318,13 @@ class Ref:
             args += ["--selfcheck", self._tmpjson(entries, "vectors"), "--k", k]
         return self.call(*args)
 
-    def run(self, ops, check=True):
-        """Executes reference operations (see ref.js cmdRun)."""
-        return self.call("run", self._tmpjson(ops, "script"), check=check)
+    def run(self, ops, check=True, serve=False):
+        """Executes reference operations (see ref.js cmdRun).  serve=True:
+        in the session's `ref.js serve` instead of a node process of its
+        own (the same answer; a script that fails to close a file leaves a
+        lock whose holder, the server, lives on: for scripts whose failure
+        fails the test)."""
+        return self.call("run", self._tmpjson(ops, "script"), check=check, serve=serve)
 
     def selfcheck(self, file, entries, k=8):
         """entries: [(id, vector), ...]."""

@@ -35,31 +35,56 @@ def ingest(run_ctl, path, rows, tmp, name="in.csv", check=True):
     return cp
 
 
-@pytest.fixture
-def family(tmp_path, run_ctl):
+def make_family(d, run_ctl):
     """p.rvf with ids 1..5, its branch child c.rvf with its own id 100 and
-    inherited id 2 deleted; returns (parent, child, what the child shows)."""
-    p, c = tmp_path / "p.rvf", tmp_path / "c.rvf"
+    inherited id 2 deleted, in directory d; returns what the child shows."""
+    p, c = d / "p.rvf", d / "c.rvf"
     run_ctl("create", p, "--dim", DIM)
     base = int_rows(5, DIM, seed=3)
-    ingest(run_ctl, p, base, tmp_path)
+    ingest(run_ctl, p, base, d)
     run_ctl("branch", p, c)
     own = [(100, [9.0, 9.0, 9.0, 9.0])]
-    ingest(run_ctl, c, own, tmp_path)
+    ingest(run_ctl, c, own, d)
     run_ctl("delete", c, "--ids", "2")
     want = {i: v for i, v in base if i != 2}
     want.update(own)
     assert export(run_ctl, c) == want
-    return p, c, want
+    return want
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory, run_ctl):
+    """The family made once per module (6 rvfctl): the tests start from
+    copies of its two files (the child names its parent by file name, so
+    a copy in another directory is the same family)."""
+    d = tmp_path_factory.mktemp("family")
+    return d, make_family(d, run_ctl)
+
+
+@pytest.fixture
+def family(family_files, tmp_path):
+    """p.rvf and its branch child c.rvf in tmp_path (see make_family);
+    returns (parent, child, what the child shows)."""
+    d, want = family_files
+    for name in ("p.rvf", "c.rvf"):
+        shutil.copyfile(d / name, tmp_path / name)
+    return tmp_path / "p.rvf", tmp_path / "c.rvf", dict(want)
 
 
 def change_parent(run_ctl, p, tmp_path):
-    """Several kinds of commit to the parent."""
+    """Several kinds of commit to the parent: an ingest, a deletion, then
+    one ingest command of 11 files, each its own commit (rvfctl(1): "the
+    vectors of each file as one atomic commit"): a replaced id 4, then ten
+    one-row commits."""
     ingest(run_ctl, p, int_rows(3, DIM, start=6, seed=4), tmp_path)
     run_ctl("delete", p, "--ids", "1,3")
-    ingest(run_ctl, p, [(4, [0.5, 0.5, 0.5, 0.5])], tmp_path)  # replaces id 4
-    for i in range(10):
-        ingest(run_ctl, p, [(20 + i, [float(i)] * DIM)], tmp_path)
+    files = [write_csv(tmp_path / "r4.csv", [(4, [0.5, 0.5, 0.5, 0.5])])]  # replaces id 4
+    files += [write_csv(tmp_path / f"r{20 + i}.csv", [(20 + i, [float(i)] * DIM)])
+              for i in range(10)]
+    out = json.loads(run_ctl("--json", "ingest", p, *files).stdout)
+    assert len({f["epoch"] for f in out["files"]}) == len(files) == 11, out
+    for f in files:
+        f.unlink()
 
 
 def test_child_reads_parent_as_branched_after_parent_commits(family, run_ctl, tmp_path, ref):
@@ -92,7 +117,7 @@ def test_reference_written_family(ref, run_ctl, tmp_path):
         {"op": "ingest", "path": str(p), "ids": [4], "vectors": [[4, 4]]},
         {"op": "delete", "path": str(p), "ids": [1]},
         {"op": "close", "path": str(p)},
-    ])
+    ], serve=True)
     assert "ParentHashMismatch" in ref.dump(c)["openError"]
     assert export(run_ctl, c) == {1: [1, 1], 2: [2, 2], 3: [3, 3], 7: [7, 7]}
 

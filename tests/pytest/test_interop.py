@@ -219,7 +219,7 @@ class Interop:
             {"op": "open", "path": str(path)},
             {"op": "ingest", "ids": ids, "vectors": vecs},
             {"op": "close"},
-        ])
+        ], serve=True)
         assert out["results"][1]["result"]["accepted"] == len(ids), out
         model.ingest(ids, vecs)
 
@@ -385,7 +385,7 @@ class RefScript:
         self.ops.append(op)
 
     def run(self, ref):
-        out = ref.run(self.ops)
+        out = ref.run(self.ops, serve=True)   # a failed script fails the test
         assert not out.get("failed"), out
         return out
 

@@ -7,6 +7,7 @@ export with an ids file; and the files still open in the reference."""
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 
@@ -39,6 +40,40 @@ def typed_jsonl(path):
     return path
 
 
+@pytest.fixture(scope="module")
+def made_stores(tmp_path_factory, run_ctl):
+    """Two stores made once per module: e.rvf, empty (dim 4), and t.rvf, the
+    rows of typed_jsonl ingested by `rvfctl ingest` (what every test that
+    starts from them made with its own create and ingest)."""
+    d = tmp_path_factory.mktemp("meta-stores")
+    run_ctl("create", d / "e.rvf", "--dim", DIM)
+    shutil.copyfile(d / "e.rvf", d / "t.rvf")
+    run_ctl("ingest", d / "t.rvf", typed_jsonl(d / "t.jsonl"))
+    return d
+
+
+@pytest.fixture
+def empty_store(made_stores, store):
+    """empty_store() -> a fresh path in tmp_path holding an empty store of
+    dimension DIM (a copy: no rvfctl create each)."""
+    def make():
+        p = store()
+        shutil.copyfile(made_stores / "e.rvf", p)
+        return p
+    return make
+
+
+@pytest.fixture
+def typed_store(made_stores, store):
+    """typed_store() -> a fresh path in tmp_path holding a copy of the store
+    that `rvfctl ingest` of typed_jsonl's rows made."""
+    def make():
+        p = store()
+        shutil.copyfile(made_stores / "t.rvf", p)
+        return p
+    return make
+
+
 def exported(run_ctl, target, *extra, cwd=None):
     out = run_ctl("export", target, *extra, cwd=cwd).stdout
     return {o["id"]: o.get("metadata", {}) for o in map(json.loads, out.splitlines())}
@@ -57,9 +92,8 @@ def ids_matching(m, flt):
     return sorted(i for i, _, _ in groups[0]) if groups else []
 
 
-def test_types_are_the_same_through_every_door(mount, store, run_ctl, tmp_path):
-    p = store(dim=DIM)
-    run_ctl("ingest", p, typed_jsonl(tmp_path / "t.jsonl"))
+def test_types_are_the_same_through_every_door(mount, typed_store, run_ctl, tmp_path):
+    p = typed_store()
     from_file = exported(run_ctl, p)
     same_typed(from_file[1], TYPED)
     m = mount(p)
@@ -90,19 +124,20 @@ def test_types_are_the_same_through_every_door(mount, store, run_ctl, tmp_path):
     m.sh('sync "$M/vectors"')
     same_typed(exported(run_ctl, m.path)[1], TYPED)
     m.unmount()
-    same_typed(exported(run_ctl, p)[1], TYPED)
-    same_typed(exported(run_ctl, p)[2], from_file[2])
+    after = exported(run_ctl, p)
+    same_typed(after[1], TYPED)
+    same_typed(after[2], from_file[2])
 
 
-def test_restore_into_a_fresh_store_keeps_types(mount, store, run_ctl, tmp_path):
+def test_restore_into_a_fresh_store_keeps_types(mount, typed_store, empty_store, run_ctl,
+                                                tmp_path):
     """A fresh store has no schema: the text alone says the type."""
-    src = store(dim=DIM)
-    run_ctl("ingest", src, typed_jsonl(tmp_path / "t.jsonl"))
+    src = typed_store()
     m1 = mount(src, "ro")
     dump = m1.sh('cd "$M" && getfattr -d -m "^user.rvf.meta." vectors/1').stdout
     m1.unmount()
     (tmp_path / "d").write_text(dump)
-    dst = store(dim=DIM)
+    dst = empty_store()
     (tmp_path / "v.csv").write_text("1,1,0,0,0\n")
     run_ctl("ingest", dst, tmp_path / "v.csv")
     m2 = mount(dst)
@@ -112,12 +147,11 @@ def test_restore_into_a_fresh_store_keeps_types(mount, store, run_ctl, tmp_path)
     same_typed(exported(run_ctl, dst)[1], TYPED)
 
 
-def test_rsync_X_between_mounts_keeps_types(mount, store, run_ctl, tmp_path):
+def test_rsync_X_between_mounts_keeps_types(mount, typed_store, empty_store, run_ctl, tmp_path):
     """rsync -rX sets the xattrs on its ".ID.XXXXXX" temporary; they are
     committed with the vector at the rename, typed as in the source."""
-    src = store(dim=DIM)
-    run_ctl("ingest", src, typed_jsonl(tmp_path / "t.jsonl"))
-    dst = store(dim=DIM)
+    src = typed_store()
+    dst = empty_store()
     (tmp_path / "old.jsonl").write_text('{"id":2,"vector":[5,5,5,5],"metadata":{"stale":1}}\n')
     run_ctl("ingest", dst, tmp_path / "old.jsonl")
     m1 = mount(src, "ro")
@@ -139,9 +173,8 @@ def test_rsync_X_between_mounts_keeps_types(mount, store, run_ctl, tmp_path):
         same_typed(a[i], b[i])
 
 
-def test_setfattr_follows_the_field_type(mount, store, run_ctl, tmp_path):
-    p = store(dim=DIM)
-    run_ctl("ingest", p, typed_jsonl(tmp_path / "t.jsonl"))
+def test_setfattr_follows_the_field_type(mount, typed_store, run_ctl, tmp_path):
+    p = typed_store()
     m = mount(p)
     # bare text into a string field is that string
     m.sh('setfattr -n user.rvf.meta.num -v 20 "$M/vectors/2"')
@@ -170,13 +203,13 @@ def test_setfattr_follows_the_field_type(mount, store, run_ctl, tmp_path):
     assert e == {"fresh": "007", "count": 5}
 
 
-def test_export_through_the_tree_keeps_types(mount, run_ctl, rvfctl, world_dir):  # noqa: F811
+def test_export_through_the_tree_keeps_types(mount, run_ctl, rvfctl, world_dir,  # noqa: F811
+                                             made_stores):
     """The tree's door (a caller who may not read the store file) gives the
     file's types: {"num":"17"} stays a string (it came out as 17)."""
     need_root()
     target = world_dir / "s.rvf"
-    run_ctl("create", target, "--dim", DIM)
-    run_ctl("ingest", target, typed_jsonl(world_dir / "t.jsonl"))
+    shutil.copyfile(made_stores / "t.rvf", target)   # typed_jsonl's rows, ingested
     os.chmod(target, 0o600)
     mnt = world_dir / "mnt"
     mnt.mkdir()
@@ -196,14 +229,14 @@ def test_export_through_the_tree_keeps_types(mount, run_ctl, rvfctl, world_dir):
 
 # ---------------------------------------------------------------- ingest
 
-def test_jsonl_as_people_write_it(mount, store, run_ctl, tmp_path):
+def test_jsonl_as_people_write_it(mount, empty_store, run_ctl, tmp_path):
     """Top-level fields are metadata, "42" is id 42, rows without ids take
     the next ids (store and mount alike)."""
     text = ('{"id":"42","vector":[1,2,3,4],"color":"green","n":17}\n'
             '{"vector":[5,6,7,8],"metadata":{"zip":"02134"},"flag":"true"}\n'
             '{"vector":[9,9,9,9]}\n')
     (tmp_path / "p.jsonl").write_text(text)
-    p = store(dim=DIM)
+    p = empty_store()
     run_ctl("ingest", p, tmp_path / "p.jsonl")
     e = exported(run_ctl, p)
     assert e == {42: {"color": "green", "n": 17}, 43: {"zip": "02134", "flag": "true"}, 44: {}}
@@ -216,8 +249,8 @@ def test_jsonl_as_people_write_it(mount, store, run_ctl, tmp_path):
     assert m.read_vector(102) == [9, 9, 9, 9]
 
 
-def test_jsonl_refusals_name_the_line(store, run_ctl, tmp_path):
-    p = store(dim=DIM)
+def test_jsonl_refusals_name_the_line(empty_store, run_ctl, tmp_path):
+    p = empty_store()
     for text, msg in [
         ('{"id":1,"vector":[1,2,3,4],"tags":["a"]}\n', 'line 1: metadata "tags" is an array'),
         ('{"id":1,"vector":[1,2,3,4]}\n{"id":"07","vector":[1,2,3,4]}\n',
@@ -239,10 +272,10 @@ def npy_f64(path, rows, dim):
     return path
 
 
-def test_float64_npy(mount, store, run_ctl, tmp_path):
+def test_float64_npy(mount, empty_store, run_ctl, tmp_path):
     rows = [[0.1, -2.5, 1e-3, 7], [3e38, 1, 2, 3]]
     npy_f64(tmp_path / "d.npy", rows, DIM)
-    p = store(dim=DIM)
+    p = empty_store()
     run_ctl("ingest", p, tmp_path / "d.npy")
     got = [json.loads(ln)["vector"] for ln in run_ctl("export", p).stdout.splitlines()]
     assert [[f32(x) for x in v] for v in got] == [[f32(x) for x in r] for r in rows]
@@ -261,8 +294,8 @@ def test_float64_npy(mount, store, run_ctl, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["store", "mount"])
-def test_ingest_from_standard_input(mount, store, run_ctl, rvfctl, tmp_path, where):
-    p = store(dim=DIM)
+def test_ingest_from_standard_input(mount, empty_store, run_ctl, rvfctl, tmp_path, where):
+    p = empty_store()
     target = p if where == "store" else mount(p).path
     data = '{"vector":[1,2,3,4],"c":"x"}\n{"id":9,"vector":[4,3,2,1]}\n'
     r = subprocess.run([str(rvfctl), "ingest", str(target), "-", "--format", "jsonl"],
@@ -277,11 +310,11 @@ def test_ingest_from_standard_input(mount, store, run_ctl, rvfctl, tmp_path, whe
 
 
 @pytest.mark.parametrize("where", ["store", "mount"])
-def test_several_files_stop_at_the_first_failure(mount, store, run_ctl, tmp_path, where):
+def test_several_files_stop_at_the_first_failure(mount, empty_store, run_ctl, tmp_path, where):
     (tmp_path / "a.jsonl").write_text('{"id":1,"vector":[1,1,1,1]}\n')
     (tmp_path / "b.csv").write_text("2,1,1,1,1\n3,1,1,1\n")
     (tmp_path / "c.jsonl").write_text('{"id":4,"vector":[1,1,1,1]}\n')
-    p = store(dim=DIM)
+    p = empty_store()
     target = p if where == "store" else mount(p).path
     r = run_ctl("ingest", target, tmp_path / "a.jsonl", tmp_path / "b.csv",
                 tmp_path / "c.jsonl", check=False, cwd=tmp_path)
@@ -309,10 +342,10 @@ def read_npy(path):
 
 
 @pytest.mark.parametrize("where", ["store", "mount"])
-def test_export_npy_and_fvecs_with_ids(mount, store, run_ctl, tmp_path, where):
+def test_export_npy_and_fvecs_with_ids(mount, empty_store, run_ctl, tmp_path, where):
     rows = [(5, [0.5, 1, 2, 3]), (70, [-1, 1e-7, 3e38, 4]), (900, [9, 8, 7, 6])]
     (tmp_path / "r.csv").write_text("".join(f"{i},{','.join(map(str, v))}\n" for i, v in rows))
-    p = store(dim=DIM)
+    p = empty_store()
     run_ctl("ingest", p, tmp_path / "r.csv")
     target = p if where == "store" else mount(p).path
     run_ctl("export", target, "--format", "npy", "-o", tmp_path / "x.npy",
@@ -329,7 +362,7 @@ def test_export_npy_and_fvecs_with_ids(mount, store, run_ctl, tmp_path, where):
         assert rec[0] == DIM and list(rec[1:]) == [f32(x) for x in v]
     assert (tmp_path / "f.ids").read_text() == "5\n70\n900\n"
     # npy goes back in: the same vectors (ids are the store's next ones)
-    q = store(dim=DIM)
+    q = empty_store()
     run_ctl("ingest", q, tmp_path / "x.npy")
     assert [[f32(x) for x in json.loads(ln)["vector"]]
             for ln in run_ctl("export", q).stdout.splitlines()] == \
@@ -337,9 +370,8 @@ def test_export_npy_and_fvecs_with_ids(mount, store, run_ctl, tmp_path, where):
 
 
 @pytest.mark.parametrize("where", ["store", "mount"])
-def test_query_prints_metadata_with_meta(mount, store, run_ctl, tmp_path, where):
-    p = store(dim=DIM)
-    run_ctl("ingest", p, typed_jsonl(tmp_path / "t.jsonl"))
+def test_query_prints_metadata_with_meta(mount, typed_store, run_ctl, tmp_path, where):
+    p = typed_store()
     target = p if where == "store" else mount(p).path
     out = run_ctl("query", target, "--vector", "1,0,0,0", "--k", "3", "--meta").stdout
     lines = out.splitlines()
@@ -353,11 +385,10 @@ def test_query_prints_metadata_with_meta(mount, store, run_ctl, tmp_path, where)
     assert r.returncode == 2
 
 
-def test_typed_metadata_file_opens_in_the_reference(mount, store, run_ctl, tmp_path, ref):
+def test_typed_metadata_file_opens_in_the_reference(mount, typed_store, run_ctl, tmp_path, ref):
     """Everything above writes META segments the reference ignores: the file
     still opens in rvf-node with the same vectors (it keeps no metadata)."""
-    p = store(dim=DIM)
-    run_ctl("ingest", p, typed_jsonl(tmp_path / "t.jsonl"))
+    p = typed_store()
     (tmp_path / "p.jsonl").write_text('{"vector":[2,2,2,2],"color":"green"}\n')
     npy_f64(tmp_path / "d.npy", [[0.1, 0.2, 0.3, 0.4]], DIM)
     run_ctl("ingest", p, tmp_path / "p.jsonl", tmp_path / "d.npy")

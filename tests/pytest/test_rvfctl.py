@@ -62,23 +62,28 @@ def kv(text):
 
 # ------------------------------------------------------------------ fixtures
 
+def run_rvfctl(rvfctl, *args, rc=0, env=None, input=None, cwd=None):
+    """The `ctl` fixture's call (below)."""
+    cmd = [str(rvfctl)] + [str(a) for a in args]
+    e = dict(os.environ)
+    e.pop("XDG_CONFIG_HOME", None)
+    e["HOME"] = "/nonexistent"  # no user configuration unless a test sets one
+    e.update(env or {})
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
+                        env=e, input=input, cwd=cwd)
+    check_sanitizers(cp, " ".join(cmd))
+    if rc is not None and cp.returncode != rc:
+        pytest.fail(f"expected exit {rc}\n{fmt_cp(cp)}", pytrace=False)
+    return cp
+
+
 @pytest.fixture
 def ctl(rvfctl):
     """ctl(*args, rc=0, env=None, input=None) -> CompletedProcess; asserts the
     exit code (rc=None: any)."""
 
-    def run(*args, rc=0, env=None, input=None, cwd=None):
-        cmd = [str(rvfctl)] + [str(a) for a in args]
-        e = dict(os.environ)
-        e.pop("XDG_CONFIG_HOME", None)
-        e["HOME"] = "/nonexistent"  # no user configuration unless a test sets one
-        e.update(env or {})
-        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
-                            env=e, input=input, cwd=cwd)
-        check_sanitizers(cp, " ".join(cmd))
-        if rc is not None and cp.returncode != rc:
-            pytest.fail(f"expected exit {rc}\n{fmt_cp(cp)}", pytrace=False)
-        return cp
+    def run(*args, **kw):
+        return run_rvfctl(rvfctl, *args, **kw)
 
     return run
 
@@ -96,11 +101,21 @@ def cj(ctl):
     return run
 
 
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory, rvfctl):
+    """s.rvf (dim 4, ROWS ingested), made once per module."""
+    d = tmp_path_factory.mktemp("small")
+    p = d / "s.rvf"
+    run_rvfctl(rvfctl, "create", p, "--dim", 4)
+    run_rvfctl(rvfctl, "ingest", p, write_csv(d / "rows.csv", ROWS))
+    return p
+
+
 @pytest.fixture
-def small(tmp_path, ctl):
+def small(tmp_path, small_file):
+    """tmp_path/s.rvf: a copy of small_file (rvfctl create, ingest ROWS)."""
     p = tmp_path / "s.rvf"
-    ctl("create", p, "--dim", 4)
-    ctl("ingest", p, write_csv(tmp_path / "rows.csv", ROWS))
+    shutil.copyfile(small_file, p)
     return p
 
 

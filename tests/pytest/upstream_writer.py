@@ -83,10 +83,9 @@ def header(seg_type, seg_id, payload, algo="crc32-rotated", ts=0):
 def manifest_payload(entries, dim=0, epoch=1, total=0, profile=0x42, metric=0):
     """entries: [(seg_id, offset, payload_len, type)]; no FileIdentity,
     as build-rvf.js writes it."""
-    p = struct.pack("<IHQIBB2x", epoch, dim, total, len(entries), profile, metric)
-    for sid, off, plen, typ in entries:
-        p += struct.pack("<QQQB", sid, off, plen, typ)
-    return p + struct.pack("<I", 0)
+    p = [struct.pack("<IHQIBB2x", epoch, dim, total, len(entries), profile, metric)]
+    p += [struct.pack("<QQQB", sid, off, plen, typ) for sid, off, plen, typ in entries]
+    return b"".join(p) + struct.pack("<I", 0)
 
 
 def kernel_payload(image, cmdline=b"console=ttyS0", api_port=8080):
