@@ -101,7 +101,10 @@ def vec_f32(v):
 
 def fmt_num(x):
     """Text that parses back to the same float32."""
-    x = f32(x)
+    return _fmt_f32(f32(x))
+
+
+def _fmt_f32(x):  # fmt_num of a number already rounded to float32
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
@@ -157,8 +160,10 @@ def assert_sorted_group(group, what=""):
 
 def write_csv(path, rows, sep=","):
     """rows: [(id, vector)]"""
+    # fmt_num of each number, each row rounded to float32 in one
+    # pack/unpack (vec_f32) instead of one per number: the same text
     Path(path).write_text("".join(
-        sep.join([str(i)] + [fmt_num(x) for x in v]) + "\n" for i, v in rows))
+        sep.join([str(i)] + [_fmt_f32(x) for x in vec_f32(list(v))]) + "\n" for i, v in rows))
     return Path(path)
 
 
