@@ -163,6 +163,16 @@ static ingest_stream *stream_detach(rvffs *fs, staged *s)
 	return is;
 }
 
+/* Under is->mu: its rows leave the store now, not with the last
+ * reference.  A write answered early may still hold one; the close (or
+ * truncate, unlink) that ends the stream must return with the store cut
+ * back. */
+static void stream_cut(ingest_stream *is)
+{
+	rvf_stream_abort(is->st);
+	is->st = NULL;
+}
+
 void stream_drop(rvffs *fs, staged *s)
 {
 	ingest_stream *is = stream_detach(fs, s);
@@ -170,11 +180,7 @@ void stream_drop(rvffs *fs, staged *s)
 		return;
 	pthread_mutex_lock(&is->mu); /* after the write in progress, if any */
 	is->dropped = true;
-	/* Its rows go now, not with the last reference: a write answered
-	 * early may still hold one, and the close that dropped the stream
-	 * must return with the store cut back. */
-	rvf_stream_abort(is->st);
-	is->st = NULL;
+	stream_cut(is);
 	pthread_mutex_unlock(&is->mu);
 	stream_put(fs, is);
 }
@@ -587,6 +593,8 @@ int stream_commit(rvffs *fs, staged *s)
 			       s->name, (unsigned long long)rows, info.epoch);
 			fs_invalidate(fs, true);
 		}
+	} else {
+		stream_cut(is); /* refused (short, failed): nothing committed */
 	}
 	pthread_mutex_unlock(&is->mu);
 	stream_put(fs, is);

@@ -535,10 +535,12 @@ def test_fvecs_bad_record_fails_its_write(mount, tmp_path):
 ROWS_PER_SEGMENT = (8 << 20) // (8 + 4 * DIM)
 
 
-def test_bad_record_after_a_segment_filled_cuts_the_store_back(mount, tmp_path):
+@pytest.mark.parametrize("ending", ["bad record", "short"])
+def test_refused_after_a_segment_filled_cuts_the_store_back(mount, tmp_path, ending):
     """The write that fills a segment is answered by a worker thread, which
-    then hands the segment to the writer and lets go of the stream; a bad
-    record right after it fails, and the close returns with the store cut
+    then hands the segment to the writer and lets go of the stream.  When
+    the file is refused right after it (a bad record fails the next write,
+    or the file ends inside a record), the close returns with the store cut
     back to where it was, not when that worker's last reference goes (a
     race CI once caught under ASan: the segment was still being written
     when the test looked)."""
@@ -552,10 +554,13 @@ def test_bad_record_after_a_segment_filled_cuts_the_store_back(mount, tmp_path):
         f = open(m / f"ingest/b{attempt}.fvecs", "wb", buffering=0)
         for at in range(0, fill, 1 << 20):
             f.write(rows[at:min(at + (1 << 20), fill)])
-        f.write(rows[fill:])  # fills the segment and begins the next
-        with pytest.raises(OSError) as e:
-            f.write(bad)
-        assert e.value.errno == errno.EINVAL
+        if ending == "bad record":
+            f.write(rows[fill:])  # fills the segment and begins the next
+            with pytest.raises(OSError) as e:
+                f.write(bad)
+            assert e.value.errno == errno.EINVAL
+        else:
+            f.write(rows[fill:-3])  # the same, and ends inside a record
         with pytest.raises(OSError) as e:
             f.close()
         assert e.value.errno == errno.EINVAL

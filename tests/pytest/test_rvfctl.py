@@ -111,6 +111,26 @@ def small_file(tmp_path_factory, rvfctl):
     return p
 
 
+@pytest.fixture(scope="module")
+def made_keys(tmp_path_factory, rvfctl):
+    """Two key pairs (rvfctl keygen), made once per module: k and other."""
+    d = tmp_path_factory.mktemp("keys")
+    for name in ("k", "other"):
+        run_rvfctl(rvfctl, "keygen", d / name)
+    return d
+
+
+@pytest.fixture
+def keypair(made_keys):
+    """keypair(PREFIX, which="k"): copies a key pair made by rvfctl keygen
+    to PREFIX and PREFIX.pub (modes kept) where a test needs a key, not
+    keygen's work (test_keygen_files tests keygen)."""
+    def put(prefix, which="k"):
+        shutil.copy2(made_keys / which, prefix)
+        shutil.copy2(made_keys / f"{which}.pub", f"{prefix}.pub")
+    return put
+
+
 @pytest.fixture
 def small(tmp_path, small_file):
     """tmp_path/s.rvf: a copy of small_file (rvfctl create, ingest ROWS)."""
@@ -208,7 +228,7 @@ def test_exit_codes_and_json_errors(tmp_path, small, ctl, cj):
     assert e["code"] == "InvalidChecksum"
     # 4: the lock is held by another writer
     lock_holder = subprocess.Popen(
-        ["python3", "-c", "import time,sys; time.sleep(60)"])
+        ["sleep", "60"])   # any live process of ours
     try:
         Path(str(small) + ".lock").write_bytes(lock_bytes(lock_holder.pid))
         # (a short wait: the same polling and refusal as the default 5 s)
@@ -288,7 +308,7 @@ def test_derive_type_is_checked_and_reported(small, tmp_path, ctl, cj):
 
 # ------------------------------------------------------------------ verify, keygen, sign
 
-def test_verify_plain_store_and_chains(small, cj, ctl):
+def test_verify_plain_store_and_chains(small, cj, ctl, keypair):
     v = cj("verify", small)
     assert v["ok"] and v["signatures"] == []
     checks = {c["check"]: c for c in v["checks"]}
@@ -298,7 +318,7 @@ def test_verify_plain_store_and_chains(small, cj, ctl):
     assert v["ok"]
     assert "2 entries" in {c["check"]: c for c in v["checks"]}["witnesses"]["detail"]
     # with a key but no signature: fails, naming what
-    ctl("keygen", small.parent / "k")
+    keypair(small.parent / "k")
     v = cj("verify", small, "--pubkey", small.parent / "k.pub", rc=3)
     bad = [c for c in v["checks"] if not c["ok"]]
     assert [c["check"] for c in bad] == ["signatures"] and "not signed" in bad[0]["detail"]
@@ -440,9 +460,9 @@ def test_keygen_files(tmp_path, ctl, cj):
     assert pub.read_text().endswith(k["publicKeyHex"] + "\n")  # untouched
 
 
-def test_sign_verify_and_tamper(small, tmp_path, ctl, cj, ref):
-    ctl("keygen", tmp_path / "k")
-    ctl("keygen", tmp_path / "other")
+def test_sign_verify_and_tamper(small, tmp_path, ctl, cj, ref, keypair):
+    keypair(tmp_path / "k")
+    keypair(tmp_path / "other", "other")
     unsigned = tmp_path / "unsigned.rvf"
     shutil.copy(small, unsigned)
     s = cj("sign", small, "--key", tmp_path / "k")
@@ -492,16 +512,16 @@ def test_sign_verify_and_tamper(small, tmp_path, ctl, cj, ref):
     assert "FAIL" in cp.stdout and "signed content changed" in cp.stderr
 
 
-def test_sign_refuses_damaged_or_bad_key(small, tmp_path, ctl, cj):
-    ctl("keygen", tmp_path / "k")
+def test_sign_refuses_damaged_or_bad_key(small, tmp_path, ctl, cj, keypair):
+    keypair(tmp_path / "k")
     e = cj("sign", small, "--key", tmp_path / "k.pub", rc=3)
     assert "not an rvffs secret key" in e["error"]
     e = cj("sign", small, rc=2)
     assert "--key" in e["error"]
 
 
-def test_compaction_drops_signatures(small, tmp_path, ctl, cj, ref):
-    ctl("keygen", tmp_path / "k")
+def test_compaction_drops_signatures(small, tmp_path, ctl, cj, ref, keypair):
+    keypair(tmp_path / "k")
     ctl("delete", small, "--ids", 2)
     ctl("sign", small, "--key", tmp_path / "k")
     ctl("compact", small)
@@ -511,7 +531,8 @@ def test_compaction_drops_signatures(small, tmp_path, ctl, cj, ref):
     # the reference's compaction keeps the segment: verify says why it fails
     ctl("sign", small, "--key", tmp_path / "k")
     ctl("delete", small, "--ids", 5)
-    r = ref.run([{"op": "open", "path": str(small)}, {"op": "compact"}, {"op": "close"}])
+    r = ref.run([{"op": "open", "path": str(small)}, {"op": "compact"}, {"op": "close"}],
+                serve=True)
     assert "error" not in r, r
     v = cj("verify", small, "--pubkey", tmp_path / "k.pub", rc=3)
     assert "no longer in the file" in v["checks"][-1]["detail"]
@@ -521,7 +542,7 @@ def test_compaction_drops_signatures(small, tmp_path, ctl, cj, ref):
 
 # ------------------------------------------------------------------ configuration
 
-def test_config_changes_defaults(tmp_path, ctl, cj):
+def test_config_changes_defaults(tmp_path, ctl, cj, keypair):
     conf = tmp_path / "rvffs.conf"
     conf.write_text("[mount]\nthreads = 2\n[query]\nk = 5\n[create]\nmetric = cosine\n"
                     "[kernel]\narch = 2\ntype = 3\napi_port = 8080\ncompression = zstd\n"
@@ -548,7 +569,7 @@ def test_config_changes_defaults(tmp_path, ctl, cj):
     # --no-compress overrides the file
     assert cj("embed-kernel", p, img, "--config", conf, "--no-compress")["compressed"] is False
     # [signing] key: relative to the configuration file
-    ctl("keygen", tmp_path / "mykey")
+    keypair(tmp_path / "mykey")
     assert cj("sign", p, "--config", conf)["publicKey"] in (tmp_path / "mykey.pub").read_text()
 
 
@@ -713,7 +734,7 @@ def test_mount_point_changes_show_at_once(tmp_path, ctl, cj, mount):
     assert cj("verify", p)["ok"]
 
 
-def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mount, ref):
+def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mount, ref, keypair):
     m = mount(small)
     mnt = m.path
     # derive / branch from a mounted parent: the daemon creates the child
@@ -749,7 +770,7 @@ def test_mount_point_lifecycle_and_images(small, tmp_path, ctl, cj, mount, ref):
     assert "has no kernel" in e["error"]
     assert cj("extract-kernel", mnt, tmp_path / "none", rc=1)["exit"] == 1
     # sign through the daemon, verify through the mount
-    ctl("keygen", tmp_path / "k")
+    keypair(tmp_path / "k")
     s = cj("sign", mnt, "--key", tmp_path / "k")
     assert s["mounted"] and s["covered"] >= 2
     v = cj("verify", mnt, "--pubkey", tmp_path / "k.pub")

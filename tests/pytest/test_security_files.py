@@ -15,6 +15,7 @@
 
 import errno
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -31,7 +32,32 @@ ROWS = [(i, [float(i), 1.0, 2.0, 3.0]) for i in range(1, 21)]
 NOBODY = 65534
 
 
+_ROWS_STORE = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def rows_store_dir(tmp_path_factory):
+    """Where make_store keeps the store of ROWS it makes once per module."""
+    _ROWS_STORE["dir"] = tmp_path_factory.mktemp("rows-store")
+    yield
+    _ROWS_STORE.clear()
+
+
 def make_store(run_ctl, path, rows=ROWS):
+    """A store of rows (create, ingest, delete 1..3) at path.  The store of
+    ROWS is made once per module and copied (a new root-owned file, mode
+    0644 as rvfctl create makes it): the tests start from it, they do not
+    test its making."""
+    if rows is ROWS:
+        made = _ROWS_STORE["dir"] / "s.rvf"
+        if not made.exists():
+            build_store(run_ctl, made, rows)
+        shutil.copyfile(made, path)
+        return path
+    return build_store(run_ctl, path, rows)
+
+
+def build_store(run_ctl, path, rows):
     run_ctl("create", path, "--dim", DIM)
     src = write_csv(Path(str(path) + ".csv"), rows)
     run_ctl("ingest", path, src)
