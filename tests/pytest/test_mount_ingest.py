@@ -406,7 +406,7 @@ def _interleave(head, columns, width):
     return bytes(out)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)  # every size the module uses (~60 MB in all)
 def _fvecs_rows(first, n, dim=DIM):
     """n records of dim, record k all (first + k): the bytes of
     struct.pack("<i{dim}f", dim, *[float(first + k)] * dim) for each k."""
@@ -711,7 +711,7 @@ def _npy_header(shape, descr="<f4", fortran=False, major=1):
     return b"\x93NUMPY" + bytes([major, 0]) + size + d
 
 
-@functools.lru_cache(maxsize=4)  # as _fvecs_rows
+@functools.lru_cache(maxsize=16)  # as _fvecs_rows
 def _npy_rows(first, n, dim=DIM, width=4):
     """Rows first..first+n-1, row k = [k, k + 0.5, k + 1, k + 1.5 ...]:
     distinct, exact in float32."""
