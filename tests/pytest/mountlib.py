@@ -101,7 +101,10 @@ def vec_f32(v):
 
 def fmt_num(x):
     """Text that parses back to the same float32."""
-    x = f32(x)
+    return _fmt_f32(f32(x))
+
+
+def _fmt_f32(x):  # fmt_num of a number already rounded to float32
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
@@ -157,8 +160,10 @@ def assert_sorted_group(group, what=""):
 
 def write_csv(path, rows, sep=","):
     """rows: [(id, vector)]"""
+    # fmt_num of each number, each row rounded to float32 in one
+    # pack/unpack (vec_f32) instead of one per number: the same text
     Path(path).write_text("".join(
-        sep.join([str(i)] + [fmt_num(x) for x in v]) + "\n" for i, v in rows))
+        sep.join([str(i)] + [_fmt_f32(x) for x in vec_f32(list(v))]) + "\n" for i, v in rows))
     return Path(path)
 
 
@@ -656,7 +661,7 @@ class Mount:
         return sorted(int(x) for x in self.ls("vectors"))
 
     def read_vector(self, i):
-        txt = self.cat(f"vectors/{i}")
+        txt = self.read(f"vectors/{i}").decode()  # as cat: read to the end
         assert txt.endswith("\n") and txt.count("\n") == 1, \
             f"vectors/{i} is not one line: {txt!r}"
         return [float(x) for x in txt.split()]
@@ -797,6 +802,45 @@ def make_store(run_ctl, store, dim=4, rows=None, metric="l2", tmp=None, metadata
         run_ctl("ingest", p, src)
         src.unlink()
     return p
+
+
+class StoreCopies:
+    """store_copies(store, KEY, dim=..., rows=..., metric=..., metadata=...)
+    -> Path: a copy, at a fresh path of the `store` fixture, of the store
+    make_store(run_ctl, store, ...) makes; rvfctl makes it once per KEY per
+    test module (each rvfctl start costs ASan's start and exit scan, and
+    the Python work of writing the rows), every later call copies the file.
+    For the tests whose subject is the mount, not `rvfctl create/ingest`
+    (test_rvfctl's).  rows may be a callable: called once, at the first
+    call; finish(path), when given, then runs once on the store made (e.g.
+    rvfctl embed-kernel).  Every copy is a store of its own (a test may
+    change it)."""
+
+    def __init__(self, run_ctl, directory):
+        self.run_ctl = run_ctl
+        self.dir = Path(directory)
+        self.made = {}
+
+    def __call__(self, store, key, dim=4, rows=None, metric="l2", metadata=None, finish=None):
+        src = self.made.get(key)
+        if src is None:
+            def make(dim=None, metric="l2"):  # make_store's store(): in our directory
+                p = self.dir / f"{len(self.made)}.rvf"
+                self.run_ctl("create", p, "--dim", dim, "--metric", metric)
+                return p
+            src = make_store(self.run_ctl, make, dim=dim, rows=rows() if callable(rows) else rows,
+                             metric=metric, metadata=metadata)
+            if finish is not None:
+                finish(src)
+            self.made[key] = src
+        p = store()
+        shutil.copy(src, p)
+        return p
+
+
+@pytest.fixture(scope="module")
+def store_copies(run_ctl, tmp_path_factory):
+    return StoreCopies(run_ctl, tmp_path_factory.mktemp("store-copies"))
 
 
 def int_rows(n, dim, start=1, seed=1):

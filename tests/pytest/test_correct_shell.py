@@ -17,16 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import int_rows, make_store, parse_results, run, write_csv
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
+from mountlib import int_rows, parse_results, run, write_csv
 
 DIM = 4
 
 
 @pytest.fixture
-def ints(store, run_ctl):
+def ints(store, store_copies):
+    """A copy of one store rvfctl makes once per module (a test may change it)."""
     rows = int_rows(10, DIM, start=1, seed=3)
-    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+    return store_copies(store, "ints", dim=DIM, rows=rows), dict(rows)
 
 
 def bash(m, script, check=False):
@@ -157,10 +158,12 @@ echo done
 '''
 
 
+TWO = [(1, [0.0] * DIM), (2, [100.0] * DIM)]
+
+
 @pytest.mark.parametrize("sessions", ["same", "separate"])
-def test_two_shells_never_see_each_others_answers(mount, store, run_ctl, sessions):
-    rows = [(1, [0.0] * DIM), (2, [100.0] * DIM)]
-    p = make_store(run_ctl, store, dim=DIM, rows=rows)
+def test_two_shells_never_see_each_others_answers(mount, store, store_copies, sessions):
+    p = store_copies(store, "two", dim=DIM, rows=TWO)
     m = mount(p)
     procs = []
     for v, want in (("0", "1"), ("100", "2")):
@@ -193,11 +196,8 @@ def as_nobody(script, env):
                           env=env, capture_output=True, text=True, timeout=60, cwd="/")
 
 
-def test_another_user_never_reads_my_results(mount, run_ctl, world):
-    p = world / "s.rvf"
-    run_ctl("create", p, "--dim", DIM)
-    src = write_csv(world / "in.csv", [(1, [0.0] * DIM), (2, [100.0] * DIM)])
-    run_ctl("ingest", p, src)
+def test_another_user_never_reads_my_results(mount, store_copies, world):
+    p = store_copies(lambda: world / "s.rvf", "two", dim=DIM, rows=TWO)
     mnt = world / "mnt"
     mnt.mkdir()
     m = mount(p, "allow_other", mnt=mnt)
@@ -240,10 +240,10 @@ wait $daemon
 
 
 @pytest.mark.parametrize("proc", ["own-proc", "host-proc"])
-def test_query_idiom_inside_a_pid_namespace(rvffs, store, run_ctl, tmp_path, proc):
+def test_query_idiom_inside_a_pid_namespace(rvffs, store, store_copies, tmp_path, proc):
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare(1) for a pid namespace")
-    p = make_store(run_ctl, store, dim=DIM, rows=[(1, [0.0] * DIM), (2, [100.0] * DIM)])
+    p = store_copies(store, "two", dim=DIM, rows=TWO)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     cmd = ["unshare", "--pid", "--fork"] + (["--mount-proc"] if proc == "own-proc" else [])

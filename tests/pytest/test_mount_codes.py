@@ -4,12 +4,13 @@ choose which rows an exact scan measures; commits carry them over.  Answers
 must not change: every test compares against a mount with -o codes=off and,
 where the arithmetic is exact, against a Python brute force."""
 
+import functools
 import os
 import random
 
 import pytest
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
 from mountlib import (fmt_vec, int_rows, knn, make_store, parse_results, run,
                       wait_for, write_csv)
 
@@ -27,11 +28,23 @@ def wait_ready(m):
         f"codes not ready: {codes_state(m)}"
 
 
+@functools.lru_cache(maxsize=None)
+def cached_int_rows(n, dim, seed):
+    """int_rows(n, dim, start=1, seed), made once per module (seconds of
+    Python for the large ones): callers get copies."""
+    return tuple((i, tuple(v)) for i, v in int_rows(n, dim, start=1, seed=seed))
+
+
+def rows_of(n, dim, seed):
+    return [(i, list(v)) for i, v in cached_int_rows(n, dim, seed)]
+
+
 @pytest.fixture
-def big(store, run_ctl):
-    """N integer vectors in [-20, 20]: many exact ties, exact distances."""
-    rows = int_rows(N, DIM, start=1, seed=11)
-    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+def big(store, store_copies):
+    """N integer vectors in [-20, 20]: many exact ties, exact distances.
+    A copy of one store the module makes once (each test may change it)."""
+    p = store_copies(store, "big", dim=DIM, rows=lambda: rows_of(N, DIM, 11))
+    return p, dict(rows_of(N, DIM, 11))
 
 
 def requests(vecs, n, seed):
@@ -205,7 +218,7 @@ def test_small_store_scans(mount, store, run_ctl):
 def test_cosine_and_ip_codes(mount, store, run_ctl, metric):
     """Cosine and inner-product stores get codes too, with the exact
     scan's answers: ties, zero rows, queries on rows."""
-    rows = int_rows(N, DIM, start=1, seed=4)
+    rows = rows_of(N, DIM, 4)
     rows[10] = (rows[10][0], [0.0] * DIM)                 # a zero vector
     rows[11] = (rows[11][0], [x * 2 for x in rows[12][1]])  # parallel rows
     p = make_store(run_ctl, store, dim=DIM, rows=rows, metric=metric)

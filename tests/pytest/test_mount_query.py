@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
 from mountlib import (assert_sorted_group, f32, fmt_vec, int_rows, knn, make_store,
                       parse_results, rand_rows, sqdist, write_csv, write_jsonl)
 
@@ -16,10 +16,11 @@ DIM = 4
 
 
 @pytest.fixture
-def ints(store, run_ctl):
-    """25 small-integer vectors (ids 1..25): distances are exact."""
+def ints(store, store_copies):
+    """25 small-integer vectors (ids 1..25): distances are exact.  A copy
+    of one store rvfctl makes once per module (a test may change it)."""
     rows = int_rows(25, DIM, start=1, seed=5)
-    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+    return store_copies(store, "ints", dim=DIM, rows=rows), dict(rows)
 
 
 def exact(group):

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from mountlib import mount, rvffs, world_dir  # noqa: F401  (fixtures)
+from mountlib import mount, rvffs, store_copies, world_dir  # noqa: F401  (fixtures)
 from mountlib import make_store, int_rows, run_as_nobody, need_root
 from mountlib import write_csv, write_jsonl, wait_for
 
@@ -110,9 +110,9 @@ def test_listing_sizes_many_vectors_in_batches(mount, store, run_ctl):
     assert listed_sizes(m) == want
 
 
-def test_sizes_follow_a_rewrite(mount, store, run_ctl):
+def test_sizes_follow_a_rewrite(mount, store, store_copies):
     """The per-snapshot size cache never serves a stale length."""
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    p = store_copies(store, "ints3", dim=4, rows=int_rows(3, 4))
     m = mount(p)
     before = os.path.getsize(m / "vectors" / "2")
     m.sh('echo "0.123456789 1e-20 3.000001 4" > "$M/vectors/2"')
@@ -132,12 +132,12 @@ def daemon_requests(log, ino):
     return ops
 
 
-def test_vector_files_are_cached_by_the_kernel(mount, store, run_ctl):
+def test_vector_files_are_cached_by_the_kernel(mount, store, store_copies):
     """A vector file is read once: a second `cat` (and stat) of an unchanged
     vector is answered by the kernel's caches (no LOOKUP, READ or GETATTR
     reaches the daemon; it sees only the open and the release), and the
     kernel knows the size, so no read is spent to find the end."""
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    p = store_copies(store, "ints3", dim=4, rows=int_rows(3, 4))
     m = mount.foreground(p, "debug")
     ino = os.stat(m / "vectors" / "2").st_ino
     want = m.cat("vectors/2")
@@ -194,10 +194,10 @@ def test_cached_vector_files_follow_changes(mount, store, run_ctl, tmp_path):
 
 @pytest.mark.parametrize("name", ["security.selinux", "security.capability",
                                   "system.posix_acl_access", "system.posix_acl_default"])
-def test_security_and_acl_probes_are_unsupported(mount, store, run_ctl, name):
+def test_security_and_acl_probes_are_unsupported(mount, store, store_copies, name):
     """EOPNOTSUPP (not ENODATA), so ls/cp stop asking after the first file;
     the user.rvf.* attributes are unaffected."""
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(2, 4))
+    p = store_copies(store, "ints2", dim=4, rows=int_rows(2, 4))
     m = mount(p)
     for rel in ("vectors/1", "segments", "status", ""):
         with pytest.raises(OSError) as ei:
@@ -209,18 +209,21 @@ def test_security_and_acl_probes_are_unsupported(mount, store, run_ctl, name):
     assert ei.value.errno == errno.ENODATA
 
 
-def meta_store(run_ctl, store, tmp_path):
-    rows = [(i, [float(i), 0.5, -1.25, 1e-7]) for i in range(1, 21)]
-    # "n": "7" is a string: the tree (which keeps no types) would show 7
-    meta = [{"color": "red" if i % 2 else "blue", "n": str(i), "w": i / 4} for i, _ in rows]
-    p = store(dim=4)
-    run_ctl("ingest", p, write_jsonl(tmp_path / "m.jsonl", rows, meta))
-    return p
+META_ROWS = [(i, [float(i), 0.5, -1.25, 1e-7]) for i in range(1, 21)]
+# "n": "7" is a string: the tree (which keeps no types) would show 7
+META = [{"color": "red" if i % 2 else "blue", "n": str(i), "w": i / 4} for i, _ in META_ROWS]
+
+
+def meta_store(store_copies, store):
+    """rvfctl create, then ingest of META_ROWS with META as .jsonl: made
+    once per module, copied."""
+    return store_copies(store, "meta", dim=4, rows=META_ROWS, metadata=META)
 
 
 @pytest.mark.parametrize("opts", [(), ("ro",)])
-def test_export_through_the_mount_is_the_file_export(mount, store, run_ctl, tmp_path, opts):
-    p = meta_store(run_ctl, store, tmp_path)
+def test_export_through_the_mount_is_the_file_export(mount, store, store_copies, run_ctl,
+                                                     tmp_path, opts):
+    p = meta_store(store_copies, store)
     m = mount(p, *opts)
     if not opts:
         # a change made through the tree is in the export at once
@@ -264,11 +267,15 @@ def tree_files(root):
 
 
 @pytest.fixture
-def copy_store(run_ctl, store, tmp_path):
-    p = meta_store(run_ctl, store, tmp_path)
-    (tmp_path / "k.img").write_bytes(b"K" * 5000)
-    run_ctl("embed-kernel", p, tmp_path / "k.img")
-    return p
+def copy_store(run_ctl, store, store_copies):
+    """meta_store's store with a kernel embedded (rvfctl embed-kernel):
+    made once per module, copied."""
+    def embed(p):
+        img = p.parent / "k.img"
+        img.write_bytes(b"K" * 5000)
+        run_ctl("embed-kernel", p, img)
+    return store_copies(store, "meta+kernel", dim=4, rows=META_ROWS, metadata=META,
+                        finish=embed)
 
 
 @pytest.mark.parametrize("opts", [(), ("ro",)], ids=["rw", "ro"])
