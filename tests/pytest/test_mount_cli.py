@@ -7,17 +7,18 @@ import threading
 
 import pytest
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import (LOCK_SIZE, daemon_pids, int_rows, is_mounted, knn, make_store,
-                      parse_results, pid_gone, wait_for)
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
+from mountlib import (LOCK_SIZE, daemon_pids, int_rows, is_mounted, knn, parse_results,
+                      pid_gone, wait_for)
 
 DIM = 4
 
 
 @pytest.fixture
-def s20(store, run_ctl):
+def s20(store, store_copies):
+    # rvfctl makes it once per module; each test gets a copy of its own
     rows = int_rows(20, DIM, start=1, seed=4)
-    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+    return store_copies(store, "s20", dim=DIM, rows=rows), dict(rows)
 
 
 def one_line(stderr):
