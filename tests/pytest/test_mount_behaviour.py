@@ -10,17 +10,18 @@ import threading
 
 import pytest
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
-from mountlib import (SEG_HEADER, assert_sorted_group, fmt_vec, int_rows, knn, make_store,
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
+from mountlib import (SEG_HEADER, assert_sorted_group, fmt_vec, int_rows, knn,
                       parse_results, write_csv)
 
 DIM = 4
 
 
 @pytest.fixture
-def base(store, run_ctl):
+def base(store, store_copies):
+    # rvfctl makes it once per module; each test gets a copy of its own
     rows = int_rows(30, DIM, start=1, seed=3)
-    return make_store(run_ctl, store, dim=DIM, rows=rows), dict(rows)
+    return store_copies(store, "base", dim=DIM, rows=rows), dict(rows)
 
 
 # ------------------------------------------------------------------ durability
