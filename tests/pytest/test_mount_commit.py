@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from mountlib import mount, rvffs  # noqa: F401  (fixtures)
+from mountlib import mount, rvffs, store_copies  # noqa: F401  (fixtures)
 from mountlib import FUSERMOUNT, int_rows, is_mounted, make_store, write_csv
 from reliability_lib import is_asan
 
@@ -15,7 +15,7 @@ def ctl_json(run_ctl, *args):
     return json.loads(run_ctl("--json", *args).stdout)
 
 
-def test_unmount_then_ingest_at_once(mount, store, run_ctl, tmp_path):
+def test_unmount_then_ingest_at_once(mount, store, run_ctl, tmp_path, store_copies):
     """`fusermount3 -u MNT; rvfctl ingest STORE f` must not fail with
     LockHeld while the daemon exits: rvfctl waits for the lock (--wait,
     5 s by default) and the daemon lets it go last.
@@ -23,7 +23,7 @@ def test_unmount_then_ingest_at_once(mount, store, run_ctl, tmp_path):
     quarter of the iterations with the plain build (with rvfctl's wait
     broken, --wait 0 as default: 4, 6 and 4 failed of 20); under ASan never
     (0 of 3 x 20: rvfctl starts after the daemon is gone), so 5 there."""
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(2, 4))
+    p = store_copies(store, "r2", dim=4, rows=int_rows(2, 4))
     n = 5 if is_asan(mount.exe) else 20
     for i in range(n):
         m = mount(p)
@@ -39,8 +39,8 @@ def test_unmount_then_ingest_at_once(mount, store, run_ctl, tmp_path):
     assert st["vectors"] == 2 + n
 
 
-def test_wait_zero_fails_fast_on_a_live_writer(mount, store, run_ctl):
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(2, 4))
+def test_wait_zero_fails_fast_on_a_live_writer(mount, store, run_ctl, store_copies):
+    p = store_copies(store, "r2", dim=4, rows=int_rows(2, 4))
     mount(p)
     r = run_ctl("--json", "--wait", "0", "delete", p, "--ids", "1", check=False)
     assert r.returncode == 4
@@ -62,8 +62,8 @@ def on_disk(run_ctl, p):
     return ctl_json(run_ctl, "status", p)
 
 
-def test_changes_visible_at_once_durable_at_fsync(mount, store, run_ctl):
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+def test_changes_visible_at_once_durable_at_fsync(mount, store, run_ctl, store_copies):
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     m = mount(p, "commit=3600")  # no interval commit during the test, however slow
     m.sh('for i in $(seq 10 59); do echo "1 2 3 $i" > "$M/vectors/$i"; done; '
          'rm "$M/vectors/1" "$M/vectors/2"')
@@ -82,8 +82,8 @@ def test_changes_visible_at_once_durable_at_fsync(mount, store, run_ctl):
     assert on_disk(run_ctl, p)["vectors"] == 52
 
 
-def test_sync_option_commits_each_change(mount, store, run_ctl):
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+def test_sync_option_commits_each_change(mount, store, run_ctl, store_copies):
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     m = mount(p, "sync")
     m.sh('echo "1 2 3 4" > "$M/vectors/10"')
     assert m.status()["durable"] == "yes"
@@ -92,9 +92,9 @@ def test_sync_option_commits_each_change(mount, store, run_ctl):
     assert on_disk(run_ctl, p)["vectors"] == 3
 
 
-def test_commit_interval(mount, store, run_ctl):
+def test_commit_interval(mount, store, run_ctl, store_copies):
     from mountlib import wait_for
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     m = mount(p, "commit=1")
     m.sh('echo "1 2 3 4" > "$M/vectors/10"')
     # durable within about a second without anyone asking (generous bound:
@@ -142,11 +142,11 @@ def test_automatic_compaction_at_unmount(mount, store, run_ctl, tmp_path):
     assert d["deleted"] > 0 and d["deadBytes"] > 0
 
 
-def test_pending_segment_grows_and_reads_true(mount, store, run_ctl):
+def test_pending_segment_grows_and_reads_true(mount, store, run_ctl, store_copies):
     """Between syncs the newest VEC segment grows in place (one directory
     entry for a loop of writes); its file in segments/ shows the bytes the
     store file holds after each change (the kernel's cache is dropped)."""
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     m = mount(p, "commit=3600")  # one pending segment for the whole loop
     sizes = []
     for i in range(10, 14):
@@ -164,14 +164,14 @@ def test_pending_segment_grows_and_reads_true(mount, store, run_ctl):
     assert int(m.status()["vectors"]) == 7
 
 
-def test_rsync_into_vectors_without_inplace(mount, store, run_ctl, tmp_path):
+def test_rsync_into_vectors_without_inplace(mount, store, run_ctl, tmp_path, store_copies):
     """rsync writes ".ID.XXXXXX" and renames it to ID: accepted as a vector
     write; restoring a directory costs one durable commit, not one per file."""
     import shutil
     if not shutil.which("rsync"):
         import pytest
         pytest.skip("rsync is not installed")
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     src = tmp_path / "backup"
     src.mkdir()
     want = {}
@@ -198,8 +198,8 @@ def test_rsync_into_vectors_without_inplace(mount, store, run_ctl, tmp_path):
     assert m.read_vector(120) == [9, 9, 9, 9] and m.read_vector(159) == want[159]
 
 
-def test_vector_temporary_refused_whole(mount, store, run_ctl):
-    p = make_store(run_ctl, store, dim=4, rows=int_rows(3, 4))
+def test_vector_temporary_refused_whole(mount, store, run_ctl, store_copies):
+    p = store_copies(store, "r3", dim=4, rows=int_rows(3, 4))
     m = mount(p)
     m.sh('printf "1 2 3\\n" > "$M/vectors/.7.tmp"')
     r = m.sh('mv "$M/vectors/.7.tmp" "$M/vectors/7"', check=False)
