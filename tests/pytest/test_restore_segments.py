@@ -9,6 +9,7 @@ vectors.
 """
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -65,6 +66,27 @@ def reference_sessions(tmp_path, run_ctl, ref, mount):
 MAKERS = [rvffs_create, rvfctl_sessions, rvfctl_compacted, reference_sessions]
 
 
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """made(MAKER, tmp_path, run_ctl, ref, mount) -> tmp_path/made.rvf: what
+    MAKER(...) returns, MAKER running once per module (per xdist worker);
+    later calls copy the file it made (the same bytes: the tests compare
+    bytes, the restore and not the making is their subject)."""
+    cache = tmp_path_factory.mktemp("made")
+
+    def get(make, tmp_path, run_ctl, ref, mount):
+        src = cache / f"{make.__name__}.rvf"
+        if src.exists():
+            p = tmp_path / "made.rvf"
+            shutil.copy(src, p)
+            return p
+        p = make(tmp_path, run_ctl, ref, mount)
+        shutil.copy(p, src)
+        return p
+
+    return get
+
+
 def copy_segments(m, how, dest):
     if how == "tar":
         m.sh(f'tar -C "$M" -cf "{dest}.tar" segments && mkdir -p "{dest}" && '
@@ -75,8 +97,8 @@ def copy_segments(m, how, dest):
 
 @pytest.mark.parametrize("make", MAKERS, ids=[f.__name__ for f in MAKERS])
 @pytest.mark.parametrize("how", ["tar", "rsync"])
-def test_restore_rebuilds_the_store(make, how, tmp_path, run_ctl, ref, mount):
-    p = make(tmp_path, run_ctl, ref, mount)
+def test_restore_rebuilds_the_store(make, how, tmp_path, run_ctl, ref, mount, made):
+    p = made(make, tmp_path, run_ctl, ref, mount)
     original = p.read_bytes()
     want = ref.dump(p)
     assert want["openError"] is None
@@ -124,9 +146,9 @@ def test_restore_of_a_branch_child_beside_its_parent(tmp_path, run_ctl, ref, mou
     assert ref.dump(out)["all_ids"] == [1, 2, 3, 4, 50]
 
 
-def test_segments_cover_the_file(tmp_path, run_ctl, mount):
+def test_segments_cover_the_file(tmp_path, run_ctl, mount, made):
     """The listing adds up to the file, and status counts it."""
-    p = rvfctl_sessions(tmp_path, run_ctl, None, mount)
+    p = made(rvfctl_sessions, tmp_path, run_ctl, None, mount)
     m = mount(p, "ro")
     names = m.ls("segments")
     assert sum((m / "segments" / n).stat().st_size for n in names) == p.stat().st_size
@@ -134,8 +156,8 @@ def test_segments_cover_the_file(tmp_path, run_ctl, mount):
     assert sum(1 for n in names if n.endswith("-manifest")) == 4  # one per session
 
 
-def test_restore_refuses_an_incomplete_copy(tmp_path, run_ctl, mount):
-    p = rvfctl_sessions(tmp_path, run_ctl, None, mount)
+def test_restore_refuses_an_incomplete_copy(tmp_path, run_ctl, mount, made):
+    p = made(rvfctl_sessions, tmp_path, run_ctl, None, mount)
     m = mount(p, "ro")
     dest = tmp_path / "bk"
     copy_segments(m, "rsync", dest)
@@ -159,10 +181,10 @@ def test_restore_refuses_an_incomplete_copy(tmp_path, run_ctl, mount):
     assert cp.returncode == 1 and out.read_bytes() == b"keep"
 
 
-def test_torn_tail_is_a_gap_piece(tmp_path, run_ctl, ref, mount):
+def test_torn_tail_is_a_gap_piece(tmp_path, run_ctl, ref, mount, made):
     """Bytes that are no segment (a torn write after the last commit) are a
     NNNN-gap piece with those bytes, so the copy is still the whole file."""
-    p = rvfctl_sessions(tmp_path, run_ctl, None, mount)
+    p = made(rvfctl_sessions, tmp_path, run_ctl, None, mount)
     with open(p, "ab") as f:
         f.write(b"SFVR" + bytes(range(60)) + b"torn")
     m = mount(p, "ro")
