@@ -9,7 +9,7 @@ For every file:
     sanitizers, leaks included) either opens it (exit 0) or refuses it
     (exit 3) with one clear `openError` line naming the problem; never a
     crash, a hang (30 s timeout) or a sanitizer report.  The files are
-    inspected 50 to a process (`rvfctl --json inspect F1 F2 ...`, one JSON
+    inspected 160 to a process (`rvfctl --json inspect F1 F2 ...`, one JSON
     line each: a process start under ASan costs 30 times the inspection);
     a batch showing any problem is run again one file a process, so that
     the problem names its file (inspect_batch);
@@ -175,7 +175,7 @@ def inspect_one(case, logdir):
     return case, cp.returncode, cp.stdout, cp.stderr, None
 
 
-BATCH = 50
+BATCH = 160
 
 
 def inspect_batch(first, cases, logdir):
