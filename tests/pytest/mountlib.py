@@ -822,7 +822,10 @@ class StoreCopies:
         self.made = {}
 
     def __call__(self, store, key, dim=4, rows=None, metric="l2", metadata=None, finish=None):
-        src = self.made.get(key)
+        # a KEY names one store: a call that would make another fails
+        recipe = (dim, metric, None if callable(rows) else rows, metadata, finish is None)
+        src, made_from = self.made.get(key, (None, recipe))
+        assert made_from == recipe, f"store_copies: {key!r} was made from other arguments"
         if src is None:
             def make(dim=None, metric="l2"):  # make_store's store(): in our directory
                 p = self.dir / f"{len(self.made)}.rvf"
@@ -832,7 +835,7 @@ class StoreCopies:
                              metric=metric, metadata=metadata)
             if finish is not None:
                 finish(src)
-            self.made[key] = src
+            self.made[key] = (src, recipe)
         p = store()
         shutil.copy(src, p)
         return p
