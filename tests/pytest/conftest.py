@@ -45,7 +45,7 @@ from mountlib import SANITIZER_MARKERS  # noqa: E402
 
 from mountlib import build_dir_path  # noqa: E402,F401  (one reading of RVF_BUILD_DIR)
 # The one daemon harness (mountlib.Mounter), for every test module.
-from mountlib import mount, rvffs  # noqa: E402,F401  (fixtures)
+from mountlib import made_once, mount, rvffs, store_copies  # noqa: E402,F401  (fixtures)
 
 
 def shared_missing_reason():

@@ -804,46 +804,67 @@ def make_store(run_ctl, store, dim=4, rows=None, metric="l2", tmp=None, metadata
     return p
 
 
-class StoreCopies:
-    """store_copies(store, KEY, dim=..., rows=..., metric=..., metadata=...)
-    -> Path: a copy, at a fresh path of the `store` fixture, of the store
-    make_store(run_ctl, store, ...) makes; rvfctl makes it once per KEY per
-    test module (each rvfctl start costs ASan's start and exit scan, and
-    the Python work of writing the rows), every later call copies the file.
-    For the tests whose subject is the mount, not `rvfctl create/ingest`
-    (test_rvfctl's).  rows may be a callable: called once, at the first
-    call; finish(path), when given, then runs once on the store made (e.g.
-    rvfctl embed-kernel).  Every copy is a store of its own (a test may
+class MadeOnce:
+    """made_once(KEY, make, dest) -> dest: a copy of the file make(path)
+    writes at path.  make runs once per KEY per test module (per xdist
+    worker); every call, the first too, copies that file (mode kept: root's
+    0644, as rvfctl create makes it).  For the stores a test starts from,
+    not for those whose making it tests: each rvfctl start costs ASan's
+    start and exit scan.  Every copy is a file of its own (a test may
     change it)."""
 
-    def __init__(self, run_ctl, directory):
-        self.run_ctl = run_ctl
+    def __init__(self, directory):
         self.dir = Path(directory)
         self.made = {}
+
+    def __call__(self, key, make, dest):
+        src = self.made.get(key)
+        if src is None:
+            src = self.dir / f"{len(self.made)}.rvf"
+            make(src)
+            self.made[key] = src
+        shutil.copy(src, dest)
+        return Path(dest)
+
+
+@pytest.fixture(scope="module")
+def made_once(tmp_path_factory):
+    return MadeOnce(tmp_path_factory.mktemp("made-once"))
+
+
+class StoreCopies:
+    """store_copies(store, KEY, dim=..., rows=..., metric=..., metadata=...)
+    -> Path: at a fresh path of the `store` fixture, a copy (made_once) of
+    the store make_store(run_ctl, store, ...) makes.  For the tests whose
+    subject is the mount, not `rvfctl create/ingest` (test_rvfctl's).  rows
+    may be a callable: called once, at the first call; finish(path), when
+    given, then runs once on the store made (e.g. rvfctl embed-kernel)."""
+
+    def __init__(self, run_ctl, made_once):
+        self.run_ctl = run_ctl
+        self.made_once = made_once
+        self.recipes = {}
 
     def __call__(self, store, key, dim=4, rows=None, metric="l2", metadata=None, finish=None):
         # a KEY names one store: a call that would make another fails
         recipe = (dim, metric, None if callable(rows) else rows, metadata, finish is None)
-        src, made_from = self.made.get(key, (None, recipe))
+        made_from = self.recipes.setdefault(key, recipe)
         assert made_from == recipe, f"store_copies: {key!r} was made from other arguments"
-        if src is None:
-            def make(dim=None, metric="l2"):  # make_store's store(): in our directory
-                p = self.dir / f"{len(self.made)}.rvf"
-                self.run_ctl("create", p, "--dim", dim, "--metric", metric)
-                return p
-            src = make_store(self.run_ctl, make, dim=dim, rows=rows() if callable(rows) else rows,
-                             metric=metric, metadata=metadata)
+
+        def make(path):
+            def create(dim=None, metric="l2"):  # make_store's store(): at path
+                self.run_ctl("create", path, "--dim", dim, "--metric", metric)
+                return path
+            make_store(self.run_ctl, create, dim=dim, rows=rows() if callable(rows) else rows,
+                       metric=metric, metadata=metadata)
             if finish is not None:
-                finish(src)
-            self.made[key] = (src, recipe)
-        p = store()
-        shutil.copy(src, p)
-        return p
+                finish(path)
+        return self.made_once(("store_copies", key), make, store())
 
 
 @pytest.fixture(scope="module")
-def store_copies(run_ctl, tmp_path_factory):
-    return StoreCopies(run_ctl, tmp_path_factory.mktemp("store-copies"))
+def store_copies(run_ctl, made_once):
+    return StoreCopies(run_ctl, made_once)
 
 
 def int_rows(n, dim, start=1, seed=1):

@@ -7,7 +7,6 @@ export with an ids file; and the files still open in the reference."""
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 
@@ -40,38 +39,29 @@ def typed_jsonl(path):
     return path
 
 
-@pytest.fixture(scope="module")
-def made_stores(tmp_path_factory, run_ctl):
-    """Two stores made once per module: e.rvf, empty (dim 4), and t.rvf, the
-    rows of typed_jsonl ingested by `rvfctl ingest` (what every test that
-    starts from them made with its own create and ingest)."""
-    d = tmp_path_factory.mktemp("meta-stores")
-    run_ctl("create", d / "e.rvf", "--dim", DIM)
-    shutil.copyfile(d / "e.rvf", d / "t.rvf")
-    run_ctl("ingest", d / "t.rvf", typed_jsonl(d / "t.jsonl"))
-    return d
+@pytest.fixture
+def typed_store_at(made_once, run_ctl):
+    """typed_store_at(PATH) -> PATH holding a store (dim DIM) with the rows
+    of typed_jsonl ingested by `rvfctl ingest`: made once per module, then
+    copied (made_once)."""
+    def make(path):
+        run_ctl("create", path, "--dim", DIM)
+        run_ctl("ingest", path, typed_jsonl(path.with_suffix(".jsonl")))
+    return lambda dest: made_once("typed", make, dest)
 
 
 @pytest.fixture
-def empty_store(made_stores, store):
+def typed_store(typed_store_at, store):
+    """typed_store() -> a fresh path in tmp_path holding a copy of the
+    typed store (typed_store_at)."""
+    return lambda: typed_store_at(store())
+
+
+@pytest.fixture
+def empty_store(made_once, run_ctl, store):
     """empty_store() -> a fresh path in tmp_path holding an empty store of
     dimension DIM (a copy: no rvfctl create each)."""
-    def make():
-        p = store()
-        shutil.copyfile(made_stores / "e.rvf", p)
-        return p
-    return make
-
-
-@pytest.fixture
-def typed_store(made_stores, store):
-    """typed_store() -> a fresh path in tmp_path holding a copy of the store
-    that `rvfctl ingest` of typed_jsonl's rows made."""
-    def make():
-        p = store()
-        shutil.copyfile(made_stores / "t.rvf", p)
-        return p
-    return make
+    return lambda: made_once("empty", lambda p: run_ctl("create", p, "--dim", DIM), store())
 
 
 def exported(run_ctl, target, *extra, cwd=None):
@@ -204,12 +194,12 @@ def test_setfattr_follows_the_field_type(mount, typed_store, run_ctl, tmp_path):
 
 
 def test_export_through_the_tree_keeps_types(mount, run_ctl, rvfctl, world_dir,  # noqa: F811
-                                             made_stores):
+                                             typed_store_at):
     """The tree's door (a caller who may not read the store file) gives the
     file's types: {"num":"17"} stays a string (it came out as 17)."""
     need_root()
     target = world_dir / "s.rvf"
-    shutil.copyfile(made_stores / "t.rvf", target)   # typed_jsonl's rows, ingested
+    typed_store_at(target)
     os.chmod(target, 0o600)
     mnt = world_dir / "mnt"
     mnt.mkdir()

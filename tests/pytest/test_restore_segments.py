@@ -66,24 +66,16 @@ def reference_sessions(tmp_path, run_ctl, ref, mount):
 MAKERS = [rvffs_create, rvfctl_sessions, rvfctl_compacted, reference_sessions]
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
+@pytest.fixture
+def made(made_once):
     """made(MAKER, tmp_path, run_ctl, ref, mount) -> tmp_path/made.rvf: what
-    MAKER(...) returns, MAKER running once per module (per xdist worker);
-    later calls copy the file it made (the same bytes: the tests compare
+    MAKER(...) makes, MAKER running once per module (made_once), later
+    calls getting a copy of its file (the same bytes: the tests compare
     bytes, the restore and not the making is their subject)."""
-    cache = tmp_path_factory.mktemp("made")
-
     def get(make, tmp_path, run_ctl, ref, mount):
-        src = cache / f"{make.__name__}.rvf"
-        if src.exists():
-            p = tmp_path / "made.rvf"
-            shutil.copy(src, p)
-            return p
-        p = make(tmp_path, run_ctl, ref, mount)
-        shutil.copy(p, src)
-        return p
-
+        return made_once(("restore", make.__name__),
+                         lambda src: shutil.copy(make(tmp_path, run_ctl, ref, mount), src),
+                         tmp_path / "made.rvf")
     return get
 
 

@@ -15,7 +15,6 @@
 
 import errno
 import os
-import shutil
 import stat
 import subprocess
 import tempfile
@@ -32,28 +31,24 @@ ROWS = [(i, [float(i), 1.0, 2.0, 3.0]) for i in range(1, 21)]
 NOBODY = 65534
 
 
-_ROWS_STORE = {}
+_MADE = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def rows_store_dir(tmp_path_factory):
-    """Where make_store keeps the store of ROWS it makes once per module."""
-    _ROWS_STORE["dir"] = tmp_path_factory.mktemp("rows-store")
+def made_once_for_make_store(made_once):
+    """make_store is called as a function, not a fixture: its made_once."""
+    _MADE["once"] = made_once
     yield
-    _ROWS_STORE.clear()
+    _MADE.clear()
 
 
 def make_store(run_ctl, path, rows=ROWS):
     """A store of rows (create, ingest, delete 1..3) at path.  The store of
-    ROWS is made once per module and copied (a new root-owned file, mode
-    0644 as rvfctl create makes it): the tests start from it, they do not
-    test its making."""
+    ROWS is made once per module and copied (made_once: a new root-owned
+    file, mode 0644 as rvfctl create makes it): the tests start from it,
+    they do not test its making."""
     if rows is ROWS:
-        made = _ROWS_STORE["dir"] / "s.rvf"
-        if not made.exists():
-            build_store(run_ctl, made, rows)
-        shutil.copyfile(made, path)
-        return path
+        return _MADE["once"]("rows", lambda p: build_store(run_ctl, p, rows), path)
     return build_store(run_ctl, path, rows)
 
 

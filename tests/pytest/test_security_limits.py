@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import select
-import shutil
 import subprocess
 import zlib
 from pathlib import Path
@@ -42,40 +41,31 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture(scope="module")
-def made_stores(tmp_path_factory):
-    """{(rows, kernel's sha256): store file}: each store shared() mounts is
-    made by rvfctl once per module (per xdist worker), then copied."""
-    return tmp_path_factory.mktemp("made-stores"), {}
-
-
 @pytest.fixture
-def shared(world_dir, run_ctl, mount, made_stores):  # noqa: F811
+def shared(world_dir, run_ctl, mount, made_once):  # noqa: F811
     """shared(rows=10, opts=(), limits=None, kernel=None) -> Mount of a
     store in a directory uid 65534 can traverse; limits: rvffs.conf
-    [limits] lines."""
+    [limits] lines.  Each store is made by rvfctl once per module, then
+    copied (made_once)."""
     need_root()
 
+    def make_store_file(path, rows, kernel):
+        run_ctl("create", path, "--dim", DIM)
+        if rows:
+            src = path.with_suffix(".csv")
+            src.write_text("".join(f"{i},{i % 97},{i % 89},{i % 83},{i % 79}\n"
+                                   for i in range(1, rows + 1)))
+            run_ctl("ingest", path, src)
+        if kernel is not None:
+            img = path.with_suffix(".img")
+            img.write_bytes(kernel)
+            run_ctl("embed-kernel", path, img, "--compress")
+            img.unlink()
+
     def make(rows=10, opts=("allow_other",), limits=None, kernel=None):
-        store = world_dir / "s.rvf"
-        cache, made = made_stores
         key = (rows, None if kernel is None else hashlib.sha256(kernel).hexdigest())
-        if key in made:
-            shutil.copy(made[key], store)  # root's 0644, as rvfctl create makes it
-        else:
-            run_ctl("create", store, "--dim", DIM)
-            if rows:
-                src = world_dir / "rows.csv"
-                src.write_text("".join(f"{i},{i % 97},{i % 89},{i % 83},{i % 79}\n"
-                                       for i in range(1, rows + 1)))
-                run_ctl("ingest", store, src)
-            if kernel is not None:
-                img = world_dir / "k.img"
-                img.write_bytes(kernel)
-                run_ctl("embed-kernel", store, img, "--compress")
-                img.unlink()
-            made[key] = cache / f"{len(made)}.rvf"
-            shutil.copy(store, made[key])
+        store = made_once(("shared", key), lambda p: make_store_file(p, rows, kernel),
+                          world_dir / "s.rvf")
         o = list(opts)
         if limits:
             conf = world_dir / "rvffs.conf"
