@@ -208,7 +208,8 @@ class RefError(AssertionError):
 class RefServer:
     """One `node ref.js serve` for the session's read-only reference
     commands (dump, selfcheck, query) and the scripts run with
-    Ref.run(serve=True): a node start costs more CPU than most of them.  Each answer is the one `node ref.js ARGS` prints (see
+    Ref.run(serve=True): a node start costs more CPU than most of them.
+    Each answer is the one `node ref.js ARGS` prints (see
     ref.js serve).  A server that dies or hangs fails that call, like the
     process of its own did, and the next call starts a new one."""
 

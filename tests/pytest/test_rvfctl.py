@@ -102,16 +102,6 @@ def cj(ctl):
 
 
 @pytest.fixture(scope="module")
-def small_file(tmp_path_factory, rvfctl):
-    """s.rvf (dim 4, ROWS ingested), made once per module."""
-    d = tmp_path_factory.mktemp("small")
-    p = d / "s.rvf"
-    run_rvfctl(rvfctl, "create", p, "--dim", 4)
-    run_rvfctl(rvfctl, "ingest", p, write_csv(d / "rows.csv", ROWS))
-    return p
-
-
-@pytest.fixture(scope="module")
 def made_keys(tmp_path_factory, rvfctl):
     """Two key pairs (rvfctl keygen), made once per module: k and other."""
     d = tmp_path_factory.mktemp("keys")
@@ -132,11 +122,13 @@ def keypair(made_keys):
 
 
 @pytest.fixture
-def small(tmp_path, small_file):
-    """tmp_path/s.rvf: a copy of small_file (rvfctl create, ingest ROWS)."""
-    p = tmp_path / "s.rvf"
-    shutil.copyfile(small_file, p)
-    return p
+def small(tmp_path, rvfctl, made_once):
+    """tmp_path/s.rvf (dim 4, ROWS ingested): rvfctl create and ingest once
+    per module, then a copy (made_once)."""
+    def make(p):
+        run_rvfctl(rvfctl, "create", p, "--dim", 4)
+        run_rvfctl(rvfctl, "ingest", p, write_csv(p.with_suffix(".csv"), ROWS))
+    return made_once("small", make, tmp_path / "s.rvf")
 
 
 # ------------------------------------------------------------------ --json and exit codes
