@@ -548,9 +548,9 @@ def test_refused_after_a_segment_filled_cuts_the_store_back(mount, tmp_path, end
     m = mount(p, "create", f"dim={DIM}")
     size0 = os.path.getsize(p)
     bad = struct.pack("<i3f", 3, 1, 2, 3)
+    rows = _fvecs_rows(0, ROWS_PER_SEGMENT + 5)
+    fill = len(rows) - 10 * (4 + 4 * DIM)  # all but the last 10 records
     for attempt in range(3):
-        rows = _fvecs_rows(0, ROWS_PER_SEGMENT + 5)
-        fill = len(rows) - 10 * len(rows) // (ROWS_PER_SEGMENT + 5)
         f = open(m / f"ingest/b{attempt}.fvecs", "wb", buffering=0)
         for at in range(0, fill, 1 << 20):
             f.write(rows[at:min(at + (1 << 20), fill)])
